@@ -1,0 +1,57 @@
+/**
+ * Reading the configuration: a TOML file, or the embedded default when none is given.
+ * Read once, in main; every module receives plain option objects derived from the result.
+ */
+import { readFileSync } from "node:fs";
+import { parse } from "smol-toml";
+import { type Config, validate } from "./schema";
+
+/** The configuration berth runs on when started without --config. */
+export const EMBEDDED_DEFAULT = `# berth's embedded default configuration
+[http]
+address = "127.0.0.1"
+port = 5000
+
+[storage]
+root = "./data"
+
+[log]
+level = "info"
+format = "json"
+`;
+
+/** Thrown when a configuration cannot be used; `problems` names each bad key. */
+export class ConfigError extends Error {
+  constructor(
+    readonly source: string,
+    readonly problems: string[],
+  ) {
+    super(`${source}: ${problems.length} problem${problems.length === 1 ? "" : "s"}:\n  ${problems.join("\n  ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** Parses and validates TOML text; `source` names it in errors. */
+export function parseConfig(text: string, source: string): Config {
+  let doc: Record<string, unknown>;
+  try {
+    doc = parse(text) as Record<string, unknown>;
+  } catch (err) {
+    throw new ConfigError(source, [`not valid TOML: ${(err as Error).message.split("\n")[0]}`]);
+  }
+  const { config, problems } = validate(doc);
+  if (problems.length > 0) throw new ConfigError(source, problems);
+  return config;
+}
+
+/** Loads the configuration from `path`, or the embedded default when `path` is undefined. */
+export function loadConfig(path?: string): Config {
+  if (path === undefined) return parseConfig(EMBEDDED_DEFAULT, "embedded default");
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new ConfigError(path, [`cannot read the file (${(err as NodeJS.ErrnoException).code ?? "error"})`]);
+  }
+  return parseConfig(text, path);
+}

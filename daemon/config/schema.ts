@@ -1,0 +1,149 @@
+/**
+ * The configuration schema: every key, its type, its default and its limits, in one table.
+ * `validate` walks a parsed TOML document against it and reports every problem with the
+ * dotted key it concerns; nothing outside the table is accepted, so a typo is an error
+ * rather than a silently ignored setting.
+ */
+
+/** A size in bytes: an integer, or a string such as "4 MiB" / "512KiB" / "1GB". */
+export type Bytes = number;
+
+interface FieldBase {
+  doc: string;
+}
+interface StringField extends FieldBase {
+  kind: "string";
+  default: string;
+  nonEmpty?: boolean;
+}
+interface IntField extends FieldBase {
+  kind: "integer";
+  default: number;
+  min: number;
+  max: number;
+}
+interface BytesField extends FieldBase {
+  kind: "bytes";
+  default: number;
+  min: number;
+  max: number;
+}
+interface BoolField extends FieldBase {
+  kind: "boolean";
+  default: boolean;
+}
+interface EnumField extends FieldBase {
+  kind: "enum";
+  default: string;
+  values: readonly string[];
+}
+/** One key of the schema. */
+export type Field = StringField | IntField | BytesField | BoolField | EnumField;
+
+const MiB = 1024 * 1024;
+
+/** The schema: section -> key -> field. */
+export const SCHEMA = {
+  http: {
+    address: { kind: "string", default: "127.0.0.1", nonEmpty: true, doc: "Address to listen on." },
+    port: { kind: "integer", default: 5000, min: 0, max: 65535, doc: "Port to listen on; 0 picks a free port (logged at start-up)." },
+    idle_timeout: { kind: "integer", default: 120, min: 1, max: 255, doc: "Seconds an idle connection is kept open." },
+  },
+  storage: {
+    root: { kind: "string", default: "./data", nonEmpty: true, doc: "Directory holding one OCI image layout per repository." },
+    dedupe: { kind: "boolean", default: true, doc: "Share identical blobs across repositories through hard links." },
+    max_manifest_bytes: { kind: "bytes", default: 4 * MiB, min: 1024, max: 64 * MiB, doc: "Largest manifest accepted." },
+    max_blob_bytes: { kind: "bytes", default: 0, min: 0, max: Number.MAX_SAFE_INTEGER, doc: "Largest blob accepted; 0 means no limit but the disk." },
+    manifest_cache_bytes: { kind: "bytes", default: 8 * MiB, min: 0, max: 1024 * MiB, doc: "Memory for recently served manifests." },
+  },
+  log: {
+    level: { kind: "enum", default: "info", values: ["debug", "info", "warn", "error"], doc: "Lowest level logged." },
+    format: { kind: "enum", default: "json", values: ["json", "text"], doc: "JSON lines, or plain text for a terminal." },
+  },
+} as const satisfies Record<string, Record<string, Field>>;
+
+type Schema = typeof SCHEMA;
+type ValueOf<F> = F extends { kind: "string" } ? string
+  : F extends { kind: "integer" | "bytes" } ? number
+  : F extends { kind: "boolean" } ? boolean
+  : F extends { kind: "enum"; values: readonly (infer V)[] } ? V
+  : never;
+
+/** A validated configuration with every default filled in. */
+export type Config = { [S in keyof Schema]: { [K in keyof Schema[S]]: ValueOf<Schema[S][K]> } };
+
+const UNITS: Record<string, number> = {
+  "": 1, b: 1, k: 1000, kb: 1000, m: 1e6, mb: 1e6, g: 1e9, gb: 1e9, t: 1e12, tb: 1e12,
+  kib: 1024, mib: MiB, gib: 1024 * MiB, tib: 1024 * 1024 * MiB,
+};
+
+/** Parses a byte size; returns undefined when the text is not one. */
+export function parseBytes(value: unknown): number | undefined {
+  if (typeof value === "number") return Number.isSafeInteger(value) ? value : undefined;
+  if (typeof value === "bigint") return Number.isSafeInteger(Number(value)) ? Number(value) : undefined;
+  if (typeof value !== "string") return undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(value);
+  if (!m) return undefined;
+  const unit = UNITS[m[2]!.toLowerCase()];
+  if (unit === undefined) return undefined;
+  const n = Math.round(Number(m[1]) * unit);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+function checkField(field: Field, value: unknown, key: string, problems: string[]): unknown {
+  switch (field.kind) {
+    case "string":
+      if (typeof value !== "string") return void problems.push(`${key}: expected a string`);
+      if (field.nonEmpty && value.length === 0) return void problems.push(`${key}: must not be empty`);
+      return value;
+    case "boolean":
+      if (typeof value !== "boolean") return void problems.push(`${key}: expected true or false`);
+      return value;
+    case "enum":
+      if (typeof value !== "string" || !field.values.includes(value)) {
+        return void problems.push(`${key}: expected one of ${field.values.map((v) => `"${v}"`).join(", ")}`);
+      }
+      return value;
+    case "integer": {
+      const n = typeof value === "bigint" ? Number(value) : value;
+      if (typeof n !== "number" || !Number.isInteger(n)) return void problems.push(`${key}: expected an integer`);
+      if (n < field.min || n > field.max) return void problems.push(`${key}: ${n} is outside ${field.min}..${field.max}`);
+      return n;
+    }
+    case "bytes": {
+      const n = parseBytes(value);
+      if (n === undefined) return void problems.push(`${key}: expected a size in bytes, e.g. 4194304 or "4 MiB"`);
+      if (n < field.min || n > field.max) return void problems.push(`${key}: ${n} bytes is outside ${field.min}..${field.max}`);
+      return n;
+    }
+  }
+}
+
+/**
+ * Validates a parsed document against {@link SCHEMA}. Returns the configuration with
+ * defaults filled in, and every problem found (empty when the document is valid).
+ */
+export function validate(doc: Record<string, unknown>): { config: Config; problems: string[] } {
+  const problems: string[] = [];
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const [section, fields] of Object.entries(SCHEMA) as [string, Record<string, Field>][]) {
+    const given = doc[section];
+    const sectionOut: Record<string, unknown> = {};
+    out[section] = sectionOut;
+    if (given !== undefined && (typeof given !== "object" || given === null || Array.isArray(given))) {
+      problems.push(`${section}: expected a table [${section}]`);
+    }
+    const table = (typeof given === "object" && given !== null && !Array.isArray(given) ? given : {}) as Record<string, unknown>;
+    for (const [key, field] of Object.entries(fields)) {
+      const value = table[key];
+      sectionOut[key] = value === undefined ? field.default : (checkField(field, value, `${section}.${key}`, problems) ?? field.default);
+    }
+    for (const key of Object.keys(table)) {
+      if (!(key in fields)) problems.push(`${section}.${key}: unknown key`);
+    }
+  }
+  for (const key of Object.keys(doc)) {
+    if (!(key in SCHEMA)) problems.push(`${key}: unknown section or key`);
+  }
+  return { config: out as Config, problems };
+}

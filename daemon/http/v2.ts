@@ -1,0 +1,337 @@
+/**
+ * The `/v2/*` surface of the distribution spec as a plain `(Request) => Promise<Response>`.
+ * Repository names contain slashes, so routes are matched on the tail of the raw path;
+ * the raw (undecoded) path is used, so `%2f` and friends can never smuggle a slash or a
+ * dot-segment into a name: they simply fail the name grammar.
+ *
+ * Every response carries `Docker-Distribution-API-Version: registry/2.0`.
+ */
+import type { Logger } from "../log";
+import { RegistryError, errorBody } from "../oci/errors";
+import { OCI_INDEX, bareMediaType } from "../oci/mediatypes";
+import type { Registry } from "../registry/registry";
+import type { UploadSession } from "../storage/uploads";
+import { fileBody } from "../platform/serve";
+
+/** Options for {@link createV2Handler}. */
+export interface V2Options {
+  maxManifestBytes: number;
+  log: Logger;
+}
+
+const API_VERSION = "registry/2.0";
+const JSON_TYPE = "application/json";
+
+type Route =
+  | { op: "base" }
+  | { op: "catalog" }
+  | { op: "tags"; name: string }
+  | { op: "manifest"; name: string; reference: string }
+  | { op: "uploads"; name: string }
+  | { op: "upload"; name: string; id: string }
+  | { op: "blob"; name: string; digest: string }
+  | { op: "referrers"; name: string; digest: string };
+
+const TAIL_ROUTES: [RegExp, (m: RegExpExecArray) => Route][] = [
+  [/^(.+)\/tags\/list$/, (m) => ({ op: "tags", name: m[1]! })],
+  [/^(.+)\/manifests\/([^/]+)$/, (m) => ({ op: "manifest", name: m[1]!, reference: decodeColon(m[2]!) })],
+  [/^(.+)\/blobs\/uploads\/?$/, (m) => ({ op: "uploads", name: m[1]! })],
+  [/^(.+)\/blobs\/uploads\/([^/]+)$/, (m) => ({ op: "upload", name: m[1]!, id: m[2]! })],
+  [/^(.+)\/blobs\/([^/]+)$/, (m) => ({ op: "blob", name: m[1]!, digest: decodeColon(m[2]!) })],
+  [/^(.+)\/referrers\/([^/]+)$/, (m) => ({ op: "referrers", name: m[1]!, digest: decodeColon(m[2]!) })],
+];
+
+/** Clients may percent-encode the colon of a digest; nothing else is decoded. */
+function decodeColon(s: string): string {
+  return s.includes("%") ? s.replace(/%3a/gi, ":") : s;
+}
+
+/** Splits a request URL into its raw path and its query (without decoding the path). */
+export function splitUrl(url: string): { path: string; query: string } {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  const q = url.indexOf("?", start);
+  return q < 0 ? { path: url.slice(start), query: "" } : { path: url.slice(start, q), query: url.slice(q + 1) };
+}
+
+/** Matches a raw path under /v2 to a route; undefined when nothing matches. */
+export function route(path: string): Route | undefined {
+  if (path === "/v2/" || path === "/v2") return { op: "base" };
+  if (!path.startsWith("/v2/")) return undefined;
+  const tail = path.slice(4);
+  if (tail === "_catalog") return { op: "catalog" };
+  for (const [re, make] of TAIL_ROUTES) {
+    const m = re.exec(tail);
+    if (m) return make(m);
+  }
+  return undefined;
+}
+
+function headers(extra?: Record<string, string>): Headers {
+  const h = new Headers(extra);
+  h.set("Docker-Distribution-API-Version", API_VERSION);
+  return h;
+}
+
+function errorResponse(err: RegistryError, method: string): Response {
+  const h = headers(err.headers);
+  h.set("Content-Type", JSON_TYPE);
+  return new Response(method === "HEAD" ? null : errorBody(err.code, err.detail), { status: err.status, headers: h });
+}
+
+function json(body: unknown, extra?: Record<string, string>): Response {
+  const h = headers(extra);
+  h.set("Content-Type", JSON_TYPE);
+  return new Response(JSON.stringify(body), { status: 200, headers: h });
+}
+
+function empty(status: number, extra: Record<string, string>): Response {
+  const h = headers(extra);
+  h.set("Content-Length", "0");
+  return new Response(null, { status, headers: h });
+}
+
+function methodNotAllowed(method: string, allowed: string): never {
+  throw new RegistryError("UNSUPPORTED", `${method} is not supported here; use ${allowed}`, { status: 405, headers: { Allow: allowed } });
+}
+
+/** Parses `n` for list endpoints: a non-negative integer, else 400. */
+function parseN(value: string | null): number | undefined {
+  if (value === null) return undefined;
+  if (!/^\d{1,9}$/.test(value)) throw new RegistryError("UNSUPPORTED", `n must be a non-negative integer, not "${value.slice(0, 40)}"`, { status: 400 });
+  return Number(value);
+}
+
+/** Parses an upload's Content-Range ("<start>-<end>", also "bytes <start>-<end>/<total>"). */
+export function parseContentRange(value: string | null): { start: number; end: number } | undefined {
+  if (value === null) return undefined;
+  const m = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(value.trim());
+  if (!m) throw new RegistryError("BLOB_UPLOAD_INVALID", `Content-Range "${value.slice(0, 80)}" is not of the form <start>-<end>`, { status: 416 });
+  const start = Number(m[1]);
+  const end = Number(m[2]);
+  if (end < start) throw new RegistryError("BLOB_UPLOAD_INVALID", `Content-Range "${value}" ends before it starts`, { status: 416 });
+  return { start, end };
+}
+
+/**
+ * Parses a GET Range header against a blob of `size` bytes (RFC 9110 §14). Returns the
+ * inclusive byte span, "unsatisfiable", or undefined to serve the whole blob (no header, or
+ * one this registry does not honour, such as several ranges).
+ */
+export function parseRange(value: string | null, size: number): { start: number; end: number } | "unsatisfiable" | undefined {
+  if (value === null) return undefined;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(value.trim());
+  if (!m || (m[1] === "" && m[2] === "")) return undefined;
+  if (m[1] === "") {
+    const suffix = Number(m[2]);
+    if (suffix === 0 || size === 0) return "unsatisfiable";
+    return { start: Math.max(0, size - suffix), end: size - 1 };
+  }
+  const start = Number(m[1]);
+  if (start >= size) return "unsatisfiable";
+  const end = m[2] === "" ? size - 1 : Math.min(Number(m[2]), size - 1);
+  if (end < start) return undefined;
+  return { start, end };
+}
+
+function contentLength(req: Request): number | undefined {
+  const value = req.headers.get("content-length");
+  if (value === null) return undefined;
+  if (!/^\d+$/.test(value)) throw new RegistryError("SIZE_INVALID", `Content-Length "${value.slice(0, 40)}" is not a number`);
+  return Number(value);
+}
+
+/** Reads a request body into memory, refusing more than `max` bytes with 413. */
+async function readCapped(req: Request, max: number): Promise<Uint8Array> {
+  const declared = contentLength(req);
+  const tooLarge = () => new RegistryError("SIZE_INVALID", `the manifest is larger than the limit of ${max} bytes`, { status: 413 });
+  if (declared !== undefined && declared > max) throw tooLarge();
+  if (!req.body) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = req.body.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > max) {
+        await reader.cancel().catch(() => {});
+        throw tooLarge();
+      }
+      chunks.push(value);
+    }
+  } catch (err) {
+    if (err instanceof RegistryError) throw err;
+    throw new RegistryError("MANIFEST_INVALID", "the request body ended before it was complete");
+  }
+  if (chunks.length === 1) return chunks[0]!;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
+function uploadHeaders(name: string, session: UploadSession): Record<string, string> {
+  return {
+    Location: `/v2/${name}/blobs/uploads/${session.id}`,
+    Range: `0-${Math.max(session.size - 1, 0)}`,
+    "Docker-Upload-UUID": session.id,
+  };
+}
+
+/** Creates the `/v2` handler over a registry. */
+export function createV2Handler(registry: Registry, options: V2Options): (req: Request) => Promise<Response> {
+  const { log } = options;
+
+  async function dispatch(req: Request, r: Route, query: URLSearchParams): Promise<Response> {
+    const method = req.method;
+    switch (r.op) {
+      case "base":
+        if (method !== "GET" && method !== "HEAD") methodNotAllowed(method, "GET, HEAD");
+        return json({});
+
+      case "catalog": {
+        if (method !== "GET") methodNotAllowed(method, "GET");
+        const n = parseN(query.get("n"));
+        const page = await registry.catalog(n, query.get("last") ?? undefined);
+        const extra: Record<string, string> = {};
+        if (page.next !== undefined) extra.Link = `</v2/_catalog?n=${n}&last=${encodeURIComponent(page.next)}>; rel="next"`;
+        return json({ repositories: page.items }, extra);
+      }
+
+      case "tags": {
+        if (method !== "GET") methodNotAllowed(method, "GET");
+        const n = parseN(query.get("n"));
+        const page = await registry.tags(r.name, n, query.get("last") ?? undefined);
+        const extra: Record<string, string> = {};
+        if (page.next !== undefined) extra.Link = `</v2/${r.name}/tags/list?n=${n}&last=${encodeURIComponent(page.next)}>; rel="next"`;
+        return json({ name: r.name, tags: page.items }, extra);
+      }
+
+      case "manifest": {
+        if (method === "GET" || method === "HEAD") {
+          const m = await registry.manifest(r.name, r.reference, req.headers.get("accept"));
+          const h = headers({
+            "Content-Type": m.mediaType,
+            "Docker-Content-Digest": m.digest,
+            ETag: `"${m.digest}"`,
+            "Content-Length": String(m.bytes.byteLength),
+          });
+          if (req.headers.get("if-none-match") === `"${m.digest}"`) return new Response(null, { status: 304, headers: h });
+          return new Response(method === "HEAD" ? null : m.bytes, { status: 200, headers: h });
+        }
+        if (method === "PUT") {
+          const bytes = await readCapped(req, options.maxManifestBytes);
+          const result = await registry.putManifest(r.name, r.reference, bytes, bareMediaType(req.headers.get("content-type")), query.getAll("tag"));
+          const h: Record<string, string> = { Location: `/v2/${r.name}/manifests/${result.digest}`, "Docker-Content-Digest": result.digest };
+          if (result.subject) h["OCI-Subject"] = result.subject;
+          const resp = empty(201, h);
+          if (query.has("tag")) for (const tag of result.tags) resp.headers.append("OCI-Tag", tag);
+          return resp;
+        }
+        if (method === "DELETE") {
+          await registry.deleteManifest(r.name, r.reference);
+          return empty(202, {});
+        }
+        return methodNotAllowed(method, "GET, HEAD, PUT, DELETE");
+      }
+
+      case "blob": {
+        if (method === "GET" || method === "HEAD") return serveBlob(req, r.name, r.digest);
+        if (method === "DELETE") {
+          await registry.deleteBlob(r.name, r.digest);
+          return empty(202, {});
+        }
+        return methodNotAllowed(method, "GET, HEAD, DELETE");
+      }
+
+      case "uploads": {
+        if (method !== "POST") methodNotAllowed(method, "POST");
+        const start = await registry.startUpload(r.name, {
+          digest: query.get("digest") ?? undefined,
+          mount: query.get("mount") ?? undefined,
+          from: query.get("from") ?? undefined,
+          algorithm: query.get("digest-algorithm") ?? undefined,
+          body: req.body,
+          length: contentLength(req),
+        });
+        if (start.kind === "created") {
+          return empty(201, { Location: `/v2/${r.name}/blobs/${start.digest}`, "Docker-Content-Digest": start.digest });
+        }
+        return empty(202, uploadHeaders(r.name, start.session));
+      }
+
+      case "upload": {
+        if (method === "PATCH") {
+          const session = await registry.appendUpload(r.name, r.id, req.body, {
+            range: parseContentRange(req.headers.get("content-range")),
+            length: contentLength(req),
+          });
+          return empty(202, uploadHeaders(r.name, session));
+        }
+        if (method === "PUT") {
+          const digest = await registry.finishUpload(r.name, r.id, query.get("digest") ?? undefined, req.body, {
+            range: parseContentRange(req.headers.get("content-range")),
+            length: contentLength(req),
+          });
+          return empty(201, { Location: `/v2/${r.name}/blobs/${digest}`, "Docker-Content-Digest": digest });
+        }
+        if (method === "GET") return empty(204, uploadHeaders(r.name, registry.uploadStatus(r.name, r.id)));
+        if (method === "DELETE") {
+          await registry.cancelUpload(r.name, r.id);
+          return empty(204, {});
+        }
+        return methodNotAllowed(method, "GET, PATCH, PUT, DELETE");
+      }
+
+      case "referrers": {
+        if (method !== "GET") methodNotAllowed(method, "GET");
+        const artifactType = query.get("artifactType") ?? undefined;
+        const manifests = await registry.referrers(r.name, r.digest, artifactType);
+        const h = headers({ "Content-Type": OCI_INDEX });
+        if (artifactType !== undefined) h.set("OCI-Filters-Applied", "artifactType");
+        return new Response(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests }), { status: 200, headers: h });
+      }
+    }
+  }
+
+  function serveBlob(req: Request, name: string, digestText: string): Response {
+    const blob = registry.blob(name, digestText);
+    const base: Record<string, string> = {
+      "Content-Type": "application/octet-stream",
+      "Docker-Content-Digest": blob.digest,
+      ETag: `"${blob.digest}"`,
+      "Accept-Ranges": "bytes",
+    };
+    const range = parseRange(req.headers.get("range"), blob.size);
+    if (range === "unsatisfiable") {
+      return new Response(null, { status: 416, headers: headers({ ...base, "Content-Range": `bytes */${blob.size}`, "Content-Length": "0" }) });
+    }
+    if (range) {
+      const length = range.end - range.start + 1;
+      const h = headers({ ...base, "Content-Range": `bytes ${range.start}-${range.end}/${blob.size}`, "Content-Length": String(length) });
+      return new Response(req.method === "HEAD" ? null : fileBody(blob.path, range.start, length), { status: 206, headers: h });
+    }
+    const h = headers({ ...base, "Content-Length": String(blob.size) });
+    return new Response(req.method === "HEAD" ? null : fileBody(blob.path), { status: 200, headers: h });
+  }
+
+  return async function handleV2(req: Request): Promise<Response> {
+    const { path, query } = splitUrl(req.url);
+    try {
+      const r = route(path);
+      if (!r) throw new RegistryError("UNSUPPORTED", `no endpoint at ${path.slice(0, 200)}`, { status: 404 });
+      return await dispatch(req, r, new URLSearchParams(query));
+    } catch (err) {
+      if (err instanceof RegistryError) {
+        if (err.status >= 500) log.error("request failed", { method: req.method, path, code: err.code, detail: err.detail });
+        return errorResponse(err, req.method);
+      }
+      log.error("internal error", { method: req.method, path, error: err });
+      return errorResponse(new RegistryError("UNKNOWN"), req.method);
+    }
+  };
+}

@@ -1,0 +1,144 @@
+#!/usr/bin/env bun
+/**
+ * berth's composition root and command line:
+ *   berth serve [--config FILE]   run the registry (embedded default config without --config)
+ *   berth verify FILE             check a configuration; print every problem with its key
+ *   berth version                 print the version
+ * The configuration is read here, once; every module receives plain options.
+ */
+import { ConfigError, loadConfig } from "./config/load";
+import type { Config } from "./config/schema";
+import { createApp } from "./http/app";
+import { createV2Handler } from "./http/v2";
+import { createLogger, type Logger } from "./log";
+import { Meta } from "./meta/meta";
+import { realDisk } from "./platform/disk";
+import { serve } from "./platform/serve";
+import { openDatabase } from "./platform/sqlite";
+import { Registry } from "./registry/registry";
+import { Store } from "./storage/store";
+import { VERSION } from "./version";
+
+const USAGE = `usage:
+  berth serve [--config FILE]   run the registry (embedded default configuration without --config)
+  berth verify FILE             check a configuration file and report every problem
+  berth version                 print the version`;
+
+/** Starts the registry on `config`; resolves once it is listening. */
+export async function startDaemon(config: Config, log: Logger) {
+  const started = performance.now();
+  let ready = false;
+  const store = new Store(realDisk, {
+    root: config.storage.root,
+    dedupe: config.storage.dedupe,
+    maxBlobBytes: config.storage.max_blob_bytes,
+    manifestCacheBytes: config.storage.manifest_cache_bytes,
+  }, log);
+  const recovery = await store.recover();
+  const db = openDatabase(store.paths.metaDb);
+  const meta = new Meta(db);
+  const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes }, log);
+  const reindexed = await registry.reconcileAll(recovery.repositories);
+  const v2 = createV2Handler(registry, { maxManifestBytes: config.storage.max_manifest_bytes, log });
+  const server = serve(createApp({ v2, ready: () => ready }), {
+    hostname: config.http.address,
+    port: config.http.port,
+    maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+    idleTimeout: config.http.idle_timeout,
+  });
+  ready = true;
+  log.info("berth listening", {
+    version: VERSION,
+    address: server.hostname,
+    port: server.port,
+    root: config.storage.root,
+    repositories: recovery.repositories.length,
+    reindexed,
+    uploadsRemoved: recovery.uploadsRemoved,
+    tempFilesRemoved: recovery.tempFilesRemoved,
+    startMs: Math.round(performance.now() - started),
+  });
+  return {
+    server,
+    /** Stops accepting, lets requests in flight finish (up to `graceMs`), closes the database. */
+    async close(graceMs = 30_000) {
+      ready = false;
+      const stopping = server.stop(false);
+      const deadline = Date.now() + graceMs;
+      while (server.pendingRequests() > 0 && Date.now() < deadline) await Bun.sleep(50);
+      await server.stop(true);
+      await stopping;
+      db.close();
+    },
+  };
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === "version" || command === "--version") {
+    console.log(`berth ${VERSION}`);
+    return 0;
+  }
+  if (command === "verify") {
+    if (rest.length !== 1) {
+      console.error(USAGE);
+      return 2;
+    }
+    try {
+      loadConfig(rest[0]);
+      console.log(`${rest[0]}: valid`);
+      return 0;
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        console.error(err.message);
+        return 1;
+      }
+      throw err;
+    }
+  }
+  if (command === "serve") {
+    let configPath: string | undefined;
+    for (let i = 0; i < rest.length; i++) {
+      if (rest[i] === "--config" && rest[i + 1] !== undefined) configPath = rest[++i];
+      else if (rest[i]!.startsWith("--config=")) configPath = rest[i]!.slice(9);
+      else {
+        console.error(`unknown argument: ${rest[i]}\n${USAGE}`);
+        return 2;
+      }
+    }
+    let config: Config;
+    try {
+      config = loadConfig(configPath);
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        console.error(err.message);
+        return 1;
+      }
+      throw err;
+    }
+    const log = createLogger(config.log.level, config.log.format);
+    const daemon = await startDaemon(config, log);
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string) => {
+        log.info("shutting down", { signal });
+        daemon.close().then(resolve, resolve);
+      };
+      process.once("SIGTERM", () => stop("SIGTERM"));
+      process.once("SIGINT", () => stop("SIGINT"));
+    });
+    log.info("stopped");
+    return 0;
+  }
+  console.error(USAGE);
+  return command === undefined || command === "help" || command === "--help" ? 0 : 2;
+}
+
+if (import.meta.main) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+}

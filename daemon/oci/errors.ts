@@ -1,0 +1,81 @@
+/**
+ * The OCI error-code table and the one error class the registry throws.
+ *
+ * Distribution spec v1.1, "Error Codes": every failure the API reports carries one of these
+ * codes in a `{"errors":[{code,message,detail}]}` body. The HTTP status that goes with each
+ * code is fixed here, in one place, so handlers never pick statuses ad hoc; a handler may
+ * override the status only where the spec names a different one for an endpoint (416 for an
+ * out-of-order chunk, 413 for an oversize manifest).
+ */
+
+/** Error codes of the distribution spec (code-1 … code-14), plus UNKNOWN for internal faults. */
+export type ErrorCode =
+  | "BLOB_UNKNOWN"
+  | "BLOB_UPLOAD_INVALID"
+  | "BLOB_UPLOAD_UNKNOWN"
+  | "DIGEST_INVALID"
+  | "MANIFEST_BLOB_UNKNOWN"
+  | "MANIFEST_INVALID"
+  | "MANIFEST_UNKNOWN"
+  | "NAME_INVALID"
+  | "NAME_UNKNOWN"
+  | "SIZE_INVALID"
+  | "UNAUTHORIZED"
+  | "DENIED"
+  | "UNSUPPORTED"
+  | "TOOMANYREQUESTS"
+  | "UNKNOWN";
+
+/** Default HTTP status and the spec's message for each code. */
+export const ERROR_TABLE: Readonly<Record<ErrorCode, { status: number; message: string }>> = {
+  BLOB_UNKNOWN: { status: 404, message: "blob unknown to registry" },
+  BLOB_UPLOAD_INVALID: { status: 400, message: "blob upload invalid" },
+  BLOB_UPLOAD_UNKNOWN: { status: 404, message: "blob upload unknown to registry" },
+  DIGEST_INVALID: { status: 400, message: "provided digest did not match uploaded content" },
+  MANIFEST_BLOB_UNKNOWN: { status: 400, message: "manifest references a manifest or blob unknown to registry" },
+  MANIFEST_INVALID: { status: 400, message: "manifest invalid" },
+  MANIFEST_UNKNOWN: { status: 404, message: "manifest unknown to registry" },
+  NAME_INVALID: { status: 400, message: "invalid repository name" },
+  NAME_UNKNOWN: { status: 404, message: "repository name not known to registry" },
+  SIZE_INVALID: { status: 400, message: "provided length did not match content length" },
+  UNAUTHORIZED: { status: 401, message: "authentication required" },
+  DENIED: { status: 403, message: "requested access to the resource is denied" },
+  UNSUPPORTED: { status: 405, message: "the operation is unsupported" },
+  TOOMANYREQUESTS: { status: 429, message: "too many requests" },
+  UNKNOWN: { status: 500, message: "unknown error" },
+};
+
+/**
+ * An error the client is told about. `detail` is shown to the client as is, so it must never
+ * carry internal paths or stack traces; it says what was wrong with the request, quoting the
+ * offending value. `headers` are added to the error response (e.g. `Range` on a 416).
+ */
+export class RegistryError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly detail: string | undefined;
+  readonly headers: Record<string, string> | undefined;
+
+  constructor(
+    code: ErrorCode,
+    detail?: string,
+    opts: { status?: number; headers?: Record<string, string> } = {},
+  ) {
+    super(detail ? `${ERROR_TABLE[code].message}: ${detail}` : ERROR_TABLE[code].message);
+    this.name = "RegistryError";
+    this.code = code;
+    this.status = opts.status ?? ERROR_TABLE[code].status;
+    this.detail = detail;
+    this.headers = opts.headers;
+  }
+}
+
+/** The spec's JSON error body for one error. */
+export function errorBody(code: ErrorCode, detail?: string): string {
+  const entry: { code: ErrorCode; message: string; detail?: string } = {
+    code,
+    message: ERROR_TABLE[code].message,
+  };
+  if (detail !== undefined) entry.detail = detail;
+  return JSON.stringify({ errors: [entry] });
+}

@@ -1,0 +1,70 @@
+/**
+ * Incremental hashing for verify-while-streaming. Bun.CryptoHasher is used when present (it
+ * is several times faster than node:crypto under Bun); node:crypto otherwise, which keeps a
+ * Node.js build possible.
+ */
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import type { Algorithm } from "../oci/digest";
+
+/** A running hash whose state can be forked (to undo a failed chunk). */
+export interface Hasher {
+  update(chunk: Uint8Array): void;
+  /** An independent copy of the current state. */
+  copy(): Hasher;
+  /** Lowercase hex of the hash so far; the hasher must not be used afterwards. */
+  hex(): string;
+}
+
+interface BunHasherLike {
+  update(data: Uint8Array): unknown;
+  copy(): BunHasherLike;
+  digest(encoding: "hex"): string;
+}
+
+const BunHasher = (globalThis as { Bun?: { CryptoHasher?: new (alg: string) => BunHasherLike } }).Bun?.CryptoHasher;
+
+class WrappedBunHasher implements Hasher {
+  constructor(private readonly inner: BunHasherLike) {}
+  update(chunk: Uint8Array): void {
+    this.inner.update(chunk);
+  }
+  copy(): Hasher {
+    return new WrappedBunHasher(this.inner.copy());
+  }
+  hex(): string {
+    return this.inner.digest("hex");
+  }
+}
+
+class NodeHasher implements Hasher {
+  constructor(private readonly inner: ReturnType<typeof createHash>) {}
+  update(chunk: Uint8Array): void {
+    this.inner.update(chunk);
+  }
+  copy(): Hasher {
+    return new NodeHasher(this.inner.copy());
+  }
+  hex(): string {
+    return this.inner.digest("hex");
+  }
+}
+
+/** A new hasher for a digest algorithm. */
+export function createHasher(algorithm: Algorithm): Hasher {
+  return BunHasher ? new WrappedBunHasher(new BunHasher(algorithm)) : new NodeHasher(createHash(algorithm));
+}
+
+/** Hashes bytes in memory (manifests only: they are capped in size). */
+export function hashBytes(algorithm: Algorithm, bytes: Uint8Array): string {
+  const h = createHasher(algorithm);
+  h.update(bytes);
+  return h.hex();
+}
+
+/** Hashes a file by streaming it; memory use is one read buffer. */
+export async function hashFile(algorithm: Algorithm, path: string): Promise<string> {
+  const h = createHasher(algorithm);
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(chunk as Uint8Array);
+  return h.hex();
+}

@@ -1,0 +1,48 @@
+/**
+ * The HTTP server seam (Bun.serve today) and file-backed response bodies, which Bun sends
+ * with sendfile(2) so blob bytes never pass through JavaScript.
+ */
+
+/** A running server. */
+export interface Server {
+  readonly port: number;
+  readonly hostname: string;
+  /** Stops accepting; with `force`, also closes open connections. */
+  stop(force?: boolean): Promise<void>;
+  /** Requests being served right now. */
+  pendingRequests(): number;
+}
+
+/** Options for {@link serve}. */
+export interface ServeOptions {
+  hostname: string;
+  port: number;
+  /** Largest request body accepted, in bytes. */
+  maxRequestBodySize: number;
+  /** Seconds a connection may stay idle (Bun allows at most 255). */
+  idleTimeout: number;
+}
+
+/** Starts an HTTP server that answers every request with `fetch`. */
+export function serve(fetch: (request: Request) => Promise<Response> | Response, options: ServeOptions): Server {
+  const server = Bun.serve({
+    hostname: options.hostname,
+    port: options.port,
+    maxRequestBodySize: options.maxRequestBodySize,
+    idleTimeout: options.idleTimeout,
+    development: false,
+    fetch,
+  });
+  return {
+    port: server.port ?? options.port,
+    hostname: server.hostname ?? options.hostname,
+    stop: (force) => server.stop(force),
+    pendingRequests: () => server.pendingRequests,
+  };
+}
+
+/** A response body that streams `length` bytes of a file from `offset`. */
+export function fileBody(path: string, offset?: number, length?: number): Blob {
+  const file = Bun.file(path);
+  return offset === undefined ? file : file.slice(offset, offset + (length ?? 0));
+}

@@ -1,0 +1,43 @@
+/**
+ * The SQLite seam: bun:sqlite today. The interface is the small subset berth uses, which
+ * better-sqlite3 also offers, so a Node.js build can swap the implementation here.
+ */
+import { Database } from "bun:sqlite";
+
+/** A prepared statement. */
+export interface Statement<Row> {
+  run(...params: SqlValue[]): void;
+  get(...params: SqlValue[]): Row | undefined;
+  all(...params: SqlValue[]): Row[];
+}
+
+/** Values that may be bound to a statement. */
+export type SqlValue = string | number | bigint | null | Uint8Array;
+
+/** An open database. */
+export interface SqlDatabase {
+  exec(sql: string): void;
+  prepare<Row = Record<string, unknown>>(sql: string): Statement<Row>;
+  /** Runs `fn` in one transaction; rolls back if it throws. */
+  transaction<T>(fn: () => T): T;
+  close(): void;
+}
+
+/** Opens (creating if needed) a database file in WAL mode. */
+export function openDatabase(path: string): SqlDatabase {
+  const db = new Database(path, { create: true, strict: true });
+  db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;");
+  return {
+    exec: (sql) => db.exec(sql),
+    prepare<Row>(sql: string): Statement<Row> {
+      const stmt = db.query(sql);
+      return {
+        run: (...params) => void stmt.run(...params),
+        get: (...params) => (stmt.get(...params) as Row | null) ?? undefined,
+        all: (...params) => stmt.all(...params) as Row[],
+      };
+    },
+    transaction: <T>(fn: () => T): T => db.transaction(fn)(),
+    close: () => db.close(),
+  };
+}

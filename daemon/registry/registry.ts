@@ -1,0 +1,468 @@
+/**
+ * The registry's use cases, one method per operation of the distribution spec, called by
+ * the HTTP layer with plain values. Validates names, tags and digests, enforces the rules
+ * that span storage and the derived index, and translates storage faults into OCI errors.
+ */
+import type { Logger } from "../log";
+import { type Algorithm, type Digest, clip, isAlgorithm, parseDigest, requireDigest } from "../oci/digest";
+import { RegistryError } from "../oci/errors";
+import { withManifest, withoutDigest, withoutTag } from "../oci/layoutindex";
+import { type Descriptor, type ParsedManifest, parseManifest, sniffManifestType } from "../oci/manifest";
+import { acceptAdmits } from "../oci/mediatypes";
+import { isTag, nameProblem, requireName, requireTag } from "../oci/names";
+import type { Meta, ManifestRecord } from "../meta/meta";
+import { hashBytes } from "../platform/hash";
+import { StorageError } from "../storage/errors";
+import type { RepoIndex } from "../storage/layouts";
+import type { Store } from "../storage/store";
+import type { UploadSession } from "../storage/uploads";
+
+/** Options for {@link Registry}. */
+export interface RegistryOptions {
+  maxManifestBytes: number;
+}
+
+/** A manifest ready to be served. */
+export interface ManifestContent {
+  digest: string;
+  mediaType: string;
+  bytes: Uint8Array;
+}
+
+/** A blob ready to be served from its file. */
+export interface BlobFile {
+  digest: string;
+  path: string;
+  size: number;
+}
+
+/** What a POST to the uploads endpoint did. */
+export type UploadStart =
+  | { kind: "created"; digest: string }
+  | { kind: "session"; session: UploadSession };
+
+/** One page of a list (tags, catalog). */
+export interface Page {
+  items: string[];
+  /** The last item when more remain after this page. */
+  next?: string;
+}
+
+/** Turns storage faults into the OCI errors the client sees. */
+function translate(err: unknown): never {
+  if (!(err instanceof StorageError)) throw err;
+  switch (err.fault) {
+    case "upload-unknown":
+      throw new RegistryError("BLOB_UPLOAD_UNKNOWN", err.message);
+    case "upload-busy":
+      throw new RegistryError("BLOB_UPLOAD_INVALID", err.message, { status: 409 });
+    case "range-mismatch":
+      throw new RegistryError("BLOB_UPLOAD_INVALID", err.message, { status: 416 });
+    case "too-large":
+      throw new RegistryError("SIZE_INVALID", err.message, { status: 413 });
+    case "digest-mismatch":
+      throw new RegistryError("DIGEST_INVALID", err.message);
+    case "size-mismatch":
+      throw new RegistryError("SIZE_INVALID", err.message);
+    case "client-aborted":
+      throw new RegistryError("BLOB_UPLOAD_INVALID", err.message);
+    case "no-space":
+      throw new RegistryError("UNKNOWN", "the registry's disk is full; nothing was stored", { status: 507 });
+  }
+}
+
+/** Paginates a sorted list (distribution spec, "Listing Tags": `n` and `last`). */
+export function paginate(sorted: readonly string[], n: number | undefined, last: string | undefined): Page {
+  let start = 0;
+  if (last !== undefined) {
+    let lo = 0;
+    let hi = sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (sorted[mid]! <= last) lo = mid + 1;
+      else hi = mid;
+    }
+    start = lo;
+  }
+  if (n === undefined) return { items: sorted.slice(start) };
+  const items = sorted.slice(start, start + n);
+  const page: Page = { items };
+  if (n > 0 && start + n < sorted.length) page.next = items[items.length - 1]!;
+  return page;
+}
+
+/** The registry. */
+export class Registry {
+  /** index.json stamp each repository's derived rows were last brought up to. */
+  private readonly indexed = new Map<string, string>();
+  private catalogScanned = 0;
+
+  constructor(
+    private readonly store: Store,
+    private readonly meta: Meta,
+    private readonly options: RegistryOptions,
+    private readonly log: Logger,
+  ) {}
+
+  // ---- start-up ----------------------------------------------------------------------
+
+  /** Brings the derived index in line with the layouts on disk (after recovery). */
+  async reconcileAll(repositories: string[]): Promise<number> {
+    let rebuilt = 0;
+    const present = new Set(repositories);
+    for (const name of this.meta.repositories()) if (!present.has(name)) this.meta.dropRepo(name);
+    for (const name of repositories) if (await this.reconcile(name)) rebuilt++;
+    return rebuilt;
+  }
+
+  // ---- blobs: distribution spec "Pulling blobs", "Deleting Blobs" ---------------------
+
+  /** The blob's file; BLOB_UNKNOWN if the repository does not hold it. */
+  blob(repo: string, digestText: string): BlobFile {
+    requireName(repo);
+    const digest = requireDigest(digestText);
+    const info = this.store.blobs.stat(repo, digest);
+    if (!info) throw new RegistryError("BLOB_UNKNOWN", `${digest.value} is not in ${repo}`);
+    return { digest: digest.value, path: this.store.blobs.path(repo, digest), size: info.size };
+  }
+
+  /** Deletes a blob from a repository. Manifests are deleted through the manifests endpoint. */
+  async deleteBlob(repo: string, digestText: string): Promise<void> {
+    requireName(repo);
+    const digest = requireDigest(digestText);
+    const index = await this.store.layouts.index(repo);
+    if (index?.manifests.has(digest.value)) {
+      throw new RegistryError("UNSUPPORTED", `${digest.value} is a manifest of ${repo}; delete it with DELETE /v2/${repo}/manifests/${digest.value}`);
+    }
+    if (!(await this.store.blobs.remove(repo, digest))) throw new RegistryError("BLOB_UNKNOWN", `${digest.value} is not in ${repo}`);
+  }
+
+  // ---- uploads: distribution spec "Pushing blobs" --------------------------------------
+
+  /**
+   * POST /v2/<name>/blobs/uploads/: mounts (`mount`, with or without `from`), stores a
+   * monolithic upload (`digest` with a body), or opens a session.
+   */
+  async startUpload(
+    repo: string,
+    opts: { digest?: string; mount?: string; from?: string; algorithm?: string; body: ReadableStream<Uint8Array> | null; length?: number },
+  ): Promise<UploadStart> {
+    requireName(repo);
+    // A mount that cannot be done (unknown source, blob not there) falls back to a new
+    // session, as the spec asks: clients such as containerd guess at sources.
+    const mountable = opts.mount !== undefined && (opts.from === undefined || !nameProblem(opts.from));
+    if (mountable) {
+      const digest = requireDigest(opts.mount!);
+      if (this.store.blobs.stat(repo, digest)) return { kind: "created", digest: digest.value };
+      await this.store.layouts.ensure(repo);
+      if (await this.store.blobs.mount(repo, digest, opts.from)) return { kind: "created", digest: digest.value };
+    }
+    let algorithm: Algorithm = "sha256";
+    if (opts.algorithm !== undefined) {
+      if (!isAlgorithm(opts.algorithm)) throw new RegistryError("DIGEST_INVALID", `digest algorithm "${clip(opts.algorithm)}" is not supported (use sha256 or sha512)`);
+      algorithm = opts.algorithm;
+    }
+    const digest = opts.digest !== undefined ? requireDigest(opts.digest) : undefined;
+    if (digest) algorithm = digest.algorithm;
+    const session = await this.store.uploads.start(repo, algorithm);
+    if (!digest) return { kind: "session", session };
+    try {
+      await this.store.uploads.append(repo, session.id, opts.body, { length: opts.length });
+      await this.publishUpload(repo, session.id, digest);
+    } catch (err) {
+      await this.store.uploads.discard(session.id);
+      translate(err);
+    }
+    return { kind: "created", digest: digest.value };
+  }
+
+  /** PATCH: appends a streamed or ranged chunk. */
+  async appendUpload(
+    repo: string,
+    id: string,
+    body: ReadableStream<Uint8Array> | null,
+    opts: { range?: { start: number; end: number }; length?: number },
+  ): Promise<UploadSession> {
+    requireName(repo);
+    try {
+      return await this.store.uploads.append(repo, id, body, opts);
+    } catch (err) {
+      translate(err);
+    }
+  }
+
+  /** GET on an upload location: the session, for its current size. */
+  uploadStatus(repo: string, id: string): UploadSession {
+    requireName(repo);
+    try {
+      return this.store.uploads.get(repo, id);
+    } catch (err) {
+      translate(err);
+    }
+  }
+
+  /** PUT: appends the optional last chunk, verifies the digest and publishes the blob. */
+  async finishUpload(
+    repo: string,
+    id: string,
+    digestText: string | undefined,
+    body: ReadableStream<Uint8Array> | null,
+    opts: { range?: { start: number; end: number }; length?: number },
+  ): Promise<string> {
+    requireName(repo);
+    try {
+      this.store.uploads.get(repo, id);
+    } catch (err) {
+      translate(err);
+    }
+    if (digestText === undefined) throw new RegistryError("DIGEST_INVALID", "the digest query parameter is required to complete an upload");
+    const digest = requireDigest(digestText);
+    try {
+      if (body) await this.store.uploads.append(repo, id, body, opts);
+      await this.publishUpload(repo, id, digest);
+    } catch (err) {
+      translate(err);
+    }
+    return digest.value;
+  }
+
+  /** DELETE on an upload location. */
+  async cancelUpload(repo: string, id: string): Promise<void> {
+    requireName(repo);
+    try {
+      await this.store.uploads.cancel(repo, id);
+    } catch (err) {
+      translate(err);
+    }
+  }
+
+  private async publishUpload(repo: string, id: string, digest: Digest): Promise<void> {
+    const path = await this.store.uploads.complete(repo, id, digest);
+    await this.store.layouts.ensure(repo);
+    await this.store.blobs.publish(repo, digest, path);
+    await this.store.uploads.discard(id);
+  }
+
+  // ---- manifests: "Pulling manifests", "Pushing Manifests", "Deleting Manifests" --------
+
+  /**
+   * The manifest `reference` (tag or digest) of `repo`. With `accept`, a manifest whose
+   * media type the client does not accept is MANIFEST_UNKNOWN, as distribution does.
+   */
+  async manifest(repo: string, reference: string, accept: string | null): Promise<ManifestContent> {
+    requireName(repo);
+    const index = await this.store.layouts.index(repo);
+    if (!index) throw new RegistryError("NAME_UNKNOWN", `repository ${repo} is not known`);
+    const content = await this.loadManifest(repo, index, reference);
+    if (!acceptAdmits(accept, content.mediaType)) {
+      throw new RegistryError("MANIFEST_UNKNOWN", `the manifest is ${content.mediaType}, which the Accept header does not list`, { status: 404 });
+    }
+    return content;
+  }
+
+  private async loadManifest(repo: string, index: RepoIndex, reference: string): Promise<ManifestContent> {
+    let desc: Descriptor | undefined;
+    let digest: Digest;
+    if (isTag(reference)) {
+      desc = index.tags.get(reference);
+      if (!desc) throw new RegistryError("MANIFEST_UNKNOWN", `tag "${reference}" is not in ${repo}`);
+      const parsed = parseDigest(desc.digest);
+      if (!parsed) throw new RegistryError("MANIFEST_UNKNOWN", `tag "${reference}" of ${repo} has an unusable digest`);
+      digest = parsed;
+    } else {
+      digest = requireDigest(reference);
+      desc = index.manifests.get(digest.value);
+    }
+    const cached = this.store.manifests.get(digest.value);
+    if (cached && (desc || this.store.blobs.stat(repo, digest))) {
+      return { digest: digest.value, mediaType: desc?.mediaType || cached.mediaType, bytes: cached.bytes };
+    }
+    const info = this.store.blobs.stat(repo, digest);
+    if (!info || info.size > this.options.maxManifestBytes) throw new RegistryError("MANIFEST_UNKNOWN", `${digest.value} is not a manifest of ${repo}`);
+    const bytes = await this.store.blobs.read(repo, digest);
+    const mediaType = desc?.mediaType || sniffManifestType(bytes);
+    if (!mediaType) throw new RegistryError("MANIFEST_UNKNOWN", `${digest.value} is not a manifest of ${repo}`);
+    this.store.manifests.set(digest.value, { bytes, mediaType });
+    return { digest: digest.value, mediaType, bytes };
+  }
+
+  /**
+   * Stores a manifest pushed to `reference` (a tag, or the digest of the bytes) and tags it
+   * with `reference` if it is a tag and with every `extraTags` entry. Every blob and child
+   * manifest it references must already be in the repository.
+   */
+  async putManifest(
+    repo: string,
+    reference: string,
+    bytes: Uint8Array,
+    contentType: string,
+    extraTags: readonly string[] = [],
+  ): Promise<{ digest: string; subject?: string; tags: string[] }> {
+    requireName(repo);
+    const byDigest = !isTag(reference);
+    const expected = byDigest ? requireDigest(reference) : undefined;
+    const tags = byDigest ? [] : [reference];
+    for (const tag of extraTags) if (!tags.includes(requireTag(tag))) tags.push(tag);
+    const parsed = parseManifest(bytes, contentType);
+    const algorithm = expected?.algorithm ?? "sha256";
+    const digest = `${algorithm}:${hashBytes(algorithm, bytes)}`;
+    if (expected && expected.value !== digest) {
+      throw new RegistryError("DIGEST_INVALID", `the manifest's ${algorithm} digest is ${digest}, not ${expected.value}`);
+    }
+    this.checkReferences(repo, parsed);
+    if (parsed.subject && parsed.kind === "index" && parsed.mediaType !== "application/vnd.oci.image.index.v1+json") delete parsed.subject;
+
+    await this.store.layouts.ensure(repo);
+    const d = parseDigest(digest)!;
+    await this.withBytesFile(bytes, (path) => this.store.blobs.publish(repo, d, path));
+    this.store.manifests.set(digest, { bytes, mediaType: parsed.mediaType });
+    const desc: Descriptor = { mediaType: parsed.mediaType, digest, size: bytes.byteLength };
+    const record: ManifestRecord = { digest, mediaType: parsed.mediaType, size: bytes.byteLength, parsed };
+    await this.store.layouts.update(repo, (entries) => withManifest(entries, desc, tags), (index) => {
+      this.meta.addManifest(repo, index.stamp, record);
+      this.indexed.set(repo, index.stamp);
+    });
+    const result: { digest: string; subject?: string; tags: string[] } = { digest, tags };
+    if (parsed.subject) result.subject = parsed.subject.digest;
+    return result;
+  }
+
+  private checkReferences(repo: string, parsed: ParsedManifest): void {
+    for (const blob of parsed.blobs) {
+      const info = this.store.blobs.stat(repo, parseDigest(blob.digest)!);
+      if (!info) throw new RegistryError("MANIFEST_BLOB_UNKNOWN", `blob ${blob.digest} is not in ${repo}; push it before the manifest`);
+      if (info.size !== blob.size) {
+        throw new RegistryError("MANIFEST_INVALID", `blob ${blob.digest} has ${info.size} bytes, not the ${blob.size} the manifest says`);
+      }
+    }
+    for (const child of parsed.manifests) {
+      if (!this.store.blobs.stat(repo, parseDigest(child.digest)!)) {
+        throw new RegistryError("MANIFEST_BLOB_UNKNOWN", `manifest ${child.digest} is not in ${repo}; push it before the index`);
+      }
+    }
+  }
+
+  /** Writes small in-memory bytes (a manifest) to a durable temp file for publishing. */
+  private async withBytesFile(bytes: Uint8Array, fn: (path: string) => Promise<void>): Promise<void> {
+    const session = await this.store.uploads.start("", "sha256");
+    try {
+      const path = `${this.store.paths.upload(session.id)}/data`;
+      const file = await this.store.disk.openAppend(path);
+      try {
+        await file.write([bytes]);
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+      await fn(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOSPC") throw new RegistryError("UNKNOWN", "the registry's disk is full; nothing was stored", { status: 507 });
+      throw err;
+    } finally {
+      await this.store.uploads.discard(session.id);
+    }
+  }
+
+  /**
+   * DELETE by tag removes the tag only; DELETE by digest removes the manifest and every tag
+   * pointing at it, unless an index in the repository lists it.
+   */
+  async deleteManifest(repo: string, reference: string): Promise<void> {
+    requireName(repo);
+    const index = await this.store.layouts.index(repo);
+    if (!index) throw new RegistryError("NAME_UNKNOWN", `repository ${repo} is not known`);
+    if (isTag(reference)) {
+      await this.store.layouts.update(repo, (entries) => {
+        const next = withoutTag(entries, reference);
+        if (!next) throw new RegistryError("MANIFEST_UNKNOWN", `tag "${reference}" is not in ${repo}`);
+        return next;
+      }, (after) => this.meta.touchRepo(repo, after.stamp));
+      this.indexed.set(repo, (await this.store.layouts.index(repo))!.stamp);
+      return;
+    }
+    const digest = requireDigest(reference);
+    await this.reconcile(repo);
+    await this.store.layouts.update(repo, (entries) => {
+      const listed = entries.some((e) => e.digest === digest.value);
+      if (!listed && !this.store.blobs.stat(repo, digest)) throw new RegistryError("MANIFEST_UNKNOWN", `${digest.value} is not in ${repo}`);
+      const present = new Set(entries.map((e) => e.digest));
+      const parents = this.meta.parentsOf(repo, digest.value).filter((p) => present.has(p) && p !== digest.value);
+      if (parents.length > 0) {
+        throw new RegistryError("DENIED", `${digest.value} is listed by index ${parents[0]}; delete the index first`, { status: 409 });
+      }
+      return withoutDigest(entries, digest.value);
+    }, (after) => {
+      this.meta.removeManifest(repo, after.stamp, digest.value);
+      this.indexed.set(repo, after.stamp);
+    });
+    await this.store.blobs.remove(repo, digest);
+  }
+
+  // ---- content discovery: "Listing Tags", "Listing Referrers", catalog -----------------
+
+  /** A page of the repository's tags in lexical order. */
+  async tags(repo: string, n: number | undefined, last: string | undefined): Promise<Page> {
+    requireName(repo);
+    const index = await this.store.layouts.index(repo);
+    if (!index) throw new RegistryError("NAME_UNKNOWN", `repository ${repo} is not known`);
+    return paginate(index.sortedTags(), n, last);
+  }
+
+  /** A page of the repository names in lexical order. */
+  async catalog(n: number | undefined, last: string | undefined): Promise<Page> {
+    if (Date.now() - this.catalogScanned > 10_000) {
+      await this.reconcileAll(await this.store.repositories());
+      this.catalogScanned = Date.now();
+    }
+    return paginate(this.meta.repositories(), n, last);
+  }
+
+  /** Manifests of `repo` whose subject is `digest`, optionally only those of `artifactType`. */
+  async referrers(repo: string, digestText: string, artifactType?: string): Promise<Descriptor[]> {
+    requireName(repo);
+    const digest = requireDigest(digestText);
+    if (!(await this.reconcile(repo)) && !this.store.layouts.exists(repo)) return [];
+    const all = this.meta.referrers(repo, digest.value);
+    return artifactType === undefined ? all : all.filter((d) => d.artifactType === artifactType);
+  }
+
+  /**
+   * Re-derives the repository's rows in the index if its index.json changed since they
+   * were built. Returns true if it rebuilt them.
+   */
+  private async reconcile(repo: string): Promise<boolean> {
+    const index = await this.store.layouts.index(repo);
+    if (!index) {
+      if (this.meta.stampOf(repo) !== undefined) this.meta.dropRepo(repo);
+      this.indexed.delete(repo);
+      return false;
+    }
+    if (this.indexed.get(repo) === index.stamp) return false;
+    if (this.meta.stampOf(repo) === index.stamp) {
+      this.indexed.set(repo, index.stamp);
+      return false;
+    }
+    const records: ManifestRecord[] = [];
+    const seen = new Set<string>();
+    const visit = async (desc: Descriptor): Promise<void> => {
+      if (seen.has(desc.digest)) return;
+      seen.add(desc.digest);
+      const digest = parseDigest(desc.digest);
+      const info = digest && this.store.blobs.stat(repo, digest);
+      if (!digest || !info || info.size > this.options.maxManifestBytes) return;
+      try {
+        const bytes = await this.store.blobs.read(repo, digest);
+        const parsed = parseManifest(bytes, desc.mediaType);
+        records.push({ digest: desc.digest, mediaType: parsed.mediaType, size: info.size, parsed });
+        for (const child of parsed.manifests) await visit(child);
+      } catch (err) {
+        this.log.debug("manifest not indexed", { repo, digest: desc.digest, error: (err as Error).message });
+      }
+    };
+    for (const desc of index.doc.manifests) await visit(desc);
+    this.meta.replaceRepo(repo, index.stamp, records);
+    this.indexed.set(repo, index.stamp);
+    this.log.info("repository indexed", { repo, manifests: records.length });
+    return true;
+  }
+}

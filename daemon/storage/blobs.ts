@@ -1,0 +1,153 @@
+/**
+ * Blobs: the pool of distinct blobs and their hard links into repositories.
+ *
+ * Publishing is ordered so that a crash at any step leaves either the old state or the new:
+ * the data file is already fsynced by its writer; it is linked into the pool (EEXIST means
+ * the blob is already there), the pool directory is fsynced, the pool entry is linked into
+ * the repository, and the repository's blob directory is fsynced. What a crash leaves
+ * behind is at worst a pool entry with one link, which garbage collection removes.
+ *
+ * Where hard links are not possible (another file system, FAT, a link-count limit) blobs
+ * are copied instead; this is logged once.
+ */
+import { dirname } from "node:path";
+import type { Digest } from "../oci/digest";
+import type { Disk, FileInfo } from "../platform/disk";
+import { hashFile } from "../platform/hash";
+import type { Logger } from "../log";
+import type { Paths } from "./paths";
+
+const LINK_UNSUPPORTED = new Set(["EXDEV", "EPERM", "ENOTSUP", "EOPNOTSUPP", "EMLINK", "ENOSYS"]);
+
+/** Options for {@link BlobStore}. */
+export interface BlobStoreOptions {
+  /** Share identical blobs across repositories through the pool. */
+  dedupe: boolean;
+}
+
+/** Blob files of every repository, deduplicated through the pool. */
+export class BlobStore {
+  private linksWork = true;
+  private readonly madeDirs = new Set<string>();
+
+  constructor(
+    private readonly paths: Paths,
+    private readonly disk: Disk,
+    private readonly options: BlobStoreOptions,
+    private readonly log: Logger,
+  ) {}
+
+  /** Path of `digest` in `repo` (it may not exist). */
+  path(repo: string, digest: Digest): string {
+    return this.paths.blob(repo, digest.algorithm, digest.hex);
+  }
+
+  /** The blob's file info in `repo`, or undefined if the repository does not hold it. */
+  stat(repo: string, digest: Digest): FileInfo | undefined {
+    const info = this.disk.stat(this.path(repo, digest));
+    return info?.isFile ? info : undefined;
+  }
+
+  /** Reads a small blob whole (manifests only; callers check the size first). */
+  read(repo: string, digest: Digest): Promise<Uint8Array> {
+    return this.disk.readFile(this.path(repo, digest));
+  }
+
+  /** True when the pool holds `digest`. */
+  inPool(digest: Digest): boolean {
+    return this.disk.stat(this.paths.poolBlob(digest.algorithm, digest.hex)) !== undefined;
+  }
+
+  /**
+   * Makes the fsynced file `dataPath`, whose content is already verified to hash to
+   * `digest`, blob `digest` of `repo`. The caller removes `dataPath` afterwards.
+   */
+  async publish(repo: string, digest: Digest, dataPath: string): Promise<void> {
+    const target = this.path(repo, digest);
+    if (this.disk.stat(target)) return;
+    if (this.options.dedupe && this.linksWork) {
+      const pool = this.paths.poolBlob(digest.algorithm, digest.hex);
+      try {
+        await this.ensureDir(dirname(pool));
+        if (await this.disk.link(dataPath, pool)) await this.disk.syncDir(dirname(pool));
+        await this.place(pool, target);
+        return;
+      } catch (err) {
+        if (!this.linkUnsupported(err)) throw err;
+      }
+    }
+    await this.place(dataPath, target);
+  }
+
+  /**
+   * Cross-repository mount: gives `repo` the blob that `from` holds, or, with no `from`,
+   * the one in the pool. Returns false when the source does not hold the blob. A blob that
+   * `from` holds outside the pool (a layout dropped into the root) is verified before it
+   * is adopted into the pool.
+   */
+  async mount(repo: string, digest: Digest, from?: string): Promise<boolean> {
+    const pool = this.paths.poolBlob(digest.algorithm, digest.hex);
+    if (from === undefined) {
+      if (!this.disk.stat(pool)) return false;
+      await this.place(pool, this.path(repo, digest));
+      return true;
+    }
+    const source = this.path(from, digest);
+    const info = this.disk.stat(source);
+    if (!info?.isFile) return false;
+    if (this.options.dedupe && this.linksWork && !this.disk.stat(pool)) {
+      if ((await hashFile(digest.algorithm, source)) !== digest.hex) {
+        this.log.warn("blob does not match its digest; not mounting it", { repo: from, digest: digest.value });
+        return false;
+      }
+      try {
+        await this.ensureDir(dirname(pool));
+        if (await this.disk.link(source, pool)) await this.disk.syncDir(dirname(pool));
+      } catch (err) {
+        if (!this.linkUnsupported(err)) throw err;
+      }
+    }
+    await this.place(this.disk.stat(pool) ? pool : source, this.path(repo, digest));
+    return true;
+  }
+
+  /** Removes `digest` from `repo`; returns false if the repository did not hold it. */
+  async remove(repo: string, digest: Digest): Promise<boolean> {
+    const target = this.path(repo, digest);
+    if (!this.disk.stat(target)) return false;
+    await this.disk.unlink(target);
+    await this.disk.syncDir(dirname(target));
+    return true;
+  }
+
+  /** Links (or, where links fail, copies) `source` to `target` and makes the entry durable. */
+  private async place(source: string, target: string): Promise<void> {
+    await this.ensureDir(dirname(target));
+    let created: boolean;
+    if (this.linksWork) {
+      try {
+        created = await this.disk.link(source, target);
+      } catch (err) {
+        if (!this.linkUnsupported(err)) throw err;
+        created = await this.disk.copy(source, target);
+      }
+    } else {
+      created = await this.disk.copy(source, target);
+    }
+    if (created) await this.disk.syncDir(dirname(target));
+  }
+
+  private linkUnsupported(err: unknown): boolean {
+    const code = (err as NodeJS.ErrnoException).code ?? "";
+    if (!LINK_UNSUPPORTED.has(code)) return false;
+    if (code !== "EMLINK") this.linksWork = false;
+    this.log.once(`link-${code}`, "hard links are not possible here; storing copies instead (no dedupe)", { code });
+    return true;
+  }
+
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.madeDirs.has(dir)) return;
+    await this.disk.mkdirp(dir);
+    this.madeDirs.add(dir);
+  }
+}

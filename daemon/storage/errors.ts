@@ -1,0 +1,32 @@
+/**
+ * The few storage conditions callers are expected to catch. The registry layer turns them
+ * into OCI errors; anything else from storage is an internal fault (500).
+ */
+
+/** What went wrong, in storage's terms. */
+export type StorageFault =
+  | "upload-unknown"
+  | "upload-busy"
+  | "range-mismatch"
+  | "too-large"
+  | "digest-mismatch"
+  | "size-mismatch"
+  | "client-aborted"
+  | "no-space";
+
+/** A storage condition the registry layer translates for the client. */
+export class StorageError extends Error {
+  constructor(
+    readonly fault: StorageFault,
+    message: string,
+  ) {
+    super(message);
+    this.name = "StorageError";
+  }
+}
+
+/** True for errors that mean the disk (or quota) is full. */
+export function isNoSpace(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === "ENOSPC" || code === "EDQUOT";
+}

@@ -1,0 +1,144 @@
+/**
+ * Repositories as OCI image layouts: creation, and index.json read through an in-memory
+ * cache that is re-read only when the file changed on disk (its inode, size or mtime), so a
+ * layout that another tool drops into the root or rewrites is picked up on the next request
+ * without a restart. index.json is only ever replaced atomically (temp file, fsync, rename,
+ * fsync of the directory), and writes to one repository are serialised.
+ */
+import { dirname, relative } from "node:path";
+import type { Descriptor } from "../oci/manifest";
+import { type IndexDoc, emptyIndex, parseIndexDoc, tagOf } from "../oci/layoutindex";
+import { OCI_LAYOUT_VERSION } from "../oci/mediatypes";
+import type { Disk } from "../platform/disk";
+import type { Logger } from "../log";
+import { KeyedLock } from "./lock";
+import type { Paths } from "./paths";
+
+/** A repository's index.json, parsed, with lookups built once per version of the file. */
+export interface RepoIndex {
+  /** Identifies this version of index.json on disk: inode, size and mtime. */
+  readonly stamp: string;
+  readonly doc: IndexDoc;
+  /** tag -> descriptor */
+  readonly tags: ReadonlyMap<string, Descriptor>;
+  /** digest -> descriptor, for every manifest listed */
+  readonly manifests: ReadonlyMap<string, Descriptor>;
+  /** Tags in lexical order (computed on first use). */
+  sortedTags(): readonly string[];
+}
+
+function buildIndex(stamp: string, doc: IndexDoc): RepoIndex {
+  const tags = new Map<string, Descriptor>();
+  const manifests = new Map<string, Descriptor>();
+  for (const d of doc.manifests) {
+    const tag = tagOf(d);
+    if (tag !== undefined) tags.set(tag, d);
+    if (!manifests.has(d.digest)) manifests.set(d.digest, d);
+  }
+  let sorted: string[] | undefined;
+  return {
+    stamp,
+    doc,
+    tags,
+    manifests,
+    sortedTags: () => (sorted ??= [...tags.keys()].sort()),
+  };
+}
+
+/** Stamp of a file's current version, or undefined if it does not exist. */
+function stampOf(disk: Disk, path: string): string | undefined {
+  const info = disk.stat(path);
+  return info ? `${info.ino}-${info.size}-${info.mtimeMs}` : undefined;
+}
+
+/** The OCI layouts under one storage root. */
+export class Layouts {
+  private readonly cache = new Map<string, RepoIndex>();
+  private readonly lock = new KeyedLock();
+
+  constructor(
+    private readonly paths: Paths,
+    private readonly disk: Disk,
+    private readonly log: Logger,
+  ) {}
+
+  /** True when `<root>/<name>` is an OCI layout. */
+  exists(name: string): boolean {
+    return this.disk.stat(this.paths.index(name))?.isFile === true;
+  }
+
+  /**
+   * The repository's index, or undefined if there is no such repository. Cheap when the
+   * file has not changed: one stat.
+   */
+  async index(name: string): Promise<RepoIndex | undefined> {
+    const path = this.paths.index(name);
+    const stamp = stampOf(this.disk, path);
+    if (stamp === undefined) {
+      this.cache.delete(name);
+      return undefined;
+    }
+    const cached = this.cache.get(name);
+    if (cached?.stamp === stamp) return cached;
+    let doc: IndexDoc;
+    try {
+      doc = parseIndexDoc(new TextDecoder().decode(await this.disk.readFile(path)));
+    } catch (err) {
+      this.log.warn("index.json cannot be read; serving the repository as empty", { repo: name, error: (err as Error).message });
+      doc = emptyIndex();
+    }
+    const index = buildIndex(stamp, doc);
+    this.cache.set(name, index);
+    return index;
+  }
+
+  /** Creates the repository's layout if it does not exist yet (oci-layout, index.json, blobs/). */
+  async ensure(name: string): Promise<void> {
+    if (this.exists(name)) return;
+    await this.lock.run(name, async () => {
+      if (this.exists(name)) return;
+      const created = await this.mkdirsDurably(this.paths.blobDir(name, "sha256"));
+      await this.disk.writeAtomic(this.paths.ociLayout(name), `${JSON.stringify({ imageLayoutVersion: OCI_LAYOUT_VERSION })}\n`);
+      await this.disk.writeAtomic(this.paths.index(name), `${JSON.stringify(emptyIndex())}\n`);
+      this.log.info("repository created", { repo: name, dirs: created.map((d) => relative(this.paths.root, d) || ".") });
+    });
+  }
+
+  /**
+   * Replaces the repository's list of manifests with `mutate(current)`, atomically and
+   * serialised with every other write to the repository. `mutate` returns undefined to
+   * leave the index unchanged; it may throw to refuse the change. `after` runs, still under
+   * the lock, once the new index is durable. Returns the new index (or the unchanged one).
+   */
+  async update(
+    name: string,
+    mutate: (entries: Descriptor[]) => Descriptor[] | undefined,
+    after?: (index: RepoIndex) => void,
+  ): Promise<RepoIndex> {
+    return this.lock.run(name, async () => {
+      const current = await this.index(name);
+      if (!current) throw new Error(`repository ${name} has no index.json`);
+      const next = mutate(current.doc.manifests);
+      if (next === undefined) return current;
+      const doc: IndexDoc = { ...current.doc, manifests: next };
+      const path = this.paths.index(name);
+      await this.disk.writeAtomic(path, `${JSON.stringify(doc)}\n`);
+      const index = buildIndex(stampOf(this.disk, path) ?? "", doc);
+      this.cache.set(name, index);
+      after?.(index);
+      return index;
+    });
+  }
+
+  /** Creates `dir` and any missing parents, fsyncing each parent so the entries survive a power loss. */
+  private async mkdirsDurably(dir: string): Promise<string[]> {
+    const missing: string[] = [];
+    for (let d = dir; !this.disk.stat(d); d = dirname(d)) {
+      missing.push(d);
+      if (d === this.paths.root || dirname(d) === d) break;
+    }
+    await this.disk.mkdirp(dir);
+    for (const d of missing) await this.disk.syncDir(dirname(d));
+    return missing;
+  }
+}

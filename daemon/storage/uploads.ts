@@ -1,0 +1,216 @@
+/**
+ * Blob upload sessions (distribution spec, "Pushing blobs"): the bytes of a session stream
+ * into `<root>/.berth/uploads/<id>/data` through a hasher, so the digest is known when the
+ * last byte lands and no blob is ever whole in memory. A chunk that fails half-way (the
+ * client went away, the disk filled) is cut off again, so the session stays at the last
+ * good offset and the client can resume from there.
+ *
+ * Sessions live in memory; their files are removed at start-up (clients restart an upload
+ * whose session is unknown).
+ */
+import { randomUUID } from "node:crypto";
+import { join } from "node:path";
+import type { Algorithm, Digest } from "../oci/digest";
+import type { Disk } from "../platform/disk";
+import { type Hasher, createHasher, hashFile } from "../platform/hash";
+import { StorageError, isNoSpace } from "./errors";
+import type { Paths } from "./paths";
+
+/** Bytes gathered before one write to the file. */
+const WRITE_BATCH = 1 << 20;
+
+/** One upload in flight. */
+export interface UploadSession {
+  readonly id: string;
+  readonly repo: string;
+  readonly algorithm: Algorithm;
+  /** Bytes received so far. */
+  size: number;
+  readonly started: number;
+  lastActive: number;
+}
+
+interface Session extends UploadSession {
+  hasher: Hasher | undefined;
+  busy: boolean;
+}
+
+/** Options for {@link Uploads}. */
+export interface UploadOptions {
+  /** Largest blob accepted, in bytes; 0 means no limit. */
+  maxBlobBytes: number;
+}
+
+/** The upload sessions of one storage root. */
+export class Uploads {
+  private readonly sessions = new Map<string, Session>();
+
+  constructor(
+    private readonly paths: Paths,
+    private readonly disk: Disk,
+    private readonly options: UploadOptions,
+  ) {}
+
+  /** Removes every session left on disk by an earlier run. */
+  async clearLeftovers(): Promise<number> {
+    const names = this.disk.readdir(this.paths.uploads);
+    for (const name of names) await this.disk.removeTree(join(this.paths.uploads, name));
+    await this.disk.mkdirp(this.paths.uploads);
+    return names.length;
+  }
+
+  /** Opens a new session for `repo`, hashing with `algorithm`. */
+  async start(repo: string, algorithm: Algorithm): Promise<UploadSession> {
+    const id = randomUUID();
+    const dir = this.paths.upload(id);
+    await this.disk.mkdirp(dir);
+    const file = await this.disk.openAppend(join(dir, "data"));
+    await file.close();
+    const now = Date.now();
+    const session: Session = { id, repo, algorithm, size: 0, started: now, lastActive: now, hasher: createHasher(algorithm), busy: false };
+    this.sessions.set(id, session);
+    return session;
+  }
+
+  /** The session `id` of `repo`; throws upload-unknown if there is none. */
+  get(repo: string, id: string): UploadSession {
+    return this.session(repo, id);
+  }
+
+  /** Sessions in flight. */
+  count(): number {
+    return this.sessions.size;
+  }
+
+  /**
+   * Appends a request body to the session. With `range`, the chunk must start at the
+   * session's current size (else range-mismatch) and be exactly `range.end - range.start + 1`
+   * bytes; with `length`, exactly that many bytes. On any failure the session is restored
+   * to where it was before this call.
+   */
+  async append(
+    repo: string,
+    id: string,
+    body: ReadableStream<Uint8Array> | null,
+    opts: { range?: { start: number; end: number }; length?: number } = {},
+  ): Promise<UploadSession> {
+    const session = this.session(repo, id);
+    if (session.busy) throw new StorageError("upload-busy", "another request is writing to this upload");
+    if (opts.range && opts.range.start !== session.size) {
+      throw new StorageError("range-mismatch", `the chunk starts at ${opts.range.start} but the upload has ${session.size} bytes`);
+    }
+    session.busy = true;
+    const startSize = session.size;
+    const saved = session.hasher?.copy();
+    const file = await this.disk.openAppend(this.dataPath(id));
+    try {
+      const written = body ? await this.pump(session, body, file.write.bind(file)) : 0;
+      const expected = opts.range ? opts.range.end - opts.range.start + 1 : opts.length;
+      if (expected !== undefined && written !== expected) {
+        throw new StorageError("size-mismatch", `received ${written} bytes where ${expected} were announced`);
+      }
+      return session;
+    } catch (err) {
+      await file.truncate(startSize).catch(() => {});
+      session.size = startSize;
+      session.hasher = saved;
+      if (isNoSpace(err)) throw new StorageError("no-space", "the disk is full");
+      throw err;
+    } finally {
+      await file.close().catch(() => {});
+      session.busy = false;
+      session.lastActive = Date.now();
+    }
+  }
+
+  /**
+   * Completes the session: verifies that its bytes hash to `digest` (and are `size` bytes
+   * when given), makes them durable, and returns the path of the data file for publishing.
+   * On a mismatch the session is discarded and digest-mismatch / size-mismatch is thrown.
+   */
+  async complete(repo: string, id: string, digest: Digest): Promise<string> {
+    const session = this.session(repo, id);
+    if (session.busy) throw new StorageError("upload-busy", "another request is writing to this upload");
+    session.busy = true;
+    const path = this.dataPath(id);
+    try {
+      const hex = session.hasher && session.algorithm === digest.algorithm
+        ? session.hasher.hex()
+        : await hashFile(digest.algorithm, path);
+      session.hasher = undefined;
+      if (hex !== digest.hex) {
+        await this.discard(id);
+        throw new StorageError("digest-mismatch", `the uploaded bytes hash to ${digest.algorithm}:${hex}, not ${digest.value}`);
+      }
+      const file = await this.disk.openAppend(path);
+      try {
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+      return path;
+    } finally {
+      session.busy = false;
+    }
+  }
+
+  /** Forgets a session and removes its files. */
+  async discard(id: string): Promise<void> {
+    this.sessions.delete(id);
+    await this.disk.removeTree(this.paths.upload(id));
+  }
+
+  /** Cancels session `id` of `repo`; throws upload-unknown if there is none. */
+  async cancel(repo: string, id: string): Promise<void> {
+    this.session(repo, id);
+    await this.discard(id);
+  }
+
+  private session(repo: string, id: string): Session {
+    const session = this.sessions.get(id);
+    if (!session || session.repo !== repo) throw new StorageError("upload-unknown", `no upload "${id}" in this repository`);
+    return session;
+  }
+
+  private dataPath(id: string): string {
+    return join(this.paths.upload(id), "data");
+  }
+
+  /** Streams `body` through the hasher into the file; returns the bytes received. */
+  private async pump(session: Session, body: ReadableStream<Uint8Array>, write: (chunks: Uint8Array[]) => Promise<void>): Promise<number> {
+    const limit = this.options.maxBlobBytes;
+    const reader = body.getReader();
+    let batch: Uint8Array[] = [];
+    let batchBytes = 0;
+    let received = 0;
+    try {
+      for (;;) {
+        let next: { done: true; value?: undefined } | { done: false; value: Uint8Array };
+        try {
+          next = (await reader.read()) as typeof next;
+        } catch {
+          throw new StorageError("client-aborted", "the request body ended before it was complete");
+        }
+        if (next.done) break;
+        const chunk = next.value;
+        received += chunk.byteLength;
+        if (limit > 0 && session.size + received > limit) {
+          throw new StorageError("too-large", `the blob is larger than the limit of ${limit} bytes`);
+        }
+        session.hasher?.update(chunk);
+        batch.push(chunk);
+        batchBytes += chunk.byteLength;
+        if (batchBytes >= WRITE_BATCH) {
+          await write(batch);
+          batch = [];
+          batchBytes = 0;
+        }
+      }
+      if (batch.length > 0) await write(batch);
+    } finally {
+      reader.releaseLock();
+    }
+    session.size += received;
+    return received;
+  }
+}
