@@ -324,7 +324,8 @@ export function createV2Handler(registry: Registry, options: V2Options): (req: R
     try {
       const r = route(path);
       if (!r) throw new RegistryError("UNSUPPORTED", `no endpoint at ${path.slice(0, 200)}`, { status: 404 });
-      return await dispatch(req, r, new URLSearchParams(query));
+      const res = await dispatch(req, r, new URLSearchParams(query));
+      return req.method === "HEAD" && res.body ? new Response(null, { status: res.status, headers: res.headers }) : res;
     } catch (err) {
       if (err instanceof RegistryError) {
         if (err.status >= 500) log.error("request failed", { method: req.method, path, code: err.code, detail: err.detail });

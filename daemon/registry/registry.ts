@@ -48,16 +48,24 @@ export interface Page {
   next?: string;
 }
 
-/** Turns storage faults into the OCI errors the client sees. */
-function translate(err: unknown): never {
+/**
+ * Turns storage faults into the OCI errors the client sees. `session` adds the upload's
+ * current state to a 416, so the client knows where to resume (spec: "Pushing a blob in
+ * chunks").
+ */
+function translate(err: unknown, session?: UploadSession): never {
   if (!(err instanceof StorageError)) throw err;
   switch (err.fault) {
     case "upload-unknown":
       throw new RegistryError("BLOB_UPLOAD_UNKNOWN", err.message);
     case "upload-busy":
       throw new RegistryError("BLOB_UPLOAD_INVALID", err.message, { status: 409 });
-    case "range-mismatch":
-      throw new RegistryError("BLOB_UPLOAD_INVALID", err.message, { status: 416 });
+    case "range-mismatch": {
+      const headers: Record<string, string> | undefined = session
+        ? { Range: `0-${Math.max(session.size - 1, 0)}`, Location: `/v2/${session.repo}/blobs/uploads/${session.id}`, "Docker-Upload-UUID": session.id }
+        : undefined;
+      throw new RegistryError("BLOB_UPLOAD_INVALID", err.message, { status: 416, headers });
+    }
     case "too-large":
       throw new RegistryError("SIZE_INVALID", err.message, { status: 413 });
     case "digest-mismatch":
@@ -187,7 +195,7 @@ export class Registry {
     try {
       return await this.store.uploads.append(repo, id, body, opts);
     } catch (err) {
-      translate(err);
+      translate(err, this.sessionOrUndefined(repo, id));
     }
   }
 
@@ -221,7 +229,7 @@ export class Registry {
       if (body) await this.store.uploads.append(repo, id, body, opts);
       await this.publishUpload(repo, id, digest);
     } catch (err) {
-      translate(err);
+      translate(err, this.sessionOrUndefined(repo, id));
     }
     return digest.value;
   }
@@ -233,6 +241,14 @@ export class Registry {
       await this.store.uploads.cancel(repo, id);
     } catch (err) {
       translate(err);
+    }
+  }
+
+  private sessionOrUndefined(repo: string, id: string): UploadSession | undefined {
+    try {
+      return this.store.uploads.get(repo, id);
+    } catch {
+      return undefined;
     }
   }
 

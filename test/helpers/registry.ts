@@ -1,0 +1,126 @@
+/**
+ * An in-process registry over a temp root, for socketless tests of the /v2 handler: the
+ * handler is called with Request objects directly, no port is opened.
+ */
+import { createHash } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createV2Handler } from "../../daemon/http/v2";
+import { silentLogger } from "../../daemon/log";
+import { Meta } from "../../daemon/meta/meta";
+import { type Disk, realDisk } from "../../daemon/platform/disk";
+import { openDatabase } from "../../daemon/platform/sqlite";
+import { Registry } from "../../daemon/registry/registry";
+import { Store } from "../../daemon/storage/store";
+
+/** A registry under test. */
+export interface TestRegistry extends AsyncDisposable {
+  root: string;
+  store: Store;
+  registry: Registry;
+  handle(req: Request): Promise<Response>;
+  /** Calls the handler with a request built from the arguments. */
+  call(method: string, path: string, init?: { headers?: Record<string, string>; body?: BodyInit | null }): Promise<Response>;
+  /** Re-opens the same root as a fresh process would (new caches, new database handle). */
+  reopen(): Promise<TestRegistry>;
+}
+
+/** Options for {@link createTestRegistry}. */
+export interface TestRegistryOptions {
+  root?: string;
+  disk?: Disk;
+  maxManifestBytes?: number;
+  maxBlobBytes?: number;
+  dedupe?: boolean;
+}
+
+/** Builds a registry on a fresh temp root (or `options.root`). */
+export async function createTestRegistry(options: TestRegistryOptions = {}): Promise<TestRegistry> {
+  const owned = options.root === undefined;
+  const root = options.root ?? mkdtempSync(join(tmpdir(), "berth-reg-"));
+  const maxManifestBytes = options.maxManifestBytes ?? 4 * 1024 * 1024;
+  const store = new Store(options.disk ?? realDisk, {
+    root,
+    dedupe: options.dedupe ?? true,
+    maxBlobBytes: options.maxBlobBytes ?? 0,
+    manifestCacheBytes: 1 << 20,
+  }, silentLogger);
+  const report = await store.recover();
+  const db = openDatabase(store.paths.metaDb);
+  const registry = new Registry(store, new Meta(db), { maxManifestBytes }, silentLogger);
+  await registry.reconcileAll(report.repositories);
+  const handle = createV2Handler(registry, { maxManifestBytes, log: silentLogger });
+  const self: TestRegistry = {
+    root,
+    store,
+    registry,
+    handle,
+    call(method, path, init = {}) {
+      return handle(new Request(`http://registry.test${path}`, { method, headers: init.headers, body: init.body ?? null }));
+    },
+    async reopen() {
+      db.close();
+      return createTestRegistry({ ...options, root });
+    },
+    async [Symbol.asyncDispose]() {
+      try {
+        db.close();
+      } catch {
+        // already closed by reopen()
+      }
+      if (owned) rmSync(root, { recursive: true, force: true });
+    },
+  };
+  return self;
+}
+
+/** sha256 digest of bytes or text, as "sha256:<hex>". */
+export function sha256(data: Uint8Array | string): string {
+  return `sha256:${createHash("sha256").update(data).digest("hex")}`;
+}
+
+/** sha512 digest of bytes or text. */
+export function sha512(data: Uint8Array | string): string {
+  return `sha512:${createHash("sha512").update(data).digest("hex")}`;
+}
+
+/** Pushes a blob monolithically; returns its digest. */
+export async function pushBlob(r: TestRegistry, repo: string, data: Uint8Array | string): Promise<string> {
+  const digest = sha256(data);
+  const res = await r.call("POST", `/v2/${repo}/blobs/uploads/?digest=${digest}`, { body: data });
+  if (res.status !== 201) throw new Error(`push blob: ${res.status} ${await res.text()}`);
+  return digest;
+}
+
+/** An OCI image manifest over the given config and layers (as text). */
+export function imageManifest(config: string, layers: string[], extra: Record<string, unknown> = {}): string {
+  return JSON.stringify({
+    schemaVersion: 2,
+    mediaType: "application/vnd.oci.image.manifest.v1+json",
+    config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: sha256(config), size: Buffer.byteLength(config) },
+    layers: layers.map((l) => ({ mediaType: "application/vnd.oci.image.layer.v1.tar", digest: sha256(l), size: Buffer.byteLength(l) })),
+    ...extra,
+  });
+}
+
+/** Pushes config, layers and the manifest under `reference`; returns the manifest and its digest. */
+export async function pushImage(
+  r: TestRegistry,
+  repo: string,
+  reference: string,
+  seed: string,
+  extra: Record<string, unknown> = {},
+): Promise<{ manifest: string; digest: string; config: string; layer: string }> {
+  const config = JSON.stringify({ architecture: "amd64", os: "linux", seed });
+  const layer = `layer bytes of ${seed}`;
+  await pushBlob(r, repo, config);
+  await pushBlob(r, repo, layer);
+  const manifest = imageManifest(config, [layer], extra);
+  const res = await r.call("PUT", `/v2/${repo}/manifests/${reference}`, {
+    headers: { "Content-Type": "application/vnd.oci.image.manifest.v1+json" },
+    body: manifest,
+  });
+  if (res.status !== 201) throw new Error(`push manifest: ${res.status} ${await res.text()}`);
+  return { manifest, digest: sha256(manifest), config, layer };
+}
