@@ -5,7 +5,7 @@
  * dropped layout leave it a layout umoci still reads.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdirSync, rmSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { type Daemon, startDaemon } from "../helpers/daemon";
 import {
@@ -104,6 +104,13 @@ describe("umoci layouts in the storage root", () => {
     expect(repos).toContain("dropped/app");
   });
 
+  test("a layout dropped in right after a catalog listing shows up in the next one", async () => {
+    expect(await catalog(daemon.url)).not.toContain("dropped/late");
+    await place(app, "dropped/late");
+    expect(await listTags(daemon.url, "dropped/late")).toEqual(["latest", "v1"]);
+    expect(await catalog(daemon.url)).toContain("dropped/late");
+  });
+
   test("a dropped layout can be copied from and pushed to, and stays a layout umoci reads", async () => {
     const tag = layoutTag(app, "v1");
     await skopeo.ok(["copy", "-q", "--src-tls-verify=false", "--dest-tls-verify=false", `docker://${daemon.host}/dropped/app:v1`, `docker://${daemon.host}/copied/app:v1`]);
@@ -118,8 +125,9 @@ describe("umoci layouts in the storage root", () => {
     // berth wrote into the dropped layout; umoci still reads it, with every tag
     const ls = await runOk(["umoci", "ls", "--layout", join(root, "dropped/app")]);
     expect(ls.stdout.split("\n").filter(Boolean).sort()).toEqual(["latest", "multi", "v1"]);
-    const stat = await runOk(["umoci", "stat", "--json", "--image", `${join(root, "dropped/app")}:v1`]);
-    expect(stat.stdout).toContain("/hello.txt");
+    const bundle = join(work, "bundle");
+    await runOk(["umoci", "unpack", "--image", `${join(root, "dropped/app")}:v1`, bundle]);
+    expect(readFileSync(join(bundle, "rootfs", "hello.txt"), "utf8")).toBe("hello from berth e2e\n");
     // and the pushed index's children are blobs of the layout
     for (const child of parseManifest(layoutBlob(fx.multi, multi.digest)).manifests!) {
       expect(sha256(layoutBlob(join(root, "dropped/app"), child.digest))).toBe(child.digest);

@@ -1,0 +1,92 @@
+/** Configuration: defaults, every problem reported with its key, sizes with units, the CLI. */
+import { describe, expect, test } from "bun:test";
+import { resolve } from "node:path";
+import { ConfigError, EMBEDDED_DEFAULT, parseConfig } from "../../daemon/config/load";
+import { parseBytes } from "../../daemon/config/schema";
+import { tempDir, writeConfig } from "../helpers/daemon";
+
+const MAIN = resolve(import.meta.dir, "../../daemon/main.ts");
+
+describe("configuration", () => {
+  test("the embedded default gives 127.0.0.1:5000 and ./data", () => {
+    const c = parseConfig(EMBEDDED_DEFAULT, "default");
+    expect(c.http).toMatchObject({ address: "127.0.0.1", port: 5000 });
+    expect(c.storage).toMatchObject({ root: "./data", dedupe: true, max_manifest_bytes: 4 * 1024 * 1024 });
+    expect(c.log).toEqual({ level: "info", format: "json" });
+  });
+
+  test("an empty file gets every default", () => {
+    expect(parseConfig("", "x").storage.root).toBe("./data");
+  });
+
+  test("sizes take units", () => {
+    expect(parseBytes("4 MiB")).toBe(4 * 1024 * 1024);
+    expect(parseBytes("512KiB")).toBe(512 * 1024);
+    expect(parseBytes("1GB")).toBe(1e9);
+    expect(parseBytes(123)).toBe(123);
+    expect(parseBytes("12 parsecs")).toBeUndefined();
+    expect(parseConfig('[storage]\nmax_manifest_bytes = "8 MiB"', "x").storage.max_manifest_bytes).toBe(8 * 1024 * 1024);
+  });
+
+  test("every problem is reported, each with its key", () => {
+    const text = `
+[http]
+port = 70000
+adress = "0.0.0.0"
+[storage]
+dedupe = "yes"
+max_manifest_bytes = "lots"
+[log]
+level = "loud"
+[extra]
+x = 1
+`;
+    let err: ConfigError | undefined;
+    try {
+      parseConfig(text, "bad.toml");
+    } catch (e) {
+      err = e as ConfigError;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const problems = err!.problems.join("\n");
+    expect(problems).toContain("http.port: 70000 is outside 0..65535");
+    expect(problems).toContain("http.adress: unknown key");
+    expect(problems).toContain("storage.dedupe: expected true or false");
+    expect(problems).toContain("storage.max_manifest_bytes: expected a size");
+    expect(problems).toContain('log.level: expected one of "debug", "info", "warn", "error"');
+    expect(problems).toContain("extra: unknown section or key");
+    expect(err!.problems).toHaveLength(6);
+  });
+
+  test("TOML syntax errors are reported", () => {
+    expect(() => parseConfig("[http\nport=1", "broken.toml")).toThrow(/not valid TOML/);
+  });
+});
+
+describe("command line", () => {
+  test("verify reports every problem and exits 1; a good file exits 0", () => {
+    using dir = tempDir();
+    const bad = writeConfig(dir.path, "[http]\nport = -1\n[log]\nformat = \"xml\"\n");
+    const run = Bun.spawnSync([process.execPath, MAIN, "verify", bad], { stderr: "pipe", stdout: "pipe" });
+    expect(run.exitCode).toBe(1);
+    const out = run.stderr.toString();
+    expect(out).toContain("http.port");
+    expect(out).toContain("log.format");
+    const good = writeConfig(dir.path, "[http]\nport = 0\n");
+    const ok = Bun.spawnSync([process.execPath, MAIN, "verify", good], { stdout: "pipe" });
+    expect(ok.exitCode).toBe(0);
+    expect(ok.stdout.toString()).toContain("valid");
+  });
+
+  test("version prints the version", () => {
+    const run = Bun.spawnSync([process.execPath, MAIN, "version"], { stdout: "pipe" });
+    expect(run.exitCode).toBe(0);
+    expect(run.stdout.toString()).toMatch(/^berth \d+\.\d+\.\d+/);
+  });
+
+  test("serve with a missing config file fails clearly", () => {
+    const run = Bun.spawnSync([process.execPath, MAIN, "serve", "--config", "/nonexistent/berth.toml"], { stderr: "pipe" });
+    expect(run.exitCode).toBe(1);
+    expect(run.stderr.toString()).toContain("cannot read the file (ENOENT)");
+  });
+});

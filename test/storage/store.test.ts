@@ -1,0 +1,145 @@
+/**
+ * The storage engine under the registry: what it leaves on disk is a valid OCI layout, the
+ * derived index survives restarts and is rebuilt when missing or stale, start-up cleans
+ * what an interrupted run left, and faults (no hard links, a full disk) lose nothing.
+ */
+import { describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { type Disk, TEMP_PREFIX, realDisk } from "../../daemon/platform/disk";
+import { createTestRegistry, imageManifest, pushBlob, pushImage, sha256 } from "../helpers/registry";
+
+const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
+
+describe("on-disk layout", () => {
+  test("each repository is an OCI image layout with tags as ref.name annotations", async () => {
+    await using r = await createTestRegistry();
+    const img = await pushImage(r, "team/app", "v1", "layout");
+    const dir = join(r.root, "team/app");
+    expect(JSON.parse(readFileSync(join(dir, "oci-layout"), "utf8"))).toEqual({ imageLayoutVersion: "1.0.0" });
+    const index = JSON.parse(readFileSync(join(dir, "index.json"), "utf8"));
+    expect(index.schemaVersion).toBe(2);
+    expect(index.manifests).toEqual([
+      { mediaType: OCI_MANIFEST, digest: img.digest, size: img.manifest.length, annotations: { "org.opencontainers.image.ref.name": "v1" } },
+    ]);
+    for (const content of [img.manifest, img.config, img.layer]) {
+      expect(readFileSync(join(dir, "blobs/sha256", sha256(content).slice(7)), "utf8")).toBe(content);
+    }
+  });
+});
+
+describe("the derived index", () => {
+  test("survives a restart, and is rebuilt when the database is deleted", async () => {
+    await using r = await createTestRegistry();
+    const img = await pushImage(r, "app", "v1", "meta");
+    await pushBlob(r, "app", "{}");
+    const ref = imageManifest("{}", [], { subject: { mediaType: OCI_MANIFEST, digest: img.digest, size: img.manifest.length } });
+    await r.call("PUT", `/v2/app/manifests/${sha256(ref)}`, { headers: { "Content-Type": OCI_MANIFEST }, body: ref });
+    const referrers = async (reg: typeof r) => ((await (await reg.call("GET", `/v2/app/referrers/${img.digest}`)).json()) as { manifests: { digest: string }[] }).manifests.map((m) => m.digest);
+    expect(await referrers(r)).toEqual([sha256(ref)]);
+
+    const again = await r.reopen();
+    expect(await referrers(again)).toEqual([sha256(ref)]);
+    await again[Symbol.asyncDispose]();
+
+    for (const f of ["meta.db", "meta.db-wal", "meta.db-shm"]) rmSync(join(r.root, ".berth", f), { force: true });
+    const rebuilt = await r.reopen();
+    expect(await referrers(rebuilt)).toEqual([sha256(ref)]);
+    expect(((await (await rebuilt.call("GET", "/v2/_catalog")).json()) as { repositories: string[] }).repositories).toEqual(["app"]);
+    await rebuilt[Symbol.asyncDispose]();
+  });
+
+  test("an index.json changed by another tool is picked up without a restart", async () => {
+    await using r = await createTestRegistry();
+    const a = await pushImage(r, "app", "a", "one");
+    await pushImage(r, "app", "b", "two");
+    const path = join(r.root, "app/index.json");
+    const doc = JSON.parse(readFileSync(path, "utf8"));
+    doc.manifests = doc.manifests.filter((m: { annotations?: Record<string, string> }) => m.annotations?.["org.opencontainers.image.ref.name"] !== "b");
+    doc.manifests.push({ ...doc.manifests[0], annotations: { "org.opencontainers.image.ref.name": "c" } });
+    writeFileSync(`${path}.new`, JSON.stringify(doc));
+    require("node:fs").renameSync(`${path}.new`, path);
+    expect(await (await r.call("GET", "/v2/app/tags/list")).json()).toEqual({ name: "app", tags: ["a", "c"] });
+    expect((await r.call("GET", "/v2/app/manifests/c")).headers.get("docker-content-digest")).toBe(a.digest);
+  });
+});
+
+describe("start-up recovery", () => {
+  test("removes upload sessions and temp files left by an interrupted run, keeps content", async () => {
+    await using r = await createTestRegistry();
+    const img = await pushImage(r, "app", "v1", "recover");
+    mkdirSync(join(r.root, ".berth/uploads/dead-session"), { recursive: true });
+    writeFileSync(join(r.root, ".berth/uploads/dead-session/data"), "half an upload");
+    writeFileSync(join(r.root, "app", `${TEMP_PREFIX}123-1`), "torn index");
+    writeFileSync(join(r.root, "app/blobs/sha256", `${TEMP_PREFIX}123-2`), "torn copy");
+    writeFileSync(join(r.root, ".berth/pool/sha256", `${TEMP_PREFIX}123-3`), "torn");
+    const again = await r.reopen();
+    expect(existsSync(join(r.root, ".berth/uploads/dead-session"))).toBe(false);
+    expect(existsSync(join(r.root, "app", `${TEMP_PREFIX}123-1`))).toBe(false);
+    expect(existsSync(join(r.root, "app/blobs/sha256", `${TEMP_PREFIX}123-2`))).toBe(false);
+    expect(existsSync(join(r.root, ".berth/pool/sha256", `${TEMP_PREFIX}123-3`))).toBe(false);
+    expect(await (await again.call("GET", "/v2/app/manifests/v1")).text()).toBe(img.manifest);
+    await again[Symbol.asyncDispose]();
+  });
+
+  test("a layout placed in the root before start is served; one with an invalid name is not", async () => {
+    await using r = await createTestRegistry();
+    const img = await pushImage(r, "origin", "v1", "dropped");
+    const fs = require("node:fs") as typeof import("node:fs");
+    fs.cpSync(join(r.root, "origin"), join(r.root, "dropped/copy"), { recursive: true });
+    fs.cpSync(join(r.root, "origin"), join(r.root, "Bad_Name"), { recursive: true });
+    const again = await r.reopen();
+    expect(await (await again.call("GET", "/v2/dropped/copy/manifests/v1")).text()).toBe(img.manifest);
+    expect(((await (await again.call("GET", "/v2/_catalog")).json()) as { repositories: string[] }).repositories).toEqual(["dropped/copy", "origin"]);
+    await again[Symbol.asyncDispose]();
+  });
+});
+
+/** A disk whose hard links fail as on a file system without them. */
+function noLinkDisk(): Disk {
+  return { ...realDisk, link: async () => Promise.reject(Object.assign(new Error("EXDEV"), { code: "EXDEV" })) };
+}
+
+describe("faults", () => {
+  test("where hard links fail, blobs are copied and everything still works", async () => {
+    await using r = await createTestRegistry({ disk: noLinkDisk() });
+    const img = await pushImage(r, "a", "v1", "copies");
+    expect((await r.call("POST", `/v2/b/blobs/uploads/?mount=${sha256(img.layer)}&from=a`)).status).toBe(201);
+    expect(await (await r.call("GET", `/v2/b/blobs/${sha256(img.layer)}`)).text()).toBe(img.layer);
+    const a = statSync(join(r.root, "a/blobs/sha256", sha256(img.layer).slice(7)));
+    const b = statSync(join(r.root, "b/blobs/sha256", sha256(img.layer).slice(7)));
+    expect(a.ino).not.toBe(b.ino);
+    expect(await (await r.call("GET", "/v2/a/manifests/v1")).text()).toBe(img.manifest);
+  });
+
+  test("a full disk mid-upload is a clear 507, nothing partial is visible, and the registry keeps serving", async () => {
+    let full = false;
+    const disk: Disk = {
+      ...realDisk,
+      async openAppend(path) {
+        const file = await realDisk.openAppend(path);
+        return {
+          ...file,
+          write: (chunks) => (full ? Promise.reject(Object.assign(new Error("ENOSPC"), { code: "ENOSPC" })) : file.write(chunks)),
+          truncate: (n) => file.truncate(n),
+          sync: () => file.sync(),
+          close: () => file.close(),
+        };
+      },
+    };
+    await using r = await createTestRegistry({ disk });
+    const before = await pushImage(r, "app", "v1", "before");
+    full = true;
+    const digest = sha256("will not fit");
+    const res = await r.call("POST", `/v2/app/blobs/uploads/?digest=${digest}`, { body: "will not fit" });
+    expect(res.status).toBe(507);
+    expect(((await res.json()) as { errors: { detail: string }[] }).errors[0]!.detail).toContain("disk is full");
+    expect((await r.call("HEAD", `/v2/app/blobs/${digest}`)).status).toBe(404);
+    const m = await r.call("PUT", "/v2/app/manifests/v2", { headers: { "Content-Type": OCI_MANIFEST }, body: before.manifest });
+    expect(m.status).toBe(507);
+    expect((await r.call("GET", "/v2/app/manifests/v2")).status).toBe(404);
+    full = false;
+    expect(await (await r.call("GET", "/v2/app/manifests/v1")).text()).toBe(before.manifest);
+    expect((await r.call("POST", `/v2/app/blobs/uploads/?digest=${digest}`, { body: "will not fit" })).status).toBe(201);
+  });
+});
