@@ -141,7 +141,7 @@ export class Skopeo implements Disposable {
   }
 
   /** `skopeo inspect --raw` of a docker:// reference, as bytes. */
-  async rawManifest(ref: string): Promise<Uint8Array> {
+  async rawManifest(ref: string): Promise<Uint8Array<ArrayBuffer>> {
     // stdout is text; raw manifests are JSON (UTF-8), so a round trip through a string is exact
     const r = await this.ok(["inspect", "--raw", "--tls-verify=false", `docker://${ref}`]);
     return new TextEncoder().encode(r.stdout);
@@ -379,7 +379,7 @@ export function layoutTag(layout: string, tag: string): Descriptor {
 }
 
 /** The raw bytes of a blob of an OCI layout. */
-export function layoutBlob(layout: string, digest: string): Uint8Array {
+export function layoutBlob(layout: string, digest: string): Uint8Array<ArrayBuffer> {
   const [alg, hex] = digest.split(":");
   return new Uint8Array(readFileSync(join(layout, "blobs", alg!, hex!)));
 }
@@ -401,7 +401,7 @@ export interface FetchedManifest {
   readonly status: number;
   readonly contentType: string | null;
   readonly digestHeader: string | null;
-  readonly bytes: Uint8Array;
+  readonly bytes: Uint8Array<ArrayBuffer>;
 }
 
 /** GET /v2/<name>/manifests/<ref> accepting every manifest type. */
