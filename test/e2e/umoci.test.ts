@@ -104,6 +104,8 @@ describe("umoci layouts in the storage root", () => {
     expect(repos).toContain("dropped/app");
   });
 
+  // The catalog must not hide a repository that tags/list and manifests already serve.
+  // (berth rescans the root for the catalog at most every 10 s, so this fails today.)
   test("a layout dropped in right after a catalog listing shows up in the next one", async () => {
     expect(await catalog(daemon.url)).not.toContain("dropped/late");
     await place(app, "dropped/late");
