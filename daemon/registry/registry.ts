@@ -103,7 +103,6 @@ export function paginate(sorted: readonly string[], n: number | undefined, last:
 export class Registry {
   /** index.json stamp each repository's derived rows were last brought up to. */
   private readonly indexed = new Map<string, string>();
-  private catalogScanned = 0;
 
   constructor(
     private readonly store: Store,
@@ -424,13 +423,15 @@ export class Registry {
     return paginate(index.sortedTags(), n, last);
   }
 
-  /** A page of the repository names in lexical order. */
+  /**
+   * A page of the repository names in lexical order. The root is rescanned on every call
+   * (directory reads only; blob directories are not entered), so a layout dropped into the
+   * root is listed at once; the derived index is written only for what changed.
+   */
   async catalog(n: number | undefined, last: string | undefined): Promise<Page> {
-    if (Date.now() - this.catalogScanned > 10_000) {
-      await this.reconcileAll(await this.store.repositories());
-      this.catalogScanned = Date.now();
-    }
-    return paginate(this.meta.repositories(), n, last);
+    const repositories = await this.store.repositories();
+    await this.reconcileAll(repositories);
+    return paginate(repositories, n, last);
   }
 
   /** Manifests of `repo` whose subject is `digest`, optionally only those of `artifactType`. */

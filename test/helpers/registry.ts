@@ -21,7 +21,7 @@ export interface TestRegistry extends AsyncDisposable {
   registry: Registry;
   handle(req: Request): Promise<Response>;
   /** Calls the handler with a request built from the arguments. */
-  call(method: string, path: string, init?: { headers?: Record<string, string>; body?: BodyInit | null }): Promise<Response>;
+  call(method: string, path: string, init?: { headers?: Record<string, string>; body?: RequestInit["body"] }): Promise<Response>;
   /** Re-opens the same root as a fresh process would (new caches, new database handle). */
   reopen(): Promise<TestRegistry>;
 }
