@@ -448,7 +448,8 @@ async function pushAll(target: Target, repo: string, specs: ImageSpec[], concurr
 async function pullAll(target: Target, repo: string, specs: ImageSpec[], concurrency: number): Promise<{ ops: number; bytes: number }> {
   let bytes = 0;
   await runPool(specs.length, concurrency, async (index) => {
-    bytes += await pullImage(target, repo, specs[index]!);
+    const pulled = await pullImage(target, repo, specs[index]!);
+    bytes += pulled;
   });
   return { ops: specs.length, bytes };
 }
@@ -464,17 +465,29 @@ async function manifestGetBun(url: string, count: number, concurrency: number): 
   return { ops: count, bytes };
 }
 
+const WRK_STOP = "@@WRK-THREAD-DONE";
+const WRK_SUMMARY = "@@WRK ";
+
+/**
+ * wrk script: each thread stops after `perThread` responses and prints a
+ * marker, so the driver can interrupt wrk (whose main thread otherwise
+ * sleeps for the whole -d duration); done() prints the summary as JSON.
+ */
 function wrkScript(perThread: number): string {
   return `
 local limit = ${perThread}
 local seen = 0
 function response(status, headers, body)
   seen = seen + 1
-  if seen >= limit then wrk.thread:stop() end
+  if seen == limit then
+    io.write("${WRK_STOP}\\n")
+    io.flush()
+    wrk.thread:stop()
+  end
 end
 function done(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format('\\n@@WRK {"requests":%d,"duration_us":%d,"bytes":%d,"status":%d,"connect":%d,"read":%d,"write":%d,"timeout":%d}\\n',
+  io.write(string.format('\\n${WRK_SUMMARY}{"requests":%d,"duration_us":%d,"bytes":%d,"status":%d,"connect":%d,"read":%d,"write":%d,"timeout":%d}\\n',
     summary.requests, summary.duration, summary.bytes, e.status, e.connect, e.read, e.write, e.timeout))
 end
 `;
@@ -491,17 +504,34 @@ interface WrkSummary {
   timeout: number;
 }
 
-/** Manifest GETs with wrk, stopping each thread after its share of `count` responses. */
+/** Reads wrk's stdout; once every thread has printed its stop marker, interrupts wrk so it reports. */
+async function collectWrkOutput(proc: Bun.Subprocess<"ignore", "pipe", "pipe">, threads: number): Promise<string> {
+  let out = "";
+  let interrupter: ReturnType<typeof setInterval> | null = null;
+  const decoder = new TextDecoder();
+  for await (const chunk of proc.stdout) {
+    out += decoder.decode(chunk, { stream: true });
+    if (interrupter === null && out.split(WRK_STOP).length - 1 >= threads) {
+      proc.kill("SIGINT");
+      // A signal can land on a worker thread that is just exiting; repeat until wrk is done.
+      interrupter = setInterval(() => proc.kill("SIGINT"), 200);
+    }
+  }
+  if (interrupter !== null) clearInterval(interrupter);
+  return out;
+}
+
+/** Manifest GETs with wrk, each thread stopping after its share of `count` responses. */
 async function manifestGetWrk(url: string, count: number, concurrency: number, settings: Settings): Promise<{ ops: number; bytes: number; seconds: number }> {
   const threads = Math.min(settings.wrkThreads, concurrency);
   const script = join(settings.work, `mget-${process.pid}.lua`);
   await Bun.write(script, wrkScript(Math.ceil(count / threads)));
-  const args = ["wrk", `-t${threads}`, `-c${concurrency}`, "-d300s", "--timeout", "10s", "-H", `Accept: ${MANIFEST_ACCEPT}`, "-s", script, url];
-  const proc = Bun.spawn(args, { stdout: "pipe", stderr: "pipe" });
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  const line = out.split("\n").find((l) => l.startsWith("@@WRK "));
+  const args = ["wrk", `-t${threads}`, `-c${concurrency}`, "-d600s", "--timeout", "10s", "-H", `Accept: ${MANIFEST_ACCEPT}`, "-s", script, url];
+  const proc = Bun.spawn(args, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const [out, err, code] = await Promise.all([collectWrkOutput(proc, threads), new Response(proc.stderr).text(), proc.exited]);
+  const line = out.split("\n").find((l) => l.startsWith(WRK_SUMMARY));
   if (code !== 0 || !line) throw new Error(`wrk failed (exit ${code}): ${err}${out}`);
-  const summary = JSON.parse(line.slice(6)) as WrkSummary;
+  const summary = JSON.parse(line.slice(WRK_SUMMARY.length)) as WrkSummary;
   const errors = summary.status + summary.connect + summary.read + summary.write + summary.timeout;
   if (errors > 0) throw new Error(`wrk: ${errors} errors against ${url}: ${line}`);
   return { ops: summary.requests, bytes: summary.bytes, seconds: summary.duration_us / 1e6 };

@@ -143,3 +143,36 @@ describe("faults", () => {
     expect((await r.call("POST", `/v2/app/blobs/uploads/?digest=${digest}`, { body: "will not fit" })).status).toBe(201);
   });
 });
+
+describe("concurrency and internal faults", () => {
+  test("concurrent tag pushes to one repository lose no update", async () => {
+    await using r = await createTestRegistry();
+    const img = await pushImage(r, "busy", "seed", "concurrent");
+    const tags = Array.from({ length: 40 }, (_, i) => `t${String(i).padStart(2, "0")}`);
+    const results = await Promise.all(
+      tags.map((tag) => r.call("PUT", `/v2/busy/manifests/${tag}`, { headers: { "Content-Type": OCI_MANIFEST }, body: img.manifest })),
+    );
+    expect(results.map((x) => x.status)).toEqual(tags.map(() => 201));
+    const listed = ((await (await r.call("GET", "/v2/busy/tags/list")).json()) as { tags: string[] }).tags;
+    expect(listed).toEqual(["seed", ...tags]);
+    const onDisk = JSON.parse(readFileSync(join(r.root, "busy/index.json"), "utf8")) as { manifests: unknown[] };
+    expect(onDisk.manifests).toHaveLength(41);
+  });
+
+  test("an unexpected I/O error is 500 UNKNOWN with nothing internal in the body", async () => {
+    let broken = false;
+    const disk: Disk = {
+      ...realDisk,
+      link: (src, dst) => (broken ? Promise.reject(Object.assign(new Error(`EIO: i/o error, link '${src}' -> '${dst}'`), { code: "EIO" })) : realDisk.link(src, dst)),
+    };
+    await using r = await createTestRegistry({ disk });
+    broken = true;
+    const res = await r.call("POST", `/v2/app/blobs/uploads/?digest=${sha256("x")}`, { body: "x" });
+    expect(res.status).toBe(500);
+    const text = await res.text();
+    expect(JSON.parse(text)).toEqual({ errors: [{ code: "UNKNOWN", message: "unknown error" }] });
+    expect(text).not.toContain(r.root);
+    broken = false;
+    expect((await r.call("POST", `/v2/app/blobs/uploads/?digest=${sha256("x")}`, { body: "x" })).status).toBe(201);
+  });
+});
