@@ -1,6 +1,7 @@
 /**
  * Structured logging: one JSON object per line on stderr (or plain text for a terminal).
- * Writes go to stderr unbuffered, so nothing is lost when the process is killed.
+ * Writes go to stderr unbuffered, so nothing is lost when the process is killed. A log sink
+ * that goes away (a closed pipe) silences the log; it never stops the registry.
  */
 
 /** Log levels, lowest first. */
@@ -18,11 +19,7 @@ export interface Logger {
 }
 
 /** Creates a logger writing to `sink` (stderr by default). */
-export function createLogger(
-  level: Level,
-  format: "json" | "text",
-  sink: (line: string) => void = (line) => process.stderr.write(line),
-): Logger {
+export function createLogger(level: Level, format: "json" | "text", sink: (line: string) => void = stderrSink()): Logger {
   const min = RANK[level];
   const seen = new Set<string>();
   const emit = (lvl: Level, msg: string, fields?: Record<string, unknown>) => {
@@ -45,6 +42,22 @@ export function createLogger(
       seen.add(key);
       emit("warn", m, f);
     },
+  };
+}
+
+/** Writes to stderr; after the first write error (EPIPE: nobody reads) it drops lines. */
+function stderrSink(): (line: string) => void {
+  let broken = false;
+  process.stderr.on("error", () => {
+    broken = true;
+  });
+  return (line) => {
+    if (broken) return;
+    try {
+      process.stderr.write(line);
+    } catch {
+      broken = true;
+    }
   };
 }
 

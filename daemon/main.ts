@@ -13,6 +13,7 @@ import { createV2Handler } from "./http/v2";
 import { createLogger, type Logger } from "./log";
 import { Meta } from "./meta/meta";
 import { realDisk } from "./platform/disk";
+import { ingressCollector } from "./platform/memory";
 import { serve } from "./platform/serve";
 import { openDatabase } from "./platform/sqlite";
 import { Registry } from "./registry/registry";
@@ -33,6 +34,7 @@ export async function startDaemon(config: Config, log: Logger) {
     dedupe: config.storage.dedupe,
     maxBlobBytes: config.storage.max_blob_bytes,
     manifestCacheBytes: config.storage.manifest_cache_bytes,
+    onIngress: ingressCollector(config.memory.gc_interval_bytes),
   }, log);
   const recovery = await store.recover();
   const db = openDatabase(store.paths.metaDb);
@@ -40,7 +42,13 @@ export async function startDaemon(config: Config, log: Logger) {
   const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes }, log);
   const reindexed = await registry.reconcileAll(recovery.repositories);
   const v2 = createV2Handler(registry, { maxManifestBytes: config.storage.max_manifest_bytes, log });
-  const server = serve(createApp({ v2, ready: () => ready }), {
+  const info = () => ({
+    root: config.storage.root,
+    uploadsInFlight: store.uploads.count(),
+    manifestCacheBytes: store.manifests.size(),
+    rssBytes: process.memoryUsage.rss(),
+  });
+  const server = serve(createApp({ v2, ready: () => ready, info }), {
     hostname: config.http.address,
     port: config.http.port,
     maxRequestBodySize: Number.MAX_SAFE_INTEGER,

@@ -1,32 +1,34 @@
 /**
- * The HTTP front: the `/v2` handler takes every request under /v2 directly (the hot path
- * pays for no framework routing or body parsing), and Elysia carries everything else:
- * health endpoints now, the extension and admin APIs with their OpenAPI document later.
+ * The HTTP front. Requests under /v2 go straight to the distribution handler (the hot path
+ * pays for no framework routing or body parsing), and the health probes are answered here
+ * too. Everything else goes to the Elysia app of admin and extension APIs, which is loaded
+ * on first use: importing Elysia costs about 10 MiB of resident memory, which a registry
+ * that is only ever pulled from and probed should not pay.
  */
-import { Elysia } from "elysia";
 import { VERSION } from "../version";
+import type { AdminDeps } from "./admin";
 
-/** What the front needs to answer health checks. */
-export interface AppDeps {
+/** What the front needs. */
+export interface AppDeps extends AdminDeps {
   v2: (req: Request) => Promise<Response>;
-  /** True once start-up recovery is done and the registry serves requests. */
-  ready: () => boolean;
 }
+
+const JSON_HEADERS = { "Content-Type": "application/json" };
 
 /** Builds the request handler for the whole server. */
 export function createApp(deps: AppDeps): (req: Request) => Promise<Response> | Response {
-  const app = new Elysia({ aot: true })
-    .get("/livez", () => ({ status: "ok", version: VERSION }))
-    .get("/readyz", ({ set }) => {
-      if (deps.ready()) return { status: "ready" };
-      set.status = 503;
-      return { status: "starting" };
-    });
-  const other = app.handle.bind(app);
+  let admin: Promise<(req: Request) => Response | Promise<Response>> | undefined;
+  const adminApp = () => (admin ??= import("./admin").then((m) => m.createAdminApp(deps)));
   return (req) => {
     const url = req.url;
     const pathStart = url.indexOf("/", url.indexOf("//") + 2);
     if (url.startsWith("/v2", pathStart)) return deps.v2(req);
-    return other(req);
+    const path = url.slice(pathStart).split("?")[0];
+    if (path === "/livez") return new Response(JSON.stringify({ status: "ok", version: VERSION }), { headers: JSON_HEADERS });
+    if (path === "/readyz") {
+      const ready = deps.ready();
+      return new Response(JSON.stringify({ status: ready ? "ready" : "starting" }), { status: ready ? 200 : 503, headers: JSON_HEADERS });
+    }
+    return adminApp().then((handle) => handle(req));
   };
 }

@@ -18,6 +18,8 @@ export interface StoreOptions {
   dedupe: boolean;
   maxBlobBytes: number;
   manifestCacheBytes: number;
+  /** Told the size of every upload chunk received. */
+  onIngress?: (bytes: number) => void;
 }
 
 /** What start-up recovery found and cleaned. */
@@ -43,7 +45,7 @@ export class Store {
     this.paths = new Paths(options.root);
     this.layouts = new Layouts(this.paths, disk, log);
     this.blobs = new BlobStore(this.paths, disk, { dedupe: options.dedupe }, log);
-    this.uploads = new Uploads(this.paths, disk, { maxBlobBytes: options.maxBlobBytes });
+    this.uploads = new Uploads(this.paths, disk, { maxBlobBytes: options.maxBlobBytes, onIngress: options.onIngress });
     this.manifests = new ManifestCache(options.manifestCacheBytes);
   }
 

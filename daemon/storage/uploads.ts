@@ -18,6 +18,12 @@ import type { Paths } from "./paths";
 
 /** Bytes gathered before one write to the file. */
 const WRITE_BATCH = 1 << 20;
+/**
+ * Bytes written between early flushes. A long upload starts an fdatasync in the background
+ * every this many bytes, so writeback overlaps with receiving and the fsync that completes
+ * the upload only has the tail left to flush. Durability is decided by that final fsync.
+ */
+const EARLY_FLUSH = 8 << 20;
 
 /** One upload in flight. */
 export interface UploadSession {
@@ -39,6 +45,8 @@ interface Session extends UploadSession {
 export interface UploadOptions {
   /** Largest blob accepted, in bytes; 0 means no limit. */
   maxBlobBytes: number;
+  /** Told the size of every chunk received (the memory governor listens). */
+  onIngress?: (bytes: number) => void;
 }
 
 /** The upload sessions of one storage root. */
@@ -103,8 +111,19 @@ export class Uploads {
     const startSize = session.size;
     const saved = session.hasher?.copy();
     const file = await this.disk.openAppend(this.dataPath(id));
+    let flushing: Promise<void> | undefined;
+    let unflushed = 0;
+    const write = async (chunks: Uint8Array[]) => {
+      await file.write(chunks);
+      for (const c of chunks) unflushed += c.byteLength;
+      if (unflushed >= EARLY_FLUSH && !flushing) {
+        unflushed = 0;
+        flushing = file.sync().finally(() => (flushing = undefined));
+      }
+    };
     try {
-      const written = body ? await this.pump(session, body, file.write.bind(file)) : 0;
+      const written = body ? await this.pump(session, body, write) : 0;
+      await flushing;
       const expected = opts.range ? opts.range.end - opts.range.start + 1 : opts.length;
       if (expected !== undefined && written !== expected) {
         throw new StorageError("size-mismatch", `received ${written} bytes where ${expected} were announced`);
@@ -117,6 +136,7 @@ export class Uploads {
       if (isNoSpace(err)) throw new StorageError("no-space", "the disk is full");
       throw err;
     } finally {
+      await flushing?.catch(() => {});
       await file.close().catch(() => {});
       session.busy = false;
       session.lastActive = Date.now();
@@ -194,6 +214,7 @@ export class Uploads {
         if (next.done) break;
         const chunk = next.value;
         received += chunk.byteLength;
+        this.options.onIngress?.(chunk.byteLength);
         if (limit > 0 && session.size + received > limit) {
           throw new StorageError("too-large", `the blob is larger than the limit of ${limit} bytes`);
         }

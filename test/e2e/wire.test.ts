@@ -119,3 +119,30 @@ test("HEAD on the wire carries Content-Length and no body", async () => {
   expect(res.headers.get("content-length")).toBe("7");
   expect(await res.text()).toBe("");
 });
+
+test("the daemon keeps serving when nobody reads its log any more (EPIPE)", async () => {
+  using dir = (await import("../helpers/daemon")).tempDir();
+  const config = (await import("../helpers/daemon")).writeConfig(dir.path, `[http]\nport = 0\n[storage]\nroot = "${dir.path}/root"\n`);
+  const proc = Bun.spawn([process.execPath, `${import.meta.dir}/../../daemon/main.ts`, "serve", "--config", config], { stderr: "pipe" });
+  try {
+    let log = "";
+    const reader = (proc.stderr as ReadableStream<Uint8Array>).getReader();
+    while (!/"port":(\d+)/.test(log)) {
+      const { done, value } = await reader.read();
+      if (done) throw new Error(`exited: ${log}`);
+      log += new TextDecoder().decode(value);
+    }
+    await reader.cancel(); // closes the read end of the pipe: the next log line gets EPIPE
+    const base = `http://127.0.0.1:${/"port":(\d+)/.exec(log)![1]}`;
+    const digest = `sha256:${createHash("sha256").update("after the pipe").digest("hex")}`;
+    for (const repo of ["first/repo", "second/repo"]) {
+      const res = await fetch(`${base}/v2/${repo}/blobs/uploads/?digest=${digest}`, { method: "POST", body: "after the pipe" });
+      expect(res.status).toBe(201);
+    }
+    expect((await fetch(`${base}/v2/`)).status).toBe(200);
+    expect(proc.exitCode).toBeNull();
+  } finally {
+    proc.kill("SIGKILL");
+    await proc.exited;
+  }
+});
