@@ -6,7 +6,9 @@
  */
 import { RegistryError } from "./errors";
 import { clip, parseDigest } from "./digest";
-import { IMAGE_TYPES, INDEX_TYPES, MANIFEST_TYPES, isNonDistributable } from "./mediatypes";
+import { IMAGE_TYPES, INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX, OCI_MANIFEST, isNonDistributable } from "./mediatypes";
+
+const OCI_TYPES: ReadonlySet<string> = new Set([OCI_MANIFEST, OCI_INDEX]);
 
 /** An OCI content descriptor, as it appears in manifests and indexes. */
 export interface Descriptor {
@@ -106,7 +108,8 @@ export function parseManifest(bytes: Uint8Array, contentType: string): ParsedMan
   if (!MANIFEST_TYPES.has(mediaType)) throw invalid(`"${clip(mediaType)}" is not a manifest media type`);
 
   const annotations = stringMap(doc.annotations, "annotations");
-  const subject = doc.subject === undefined ? undefined : parseDescriptor(doc.subject, "subject");
+  // subject is an OCI field (image-spec v1.1); Docker's types have none, so it is ignored there.
+  const subject = doc.subject === undefined || !OCI_TYPES.has(mediaType) ? undefined : parseDescriptor(doc.subject, "subject");
   const artifactTypeField = doc.artifactType;
   if (artifactTypeField !== undefined && typeof artifactTypeField !== "string") throw invalid('"artifactType" must be a string');
 

@@ -325,11 +325,18 @@ export class Registry {
       throw new RegistryError("DIGEST_INVALID", `the manifest's ${algorithm} digest is ${digest}, not ${expected.value}`);
     }
     this.checkReferences(repo, parsed);
-    if (parsed.subject && parsed.kind === "index" && parsed.mediaType !== "application/vnd.oci.image.index.v1+json") delete parsed.subject;
 
     await this.store.layouts.ensure(repo);
-    const d = parseDigest(digest)!;
-    await this.withBytesFile(bytes, (path) => this.store.blobs.publish(repo, d, path));
+    try {
+      const staged = await this.store.uploads.stage(bytes);
+      try {
+        await this.store.blobs.publish(repo, parseDigest(digest)!, staged.path);
+      } finally {
+        await staged.discard();
+      }
+    } catch (err) {
+      translate(err);
+    }
     this.store.manifests.set(digest, { bytes, mediaType: parsed.mediaType });
     const desc: Descriptor = { mediaType: parsed.mediaType, digest, size: bytes.byteLength };
     const record: ManifestRecord = { digest, mediaType: parsed.mediaType, size: bytes.byteLength, parsed };
@@ -354,27 +361,6 @@ export class Registry {
       if (!this.store.blobs.stat(repo, parseDigest(child.digest)!)) {
         throw new RegistryError("MANIFEST_BLOB_UNKNOWN", `manifest ${child.digest} is not in ${repo}; push it before the index`);
       }
-    }
-  }
-
-  /** Writes small in-memory bytes (a manifest) to a durable temp file for publishing. */
-  private async withBytesFile(bytes: Uint8Array, fn: (path: string) => Promise<void>): Promise<void> {
-    const session = await this.store.uploads.start("", "sha256");
-    try {
-      const path = `${this.store.paths.upload(session.id)}/data`;
-      const file = await this.store.disk.openAppend(path);
-      try {
-        await file.write([bytes]);
-        await file.sync();
-      } finally {
-        await file.close();
-      }
-      await fn(path);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOSPC") throw new RegistryError("UNKNOWN", "the registry's disk is full; nothing was stored", { status: 507 });
-      throw err;
-    } finally {
-      await this.store.uploads.discard(session.id);
     }
   }
 

@@ -23,7 +23,7 @@ const WRITE_BATCH = 1 << 20;
  * every this many bytes, so writeback overlaps with receiving and the fsync that completes
  * the upload only has the tail left to flush. Durability is decided by that final fsync.
  */
-const EARLY_FLUSH = 8 << 20;
+const EARLY_FLUSH = 4 << 20;
 
 /** One upload in flight. */
 export interface UploadSession {
@@ -171,6 +171,32 @@ export class Uploads {
       return path;
     } finally {
       session.busy = false;
+    }
+  }
+
+  /**
+   * Writes small in-memory bytes (a manifest) to a fresh fsynced file beside the upload
+   * sessions, for publishing with the same ordered links as a blob. Returns its path and a
+   * function that removes it.
+   */
+  async stage(bytes: Uint8Array): Promise<{ path: string; discard: () => Promise<void> }> {
+    const dir = this.paths.upload(`stage-${randomUUID()}`);
+    await this.disk.mkdirp(dir);
+    const discard = () => this.disk.removeTree(dir);
+    try {
+      const path = join(dir, "data");
+      const file = await this.disk.openAppend(path);
+      try {
+        await file.write([bytes]);
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+      return { path, discard };
+    } catch (err) {
+      await discard();
+      if (isNoSpace(err)) throw new StorageError("no-space", "the disk is full");
+      throw err;
     }
   }
 
