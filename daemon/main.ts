@@ -14,6 +14,7 @@ import { createLogger, type Logger } from "./log";
 import { Meta } from "./meta/meta";
 import { realDisk } from "./platform/disk";
 import { ingressCollector } from "./platform/memory";
+import { inlineHashing, workerHashing } from "./platform/uploadhash";
 import { serve } from "./platform/serve";
 import { openDatabase } from "./platform/sqlite";
 import { Registry } from "./registry/registry";
@@ -29,12 +30,15 @@ const USAGE = `usage:
 export async function startDaemon(config: Config, log: Logger) {
   const started = performance.now();
   let ready = false;
+  const hashing = config.storage.hash_thread ? workerHashing() : inlineHashing;
+  const collector = ingressCollector({ softLimitBytes: config.memory.rss_soft_limit, checkInterval: 16 * 1024 * 1024 });
   const store = new Store(realDisk, {
     root: config.storage.root,
     dedupe: config.storage.dedupe,
     maxBlobBytes: config.storage.max_blob_bytes,
     manifestCacheBytes: config.storage.manifest_cache_bytes,
-    onIngress: ingressCollector(config.memory.gc_interval_bytes),
+    onIngress: (bytes) => collector.note(bytes),
+    hashing,
   }, log);
   const recovery = await store.recover();
   const db = openDatabase(store.paths.metaDb);
@@ -47,6 +51,7 @@ export async function startDaemon(config: Config, log: Logger) {
     uploadsInFlight: store.uploads.count(),
     manifestCacheBytes: store.manifests.size(),
     rssBytes: process.memoryUsage.rss(),
+    forcedCollections: collector.stats(),
   });
   const server = serve(createApp({ v2, ready: () => ready, info }), {
     hostname: config.http.address,
@@ -76,6 +81,7 @@ export async function startDaemon(config: Config, log: Logger) {
       while (server.pendingRequests() > 0 && Date.now() < deadline) await Bun.sleep(50);
       await server.stop(true);
       await stopping;
+      await hashing.shutdown();
       db.close();
     },
   };

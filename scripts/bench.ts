@@ -9,7 +9,7 @@
  *   BERTH_URL, BERTH_PID    berth base URL (e.g. http://127.0.0.1:5000) and PID
  *   DIST_URL, DIST_PID      distribution base URL and PID
  *   BENCH_ONLY              "berth" or "distribution" to benchmark just one
- *   BENCH_ROUNDS            rounds per workload (default 3)
+ *   BENCH_ROUNDS            rounds per workload (default 5)
  *   BENCH_SCALE             multiplies image/request counts (default 1)
  *   BENCH_MGET_CLIENT       "auto" (wrk if on PATH), "wrk" or "bun"
  *   BENCH_WRK_THREADS       wrk threads (default 2)
@@ -101,7 +101,7 @@ function pickMgetClient(): "wrk" | "bun" {
 
 function readSettings(): Settings {
   return {
-    rounds: Math.max(1, Math.round(envNumber("BENCH_ROUNDS", 3))),
+    rounds: Math.max(1, Math.round(envNumber("BENCH_ROUNDS", 5))),
     scale: envNumber("BENCH_SCALE", 1),
     mgetClient: pickMgetClient(),
     wrkThreads: Math.max(1, Math.round(envNumber("BENCH_WRK_THREADS", 2))),
@@ -417,8 +417,18 @@ async function waitReady(target: Target, timeoutMs = 30_000): Promise<void> {
 
 // ---------------------------------------------------------------- workloads
 
+/**
+ * Flushes every dirty page to disk. Called before each timed workload so that each server
+ * starts from a quiescent disk: distribution does not fsync, so without this the kernel's
+ * writeback of its last workload would run during (and be charged to) the next server's.
+ */
+function flushDisks(): void {
+  Bun.spawnSync(["sync"]);
+}
+
 /** Times `body` while sampling the server's RSS and CPU. */
 async function measure(target: Target, clkTck: number, body: () => Promise<{ ops: number; bytes: number }>): Promise<Measurement> {
+  flushDisks();
   const sampler = new RssSampler(target.pid);
   const cpuBefore = target.pid === null ? null : readCpuSeconds(target.pid, clkTck);
   sampler.start();
@@ -643,8 +653,11 @@ async function runAll(targets: Target[], settings: Settings): Promise<Results> {
   }
   for (let round = 1; round <= settings.rounds; round++) {
     const states = new Map(targets.map((t) => [t.name, freshState(round, settings)] as const));
+    // ABBA order: the server that goes first alternates between rounds, so a drift of the
+    // machine (disk, page cache, noisy neighbours) does not favour either one.
+    const order = round % 2 === 1 ? targets : [...targets].reverse();
     for (const workload of workloads) {
-      for (const target of targets) {
+      for (const target of order) {
         const m = await workload.run(target, states.get(target.name)!, settings);
         (results[target.name][workload.id] ??= []).push(m);
         console.error(`round ${round}/${settings.rounds}  ${target.name.padEnd(12)} ${workload.label.padEnd(28)} ${describe(m, workload.id)}`);
@@ -724,15 +737,26 @@ function ratioOf(a: number | undefined | null, b: number | undefined | null): nu
   return a != null && b != null && b > 0 ? a / b : null;
 }
 
+/**
+ * The median over rounds of berth's throughput divided by distribution's in the same round.
+ * Pairing measurements taken minutes apart cancels the drift of a shared machine, which a
+ * ratio of the two medians does not.
+ */
+function pairedRatio(b: Measurement[] | undefined, d: Measurement[] | undefined): number | null {
+  if (!b || !d || b.length === 0 || b.length !== d.length) return null;
+  return median(b.map((m, i) => m.ops / m.seconds / (d[i]!.ops / d[i]!.seconds)));
+}
+
 function workloadRows(workloads: Workload[], results: Results): Row[] {
   const rows: Row[] = [];
   for (const w of workloads) {
     const b = summarize(results.berth[w.id]);
     const d = summarize(results.distribution[w.id]);
-    const ratio = ratioOf(b?.opsPerSec, d?.opsPerSec);
+    const ratio = pairedRatio(results.berth[w.id], results.distribution[w.id]) ?? ratioOf(b?.opsPerSec, d?.opsPerSec);
+    const ofMedians = ratioOf(b?.opsPerSec, d?.opsPerSec);
     const cpuRatio = ratioOf(b?.cpuPerOpUs, d?.cpuPerOpUs);
     const viaCpu = w.id === "mget" && cpuRatio !== null && meets(CPU_GOAL, cpuRatio);
-    const ratioCell = ratio === null ? "n/a" : `${ratio.toFixed(2)}x`;
+    const ratioCell = ratio === null ? "n/a" : `${ratio.toFixed(2)}x (${ofMedians?.toFixed(2) ?? "n/a"}x)`;
     rows.push([w.label, rateText(b, w.id), rateText(d, w.id), ratioCell, goalText(GOALS[w.id], ratio, viaCpu), rssText(b), rssText(d)]);
     if (w.id === "mget") rows.push(cpuRow(b, d, cpuRatio));
   }
@@ -769,7 +793,9 @@ function printReport(targets: Target[], results: Results, settings: Settings): v
   console.log("");
   console.log(`berth vs distribution: median of ${settings.rounds} round(s), scale ${settings.scale}, manifest GET client ${settings.mgetClient}`);
   for (const t of targets) console.log(`  ${t.name}: ${t.base} (pid ${t.pid ?? "unknown"})`);
-  console.log("  ratio = berth throughput / distribution throughput (CPU row: berth CPU / distribution CPU); peak RSS = max over rounds");
+  console.log("  ratio = median over rounds of berth/distribution throughput in the same round (in brackets: ratio of the two medians);");
+  console.log("  rounds alternate which server goes first; disks are flushed (sync) before every timed workload;");
+  console.log("  CPU row: berth CPU / distribution CPU per request; peak RSS = max over rounds");
   console.log(formatTable(rows));
 }
 

@@ -54,10 +54,11 @@ export const SCHEMA = {
     dedupe: { kind: "boolean", default: true, doc: "Share identical blobs across repositories through hard links." },
     max_manifest_bytes: { kind: "bytes", default: 4 * MiB, min: 1024, max: 64 * MiB, doc: "Largest manifest accepted." },
     max_blob_bytes: { kind: "bytes", default: 0, min: 0, max: Number.MAX_SAFE_INTEGER, doc: "Largest blob accepted; 0 means no limit but the disk." },
+    hash_thread: { kind: "boolean", default: true, doc: "Hash uploads in a separate thread, so large pushes do not stall other clients." },
     manifest_cache_bytes: { kind: "bytes", default: 8 * MiB, min: 0, max: 1024 * MiB, doc: "Memory for recently served manifests." },
   },
   memory: {
-    gc_interval_bytes: { kind: "bytes", default: 8 * MiB, min: 0, max: 1024 * MiB, doc: "Force a garbage collection after this much upload data; 0 leaves it to the runtime." },
+    rss_soft_limit: { kind: "bytes", default: 64 * MiB, min: 0, max: 64 * 1024 * MiB, doc: "Resident memory above which uploads trigger a garbage collection; 0 leaves it to the runtime." },
   },
   log: {
     level: { kind: "enum", default: "info", values: ["debug", "info", "warn", "error"], doc: "Lowest level logged." },

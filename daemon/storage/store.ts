@@ -5,6 +5,7 @@
 import { join, relative } from "node:path";
 import { nameProblem } from "../oci/names";
 import { type Disk, TEMP_PREFIX } from "../platform/disk";
+import type { UploadHashing } from "../platform/uploadhash";
 import type { Logger } from "../log";
 import { BlobStore } from "./blobs";
 import { ManifestCache } from "./cache";
@@ -20,6 +21,8 @@ export interface StoreOptions {
   manifestCacheBytes: number;
   /** Told the size of every upload chunk received. */
   onIngress?: (bytes: number) => void;
+  /** How uploads are hashed (default inline). */
+  hashing?: UploadHashing;
 }
 
 /** What start-up recovery found and cleaned. */
@@ -45,7 +48,7 @@ export class Store {
     this.paths = new Paths(options.root);
     this.layouts = new Layouts(this.paths, disk, log);
     this.blobs = new BlobStore(this.paths, disk, { dedupe: options.dedupe }, log);
-    this.uploads = new Uploads(this.paths, disk, { maxBlobBytes: options.maxBlobBytes, onIngress: options.onIngress });
+    this.uploads = new Uploads(this.paths, disk, { maxBlobBytes: options.maxBlobBytes, onIngress: options.onIngress, hashing: options.hashing });
     this.manifests = new ManifestCache(options.manifestCacheBytes);
   }
 

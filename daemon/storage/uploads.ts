@@ -12,7 +12,8 @@ import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import type { Algorithm, Digest } from "../oci/digest";
 import type { Disk } from "../platform/disk";
-import { type Hasher, createHasher, hashFile } from "../platform/hash";
+import { hashFile } from "../platform/hash";
+import { type UploadHasher, type UploadHashing, inlineHashing } from "../platform/uploadhash";
 import { StorageError, isNoSpace } from "./errors";
 import type { Paths } from "./paths";
 
@@ -37,7 +38,7 @@ export interface UploadSession {
 }
 
 interface Session extends UploadSession {
-  hasher: Hasher | undefined;
+  hasher: UploadHasher | undefined;
   busy: boolean;
 }
 
@@ -47,6 +48,8 @@ export interface UploadOptions {
   maxBlobBytes: number;
   /** Told the size of every chunk received (the memory governor listens). */
   onIngress?: (bytes: number) => void;
+  /** How upload bytes are hashed (default: inline, on the event loop). */
+  hashing?: UploadHashing;
 }
 
 /** The upload sessions of one storage root. */
@@ -72,10 +75,12 @@ export class Uploads {
     const id = randomUUID();
     const dir = this.paths.upload(id);
     await this.disk.mkdirp(dir);
-    const file = await this.disk.openAppend(join(dir, "data"));
+    const path = join(dir, "data");
+    const file = await this.disk.openAppend(path);
     await file.close();
     const now = Date.now();
-    const session: Session = { id, repo, algorithm, size: 0, started: now, lastActive: now, hasher: createHasher(algorithm), busy: false };
+    const hasher = (this.options.hashing ?? inlineHashing).create(algorithm, path);
+    const session: Session = { id, repo, algorithm, size: 0, started: now, lastActive: now, hasher, busy: false };
     this.sessions.set(id, session);
     return session;
   }
@@ -109,13 +114,18 @@ export class Uploads {
     }
     session.busy = true;
     const startSize = session.size;
-    const saved = session.hasher?.copy();
+    session.hasher?.checkpoint();
     const file = await this.disk.openAppend(this.dataPath(id));
     let flushing: Promise<void> | undefined;
     let unflushed = 0;
+    let offset = startSize;
     const write = async (chunks: Uint8Array[]) => {
       await file.write(chunks);
-      for (const c of chunks) unflushed += c.byteLength;
+      for (const c of chunks) {
+        unflushed += c.byteLength;
+        offset += c.byteLength;
+      }
+      session.hasher?.advance(chunks, offset);
       if (unflushed >= EARLY_FLUSH && !flushing) {
         unflushed = 0;
         flushing = file.sync().finally(() => (flushing = undefined));
@@ -132,7 +142,7 @@ export class Uploads {
     } catch (err) {
       await file.truncate(startSize).catch(() => {});
       session.size = startSize;
-      session.hasher = saved;
+      session.hasher?.rollback();
       if (isNoSpace(err)) throw new StorageError("no-space", "the disk is full");
       throw err;
     } finally {
@@ -154,10 +164,15 @@ export class Uploads {
     session.busy = true;
     const path = this.dataPath(id);
     try {
-      const hex = session.hasher && session.algorithm === digest.algorithm
-        ? session.hasher.hex()
-        : await hashFile(digest.algorithm, path);
+      const hasher = session.hasher;
       session.hasher = undefined;
+      let hex: string;
+      if (hasher && session.algorithm === digest.algorithm) {
+        hex = await hasher.digest();
+      } else {
+        hasher?.close();
+        hex = await hashFile(digest.algorithm, path);
+      }
       if (hex !== digest.hex) {
         await this.discard(id);
         throw new StorageError("digest-mismatch", `the uploaded bytes hash to ${digest.algorithm}:${hex}, not ${digest.value}`);
@@ -202,6 +217,7 @@ export class Uploads {
 
   /** Forgets a session and removes its files. */
   async discard(id: string): Promise<void> {
+    this.sessions.get(id)?.hasher?.close();
     this.sessions.delete(id);
     await this.disk.removeTree(this.paths.upload(id));
   }
@@ -244,7 +260,6 @@ export class Uploads {
         if (limit > 0 && session.size + received > limit) {
           throw new StorageError("too-large", `the blob is larger than the limit of ${limit} bytes`);
         }
-        session.hasher?.update(chunk);
         batch.push(chunk);
         batchBytes += chunk.byteLength;
         if (batchBytes >= WRITE_BATCH) {

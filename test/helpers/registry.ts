@@ -13,6 +13,7 @@ import { type Disk, realDisk } from "../../daemon/platform/disk";
 import { openDatabase } from "../../daemon/platform/sqlite";
 import { Registry } from "../../daemon/registry/registry";
 import { Store } from "../../daemon/storage/store";
+import type { UploadHashing } from "../../daemon/platform/uploadhash";
 
 /** A registry under test. */
 export interface TestRegistry extends AsyncDisposable {
@@ -33,6 +34,7 @@ export interface TestRegistryOptions {
   maxManifestBytes?: number;
   maxBlobBytes?: number;
   dedupe?: boolean;
+  hashing?: UploadHashing;
 }
 
 /** Builds a registry on a fresh temp root (or `options.root`). */
@@ -45,6 +47,7 @@ export async function createTestRegistry(options: TestRegistryOptions = {}): Pro
     dedupe: options.dedupe ?? true,
     maxBlobBytes: options.maxBlobBytes ?? 0,
     manifestCacheBytes: 1 << 20,
+    hashing: options.hashing,
   }, silentLogger);
   const report = await store.recover();
   const db = openDatabase(store.paths.metaDb);

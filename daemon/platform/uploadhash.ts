@@ -1,0 +1,114 @@
+/**
+ * Hashing uploads as they are written. Two implementations of one small interface:
+ *
+ * - inline: hashes each chunk on the event loop as it is written;
+ * - worker: a hashing thread reads back from the file (the page cache) what the event loop
+ *   reports as written, so a large push costs the event loop only receiving and writing,
+ *   and other clients are not stalled behind sha256 of a big layer.
+ *
+ * Both support checkpoint/rollback, so a chunk that fails half-way can be undone.
+ */
+import { Worker } from "node:worker_threads";
+import type { Algorithm } from "../oci/digest";
+import { type Hasher, createHasher } from "./hash";
+
+/** The running hash of one upload's file. */
+export interface UploadHasher {
+  /** The file now holds bytes [0, upTo); `chunks` are the bytes just appended. */
+  advance(chunks: readonly Uint8Array[], upTo: number): void;
+  /** Remembers the current state. */
+  checkpoint(): void;
+  /** Returns to the state of the last checkpoint. */
+  rollback(): void;
+  /** Lowercase hex digest of everything advanced over. */
+  digest(): Promise<string>;
+  /** Releases the hasher (without a digest). */
+  close(): void;
+}
+
+/** Creates an {@link UploadHasher} for a file. */
+export interface UploadHashing {
+  create(algorithm: Algorithm, path: string): UploadHasher;
+  /** Stops any threads. */
+  shutdown(): Promise<void>;
+}
+
+/** Hashes on the calling thread. */
+export const inlineHashing: UploadHashing = {
+  create(algorithm) {
+    let hasher: Hasher = createHasher(algorithm);
+    let saved: Hasher = hasher.copy();
+    return {
+      advance(chunks) {
+        for (const c of chunks) hasher.update(c);
+      },
+      checkpoint() {
+        saved = hasher.copy();
+      },
+      rollback() {
+        hasher = saved.copy();
+      },
+      digest: () => Promise.resolve(hasher.hex()),
+      close() {},
+    };
+  },
+  shutdown: () => Promise.resolve(),
+};
+
+type Reply = { id: number; hex?: string; error?: string };
+
+/**
+ * Hashes in one worker thread. Messages for a hasher are handled in order, so a digest
+ * request is answered after every advance sent before it. If the thread fails, pending and
+ * later digests reject, and the upload fails with an internal error rather than a wrong digest.
+ */
+export function workerHashing(): UploadHashing {
+  const worker = new Worker(new URL("./uploadhash-thread.ts", import.meta.url).pathname);
+  worker.unref();
+  const pending = new Map<number, { resolve: (hex: string) => void; reject: (err: Error) => void }>();
+  let broken: Error | undefined;
+  let nextId = 1;
+  const fail = (err: Error) => {
+    broken = err;
+    for (const p of pending.values()) p.reject(err);
+    pending.clear();
+  };
+  worker.on("message", (reply: Reply) => {
+    const p = pending.get(reply.id);
+    if (!p) return;
+    pending.delete(reply.id);
+    if (reply.error !== undefined) p.reject(new Error(reply.error));
+    else p.resolve(reply.hex!);
+  });
+  worker.on("error", fail);
+  worker.on("exit", (code) => fail(new Error(`the hashing thread exited (${code})`)));
+  return {
+    create(algorithm, path) {
+      const id = nextId++;
+      worker.postMessage({ op: "open", id, algorithm, path });
+      let closed = false;
+      return {
+        advance: (_chunks, upTo) => worker.postMessage({ op: "advance", id, upTo }),
+        checkpoint: () => worker.postMessage({ op: "checkpoint", id }),
+        rollback: () => worker.postMessage({ op: "rollback", id }),
+        digest() {
+          if (broken) return Promise.reject(broken);
+          closed = true;
+          return new Promise<string>((resolve, reject) => {
+            pending.set(id, { resolve, reject });
+            worker.postMessage({ op: "digest", id });
+          });
+        },
+        close() {
+          if (closed) return;
+          closed = true;
+          worker.postMessage({ op: "close", id });
+        },
+      };
+    },
+    async shutdown() {
+      worker.removeAllListeners("exit");
+      await worker.terminate();
+    },
+  };
+}
