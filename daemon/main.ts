@@ -13,7 +13,7 @@ import { createV2Handler } from "./http/v2";
 import { createLogger, type Logger } from "./log";
 import { Meta } from "./meta/meta";
 import { realDisk } from "./platform/disk";
-import { ingressCollector } from "./platform/memory";
+import { memoryGovernor } from "./platform/memory";
 import { inlineHashing, workerHashing } from "./platform/uploadhash";
 import { serve } from "./platform/serve";
 import { openDatabase } from "./platform/sqlite";
@@ -31,13 +31,13 @@ export async function startDaemon(config: Config, log: Logger) {
   const started = performance.now();
   let ready = false;
   const hashing = config.storage.hash_thread ? workerHashing() : inlineHashing;
-  const collector = ingressCollector({ softLimitBytes: config.memory.rss_soft_limit, checkInterval: 16 * 1024 * 1024 });
+  const governor = memoryGovernor({ softLimitBytes: config.memory.rss_soft_limit, checkInterval: 16 * 1024 * 1024 });
   const store = new Store(realDisk, {
     root: config.storage.root,
     dedupe: config.storage.dedupe,
     maxBlobBytes: config.storage.max_blob_bytes,
     manifestCacheBytes: config.storage.manifest_cache_bytes,
-    onIngress: (bytes) => collector.note(bytes),
+    onIngress: (bytes) => governor.ingress(bytes),
     hashing,
   }, log);
   const recovery = await store.recover();
@@ -51,9 +51,13 @@ export async function startDaemon(config: Config, log: Logger) {
     uploadsInFlight: store.uploads.count(),
     manifestCacheBytes: store.manifests.size(),
     rssBytes: process.memoryUsage.rss(),
-    forcedCollections: collector.stats(),
+    forcedCollections: governor.stats(),
   });
-  const server = serve(createApp({ v2, ready: () => ready, info }), {
+  const app = createApp({ v2, ready: () => ready, info });
+  const server = serve((req) => {
+    governor.request();
+    return app(req);
+  }, {
     hostname: config.http.address,
     port: config.http.port,
     maxRequestBodySize: Number.MAX_SAFE_INTEGER,
@@ -82,6 +86,7 @@ export async function startDaemon(config: Config, log: Logger) {
       await server.stop(true);
       await stopping;
       await hashing.shutdown();
+      governor.stop();
       db.close();
     },
   };

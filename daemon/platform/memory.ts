@@ -1,10 +1,11 @@
 /**
- * Keeping the resident set within a budget under upload load. Request bodies arrive as many
- * short-lived buffers that the garbage collector reclaims lazily; on a small board that
+ * Keeping the resident set within a budget under load. Request bodies and responses leave
+ * many short-lived buffers that the garbage collector reclaims lazily; on a small board that
  * laziness alone can double the resident set. A full collection stops the event loop for a
- * few milliseconds under load, so it is forced only when needed: every `checkInterval`
- * bytes of ingress the resident set is read (cheap), and a collection runs only if it is
- * above the soft limit.
+ * few milliseconds under load, so it is forced only when needed: the resident set is read
+ * (cheap) after every `checkInterval` bytes of request bodies and once a second while
+ * requests are arriving, and a collection runs only if it is above the soft limit. An idle
+ * registry runs no timer at all.
  */
 
 type Collect = () => void;
@@ -22,40 +23,74 @@ export interface CollectorStats {
   totalMs: number;
 }
 
-/** Watches ingress and collects when the resident set is over budget. */
-export interface IngressCollector {
+/** Watches traffic and collects when the resident set is over budget. */
+export interface MemoryGovernor {
   /** Call with the size of each chunk of request body received. */
-  note(bytes: number): void;
+  ingress(bytes: number): void;
+  /** Call once per request. */
+  request(): void;
   stats(): CollectorStats;
+  /** Stops the timer. */
+  stop(): void;
 }
 
-/** Options for {@link ingressCollector}. */
-export interface CollectorOptions {
-  /** Resident set above which a collection is forced; 0 disables the collector. */
+/** Options for {@link memoryGovernor}. */
+export interface GovernorOptions {
+  /** Resident set above which a collection is forced; 0 disables the governor. */
   softLimitBytes: number;
-  /** Ingress between two looks at the resident set. */
+  /** Request-body bytes between two looks at the resident set. */
   checkInterval: number;
+  /** Milliseconds between looks while requests arrive. */
+  tickMs?: number;
   /** Reads the resident set (injectable for tests). */
   rss?: () => number;
 }
 
-/** An {@link IngressCollector}; inert on a runtime that cannot collect on demand. */
-export function ingressCollector(options: CollectorOptions, collect: Collect | undefined = runtimeCollector()): IngressCollector {
+/** A {@link MemoryGovernor}; inert on a runtime that cannot collect on demand. */
+export function memoryGovernor(options: GovernorOptions, collect: Collect | undefined = runtimeCollector()): MemoryGovernor {
   const rss = options.rss ?? (() => process.memoryUsage.rss());
   const stats: CollectorStats = { collections: 0, totalMs: 0 };
-  let since = 0;
+  const enabled = collect !== undefined && options.softLimitBytes > 0;
+  let sinceCheck = 0;
+  let requests = 0;
+  let timer: ReturnType<typeof setInterval> | undefined;
+
+  const check = () => {
+    if (rss() <= options.softLimitBytes) return;
+    const t = performance.now();
+    collect!();
+    stats.collections++;
+    stats.totalMs += performance.now() - t;
+  };
+  const tick = () => {
+    if (requests === 0) {
+      clearInterval(timer);
+      timer = undefined;
+      return;
+    }
+    requests = 0;
+    check();
+  };
   return {
-    note(bytes) {
-      if (!collect || options.softLimitBytes <= 0) return;
-      since += bytes;
-      if (since < options.checkInterval) return;
-      since = 0;
-      if (rss() <= options.softLimitBytes) return;
-      const t = performance.now();
-      collect();
-      stats.collections++;
-      stats.totalMs += performance.now() - t;
+    ingress(bytes) {
+      if (!enabled) return;
+      sinceCheck += bytes;
+      if (sinceCheck < options.checkInterval) return;
+      sinceCheck = 0;
+      check();
+    },
+    request() {
+      if (!enabled) return;
+      requests++;
+      if (!timer) {
+        timer = setInterval(tick, options.tickMs ?? 1000);
+        timer.unref?.();
+      }
     },
     stats: () => ({ ...stats }),
+    stop() {
+      clearInterval(timer);
+      timer = undefined;
+    },
   };
 }

@@ -58,32 +58,38 @@ export const inlineHashing: UploadHashing = {
 type Reply = { id: number; hex?: string; error?: string };
 
 /**
- * Hashes in one worker thread. Messages for a hasher are handled in order, so a digest
- * request is answered after every advance sent before it. If the thread fails, pending and
- * later digests reject, and the upload fails with an internal error rather than a wrong digest.
+ * Hashes in one worker thread, started on the first upload (a registry that is only pulled
+ * from never pays for it). Messages for a hasher are handled in order, so a digest request
+ * is answered after every advance sent before it. If the thread fails, pending and later
+ * digests reject, and the upload fails with an internal error rather than a wrong digest.
  */
 export function workerHashing(): UploadHashing {
-  const worker = new Worker(new URL("./uploadhash-thread.ts", import.meta.url).pathname);
-  worker.unref();
   const pending = new Map<number, { resolve: (hex: string) => void; reject: (err: Error) => void }>();
   let broken: Error | undefined;
   let nextId = 1;
+  let started: Worker | undefined;
   const fail = (err: Error) => {
     broken = err;
     for (const p of pending.values()) p.reject(err);
     pending.clear();
   };
-  worker.on("message", (reply: Reply) => {
-    const p = pending.get(reply.id);
-    if (!p) return;
-    pending.delete(reply.id);
-    if (reply.error !== undefined) p.reject(new Error(reply.error));
-    else p.resolve(reply.hex!);
-  });
-  worker.on("error", fail);
-  worker.on("exit", (code) => fail(new Error(`the hashing thread exited (${code})`)));
+  const start = (): Worker => {
+    const w = new Worker(new URL("./uploadhash-thread.ts", import.meta.url).pathname);
+    w.unref();
+    w.on("message", (reply: Reply) => {
+      const p = pending.get(reply.id);
+      if (!p) return;
+      pending.delete(reply.id);
+      if (reply.error !== undefined) p.reject(new Error(reply.error));
+      else p.resolve(reply.hex!);
+    });
+    w.on("error", fail);
+    w.on("exit", (code) => fail(new Error(`the hashing thread exited (${code})`)));
+    return w;
+  };
   return {
     create(algorithm, path) {
+      const worker = (started ??= start());
       const id = nextId++;
       worker.postMessage({ op: "open", id, algorithm, path });
       let closed = false;
@@ -107,8 +113,9 @@ export function workerHashing(): UploadHashing {
       };
     },
     async shutdown() {
-      worker.removeAllListeners("exit");
-      await worker.terminate();
+      if (!started) return;
+      started.removeAllListeners("exit");
+      await started.terminate();
     },
   };
 }
