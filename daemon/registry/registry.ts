@@ -161,8 +161,10 @@ export class Registry {
     if (mountable) {
       const digest = requireDigest(opts.mount!);
       if (this.store.blobs.stat(repo, digest)) return { kind: "created", digest: digest.value };
-      await this.store.layouts.ensure(repo);
-      if (await this.store.blobs.mount(repo, digest, opts.from)) return { kind: "created", digest: digest.value };
+      if (this.store.blobs.canMount(digest, opts.from)) {
+        await this.store.layouts.ensure(repo);
+        if (await this.store.blobs.mount(repo, digest, opts.from)) return { kind: "created", digest: digest.value };
+      }
     }
     let algorithm: Algorithm = "sha256";
     if (opts.algorithm !== undefined) {
@@ -327,23 +329,26 @@ export class Registry {
     this.checkReferences(repo, parsed);
 
     await this.store.layouts.ensure(repo);
-    try {
-      const staged = await this.store.uploads.stage(bytes);
-      try {
-        await this.store.blobs.publish(repo, parseDigest(digest)!, staged.path);
-      } finally {
-        await staged.discard();
-      }
-    } catch (err) {
-      translate(err);
-    }
-    this.store.manifests.set(digest, { bytes, mediaType: parsed.mediaType });
     const desc: Descriptor = { mediaType: parsed.mediaType, digest, size: bytes.byteLength };
     const record: ManifestRecord = { digest, mediaType: parsed.mediaType, size: bytes.byteLength, parsed };
-    await this.store.layouts.update(repo, (entries) => withManifest(entries, desc, tags), (index) => {
+    // Publishing the bytes and listing them in index.json is one step under the repository's
+    // lock, so a concurrent DELETE of the same manifest cannot unlink what is being listed.
+    await this.store.layouts.transaction(repo, async (tx) => {
+      try {
+        const staged = await this.store.uploads.stage(bytes);
+        try {
+          await this.store.blobs.publish(repo, parseDigest(digest)!, staged.path);
+        } finally {
+          await staged.discard();
+        }
+      } catch (err) {
+        translate(err);
+      }
+      const index = await tx.write(withManifest((await tx.current()).doc.manifests, desc, tags));
       this.meta.addManifest(repo, index.stamp, record);
       this.indexed.set(repo, index.stamp);
     });
+    this.store.manifests.set(digest, { bytes, mediaType: parsed.mediaType });
     const result: { digest: string; subject?: string; tags: string[] } = { digest, tags };
     if (parsed.subject) result.subject = parsed.subject.digest;
     return result;
@@ -377,13 +382,16 @@ export class Registry {
         const next = withoutTag(entries, reference);
         if (!next) throw new RegistryError("MANIFEST_UNKNOWN", `tag "${reference}" is not in ${repo}`);
         return next;
-      }, (after) => this.meta.touchRepo(repo, after.stamp));
-      this.indexed.set(repo, (await this.store.layouts.index(repo))!.stamp);
+      }, (after) => {
+        this.meta.touchRepo(repo, after.stamp);
+        this.indexed.set(repo, after.stamp);
+      });
       return;
     }
     const digest = requireDigest(reference);
     await this.reconcile(repo);
-    await this.store.layouts.update(repo, (entries) => {
+    await this.store.layouts.transaction(repo, async (tx) => {
+      const entries = (await tx.current()).doc.manifests;
       const listed = entries.some((e) => e.digest === digest.value);
       if (!listed && !this.store.blobs.stat(repo, digest)) throw new RegistryError("MANIFEST_UNKNOWN", `${digest.value} is not in ${repo}`);
       const present = new Set(entries.map((e) => e.digest));
@@ -391,12 +399,11 @@ export class Registry {
       if (parents.length > 0) {
         throw new RegistryError("DENIED", `${digest.value} is listed by index ${parents[0]}; delete the index first`, { status: 409 });
       }
-      return withoutDigest(entries, digest.value);
-    }, (after) => {
+      const after = await tx.write(withoutDigest(entries, digest.value));
       this.meta.removeManifest(repo, after.stamp, digest.value);
       this.indexed.set(repo, after.stamp);
+      await this.store.blobs.remove(repo, digest);
     });
-    await this.store.blobs.remove(repo, digest);
   }
 
   // ---- content discovery: "Listing Tags", "Listing Referrers", catalog -----------------

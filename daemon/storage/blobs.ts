@@ -79,6 +79,12 @@ export class BlobStore {
     await this.place(dataPath, target);
   }
 
+  /** True when {@link mount} has a source for `digest`: `from` holds it, or (no `from`) the pool does. */
+  canMount(digest: Digest, from?: string): boolean {
+    const source = from === undefined ? this.paths.poolBlob(digest.algorithm, digest.hex) : this.path(from, digest);
+    return this.disk.stat(source)?.isFile === true;
+  }
+
   /**
    * Cross-repository mount: gives `repo` the blob that `from` holds, or, with no `from`,
    * the one in the pool. Returns false when the source does not hold the blob. A blob that

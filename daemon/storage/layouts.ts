@@ -45,6 +45,14 @@ function buildIndex(stamp: string, doc: IndexDoc): RepoIndex {
   };
 }
 
+/** What a {@link Layouts.transaction} can do with the repository's index. */
+export interface IndexTransaction {
+  /** The index as it is now. */
+  current(): Promise<RepoIndex>;
+  /** Replaces the list of manifests atomically and durably; returns the new index. */
+  write(entries: Descriptor[]): Promise<RepoIndex>;
+}
+
 /** Stamp of a file's current version, or undefined if it does not exist. */
 function stampOf(disk: Disk, path: string): string | undefined {
   const info = disk.stat(path);
@@ -105,26 +113,47 @@ export class Layouts {
   }
 
   /**
-   * Replaces the repository's list of manifests with `mutate(current)`, atomically and
-   * serialised with every other write to the repository. `mutate` returns undefined to
-   * leave the index unchanged; it may throw to refuse the change. `after` runs, still under
-   * the lock, once the new index is durable. Returns the new index (or the unchanged one).
+   * Runs `fn` holding the repository's write lock, so everything it does (publishing a
+   * manifest's blob, reading and replacing index.json, unlinking) is one step for every other
+   * writer of the repository. Readers are never blocked. The repository must exist.
+   */
+  async transaction<T>(name: string, fn: (tx: IndexTransaction) => Promise<T>): Promise<T> {
+    return this.lock.run(name, async () => {
+      const path = this.paths.index(name);
+      const tx: IndexTransaction = {
+        current: async () => {
+          const index = await this.index(name);
+          if (!index) throw new Error(`repository ${name} has no index.json`);
+          return index;
+        },
+        write: async (entries) => {
+          const current = await tx.current();
+          const doc: IndexDoc = { ...current.doc, manifests: entries };
+          await this.disk.writeAtomic(path, `${JSON.stringify(doc)}\n`);
+          const index = buildIndex(stampOf(this.disk, path) ?? "", doc);
+          this.cache.set(name, index);
+          return index;
+        },
+      };
+      return fn(tx);
+    });
+  }
+
+  /**
+   * Replaces the repository's list of manifests with `mutate(current)` in one transaction.
+   * `mutate` returns undefined to leave the index unchanged; it may throw to refuse the change.
+   * `after` runs, still under the lock, once the new index is durable.
    */
   async update(
     name: string,
     mutate: (entries: Descriptor[]) => Descriptor[] | undefined,
     after?: (index: RepoIndex) => void,
   ): Promise<RepoIndex> {
-    return this.lock.run(name, async () => {
-      const current = await this.index(name);
-      if (!current) throw new Error(`repository ${name} has no index.json`);
+    return this.transaction(name, async (tx) => {
+      const current = await tx.current();
       const next = mutate(current.doc.manifests);
       if (next === undefined) return current;
-      const doc: IndexDoc = { ...current.doc, manifests: next };
-      const path = this.paths.index(name);
-      await this.disk.writeAtomic(path, `${JSON.stringify(doc)}\n`);
-      const index = buildIndex(stampOf(this.disk, path) ?? "", doc);
-      this.cache.set(name, index);
+      const index = await tx.write(next);
       after?.(index);
       return index;
     });

@@ -230,6 +230,8 @@ describe("cross-repository mount (end-11)", () => {
     expect(res.headers.get("location")).toMatch(/\/v2\/dst\/d\/blobs\/uploads\//);
     res = await r.call("POST", `/v2/dst/d/blobs/uploads/?mount=${missing}&from=Not_A_Valid/Name`);
     expect(res.status).toBe(202);
+    // A mount that fell back to a session creates no repository until something is stored.
+    expect(((await (await r.call("GET", "/v2/_catalog")).json()) as { repositories: string[] }).repositories).not.toContain("dst/d");
   });
 
   test("identical blobs pushed to two repositories are stored once", async () => {

@@ -176,3 +176,21 @@ describe("concurrency and internal faults", () => {
     expect((await r.call("POST", `/v2/app/blobs/uploads/?digest=${sha256("x")}`, { body: "x" })).status).toBe(201);
   });
 });
+
+describe("manifest writes under the repository lock", () => {
+  test("concurrent PUT and DELETE of one manifest never list a manifest whose bytes are gone", async () => {
+    await using r = await createTestRegistry();
+    const img = await pushImage(r, "race", "seed", "race");
+    for (let round = 0; round < 30; round++) {
+      await Promise.all([
+        r.call("PUT", `/v2/race/manifests/t${round}`, { headers: { "Content-Type": OCI_MANIFEST }, body: img.manifest }),
+        r.call("DELETE", `/v2/race/manifests/${img.digest}`),
+        r.call("PUT", `/v2/race/manifests/u${round}`, { headers: { "Content-Type": OCI_MANIFEST }, body: img.manifest }),
+      ]);
+      const index = JSON.parse(readFileSync(join(r.root, "race/index.json"), "utf8")) as { manifests: { digest: string }[] };
+      for (const m of index.manifests) {
+        expect(existsSync(join(r.root, "race/blobs/sha256", m.digest.slice(7)))).toBe(true);
+      }
+    }
+  });
+});
