@@ -22,13 +22,19 @@ export function createApp(deps: AppDeps): (req: Request) => Promise<Response> | 
   return (req) => {
     const url = req.url;
     const pathStart = url.indexOf("/", url.indexOf("//") + 2);
-    if (url.startsWith("/v2", pathStart)) return deps.v2(req);
-    const path = url.slice(pathStart).split("?")[0];
+    if (url.startsWith("/v2", pathStart)) {
+      const next = url.charCodeAt(pathStart + 3);
+      if (Number.isNaN(next) || next === 47 /* / */ || next === 63 /* ? */) return deps.v2(req);
+    }
+    const pathAndQuery = url.slice(pathStart);
+    const path = pathAndQuery.split("?")[0];
     if (path === "/livez") return new Response(JSON.stringify({ status: "ok", version: VERSION }), { headers: JSON_HEADERS });
     if (path === "/readyz") {
       const ready = deps.ready();
       return new Response(JSON.stringify({ status: ready ? "ready" : "starting" }), { status: ready ? 200 : 503, headers: JSON_HEADERS });
     }
-    return adminApp().then((handle) => handle(req));
+    // Elysia misreads the path of a URL whose host is very short ("http://reg/api/…", a
+    // plausible LAN alias), so it is handed the request under a canonical origin.
+    return adminApp().then((handle) => handle(new Request(`http://localhost${pathAndQuery}`, req)));
   };
 }
