@@ -172,7 +172,16 @@ async function main(argv: string[]): Promise<number> {
       throw err;
     }
     const log = createLogger(config.log.level, config.log.format);
-    const daemon = await startDaemon(config, log);
+    let daemon: Awaited<ReturnType<typeof startDaemon>>;
+    try {
+      daemon = await startDaemon(config, log);
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        console.error(err.message);
+        return 1;
+      }
+      throw err;
+    }
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {
         log.info("shutting down", { signal });

@@ -84,10 +84,17 @@ export class UpstreamClient {
     this.name = config.name;
     const tls: Record<string, unknown> = {};
     if (!config.tlsVerify) tls.rejectUnauthorized = false;
-    if (config.caFile) tls.ca = readFileSync(config.caFile, "utf8");
+    const read = (key: string, path: string) => {
+      try {
+        return readFileSync(path, "utf8");
+      } catch (err) {
+        throw new Error(`${key} ${path}: cannot read the file (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+      }
+    };
+    if (config.caFile) tls.ca = read("ca_file", config.caFile);
     if (config.certFile) {
-      tls.cert = readFileSync(config.certFile, "utf8");
-      tls.key = readFileSync(config.keyFile, "utf8");
+      tls.cert = read("cert_file", config.certFile);
+      tls.key = read("key_file", config.keyFile);
     }
     this.tls = Object.keys(tls).length > 0 ? tls : undefined;
     this.requests = new TokenBucket(config.requestsPerSecond, Math.max(1, config.requestsPerSecond));

@@ -2,6 +2,7 @@
  * One configured upstream: its client, its filters, and the distribution-API reads sync
  * needs (manifests with verification, blobs, tag lists, catalog, referrers).
  */
+import { ConfigError } from "../config/load";
 import type { SyncRegistryConfig } from "../config/sync";
 import type { Logger } from "../log";
 import { type Digest, parseDigest } from "../oci/digest";
@@ -38,8 +39,12 @@ export class Upstream {
     private readonly maxManifestBytes: number,
     log: Logger,
   ) {
-    const credentials: Credentials | undefined = config.credentialsFile ? readCredentials(config.credentialsFile) : undefined;
-    this.client = new UpstreamClient(config, credentials, log);
+    try {
+      const credentials: Credentials | undefined = config.credentialsFile ? readCredentials(config.credentialsFile) : undefined;
+      this.client = new UpstreamClient(config, credentials, log);
+    } catch (err) {
+      throw new ConfigError(`sync registry "${config.name}"`, [(err as Error).message]);
+    }
     this.filters = new Filters(config);
   }
 

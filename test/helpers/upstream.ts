@@ -135,7 +135,7 @@ export interface BuiltImage {
 export function buildLayout(dir: string, tag: string, platforms: string[], layerSizes: number[]): BuiltImage {
   mkdirSync(join(dir, "blobs", "sha256"), { recursive: true });
   writeFileSync(join(dir, "oci-layout"), '{"imageLayoutVersion":"1.0.0"}');
-  const put = (bytes: Uint8Array | string) => {
+  const put = (bytes: Uint8Array<ArrayBuffer> | string) => {
     const data = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes;
     const d = sha256(data);
     writeFileSync(join(dir, "blobs", "sha256", d.slice(7)), data);
@@ -171,7 +171,7 @@ export function buildLayout(dir: string, tag: string, platforms: string[], layer
 }
 
 /** `n` random bytes (getRandomValues fills at most 64 KiB per call). */
-export function randomBytes(n: number): Uint8Array {
+export function randomBytes(n: number): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(n);
   for (let at = 0; at < n; at += 65536) crypto.getRandomValues(out.subarray(at, Math.min(n, at + 65536)));
   return out;

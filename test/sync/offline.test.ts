@@ -34,7 +34,7 @@ beforeAll(async () => {
   berth = await startDaemon({ root, extra: config() });
   // warm the cache: pull the image once
   await skopeo.ok(["copy", "--src-tls-verify=false", `docker://${berth.host}/team/app:v1`, `oci:${join(work, "pulled")}:v1`]);
-  await waitFor("the image to be stored", async () => (await fetch(`${berth.url}/v2/team/app/manifests/v1`, { headers: ACCEPT })).status === 200 && (await fetch(`${berth.url}/api/v1/sync`).then((r) => r.json())).fetches.length === 0);
+  await waitFor("the image to be stored", async () => (await fetch(`${berth.url}/v2/team/app/manifests/v1`, { headers: ACCEPT })).status === 200 && ((await fetch(`${berth.url}/api/v1/sync`).then((r) => r.json())) as any).fetches.length === 0);
 }, 60_000);
 
 afterAll(async () => {
@@ -55,7 +55,7 @@ describe("offline first", () => {
     for (let i = 0; i < 3; i++) {
       const res = await fetch(`${berth.url}/v2/team/other/manifests/v1`, { headers: ACCEPT });
       expect(res.status).toBe(503);
-      const err = (await res.json()).errors[0];
+      const err = ((await res.json()) as any).errors[0];
       expect(err.code).toBe("UNKNOWN");
       expect(err.detail).toMatch(/^upstream up: (unreachable|unreachable since)/);
     }

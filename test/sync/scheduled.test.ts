@@ -60,7 +60,7 @@ describe("scheduled sync", () => {
         `tags = "^\\\\d"\nexclude_tags = "debug"\nsemver = "^1.0.0"\nplatforms = ["linux/arm64"]\ndest_prefix = "mirror"\ninterval = 3600\non_demand = false\npinned = ["apps/web:latest"]\n`,
     });
     await waitFor("the first sync to finish", async () => {
-      const s = await (await fetch(`${berth.url}/api/v1/sync`)).json();
+      const s = (await (await fetch(`${berth.url}/api/v1/sync`)).json()) as any;
       return s.registries[0].lastRun?.report !== undefined;
     }, 30_000);
     const web = localTags(berth.root, "mirror/apps/web");
@@ -78,7 +78,7 @@ describe("scheduled sync", () => {
     expect(db.query("SELECT repo, tag FROM sync_pins").all()).toEqual([{ repo: "mirror/apps/web", tag: "latest" }]);
     db.close();
     // scheduler state is visible
-    const sched = await (await fetch(`${berth.url}/api/v1/scheduler`)).json();
+    const sched = (await (await fetch(`${berth.url}/api/v1/scheduler`)).json()) as any;
     expect(sched.recent.some((r: { name: string; outcome: string }) => r.name === "sync:up" && r.outcome === "ok")).toBe(true);
     expect(sched.queue.some((q: { name: string }) => q.name === "sync:up")).toBe(true);
   }, 60_000);
@@ -91,12 +91,12 @@ describe("scheduled sync", () => {
     const img = images["big/blob:1.0.0"]!;
     const layer = img.platforms["linux/amd64"]!.blobs[1]!;
     await waitFor("the layer fetch to be under way", async () => {
-      const s = await (await fetch(`${berth.url}/api/v1/sync`)).json();
+      const s = (await (await fetch(`${berth.url}/api/v1/sync`)).json()) as any;
       return s.fetches.some((f: { digest: string; written: number }) => f.digest === layer && f.written > 0);
     }, 20_000, 10);
     await upstream.stop();
     await waitFor("the sync run to fail", async () => {
-      const s = await (await fetch(`${berth.url}/api/v1/sync`)).json();
+      const s = (await (await fetch(`${berth.url}/api/v1/sync`)).json()) as any;
       return s.registries[0].lastRun !== null;
     }, 20_000);
     expect(localTags(berth.root, "big/blob")).toEqual({});
@@ -105,7 +105,7 @@ describe("scheduled sync", () => {
     // nothing half-written is left in the uploads area
     await waitFor("temp files to be gone", () => readdirSync(join(berth.root, ".berth/uploads")).length === 0);
     await upstream.restart();
-    await waitFor("the upstream to be marked up", async () => (await (await fetch(`${berth.url}/api/v1/sync`)).json()).registries[0].state === "up", 10_000);
+    await waitFor("the upstream to be marked up", async () => ((await (await fetch(`${berth.url}/api/v1/sync`)).json()) as any).registries[0].state === "up", 10_000);
     expect((await fetch(`${berth.url}/api/v1/sync/up/run`, { method: "POST" })).status).toBe(202);
     await waitFor("the image to be complete", () => localTags(berth.root, "big/blob")["1.0.0"] === img.digest, 30_000);
     expect(hasBlob(berth.root, "big/blob", layer)).toBe(true);
