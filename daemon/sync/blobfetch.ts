@@ -23,7 +23,8 @@ import type { IoBudget } from "../scheduler/budget";
 import type { Store } from "../storage/store";
 import { UpstreamError } from "./errors";
 
-const READ_CHUNK = 256 * 1024;
+const READ_CHUNK = 1024 * 1024;
+const WRITE_BATCH = 256 * 1024;
 
 /** One fetch in flight. */
 export class BlobFetch {
@@ -32,6 +33,8 @@ export class BlobFetch {
   /** Size announced by the upstream, when it did. */
   size: number | undefined;
   state: "running" | "done" | "failed" = "running";
+  /** Every byte is written and the digest verified (readers may finish; publishing may still be under way). */
+  verified = false;
   error: unknown;
   /** Resolves when the blob is published; rejects when the fetch failed. */
   readonly done: Promise<void>;
@@ -107,7 +110,7 @@ export class BlobFetch {
             controller.error(this.error);
             return;
           }
-          if (this.state === "done" && pos >= this.written) {
+          if ((this.state === "done" || this.verified) && pos >= this.written) {
             await fh?.close().catch(() => {});
             controller.close();
             return;
@@ -194,20 +197,35 @@ export class BlobFetches {
       const hasher = createHasher(f.digest.algorithm);
       try {
         if (res.body) {
+          // chunks are gathered up to WRITE_BATCH bytes per write: fewer syscalls, and readers
+          // still get bytes within one batch of their arrival
+          let batch: Uint8Array[] = [];
+          let batchBytes = 0;
+          const flush = async () => {
+            if (batchBytes === 0) return;
+            if (f.background) await this.budget.take("write", batchBytes, 1, opts.signal);
+            else this.budget.foreground(batchBytes, "write");
+            await file.write(batch);
+            f.written += batchBytes;
+            batch = [];
+            batchBytes = 0;
+            f.notify();
+          };
           for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
             opts.signal?.throwIfAborted();
-            if (f.background) await this.budget.take("write", chunk.byteLength, 1, opts.signal);
-            else this.budget.foreground(chunk.byteLength, "write");
-            await file.write([chunk]);
             hasher.update(chunk);
-            f.written += chunk.byteLength;
-            if (f.size !== undefined && f.written > f.size) throw new UpstreamError("digest", opts.upstream, `sent more than the ${f.size} bytes announced for ${f.digest.value}`);
-            f.notify();
+            batch.push(chunk);
+            batchBytes += chunk.byteLength;
+            if (f.size !== undefined && f.written + batchBytes > f.size) throw new UpstreamError("digest", opts.upstream, `sent more than the ${f.size} bytes announced for ${f.digest.value}`);
+            if (batchBytes >= WRITE_BATCH || f.written === 0) await flush();
           }
+          await flush();
         }
         if (f.size !== undefined && f.written !== f.size) throw new UpstreamError("unreachable", opts.upstream, `the transfer of ${f.digest.value} broke off after ${f.written} of ${f.size} bytes`);
         const hex = hasher.hex();
         if (hex !== f.digest.hex) throw new UpstreamError("digest", opts.upstream, `sent bytes hashing to ${f.digest.algorithm}:${hex} for ${f.digest.value}`);
+        f.verified = true;
+        f.notify();
         await file.sync();
       } finally {
         await file.close().catch(() => {});
