@@ -18,6 +18,11 @@ import { inlineHashing, workerHashing } from "./platform/uploadhash";
 import { serve } from "./platform/serve";
 import { openDatabase } from "./platform/sqlite";
 import { Registry } from "./registry/registry";
+import { IoBudget, PROFILES } from "./scheduler/budget";
+import { Scheduler } from "./scheduler/scheduler";
+import { parseWindow, type Window } from "./scheduler/windows";
+import { SyncState } from "./meta/syncstate";
+import { SyncService } from "./sync/service";
 import { Store } from "./storage/store";
 import { VERSION } from "./version";
 
@@ -32,12 +37,24 @@ export async function startDaemon(config: Config, log: Logger) {
   let ready = false;
   const hashing = config.storage.hash_thread ? workerHashing() : inlineHashing;
   const governor = memoryGovernor({ softLimitBytes: config.memory.rss_soft_limit, checkInterval: 16 * 1024 * 1024 });
+  const profile = PROFILES[config.scheduler.profile]!;
+  const sch = config.scheduler;
+  const budget = new IoBudget({
+    readBytesPerSecond: sch.read_bytes_per_second || profile.readBytesPerSecond,
+    writeBytesPerSecond: sch.write_bytes_per_second || profile.writeBytesPerSecond,
+    readOpsPerSecond: sch.read_ops_per_second || profile.readOpsPerSecond,
+    writeOpsPerSecond: sch.write_ops_per_second || profile.writeOpsPerSecond,
+  });
+  const scheduler = new Scheduler(budget, { concurrency: sch.concurrency, jitterMs: sch.jitter_ms, windows: sch.windows.map((w) => parseWindow(w) as Window) }, log);
   const store = new Store(realDisk, {
     root: config.storage.root,
     dedupe: config.storage.dedupe,
     maxBlobBytes: config.storage.max_blob_bytes,
     manifestCacheBytes: config.storage.manifest_cache_bytes,
-    onIngress: (bytes) => governor.ingress(bytes),
+    onIngress: (bytes) => {
+      governor.ingress(bytes);
+      budget.foreground(bytes, "write");
+    },
     hashing,
   }, log);
   const recovery = await store.recover();
@@ -45,7 +62,15 @@ export async function startDaemon(config: Config, log: Logger) {
   const meta = new Meta(db);
   const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes }, log);
   const reindexed = await registry.reconcileAll(recovery.repositories);
-  const v2 = createV2Handler(registry, { maxManifestBytes: config.storage.max_manifest_bytes, log });
+  const syncState = new SyncState(db);
+  const sync = config.sync.registries.length > 0
+    ? new SyncService(store, registry, syncState, scheduler, { registries: config.sync.registries, maxManifestBytes: config.storage.max_manifest_bytes }, log)
+    : undefined;
+  const v2 = createV2Handler(sync ? sync.decorate() : registry, {
+    maxManifestBytes: config.storage.max_manifest_bytes,
+    log,
+    onServe: (bytes) => budget.foreground(bytes, "read"),
+  });
   const info = () => ({
     root: config.storage.root,
     uploadsInFlight: store.uploads.count(),
@@ -53,7 +78,14 @@ export async function startDaemon(config: Config, log: Logger) {
     rssBytes: process.memoryUsage.rss(),
     forcedCollections: governor.stats(),
   });
-  const app = createApp({ v2, ready: () => ready, info });
+  const app = createApp({
+    v2,
+    ready: () => ready,
+    info,
+    scheduler: () => scheduler.state(),
+    sync: () => sync?.info() ?? { registries: [], fetches: [], pins: syncState.pins() },
+    syncRun: (name) => sync?.runNow(name) ?? false,
+  });
   const server = serve((req) => {
     governor.request();
     return app(req);
@@ -63,6 +95,8 @@ export async function startDaemon(config: Config, log: Logger) {
     maxRequestBodySize: Number.MAX_SAFE_INTEGER,
     idleTimeout: config.http.idle_timeout,
   });
+  scheduler.start();
+  sync?.start();
   ready = true;
   log.info("berth listening", {
     version: VERSION,
@@ -85,6 +119,8 @@ export async function startDaemon(config: Config, log: Logger) {
       while (server.pendingRequests() > 0 && Date.now() < deadline) await Bun.sleep(50);
       await server.stop(true);
       await stopping;
+      await scheduler.stop();
+      sync?.close();
       await hashing.shutdown();
       governor.stop();
       db.close();
@@ -136,7 +172,16 @@ async function main(argv: string[]): Promise<number> {
       throw err;
     }
     const log = createLogger(config.log.level, config.log.format);
-    const daemon = await startDaemon(config, log);
+    let daemon: Awaited<ReturnType<typeof startDaemon>>;
+    try {
+      daemon = await startDaemon(config, log);
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        console.error(err.message);
+        return 1;
+      }
+      throw err;
+    }
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {
         log.info("shutting down", { signal });

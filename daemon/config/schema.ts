@@ -4,6 +4,8 @@
  * dotted key it concerns; nothing outside the table is accepted, so a typo is an error
  * rather than a silently ignored setting.
  */
+import { parseWindow } from "../scheduler/windows";
+import { type SyncRegistryConfig, checkSyncRegistries } from "./sync";
 
 /** A size in bytes: an integer, or a string such as "4 MiB" / "512KiB" / "1GB". */
 export type Bytes = number;
@@ -37,10 +39,29 @@ interface EnumField extends FieldBase {
   default: string;
   values: readonly string[];
 }
+interface StringsField extends FieldBase {
+  kind: "strings";
+  default: readonly string[];
+  check?: (value: string[], key: string, problems: string[]) => void;
+}
+/** A structured value (an array of tables) checked by its own module; `check` reports problems under `key`. */
+interface CustomField<T> extends FieldBase {
+  kind: "custom";
+  default: T;
+  check: (value: unknown, key: string, problems: string[]) => T;
+}
 /** One key of the schema. */
-export type Field = StringField | IntField | BytesField | BoolField | EnumField;
+export type Field = StringField | IntField | BytesField | BoolField | EnumField | StringsField | CustomField<unknown>;
+
 
 const MiB = 1024 * 1024;
+
+function checkWindows(value: string[], key: string, problems: string[]): void {
+  value.forEach((w, i) => {
+    const parsed = parseWindow(w);
+    if (typeof parsed === "string") problems.push(`${key}[${i}]: ${parsed}`);
+  });
+}
 
 /** The schema: section -> key -> field. */
 export const SCHEMA = {
@@ -60,6 +81,19 @@ export const SCHEMA = {
   memory: {
     rss_soft_limit: { kind: "bytes", default: 64 * MiB, min: 0, max: 64 * 1024 * MiB, doc: "Resident memory above which traffic triggers a garbage collection; 0 leaves it to the runtime." },
   },
+  scheduler: {
+    concurrency: { kind: "integer", default: 2, min: 1, max: 64, doc: "Background tasks running at once." },
+    jitter_ms: { kind: "integer", default: 2000, min: 0, max: 3_600_000, doc: "Largest random delay before a background task starts." },
+    windows: { kind: "strings", default: [], check: checkWindows, doc: 'Maintenance windows for heavy tasks, "HH:MM-HH:MM" local time; empty = always.' },
+    profile: { kind: "enum", default: "none", values: ["none", "sdcard", "emmc", "ssd"], doc: "Board profile giving the IO budget's rates (none = unlimited)." },
+    read_bytes_per_second: { kind: "bytes", default: 0, min: 0, max: Number.MAX_SAFE_INTEGER, doc: "Background read budget; 0 = the profile's." },
+    write_bytes_per_second: { kind: "bytes", default: 0, min: 0, max: Number.MAX_SAFE_INTEGER, doc: "Background write budget; 0 = the profile's." },
+    read_ops_per_second: { kind: "integer", default: 0, min: 0, max: 10_000_000, doc: "Background read operations per second; 0 = the profile's." },
+    write_ops_per_second: { kind: "integer", default: 0, min: 0, max: 10_000_000, doc: "Background write operations per second; 0 = the profile's." },
+  },
+  sync: {
+    registries: { kind: "custom", default: [] as SyncRegistryConfig[], check: checkSyncRegistries, doc: "Upstream registries ([[sync.registries]]); see daemon/config/sync.ts." },
+  },
   log: {
     level: { kind: "enum", default: "info", values: ["debug", "info", "warn", "error"], doc: "Lowest level logged." },
     format: { kind: "enum", default: "json", values: ["json", "text"], doc: "JSON lines, or plain text for a terminal." },
@@ -67,7 +101,9 @@ export const SCHEMA = {
 } as const satisfies Record<string, Record<string, Field>>;
 
 type Schema = typeof SCHEMA;
-type ValueOf<F> = F extends { kind: "string" } ? string
+type ValueOf<F> = F extends { kind: "custom"; default: infer D } ? D
+  : F extends { kind: "strings" } ? string[]
+  : F extends { kind: "string" } ? string
   : F extends { kind: "integer" | "bytes" } ? number
   : F extends { kind: "boolean" } ? boolean
   : F extends { kind: "enum"; values: readonly (infer V)[] } ? V
@@ -114,6 +150,14 @@ function checkField(field: Field, value: unknown, key: string, problems: string[
       if (n < field.min || n > field.max) return void problems.push(`${key}: ${n} is outside ${field.min}..${field.max}`);
       return n;
     }
+    case "strings": {
+      if (!Array.isArray(value) || value.some((v) => typeof v !== "string")) return void problems.push(`${key}: expected an array of strings`);
+      const before = problems.length;
+      field.check?.(value, key, problems);
+      return problems.length === before ? value : undefined;
+    }
+    case "custom":
+      return field.check(value, key, problems);
     case "bytes": {
       const n = parseBytes(value);
       if (n === undefined) return void problems.push(`${key}: expected a size in bytes, e.g. 4194304 or "4 MiB"`);

@@ -10,6 +10,12 @@ export interface AdminDeps {
   ready: () => boolean;
   /** Figures about the running registry. */
   info: () => Record<string, unknown>;
+  /** The background scheduler's state: queue, running tasks, recent results, IO budget. */
+  scheduler?: () => unknown;
+  /** Sync's state: upstreams (up/down), fetches in flight, last runs, pins. */
+  sync?: () => unknown;
+  /** Queues a full sync of the named upstream; false when there is none. */
+  syncRun?: (name: string) => boolean;
 }
 
 /** Builds the Elysia app and returns its request handler. */
@@ -20,6 +26,16 @@ export function createAdminApp(deps: AdminDeps): (req: Request) => Response | Pr
     ready: deps.ready(),
     uptimeSeconds: Math.round((Date.now() - started) / 1000),
     ...deps.info(),
-  }));
+  }))
+    .get("/scheduler", () => deps.scheduler?.() ?? {})
+    .get("/sync", () => deps.sync?.() ?? {})
+    .post("/sync/:name/run", ({ params, set }) => {
+      if (deps.syncRun?.(params.name)) {
+        set.status = 202;
+        return { queued: params.name };
+      }
+      set.status = 404;
+      return { error: `no upstream named "${params.name}" in [[sync.registries]]` };
+    });
   return (req) => app.handle(req);
 }

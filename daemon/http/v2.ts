@@ -9,7 +9,7 @@
 import type { Logger } from "../log";
 import { RegistryError, errorBody } from "../oci/errors";
 import { OCI_INDEX, bareMediaType } from "../oci/mediatypes";
-import type { Registry } from "../registry/registry";
+import type { BlobFile, Registry } from "../registry/registry";
 import type { UploadSession } from "../storage/uploads";
 import { fileBody } from "../platform/serve";
 
@@ -17,7 +17,30 @@ import { fileBody } from "../platform/serve";
 export interface V2Options {
   maxManifestBytes: number;
   log: Logger;
+  /** Told the size of every blob body served (the scheduler counts foreground IO with it). */
+  onServe?: (bytes: number) => void;
 }
+
+/**
+ * A blob served from a stream instead of a file: sync's pull-through sends the bytes while
+ * they are still arriving from the upstream. `size` is undefined when the upstream did not
+ * announce it (the response is then chunked). Range requests get the whole blob (200), which
+ * RFC 9110 allows.
+ */
+export interface BlobStream {
+  digest: string;
+  size: number | undefined;
+  /** Opens the body; not called for HEAD. */
+  open(): ReadableStream<Uint8Array>;
+}
+
+/**
+ * What the handler needs of the registry: {@link Registry} itself, or a decorator over it
+ * (sync's pull-through) whose `blob` may answer asynchronously and with a stream.
+ */
+export type V2Registry = Omit<Registry, "blob" | "reconcileAll"> & {
+  blob(repo: string, digest: string, head?: boolean): BlobFile | BlobStream | Promise<BlobFile | BlobStream>;
+};
 
 const API_VERSION = "registry/2.0";
 const JSON_TYPE = "application/json";
@@ -183,7 +206,7 @@ function uploadHeaders(name: string, session: UploadSession): Record<string, str
 }
 
 /** Creates the `/v2` handler over a registry. */
-export function createV2Handler(registry: Registry, options: V2Options): (req: Request) => Promise<Response> {
+export function createV2Handler(registry: V2Registry, options: V2Options): (req: Request) => Promise<Response> {
   const { log } = options;
 
   async function dispatch(req: Request, r: Route, query: URLSearchParams): Promise<Response> {
@@ -298,8 +321,15 @@ export function createV2Handler(registry: Registry, options: V2Options): (req: R
     }
   }
 
-  function serveBlob(req: Request, name: string, digestText: string): Response {
-    const blob = registry.blob(name, digestText);
+  async function serveBlob(req: Request, name: string, digestText: string): Promise<Response> {
+    const blob = await registry.blob(name, digestText, req.method === "HEAD");
+    if ("open" in blob) {
+      const extra: Record<string, string> = { "Content-Type": "application/octet-stream", "Docker-Content-Digest": blob.digest, ETag: `"${blob.digest}"` };
+      if (blob.size !== undefined) extra["Content-Length"] = String(blob.size);
+      if (req.method !== "HEAD" && blob.size !== undefined) options.onServe?.(blob.size);
+      return new Response(req.method === "HEAD" ? null : blob.open(), { status: 200, headers: headers(extra) });
+    }
+    if (req.method !== "HEAD") options.onServe?.(blob.size);
     const base: Record<string, string> = {
       "Content-Type": "application/octet-stream",
       "Docker-Content-Digest": blob.digest,

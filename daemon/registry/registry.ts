@@ -306,7 +306,9 @@ export class Registry {
   /**
    * Stores a manifest pushed to `reference` (a tag, or the digest of the bytes) and tags it
    * with `reference` if it is a tag and with every `extraTags` entry. Every blob and child
-   * manifest it references must already be in the repository.
+   * manifest it references must already be in the repository; with `partialIndex` (used by
+   * sync, which caches an index and only the platforms asked for) an index's child manifests
+   * may be missing.
    */
   async putManifest(
     repo: string,
@@ -314,6 +316,7 @@ export class Registry {
     bytes: Uint8Array,
     contentType: string,
     extraTags: readonly string[] = [],
+    opts: { partialIndex?: boolean } = {},
   ): Promise<{ digest: string; subject?: string; tags: string[] }> {
     requireName(repo);
     const byDigest = !isTag(reference);
@@ -326,7 +329,7 @@ export class Registry {
     if (expected && expected.value !== digest) {
       throw new RegistryError("DIGEST_INVALID", `the manifest's ${algorithm} digest is ${digest}, not ${expected.value}`);
     }
-    this.checkReferences(repo, parsed);
+    this.checkReferences(repo, parsed, opts.partialIndex === true);
 
     await this.store.layouts.ensure(repo);
     const desc: Descriptor = { mediaType: parsed.mediaType, digest, size: bytes.byteLength };
@@ -354,7 +357,7 @@ export class Registry {
     return result;
   }
 
-  private checkReferences(repo: string, parsed: ParsedManifest): void {
+  private checkReferences(repo: string, parsed: ParsedManifest, partialIndex = false): void {
     for (const blob of parsed.blobs) {
       const info = this.store.blobs.stat(repo, parseDigest(blob.digest)!);
       if (!info) throw new RegistryError("MANIFEST_BLOB_UNKNOWN", `blob ${blob.digest} is not in ${repo}; push it before the manifest`);
@@ -363,6 +366,7 @@ export class Registry {
       }
     }
     for (const child of parsed.manifests) {
+      if (partialIndex) break;
       if (!this.store.blobs.stat(repo, parseDigest(child.digest)!)) {
         throw new RegistryError("MANIFEST_BLOB_UNKNOWN", `manifest ${child.digest} is not in ${repo}; push it before the index`);
       }

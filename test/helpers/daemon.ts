@@ -38,6 +38,8 @@ export interface DaemonOptions {
   /** Extra TOML appended to the generated config (e.g. more [storage] keys go in `storage`). */
   storage?: string;
   logLevel?: string;
+  /** TOML appended at the end of the config (e.g. [scheduler] or [[sync.registries]]). */
+  extra?: string;
   /** Run this executable instead of `bun daemon/main.ts` (e.g. a compiled binary). */
   command?: string[];
 }
@@ -49,7 +51,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
   const configPath = join(work, "berth.toml");
   writeFileSync(
     configPath,
-    `[http]\naddress = "127.0.0.1"\nport = 0\n[storage]\nroot = "${root}"\n${options.storage ?? ""}\n[log]\nlevel = "${options.logLevel ?? "info"}"\n`,
+    `[http]\naddress = "127.0.0.1"\nport = 0\n[storage]\nroot = "${root}"\n${options.storage ?? ""}\n[log]\nlevel = "${options.logLevel ?? "info"}"\n${options.extra ?? ""}\n`,
   );
   const cmd = [...(options.command ?? [process.execPath, MAIN]), "serve", "--config", configPath];
   const proc = Bun.spawn(cmd, { stdout: "ignore", stderr: "pipe", stdin: "ignore" });

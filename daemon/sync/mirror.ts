@@ -1,0 +1,188 @@
+/**
+ * Scheduled sync: copies the configured content of an upstream (repository globs, tag
+ * filters, platforms), the pinned tags, and the warm set (tags local clients pulled within
+ * `warm_window`) into the store, within the IO budget, with their referrers (signatures,
+ * SBOMs). Blobs are copied before the manifests that need them, child manifests before
+ * their index, and the tag is written last, so an interrupted sync (the upstream went
+ * away) never leaves a tag pointing at an incomplete image; blobs already copied are kept
+ * and the next run resumes from there.
+ */
+import type { Logger } from "../log";
+import { parseDigest } from "../oci/digest";
+import type { SyncState } from "../meta/syncstate";
+import type { Registry } from "../registry/registry";
+import type { TaskContext } from "../scheduler/task";
+import type { BlobFetches } from "./blobfetch";
+import { UpstreamError } from "./errors";
+import type { FetchedManifest, Upstream } from "./upstream";
+
+/** Figures of one run. */
+export interface MirrorReport {
+  images: number;
+  unchanged: number;
+  failed: number;
+  referrers: number;
+}
+
+/** Copies content from upstreams into the registry. */
+export class Mirror {
+  constructor(
+    private readonly registry: Registry,
+    private readonly fetches: BlobFetches,
+    private readonly state: SyncState,
+    private readonly log: Logger,
+  ) {}
+
+  /** The whole configured content of `upstream`, then pins and the warm set. */
+  async syncAll(upstream: Upstream, ctx: TaskContext): Promise<MirrorReport> {
+    const report: MirrorReport = { images: 0, unchanged: 0, failed: 0, referrers: 0 };
+    const f = upstream.filters;
+    const repos = f.allLiteral() ? f.literalRepos() : (await upstream.catalog({ signal: ctx.signal })).filter((r) => f.repo(r));
+    for (const repo of repos) {
+      ctx.signal.throwIfAborted();
+      if (f.toLocal(repo) === undefined) continue;
+      let tags: string[];
+      try {
+        tags = (await upstream.tags(repo, { signal: ctx.signal })).filter((t) => f.tag(t));
+      } catch (err) {
+        if (err instanceof UpstreamError && err.fault === "not-found") continue;
+        throw err;
+      }
+      for (const tag of tags) {
+        ctx.progress(`${repo}:${tag}`);
+        await this.tagSafely(upstream, repo, tag, ctx, report);
+      }
+    }
+    await this.keepFresh(upstream, ctx, report);
+    return report;
+  }
+
+  /** Pinned tags and the warm set only. */
+  async keepFresh(upstream: Upstream, ctx: TaskContext, report: MirrorReport = { images: 0, unchanged: 0, failed: 0, referrers: 0 }): Promise<MirrorReport> {
+    const wanted = new Map<string, [string, string]>();
+    for (const pin of upstream.config.pinned) {
+      const at = pin.lastIndexOf(":");
+      wanted.set(pin, [pin.slice(0, at), pin.slice(at + 1)]);
+    }
+    if (upstream.config.warmWindow > 0) {
+      for (const w of this.state.warm(upstream.name, Date.now() - upstream.config.warmWindow * 1000)) {
+        const name = upstream.filters.toUpstream(w.repo);
+        if (name !== undefined) wanted.set(`${name}:${w.tag}`, [name, w.tag]);
+      }
+    }
+    for (const [repo, tag] of wanted.values()) {
+      ctx.signal.throwIfAborted();
+      ctx.progress(`fresh ${repo}:${tag}`);
+      await this.tagSafely(upstream, repo, tag, ctx, report);
+    }
+    return report;
+  }
+
+  private async tagSafely(upstream: Upstream, repo: string, tag: string, ctx: TaskContext, report: MirrorReport): Promise<void> {
+    try {
+      await this.tag(upstream, repo, tag, ctx, report);
+    } catch (err) {
+      if (ctx.signal.aborted) throw err;
+      report.failed++;
+      this.log.warn("sync of a tag failed; it will be retried on the next run", { upstream: upstream.name, repo, tag, error: (err as Error).message });
+      if (err instanceof UpstreamError && err.fault === "down") throw err;
+    }
+  }
+
+  /** Mirrors `repo:tag` (upstream names) unless the local tag already has the upstream digest. */
+  async tag(upstream: Upstream, repo: string, tag: string, ctx: TaskContext, report: MirrorReport): Promise<void> {
+    const local = upstream.filters.toLocal(repo);
+    if (local === undefined) return;
+    const opts = { background: true, signal: ctx.signal };
+    const digest = await upstream.headDigest(repo, tag, opts);
+    let current: string | undefined;
+    try {
+      current = (await this.registry.manifest(local, tag, null)).digest;
+    } catch {
+      current = undefined;
+    }
+    if (digest && digest === current && this.complete(local, digest)) {
+      this.state.markChecked(upstream.name, local, tag, digest);
+      report.unchanged++;
+      return;
+    }
+    const m = await upstream.manifest(repo, tag, opts);
+    await this.copy(upstream, repo, local, m, ctx, report);
+    await this.registry.putManifest(local, m.digest, m.bytes, m.mediaType, [tag], { partialIndex: this.partial(upstream, m) });
+    this.state.markChecked(upstream.name, local, tag, m.digest);
+    report.images++;
+    this.log.info("synced", { upstream: upstream.name, repo: local, tag, digest: m.digest });
+  }
+
+  /** True when `digest` and, for an image, its blobs are all in `repo` (children of an index are checked one level). */
+  private complete(repo: string, digest: string): boolean {
+    const has = (d: string) => {
+      try {
+        this.registry.blob(repo, d);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    return has(digest);
+  }
+
+  private partial(upstream: Upstream, m: FetchedManifest): boolean {
+    return m.parsed.kind === "index" && m.parsed.manifests.some((d) => !upstream.filters.platform(d.platform));
+  }
+
+  /** Copies what `m` references (blobs; child manifests of kept platforms) and its referrers. */
+  private async copy(upstream: Upstream, repo: string, local: string, m: FetchedManifest, ctx: TaskContext, report: MirrorReport): Promise<void> {
+    const opts = { background: true, signal: ctx.signal };
+    for (const child of m.parsed.manifests) {
+      if (!upstream.filters.platform(child.platform)) continue;
+      const cm = await upstream.manifest(repo, child.digest, opts);
+      await this.copy(upstream, repo, local, cm, ctx, report);
+      await this.registry.putManifest(local, cm.digest, cm.bytes, cm.mediaType, [], { partialIndex: this.partial(upstream, cm) });
+    }
+    for (const desc of m.parsed.blobs) {
+      const digest = parseDigest(desc.digest)!;
+      try {
+        this.registry.blob(local, digest.value);
+        continue;
+      } catch {
+        // not here yet
+      }
+      const f = this.fetches.fetch(local, digest, (signal) => upstream.blob(repo, digest, { background: true, signal }), {
+        background: true,
+        signal: ctx.signal,
+        expectedSize: desc.size,
+        upstream: upstream.name,
+      });
+      await f.done;
+    }
+    await this.referrers(upstream, repo, local, m, ctx, report);
+  }
+
+  /** Copies the manifests whose subject is `m` (and their blobs), after `m` itself is stored by the caller. */
+  private async referrers(upstream: Upstream, repo: string, local: string, m: FetchedManifest, ctx: TaskContext, report: MirrorReport): Promise<void> {
+    const subject = parseDigest(m.digest)!;
+    let list: { digest: string }[];
+    try {
+      list = await upstream.referrers(repo, subject, { signal: ctx.signal });
+    } catch (err) {
+      this.log.debug("referrers not listed", { upstream: upstream.name, repo, digest: m.digest, error: (err as Error).message });
+      return;
+    }
+    for (const r of list) {
+      try {
+        this.registry.blob(local, r.digest);
+        continue;
+      } catch {
+        // not here yet
+      }
+      const rm = await upstream.manifest(repo, r.digest, { background: true, signal: ctx.signal });
+      if (rm.parsed.subject?.digest !== m.digest) continue;
+      // the subject must be stored before its referrer: store it now (idempotent)
+      await this.registry.putManifest(local, m.digest, m.bytes, m.mediaType, [], { partialIndex: this.partial(upstream, m) });
+      await this.copy(upstream, repo, local, rm, ctx, report);
+      await this.registry.putManifest(local, rm.digest, rm.bytes, rm.mediaType, [], { partialIndex: true });
+      report.referrers++;
+    }
+  }
+}

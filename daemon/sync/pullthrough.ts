@@ -1,0 +1,235 @@
+/**
+ * Pull-through: a decorator over the registry that, for repositories an upstream serves,
+ * fetches what is missing locally while the client waits (distribution spec "Pulling
+ * manifests" / "Pulling blobs", answered from the upstream).
+ *
+ * - Manifests are fetched whole (they are small), verified, and stored exactly as served.
+ *   An index is stored at once (its child manifests may stay missing: only the platform a
+ *   client asks for is fetched, when it asks). An image manifest is served at once from
+ *   memory and stored as soon as its config and layers are in, which a background
+ *   completion fetches (sharing fetches with the client's own blob requests); until then
+ *   the tag does not point at an incomplete image.
+ * - Blobs stream to the client while they are stored ({@link BlobFetches}); concurrent
+ *   requests share one upstream fetch.
+ * - Offline first: local content is served without asking the upstream, except that a tag
+ *   due for a re-check (at most once per `tag_check_interval`, remembered across restarts)
+ *   is checked with a short wait ({@link RECHECK_WAIT_MS}); if the upstream is slow or
+ *   down the cached tag is served and the check finishes in the background.
+ */
+import type { Logger } from "../log";
+import { RegistryError } from "../oci/errors";
+import { parseDigest, requireDigest } from "../oci/digest";
+import { acceptAdmits } from "../oci/mediatypes";
+import { isTag, requireName } from "../oci/names";
+import type { BlobStream, V2Registry } from "../http/v2";
+import type { SyncState } from "../meta/syncstate";
+import type { BlobFile, ManifestContent, Registry } from "../registry/registry";
+import type { BlobFetches } from "./blobfetch";
+import { UpstreamError } from "./errors";
+import type { FetchedManifest, Upstream } from "./upstream";
+
+/** How long a pull of a cached tag waits for its upstream re-check before serving the cached one. */
+export const RECHECK_WAIT_MS = 500;
+
+const MISSES = new Set(["MANIFEST_UNKNOWN", "NAME_UNKNOWN", "BLOB_UNKNOWN"]);
+
+function isMiss(err: unknown): boolean {
+  return err instanceof RegistryError && MISSES.has(err.code);
+}
+
+/** Pull-through over one registry and its upstreams. */
+export class PullThrough {
+  /** Manifests served but not yet stored (their blobs are still coming), by `repo@digest` and `repo:tag`. */
+  private readonly pending = new Map<string, FetchedManifest>();
+  private readonly manifestFlights = new Map<string, Promise<FetchedManifest>>();
+  private readonly rechecks = new Map<string, Promise<ManifestContent | undefined>>();
+  /** Pulls of tags not yet written to the state table. */
+  private pulls: { repo: string; tag: string; registry: string; at: number }[] = [];
+
+  constructor(
+    private readonly registry: Registry,
+    private readonly upstreams: readonly Upstream[],
+    private readonly fetches: BlobFetches,
+    private readonly state: SyncState,
+    private readonly log: Logger,
+  ) {}
+
+  /** The upstream serving local repository `repo` on demand, and its upstream name. */
+  route(repo: string): { upstream: Upstream; name: string } | undefined {
+    for (const upstream of this.upstreams) {
+      if (!upstream.config.onDemand) continue;
+      const name = upstream.filters.toUpstream(repo);
+      if (name !== undefined && upstream.filters.repo(name)) return { upstream, name };
+    }
+    return undefined;
+  }
+
+  /** The decorated registry the /v2 handler uses. */
+  decorate(): V2Registry {
+    const inner = this.registry;
+    const self = this;
+    return Object.assign(Object.create(inner) as Registry, {
+      blob: (repo: string, digest: string, head?: boolean) => self.blob(repo, digest, head === true),
+      manifest: (repo: string, reference: string, accept: string | null) => self.manifest(repo, reference, accept),
+    }) as unknown as V2Registry;
+  }
+
+  /** Takes the pulls recorded since the last call (the warm set is written in batches). */
+  takePulls(): { repo: string; tag: string; registry: string; at: number }[] {
+    const p = this.pulls;
+    this.pulls = [];
+    return p;
+  }
+
+  /** Manifest GET/HEAD: local first, the upstream on a miss or a due tag re-check. */
+  async manifest(repo: string, reference: string, accept: string | null): Promise<ManifestContent> {
+    const route = this.route(repo);
+    if (!route) return this.registry.manifest(repo, reference, accept);
+    requireName(repo);
+    const tag = isTag(reference);
+    if (tag) this.pulls.push({ repo, tag: reference, registry: route.upstream.name, at: Date.now() });
+    let local: ManifestContent | undefined;
+    try {
+      local = await this.registry.manifest(repo, reference, accept);
+    } catch (err) {
+      if (!isMiss(err)) throw err;
+    }
+    if (local) {
+      if (!tag || !this.due(route.upstream, repo, reference)) return local;
+      const check = this.recheck(route.upstream, route.name, repo, reference, local.digest, accept);
+      const winner = await Promise.race([check, Bun.sleep(RECHECK_WAIT_MS).then(() => undefined)]);
+      return winner ?? local;
+    }
+    const pending = this.pending.get(`${repo}@${reference}`) ?? this.pending.get(`${repo}:${reference}`);
+    if (pending) return this.admit(pending, accept);
+    if (tag && !route.upstream.filters.tag(reference)) {
+      throw new RegistryError("MANIFEST_UNKNOWN", `tag "${reference}" is not in ${repo}, and sync ${route.upstream.name} does not mirror it`);
+    }
+    try {
+      return this.admit(await this.fetchManifest(route.upstream, route.name, repo, reference, false), accept);
+    } catch (err) {
+      if (err instanceof UpstreamError) throw err.toRegistryError("MANIFEST_UNKNOWN");
+      throw err;
+    }
+  }
+
+  /** Blob GET/HEAD: the local file, or the upstream's bytes as they are stored. */
+  async blob(repo: string, digestText: string, head: boolean): Promise<BlobFile | BlobStream> {
+    try {
+      return this.registry.blob(repo, digestText);
+    } catch (err) {
+      const route = isMiss(err) ? this.route(repo) : undefined;
+      if (!route) throw err;
+      const digest = requireDigest(digestText);
+      try {
+        const inflight = this.fetches.get(repo, digest);
+        if (head && !inflight) {
+          const res = await route.upstream.blob(route.name, digest, { method: "HEAD" });
+          const length = res.headers.get("content-length");
+          return { digest: digest.value, size: length ? Number(length) : undefined, open: () => new ReadableStream({ start: (c) => c.close() }) };
+        }
+        const f = inflight ?? this.fetches.fetch(repo, digest, (signal) => route.upstream.blob(route.name, digest, { signal }), { background: false, upstream: route.upstream.name });
+        await f.started;
+        if (f.state === "failed") throw f.error;
+        if (f.state === "done") return this.registry.blob(repo, digestText);
+        return { digest: digest.value, size: f.size, open: () => f.reader() };
+      } catch (e) {
+        if (e instanceof UpstreamError) throw e.toRegistryError("BLOB_UNKNOWN");
+        throw e;
+      }
+    }
+  }
+
+  /**
+   * Fetches manifest `reference` of upstream repository `name` into local `repo` (shared by
+   * concurrent callers). Indexes are stored at once; an image manifest is stored when its
+   * blobs are in (by the completion this starts, or at once when they already are).
+   */
+  fetchManifest(upstream: Upstream, name: string, repo: string, reference: string, background: boolean, signal?: AbortSignal): Promise<FetchedManifest> {
+    const key = `${repo}@${reference}`;
+    const flight = this.manifestFlights.get(key);
+    if (flight) return flight;
+    const p = (async () => {
+      const m = await upstream.manifest(name, reference, { background, signal });
+      const tags = isTag(reference) ? [reference] : [];
+      if (m.parsed.kind === "index") {
+        await this.registry.putManifest(repo, m.digest, m.bytes, m.mediaType, tags, { partialIndex: true });
+      } else {
+        this.pending.set(`${repo}@${m.digest}`, m);
+        for (const t of tags) this.pending.set(`${repo}:${t}`, m);
+        const completion = this.complete(upstream, name, repo, m, tags, background, signal);
+        if (background) await completion;
+        else completion.catch(() => {});
+      }
+      if (isTag(reference)) this.state.markChecked(upstream.name, repo, reference, m.digest);
+      return m;
+    })().finally(() => this.manifestFlights.delete(key));
+    this.manifestFlights.set(key, p);
+    return p;
+  }
+
+  /** Fetches the blobs of image manifest `m` and stores it (with `tags`) once they are in. */
+  private async complete(upstream: Upstream, name: string, repo: string, m: FetchedManifest, tags: string[], background: boolean, signal?: AbortSignal): Promise<void> {
+    try {
+      for (const desc of m.parsed.blobs) {
+        const digest = parseDigest(desc.digest)!;
+        if (this.hasBlob(repo, digest.value)) continue;
+        const f = this.fetches.fetch(repo, digest, (s) => upstream.blob(name, digest, { signal: s, background }), { background, signal, expectedSize: desc.size, upstream: upstream.name });
+        await f.done;
+      }
+      await this.registry.putManifest(repo, m.digest, m.bytes, m.mediaType, tags);
+    } catch (err) {
+      this.log.warn("pull-through could not complete an image; it is not stored", { repo, digest: m.digest, upstream: upstream.name, error: (err as Error).message });
+      throw err;
+    } finally {
+      this.pending.delete(`${repo}@${m.digest}`);
+      for (const t of tags) if (this.pending.get(`${repo}:${t}`) === m) this.pending.delete(`${repo}:${t}`);
+    }
+  }
+
+  private hasBlob(repo: string, digest: string): boolean {
+    try {
+      this.registry.blob(repo, digest);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private due(upstream: Upstream, repo: string, tag: string): boolean {
+    if (upstream.client.breaker.state === "down") return false;
+    return Date.now() - this.state.lastCheck(repo, tag).at >= upstream.config.tagCheckInterval * 1000;
+  }
+
+  /** Re-checks a cached tag upstream; resolves with the new content if it moved, else undefined. */
+  private recheck(upstream: Upstream, name: string, repo: string, tag: string, localDigest: string, accept: string | null): Promise<ManifestContent | undefined> {
+    const key = `${repo}:${tag}`;
+    let p = this.rechecks.get(key);
+    if (!p) {
+      p = (async () => {
+        try {
+          const digest = await upstream.headDigest(name, tag);
+          if (digest === localDigest) {
+            this.state.markChecked(upstream.name, repo, tag, localDigest);
+            return undefined;
+          }
+          const m = await this.fetchManifest(upstream, name, repo, tag, false);
+          this.log.info("tag moved upstream", { repo, tag, from: localDigest, to: m.digest, upstream: upstream.name });
+          return acceptAdmits(accept, m.mediaType) ? { digest: m.digest, mediaType: m.mediaType, bytes: m.bytes } : undefined;
+        } catch (err) {
+          this.log.debug("tag re-check failed; serving the cached tag", { repo, tag, error: (err as Error).message });
+          return undefined;
+        }
+      })().finally(() => this.rechecks.delete(key));
+      this.rechecks.set(key, p);
+    }
+    return p;
+  }
+
+  private admit(m: FetchedManifest, accept: string | null): ManifestContent {
+    if (!acceptAdmits(accept, m.mediaType)) {
+      throw new RegistryError("MANIFEST_UNKNOWN", `the manifest is ${m.mediaType}, which the Accept header does not list`, { status: 404 });
+    }
+    return { digest: m.digest, mediaType: m.mediaType, bytes: m.bytes };
+  }
+}

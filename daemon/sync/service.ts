@@ -1,0 +1,131 @@
+/**
+ * Sync's composition: the upstreams of `[[sync.registries]]`, the shared blob fetches, the
+ * pull-through decorator, and the scheduled tasks (full sync on `interval`, inside the
+ * registry's `windows` if any; keeping pins and the warm set fresh; flushing recorded
+ * pulls). Built by main; `state()` feeds the admin API.
+ */
+import type { SyncRegistryConfig } from "../config/sync";
+import type { Logger } from "../log";
+import type { SyncState } from "../meta/syncstate";
+import type { Registry } from "../registry/registry";
+import type { Scheduler } from "../scheduler/scheduler";
+import { inWindows, parseWindow, type Window } from "../scheduler/windows";
+import type { Store } from "../storage/store";
+import type { V2Registry } from "../http/v2";
+import { BlobFetches } from "./blobfetch";
+import { Mirror, type MirrorReport } from "./mirror";
+import { PullThrough } from "./pullthrough";
+import { Upstream } from "./upstream";
+
+/** Options for {@link SyncService}. */
+export interface SyncOptions {
+  registries: SyncRegistryConfig[];
+  maxManifestBytes: number;
+  /** How often recorded pulls are written to the state table (ms). */
+  flushIntervalMs?: number;
+}
+
+/** Sync, wired. */
+export class SyncService {
+  readonly upstreams: Upstream[];
+  readonly fetches: BlobFetches;
+  readonly pullThrough: PullThrough;
+  readonly mirror: Mirror;
+  private readonly last = new Map<string, { at: string; report?: MirrorReport; error?: string }>();
+
+  constructor(
+    store: Store,
+    registry: Registry,
+    private readonly state: SyncState,
+    private readonly scheduler: Scheduler,
+    private readonly options: SyncOptions,
+    private readonly log: Logger,
+  ) {
+    this.upstreams = options.registries.map((c) => new Upstream(c, options.maxManifestBytes, log));
+    this.fetches = new BlobFetches(store, scheduler.budget, log);
+    this.pullThrough = new PullThrough(registry, this.upstreams, this.fetches, state, log);
+    this.mirror = new Mirror(registry, this.fetches, state, log);
+    for (const u of this.upstreams) {
+      const pins = u.config.pinned.flatMap((p) => {
+        const at = p.lastIndexOf(":");
+        const local = u.filters.toLocal(p.slice(0, at));
+        return local === undefined ? [] : [{ repo: local, tag: p.slice(at + 1) }];
+      });
+      state.setPins(u.name, pins);
+    }
+  }
+
+  /** The registry for the /v2 handler: pull-through over `registry`. */
+  decorate(): V2Registry {
+    return this.pullThrough.decorate();
+  }
+
+  /** Registers the periodic tasks with the scheduler. */
+  start(): void {
+    for (const u of this.upstreams) {
+      const windows = u.config.windows.map((w) => parseWindow(w) as Window);
+      const interval = u.config.interval || (windows.length > 0 ? 3600 : 0);
+      if (interval > 0) {
+        this.scheduler.every(interval * 1000, () => ({
+          name: `sync:${u.name}`,
+          priority: 5,
+          run: async (ctx) => {
+            if (!inWindows(windows)) return;
+            await this.record(`sync:${u.name}`, () => this.mirror.syncAll(u, ctx));
+          },
+        }), 0);
+      } else if (u.config.pinned.length > 0 || u.config.warmWindow > 0) {
+        const every = Math.max(60, u.config.tagCheckInterval) * 1000;
+        this.scheduler.every(every, () => ({
+          name: `fresh:${u.name}`,
+          priority: 4,
+          run: (ctx) => this.record(`fresh:${u.name}`, () => this.mirror.keepFresh(u, ctx)),
+        }), u.config.pinned.length > 0 ? 0 : every);
+      }
+    }
+    this.scheduler.every(this.options.flushIntervalMs ?? 60_000, () => ({
+      name: "sync:flush-pulls",
+      priority: 1,
+      run: async () => this.flush(),
+    }));
+  }
+
+  /** Queues a full sync of `name` now (admin API); false when there is no such registry. */
+  runNow(name: string): boolean {
+    const u = this.upstreams.find((x) => x.name === name);
+    if (!u) return false;
+    this.scheduler.add({ name: `sync:${u.name}`, priority: 6, run: (ctx) => this.record(`sync:${u.name}`, () => this.mirror.syncAll(u, ctx)) });
+    return true;
+  }
+
+  /** Writes recorded pulls (the warm set) to the state table. */
+  flush(): void {
+    this.state.recordPulls(this.pullThrough.takePulls());
+  }
+
+  /** Upstreams, fetches in flight, last runs and pins, for the admin API. */
+  info() {
+    return {
+      registries: this.upstreams.map((u) => ({ ...u.client.info(), lastRun: this.last.get(`sync:${u.name}`) ?? this.last.get(`fresh:${u.name}`) ?? null })),
+      fetches: this.fetches.list(),
+      pins: this.state.pins(),
+    };
+  }
+
+  /** Stops probes and writes what is pending. */
+  close(): void {
+    for (const u of this.upstreams) u.client.breaker.close();
+    this.flush();
+  }
+
+  private async record(name: string, run: () => Promise<MirrorReport>): Promise<void> {
+    const at = new Date().toISOString();
+    try {
+      const report = await run();
+      this.last.set(name, { at, report });
+    } catch (err) {
+      this.last.set(name, { at, error: (err as Error).message });
+      throw err;
+    }
+  }
+}
