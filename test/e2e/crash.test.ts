@@ -111,16 +111,12 @@ test(`SIGKILL during concurrent pushes loses nothing acknowledged (${ROUNDS} rou
       stop = true;
       await Promise.all(workers);
     } finally {
-      await daemon.kill();
+      await daemon[Symbol.asyncDispose]();
     }
   }
-  const final = await startDaemon({ root });
-  try {
-    checkLayouts(root);
-    await verify(final.url, acked);
-  } finally {
-    await final.kill();
-  }
+  await using final = await startDaemon({ root });
+  checkLayouts(root);
+  await verify(final.url, acked);
   expect(acked.length).toBeGreaterThan(ROUNDS);
   expect(killsDuringWrites).toBeGreaterThan(ROUNDS / 2);
 }, 180_000);
