@@ -9,7 +9,8 @@
 import type { Logger } from "../log";
 import { RegistryError, errorBody } from "../oci/errors";
 import { OCI_INDEX, bareMediaType } from "../oci/mediatypes";
-import type { BlobFile, Registry } from "../registry/registry";
+import type { V2Registry } from "../registry/api";
+import type { BlobFile } from "../registry/registry";
 import type { UploadSession } from "../storage/uploads";
 import { fileBody } from "../platform/serve";
 
@@ -20,27 +21,6 @@ export interface V2Options {
   /** Told the size of every blob body served (the scheduler counts foreground IO with it). */
   onServe?: (bytes: number) => void;
 }
-
-/**
- * A blob served from a stream instead of a file: sync's pull-through sends the bytes while
- * they are still arriving from the upstream. `size` is undefined when the upstream did not
- * announce it (the response is then chunked). Range requests get the whole blob (200), which
- * RFC 9110 allows.
- */
-export interface BlobStream {
-  digest: string;
-  size: number | undefined;
-  /** Opens the body; not called for HEAD. */
-  open(): ReadableStream<Uint8Array>;
-}
-
-/**
- * What the handler needs of the registry: {@link Registry} itself, or a decorator over it
- * (sync's pull-through) whose `blob` may answer asynchronously and with a stream.
- */
-export type V2Registry = Omit<Registry, "blob" | "reconcileAll"> & {
-  blob(repo: string, digest: string, head?: boolean): BlobFile | BlobStream | Promise<BlobFile | BlobStream>;
-};
 
 const API_VERSION = "registry/2.0";
 const JSON_TYPE = "application/json";

@@ -21,7 +21,7 @@ import { RegistryError } from "../oci/errors";
 import { parseDigest, requireDigest } from "../oci/digest";
 import { acceptAdmits } from "../oci/mediatypes";
 import { isTag, requireName } from "../oci/names";
-import type { BlobStream, V2Registry } from "../http/v2";
+import { type BlobStream, type V2Registry, delegate } from "../registry/api";
 import type { SyncState } from "../meta/syncstate";
 import type { BlobFile, ManifestContent, Registry } from "../registry/registry";
 import type { BlobFetches } from "./blobfetch";
@@ -66,12 +66,10 @@ export class PullThrough {
 
   /** The decorated registry the /v2 handler uses. */
   decorate(): V2Registry {
-    const inner = this.registry;
-    const self = this;
-    return Object.assign(Object.create(inner) as Registry, {
-      blob: (repo: string, digest: string, head?: boolean) => self.blob(repo, digest, head === true),
-      manifest: (repo: string, reference: string, accept: string | null) => self.manifest(repo, reference, accept),
-    }) as unknown as V2Registry;
+    return delegate(this.registry, {
+      blob: (repo, digest, head) => this.blob(repo, digest, head === true),
+      manifest: (repo, reference, accept) => this.manifest(repo, reference, accept),
+    });
   }
 
   /** Takes the pulls recorded since the last call (the warm set is written in batches). */

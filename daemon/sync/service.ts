@@ -11,7 +11,7 @@ import type { Registry } from "../registry/registry";
 import type { Scheduler } from "../scheduler/scheduler";
 import { inWindows, parseWindow, type Window } from "../scheduler/windows";
 import type { Store } from "../storage/store";
-import type { V2Registry } from "../http/v2";
+import type { V2Registry } from "../registry/api";
 import { BlobFetches } from "./blobfetch";
 import { Mirror, type MirrorReport } from "./mirror";
 import { PullThrough } from "./pullthrough";
