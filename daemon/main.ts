@@ -18,6 +18,7 @@ import { inlineHashing, workerHashing } from "./platform/uploadhash";
 import { serve } from "./platform/serve";
 import { openDatabase } from "./platform/sqlite";
 import { Registry } from "./registry/registry";
+import { runService } from "./service";
 import { Store } from "./storage/store";
 import { VERSION } from "./version";
 
@@ -137,14 +138,7 @@ async function main(argv: string[]): Promise<number> {
     }
     const log = createLogger(config.log.level, config.log.format);
     const daemon = await startDaemon(config, log);
-    await new Promise<void>((resolve) => {
-      const stop = (signal: string) => {
-        log.info("shutting down", { signal });
-        daemon.close().then(resolve, resolve);
-      };
-      process.once("SIGTERM", () => stop("SIGTERM"));
-      process.once("SIGINT", () => stop("SIGINT"));
-    });
+    await runService({ config, configPath, log, close: () => daemon.close() });
     log.info("stopped");
     return 0;
   }
