@@ -37,8 +37,12 @@ interface EnumField extends FieldBase {
   default: string;
   values: readonly string[];
 }
+interface StringsField extends FieldBase {
+  kind: "strings";
+  default: readonly string[];
+}
 /** One key of the schema. */
-export type Field = StringField | IntField | BytesField | BoolField | EnumField;
+export type Field = StringField | IntField | BytesField | BoolField | EnumField | StringsField;
 
 const MiB = 1024 * 1024;
 
@@ -48,6 +52,8 @@ export const SCHEMA = {
     address: { kind: "string", default: "127.0.0.1", nonEmpty: true, doc: "Address to listen on." },
     port: { kind: "integer", default: 5000, min: 0, max: 65535, doc: "Port to listen on; 0 picks a free port (logged at start-up)." },
     idle_timeout: { kind: "integer", default: 120, min: 1, max: 255, doc: "Seconds an idle connection is kept open." },
+    tls_cert: { kind: "string", default: "", doc: "PEM certificate (chain) file; with tls_key, serve HTTPS. Empty: plain HTTP." },
+    tls_key: { kind: "string", default: "", doc: "PEM private key file for tls_cert." },
   },
   storage: {
     root: { kind: "string", default: "./data", nonEmpty: true, doc: "Directory holding one OCI image layout per repository." },
@@ -60,6 +66,18 @@ export const SCHEMA = {
   memory: {
     rss_soft_limit: { kind: "bytes", default: 64 * MiB, min: 0, max: 64 * 1024 * MiB, doc: "Resident memory above which traffic triggers a garbage collection; 0 leaves it to the runtime." },
   },
+  board: {
+    profile: { kind: "string", default: "none", nonEmpty: true, doc: 'Board profile whose defaults apply under this file: "auto" (detected), "none", or a name from board/ (rpi4, rpi5, arm64-emmc, x64-server).' },
+  },
+  mdns: {
+    enabled: { kind: "boolean", default: false, doc: "Advertise the registry on the LAN over mDNS/DNS-SD (_oci._tcp)." },
+    interfaces: { kind: "strings", default: [], doc: 'Network interfaces to advertise on (e.g. ["eth0"]); empty: every interface with multicast.' },
+    name: { kind: "string", default: "", doc: "Instance name shown to browsers; empty: berth on <hostname>." },
+  },
+  metrics: {
+    enabled: { kind: "boolean", default: true, doc: "Serve Prometheus metrics at /metrics." },
+    host_interval: { kind: "integer", default: 15, min: 1, max: 3600, doc: "Seconds between samples of host figures (disk free, temperature, memory) while /metrics is scraped." },
+  },
   log: {
     level: { kind: "enum", default: "info", values: ["debug", "info", "warn", "error"], doc: "Lowest level logged." },
     format: { kind: "enum", default: "json", values: ["json", "text"], doc: "JSON lines, or plain text for a terminal." },
@@ -71,6 +89,7 @@ type ValueOf<F> = F extends { kind: "string" } ? string
   : F extends { kind: "integer" | "bytes" } ? number
   : F extends { kind: "boolean" } ? boolean
   : F extends { kind: "enum"; values: readonly (infer V)[] } ? V
+  : F extends { kind: "strings" } ? string[]
   : never;
 
 /** A validated configuration with every default filled in. */
@@ -108,6 +127,11 @@ function checkField(field: Field, value: unknown, key: string, problems: string[
         return void problems.push(`${key}: expected one of ${field.values.map((v) => `"${v}"`).join(", ")}`);
       }
       return value;
+    case "strings":
+      if (!Array.isArray(value) || !value.every((v) => typeof v === "string" && v.length > 0)) {
+        return void problems.push(`${key}: expected a list of non-empty strings, e.g. ["eth0"]`);
+      }
+      return [...value];
     case "integer": {
       const n = typeof value === "bigint" ? Number(value) : value;
       if (typeof n !== "number" || !Number.isInteger(n)) return void problems.push(`${key}: expected an integer`);
@@ -140,7 +164,8 @@ export function validate(doc: Record<string, unknown>): { config: Config; proble
     const table = (typeof given === "object" && given !== null && !Array.isArray(given) ? given : {}) as Record<string, unknown>;
     for (const [key, field] of Object.entries(fields)) {
       const value = table[key];
-      sectionOut[key] = value === undefined ? field.default : (checkField(field, value, `${section}.${key}`, problems) ?? field.default);
+      const fallback = Array.isArray(field.default) ? [...field.default] : field.default;
+      sectionOut[key] = value === undefined ? fallback : (checkField(field, value, `${section}.${key}`, problems) ?? fallback);
     }
     for (const key of Object.keys(table)) {
       if (!(key in fields)) problems.push(`${section}.${key}: unknown key`);
