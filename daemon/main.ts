@@ -20,12 +20,30 @@ import { openDatabase } from "./platform/sqlite";
 import { Registry } from "./registry/registry";
 import { runService } from "./service";
 import { Store } from "./storage/store";
+import { startAdvertising } from "./discovery/appliance";
+import { boardCommand } from "./cli/board";
+import { discoverCommand } from "./cli/discover";
 import { VERSION } from "./version";
 
 const USAGE = `usage:
   berth serve [--config FILE]   run the registry (embedded default configuration without --config)
   berth verify FILE             check a configuration file and report every problem
-  berth version                 print the version`;
+  berth version                 print the version
+  berth board detect [--config FILE] [--json]   identify this board and the profile "auto" picks
+  berth discover [--write containerd|crio|podman] ...   find berth registries on the LAN (see --help)`;
+
+/** Runs `fn`, printing a configuration error (exit 1) instead of throwing it. */
+async function withConfigErrors(fn: () => Promise<number>): Promise<number> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      return 1;
+    }
+    throw err;
+  }
+}
 
 /** Starts the registry on `config`; resolves once it is listening. */
 export async function startDaemon(config: Config, log: Logger) {
@@ -63,7 +81,9 @@ export async function startDaemon(config: Config, log: Logger) {
     port: config.http.port,
     maxRequestBodySize: Number.MAX_SAFE_INTEGER,
     idleTimeout: config.http.idle_timeout,
+    ...(config.http.tls_cert ? { tls: { certFile: config.http.tls_cert, keyFile: config.http.tls_key } } : {}),
   });
+  const advertisement = startAdvertising(config, server.port, log);
   ready = true;
   log.info("berth listening", {
     version: VERSION,
@@ -81,6 +101,7 @@ export async function startDaemon(config: Config, log: Logger) {
     /** Stops accepting, lets requests in flight finish (up to `graceMs`), closes the database. */
     async close(graceMs = 30_000) {
       ready = false;
+      await advertisement?.stop();
       const stopping = server.stop(false);
       const deadline = Date.now() + graceMs;
       while (server.pendingRequests() > 0 && Date.now() < deadline) await Bun.sleep(50);
@@ -99,6 +120,8 @@ async function main(argv: string[]): Promise<number> {
     console.log(`berth ${VERSION}`);
     return 0;
   }
+  if (command === "board") return await withConfigErrors(() => boardCommand(rest));
+  if (command === "discover") return await discoverCommand(rest);
   if (command === "verify") {
     if (rest.length !== 1) {
       console.error(USAGE);

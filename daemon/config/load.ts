@@ -50,6 +50,9 @@ export function parseConfig(text: string, source: string): Config {
     throw err;
   }
   const { config, problems } = validate(doc);
+  if ((config.http.tls_cert === "") !== (config.http.tls_key === "")) {
+    problems.push(config.http.tls_cert === "" ? "http.tls_cert: required when http.tls_key is set" : "http.tls_key: required when http.tls_cert is set");
+  }
   if (problems.length > 0) throw new ConfigError(source, problems);
   (config.board as { profile: string }).profile = profile;
   return config;
