@@ -21,6 +21,9 @@ import { Registry } from "./registry/registry";
 import { runService } from "./service";
 import { Store } from "./storage/store";
 import { startAdvertising } from "./discovery/appliance";
+import { HttpMetrics } from "./metrics/http";
+import { MetricsRegistry } from "./metrics/registry";
+import { registerStandard } from "./metrics/standard";
 import { boardCommand } from "./cli/board";
 import { discoverCommand } from "./cli/discover";
 import { VERSION } from "./version";
@@ -50,13 +53,17 @@ export async function startDaemon(config: Config, log: Logger) {
   const started = performance.now();
   let ready = false;
   const hashing = config.storage.hash_thread ? workerHashing() : inlineHashing;
+  let ingressBytes = 0;
   const governor = memoryGovernor({ softLimitBytes: config.memory.rss_soft_limit, checkInterval: 16 * 1024 * 1024 });
   const store = new Store(realDisk, {
     root: config.storage.root,
     dedupe: config.storage.dedupe,
     maxBlobBytes: config.storage.max_blob_bytes,
     manifestCacheBytes: config.storage.manifest_cache_bytes,
-    onIngress: (bytes) => governor.ingress(bytes),
+    onIngress: (bytes) => {
+      ingressBytes += bytes;
+      governor.ingress(bytes);
+    },
     hashing,
   }, log);
   const recovery = await store.recover();
@@ -72,7 +79,17 @@ export async function startDaemon(config: Config, log: Logger) {
     rssBytes: process.memoryUsage.rss(),
     forcedCollections: governor.stats(),
   });
-  const app = createApp({ v2, ready: () => ready, info });
+  const metrics = new MetricsRegistry();
+  const httpMetrics = new HttpMetrics();
+  registerStandard(metrics, {
+    root: config.storage.root,
+    http: httpMetrics,
+    uploadsInFlight: () => store.uploads.count(),
+    ingressBytes: () => ingressBytes,
+    board: config.board.profile,
+    hostIntervalMs: config.metrics.host_interval * 1000,
+  });
+  const app = createApp({ v2, ready: () => ready, info, ...(config.metrics.enabled ? { metrics: { http: httpMetrics, render: () => metrics.render() } } : {}) });
   const server = serve((req) => {
     governor.request();
     return app(req);
@@ -98,6 +115,8 @@ export async function startDaemon(config: Config, log: Logger) {
   });
   return {
     server,
+    /** Where other modules (GC, scrub, scheduler, sync) register their figures; see metrics/registry.ts. */
+    metrics,
     /** Stops accepting, lets requests in flight finish (up to `graceMs`), closes the database. */
     async close(graceMs = 30_000) {
       ready = false;
