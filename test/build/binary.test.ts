@@ -5,7 +5,7 @@
  * binary) and serves it back byte-exact, and reports the stamped version.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { startDaemon } from "../helpers/daemon";
 import { type Fixtures, Skopeo, buildFixtures, layoutBlobs, layoutTag, makeTemp, runOk } from "../helpers/clients";
@@ -35,7 +35,7 @@ afterAll(() => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-async function roundTrip(command: string[]) {
+async function roundTrip(command: string[], checkDocs = false) {
   const version = await runOk([...command, "version"], { timeoutMs: 60_000 });
   expect(version.stdout.trim()).toBe(`berth ${STAMP}`);
   await using daemon = await startDaemon({ command });
@@ -48,13 +48,20 @@ async function roundTrip(command: string[]) {
   const after = layoutBlobs(out);
   expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
   for (const [digest, content] of after) expect(content).toBe(digest); // every file hashes to its name
+  if (checkDocs) {
+    // The UI's assets are embedded in the binary, byte for byte.
+    const js = await fetch(`${daemon.url}/api/docs/assets/swagger-ui-bundle.js`);
+    expect(js.status).toBe(200);
+    expect(new Uint8Array(await js.arrayBuffer())).toEqual(new Uint8Array(readFileSync(join(REPO, "node_modules/swagger-ui-dist/swagger-ui-bundle.js"))));
+    expect((await fetch(`${daemon.url}/metrics`)).status).toBe(200);
+  }
   expect(daemon.logs()).not.toContain('"level":"error"');
   expect(await daemon.stop()).toBe(0);
 }
 
 describe("scripts/build binaries", () => {
-  test("linux-x64 binary: version stamped, push and pull byte-exact", async () => {
-    await roundTrip([join(work, "dist/berth-linux-x64")]);
+  test("linux-x64 binary: version stamped, push and pull byte-exact, docs assets and /metrics served", async () => {
+    await roundTrip([join(work, "dist/berth-linux-x64")], true);
   });
 
   test("linux-arm64 binary under qemu-aarch64-static: version stamped, push and pull byte-exact", async () => {
