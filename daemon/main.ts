@@ -20,12 +20,9 @@ import { openDatabase } from "./platform/sqlite";
 import { Registry } from "./registry/registry";
 import { runService } from "./service";
 import { Store } from "./storage/store";
-import { startAdvertising } from "./discovery/appliance";
 import { HttpMetrics } from "./metrics/http";
 import { MetricsRegistry } from "./metrics/registry";
 import { registerStandard } from "./metrics/standard";
-import { boardCommand } from "./cli/board";
-import { discoverCommand } from "./cli/discover";
 import { VERSION } from "./version";
 
 const USAGE = `usage:
@@ -100,7 +97,7 @@ export async function startDaemon(config: Config, log: Logger) {
     idleTimeout: config.http.idle_timeout,
     ...(config.http.tls_cert ? { tls: { certFile: config.http.tls_cert, keyFile: config.http.tls_key } } : {}),
   });
-  const advertisement = startAdvertising(config, server.port, log);
+  const advertisement = config.mdns.enabled ? (await import("./discovery/appliance")).startAdvertising(config, server.port, log) : undefined;
   ready = true;
   log.info("berth listening", {
     version: VERSION,
@@ -139,8 +136,9 @@ async function main(argv: string[]): Promise<number> {
     console.log(`berth ${VERSION}`);
     return 0;
   }
-  if (command === "board") return await withConfigErrors(() => boardCommand(rest));
-  if (command === "discover") return await discoverCommand(rest);
+  // Loaded on demand: systeminformation and bonjour-service cost resident memory the daemon should not pay.
+  if (command === "board") return await withConfigErrors(async () => (await import("./cli/board")).boardCommand(rest));
+  if (command === "discover") return await (await import("./cli/discover")).discoverCommand(rest);
   if (command === "verify") {
     if (rest.length !== 1) {
       console.error(USAGE);
