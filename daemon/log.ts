@@ -18,9 +18,14 @@ export interface Logger {
   once(key: string, msg: string, fields?: Record<string, unknown>): void;
 }
 
+/** A logger whose level and format can be changed while it runs (SIGHUP reload). */
+export interface ReconfigurableLogger extends Logger {
+  reconfigure(level: Level, format: "json" | "text"): void;
+}
+
 /** Creates a logger writing to `sink` (stderr by default). */
-export function createLogger(level: Level, format: "json" | "text", sink: (line: string) => void = stderrSink()): Logger {
-  const min = RANK[level];
+export function createLogger(level: Level, format: "json" | "text", sink: (line: string) => void = stderrSink()): ReconfigurableLogger {
+  let min = RANK[level];
   const seen = new Set<string>();
   const emit = (lvl: Level, msg: string, fields?: Record<string, unknown>) => {
     if (RANK[lvl] < min) return;
@@ -37,6 +42,10 @@ export function createLogger(level: Level, format: "json" | "text", sink: (line:
     info: (m, f) => emit("info", m, f),
     warn: (m, f) => emit("warn", m, f),
     error: (m, f) => emit("error", m, f),
+    reconfigure(newLevel, newFormat) {
+      min = RANK[newLevel];
+      format = newFormat;
+    },
     once(key, m, f) {
       if (seen.has(key)) return;
       seen.add(key);

@@ -23,19 +23,39 @@ import { Scheduler } from "./scheduler/scheduler";
 import { parseWindow, type Window } from "./scheduler/windows";
 import { SyncState } from "./meta/syncstate";
 import { SyncService } from "./sync/service";
+import { runService } from "./service";
 import { Store } from "./storage/store";
+import { HttpMetrics } from "./metrics/http";
+import { MetricsRegistry } from "./metrics/registry";
+import { registerStandard } from "./metrics/standard";
 import { VERSION } from "./version";
 
 const USAGE = `usage:
   berth serve [--config FILE]   run the registry (embedded default configuration without --config)
   berth verify FILE             check a configuration file and report every problem
-  berth version                 print the version`;
+  berth version                 print the version
+  berth board detect [--config FILE] [--json]   identify this board and the profile "auto" picks
+  berth discover [--write containerd|crio|podman] ...   find berth registries on the LAN (see --help)`;
+
+/** Runs `fn`, printing a configuration error (exit 1) instead of throwing it. */
+async function withConfigErrors(fn: () => Promise<number>): Promise<number> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      return 1;
+    }
+    throw err;
+  }
+}
 
 /** Starts the registry on `config`; resolves once it is listening. */
 export async function startDaemon(config: Config, log: Logger) {
   const started = performance.now();
   let ready = false;
   const hashing = config.storage.hash_thread ? workerHashing() : inlineHashing;
+  let ingressBytes = 0;
   const governor = memoryGovernor({ softLimitBytes: config.memory.rss_soft_limit, checkInterval: 16 * 1024 * 1024 });
   const profile = PROFILES[config.scheduler.profile]!;
   const sch = config.scheduler;
@@ -52,6 +72,7 @@ export async function startDaemon(config: Config, log: Logger) {
     maxBlobBytes: config.storage.max_blob_bytes,
     manifestCacheBytes: config.storage.manifest_cache_bytes,
     onIngress: (bytes) => {
+      ingressBytes += bytes;
       governor.ingress(bytes);
       budget.foreground(bytes, "write");
     },
@@ -78,6 +99,16 @@ export async function startDaemon(config: Config, log: Logger) {
     rssBytes: process.memoryUsage.rss(),
     forcedCollections: governor.stats(),
   });
+  const metrics = new MetricsRegistry();
+  const httpMetrics = new HttpMetrics();
+  registerStandard(metrics, {
+    root: config.storage.root,
+    http: httpMetrics,
+    uploadsInFlight: () => store.uploads.count(),
+    ingressBytes: () => ingressBytes,
+    board: config.board.profile,
+    hostIntervalMs: config.metrics.host_interval * 1000,
+  });
   const app = createApp({
     v2,
     ready: () => ready,
@@ -85,6 +116,7 @@ export async function startDaemon(config: Config, log: Logger) {
     scheduler: () => scheduler.state(),
     sync: () => sync?.info() ?? { registries: [], fetches: [], pins: syncState.pins() },
     syncRun: (name) => sync?.runNow(name) ?? false,
+    ...(config.metrics.enabled ? { metrics: { http: httpMetrics, render: () => metrics.render() } } : {}),
   });
   const server = serve((req) => {
     governor.request();
@@ -94,9 +126,11 @@ export async function startDaemon(config: Config, log: Logger) {
     port: config.http.port,
     maxRequestBodySize: Number.MAX_SAFE_INTEGER,
     idleTimeout: config.http.idle_timeout,
+    ...(config.http.tls_cert ? { tls: { certFile: config.http.tls_cert, keyFile: config.http.tls_key } } : {}),
   });
   scheduler.start();
   sync?.start();
+  const advertisement = config.mdns.enabled ? (await import("./discovery/appliance")).startAdvertising(config, server.port, log) : undefined;
   ready = true;
   log.info("berth listening", {
     version: VERSION,
@@ -111,9 +145,12 @@ export async function startDaemon(config: Config, log: Logger) {
   });
   return {
     server,
+    /** Where other modules (GC, scrub, scheduler, sync) register their figures; see metrics/registry.ts. */
+    metrics,
     /** Stops accepting, lets requests in flight finish (up to `graceMs`), closes the database. */
     async close(graceMs = 30_000) {
       ready = false;
+      await advertisement?.stop();
       const stopping = server.stop(false);
       const deadline = Date.now() + graceMs;
       while (server.pendingRequests() > 0 && Date.now() < deadline) await Bun.sleep(50);
@@ -134,6 +171,9 @@ async function main(argv: string[]): Promise<number> {
     console.log(`berth ${VERSION}`);
     return 0;
   }
+  // Loaded on demand: systeminformation and bonjour-service cost resident memory the daemon should not pay.
+  if (command === "board") return await withConfigErrors(async () => (await import("./cli/board")).boardCommand(rest));
+  if (command === "discover") return await (await import("./cli/discover")).discoverCommand(rest);
   if (command === "verify") {
     if (rest.length !== 1) {
       console.error(USAGE);
@@ -182,14 +222,7 @@ async function main(argv: string[]): Promise<number> {
       }
       throw err;
     }
-    await new Promise<void>((resolve) => {
-      const stop = (signal: string) => {
-        log.info("shutting down", { signal });
-        daemon.close().then(resolve, resolve);
-      };
-      process.once("SIGTERM", () => stop("SIGTERM"));
-      process.once("SIGINT", () => stop("SIGINT"));
-    });
+    await runService({ config, configPath, log, close: () => daemon.close() });
     log.info("stopped");
     return 0;
   }

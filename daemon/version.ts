@@ -1,2 +1,14 @@
-/** berth's version; `scripts/build` stamps release builds through BERTH_VERSION at compile time. */
-export const VERSION: string = process.env.BERTH_VERSION_STAMP ?? "0.1.0-dev";
+/**
+ * Constants stamped in at build time. `scripts/build` passes them to `bun build --compile`
+ * with `--define`; running from source (`bun daemon/main.ts`) they are undefined and the
+ * development defaults apply. `typeof` on an undeclared global is safe, so no define is needed
+ * for a source run.
+ */
+declare const __BERTH_VERSION__: string | undefined;
+declare const __BERTH_COMPILED__: boolean | undefined;
+
+/** berth's version: stamped by `scripts/build` (package version + git revision), else "0.1.0-dev". */
+export const VERSION: string = typeof __BERTH_VERSION__ === "string" ? __BERTH_VERSION__ : "0.1.0-dev";
+
+/** True in a single-file binary from `scripts/build`, where modules live in Bun's embedded file system. */
+export const COMPILED: boolean = typeof __BERTH_COMPILED__ === "boolean" ? __BERTH_COMPILED__ : false;

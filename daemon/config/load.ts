@@ -4,6 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { parse } from "smol-toml";
+import { ProfileError, applyProfile } from "../board/profiles";
 import { type Config, validate } from "./schema";
 
 /** The configuration berth runs on when started without --config. */
@@ -39,8 +40,21 @@ export function parseConfig(text: string, source: string): Config {
   } catch (err) {
     throw new ConfigError(source, [`not valid TOML: ${(err as Error).message.split("\n")[0]}`]);
   }
+  // The board profile's defaults go under the file's own keys; `board.profile` then holds
+  // the profile actually applied ("auto" resolved to a name, or "none").
+  let profile: string;
+  try {
+    ({ doc, profile } = applyProfile(doc));
+  } catch (err) {
+    if (err instanceof ProfileError) throw new ConfigError(source, [err.message]);
+    throw err;
+  }
   const { config, problems } = validate(doc);
+  if ((config.http.tls_cert === "") !== (config.http.tls_key === "")) {
+    problems.push(config.http.tls_cert === "" ? "http.tls_cert: required when http.tls_key is set" : "http.tls_key: required when http.tls_cert is set");
+  }
   if (problems.length > 0) throw new ConfigError(source, problems);
+  (config.board as { profile: string }).profile = profile;
   return config;
 }
 

@@ -69,6 +69,8 @@ export const SCHEMA = {
     address: { kind: "string", default: "127.0.0.1", nonEmpty: true, doc: "Address to listen on." },
     port: { kind: "integer", default: 5000, min: 0, max: 65535, doc: "Port to listen on; 0 picks a free port (logged at start-up)." },
     idle_timeout: { kind: "integer", default: 120, min: 1, max: 255, doc: "Seconds an idle connection is kept open." },
+    tls_cert: { kind: "string", default: "", doc: "PEM certificate (chain) file; with tls_key, serve HTTPS. Empty: plain HTTP." },
+    tls_key: { kind: "string", default: "", doc: "PEM private key file for tls_cert." },
   },
   storage: {
     root: { kind: "string", default: "./data", nonEmpty: true, doc: "Directory holding one OCI image layout per repository." },
@@ -93,6 +95,18 @@ export const SCHEMA = {
   },
   sync: {
     registries: { kind: "custom", default: [] as SyncRegistryConfig[], check: checkSyncRegistries, doc: "Upstream registries ([[sync.registries]]); see daemon/config/sync.ts." },
+  },
+  board: {
+    profile: { kind: "string", default: "none", nonEmpty: true, doc: 'Board profile whose defaults apply under this file: "auto" (detected), "none", or a name from board/ (rpi4, rpi5, arm64-emmc, x64-server).' },
+  },
+  mdns: {
+    enabled: { kind: "boolean", default: false, doc: "Advertise the registry on the LAN over mDNS/DNS-SD (_oci._tcp)." },
+    interfaces: { kind: "strings", default: [], doc: 'Network interfaces to advertise on (e.g. ["eth0"]); empty: every interface with multicast.' },
+    name: { kind: "string", default: "", doc: "Instance name shown to browsers; empty: berth on <hostname>." },
+  },
+  metrics: {
+    enabled: { kind: "boolean", default: true, doc: "Serve Prometheus metrics at /metrics." },
+    host_interval: { kind: "integer", default: 15, min: 1, max: 3600, doc: "Seconds between samples of host figures (disk free, temperature, memory) while /metrics is scraped." },
   },
   log: {
     level: { kind: "enum", default: "info", values: ["debug", "info", "warn", "error"], doc: "Lowest level logged." },
@@ -151,7 +165,9 @@ function checkField(field: Field, value: unknown, key: string, problems: string[
       return n;
     }
     case "strings": {
-      if (!Array.isArray(value) || value.some((v) => typeof v !== "string")) return void problems.push(`${key}: expected an array of strings`);
+      if (!Array.isArray(value) || !value.every((v) => typeof v === "string" && v.length > 0)) {
+        return void problems.push(`${key}: expected a list of non-empty strings, e.g. ["eth0"]`);
+      }
       const before = problems.length;
       field.check?.(value, key, problems);
       return problems.length === before ? value : undefined;
@@ -184,7 +200,8 @@ export function validate(doc: Record<string, unknown>): { config: Config; proble
     const table = (typeof given === "object" && given !== null && !Array.isArray(given) ? given : {}) as Record<string, unknown>;
     for (const [key, field] of Object.entries(fields)) {
       const value = table[key];
-      sectionOut[key] = value === undefined ? field.default : (checkField(field, value, `${section}.${key}`, problems) ?? field.default);
+      const fallback = Array.isArray(field.default) ? [...field.default] : field.default;
+      sectionOut[key] = value === undefined ? fallback : (checkField(field, value, `${section}.${key}`, problems) ?? fallback);
     }
     for (const key of Object.keys(table)) {
       if (!(key in fields)) problems.push(`${section}.${key}: unknown key`);

@@ -1,7 +1,15 @@
 /**
- * The admin and extension APIs, on Elysia with typed routes. Loaded lazily by app.ts.
+ * The admin and extension APIs, on Elysia with typed routes, and their OpenAPI document
+ * (@elysiajs/openapi) with Swagger UI. Loaded lazily by app.ts.
+ *
+ * The UI works with no internet: its script and stylesheet come from the swagger-ui-dist
+ * package, embedded in the binary (`with { type: "file" }`) and served under /api/docs/assets/,
+ * and the validator badge (which would call validator.swagger.io) is off.
  */
-import { Elysia } from "elysia";
+import { openapi } from "@elysiajs/openapi";
+import { Elysia, t } from "elysia";
+import swaggerCss from "swagger-ui-dist/swagger-ui.css" with { type: "file" };
+import swaggerJs from "swagger-ui-dist/swagger-ui-bundle.js" with { type: "file" };
 import { VERSION } from "../version";
 
 /** What the admin API reads. */
@@ -18,24 +26,88 @@ export interface AdminDeps {
   syncRun?: (name: string) => boolean;
 }
 
+/** Where the document and the UI are served. */
+export const DOCS_PATH = "/api/docs";
+
+const ASSETS: Record<string, { path: string; type: string }> = {
+  "swagger-ui-bundle.js": { path: swaggerJs, type: "text/javascript; charset=utf-8" },
+  "swagger-ui.css": { path: swaggerCss, type: "text/css; charset=utf-8" },
+};
+
+// `url` is spread over the plugin's own relative spec URL (which would resolve against
+// /api/ from the UI page); its options type omits the key, hence a variable, not a literal.
+const SWAGGER = {
+  url: `${DOCS_PATH}/json`,
+  cdn: `${DOCS_PATH}/assets/swagger-ui-bundle.js`,
+  theme: `${DOCS_PATH}/assets/swagger-ui.css`,
+  validatorUrl: "none",
+  autoDarkMode: false,
+};
+
+const Info = t.Object(
+  {
+    version: t.String({ description: "berth's version" }),
+    ready: t.Boolean({ description: "Start-up recovery is done and requests are served" }),
+    uptimeSeconds: t.Number(),
+    root: t.String({ description: "Storage root" }),
+    uploadsInFlight: t.Number(),
+    manifestCacheBytes: t.Number(),
+    rssBytes: t.Number({ description: "Resident memory of the daemon" }),
+  },
+  { additionalProperties: true },
+);
+
 /** Builds the Elysia app and returns its request handler. */
 export function createAdminApp(deps: AdminDeps): (req: Request) => Response | Promise<Response> {
   const started = Date.now();
-  const app = new Elysia({ prefix: "/api/v1" }).get("/info", () => ({
-    version: VERSION,
-    ready: deps.ready(),
-    uptimeSeconds: Math.round((Date.now() - started) / 1000),
-    ...deps.info(),
-  }))
-    .get("/scheduler", () => deps.scheduler?.() ?? {})
-    .get("/sync", () => deps.sync?.() ?? {})
-    .post("/sync/:name/run", ({ params, set }) => {
-      if (deps.syncRun?.(params.name)) {
-        set.status = 202;
-        return { queued: params.name };
-      }
-      set.status = 404;
-      return { error: `no upstream named "${params.name}" in [[sync.registries]]` };
-    });
+  const app = new Elysia()
+    .use(
+      openapi({
+        path: DOCS_PATH,
+        specPath: `${DOCS_PATH}/json`,
+        provider: "swagger-ui",
+        swagger: SWAGGER,
+        exclude: { paths: [`${DOCS_PATH}/assets/:file`] },
+        documentation: {
+          info: { title: "berth admin and extension API", version: VERSION, description: "Administration of a berth registry. The OCI distribution API (/v2/) is specified by the OCI distribution-spec." },
+          tags: [{ name: "admin", description: "State of the running registry" }],
+        },
+      }),
+    )
+    .get(`${DOCS_PATH}/assets/:file`, ({ params, status }) => {
+      const asset = ASSETS[params.file];
+      if (!asset) return status(404, "no such asset");
+      return new Response(Bun.file(asset.path), { headers: { "Content-Type": asset.type, "Cache-Control": "max-age=86400" } });
+    }, { detail: { hide: true } })
+    .group("/api/v1", (api) =>
+      api.get(
+        "/info",
+        () => ({
+          version: VERSION,
+          ready: deps.ready(),
+          uptimeSeconds: Math.round((Date.now() - started) / 1000),
+          ...(deps.info() as { root: string; uploadsInFlight: number; manifestCacheBytes: number; rssBytes: number }),
+        }),
+        { response: Info, detail: { tags: ["admin"], summary: "Version, readiness and figures of the running registry" } },
+      )
+        .get("/scheduler", () => deps.scheduler?.() ?? {}, {
+          detail: { tags: ["admin"], summary: "Background scheduler: queue, running tasks, recent results, IO budget" },
+        })
+        .get("/sync", () => deps.sync?.() ?? {}, {
+          detail: { tags: ["admin"], summary: "Upstream sync: upstreams up or down, fetches in flight, last runs, pins" },
+        })
+        .post(
+          "/sync/:name/run",
+          ({ params, set }) => {
+            if (deps.syncRun?.(params.name)) {
+              set.status = 202;
+              return { queued: params.name };
+            }
+            set.status = 404;
+            return { error: `no upstream named "${params.name}" in [[sync.registries]]` };
+          },
+          { detail: { tags: ["admin"], summary: "Queue a full sync of one upstream now" } },
+        ),
+    );
   return (req) => app.handle(req);
 }

@@ -21,6 +21,8 @@ export interface ServeOptions {
   maxRequestBodySize: number;
   /** Seconds a connection may stay idle (Bun allows at most 255). */
   idleTimeout: number;
+  /** PEM certificate and key files; HTTPS when given. */
+  tls?: { certFile: string; keyFile: string };
 }
 
 /** Starts an HTTP server that answers every request with `fetch`. */
@@ -31,6 +33,7 @@ export function serve(fetch: (request: Request) => Promise<Response> | Response,
     maxRequestBodySize: options.maxRequestBodySize,
     idleTimeout: options.idleTimeout,
     development: false,
+    ...(options.tls ? { tls: { cert: Bun.file(options.tls.certFile), key: Bun.file(options.tls.keyFile) } } : {}),
     fetch,
   });
   return {

@@ -10,6 +10,7 @@
  */
 import { Worker } from "node:worker_threads";
 import type { Algorithm } from "../oci/digest";
+import { COMPILED } from "../version";
 import { type Hasher, createHasher } from "./hash";
 
 /** The running hash of one upload's file. */
@@ -58,6 +59,17 @@ export const inlineHashing: UploadHashing = {
 type Reply = { id: number; hex?: string; error?: string };
 
 /**
+ * Where the hashing thread's module is. From source it sits next to this file. In a binary
+ * from `scripts/build` it is an extra entry point of `bun build --compile`, embedded as
+ * `platform/uploadhash-thread.js` under the binary's root (`import.meta.url` there is the
+ * binary's own, so a URL relative to it would miss the `platform/` folder); a relative
+ * specifier is resolved against that root.
+ */
+function threadEntry(): string {
+  return COMPILED ? "./platform/uploadhash-thread.js" : new URL("./uploadhash-thread.ts", import.meta.url).pathname;
+}
+
+/**
  * Hashes in one worker thread, started on the first upload (a registry that is only pulled
  * from never pays for it). Messages for a hasher are handled in order, so a digest request
  * is answered after every advance sent before it. If the thread fails, pending and later
@@ -74,7 +86,7 @@ export function workerHashing(): UploadHashing {
     pending.clear();
   };
   const start = (): Worker => {
-    const w = new Worker(new URL("./uploadhash-thread.ts", import.meta.url).pathname);
+    const w = new Worker(threadEntry());
     w.unref();
     w.on("message", (reply: Reply) => {
       const p = pending.get(reply.id);

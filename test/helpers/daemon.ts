@@ -23,6 +23,8 @@ export interface Daemon extends AsyncDisposable {
   readonly port: number;
   readonly root: string;
   readonly proc: Subprocess;
+  /** The configuration file the daemon was started with. */
+  readonly configPath: string;
   /** Everything the daemon logged so far. */
   logs(): string;
   /** SIGTERM and wait for exit; returns the exit code. */
@@ -42,6 +44,10 @@ export interface DaemonOptions {
   extra?: string;
   /** Run this executable instead of `bun daemon/main.ts` (e.g. a compiled binary). */
   command?: string[];
+  /** Extra environment variables for the daemon process. */
+  env?: Record<string, string>;
+  /** Full config text to use instead of the generated one (port 0 and a root are up to the caller). */
+  config?: string;
 }
 
 /** Starts berth and resolves once it listens. */
@@ -51,10 +57,10 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
   const configPath = join(work, "berth.toml");
   writeFileSync(
     configPath,
-    `[http]\naddress = "127.0.0.1"\nport = 0\n[storage]\nroot = "${root}"\n${options.storage ?? ""}\n[log]\nlevel = "${options.logLevel ?? "info"}"\n${options.extra ?? ""}\n`,
+    options.config ?? `[http]\naddress = "127.0.0.1"\nport = 0\n[storage]\nroot = "${root}"\n${options.storage ?? ""}\n[log]\nlevel = "${options.logLevel ?? "info"}"\n${options.extra ?? ""}\n`,
   );
   const cmd = [...(options.command ?? [process.execPath, MAIN]), "serve", "--config", configPath];
-  const proc = Bun.spawn(cmd, { stdout: "ignore", stderr: "pipe", stdin: "ignore" });
+  const proc = Bun.spawn(cmd, { stdout: "ignore", stderr: "pipe", stdin: "ignore", env: { ...process.env, ...options.env } });
   let logs = "";
   let resolvePort!: (port: number) => void;
   let rejectPort!: (err: Error) => void;
@@ -89,6 +95,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     port,
     root,
     proc,
+    configPath,
     logs: () => logs,
     async stop() {
       if (!stopped) proc.kill("SIGTERM");

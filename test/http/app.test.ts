@@ -10,7 +10,7 @@ function front(ready: boolean) {
       return new Response("v2");
     },
     ready: () => ready,
-    info: () => ({ repositories: 3 }),
+    info: () => ({ root: "/data", uploadsInFlight: 0, manifestCacheBytes: 0, rssBytes: 1, repositories: 3 }),
   });
   return { app, seen };
 }

@@ -1,0 +1,28 @@
+/**
+ * `berth board detect [--config FILE] [--json]`: what this machine is and which profile
+ * `[board] profile = "auto"` applies. The storage root examined is the configured one.
+ */
+import { detectBoard, formatReport } from "../board/detect";
+import { loadConfig } from "../config/load";
+
+/** Runs the command; returns the exit code. ConfigError propagates to the caller. */
+export async function boardCommand(args: string[]): Promise<number> {
+  if (args[0] !== "detect") {
+    console.error("usage: berth board detect [--config FILE] [--json]");
+    return 2;
+  }
+  let configPath: string | undefined;
+  let json = false;
+  for (let i = 1; i < args.length; i++) {
+    if (args[i] === "--config" && args[i + 1] !== undefined) configPath = args[++i];
+    else if (args[i] === "--json") json = true;
+    else {
+      console.error(`unknown argument: ${args[i]}\nusage: berth board detect [--config FILE] [--json]`);
+      return 2;
+    }
+  }
+  const config = loadConfig(configPath);
+  const report = await detectBoard(config.storage.root);
+  console.log(json ? JSON.stringify(report, null, 2) : formatReport(report));
+  return 0;
+}

@@ -1,0 +1,92 @@
+/**
+ * Running under a service manager: readiness and watchdog notifications (sd_notify), and the
+ * signals. SIGTERM/SIGINT drain and stop (STOPPING=1 first); SIGHUP re-reads the
+ * configuration file (RELOADING=1 ... READY=1) and applies what can change while running:
+ * the log level and format. Keys that need a restart are named in the log when they differ.
+ * A file that no longer validates is reported and the running configuration is kept.
+ */
+import { ConfigError, loadConfig } from "./config/load";
+import type { Config } from "./config/schema";
+import type { ReconfigurableLogger } from "./log";
+import { type Notifier, createNotifier } from "./platform/sdnotify";
+import { VERSION } from "./version";
+
+/** What {@link runService} drives. */
+export interface ServiceDeps {
+  config: Config;
+  /** The file the configuration came from (undefined: the embedded default; reload is then a no-op). */
+  configPath: string | undefined;
+  log: ReconfigurableLogger;
+  /** Drains and stops the daemon. */
+  close(): Promise<void>;
+  /** Applies a re-read configuration to the running daemon (optional, beyond logging). */
+  reload?(next: Config): void;
+  notifier?: Notifier;
+}
+
+/** Keys whose new value takes effect on SIGHUP; every other change needs a restart. */
+export const LIVE_KEYS = ["log.level", "log.format"] as const;
+
+/** Dotted keys whose values differ between two configurations. */
+export function changedKeys(a: Config, b: Config): string[] {
+  const out: string[] = [];
+  for (const [section, fields] of Object.entries(a) as [string, Record<string, unknown>][]) {
+    const other = (b as unknown as Record<string, Record<string, unknown>>)[section] ?? {};
+    for (const [key, value] of Object.entries(fields)) {
+      if (JSON.stringify(value) !== JSON.stringify(other[key])) out.push(`${section}.${key}`);
+    }
+  }
+  return out;
+}
+
+/** Notifies readiness, runs the watchdog, and handles signals; resolves once the daemon has stopped. */
+export async function runService(deps: ServiceDeps): Promise<void> {
+  const { log } = deps;
+  const notifier = deps.notifier ?? createNotifier();
+  let current = deps.config;
+  if (notifier.enabled) {
+    if (!(await notifier.notify(`READY=1\nSTATUS=serving\nMAINPID=${process.pid}`))) {
+      log.error("could not notify the service manager (NOTIFY_SOCKET)", { socket: process.env.NOTIFY_SOCKET });
+    }
+  }
+  const stopWatchdog = notifier.startWatchdog();
+  const onHup = () => {
+    void (async () => {
+      await notifier.notify(`RELOADING=1\nSTATUS=reloading\nMONOTONIC_USEC=${monotonicUsec()}`);
+      if (deps.configPath === undefined) {
+        log.info("reload: running on the embedded default configuration; nothing to re-read");
+      } else {
+        try {
+          const next = loadConfig(deps.configPath);
+          const changed = changedKeys(current, next);
+          const live = changed.filter((k) => (LIVE_KEYS as readonly string[]).includes(k));
+          const restart = changed.filter((k) => !live.includes(k));
+          log.reconfigure(next.log.level, next.log.format);
+          deps.reload?.(next);
+          current = { ...current, log: next.log };
+          log.info("configuration reloaded", { applied: live, needRestart: restart });
+        } catch (err) {
+          const problems = err instanceof ConfigError ? err.problems : [String(err)];
+          log.error("reload failed; keeping the running configuration", { problems });
+        }
+      }
+      await notifier.notify(`READY=1\nSTATUS=serving (version ${VERSION})`);
+    })();
+  };
+  process.on("SIGHUP", onHup);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info("shutting down", { signal });
+      process.off("SIGHUP", onHup);
+      stopWatchdog();
+      void notifier.notify("STOPPING=1\nSTATUS=draining").finally(() => deps.close().then(resolve, resolve));
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
+  notifier.close();
+}
+
+function monotonicUsec(): string {
+  return String(process.hrtime.bigint() / 1000n);
+}

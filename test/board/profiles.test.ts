@@ -1,0 +1,75 @@
+/**
+ * Board profiles: which profile a board gets, profile defaults under the file's own keys,
+ * unknown names, every shipped profile valid against the schema, block-device
+ * identification, and `berth board detect` end to end.
+ */
+import { expect, test } from "bun:test";
+import { resolve } from "node:path";
+import { PROFILES, applyProfile, profileFor } from "../../daemon/board/profiles";
+import { blockDeviceOf } from "../../daemon/board/identify";
+import { ConfigError, parseConfig } from "../../daemon/config/load";
+import { validate } from "../../daemon/config/schema";
+import { runOk } from "../helpers/clients";
+
+const MAIN = resolve(import.meta.dir, "../../daemon/main.ts");
+
+test("profileFor: device-tree model first, then the architecture", () => {
+  expect(profileFor({ model: "Raspberry Pi 4 Model B Rev 1.4", arch: "arm64" })).toBe("rpi4");
+  expect(profileFor({ model: "Raspberry Pi Compute Module 4 Rev 1.0", arch: "arm64" })).toBe("rpi4");
+  expect(profileFor({ model: "Raspberry Pi 5 Model B Rev 1.0", arch: "arm64" })).toBe("rpi5");
+  expect(profileFor({ model: "Radxa ROCK 3 Model A", arch: "arm64" })).toBe("arm64-emmc");
+  expect(profileFor({ model: "", arch: "x64" })).toBe("x64-server");
+  expect(profileFor({ model: "Raspberry Pi 3 Model B", arch: "arm" })).toBeUndefined();
+});
+
+test("every shipped profile validates against the schema", () => {
+  expect(Object.keys(PROFILES).sort()).toEqual(["arm64-emmc", "rpi4", "rpi5", "x64-server"]);
+  for (const [name, doc] of Object.entries(PROFILES)) expect({ name, problems: validate(doc).problems }).toEqual({ name, problems: [] });
+});
+
+test("a profile supplies defaults; the file's keys win", () => {
+  const c = parseConfig('[board]\nprofile = "rpi4"\n[memory]\nrss_soft_limit = "100 MiB"\n[http]\nport = 6000\n', "t");
+  expect(c.board.profile).toBe("rpi4");
+  expect(c.memory.rss_soft_limit).toBe(100 * 1024 * 1024); // the file
+  expect(c.http.port).toBe(6000); // the file
+  expect(c.http.address).toBe("0.0.0.0"); // the profile
+  expect(c.storage.manifest_cache_bytes).toBe(4 * 1024 * 1024); // the profile
+  expect(c.mdns.enabled).toBe(true); // the profile
+  const none = parseConfig("[http]\nport = 6000\n", "t");
+  expect(none.board.profile).toBe("none");
+  expect(none.mdns.enabled).toBe(false);
+  expect(none.http.address).toBe("127.0.0.1");
+});
+
+test("auto resolves with the identity; unknown names are errors naming the key", () => {
+  expect(applyProfile({ board: { profile: "auto" } }, () => ({ model: "Raspberry Pi 5 Model B", arch: "arm64" })).profile).toBe("rpi5");
+  expect(applyProfile({ board: { profile: "auto" } }, () => ({ model: "", arch: "riscv64" })).profile).toBe("none");
+  expect(() => parseConfig('[board]\nprofile = "pi9"\n', "t")).toThrow(ConfigError);
+  try {
+    parseConfig('[board]\nprofile = "pi9"\n', "t");
+  } catch (err) {
+    expect((err as ConfigError).problems).toEqual(['board.profile: unknown profile "pi9" (known: auto, none, rpi4, rpi5, arm64-emmc, x64-server)']);
+  }
+  expect(() => parseConfig('[mdns]\ninterfaces = "eth0"\n', "t")).toThrow(/mdns.interfaces: expected a list/);
+  expect(() => parseConfig('[http]\ntls_cert = "/x.pem"\n', "t")).toThrow(/http.tls_key: required when http.tls_cert is set/);
+});
+
+test("blockDeviceOf names the device of a path's file system (or none for virtual ones)", () => {
+  const dev = blockDeviceOf("/proc/self");
+  expect(dev.name).toBe(""); // procfs has no block device
+  expect(dev.devno).toMatch(/^\d+:\d+$/);
+  const here = blockDeviceOf(import.meta.dir);
+  expect(here.devno).toMatch(/^\d+:\d+$/);
+});
+
+test("berth board detect prints the inventory and the profile auto picks", async () => {
+  const r = await runOk([process.execPath, MAIN, "board", "detect", "--json"]);
+  const report = JSON.parse(r.stdout);
+  expect(report.arch).toBe(process.arch);
+  expect(report.cpu.cores).toBeGreaterThan(0);
+  expect(report.memoryBytes).toBeGreaterThan(0);
+  expect(report.profile).toBe(process.arch === "x64" ? "x64-server" : process.arch === "arm64" ? expect.any(String) : "none");
+  expect(report.storage.path).toBe("./data");
+  const text = await runOk([process.execPath, MAIN, "board", "detect"]);
+  expect(text.stdout).toMatch(/^profile: {2}\S+/m);
+});
