@@ -20,10 +20,16 @@ import { openDatabase } from "./platform/sqlite";
 import { Registry } from "./registry/registry";
 import { Store } from "./storage/store";
 import { VERSION } from "./version";
+import { Lifecycle } from "./lifecycle/lifecycle";
+import { runOffline } from "./lifecycle/offline";
+import { lifecycleOptions } from "./lifecycle/options";
+import { countingDisk } from "./platform/countingdisk";
 
 const USAGE = `usage:
   berth serve [--config FILE]   run the registry (embedded default configuration without --config)
   berth verify FILE             check a configuration file and report every problem
+  berth gc [--dry-run] --config FILE   one retention + garbage-collection pass, offline; prints what it removes
+  berth scrub --config FILE     re-hash every blob offline; quarantine the bad ones
   berth version                 print the version`;
 
 /** Starts the registry on `config`; resolves once it is listening. */
@@ -32,19 +38,25 @@ export async function startDaemon(config: Config, log: Logger) {
   let ready = false;
   const hashing = config.storage.hash_thread ? workerHashing() : inlineHashing;
   const governor = memoryGovernor({ softLimitBytes: config.memory.rss_soft_limit, checkInterval: 16 * 1024 * 1024 });
-  const store = new Store(realDisk, {
+  const counted = countingDisk(realDisk);
+  let lifecycle: Lifecycle | undefined;
+  const store = new Store(counted.disk, {
     root: config.storage.root,
     dedupe: config.storage.dedupe,
     maxBlobBytes: config.storage.max_blob_bytes,
     manifestCacheBytes: config.storage.manifest_cache_bytes,
     onIngress: (bytes) => governor.ingress(bytes),
     hashing,
+    admit: (repo, bytes) => lifecycle?.admit(repo, bytes) ?? Promise.resolve(),
   }, log);
   const recovery = await store.recover();
   const db = openDatabase(store.paths.metaDb);
   const meta = new Meta(db);
-  const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes }, log);
+  lifecycle = new Lifecycle(store, db, log, lifecycleOptions(config), counted.counters);
+  const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes, hooks: lifecycle.hooks }, log);
   const reindexed = await registry.reconcileAll(recovery.repositories);
+  lifecycle.attach(registry, meta);
+  const lc = lifecycle;
   const v2 = createV2Handler(registry, { maxManifestBytes: config.storage.max_manifest_bytes, log });
   const info = () => ({
     root: config.storage.root,
@@ -53,7 +65,14 @@ export async function startDaemon(config: Config, log: Logger) {
     rssBytes: process.memoryUsage.rss(),
     forcedCollections: governor.stats(),
   });
-  const app = createApp({ v2, ready: () => ready, info });
+  const storage = {
+    stats: () => lc.stats(),
+    quarantine: () => lc.scrubber.quarantine(),
+    gc: (dryRun: boolean) => lc.gc({ dryRun }),
+    retention: (dryRun: boolean) => lc.retention({ dryRun }),
+    scrub: () => lc.scrub(),
+  };
+  const app = createApp({ v2, ready: () => ready, info, storage });
   const server = serve((req) => {
     governor.request();
     return app(req);
@@ -64,6 +83,7 @@ export async function startDaemon(config: Config, log: Logger) {
     idleTimeout: config.http.idle_timeout,
   });
   ready = true;
+  lc.start();
   log.info("berth listening", {
     version: VERSION,
     address: server.hostname,
@@ -77,6 +97,7 @@ export async function startDaemon(config: Config, log: Logger) {
   });
   return {
     server,
+    lifecycle: lc,
     /** Stops accepting, lets requests in flight finish (up to `graceMs`), closes the database. */
     async close(graceMs = 30_000) {
       ready = false;
@@ -85,6 +106,7 @@ export async function startDaemon(config: Config, log: Logger) {
       while (server.pendingRequests() > 0 && Date.now() < deadline) await Bun.sleep(50);
       await server.stop(true);
       await stopping;
+      await lc.close();
       await hashing.shutdown();
       governor.stop();
       db.close();
@@ -114,6 +136,34 @@ async function main(argv: string[]): Promise<number> {
       }
       throw err;
     }
+  }
+  if (command === "gc" || command === "scrub") {
+    let configPath: string | undefined;
+    let dryRun = false;
+    for (let i = 0; i < rest.length; i++) {
+      if (rest[i] === "--config" && rest[i + 1] !== undefined) configPath = rest[++i];
+      else if (rest[i]!.startsWith("--config=")) configPath = rest[i]!.slice(9);
+      else if (rest[i] === "--dry-run" && command === "gc") dryRun = true;
+      else {
+        console.error(`unknown argument: ${rest[i]}\n${USAGE}`);
+        return 2;
+      }
+    }
+    if (configPath === undefined) {
+      console.error(`${command} needs --config FILE\n${USAGE}`);
+      return 2;
+    }
+    let config: Config;
+    try {
+      config = loadConfig(configPath);
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        console.error(err.message);
+        return 1;
+      }
+      throw err;
+    }
+    return runOffline(config, command, dryRun, createLogger(config.log.level === "info" ? "warn" : config.log.level, config.log.format), (line) => console.log(line));
   }
   if (command === "serve") {
     let configPath: string | undefined;

@@ -16,10 +16,13 @@ import { StorageError } from "../storage/errors";
 import type { RepoIndex } from "../storage/layouts";
 import type { Store } from "../storage/store";
 import type { UploadSession } from "../storage/uploads";
+import type { RegistryHooks } from "./hooks";
 
 /** Options for {@link Registry}. */
 export interface RegistryOptions {
   maxManifestBytes: number;
+  /** Observers of pulls, pushes and blob touches (statistics, GC protection). */
+  hooks?: RegistryHooks;
 }
 
 /** A manifest ready to be served. */
@@ -76,6 +79,8 @@ function translate(err: unknown, session?: UploadSession): never {
       throw new RegistryError("BLOB_UPLOAD_INVALID", err.message);
     case "no-space":
       throw new RegistryError("UNKNOWN", "the registry's disk is full; nothing was stored", { status: 507 });
+    case "quota":
+      throw new RegistryError("DENIED", err.message, { status: 507 });
   }
 }
 
@@ -130,6 +135,7 @@ export class Registry {
     const digest = requireDigest(digestText);
     const info = this.store.blobs.stat(repo, digest);
     if (!info) throw new RegistryError("BLOB_UNKNOWN", `${digest.value} is not in ${repo}`);
+    this.options.hooks?.touched?.(repo, digest.value);
     return { digest: digest.value, path: this.store.blobs.path(repo, digest), size: info.size };
   }
 
@@ -160,6 +166,7 @@ export class Registry {
     const mountable = opts.mount !== undefined && (opts.from === undefined || !nameProblem(opts.from));
     if (mountable) {
       const digest = requireDigest(opts.mount!);
+      this.options.hooks?.touched?.(repo, digest.value);
       if (this.store.blobs.stat(repo, digest)) return { kind: "created", digest: digest.value };
       await this.store.layouts.ensure(repo);
       if (await this.store.blobs.mount(repo, digest, opts.from)) return { kind: "created", digest: digest.value };
@@ -253,6 +260,7 @@ export class Registry {
 
   private async publishUpload(repo: string, id: string, digest: Digest): Promise<void> {
     const path = await this.store.uploads.complete(repo, id, digest);
+    this.options.hooks?.touched?.(repo, digest.value);
     await this.store.layouts.ensure(repo);
     await this.store.blobs.publish(repo, digest, path);
     await this.store.uploads.discard(id);
@@ -272,6 +280,7 @@ export class Registry {
     if (!acceptAdmits(accept, content.mediaType)) {
       throw new RegistryError("MANIFEST_UNKNOWN", `the manifest is ${content.mediaType}, which the Accept header does not list`, { status: 404 });
     }
+    this.options.hooks?.pulled?.(repo, reference, content.digest);
     return content;
   }
 
@@ -328,7 +337,7 @@ export class Registry {
 
     await this.store.layouts.ensure(repo);
     try {
-      const staged = await this.store.uploads.stage(bytes);
+      const staged = await this.store.uploads.stage(bytes, repo);
       try {
         await this.store.blobs.publish(repo, parseDigest(digest)!, staged.path);
       } finally {
@@ -340,10 +349,17 @@ export class Registry {
     this.store.manifests.set(digest, { bytes, mediaType: parsed.mediaType });
     const desc: Descriptor = { mediaType: parsed.mediaType, digest, size: bytes.byteLength };
     const record: ManifestRecord = { digest, mediaType: parsed.mediaType, size: bytes.byteLength, parsed };
-    await this.store.layouts.update(repo, (entries) => withManifest(entries, desc, tags), (index) => {
+    // The references are checked again under the repository's lock: garbage collection
+    // sweeps a repository under the same lock, so it cannot remove a blob between this
+    // check and the index.json write.
+    await this.store.layouts.update(repo, (entries) => {
+      this.checkReferences(repo, parsed);
+      return withManifest(entries, desc, tags);
+    }, (index) => {
       this.meta.addManifest(repo, index.stamp, record);
       this.indexed.set(repo, index.stamp);
     });
+    this.options.hooks?.pushed?.(repo, digest, tags);
     const result: { digest: string; subject?: string; tags: string[] } = { digest, tags };
     if (parsed.subject) result.subject = parsed.subject.digest;
     return result;

@@ -120,8 +120,25 @@ export class BlobStore {
     return true;
   }
 
+  /** Forgets the directories under `prefix` that this store made (garbage collection removed them). */
+  forgetDirs(prefix: string): void {
+    for (const dir of this.madeDirs) if (dir === prefix || dir.startsWith(`${prefix}/`)) this.madeDirs.delete(dir);
+  }
+
   /** Links (or, where links fail, copies) `source` to `target` and makes the entry durable. */
   private async place(source: string, target: string): Promise<void> {
+    try {
+      await this.placeOnce(source, target);
+    } catch (err) {
+      // The directory may have been removed since it was made (an empty repository
+      // collected while a mount raced it): make it again, once.
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT" || !this.disk.stat(source)) throw err;
+      this.madeDirs.delete(dirname(target));
+      await this.placeOnce(source, target);
+    }
+  }
+
+  private async placeOnce(source: string, target: string): Promise<void> {
     await this.ensureDir(dirname(target));
     let created: boolean;
     if (this.linksWork) {

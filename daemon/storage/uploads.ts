@@ -50,6 +50,12 @@ export interface UploadOptions {
   onIngress?: (bytes: number) => void;
   /** How upload bytes are hashed (default: inline, on the event loop). */
   hashing?: UploadHashing;
+  /**
+   * Asked before bytes are accepted for `repo` (the whole announced length up front when
+   * it is known, else each batch before it is written); throws a StorageError ("quota" or
+   * "no-space") to refuse them. Quota and the free-space floor live behind it.
+   */
+  admit?: (repo: string, bytes: number) => Promise<void>;
 }
 
 /** The upload sessions of one storage root. */
@@ -95,6 +101,11 @@ export class Uploads {
     return this.sessions.size;
   }
 
+  /** Every session in flight (for garbage collection of idle ones and quota accounting). */
+  list(): (UploadSession & { readonly busy: boolean })[] {
+    return [...this.sessions.values()];
+  }
+
   /**
    * Appends a request body to the session. With `range`, the chunk must start at the
    * session's current size (else range-mismatch) and be exactly `range.end - range.start + 1`
@@ -131,8 +142,10 @@ export class Uploads {
         flushing = file.sync().finally(() => (flushing = undefined));
       }
     };
+    const announced = opts.range ? opts.range.end - opts.range.start + 1 : opts.length;
     try {
-      const written = body ? await this.pump(session, body, write) : 0;
+      if (announced !== undefined && announced > 0) await this.options.admit?.(repo, announced);
+      const written = body ? await this.pump(session, body, write, announced === undefined) : 0;
       await flushing;
       const expected = opts.range ? opts.range.end - opts.range.start + 1 : opts.length;
       if (expected !== undefined && written !== expected) {
@@ -194,7 +207,8 @@ export class Uploads {
    * sessions, for publishing with the same ordered links as a blob. Returns its path and a
    * function that removes it.
    */
-  async stage(bytes: Uint8Array): Promise<{ path: string; discard: () => Promise<void> }> {
+  async stage(bytes: Uint8Array, repo?: string): Promise<{ path: string; discard: () => Promise<void> }> {
+    if (repo !== undefined) await this.options.admit?.(repo, bytes.byteLength);
     const dir = this.paths.upload(`stage-${randomUUID()}`);
     await this.disk.mkdirp(dir);
     const discard = () => this.disk.removeTree(dir);
@@ -239,7 +253,13 @@ export class Uploads {
   }
 
   /** Streams `body` through the hasher into the file; returns the bytes received. */
-  private async pump(session: Session, body: ReadableStream<Uint8Array>, write: (chunks: Uint8Array[]) => Promise<void>): Promise<number> {
+  private async pump(
+    session: Session,
+    body: ReadableStream<Uint8Array>,
+    write: (chunks: Uint8Array[]) => Promise<void>,
+    admitBatches: boolean,
+  ): Promise<number> {
+    const admit = admitBatches ? this.options.admit : undefined;
     const limit = this.options.maxBlobBytes;
     const reader = body.getReader();
     let batch: Uint8Array[] = [];
@@ -263,12 +283,16 @@ export class Uploads {
         batch.push(chunk);
         batchBytes += chunk.byteLength;
         if (batchBytes >= WRITE_BATCH) {
+          await admit?.(session.repo, batchBytes);
           await write(batch);
           batch = [];
           batchBytes = 0;
         }
       }
-      if (batch.length > 0) await write(batch);
+      if (batch.length > 0) {
+        await admit?.(session.repo, batchBytes);
+        await write(batch);
+      }
     } finally {
       reader.releaseLock();
     }
