@@ -180,12 +180,19 @@ export class GarbageCollector {
         report.blobs.push({ repo, digest, size: info.size });
         if (info.nlink <= 1) report.bytesFreed += info.size;
         dropped.set(digest, (dropped.get(digest) ?? 0) + 1);
-        if (report.dryRun) {
-          remaining++;
-          continue;
-        }
+        if (report.dryRun) continue;
         await store.disk.unlink(path);
         removed++;
+        // A client that looked at the blob (HEAD) while it was being unlinked was told it
+        // exists and will reference it next: put it back from the pool.
+        if (this.deps.touches?.blobIsFresh(repo, digest)) {
+          const pool = join(store.paths.pool, alg, hex);
+          if (store.disk.stat(pool) && (await store.disk.link(pool, path).catch(() => false))) {
+            report.blobs.pop();
+            dropped.set(digest, (dropped.get(digest) ?? 1) - 1);
+            remaining++;
+          }
+        }
       }
       if (removed > 0) await store.disk.syncDir(dir);
     }

@@ -69,9 +69,17 @@ export class BlobStore {
       const pool = this.paths.poolBlob(digest.algorithm, digest.hex);
       try {
         await this.ensureDir(dirname(pool));
-        if (await this.disk.link(dataPath, pool)) await this.disk.syncDir(dirname(pool));
-        await this.place(pool, target);
-        return;
+        // An orphaned pool entry may be removed by garbage collection between finding it
+        // (EEXIST) and linking it: then the pool entry is made again from the upload.
+        for (let attempt = 0; ; attempt++) {
+          if (await this.disk.link(dataPath, pool)) await this.disk.syncDir(dirname(pool));
+          try {
+            await this.place(pool, target);
+            return;
+          } catch (err) {
+            if (attempt >= 3 || (err as NodeJS.ErrnoException).code !== "ENOENT" || this.disk.stat(pool)) throw err;
+          }
+        }
       } catch (err) {
         if (!this.linkUnsupported(err)) throw err;
       }
@@ -89,7 +97,12 @@ export class BlobStore {
     const pool = this.paths.poolBlob(digest.algorithm, digest.hex);
     if (from === undefined) {
       if (!this.disk.stat(pool)) return false;
-      await this.place(pool, this.path(repo, digest));
+      try {
+        await this.place(pool, this.path(repo, digest));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT" && !this.disk.stat(pool)) return false; // collected meanwhile
+        throw err;
+      }
       return true;
     }
     const source = this.path(from, digest);
