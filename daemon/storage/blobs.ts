@@ -175,9 +175,17 @@ export class BlobStore {
     return true;
   }
 
+  /**
+   * Makes `dir` exist durably: a directory created here (e.g. `blobs/sha512` of a
+   * repository on its first sha512 blob) has its entry fsynced in its parent, or a blob
+   * linked into it could vanish with it on a power cut (found by the power-cut simulator).
+   */
   private async ensureDir(dir: string): Promise<void> {
     if (this.madeDirs.has(dir)) return;
+    const missing: string[] = [];
+    for (let d = dir; !this.disk.stat(d) && dirname(d) !== d; d = dirname(d)) missing.push(d);
     await this.disk.mkdirp(dir);
+    for (const d of missing) await this.disk.syncDir(dirname(d));
     this.madeDirs.add(dir);
   }
 }
