@@ -73,7 +73,10 @@ export async function readGraph(store: Store, repo: string, maxManifestBytes: nu
       return node;
     }
     try {
-      const doc = JSON.parse(new TextDecoder().decode(await store.blobs.read(repo, digest))) as Record<string, unknown>;
+      // The manifest cache holds bytes verified at push or first read; an idle pass then
+      // needs no file reads at all.
+      const bytes = store.manifests.get(digestText)?.bytes ?? (await store.blobs.read(repo, digest));
+      const doc = JSON.parse(new TextDecoder().decode(bytes)) as Record<string, unknown>;
       const config = (doc.config as { digest?: unknown } | undefined)?.digest;
       if (typeof config === "string") node.blobs.push(config);
       node.blobs.push(...digestsOf(doc.layers), ...digestsOf(doc.blobs));

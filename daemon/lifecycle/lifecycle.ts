@@ -54,6 +54,7 @@ export class Lifecycle {
   private parts: Attached | undefined;
   private lastGc: GcReport | undefined;
   private lastRetention: RetentionReport | undefined;
+  private gcPasses = 0;
 
   constructor(
     private readonly store: Store,
@@ -116,7 +117,10 @@ export class Lifecycle {
   /** One garbage-collection pass; logs what it removed (and nothing when nothing was). */
   async gc(opts: { dryRun?: boolean; signal?: AbortSignal; excluded?: Excluded } = {}): Promise<GcReport> {
     const report = await this.attached.gc.run(opts);
-    if (!report.dryRun) this.lastGc = report;
+    if (!report.dryRun) {
+      this.lastGc = report;
+      this.gcPasses++;
+    }
     const removed = report.manifests.length + report.blobs.length + report.pool.length + report.uploads.length + report.emptyRepositories.length;
     if (removed > 0 && !report.dryRun) {
       this.log.info("gc: pass done", {
@@ -174,6 +178,7 @@ export class Lifecycle {
     const out: Record<string, unknown> = {
       writes: { berth: this.diskCounters ? { ...this.diskCounters } : undefined, process: readProcIo() },
       usage: this.usage.figures(),
+      gcPasses: this.gcPasses,
       touches: this.touches.size(),
       quota: this.quota.active ? this.quota.figures() : { active: false },
       scrub: this.parts ? { ...this.parts.scrubber.counters } : undefined,
