@@ -133,7 +133,10 @@ export class Quota {
       total += info.size;
     };
     for (const alg of disk.readdir(paths.pool)) for (const hex of disk.readdir(join(paths.pool, alg))) add(join(paths.pool, alg, hex));
-    for (const id of disk.readdir(paths.uploads)) for (const f of disk.readdir(join(paths.uploads, id))) add(join(paths.uploads, id, f));
+    for (const id of disk.readdir(paths.uploads)) {
+      add(join(paths.uploads, id));
+      for (const f of disk.readdir(join(paths.uploads, id))) add(join(paths.uploads, id, f)); // an older layout's session directory
+    }
     const perPrefix = this.options.prefixes.map((p) => ({ prefix: p.prefix, seen: new Set<number>(), sum: 0 }));
     const walkRepo = (repo: string) => {
       const acc = perPrefix.filter((p) => repo.startsWith(p.prefix));

@@ -1,6 +1,6 @@
 /**
  * Blob upload sessions (distribution spec, "Pushing blobs"): the bytes of a session stream
- * into `<root>/.berth/uploads/<id>/data` through a hasher, so the digest is known when the
+ * into the file `<root>/.berth/uploads/<id>` through a hasher, so the digest is known when the
  * last byte lands and no blob is ever whole in memory. A chunk that fails half-way (the
  * client went away, the disk filled) is cut off again, so the session stays at the last
  * good offset and the client can resume from there.
@@ -79,9 +79,9 @@ export class Uploads {
   /** Opens a new session for `repo`, hashing with `algorithm`. */
   async start(repo: string, algorithm: Algorithm): Promise<UploadSession> {
     const id = randomUUID();
-    const dir = this.paths.upload(id);
-    await this.disk.mkdirp(dir);
-    const path = join(dir, "data");
+    // One file per session, straight in the uploads directory: no directory to make and
+    // remove per blob (each costs file-system metadata writes on the card).
+    const path = this.paths.upload(id);
     const file = await this.disk.openAppend(path);
     await file.close();
     const now = Date.now();
@@ -209,11 +209,9 @@ export class Uploads {
    */
   async stage(bytes: Uint8Array, repo?: string): Promise<{ path: string; discard: () => Promise<void> }> {
     if (repo !== undefined) await this.options.admit?.(repo, bytes.byteLength);
-    const dir = this.paths.upload(`stage-${randomUUID()}`);
-    await this.disk.mkdirp(dir);
-    const discard = () => this.disk.removeTree(dir);
+    const path = this.paths.upload(`stage-${randomUUID()}`);
+    const discard = () => this.disk.unlink(path);
     try {
-      const path = join(dir, "data");
       const file = await this.disk.openAppend(path);
       try {
         await file.write([bytes]);
@@ -249,7 +247,7 @@ export class Uploads {
   }
 
   private dataPath(id: string): string {
-    return join(this.paths.upload(id), "data");
+    return this.paths.upload(id);
   }
 
   /** Streams `body` through the hasher into the file; returns the bytes received. */
