@@ -28,11 +28,18 @@ import { Store } from "./storage/store";
 import { HttpMetrics } from "./metrics/http";
 import { MetricsRegistry } from "./metrics/registry";
 import { registerStandard } from "./metrics/standard";
+import { lifecycleFamilies, schedulerFamilies, syncFamilies } from "./metrics/background";
 import { VERSION } from "./version";
+import { Lifecycle } from "./lifecycle/lifecycle";
+import { runOffline } from "./lifecycle/offline";
+import { lifecycleOptions } from "./lifecycle/options";
+import { countingDisk } from "./platform/countingdisk";
 
 const USAGE = `usage:
   berth serve [--config FILE]   run the registry (embedded default configuration without --config)
   berth verify FILE             check a configuration file and report every problem
+  berth gc [--dry-run] --config FILE   one retention + garbage-collection pass, offline; prints what it removes
+  berth scrub --config FILE     re-hash every blob offline; quarantine the bad ones
   berth version                 print the version
   berth board detect [--config FILE] [--json]   identify this board and the profile "auto" picks
   berth discover [--write containerd|crio|podman] ...   find berth registries on the LAN (see --help)`;
@@ -66,7 +73,9 @@ export async function startDaemon(config: Config, log: Logger) {
     writeOpsPerSecond: sch.write_ops_per_second || profile.writeOpsPerSecond,
   });
   const scheduler = new Scheduler(budget, { concurrency: sch.concurrency, jitterMs: sch.jitter_ms, windows: sch.windows.map((w) => parseWindow(w) as Window) }, log);
-  const store = new Store(realDisk, {
+  const counted = countingDisk(realDisk);
+  let lifecycle: Lifecycle | undefined;
+  const store = new Store(counted.disk, {
     root: config.storage.root,
     dedupe: config.storage.dedupe,
     maxBlobBytes: config.storage.max_blob_bytes,
@@ -77,16 +86,21 @@ export async function startDaemon(config: Config, log: Logger) {
       budget.foreground(bytes, "write");
     },
     hashing,
+    admit: (repo, bytes) => lifecycle?.admit(repo, bytes) ?? Promise.resolve(),
   }, log);
   const recovery = await store.recover();
   const db = openDatabase(store.paths.metaDb);
   const meta = new Meta(db);
-  const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes }, log);
+  lifecycle = new Lifecycle(store, db, log, lifecycleOptions(config), counted.counters);
+  const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes, hooks: lifecycle.hooks }, log);
   const reindexed = await registry.reconcileAll(recovery.repositories);
+  lifecycle.attach(registry, meta);
+  const lc = lifecycle;
   const syncState = new SyncState(db);
   const sync = config.sync.registries.length > 0
     ? new SyncService(store, registry, syncState, scheduler, { registries: config.sync.registries, maxManifestBytes: config.storage.max_manifest_bytes }, log)
     : undefined;
+  if (sync) lc.evictor.setUpstreamPolicy({ serves: (repo) => sync.serves(repo), pinned: (repo, tag) => sync.pinned(repo, tag) });
   const v2 = createV2Handler(sync ? sync.decorate() : registry, {
     maxManifestBytes: config.storage.max_manifest_bytes,
     log,
@@ -109,8 +123,19 @@ export async function startDaemon(config: Config, log: Logger) {
     board: config.board.profile,
     hostIntervalMs: config.metrics.host_interval * 1000,
   });
+  metrics.provide("lifecycle", () => lifecycleFamilies(lc));
+  metrics.provide("scheduler", () => schedulerFamilies(scheduler));
+  if (sync) metrics.provide("sync", () => syncFamilies(sync));
+  const storage = {
+    stats: () => lc.stats(),
+    quarantine: () => lc.scrubber.quarantine(),
+    gc: (dryRun: boolean) => lc.gc({ dryRun }),
+    retention: (dryRun: boolean) => lc.retention({ dryRun }),
+    scrub: () => lc.scrub(),
+  };
   const app = createApp({
     v2,
+    storage,
     ready: () => ready,
     info,
     scheduler: () => scheduler.state(),
@@ -132,6 +157,7 @@ export async function startDaemon(config: Config, log: Logger) {
   sync?.start();
   const advertisement = config.mdns.enabled ? (await import("./discovery/appliance")).startAdvertising(config, server.port, log) : undefined;
   ready = true;
+  lc.start((intervalMs, make) => scheduler.every(intervalMs, make));
   log.info("berth listening", {
     version: VERSION,
     address: server.hostname,
@@ -147,6 +173,7 @@ export async function startDaemon(config: Config, log: Logger) {
     server,
     /** Where other modules (GC, scrub, scheduler, sync) register their figures; see metrics/registry.ts. */
     metrics,
+    lifecycle: lc,
     /** Stops accepting, lets requests in flight finish (up to `graceMs`), closes the database. */
     async close(graceMs = 30_000) {
       ready = false;
@@ -158,6 +185,7 @@ export async function startDaemon(config: Config, log: Logger) {
       await stopping;
       await scheduler.stop();
       sync?.close();
+      await lc.close();
       await hashing.shutdown();
       governor.stop();
       db.close();
@@ -190,6 +218,34 @@ async function main(argv: string[]): Promise<number> {
       }
       throw err;
     }
+  }
+  if (command === "gc" || command === "scrub") {
+    let configPath: string | undefined;
+    let dryRun = false;
+    for (let i = 0; i < rest.length; i++) {
+      if (rest[i] === "--config" && rest[i + 1] !== undefined) configPath = rest[++i];
+      else if (rest[i]!.startsWith("--config=")) configPath = rest[i]!.slice(9);
+      else if (rest[i] === "--dry-run" && command === "gc") dryRun = true;
+      else {
+        console.error(`unknown argument: ${rest[i]}\n${USAGE}`);
+        return 2;
+      }
+    }
+    if (configPath === undefined) {
+      console.error(`${command} needs --config FILE\n${USAGE}`);
+      return 2;
+    }
+    let config: Config;
+    try {
+      config = loadConfig(configPath);
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        console.error(err.message);
+        return 1;
+      }
+      throw err;
+    }
+    return runOffline(config, command, dryRun, createLogger(config.log.level === "info" ? "warn" : config.log.level, config.log.format), (line) => console.log(line));
   }
   if (command === "serve") {
     let configPath: string | undefined;

@@ -39,10 +39,34 @@ interface EnumField extends FieldBase {
   default: string;
   values: readonly string[];
 }
+/** A duration in seconds: an integer, or a string such as "90s", "5m", "12h", "7d". */
+interface DurationField extends FieldBase {
+  kind: "duration";
+  default: number;
+  min: number;
+  max: number;
+}
+/**
+ * A list of non-empty strings. `checkEntry` returns a problem for a bad entry (a pattern that
+ * does not compile); `check` looks at the whole list and reports problems under `key`.
+ */
 interface StringsField extends FieldBase {
   kind: "strings";
   default: readonly string[];
+  checkEntry?: (entry: string) => string | undefined;
   check?: (value: string[], key: string, problems: string[]) => void;
+}
+/** A space floor: bytes ("2 GiB") or a percentage of the file system ("5%"). */
+interface SpaceField extends FieldBase {
+  kind: "space";
+  default: Space;
+}
+/** An array of tables (`[[section.key]]`), each validated against `fields`. */
+interface TablesField extends FieldBase {
+  kind: "tables";
+  fields: Record<string, Field>;
+  /** Keys every entry must have. */
+  required?: readonly string[];
 }
 /** A structured value (an array of tables) checked by its own module; `check` reports problems under `key`. */
 interface CustomField<T> extends FieldBase {
@@ -51,10 +75,90 @@ interface CustomField<T> extends FieldBase {
   check: (value: unknown, key: string, problems: string[]) => T;
 }
 /** One key of the schema. */
-export type Field = StringField | IntField | BytesField | BoolField | EnumField | StringsField | CustomField<unknown>;
+export type Field =
+  | StringField
+  | IntField
+  | BytesField
+  | BoolField
+  | EnumField
+  | DurationField
+  | StringsField
+  | SpaceField
+  | TablesField
+  | CustomField<unknown>;
 
+/** An amount of free space: absolute bytes or a percentage of the file system's size. */
+export type Space = { bytes: number } | { percent: number };
 
 const MiB = 1024 * 1024;
+const DAY = 86_400;
+const YEARS = 100 * 365 * DAY;
+
+/** Problem with a glob pattern, if any (see lifecycle/patterns.ts for the syntax). */
+function globProblem(pattern: string): string | undefined {
+  if (pattern.length === 0) return "an empty pattern matches nothing";
+  if (/[^a-z0-9._\-/*?:]/i.test(pattern)) return `"${pattern}" has characters a repository or tag pattern cannot have`;
+  return undefined;
+}
+
+/** Problem with a regular expression, if any. */
+function regexProblem(pattern: string): string | undefined {
+  try {
+    new RegExp(pattern);
+    return undefined;
+  } catch (err) {
+    return `"${pattern}" is not a valid regular expression (${(err as Error).message})`;
+  }
+}
+
+/** The storage lifecycle sections (issue 3): gc, scrub, retention, quota, stats. */
+const LIFECYCLE_SCHEMA = {
+  gc: {
+    interval: { kind: "duration", default: 3600, min: 0, max: YEARS, doc: "Seconds between online garbage-collection passes; 0 turns periodic GC off." },
+    grace: { kind: "duration", default: 3600, min: 0, max: YEARS, doc: "A blob linked into a repository (or a repository created) less than this long ago is never collected." },
+    untagged: { kind: "boolean", default: false, doc: "Also collect untagged manifests that no tag reaches (as an index child or a referrer)." },
+    orphan_referrers: { kind: "boolean", default: true, doc: "Collect referrers whose subject is no longer in the repository." },
+    upload_idle: { kind: "duration", default: 3600, min: 60, max: YEARS, doc: "Upload sessions idle longer than this are removed." },
+    empty_repositories: { kind: "boolean", default: true, doc: "Remove repositories left with no manifests and no blobs." },
+  },
+  scrub: {
+    interval: { kind: "duration", default: 7 * DAY, min: 0, max: YEARS, doc: "Seconds between scrubs that re-hash every stored blob; 0 turns periodic scrubbing off." },
+  },
+  retention: {
+    interval: { kind: "duration", default: DAY, min: 0, max: YEARS, doc: "Seconds between retention passes; 0 turns periodic retention off (policies still apply to `berth gc`)." },
+    dry_run: { kind: "boolean", default: false, doc: "Log what retention would delete without deleting it." },
+    policy: {
+      kind: "tables",
+      required: ["repositories"],
+      doc: "Retention policies; the first whose repositories match a repository applies to it.",
+      fields: {
+        repositories: { kind: "strings", default: [], checkEntry: globProblem, doc: "Repository globs (* within a path component, ** across)." },
+        keep_last: { kind: "integer", default: 0, min: 0, max: 1_000_000, doc: "Keep the N tags most recently pushed or pulled." },
+        keep_tags: { kind: "strings", default: [], checkEntry: regexProblem, doc: "Keep tags matching any of these regular expressions (anchored)." },
+        keep_within: { kind: "duration", default: 0, min: 0, max: YEARS, doc: "Keep tags pushed or pulled within this period; 0 = no such rule." },
+        untagged_after: { kind: "duration", default: 0, min: 0, max: YEARS, doc: "Delete untagged manifests (not reached from a tag) older than this; 0 = keep them." },
+      },
+    },
+  },
+  quota: {
+    max_bytes: { kind: "bytes", default: 0, min: 0, max: Number.MAX_SAFE_INTEGER, doc: "Bytes the whole store may hold (pool, blobs outside it, uploads); 0 = no quota." },
+    min_free: { kind: "space", default: { bytes: 0 }, doc: "Free space to keep on the file system: bytes (\"2 GiB\") or a percentage (\"5%\")." },
+    evictable: { kind: "strings", default: [], checkEntry: globProblem, doc: "Repositories whose content can be fetched again (mirrors); evicted least-recently-pulled first when space runs out." },
+    pinned: { kind: "strings", default: [], checkEntry: globProblem, doc: "repo:tag globs never evicted (a bare repo glob pins every tag)." },
+    prefix: {
+      kind: "tables",
+      required: ["prefix", "max_bytes"],
+      doc: "Byte quotas for repository prefixes.",
+      fields: {
+        prefix: { kind: "string", default: "", nonEmpty: true, doc: "Repository name prefix, e.g. \"team/\"." },
+        max_bytes: { kind: "bytes", default: 0, min: 1, max: Number.MAX_SAFE_INTEGER, doc: "Bytes the repositories under the prefix may hold (distinct blobs)." },
+      },
+    },
+  },
+  stats: {
+    flush_interval: { kind: "duration", default: 300, min: 1, max: DAY, doc: "Seconds between flushes of pull statistics from memory to meta.db (also flushed at shutdown); nothing is written when nothing changed." },
+  },
+} as const satisfies Record<string, Record<string, Field>>;
 
 function checkWindows(value: string[], key: string, problems: string[]): void {
   value.forEach((w, i) => {
@@ -108,6 +212,7 @@ export const SCHEMA = {
     enabled: { kind: "boolean", default: true, doc: "Serve Prometheus metrics at /metrics." },
     host_interval: { kind: "integer", default: 15, min: 1, max: 3600, doc: "Seconds between samples of host figures (disk free, temperature, memory) while /metrics is scraped." },
   },
+  ...LIFECYCLE_SCHEMA,
   log: {
     level: { kind: "enum", default: "info", values: ["debug", "info", "warn", "error"], doc: "Lowest level logged." },
     format: { kind: "enum", default: "json", values: ["json", "text"], doc: "JSON lines, or plain text for a terminal." },
@@ -116,11 +221,13 @@ export const SCHEMA = {
 
 type Schema = typeof SCHEMA;
 type ValueOf<F> = F extends { kind: "custom"; default: infer D } ? D
-  : F extends { kind: "strings" } ? string[]
   : F extends { kind: "string" } ? string
-  : F extends { kind: "integer" | "bytes" } ? number
+  : F extends { kind: "integer" | "bytes" | "duration" } ? number
   : F extends { kind: "boolean" } ? boolean
   : F extends { kind: "enum"; values: readonly (infer V)[] } ? V
+  : F extends { kind: "strings" } ? string[]
+  : F extends { kind: "space" } ? Space
+  : F extends { kind: "tables"; fields: infer T } ? { [K in keyof T]: ValueOf<T[K]> }[]
   : never;
 
 /** A validated configuration with every default filled in. */
@@ -144,8 +251,69 @@ export function parseBytes(value: unknown): number | undefined {
   return Number.isSafeInteger(n) ? n : undefined;
 }
 
+const DURATION_UNITS: Record<string, number> = { "": 1, s: 1, m: 60, h: 3600, d: DAY, w: 7 * DAY };
+
+/** Parses a duration into seconds; returns undefined when the value is not one. */
+export function parseDuration(value: unknown): number | undefined {
+  if (typeof value === "number") return Number.isSafeInteger(value) && value >= 0 ? value : undefined;
+  if (typeof value === "bigint") return value >= 0n && Number.isSafeInteger(Number(value)) ? Number(value) : undefined;
+  if (typeof value !== "string") return undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$/.exec(value);
+  if (!m) return undefined;
+  const n = Math.round(Number(m[1]) * DURATION_UNITS[m[2]!]!);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+/** Parses a space floor: "5%" or a byte size; returns undefined when the value is not one. */
+export function parseSpace(value: unknown): Space | undefined {
+  if (typeof value === "string") {
+    const m = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(value);
+    if (m) {
+      const percent = Number(m[1]);
+      return percent <= 100 ? { percent } : undefined;
+    }
+  }
+  const bytes = parseBytes(value);
+  return bytes === undefined || bytes < 0 ? undefined : { bytes };
+}
+
+function isTable(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value) && !(value instanceof Date);
+}
+
+/** Validates a table against `fields`, filling defaults; unknown keys are problems. */
+function checkTable(fields: Record<string, Field>, table: Record<string, unknown>, prefix: string, problems: string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, field] of Object.entries(fields)) {
+    const value = table[key];
+    const fallback = field.kind === "tables" ? [] : Array.isArray(field.default) ? [...field.default] : field.default;
+    out[key] = value === undefined ? fallback : (checkField(field, value, `${prefix}${key}`, problems) ?? fallback);
+  }
+  for (const key of Object.keys(table)) if (!(key in fields)) problems.push(`${prefix}${key}: unknown key`);
+  return out;
+}
+
 function checkField(field: Field, value: unknown, key: string, problems: string[]): unknown {
   switch (field.kind) {
+    case "duration": {
+      const n = parseDuration(value);
+      if (n === undefined) return void problems.push(`${key}: expected a duration, e.g. 3600 or "1h" (units s, m, h, d, w)`);
+      if (n < field.min || n > field.max) return void problems.push(`${key}: ${n} seconds is outside ${field.min}..${field.max}`);
+      return n;
+    }
+    case "space": {
+      const space = parseSpace(value);
+      if (space === undefined) return void problems.push(`${key}: expected a size in bytes ("2 GiB") or a percentage ("5%")`);
+      return space;
+    }
+    case "tables": {
+      if (!Array.isArray(value) || !value.every(isTable)) return void problems.push(`${key}: expected an array of tables ([[${key}]])`);
+      return value.map((entry, i) => {
+        const out = checkTable(field.fields, entry, `${key}[${i}].`, problems);
+        for (const req of field.required ?? []) if (entry[req] === undefined) problems.push(`${key}[${i}].${req}: required`);
+        return out;
+      });
+    }
     case "string":
       if (typeof value !== "string") return void problems.push(`${key}: expected a string`);
       if (field.nonEmpty && value.length === 0) return void problems.push(`${key}: must not be empty`);
@@ -165,12 +333,14 @@ function checkField(field: Field, value: unknown, key: string, problems: string[
       return n;
     }
     case "strings": {
-      if (!Array.isArray(value) || !value.every((v) => typeof v === "string" && v.length > 0)) {
-        return void problems.push(`${key}: expected a list of non-empty strings, e.g. ["eth0"]`);
-      }
+      if (!Array.isArray(value) || value.some((v) => typeof v !== "string")) return void problems.push(`${key}: expected a list of strings`);
       const before = problems.length;
+      value.forEach((entry: string, i) => {
+        const problem = field.checkEntry ? field.checkEntry(entry) : entry.length === 0 ? "must not be empty" : undefined;
+        if (problem) problems.push(`${key}[${i}]: ${problem}`);
+      });
       field.check?.(value, key, problems);
-      return problems.length === before ? value : undefined;
+      return problems.length === before ? [...value] : undefined;
     }
     case "custom":
       return field.check(value, key, problems);
@@ -198,14 +368,7 @@ export function validate(doc: Record<string, unknown>): { config: Config; proble
       problems.push(`${section}: expected a table [${section}]`);
     }
     const table = (typeof given === "object" && given !== null && !Array.isArray(given) ? given : {}) as Record<string, unknown>;
-    for (const [key, field] of Object.entries(fields)) {
-      const value = table[key];
-      const fallback = Array.isArray(field.default) ? [...field.default] : field.default;
-      sectionOut[key] = value === undefined ? fallback : (checkField(field, value, `${section}.${key}`, problems) ?? fallback);
-    }
-    for (const key of Object.keys(table)) {
-      if (!(key in fields)) problems.push(`${section}.${key}: unknown key`);
-    }
+    Object.assign(sectionOut, checkTable(fields, table, `${section}.`, problems));
   }
   for (const key of Object.keys(doc)) {
     if (!(key in SCHEMA)) problems.push(`${key}: unknown section or key`);

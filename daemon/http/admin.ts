@@ -24,6 +24,19 @@ export interface AdminDeps {
   sync?: () => unknown;
   /** Queues a full sync of the named upstream; false when there is none. */
   syncRun?: (name: string) => boolean;
+  /** The storage lifecycle (GC, scrub, retention, quota, write accounting), when present. */
+  storage?: StorageAdmin;
+}
+
+/** What the storage admin routes call. */
+export interface StorageAdmin {
+  /** Usage, quota, write counters, scrub counters, last passes. */
+  stats(): Record<string, unknown>;
+  /** Quarantined blobs. */
+  quarantine(): unknown[];
+  gc(dryRun: boolean): Promise<unknown>;
+  retention(dryRun: boolean): Promise<unknown>;
+  scrub(): Promise<unknown>;
 }
 
 /** Where the document and the UI are served. */
@@ -57,6 +70,15 @@ const Info = t.Object(
   { additionalProperties: true },
 );
 
+function dryRun(query: Record<string, string | undefined>): boolean {
+  return query.dry_run === "true" || query.dry_run === "1";
+}
+
+function noStorage(set: { status?: number | string }): { error: string } {
+  set.status = 404;
+  return { error: "the storage lifecycle is not running" };
+}
+
 /** Builds the Elysia app and returns its request handler. */
 export function createAdminApp(deps: AdminDeps): (req: Request) => Response | Promise<Response> {
   const started = Date.now();
@@ -70,7 +92,10 @@ export function createAdminApp(deps: AdminDeps): (req: Request) => Response | Pr
         exclude: { paths: [`${DOCS_PATH}/assets/:file`] },
         documentation: {
           info: { title: "berth admin and extension API", version: VERSION, description: "Administration of a berth registry. The OCI distribution API (/v2/) is specified by the OCI distribution-spec." },
-          tags: [{ name: "admin", description: "State of the running registry" }],
+          tags: [
+            { name: "admin", description: "State of the running registry" },
+            { name: "storage", description: "Garbage collection, retention, scrub, quotas" },
+          ],
         },
       }),
     )
@@ -107,7 +132,22 @@ export function createAdminApp(deps: AdminDeps): (req: Request) => Response | Pr
             return { error: `no upstream named "${params.name}" in [[sync.registries]]` };
           },
           { detail: { tags: ["admin"], summary: "Queue a full sync of one upstream now" } },
-        ),
+        )
+        .get("/storage", ({ set }) => (deps.storage ? deps.storage.stats() : noStorage(set)), {
+          detail: { tags: ["storage"], summary: "Usage, quotas, write counters, scrub counters, last passes" },
+        })
+        .get("/storage/quarantine", ({ set }) => (deps.storage ? { quarantined: deps.storage.quarantine() } : noStorage(set)), {
+          detail: { tags: ["storage"], summary: "Blobs moved to quarantine by scrub" },
+        })
+        .post("/storage/gc", ({ query, set }) => (deps.storage ? deps.storage.gc(dryRun(query)) : noStorage(set)), {
+          detail: { tags: ["storage"], summary: "Run a garbage-collection pass now (?dry_run=true reports only)" },
+        })
+        .post("/storage/retention", ({ query, set }) => (deps.storage ? deps.storage.retention(dryRun(query)) : noStorage(set)), {
+          detail: { tags: ["storage"], summary: "Apply the retention policies now (?dry_run=true reports only)" },
+        })
+        .post("/storage/scrub", ({ set }) => (deps.storage ? deps.storage.scrub() : noStorage(set)), {
+          detail: { tags: ["storage"], summary: "Re-hash every stored blob now; mismatches go to quarantine" },
+        }),
     );
   return (req) => app.handle(req);
 }

@@ -16,6 +16,8 @@ import { dirname, join } from "node:path";
 export interface FileInfo {
   size: number;
   mtimeMs: number;
+  /** Last change of the inode (a link made or removed, data written); absent where unknown. */
+  ctimeMs?: number;
   ino: number;
   nlink: number;
   isFile: boolean;
@@ -103,7 +105,7 @@ export const realDisk: Disk = {
   stat(path) {
     try {
       const s = fs.statSync(path);
-      return { size: s.size, mtimeMs: s.mtimeMs, ino: s.ino, nlink: s.nlink, isFile: s.isFile(), isDirectory: s.isDirectory() };
+      return { size: s.size, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs, ino: s.ino, nlink: s.nlink, isFile: s.isFile(), isDirectory: s.isDirectory() };
     } catch (err) {
       if (errno(err) === "ENOENT" || errno(err) === "ENOTDIR") return undefined;
       throw err;

@@ -16,10 +16,13 @@ import { StorageError } from "../storage/errors";
 import type { RepoIndex } from "../storage/layouts";
 import type { Store } from "../storage/store";
 import type { UploadSession } from "../storage/uploads";
+import type { RegistryHooks } from "./hooks";
 
 /** Options for {@link Registry}. */
 export interface RegistryOptions {
   maxManifestBytes: number;
+  /** Observers of pulls, pushes and blob touches (statistics, GC protection). */
+  hooks?: RegistryHooks;
 }
 
 /** A manifest ready to be served. */
@@ -76,6 +79,8 @@ function translate(err: unknown, session?: UploadSession): never {
       throw new RegistryError("BLOB_UPLOAD_INVALID", err.message);
     case "no-space":
       throw new RegistryError("UNKNOWN", "the registry's disk is full; nothing was stored", { status: 507 });
+    case "quota":
+      throw new RegistryError("DENIED", err.message, { status: 507 });
   }
 }
 
@@ -130,6 +135,7 @@ export class Registry {
     const digest = requireDigest(digestText);
     const info = this.store.blobs.stat(repo, digest);
     if (!info) throw new RegistryError("BLOB_UNKNOWN", `${digest.value} is not in ${repo}`);
+    this.options.hooks?.touched?.(repo, digest.value);
     return { digest: digest.value, path: this.store.blobs.path(repo, digest), size: info.size };
   }
 
@@ -160,6 +166,7 @@ export class Registry {
     const mountable = opts.mount !== undefined && (opts.from === undefined || !nameProblem(opts.from));
     if (mountable) {
       const digest = requireDigest(opts.mount!);
+      this.options.hooks?.touched?.(repo, digest.value);
       if (this.store.blobs.stat(repo, digest)) return { kind: "created", digest: digest.value };
       if (this.store.blobs.canMount(digest, opts.from)) {
         await this.store.layouts.ensure(repo);
@@ -255,6 +262,7 @@ export class Registry {
 
   private async publishUpload(repo: string, id: string, digest: Digest): Promise<void> {
     const path = await this.store.uploads.complete(repo, id, digest);
+    this.options.hooks?.touched?.(repo, digest.value);
     await this.store.layouts.ensure(repo);
     await this.store.blobs.publish(repo, digest, path);
     await this.store.uploads.discard(id);
@@ -274,6 +282,7 @@ export class Registry {
     if (!acceptAdmits(accept, content.mediaType)) {
       throw new RegistryError("MANIFEST_UNKNOWN", `the manifest is ${content.mediaType}, which the Accept header does not list`, { status: 404 });
     }
+    this.options.hooks?.pulled?.(repo, reference, content.digest);
     return content;
   }
 
@@ -335,10 +344,13 @@ export class Registry {
     const desc: Descriptor = { mediaType: parsed.mediaType, digest, size: bytes.byteLength };
     const record: ManifestRecord = { digest, mediaType: parsed.mediaType, size: bytes.byteLength, parsed };
     // Publishing the bytes and listing them in index.json is one step under the repository's
-    // lock, so a concurrent DELETE of the same manifest cannot unlink what is being listed.
+    // lock: a concurrent DELETE of the same manifest cannot unlink what is being listed, and
+    // garbage collection (which sweeps a repository under the same lock) cannot remove a
+    // referenced blob between the re-check of the references below and the index.json write.
     await this.store.layouts.transaction(repo, async (tx) => {
+      this.checkReferences(repo, parsed, opts.partialIndex === true);
       try {
-        const staged = await this.store.uploads.stage(bytes);
+        const staged = await this.store.uploads.stage(bytes, repo);
         try {
           await this.store.blobs.publish(repo, parseDigest(digest)!, staged.path);
         } finally {
@@ -352,6 +364,7 @@ export class Registry {
       this.indexed.set(repo, index.stamp);
     });
     this.store.manifests.set(digest, { bytes, mediaType: parsed.mediaType });
+    this.options.hooks?.pushed?.(repo, digest, tags);
     const result: { digest: string; subject?: string; tags: string[] } = { digest, tags };
     if (parsed.subject) result.subject = parsed.subject.digest;
     return result;

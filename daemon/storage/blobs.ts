@@ -69,9 +69,17 @@ export class BlobStore {
       const pool = this.paths.poolBlob(digest.algorithm, digest.hex);
       try {
         await this.ensureDir(dirname(pool));
-        if (await this.disk.link(dataPath, pool)) await this.disk.syncDir(dirname(pool));
-        await this.place(pool, target);
-        return;
+        // An orphaned pool entry may be removed by garbage collection between finding it
+        // (EEXIST) and linking it: then the pool entry is made again from the upload.
+        for (let attempt = 0; ; attempt++) {
+          if (await this.disk.link(dataPath, pool)) await this.disk.syncDir(dirname(pool));
+          try {
+            await this.place(pool, target);
+            return;
+          } catch (err) {
+            if (attempt >= 3 || (err as NodeJS.ErrnoException).code !== "ENOENT" || this.disk.stat(pool)) throw err;
+          }
+        }
       } catch (err) {
         if (!this.linkUnsupported(err)) throw err;
       }
@@ -95,7 +103,12 @@ export class BlobStore {
     const pool = this.paths.poolBlob(digest.algorithm, digest.hex);
     if (from === undefined) {
       if (!this.disk.stat(pool)) return false;
-      await this.place(pool, this.path(repo, digest));
+      try {
+        await this.place(pool, this.path(repo, digest));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT" && !this.disk.stat(pool)) return false; // collected meanwhile
+        throw err;
+      }
       return true;
     }
     const source = this.path(from, digest);
@@ -126,8 +139,25 @@ export class BlobStore {
     return true;
   }
 
+  /** Forgets the directories under `prefix` that this store made (garbage collection removed them). */
+  forgetDirs(prefix: string): void {
+    for (const dir of this.madeDirs) if (dir === prefix || dir.startsWith(`${prefix}/`)) this.madeDirs.delete(dir);
+  }
+
   /** Links (or, where links fail, copies) `source` to `target` and makes the entry durable. */
   private async place(source: string, target: string): Promise<void> {
+    try {
+      await this.placeOnce(source, target);
+    } catch (err) {
+      // The directory may have been removed since it was made (an empty repository
+      // collected while a mount raced it): make it again, once.
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT" || !this.disk.stat(source)) throw err;
+      this.madeDirs.delete(dirname(target));
+      await this.placeOnce(source, target);
+    }
+  }
+
+  private async placeOnce(source: string, target: string): Promise<void> {
     await this.ensureDir(dirname(target));
     let created: boolean;
     if (this.linksWork) {
@@ -151,9 +181,17 @@ export class BlobStore {
     return true;
   }
 
+  /**
+   * Makes `dir` exist durably: a directory created here (e.g. `blobs/sha512` of a
+   * repository on its first sha512 blob) has its entry fsynced in its parent, or a blob
+   * linked into it could vanish with it on a power cut (found by the power-cut simulator).
+   */
   private async ensureDir(dir: string): Promise<void> {
     if (this.madeDirs.has(dir)) return;
+    const missing: string[] = [];
+    for (let d = dir; !this.disk.stat(d) && dirname(d) !== d; d = dirname(d)) missing.push(d);
     await this.disk.mkdirp(dir);
+    for (const d of missing) await this.disk.syncDir(dirname(d));
     this.madeDirs.add(dir);
   }
 }

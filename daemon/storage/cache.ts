@@ -37,6 +37,14 @@ export class ManifestCache {
     }
   }
 
+  /** Drops `digest` (its blob was found corrupt and quarantined). */
+  delete(digest: string): void {
+    const old = this.entries.get(digest);
+    if (!old) return;
+    this.entries.delete(digest);
+    this.used -= old.bytes.byteLength;
+  }
+
   /** Bytes held. */
   size(): number {
     return this.used;

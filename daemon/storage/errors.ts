@@ -12,7 +12,8 @@ export type StorageFault =
   | "digest-mismatch"
   | "size-mismatch"
   | "client-aborted"
-  | "no-space";
+  | "no-space"
+  | "quota";
 
 /** A storage condition the registry layer translates for the client. */
 export class StorageError extends Error {

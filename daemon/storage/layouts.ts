@@ -159,6 +159,14 @@ export class Layouts {
     });
   }
 
+  /**
+   * Runs `fn` holding the repository's write lock, so no index.json update (a manifest
+   * push, a tag delete) interleaves with it. `fn` must not call {@link update} (deadlock).
+   */
+  withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    return this.lock.run(name, fn);
+  }
+
   /** Creates `dir` and any missing parents, fsyncing each parent so the entries survive a power loss. */
   private async mkdirsDurably(dir: string): Promise<string[]> {
     const missing: string[] = [];

@@ -8,7 +8,7 @@
  *                                         are descriptors without it
  *   <root>/<repo>/blobs/<alg>/<hex>       manifests, configs, layers (hard links into the pool)
  *   <root>/.berth/pool/<alg>/<hex>        one inode per distinct blob; st_nlink - 1 = repos holding it
- *   <root>/.berth/uploads/<id>/data       upload sessions in flight (removed at start-up)
+ *   <root>/.berth/uploads/<id>            upload sessions in flight, one file each (removed at start-up)
  *   <root>/.berth/meta.db                 derived index (bun:sqlite), rebuilt from the layouts
  *
  * Repository names are validated against the spec's grammar (oci/names.ts) before they get

@@ -23,6 +23,8 @@ export interface StoreOptions {
   onIngress?: (bytes: number) => void;
   /** How uploads are hashed (default inline). */
   hashing?: UploadHashing;
+  /** Quota / free-space admission of upload bytes (see UploadOptions.admit). */
+  admit?: (repo: string, bytes: number) => Promise<void>;
 }
 
 /** What start-up recovery found and cleaned. */
@@ -48,7 +50,7 @@ export class Store {
     this.paths = new Paths(options.root);
     this.layouts = new Layouts(this.paths, disk, log);
     this.blobs = new BlobStore(this.paths, disk, { dedupe: options.dedupe }, log);
-    this.uploads = new Uploads(this.paths, disk, { maxBlobBytes: options.maxBlobBytes, onIngress: options.onIngress, hashing: options.hashing });
+    this.uploads = new Uploads(this.paths, disk, { maxBlobBytes: options.maxBlobBytes, onIngress: options.onIngress, hashing: options.hashing, admit: options.admit });
     this.manifests = new ManifestCache(options.manifestCacheBytes);
   }
 

@@ -1,6 +1,6 @@
 /**
  * Blob upload sessions (distribution spec, "Pushing blobs"): the bytes of a session stream
- * into `<root>/.berth/uploads/<id>/data` through a hasher, so the digest is known when the
+ * into the file `<root>/.berth/uploads/<id>` through a hasher, so the digest is known when the
  * last byte lands and no blob is ever whole in memory. A chunk that fails half-way (the
  * client went away, the disk filled) is cut off again, so the session stays at the last
  * good offset and the client can resume from there.
@@ -50,6 +50,12 @@ export interface UploadOptions {
   onIngress?: (bytes: number) => void;
   /** How upload bytes are hashed (default: inline, on the event loop). */
   hashing?: UploadHashing;
+  /**
+   * Asked before bytes are accepted for `repo` (the whole announced length up front when
+   * it is known, else each batch before it is written); throws a StorageError ("quota" or
+   * "no-space") to refuse them. Quota and the free-space floor live behind it.
+   */
+  admit?: (repo: string, bytes: number) => Promise<void>;
 }
 
 /** The upload sessions of one storage root. */
@@ -73,9 +79,9 @@ export class Uploads {
   /** Opens a new session for `repo`, hashing with `algorithm`. */
   async start(repo: string, algorithm: Algorithm): Promise<UploadSession> {
     const id = randomUUID();
-    const dir = this.paths.upload(id);
-    await this.disk.mkdirp(dir);
-    const path = join(dir, "data");
+    // One file per session, straight in the uploads directory: no directory to make and
+    // remove per blob (each costs file-system metadata writes on the card).
+    const path = this.paths.upload(id);
     const file = await this.disk.openAppend(path);
     await file.close();
     const now = Date.now();
@@ -93,6 +99,11 @@ export class Uploads {
   /** Sessions in flight. */
   count(): number {
     return this.sessions.size;
+  }
+
+  /** Every session in flight (for garbage collection of idle ones and quota accounting). */
+  list(): (UploadSession & { readonly busy: boolean })[] {
+    return [...this.sessions.values()];
   }
 
   /**
@@ -131,8 +142,10 @@ export class Uploads {
         flushing = file.sync().finally(() => (flushing = undefined));
       }
     };
+    const announced = opts.range ? opts.range.end - opts.range.start + 1 : opts.length;
     try {
-      const written = body ? await this.pump(session, body, write) : 0;
+      if (announced !== undefined && announced > 0) await this.options.admit?.(repo, announced);
+      const written = body ? await this.pump(session, body, write, announced === undefined) : 0;
       await flushing;
       const expected = opts.range ? opts.range.end - opts.range.start + 1 : opts.length;
       if (expected !== undefined && written !== expected) {
@@ -194,12 +207,11 @@ export class Uploads {
    * sessions, for publishing with the same ordered links as a blob. Returns its path and a
    * function that removes it.
    */
-  async stage(bytes: Uint8Array): Promise<{ path: string; discard: () => Promise<void> }> {
-    const dir = this.paths.upload(`stage-${randomUUID()}`);
-    await this.disk.mkdirp(dir);
-    const discard = () => this.disk.removeTree(dir);
+  async stage(bytes: Uint8Array, repo?: string): Promise<{ path: string; discard: () => Promise<void> }> {
+    if (repo !== undefined) await this.options.admit?.(repo, bytes.byteLength);
+    const path = this.paths.upload(`stage-${randomUUID()}`);
+    const discard = () => this.disk.unlink(path);
     try {
-      const path = join(dir, "data");
       const file = await this.disk.openAppend(path);
       try {
         await file.write([bytes]);
@@ -235,11 +247,17 @@ export class Uploads {
   }
 
   private dataPath(id: string): string {
-    return join(this.paths.upload(id), "data");
+    return this.paths.upload(id);
   }
 
   /** Streams `body` through the hasher into the file; returns the bytes received. */
-  private async pump(session: Session, body: ReadableStream<Uint8Array>, write: (chunks: Uint8Array[]) => Promise<void>): Promise<number> {
+  private async pump(
+    session: Session,
+    body: ReadableStream<Uint8Array>,
+    write: (chunks: Uint8Array[]) => Promise<void>,
+    admitBatches: boolean,
+  ): Promise<number> {
+    const admit = admitBatches ? this.options.admit : undefined;
     const limit = this.options.maxBlobBytes;
     const reader = body.getReader();
     let batch: Uint8Array[] = [];
@@ -263,12 +281,16 @@ export class Uploads {
         batch.push(chunk);
         batchBytes += chunk.byteLength;
         if (batchBytes >= WRITE_BATCH) {
+          await admit?.(session.repo, batchBytes);
           await write(batch);
           batch = [];
           batchBytes = 0;
         }
       }
-      if (batch.length > 0) await write(batch);
+      if (batch.length > 0) {
+        await admit?.(session.repo, batchBytes);
+        await write(batch);
+      }
     } finally {
       reader.releaseLock();
     }

@@ -112,6 +112,22 @@ export class SyncService {
     };
   }
 
+  /**
+   * True when local repository `repo` is filled from an upstream: its content can be fetched
+   * again, so quota eviction may remove it (issue 3's evictor asks).
+   */
+  serves(repo: string): boolean {
+    return this.upstreams.some((u) => {
+      const name = u.filters.toUpstream(repo);
+      return name !== undefined && u.filters.repo(name);
+    });
+  }
+
+  /** True when `repo:tag` is pinned (always mirrored, never evicted). */
+  pinned(repo: string, tag: string): boolean {
+    return this.state.isPinned(repo, tag);
+  }
+
   /** Stops probes and writes what is pending. */
   close(): void {
     for (const u of this.upstreams) u.client.breaker.close();

@@ -70,6 +70,20 @@ test("/metrics reflects requests, bytes, storage per repository and dedupe savin
   expect(page).toContain('berth_build_info{version="0.1.0-dev",board="none"} 1');
 });
 
+test("/metrics carries the background work: GC, scrub and quarantine, scheduler and IO budget", async () => {
+  await using daemon = await startDaemon({ storage: "[scheduler]\njitter_ms = 0" });
+  const gc = await fetch(`${daemon.url}/api/v1/storage/gc`, { method: "POST" });
+  expect(gc.status).toBe(200);
+  const text = await (await fetch(`${daemon.url}/metrics`)).text();
+  const value = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(text)?.[1]);
+  expect(value("berth_gc_passes_total")).toBe(1);
+  expect(value("berth_scrub_mismatches_total")).toBe(0);
+  expect(value("berth_quarantined_blobs")).toBe(0);
+  expect(value("berth_scheduler_running_tasks")).toBe(0);
+  expect(text).toContain('berth_io_foreground_bytes_total{kind="read"}');
+  expect(text).not.toContain("berth_sync_upstream_up"); // no [[sync.registries]]: no sync families
+});
+
 test("metrics.enabled = false: no /metrics page (and no counting)", async () => {
   await using daemon = await startDaemon({ storage: "[metrics]\nenabled = false" });
   const res = await fetch(`${daemon.url}/metrics`);

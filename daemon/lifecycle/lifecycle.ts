@@ -1,0 +1,196 @@
+/**
+ * The storage lifecycle of one running registry, composed: usage statistics, touch marks,
+ * garbage collection, scrubbing, retention, quota with eviction, write accounting, and the
+ * background tasks that run them. main.ts builds it in two steps, because the registry
+ * needs the hooks and the collectors need the registry:
+ *
+ *   const lc = new Lifecycle(store, db, log, options);      // hooks, admission
+ *   const registry = new Registry(store, meta, { ..., hooks: lc.hooks }, log);
+ *   lc.attach(registry, meta); lc.start(scheduler.every);  // tasks on the scheduler
+ *   ...; await lc.close();                                  // flushes statistics
+ */
+import type { Logger } from "../log";
+import type { Meta } from "../meta/meta";
+import { UsageStats } from "../meta/usage";
+import type { DiskCounters } from "../platform/countingdisk";
+import { readProcIo } from "../platform/procio";
+import type { SqlDatabase } from "../platform/sqlite";
+import type { RegistryHooks } from "../registry/hooks";
+import type { Registry } from "../registry/registry";
+import type { Store } from "../storage/store";
+import { Evictor } from "./evict";
+import { type Excluded, GarbageCollector, type GcOptions, type GcReport } from "./gc";
+import { PinPatterns, RepoPatterns } from "./patterns";
+import { Quota, type QuotaOptions } from "./quota";
+import { Retention, type RetentionPolicy, type RetentionReport } from "./retention";
+import type { Task } from "../scheduler/task";
+import { Scrubber, type ScrubReport } from "./scrub";
+import { Touches } from "./touches";
+
+/** Everything the lifecycle is configured with (times in milliseconds). */
+export interface LifecycleOptions {
+  gc: Omit<GcOptions, "maxManifestBytes"> & { intervalMs: number };
+  scrubIntervalMs: number;
+  retention: { intervalMs: number; dryRun: boolean; policies: RetentionPolicy[] };
+  quota: QuotaOptions & { evictable: string[]; pinned: string[] };
+  statsFlushMs: number;
+  maxManifestBytes: number;
+}
+
+/** The parts that need the registry, made by {@link Lifecycle.attach}. */
+interface Attached {
+  gc: GarbageCollector;
+  retention: Retention;
+  scrubber: Scrubber;
+  evictor: Evictor;
+}
+
+/** The storage lifecycle of one store. */
+export class Lifecycle {
+  readonly touches: Touches;
+  readonly usage: UsageStats;
+  readonly quota: Quota;
+  private parts: Attached | undefined;
+  private lastGc: GcReport | undefined;
+  private lastRetention: RetentionReport | undefined;
+  private gcPasses = 0;
+
+  constructor(
+    private readonly store: Store,
+    db: SqlDatabase,
+    private readonly log: Logger,
+    private readonly options: LifecycleOptions,
+    private readonly diskCounters?: DiskCounters,
+  ) {
+    this.touches = new Touches(options.gc.graceMs);
+    this.usage = new UsageStats(db);
+    this.quota = new Quota(store, options.quota, log);
+  }
+
+  /** Hooks for the registry: statistics and touch marks, all in memory. */
+  readonly hooks: RegistryHooks = {
+    pulled: (repo, reference, digest) => this.usage.pulled(repo, reference, digest),
+    pushed: (repo, digest, tags) => this.usage.pushed(repo, digest, tags),
+    touched: (repo, digest) => this.touches.touch(repo, digest),
+  };
+
+  /** Admission of upload bytes (quota, prefix quotas, free-space floor, eviction). */
+  admit(repo: string, bytes: number): Promise<void> {
+    return this.quota.admit(repo, bytes);
+  }
+
+  /** Builds the collectors over the registry. */
+  attach(registry: Registry, meta: Meta): void {
+    const o = this.options;
+    const gc = new GarbageCollector(
+      { store: this.store, registry, meta, touches: this.touches, usage: this.usage, log: this.log },
+      { ...o.gc, maxManifestBytes: o.maxManifestBytes },
+    );
+    const retention = new Retention(this.store, registry, this.usage, o.retention.policies, o.maxManifestBytes, this.log);
+    const evictor = new Evictor(
+      { store: this.store, registry, gc, usage: this.usage, log: this.log },
+      new RepoPatterns(o.quota.evictable),
+      new PinPatterns(o.quota.pinned),
+      o.maxManifestBytes,
+    );
+    this.quota.setEvictor((shortfall) => evictor.evictOne(shortfall));
+    this.parts = { gc, retention, scrubber: new Scrubber(this.store, this.log), evictor };
+  }
+
+  private get attached(): Attached {
+    if (!this.parts) throw new Error("Lifecycle.attach() has not been called");
+    return this.parts;
+  }
+
+  /** The evictor: sync marks repositories evictable through it. */
+  get evictor(): Evictor {
+    return this.attached.evictor;
+  }
+
+  /** The scrubber (counters and quarantine list). */
+  get scrubber(): Scrubber {
+    return this.attached.scrubber;
+  }
+
+  /** One garbage-collection pass; logs what it removed (and nothing when nothing was). */
+  async gc(opts: { dryRun?: boolean; signal?: AbortSignal; excluded?: Excluded } = {}): Promise<GcReport> {
+    const report = await this.attached.gc.run(opts);
+    if (!report.dryRun) {
+      this.lastGc = report;
+      this.gcPasses++;
+    }
+    const removed = report.manifests.length + report.blobs.length + report.pool.length + report.uploads.length + report.emptyRepositories.length;
+    if (removed > 0 && !report.dryRun) {
+      this.log.info("gc: pass done", {
+        manifests: report.manifests.length,
+        blobs: report.blobs.length,
+        pool: report.pool.length,
+        uploads: report.uploads.length,
+        emptyRepositories: report.emptyRepositories,
+        bytesFreed: report.bytesFreed,
+        durationMs: report.durationMs,
+      });
+    }
+    return report;
+  }
+
+  /** One retention pass (dry when configured so, or asked). */
+  async retention(opts: { dryRun?: boolean; signal?: AbortSignal } = {}): Promise<RetentionReport> {
+    const dryRun = opts.dryRun ?? this.options.retention.dryRun;
+    const report = await this.attached.retention.run({ dryRun, signal: opts.signal });
+    if (dryRun && (report.tags.length > 0 || report.manifests.length > 0)) this.log.info("retention (dry run) would delete", { tags: report.tags, manifests: report.manifests });
+    if (!dryRun) this.lastRetention = report;
+    return report;
+  }
+
+  /** One scrub. */
+  scrub(signal?: AbortSignal): Promise<ScrubReport> {
+    return this.attached.scrubber.run(signal);
+  }
+
+  /**
+   * The background tasks for the scheduler, each with its interval (0 = not periodic). GC
+   * and scrub are heavy: the scheduler starts them only inside maintenance windows.
+   */
+  get tasks(): { task: Task; intervalMs: number }[] {
+    const o = this.options;
+    return [
+      { task: { name: "gc", heavy: true, priority: 1, run: async (ctx) => void (await this.gc({ signal: ctx.signal })) }, intervalMs: o.gc.intervalMs },
+      { task: { name: "scrub", heavy: true, priority: 0, run: async (ctx) => void (await this.scrub(ctx.signal)) }, intervalMs: o.scrubIntervalMs },
+      { task: { name: "retention", heavy: false, priority: 2, run: async (ctx) => void (await this.retention({ signal: ctx.signal })) }, intervalMs: this.attached.retention.active ? o.retention.intervalMs : 0 },
+    ];
+  }
+
+  /** Starts the statistics flusher and hands the periodic tasks to `every` (the scheduler's). */
+  start(every: (intervalMs: number, make: () => Task) => void): void {
+    this.usage.startFlushing(this.options.statsFlushMs, (err) => this.log.error("usage statistics flush failed", { error: err }));
+    for (const { task, intervalMs } of this.tasks) if (intervalMs > 0) every(intervalMs, () => task);
+  }
+
+  /** Flushes the statistics (the scheduler that runs the tasks is stopped by its owner). */
+  async close(): Promise<void> {
+    this.usage.stopFlushing();
+    this.usage.flush();
+  }
+
+  /** Figures for the admin API and the metrics endpoint (a plain object). */
+  stats(): Record<string, unknown> {
+    const out: Record<string, unknown> = {
+      writes: { berth: this.diskCounters ? { ...this.diskCounters } : undefined, process: readProcIo() },
+      usage: this.usage.figures(),
+      gcPasses: this.gcPasses,
+      touches: this.touches.size(),
+      quota: this.quota.active ? this.quota.figures() : { active: false },
+      scrub: this.parts ? { ...this.parts.scrubber.counters } : undefined,
+      quarantined: this.parts ? this.parts.scrubber.quarantine().length : undefined,
+      evictions: this.parts ? this.parts.evictor.history.slice(-20) : [],
+    };
+    if (this.lastGc) out.lastGc = summary(this.lastGc);
+    if (this.lastRetention) out.lastRetention = { tags: this.lastRetention.tags.length, manifests: this.lastRetention.manifests.length };
+    return out;
+  }
+}
+
+function summary(r: GcReport): Record<string, unknown> {
+  return { manifests: r.manifests.length, blobs: r.blobs.length, pool: r.pool.length, uploads: r.uploads.length, emptyRepositories: r.emptyRepositories.length, bytesFreed: r.bytesFreed, durationMs: r.durationMs };
+}

@@ -1,0 +1,62 @@
+/**
+ * `berth gc` and `berth scrub`: one pass over a storage root without serving it. Run them
+ * while the daemon is stopped (the daemon runs the same passes online by itself). `gc`
+ * applies the retention policies first, then collects garbage; with `--dry-run` nothing is
+ * changed (not even start-up recovery runs) and the output lists what a real pass removes.
+ */
+import type { Config } from "../config/schema";
+import type { Logger } from "../log";
+import { Meta } from "../meta/meta";
+import { realDisk } from "../platform/disk";
+import { openDatabase } from "../platform/sqlite";
+import { Registry } from "../registry/registry";
+import { Store } from "../storage/store";
+import type { Excluded } from "./gc";
+import { Lifecycle } from "./lifecycle";
+import { lifecycleOptions } from "./options";
+
+/** Runs `gc` or `scrub` once over the configured root; prints to `out`; returns the exit code. */
+export async function runOffline(config: Config, command: "gc" | "scrub", dryRun: boolean, log: Logger, out: (line: string) => void): Promise<number> {
+  const store = new Store(realDisk, {
+    root: config.storage.root,
+    dedupe: config.storage.dedupe,
+    maxBlobBytes: config.storage.max_blob_bytes,
+    manifestCacheBytes: config.storage.manifest_cache_bytes,
+  }, log);
+  if (!realDisk.stat(store.paths.root)?.isDirectory) {
+    out(`${config.storage.root}: no such storage root`);
+    return 1;
+  }
+  const repositories = dryRun ? await store.repositories() : (await store.recover()).repositories;
+  const db = openDatabase(dryRun ? ":memory:" : store.paths.metaDb);
+  try {
+    const meta = new Meta(db);
+    const options = lifecycleOptions(config);
+    const lc = new Lifecycle(store, db, log, options);
+    const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes, hooks: lc.hooks }, log);
+    await registry.reconcileAll(repositories);
+    lc.attach(registry, meta);
+    const verb = dryRun ? "would remove" : "removed";
+    if (command === "scrub") {
+      const r = await lc.scrub();
+      for (const q of r.quarantined) out(`quarantined ${q.digest} (bytes hash to ${q.actual}) from ${q.repositories.join(", ") || "the pool"} -> ${q.file}`);
+      out(`scrub: ${r.blobsChecked} blobs, ${r.bytesChecked} bytes checked, ${r.quarantined.length} quarantined`);
+      return r.quarantined.length > 0 ? 3 : 0;
+    }
+    const retention = await lc.retention({ dryRun: dryRun || options.retention.dryRun });
+    for (const t of retention.tags) out(`${verb} tag ${t.repo}:${t.tag} (${t.digest}) [retention]`);
+    for (const m of retention.manifests) out(`${verb} manifest ${m.repo}@${m.digest} [retention]`);
+    const excluded = new Map<string, Set<string>>();
+    if (retention.dryRun) for (const m of retention.manifests) (excluded.get(m.repo) ?? excluded.set(m.repo, new Set()).get(m.repo)!).add(m.digest);
+    const gc = await lc.gc({ dryRun, excluded: excluded as Excluded });
+    for (const m of gc.manifests) out(`${verb} manifest ${m.repo}@${m.digest} [gc]`);
+    for (const b of gc.blobs) out(`${verb} blob ${b.repo}@${b.digest} (${b.size} bytes)`);
+    for (const p of gc.pool) out(`${verb} pool entry ${p.digest} (${p.size} bytes)`);
+    for (const r of gc.emptyRepositories) out(`${verb} empty repository ${r}`);
+    if (gc.skipped.length > 0) out(`skipped (a manifest cannot be read): ${gc.skipped.join(", ")}`);
+    out(`gc${dryRun ? " (dry run)" : ""}: ${gc.repositories} repositories, ${gc.manifests.length + retention.manifests.length} manifests, ${gc.blobs.length} blobs, ${gc.pool.length} pool entries, ${gc.bytesFreed} bytes ${dryRun ? "to free" : "freed"}`);
+    return 0;
+  } finally {
+    db.close();
+  }
+}

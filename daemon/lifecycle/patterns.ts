@@ -1,0 +1,47 @@
+/**
+ * Glob patterns for repositories and `repo:tag` pins, as written in the configuration:
+ * `*` matches within one path component (no `/`), `**` matches across components, `?`
+ * one character. A pin without `:` covers every tag of the repositories it matches.
+ */
+
+/** Compiles a glob into an anchored regular expression. */
+export function globToRegExp(glob: string): RegExp {
+  let out = "";
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i]!;
+    if (c === "*" && glob[i + 1] === "*") {
+      out += ".*";
+      i++;
+    } else if (c === "*") out += "[^/]*";
+    else if (c === "?") out += "[^/]";
+    else out += c.replace(/[.+^${}()|[\]\\]/g, "\\$&");
+  }
+  return new RegExp(`^${out}$`);
+}
+
+/** A set of repository globs; empty matches nothing. */
+export class RepoPatterns {
+  private readonly res: RegExp[];
+  constructor(readonly globs: readonly string[]) {
+    this.res = globs.map(globToRegExp);
+  }
+  /** True when any glob matches `repo`. */
+  matches(repo: string): boolean {
+    return this.res.some((re) => re.test(repo));
+  }
+}
+
+/** Pins: `repo-glob` (every tag) or `repo-glob:tag-glob`. */
+export class PinPatterns {
+  private readonly pins: { repo: RegExp; tag?: RegExp }[];
+  constructor(globs: readonly string[]) {
+    this.pins = globs.map((g) => {
+      const colon = g.lastIndexOf(":");
+      return colon < 0 ? { repo: globToRegExp(g) } : { repo: globToRegExp(g.slice(0, colon)), tag: globToRegExp(g.slice(colon + 1)) };
+    });
+  }
+  /** True when `tag` of `repo` is pinned (an untagged manifest is pinned only by a bare repo pin). */
+  pinned(repo: string, tag: string | undefined): boolean {
+    return this.pins.some((p) => p.repo.test(repo) && (p.tag === undefined || (tag !== undefined && p.tag.test(tag))));
+  }
+}

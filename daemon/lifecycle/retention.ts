@@ -1,0 +1,151 @@
+/**
+ * Retention policies per repository pattern. For a repository, the first policy whose
+ * `repositories` globs match it applies:
+ *
+ * - a tag is kept when any rule keeps it: it is among the `keepLast` tags most recently
+ *   pushed or pulled, it matches one of `keepTags` (regular expressions, anchored), or it
+ *   was pushed or pulled within `keepWithinMs`; a policy with none of these rules keeps
+ *   every tag;
+ * - every other tag is deleted, and with it each manifest that no kept tag still reaches
+ *   (as itself, an index child or a referrer of a reached manifest);
+ * - with `untaggedAfterMs`, untagged manifests that no tag reaches and that are older than
+ *   that are deleted too.
+ *
+ * Push and pull times come from the usage statistics (in memory, flushed in batches); a
+ * manifest never seen there counts as pushed when its blob file was last changed. Deletion
+ * goes through the registry (the same path as DELETE by tag / by digest); blobs are left to
+ * garbage collection. With `dryRun` nothing is deleted and the plan is returned.
+ */
+import type { Logger } from "../log";
+import type { UsageStats } from "../meta/usage";
+import { parseDigest } from "../oci/digest";
+import type { Registry } from "../registry/registry";
+import type { Store } from "../storage/store";
+import { type RepoGraph, closure, parentsFirst, readGraph } from "./graph";
+import { RepoPatterns } from "./patterns";
+
+/** One policy, as configured. */
+export interface RetentionPolicy {
+  repositories: readonly string[];
+  keepLast: number;
+  keepTags: readonly string[];
+  keepWithinMs: number;
+  untaggedAfterMs: number;
+}
+
+/** What a retention pass deletes (or would delete). */
+export interface RetentionReport {
+  dryRun: boolean;
+  tags: { repo: string; tag: string; digest: string }[];
+  manifests: { repo: string; digest: string }[];
+}
+
+interface Compiled {
+  repos: RepoPatterns;
+  keepTags: RegExp[];
+  policy: RetentionPolicy;
+}
+
+/** Applies retention policies. */
+export class Retention {
+  private readonly policies: Compiled[];
+
+  constructor(
+    private readonly store: Store,
+    private readonly registry: Registry,
+    private readonly usage: UsageStats | undefined,
+    policies: readonly RetentionPolicy[],
+    private readonly maxManifestBytes: number,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.policies = policies.map((p) => ({ repos: new RepoPatterns(p.repositories), keepTags: p.keepTags.map((t) => new RegExp(`^(?:${t})$`)), policy: p }));
+  }
+
+  /** True when at least one policy is configured. */
+  get active(): boolean {
+    return this.policies.length > 0;
+  }
+
+  /** One pass over every repository a policy matches. */
+  async run(opts: { dryRun?: boolean; signal?: AbortSignal } = {}): Promise<RetentionReport> {
+    const report: RetentionReport = { dryRun: opts.dryRun ?? false, tags: [], manifests: [] };
+    if (!this.active) return report;
+    for (const repo of await this.store.repositories()) {
+      if (opts.signal?.aborted) break;
+      const compiled = this.policies.find((p) => p.repos.matches(repo));
+      if (!compiled) continue;
+      const graph = await readGraph(this.store, repo, this.maxManifestBytes);
+      if (!graph) continue;
+      const plan = this.plan(graph, compiled);
+      if (plan.tags.length === 0 && plan.manifests.length === 0) continue;
+      if (report.dryRun) {
+        report.tags.push(...plan.tags.map((t) => ({ repo, ...t })));
+        report.manifests.push(...plan.manifests.map((digest) => ({ repo, digest })));
+        continue;
+      }
+      for (const t of plan.tags) {
+        try {
+          await this.registry.deleteManifest(repo, t.tag);
+          this.usage?.forget(repo, t.tag);
+          report.tags.push({ repo, ...t });
+        } catch (err) {
+          this.log.debug("retention: tag kept", { repo, tag: t.tag, error: (err as Error).message });
+        }
+      }
+      for (const digest of parentsFirst(graph, plan.manifests)) {
+        try {
+          await this.registry.deleteManifest(repo, digest);
+          this.usage?.forget(repo, digest);
+          report.manifests.push({ repo, digest });
+        } catch (err) {
+          this.log.debug("retention: manifest kept", { repo, digest, error: (err as Error).message });
+        }
+      }
+      this.log.info("retention applied", { repo, tags: plan.tags.map((t) => t.tag), manifests: plan.manifests.length });
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    return report;
+  }
+
+  /** Tags and manifests the policy removes from one repository. */
+  private plan(graph: RepoGraph, c: Compiled): { tags: { tag: string; digest: string }[]; manifests: string[] } {
+    const p = c.policy;
+    const now = this.now();
+    const tagged: { tag: string; digest: string; used: number }[] = [];
+    for (const node of graph.nodes.values()) {
+      for (const tag of node.tags) tagged.push({ tag, digest: node.digest, used: this.lastUsed(graph.repo, tag, node.digest) });
+    }
+    const hasTagRules = p.keepLast > 0 || c.keepTags.length > 0 || p.keepWithinMs > 0;
+    const keep = new Set<string>();
+    if (!hasTagRules) for (const t of tagged) keep.add(t.tag);
+    else {
+      [...tagged].sort((a, b) => b.used - a.used || (a.tag < b.tag ? -1 : 1)).slice(0, p.keepLast).forEach((t) => keep.add(t.tag));
+      for (const t of tagged) {
+        if (c.keepTags.some((re) => re.test(t.tag))) keep.add(t.tag);
+        if (p.keepWithinMs > 0 && t.used >= now - p.keepWithinMs) keep.add(t.tag);
+      }
+    }
+    const deleted = tagged.filter((t) => !keep.has(t.tag));
+    const live = closure(graph, tagged.filter((t) => keep.has(t.tag)).map((t) => t.digest), true);
+    const fromDeleted = closure(graph, deleted.map((t) => t.digest), true);
+    const manifests = new Set<string>();
+    for (const node of graph.nodes.values()) {
+      if (!node.listed || live.has(node.digest)) continue;
+      if (fromDeleted.has(node.digest)) manifests.add(node.digest);
+      else if (p.untaggedAfterMs > 0 && node.tags.length === 0 && this.lastUsed(graph.repo, node.digest, node.digest) < now - p.untaggedAfterMs) {
+        manifests.add(node.digest);
+      }
+    }
+    return { tags: deleted.map(({ tag, digest }) => ({ tag, digest })), manifests: [...manifests] };
+  }
+
+  /** Latest push or pull of a reference; a manifest unknown to the statistics counts from its file's last change. */
+  private lastUsed(repo: string, ref: string, digest: string): number {
+    const known = this.usage?.lastUsed(repo, ref, digest);
+    if (known !== undefined) return known;
+    const d = parseDigest(digest);
+    const info = d && this.store.blobs.stat(repo, d);
+    return info ? info.mtimeMs : 0;
+  }
+}

@@ -1,0 +1,17 @@
+/**
+ * Observers the registry tells about what clients do, so background work can decide
+ * without the registry writing anything extra: pull statistics (kept in memory, flushed in
+ * batches), push times, and "recently touched" marks that protect blobs from garbage
+ * collection while a push is assembling its manifest. Every hook is synchronous and cheap;
+ * none may throw or write to disk on the request's path.
+ */
+
+/** What the registry reports; every member is optional. */
+export interface RegistryHooks {
+  /** A manifest was served (GET or HEAD) by `reference` (a tag or a digest); `digest` is what it resolved to. */
+  pulled?(repo: string, reference: string, digest: string): void;
+  /** A manifest was stored in `repo` under `tags` (empty when pushed by digest only). */
+  pushed?(repo: string, digest: string, tags: readonly string[]): void;
+  /** A client looked at, uploaded or mounted blob `digest` of `repo` (it may be referenced soon). */
+  touched?(repo: string, digest: string): void;
+}

@@ -1,0 +1,272 @@
+/**
+ * A power-cut simulator behind the storage engine's Disk interface: an in-memory file
+ * system that keeps two states of everything — what the engine currently sees, and what
+ * would survive a power loss — and can "cut the power" after the Nth mutating operation.
+ *
+ * The durability model is deliberately conservative (stricter than ext4 data=ordered):
+ * - file data written is durable only after `sync()` of that file (a later write or
+ *   truncate is lost again until the next sync);
+ * - a directory entry change (create, link, rename, unlink, mkdir, removal) is durable only
+ *   after `syncDir()` of that directory; a directory that is itself not durably linked in
+ *   its parent takes everything under it down with it.
+ * After the cut every operation fails with EIO (reads keep working on the current state,
+ * as a dying machine's page cache would). `survivors()` builds a fresh simulator holding
+ * exactly what was durable: the disk a rebooted machine finds.
+ */
+import { basename, dirname } from "node:path";
+import { type AppendFile, type Disk, type FileInfo, TEMP_PREFIX } from "../../daemon/platform/disk";
+
+interface Inode {
+  id: number;
+  dir: boolean;
+  data: Uint8Array;
+  synced: Uint8Array;
+  entries: Map<string, number>;
+  syncedEntries: Map<string, number>;
+  mtimeMs: number;
+  ctimeMs: number;
+}
+
+function fsError(code: string, path: string): Error {
+  return Object.assign(new Error(`${code}: ${path}`), { code });
+}
+
+/** Counts of what the simulator did. */
+export interface SimCounts {
+  ops: number;
+  fileSyncs: number;
+  dirSyncs: number;
+}
+
+/** The simulated disk. */
+export class SimDisk implements Disk {
+  private readonly inodes = new Map<number, Inode>();
+  private nextId = 1;
+  private tmp = 0;
+  readonly counts: SimCounts = { ops: 0, fileSyncs: 0, dirSyncs: 0 };
+  /** The operation number at which the power goes (undefined: never). */
+  cutAt: number | undefined;
+  dead = false;
+
+  constructor() {
+    this.newInode(true); // root "/", id 1, durable by definition
+  }
+
+  private newInode(dir: boolean, data = new Uint8Array(0)): Inode {
+    const now = Date.now();
+    const inode: Inode = { id: this.nextId++, dir, data, synced: new Uint8Array(0), entries: new Map(), syncedEntries: new Map(), mtimeMs: now, ctimeMs: now };
+    this.inodes.set(inode.id, inode);
+    return inode;
+  }
+
+  /** Operations done, when tracing (for debugging a failed invariant). */
+  trace: string[] | undefined;
+
+  /** Counts one mutating operation; throws EIO once the power is cut. */
+  private step(path: string, what = ""): void {
+    if (this.dead) throw fsError("EIO", path);
+    this.counts.ops++;
+    this.trace?.push(`${this.counts.ops} ${what} ${path}`);
+    if (this.cutAt !== undefined && this.counts.ops >= this.cutAt) {
+      this.dead = true;
+      throw fsError("EIO", path);
+    }
+  }
+
+  private lookup(path: string): Inode | undefined {
+    let node = this.inodes.get(1)!;
+    for (const part of path.split("/").filter(Boolean)) {
+      if (!node.dir) return undefined;
+      const id = node.entries.get(part);
+      if (id === undefined) return undefined;
+      node = this.inodes.get(id)!;
+    }
+    return node;
+  }
+
+  private parent(path: string): Inode {
+    const p = this.lookup(dirname(path));
+    if (!p?.dir) throw fsError("ENOENT", path);
+    return p;
+  }
+
+  private nlink(id: number): number {
+    let n = 0;
+    for (const inode of this.inodes.values()) if (inode.dir) for (const v of inode.entries.values()) if (v === id) n++;
+    return n;
+  }
+
+  stat(path: string): FileInfo | undefined {
+    const n = this.lookup(path);
+    if (!n) return undefined;
+    return { size: n.data.byteLength, mtimeMs: n.mtimeMs, ctimeMs: n.ctimeMs, ino: n.id, nlink: n.dir ? 2 : this.nlink(n.id), isFile: !n.dir, isDirectory: n.dir };
+  }
+
+  async readFile(path: string): Promise<Uint8Array> {
+    const n = this.lookup(path);
+    if (!n || n.dir) throw fsError("ENOENT", path);
+    return n.data.slice();
+  }
+
+  readdir(path: string): string[] {
+    const n = this.lookup(path);
+    return n?.dir ? [...n.entries.keys()] : [];
+  }
+
+  async mkdirp(path: string): Promise<void> {
+    let node = this.inodes.get(1)!;
+    for (const part of path.split("/").filter(Boolean)) {
+      const id = node.entries.get(part);
+      if (id !== undefined) {
+        node = this.inodes.get(id)!;
+        if (!node.dir) throw fsError("ENOTDIR", path);
+        continue;
+      }
+      const child = this.newInode(true);
+      this.step(path, `mkdir(${child.id})`);
+      node.entries.set(part, child.id);
+      node = child;
+    }
+  }
+
+  async openAppend(path: string): Promise<AppendFile> {
+    let file = this.lookup(path);
+    if (!file) {
+      const p = this.parent(path);
+      this.step(path);
+      file = this.newInode(false);
+      p.entries.set(basename(path), file.id);
+    }
+    const f = file;
+    const disk = this;
+    return {
+      async write(chunks) {
+        disk.step(path);
+        const total = chunks.reduce((s, c) => s + c.byteLength, 0);
+        const out = new Uint8Array(f.data.byteLength + total);
+        out.set(f.data);
+        let at = f.data.byteLength;
+        for (const c of chunks) {
+          out.set(c, at);
+          at += c.byteLength;
+        }
+        f.data = out;
+        f.mtimeMs = f.ctimeMs = Date.now();
+      },
+      async truncate(size) {
+        disk.step(path);
+        f.data = f.data.slice(0, size);
+      },
+      async sync() {
+        disk.step(path);
+        disk.counts.fileSyncs++;
+        f.synced = f.data.slice();
+      },
+      async close() {},
+    };
+  }
+
+  async link(src: string, dst: string): Promise<boolean> {
+    const s = this.lookup(src);
+    if (!s || s.dir) throw fsError("ENOENT", src);
+    const p = this.parent(dst);
+    if (p.entries.has(basename(dst))) return false;
+    this.step(dst);
+    p.entries.set(basename(dst), s.id);
+    s.ctimeMs = Date.now();
+    return true;
+  }
+
+  async copy(src: string, dst: string): Promise<boolean> {
+    const s = this.lookup(src);
+    if (!s || s.dir) throw fsError("ENOENT", src);
+    const p = this.parent(dst);
+    if (p.entries.has(basename(dst))) return false;
+    this.step(dst);
+    const c = this.newInode(false, s.data.slice());
+    c.synced = s.data.slice();
+    p.entries.set(basename(dst), c.id);
+    return true;
+  }
+
+  async rename(src: string, dst: string): Promise<void> {
+    const sp = this.parent(src);
+    const id = sp.entries.get(basename(src));
+    if (id === undefined) throw fsError("ENOENT", src);
+    const dp = this.parent(dst);
+    this.step(dst);
+    sp.entries.delete(basename(src));
+    dp.entries.set(basename(dst), id);
+  }
+
+  async unlink(path: string): Promise<void> {
+    const p = this.lookup(dirname(path));
+    if (!p?.dir || !p.entries.has(basename(path))) return;
+    this.step(path);
+    const id = p.entries.get(basename(path))!;
+    p.entries.delete(basename(path));
+    const n = this.inodes.get(id);
+    if (n) n.ctimeMs = Date.now();
+  }
+
+  async removeTree(path: string): Promise<void> {
+    const p = this.lookup(dirname(path));
+    if (!p?.dir || !p.entries.has(basename(path))) return;
+    this.step(path);
+    p.entries.delete(basename(path));
+  }
+
+  async syncDir(path: string): Promise<void> {
+    const n = this.lookup(path);
+    if (!n?.dir) throw fsError("ENOENT", path);
+    this.step(path, `syncDir(${n.id})`);
+    this.counts.dirSyncs++;
+    n.syncedEntries = new Map(n.entries);
+  }
+
+  async writeAtomic(path: string, bytes: Uint8Array | string): Promise<void> {
+    const tmp = `${dirname(path)}/${TEMP_PREFIX}sim-${++this.tmp}`;
+    const f = await this.openAppend(tmp);
+    await f.write([typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes]);
+    await f.sync();
+    await this.rename(tmp, path);
+    await this.syncDir(dirname(path));
+  }
+
+  /** Creates `path` and makes it durable at once (a mount point that exists before the test). */
+  async mountPoint(path: string): Promise<void> {
+    await this.mkdirp(path);
+    const parts = path.split("/").filter(Boolean);
+    for (let i = 0; i <= parts.length; i++) await this.syncDir(`/${parts.slice(0, i).join("/")}`);
+  }
+
+  /** The disk after a power loss: only what was durable, reachable from the root. */
+  survivors(): SimDisk {
+    const next = new SimDisk();
+    next.inodes.clear();
+    const copy = (id: number): void => {
+      if (next.inodes.has(id)) return;
+      const old = this.inodes.get(id)!;
+      const entries = old.dir ? new Map(old.syncedEntries) : new Map<string, number>();
+      const inode: Inode = { id, dir: old.dir, data: old.synced.slice(), synced: old.synced.slice(), entries, syncedEntries: new Map(entries), mtimeMs: old.mtimeMs, ctimeMs: old.ctimeMs };
+      next.inodes.set(id, inode);
+      for (const child of entries.values()) copy(child);
+    };
+    copy(1);
+    next.nextId = this.nextId;
+    return next;
+  }
+
+  /** Every file path under `dir`, recursively. */
+  files(dir: string): string[] {
+    const out: string[] = [];
+    const walk = (path: string) => {
+      const n = this.lookup(path);
+      if (!n) return;
+      if (!n.dir) return void out.push(path);
+      for (const name of n.entries.keys()) walk(`${path}/${name}`);
+    };
+    walk(dir);
+    return out;
+  }
+}
