@@ -122,7 +122,11 @@ describe("GC racing pushes", () => {
       if (res.status !== 201) console.error(`push ${i}: ${res.status} ${await res.text()}`);
       return { repo, tag: `t${i}`, status: res.status, manifest, blobs: [config, own, shared] };
     };
-    const results = await Promise.all(Array.from({ length: 30 }, (_, i) => push(i)));
+    // Waves of 30 concurrent pushes until several GC passes have overlapped them (bounded).
+    const results: Awaited<ReturnType<typeof push>>[] = [];
+    for (let wave = 0; wave < 6 && (wave === 0 || passes <= 2); wave++) {
+      results.push(...(await Promise.all(Array.from({ length: 30 }, (_, i) => push(wave * 30 + i)))));
+    }
     stop = true;
     await gcLoop;
     const final = await r.lifecycle.gc();
