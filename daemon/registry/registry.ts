@@ -343,26 +343,28 @@ export class Registry {
     await this.store.layouts.ensure(repo);
     const desc: Descriptor = { mediaType: parsed.mediaType, digest, size: bytes.byteLength };
     const record: ManifestRecord = { digest, mediaType: parsed.mediaType, size: bytes.byteLength, parsed };
-    // Publishing the bytes and listing them in index.json is one step under the repository's
-    // lock: a concurrent DELETE of the same manifest cannot unlink what is being listed, and
-    // garbage collection (which sweeps a repository under the same lock) cannot remove a
-    // referenced blob between the re-check of the references below and the index.json write.
-    await this.store.layouts.transaction(repo, async (tx) => {
-      this.checkReferences(repo, parsed, opts.partialIndex === true);
-      try {
-        const staged = await this.store.uploads.stage(bytes, repo);
-        try {
-          await this.store.blobs.publish(repo, parseDigest(digest)!, staged.path);
-        } finally {
-          await staged.discard();
-        }
-      } catch (err) {
-        translate(err);
-      }
-      const index = await tx.write(withManifest((await tx.current()).doc.manifests, desc, tags));
-      this.meta.addManifest(repo, index.stamp, record);
-      this.indexed.set(repo, index.stamp);
-    });
+    // The bytes are published outside the repository's lock (fsyncs of concurrent pushes
+    // overlap); listing them is one step under the lock, which re-checks that the references
+    // and the manifest's own blob are still there: a concurrent DELETE of the same manifest,
+    // or a GC sweep (both take the lock), may have removed them in between. The staged copy
+    // is kept until then so the bytes can be published again.
+    const d = parseDigest(digest)!;
+    let staged: { path: string; discard: () => Promise<void> } | undefined;
+    try {
+      staged = await this.store.uploads.stage(bytes, repo);
+      await this.store.blobs.publish(repo, d, staged.path);
+      await this.store.layouts.transaction(repo, async (tx) => {
+        this.checkReferences(repo, parsed, opts.partialIndex === true);
+        if (!this.store.blobs.stat(repo, d)) await this.store.blobs.publish(repo, d, staged!.path);
+        const index = await tx.write(withManifest((await tx.current()).doc.manifests, desc, tags));
+        this.meta.addManifest(repo, index.stamp, record);
+        this.indexed.set(repo, index.stamp);
+      });
+    } catch (err) {
+      translate(err);
+    } finally {
+      await staged?.discard();
+    }
     this.store.manifests.set(digest, { bytes, mediaType: parsed.mediaType });
     this.options.hooks?.pushed?.(repo, digest, tags);
     const result: { digest: string; subject?: string; tags: string[] } = { digest, tags };
