@@ -111,6 +111,7 @@ export async function startDaemon(config: Config, log: Logger) {
     uploadsInFlight: store.uploads.count(),
     manifestCacheBytes: store.manifests.size(),
     rssBytes: process.memoryUsage.rss(),
+    memory: process.memoryUsage(),
     forcedCollections: governor.stats(),
   });
   const metrics = new MetricsRegistry();

@@ -26,7 +26,9 @@ export interface SqlDatabase {
 /** Opens (creating if needed) a database file in WAL mode. */
 export function openDatabase(path: string): SqlDatabase {
   const db = new Database(path, { create: true, strict: true });
-  db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;");
+  // A small page cache: the derived index is read rarely (referrers, catalog, GC), and on a
+  // board every MiB of resident memory counts.
+  db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA cache_size = -2048; PRAGMA mmap_size = 0;");
   return {
     exec: (sql) => db.exec(sql),
     prepare<Row>(sql: string): Statement<Row> {
