@@ -194,6 +194,22 @@ export async function startDaemon(config: Config, log: Logger) {
   };
 }
 
+/** Reads `--config FILE` (or `--config=FILE`) and, where `flags` allows, boolean flags; undefined on a bad argument (reported). */
+function parseArgs(rest: string[], flags: readonly string[] = []): { configPath?: string; flags: Set<string> } | undefined {
+  const out: { configPath?: string; flags: Set<string> } = { flags: new Set() };
+  for (let i = 0; i < rest.length; i++) {
+    const arg = rest[i]!;
+    if (arg === "--config" && rest[i + 1] !== undefined) out.configPath = rest[++i];
+    else if (arg.startsWith("--config=")) out.configPath = arg.slice(9);
+    else if (flags.includes(arg)) out.flags.add(arg);
+    else {
+      console.error(`unknown argument: ${arg}\n${USAGE}`);
+      return undefined;
+    }
+  }
+  return out;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === "version" || command === "--version") {
@@ -208,80 +224,37 @@ async function main(argv: string[]): Promise<number> {
       console.error(USAGE);
       return 2;
     }
-    try {
+    return withConfigErrors(async () => {
       loadConfig(rest[0]);
       console.log(`${rest[0]}: valid`);
       return 0;
-    } catch (err) {
-      if (err instanceof ConfigError) {
-        console.error(err.message);
-        return 1;
-      }
-      throw err;
-    }
+    });
   }
   if (command === "gc" || command === "scrub") {
-    let configPath: string | undefined;
-    let dryRun = false;
-    for (let i = 0; i < rest.length; i++) {
-      if (rest[i] === "--config" && rest[i + 1] !== undefined) configPath = rest[++i];
-      else if (rest[i]!.startsWith("--config=")) configPath = rest[i]!.slice(9);
-      else if (rest[i] === "--dry-run" && command === "gc") dryRun = true;
-      else {
-        console.error(`unknown argument: ${rest[i]}\n${USAGE}`);
-        return 2;
-      }
-    }
-    if (configPath === undefined) {
+    const args = parseArgs(rest, command === "gc" ? ["--dry-run"] : []);
+    if (!args) return 2;
+    if (args.configPath === undefined) {
       console.error(`${command} needs --config FILE\n${USAGE}`);
       return 2;
     }
-    let config: Config;
-    try {
-      config = loadConfig(configPath);
-    } catch (err) {
-      if (err instanceof ConfigError) {
-        console.error(err.message);
-        return 1;
-      }
-      throw err;
-    }
-    return runOffline(config, command, dryRun, createLogger(config.log.level === "info" ? "warn" : config.log.level, config.log.format), (line) => console.log(line));
+    const configPath = args.configPath;
+    return withConfigErrors(async () => {
+      const config = loadConfig(configPath);
+      const log = createLogger(config.log.level === "info" ? "warn" : config.log.level, config.log.format);
+      return runOffline(config, command, args.flags.has("--dry-run"), log, (line) => console.log(line));
+    });
   }
   if (command === "serve") {
-    let configPath: string | undefined;
-    for (let i = 0; i < rest.length; i++) {
-      if (rest[i] === "--config" && rest[i + 1] !== undefined) configPath = rest[++i];
-      else if (rest[i]!.startsWith("--config=")) configPath = rest[i]!.slice(9);
-      else {
-        console.error(`unknown argument: ${rest[i]}\n${USAGE}`);
-        return 2;
-      }
-    }
-    let config: Config;
-    try {
-      config = loadConfig(configPath);
-    } catch (err) {
-      if (err instanceof ConfigError) {
-        console.error(err.message);
-        return 1;
-      }
-      throw err;
-    }
-    const log = createLogger(config.log.level, config.log.format);
-    let daemon: Awaited<ReturnType<typeof startDaemon>>;
-    try {
-      daemon = await startDaemon(config, log);
-    } catch (err) {
-      if (err instanceof ConfigError) {
-        console.error(err.message);
-        return 1;
-      }
-      throw err;
-    }
-    await runService({ config, configPath, log, close: () => daemon.close() });
-    log.info("stopped");
-    return 0;
+    const args = parseArgs(rest);
+    if (!args) return 2;
+    return withConfigErrors(async () => {
+      const config = loadConfig(args.configPath);
+      const log = createLogger(config.log.level, config.log.format);
+      const daemon = await startDaemon(config, log);
+      await runService({ config, configPath: args.configPath, log, close: () => daemon.close() });
+      log.info("stopped");
+      return 0;
+    });
   }
   console.error(USAGE);
   return command === undefined || command === "help" || command === "--help" ? 0 : 2;

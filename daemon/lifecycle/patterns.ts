@@ -3,21 +3,7 @@
  * `*` matches within one path component (no `/`), `**` matches across components, `?`
  * one character. A pin without `:` covers every tag of the repositories it matches.
  */
-
-/** Compiles a glob into an anchored regular expression. */
-export function globToRegExp(glob: string): RegExp {
-  let out = "";
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
-    if (c === "*" && glob[i + 1] === "*") {
-      out += ".*";
-      i++;
-    } else if (c === "*") out += "[^/]*";
-    else if (c === "?") out += "[^/]";
-    else out += c.replace(/[.+^${}()|[\]\\]/g, "\\$&");
-  }
-  return new RegExp(`^${out}$`);
-}
+import { globToRegExp } from "../oci/glob";
 
 /** A set of repository globs; empty matches nothing. */
 export class RepoPatterns {

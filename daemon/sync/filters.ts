@@ -5,21 +5,7 @@
  */
 import type { SyncRegistryConfig } from "../config/sync";
 import { satisfies } from "../platform/semver";
-
-/** Compiles a repository glob: `*` matches within one path component, `**` across them. */
-export function globToRegExp(glob: string): RegExp {
-  let re = "";
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
-    if (c === "*" && glob[i + 1] === "*") {
-      re += ".*";
-      i++;
-    } else if (c === "*") re += "[^/]*";
-    else if (c === "?") re += "[^/]";
-    else re += c.replace(/[.+^${}()|[\]\\]/g, "\\$&");
-  }
-  return new RegExp(`^${re}$`);
-}
+import { globToRegExp } from "../oci/glob";
 
 /** A platform as "os/arch[/variant]". */
 export interface PlatformSpec {
