@@ -10,6 +10,7 @@ import { openapi } from "@elysiajs/openapi";
 import { Elysia, t } from "elysia";
 import swaggerCss from "swagger-ui-dist/swagger-ui.css" with { type: "file" };
 import swaggerJs from "swagger-ui-dist/swagger-ui-bundle.js" with { type: "file" };
+import { fileBody } from "../platform/serve";
 import { VERSION } from "../version";
 
 /** What the admin API reads. */
@@ -102,7 +103,7 @@ export function createAdminApp(deps: AdminDeps): (req: Request) => Response | Pr
     .get(`${DOCS_PATH}/assets/:file`, ({ params, status }) => {
       const asset = ASSETS[params.file];
       if (!asset) return status(404, "no such asset");
-      return new Response(Bun.file(asset.path), { headers: { "Content-Type": asset.type, "Cache-Control": "max-age=86400" } });
+      return new Response(fileBody(asset.path), { headers: { "Content-Type": asset.type, "Cache-Control": "max-age=86400" } });
     }, { detail: { hide: true } })
     .group("/api/v1", (api) =>
       api.get(
