@@ -71,10 +71,16 @@ export class BlobStore {
         await this.ensureDir(dirname(pool));
         // An orphaned pool entry may be removed by garbage collection between finding it
         // (EEXIST) and linking it: then the pool entry is made again from the upload.
+        // The pool directory is fsynced after the repository's: on a journaling file system
+        // the first fsync commits both new entries in one transaction and the second writes
+        // nothing, which saves a journal commit per blob. A repository link that outlives its
+        // pool entry after a power cut is still a complete blob (only dedupe bookkeeping is
+        // affected), so nothing acknowledged depends on the pool entry being durable first.
         for (let attempt = 0; ; attempt++) {
-          if (await this.disk.link(dataPath, pool)) await this.disk.syncDir(dirname(pool));
+          const poolCreated = await this.disk.link(dataPath, pool);
           try {
             await this.place(pool, target);
+            if (poolCreated) await this.disk.syncDir(dirname(pool));
             return;
           } catch (err) {
             if (attempt >= 3 || (err as NodeJS.ErrnoException).code !== "ENOENT" || this.disk.stat(pool)) throw err;
