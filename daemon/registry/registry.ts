@@ -167,7 +167,7 @@ export class Registry {
     if (mountable) {
       const digest = requireDigest(opts.mount!);
       this.options.hooks?.touched?.(repo, digest.value);
-      if (this.store.blobs.stat(repo, digest)) return { kind: "created", digest: digest.value };
+      if (await this.store.blobs.holdsDurably(repo, digest)) return { kind: "created", digest: digest.value };
       if (this.store.blobs.canMount(digest, opts.from)) {
         await this.store.layouts.ensure(repo);
         if (await this.store.blobs.mount(repo, digest, opts.from)) return { kind: "created", digest: digest.value };

@@ -64,7 +64,12 @@ export class BlobStore {
    */
   async publish(repo: string, digest: Digest, dataPath: string): Promise<void> {
     const target = this.path(repo, digest);
-    if (this.disk.stat(target)) return;
+    if (this.disk.stat(target)) {
+      // Linked already, perhaps by a concurrent push of the same blob that has not yet
+      // fsynced the directory: make the entry durable before this push is acknowledged.
+      await this.disk.syncDir(dirname(target));
+      return;
+    }
     if (this.options.dedupe && this.linksWork) {
       const pool = this.paths.poolBlob(digest.algorithm, digest.hex);
       try {
@@ -91,6 +96,18 @@ export class BlobStore {
       }
     }
     await this.place(dataPath, target);
+  }
+
+  /**
+   * True when `repo` holds `digest` durably: the directory entry is fsynced before answering,
+   * so a request acknowledged on the strength of it survives a power cut even if a concurrent
+   * push linked the blob a moment ago.
+   */
+  async holdsDurably(repo: string, digest: Digest): Promise<boolean> {
+    const target = this.path(repo, digest);
+    if (!this.disk.stat(target)?.isFile) return false;
+    await this.disk.syncDir(dirname(target));
+    return true;
   }
 
   /** True when {@link mount} has a source for `digest`: `from` holds it, or (no `from`) the pool does. */
