@@ -101,7 +101,9 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
       for (const line of logs.split("\n")) {
         if (!line.includes("response completed")) continue;
         const method = /http\.request\.method=(\w+)/.exec(line)?.[1];
-        const uri = /http\.request\.uri="([^"]+)"/.exec(line)?.[1];
+        // logrus quotes a value only when it holds characters such as ":"
+        const u = /http\.request\.uri=(?:"([^"]+)"|(\S+))/.exec(line);
+        const uri = u?.[1] ?? u?.[2];
         const status = /http\.response\.status=(\d+)/.exec(line)?.[1];
         if (method && uri && status) out.push({ method, uri, status: Number(status) });
       }
