@@ -14,6 +14,13 @@ export interface PlatformSpec {
   variant?: string;
 }
 
+/**
+ * The variant an index entry without one stands for (as containerd and the OCI image spec's
+ * platform matching read it): "linux/arm64" is arm64 v8, "linux/arm" is arm v7. So a filter
+ * "linux/arm64/v8" keeps the many images that publish arm64 without a variant.
+ */
+const DEFAULT_VARIANT: Record<string, string> = { arm64: "v8", arm: "v7" };
+
 /** The compiled filters of one registry. */
 export class Filters {
   private readonly repos: RegExp[];
@@ -58,12 +65,13 @@ export class Filters {
     return true;
   }
 
-  /** Does the configuration keep a child manifest of `platform` (from an index)? */
+  /** Does the configuration keep a child manifest of `platform` (from an index)? A missing variant is read as the architecture's default ({@link DEFAULT_VARIANT}). */
   platform(platform: Record<string, unknown> | undefined): boolean {
     if (this.platforms.length === 0) return true;
     if (!platform) return false;
+    const variant = typeof platform.variant === "string" && platform.variant !== "" ? platform.variant : DEFAULT_VARIANT[String(platform.architecture)];
     return this.platforms.some(
-      (p) => p.os === platform.os && p.architecture === platform.architecture && (p.variant === undefined || p.variant === platform.variant),
+      (p) => p.os === platform.os && p.architecture === platform.architecture && (p.variant === undefined || p.variant === variant),
     );
   }
 

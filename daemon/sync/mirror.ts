@@ -16,6 +16,16 @@ import type { BlobFetches } from "./blobfetch";
 import { UpstreamError } from "./errors";
 import type { FetchedManifest, Upstream } from "./upstream";
 
+/**
+ * True for a tag of the referrers tag schema (`sha256-<64 hex>`, `sha512-<128 hex>`): an
+ * upstream without the referrers API keeps its referrer lists there. Sync copies referrers
+ * with their subjects and berth serves its own referrers API, so such tags are not mirrored
+ * as images.
+ */
+export function isReferrersTag(tag: string): boolean {
+  return /^(sha256-[0-9a-f]{64}|sha512-[0-9a-f]{128})$/.test(tag);
+}
+
 /** Figures of one run. */
 export interface MirrorReport {
   images: number;
@@ -43,7 +53,7 @@ export class Mirror {
       if (f.toLocal(repo) === undefined) continue;
       let tags: string[];
       try {
-        tags = (await upstream.tags(repo, { signal: ctx.signal })).filter((t) => f.tag(t));
+        tags = (await upstream.tags(repo, { signal: ctx.signal })).filter((t) => !isReferrersTag(t) && f.tag(t));
       } catch (err) {
         if (err instanceof UpstreamError && err.fault === "not-found") continue;
         throw err;

@@ -71,15 +71,16 @@ export class SyncService {
           priority: 5,
           run: async (ctx) => {
             if (!inWindows(windows)) return;
-            await this.record(`sync:${u.name}`, () => this.mirror.syncAll(u, ctx));
+            await this.record(`sync:${u.name}`, () => (this.flush(), this.mirror.syncAll(u, ctx)));
           },
         }), 0);
       } else if (u.config.pinned.length > 0 || u.config.warmWindow > 0) {
-        const every = Math.max(60, u.config.tagCheckInterval) * 1000;
+        // pins and the warm set are re-checked as often as a pull would re-check a tag
+        const every = Math.max(1, u.config.tagCheckInterval) * 1000;
         this.scheduler.every(every, () => ({
           name: `fresh:${u.name}`,
           priority: 4,
-          run: (ctx) => this.record(`fresh:${u.name}`, () => this.mirror.keepFresh(u, ctx)),
+          run: (ctx) => this.record(`fresh:${u.name}`, () => (this.flush(), this.mirror.keepFresh(u, ctx))),
         }), u.config.pinned.length > 0 ? 0 : every);
       }
     }
@@ -94,11 +95,11 @@ export class SyncService {
   runNow(name: string): boolean {
     const u = this.upstreams.find((x) => x.name === name);
     if (!u) return false;
-    this.scheduler.add({ name: `sync:${u.name}`, priority: 6, run: (ctx) => this.record(`sync:${u.name}`, () => this.mirror.syncAll(u, ctx)) });
+    this.scheduler.add({ name: `sync:${u.name}`, priority: 6, run: (ctx) => this.record(`sync:${u.name}`, () => (this.flush(), this.mirror.syncAll(u, ctx))) });
     return true;
   }
 
-  /** Writes recorded pulls (the warm set) to the state table. */
+  /** Writes recorded pulls (the warm set) to the state table; every sync and freshness run does this first, so a pull made a moment ago is in the warm set it reads. */
   flush(): void {
     this.state.recordPulls(this.pullThrough.takePulls());
   }

@@ -40,6 +40,8 @@ export interface UpstreamOptions {
   auth?: { username: string; password: string };
   /** Serve TLS with this certificate and key (PEM files). */
   tls?: { cert: string; key: string };
+  /** Bearer token auth: tokens from `realm`, signed by the key of the certificate in `rootCertBundle`. */
+  token?: { realm: string; service: string; issuer: string; rootCertBundle: string };
 }
 
 /** Starts docker-registry on 127.0.0.1:0 and resolves once GET /v2/ answers. */
@@ -51,6 +53,10 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
     const r = await runOk(["htpasswd", "-Bbn", options.auth.username, options.auth.password]);
     writeFileSync(join(dir, "htpasswd"), r.stdout);
     auth = `auth:\n  htpasswd:\n    realm: berth-test\n    path: ${join(dir, "htpasswd")}\n`;
+  }
+  if (options.token) {
+    const t = options.token;
+    auth = `auth:\n  token:\n    realm: ${t.realm}\n    service: ${t.service}\n    issuer: ${t.issuer}\n    rootcertbundle: ${t.rootCertBundle}\n`;
   }
   const tls = options.tls ? `  tls:\n    certificate: ${options.tls.cert}\n    key: ${options.tls.key}\n` : "";
   const writeConfig = (port: number) =>
@@ -95,7 +101,9 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
       for (const line of logs.split("\n")) {
         if (!line.includes("response completed")) continue;
         const method = /http\.request\.method=(\w+)/.exec(line)?.[1];
-        const uri = /http\.request\.uri="([^"]+)"/.exec(line)?.[1];
+        // logrus quotes a value only when it holds characters such as ":"
+        const u = /http\.request\.uri=(?:"([^"]+)"|(\S+))/.exec(line);
+        const uri = u?.[1] ?? u?.[2];
         const status = /http\.response\.status=(\d+)/.exec(line)?.[1];
         if (method && uri && status) out.push({ method, uri, status: Number(status) });
       }
@@ -123,14 +131,14 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
 export interface BuiltImage {
   /** Digest of the tagged manifest (the index for several platforms). */
   digest: string;
-  /** Per platform ("os/arch"): manifest digest and blob digests (config + layers). */
+  /** Per platform ("os/arch[/variant]"): manifest digest and blob digests (config + layers). */
   platforms: Record<string, { manifest: string; blobs: string[] }>;
 }
 
 /**
  * Writes an OCI layout at `dir` with tag `tag`: one image per platform, each with layers of
  * the given sizes (random bytes, so every build has fresh digests); several platforms make
- * an index.
+ * an index. A platform may name a variant ("linux/arm/v7").
  */
 export function buildLayout(dir: string, tag: string, platforms: string[], layerSizes: number[]): BuiltImage {
   mkdirSync(join(dir, "blobs", "sha256"), { recursive: true });
@@ -144,10 +152,11 @@ export function buildLayout(dir: string, tag: string, platforms: string[], layer
   const result: BuiltImage = { digest: "", platforms: {} };
   const descs: string[] = [];
   for (const p of platforms) {
-    const [os, architecture] = p.split("/");
+    const [os, architecture, variant] = p.split("/");
+    const plat = variant ? { architecture, os, variant } : { architecture, os };
     // gzip of random bytes: skopeo copies compressed layers as they are, so digests stay put
     const layers = layerSizes.map((n) => put(Bun.gzipSync(randomBytes(n), { level: 1 })));
-    const config = put(JSON.stringify({ architecture, os, rootfs: { type: "layers", diff_ids: layers.map((l) => l.digest) }, config: {} }));
+    const config = put(JSON.stringify({ ...plat, rootfs: { type: "layers", diff_ids: layers.map((l) => l.digest) }, config: {} }));
     const manifest = put(JSON.stringify({
       schemaVersion: 2,
       mediaType: "application/vnd.oci.image.manifest.v1+json",
@@ -155,7 +164,7 @@ export function buildLayout(dir: string, tag: string, platforms: string[], layer
       layers: layers.map((l) => ({ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", ...l })),
     }));
     result.platforms[p] = { manifest: manifest.digest, blobs: [config.digest, ...layers.map((l) => l.digest)] };
-    descs.push(JSON.stringify({ mediaType: "application/vnd.oci.image.manifest.v1+json", ...manifest, platform: { architecture, os } }));
+    descs.push(JSON.stringify({ mediaType: "application/vnd.oci.image.manifest.v1+json", ...manifest, platform: plat }));
   }
   let top: { digest: string; size: number; mediaType: string };
   if (platforms.length === 1) {

@@ -1,0 +1,77 @@
+/**
+ * The warm set against a real upstream: a tag a local client pulled through berth is kept
+ * fresh by the background freshness task (every `tag_check_interval`), so when the tag
+ * moves upstream, berth's tag follows (complete image, digest as the upstream serves it)
+ * without another client pull. A tag nobody pulled is left alone.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { startDaemon } from "../helpers/daemon";
+import { Skopeo, makeTemp, waitFor } from "../helpers/clients";
+import { type BuiltImage, type UpstreamRegistry, buildLayout, startUpstream } from "../helpers/upstream";
+
+let upstream: UpstreamRegistry;
+let skopeo: Skopeo;
+let work: string;
+
+async function push(dir: string, repo: string, tag: string): Promise<BuiltImage> {
+  const img = buildLayout(join(work, dir), tag, ["linux/amd64"], [2000]);
+  await skopeo.ok(["copy", "--dest-tls-verify=false", `oci:${join(work, dir)}:${tag}`, `docker://${upstream.host}/${repo}:${tag}`]);
+  return img;
+}
+
+/** Local tags of `repo`, read from the store's index.json (no request that could trigger a re-check). */
+function localTags(root: string, repo: string): Record<string, string> {
+  const path = join(root, repo, "index.json");
+  if (!existsSync(path)) return {};
+  const out: Record<string, string> = {};
+  for (const m of JSON.parse(readFileSync(path, "utf8")).manifests) {
+    const tag = m.annotations?.["org.opencontainers.image.ref.name"];
+    if (tag) out[tag] = m.digest;
+  }
+  return out;
+}
+
+beforeAll(async () => {
+  work = makeTemp("berth-warm-");
+  upstream = await startUpstream();
+  skopeo = new Skopeo();
+}, 30_000);
+
+afterAll(async () => {
+  await upstream?.[Symbol.asyncDispose]();
+  skopeo?.[Symbol.dispose]();
+  rmSync(work, { recursive: true, force: true });
+});
+
+describe("warm set", () => {
+  test("a tag pulled through berth follows the upstream without another pull", async () => {
+    const v1 = await push("v1", "apps/warm", "stable");
+    const cold1 = await push("c1", "apps/cold", "stable");
+    await using berth = await startDaemon({
+      extra: `[scheduler]\njitter_ms = 0\n[[sync.registries]]\nname = "up"\nurls = ["${upstream.url}"]\nwarm_window = 3600\ntag_check_interval = 1\n`,
+    });
+    // a client pulls apps/warm:stable; apps/cold is fetched only by digest (not a tag pull: not warm)
+    await skopeo.ok(["copy", "--src-tls-verify=false", `docker://${berth.host}/apps/warm:stable`, `oci:${join(work, "out")}:stable`]);
+    // the pulled manifest is stored with its tag once its blobs are in
+    await waitFor("the pulled tag to be stored", () => localTags(berth.root, "apps/warm").stable === v1.digest, 10_000);
+    await skopeo.ok(["copy", "--src-tls-verify=false", `docker://${berth.host}/apps/cold@${cold1.digest}`, `oci:${join(work, "out-cold")}:x`]);
+    const coldBlob = cold1.platforms["linux/amd64"]!.blobs[1]!;
+    await waitFor("the cold image to be stored", () => existsSync(join(berth.root, "apps/cold/blobs/sha256", coldBlob.slice(7))), 10_000);
+
+    const v2 = await push("v2", "apps/warm", "stable");
+    await push("c2", "apps/cold", "stable");
+    expect(v2.digest).not.toBe(v1.digest);
+    await waitFor("berth's tag to follow the upstream", () => localTags(berth.root, "apps/warm").stable === v2.digest, 20_000, 50);
+    // the whole new image is stored, so a client pull now is served locally
+    for (const d of v2.platforms["linux/amd64"]!.blobs) expect(existsSync(join(berth.root, "apps/warm/blobs/sha256", d.slice(7)))).toBe(true);
+    // no client asked: the freshness task re-checked the tag (HEAD) and copied the new image
+    const s = ((await (await fetch(`${berth.url}/api/v1/sync`)).json()) as any).registries[0];
+    expect(s.lastRun.error).toBeUndefined();
+    expect(upstream.requests().some((r) => r.method === "HEAD" && r.uri === "/v2/apps/warm/manifests/stable")).toBe(true);
+    // the tag-less pull of apps/cold is not in the warm set: no tag, and never asked upstream by tag
+    expect(localTags(berth.root, "apps/cold")).toEqual({});
+    expect(upstream.requests().some((r) => r.method !== "PUT" && r.uri === "/v2/apps/cold/manifests/stable")).toBe(false);
+  }, 60_000);
+});
