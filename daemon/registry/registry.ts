@@ -1,22 +1,25 @@
 /**
  * The registry's use cases, one method per operation of the distribution spec, called by
- * the HTTP layer with plain values. Validates names, tags and digests, enforces the rules
- * that span storage and the derived index, and translates storage faults into OCI errors.
+ * the HTTP layer with plain values. Validates names, tags and digests and enforces the rules
+ * that span storage and the derived index. Uploads live in uploads.ts, the translation of
+ * storage faults into OCI errors in translate.ts.
  */
 import type { Logger } from "../log";
-import { type Algorithm, type Digest, clip, isAlgorithm, parseDigest, requireDigest } from "../oci/digest";
+import { type Digest, parseDigest, requireDigest } from "../oci/digest";
 import { RegistryError } from "../oci/errors";
 import { withManifest, withoutDigest, withoutTag } from "../oci/layoutindex";
 import { type Descriptor, type ParsedManifest, parseManifest, sniffManifestType } from "../oci/manifest";
 import { acceptAdmits } from "../oci/mediatypes";
-import { isTag, nameProblem, requireName, requireTag } from "../oci/names";
+import { isTag, requireName, requireTag } from "../oci/names";
 import type { Meta, ManifestRecord } from "../meta/meta";
 import { hashBytes } from "../platform/hash";
-import { StorageError } from "../storage/errors";
 import type { RepoIndex } from "../storage/layouts";
 import type { Store } from "../storage/store";
-import type { UploadSession } from "../storage/uploads";
 import type { RegistryHooks } from "./hooks";
+import { translate } from "./translate";
+import { BlobUploads } from "./uploads";
+
+export type { UploadStart } from "./uploads";
 
 /** Options for {@link Registry}. */
 export interface RegistryOptions {
@@ -39,49 +42,11 @@ export interface BlobFile {
   size: number;
 }
 
-/** What a POST to the uploads endpoint did. */
-export type UploadStart =
-  | { kind: "created"; digest: string }
-  | { kind: "session"; session: UploadSession };
-
 /** One page of a list (tags, catalog). */
 export interface Page {
   items: string[];
   /** The last item when more remain after this page. */
   next?: string;
-}
-
-/**
- * Turns storage faults into the OCI errors the client sees. `session` adds the upload's
- * current state to a 416, so the client knows where to resume (spec: "Pushing a blob in
- * chunks").
- */
-function translate(err: unknown, session?: UploadSession): never {
-  if (!(err instanceof StorageError)) throw err;
-  switch (err.fault) {
-    case "upload-unknown":
-      throw new RegistryError("BLOB_UPLOAD_UNKNOWN", err.message);
-    case "upload-busy":
-      throw new RegistryError("BLOB_UPLOAD_INVALID", err.message, { status: 409 });
-    case "range-mismatch": {
-      const headers: Record<string, string> | undefined = session
-        ? { Range: `0-${Math.max(session.size - 1, 0)}`, Location: `/v2/${session.repo}/blobs/uploads/${session.id}`, "Docker-Upload-UUID": session.id }
-        : undefined;
-      throw new RegistryError("BLOB_UPLOAD_INVALID", err.message, { status: 416, headers });
-    }
-    case "too-large":
-      throw new RegistryError("SIZE_INVALID", err.message, { status: 413 });
-    case "digest-mismatch":
-      throw new RegistryError("DIGEST_INVALID", err.message);
-    case "size-mismatch":
-      throw new RegistryError("SIZE_INVALID", err.message);
-    case "client-aborted":
-      throw new RegistryError("BLOB_UPLOAD_INVALID", err.message);
-    case "no-space":
-      throw new RegistryError("UNKNOWN", "the registry's disk is full; nothing was stored", { status: 507 });
-    case "quota":
-      throw new RegistryError("DENIED", err.message, { status: 507 });
-  }
 }
 
 /** Paginates a sorted list (distribution spec, "Listing Tags": `n` and `last`). */
@@ -108,13 +73,16 @@ export function paginate(sorted: readonly string[], n: number | undefined, last:
 export class Registry {
   /** index.json stamp each repository's derived rows were last brought up to. */
   private readonly indexed = new Map<string, string>();
+  private readonly uploads: BlobUploads;
 
   constructor(
     private readonly store: Store,
     private readonly meta: Meta,
     private readonly options: RegistryOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.uploads = new BlobUploads(store, options.hooks);
+  }
 
   // ---- start-up ----------------------------------------------------------------------
 
@@ -150,122 +118,31 @@ export class Registry {
     if (!(await this.store.blobs.remove(repo, digest))) throw new RegistryError("BLOB_UNKNOWN", `${digest.value} is not in ${repo}`);
   }
 
-  // ---- uploads: distribution spec "Pushing blobs" --------------------------------------
+  // ---- uploads: distribution spec "Pushing blobs" (registry/uploads.ts) ----------------
 
-  /**
-   * POST /v2/<name>/blobs/uploads/: mounts (`mount`, with or without `from`), stores a
-   * monolithic upload (`digest` with a body), or opens a session.
-   */
-  async startUpload(
-    repo: string,
-    opts: { digest?: string; mount?: string; from?: string; algorithm?: string; body: ReadableStream<Uint8Array> | null; length?: number },
-  ): Promise<UploadStart> {
-    requireName(repo);
-    // A mount that cannot be done (unknown source, blob not there) falls back to a new
-    // session, as the spec asks: clients such as containerd guess at sources.
-    const mountable = opts.mount !== undefined && (opts.from === undefined || !nameProblem(opts.from));
-    if (mountable) {
-      const digest = requireDigest(opts.mount!);
-      this.options.hooks?.touched?.(repo, digest.value);
-      if (await this.store.blobs.holdsDurably(repo, digest)) return { kind: "created", digest: digest.value };
-      if (this.store.blobs.canMount(digest, opts.from)) {
-        await this.store.layouts.ensure(repo);
-        if (await this.store.blobs.mount(repo, digest, opts.from)) return { kind: "created", digest: digest.value };
-      }
-    }
-    let algorithm: Algorithm = "sha256";
-    if (opts.algorithm !== undefined) {
-      if (!isAlgorithm(opts.algorithm)) throw new RegistryError("DIGEST_INVALID", `digest algorithm "${clip(opts.algorithm)}" is not supported (use sha256 or sha512)`);
-      algorithm = opts.algorithm;
-    }
-    const digest = opts.digest !== undefined ? requireDigest(opts.digest) : undefined;
-    if (digest) algorithm = digest.algorithm;
-    const session = await this.store.uploads.start(repo, algorithm);
-    if (!digest) return { kind: "session", session };
-    try {
-      await this.store.uploads.append(repo, session.id, opts.body, { length: opts.length });
-      await this.publishUpload(repo, session.id, digest);
-    } catch (err) {
-      await this.store.uploads.discard(session.id);
-      translate(err);
-    }
-    return { kind: "created", digest: digest.value };
+  /** POST /v2/<name>/blobs/uploads/ ({@link BlobUploads.start}). */
+  startUpload(...args: Parameters<BlobUploads["start"]>): ReturnType<BlobUploads["start"]> {
+    return this.uploads.start(...args);
   }
 
-  /** PATCH: appends a streamed or ranged chunk. */
-  async appendUpload(
-    repo: string,
-    id: string,
-    body: ReadableStream<Uint8Array> | null,
-    opts: { range?: { start: number; end: number }; length?: number },
-  ): Promise<UploadSession> {
-    requireName(repo);
-    try {
-      return await this.store.uploads.append(repo, id, body, opts);
-    } catch (err) {
-      translate(err, this.sessionOrUndefined(repo, id));
-    }
+  /** PATCH on an upload location ({@link BlobUploads.append}). */
+  appendUpload(...args: Parameters<BlobUploads["append"]>): ReturnType<BlobUploads["append"]> {
+    return this.uploads.append(...args);
   }
 
-  /** GET on an upload location: the session, for its current size. */
-  uploadStatus(repo: string, id: string): UploadSession {
-    requireName(repo);
-    try {
-      return this.store.uploads.get(repo, id);
-    } catch (err) {
-      translate(err);
-    }
+  /** GET on an upload location ({@link BlobUploads.status}). */
+  uploadStatus(...args: Parameters<BlobUploads["status"]>): ReturnType<BlobUploads["status"]> {
+    return this.uploads.status(...args);
   }
 
-  /** PUT: appends the optional last chunk, verifies the digest and publishes the blob. */
-  async finishUpload(
-    repo: string,
-    id: string,
-    digestText: string | undefined,
-    body: ReadableStream<Uint8Array> | null,
-    opts: { range?: { start: number; end: number }; length?: number },
-  ): Promise<string> {
-    requireName(repo);
-    try {
-      this.store.uploads.get(repo, id);
-    } catch (err) {
-      translate(err);
-    }
-    if (digestText === undefined) throw new RegistryError("DIGEST_INVALID", "the digest query parameter is required to complete an upload");
-    const digest = requireDigest(digestText);
-    try {
-      if (body) await this.store.uploads.append(repo, id, body, opts);
-      await this.publishUpload(repo, id, digest);
-    } catch (err) {
-      translate(err, this.sessionOrUndefined(repo, id));
-    }
-    return digest.value;
+  /** PUT on an upload location ({@link BlobUploads.finish}). */
+  finishUpload(...args: Parameters<BlobUploads["finish"]>): ReturnType<BlobUploads["finish"]> {
+    return this.uploads.finish(...args);
   }
 
-  /** DELETE on an upload location. */
-  async cancelUpload(repo: string, id: string): Promise<void> {
-    requireName(repo);
-    try {
-      await this.store.uploads.cancel(repo, id);
-    } catch (err) {
-      translate(err);
-    }
-  }
-
-  private sessionOrUndefined(repo: string, id: string): UploadSession | undefined {
-    try {
-      return this.store.uploads.get(repo, id);
-    } catch {
-      return undefined;
-    }
-  }
-
-  private async publishUpload(repo: string, id: string, digest: Digest): Promise<void> {
-    const path = await this.store.uploads.complete(repo, id, digest);
-    this.options.hooks?.touched?.(repo, digest.value);
-    await this.store.layouts.ensure(repo);
-    await this.store.blobs.publish(repo, digest, path);
-    await this.store.uploads.discard(id);
+  /** DELETE on an upload location ({@link BlobUploads.cancel}). */
+  cancelUpload(...args: Parameters<BlobUploads["cancel"]>): ReturnType<BlobUploads["cancel"]> {
+    return this.uploads.cancel(...args);
   }
 
   // ---- manifests: "Pulling manifests", "Pushing Manifests", "Deleting Manifests" --------
