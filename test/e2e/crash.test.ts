@@ -9,10 +9,10 @@ import { createHash, randomBytes } from "node:crypto";
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { startDaemon, tempDir } from "../helpers/daemon";
+import { OCI_MANIFEST } from "../../daemon/oci/mediatypes";
 
 const ROUNDS = 6;
 const WORKERS = 4;
-const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 
 interface Acked {
   repo: string;

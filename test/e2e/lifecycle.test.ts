@@ -11,9 +11,9 @@ import { join, resolve } from "node:path";
 import { readProcIo } from "../../daemon/platform/procio";
 import { startDaemon, tempDir, writeConfig } from "../helpers/daemon";
 import { imageManifest, sha256 } from "../helpers/registry";
+import { OCI_MANIFEST } from "../../daemon/oci/mediatypes";
 
 const MAIN = resolve(import.meta.dir, "../../daemon/main.ts");
-const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 
 function mtimes(dir: string, out = new Map<string, number>()): Map<string, number> {
   for (const e of readdirSync(dir, { withFileTypes: true })) {

@@ -21,13 +21,9 @@ import {
   parseManifest,
   sha256,
 } from "../helpers/clients";
+import { DOCKER_MANIFEST, DOCKER_MANIFEST_LIST as DOCKER_LIST, OCI_INDEX, OCI_MANIFEST } from "../../daemon/oci/mediatypes";
 
 setDefaultTimeout(60_000);
-
-const OCI_INDEX = "application/vnd.oci.image.index.v1+json";
-const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
-const DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json";
-const DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json";
 
 let daemon: Daemon;
 let skopeo: Skopeo;

@@ -4,9 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type TestRegistry, createTestRegistry, pushBlob, pushImage, sha256, sha512 } from "../helpers/registry";
-
-const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
-const OCI_INDEX = "application/vnd.oci.image.index.v1+json";
+import { OCI_INDEX, OCI_MANIFEST } from "../../daemon/oci/mediatypes";
 
 let r: TestRegistry;
 let v1: Awaited<ReturnType<typeof pushImage>>;

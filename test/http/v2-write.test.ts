@@ -7,11 +7,7 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { statSync } from "node:fs";
 import { join } from "node:path";
 import { type TestRegistry, createTestRegistry, imageManifest, pushBlob, pushImage, sha256, sha512 } from "../helpers/registry";
-
-const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
-const OCI_INDEX = "application/vnd.oci.image.index.v1+json";
-const DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json";
-const DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json";
+import { DOCKER_MANIFEST, DOCKER_MANIFEST_LIST as DOCKER_LIST, OCI_INDEX, OCI_MANIFEST } from "../../daemon/oci/mediatypes";
 
 let r: TestRegistry;
 beforeEach(async () => {

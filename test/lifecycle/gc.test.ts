@@ -7,8 +7,8 @@ import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { createLifecycleRegistry } from "../helpers/lifecycle";
 import { imageManifest, pushBlob, pushImage, sha256 } from "../helpers/registry";
+import { OCI_MANIFEST } from "../../daemon/oci/mediatypes";
 
-const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 const hex = (d: string) => d.slice(7);
 
 describe("garbage collection", () => {

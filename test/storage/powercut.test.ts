@@ -18,9 +18,9 @@ import { parseIndexDoc } from "../../daemon/oci/layoutindex";
 import { createLifecycleRegistry, type LifecycleRegistry } from "../helpers/lifecycle";
 import { imageManifest, sha256 } from "../helpers/registry";
 import { SimDisk } from "../helpers/simdisk";
+import { OCI_MANIFEST } from "../../daemon/oci/mediatypes";
 
 const ROOT = "/sim/root";
-const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 
 type Expect = { kind: "present"; manifest: string; blobs: string[] } | { kind: "absent" };
 

@@ -8,8 +8,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } 
 import { join } from "node:path";
 import { type Disk, TEMP_PREFIX, realDisk } from "../../daemon/platform/disk";
 import { createTestRegistry, imageManifest, pushBlob, pushImage, sha256 } from "../helpers/registry";
-
-const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
+import { OCI_MANIFEST } from "../../daemon/oci/mediatypes";
 
 describe("on-disk layout", () => {
   test("each repository is an OCI image layout with tags as ref.name annotations", async () => {

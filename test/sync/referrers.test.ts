@@ -11,9 +11,8 @@ import { join } from "node:path";
 import { startDaemon } from "../helpers/daemon";
 import { Skopeo, makeTemp, sha256, waitFor } from "../helpers/clients";
 import { type BuiltImage, type UpstreamRegistry, buildLayout, startUpstream } from "../helpers/upstream";
+import { OCI_INDEX, OCI_MANIFEST } from "../../daemon/oci/mediatypes";
 
-const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
-const OCI_INDEX = "application/vnd.oci.image.index.v1+json";
 const EMPTY = "application/vnd.oci.empty.v1+json";
 const SIG_TYPE = "application/vnd.example.signature.v1+json";
 
