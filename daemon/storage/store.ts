@@ -5,7 +5,7 @@
 import { join, relative } from "node:path";
 import { nameProblem } from "../oci/names";
 import { type Disk, TEMP_PREFIX } from "../platform/disk";
-import type { UploadHashing } from "../platform/uploadhash";
+import { type UploadHashing, inlineHashing } from "../platform/uploadhash";
 import type { Logger } from "../log";
 import { BlobStore } from "./blobs";
 import { ManifestCache } from "./cache";
@@ -41,6 +41,8 @@ export class Store {
   readonly blobs: BlobStore;
   readonly uploads: Uploads;
   readonly manifests: ManifestCache;
+  /** How bytes written to the store are hashed (uploads, and fetches from upstreams). */
+  readonly hashing: UploadHashing;
 
   constructor(
     readonly disk: Disk,
@@ -50,7 +52,8 @@ export class Store {
     this.paths = new Paths(options.root);
     this.layouts = new Layouts(this.paths, disk, log);
     this.blobs = new BlobStore(this.paths, disk, { dedupe: options.dedupe }, log);
-    this.uploads = new Uploads(this.paths, disk, { maxBlobBytes: options.maxBlobBytes, onIngress: options.onIngress, hashing: options.hashing, admit: options.admit });
+    this.hashing = options.hashing ?? inlineHashing;
+    this.uploads = new Uploads(this.paths, disk, { maxBlobBytes: options.maxBlobBytes, onIngress: options.onIngress, hashing: this.hashing, admit: options.admit });
     this.manifests = new ManifestCache(options.manifestCacheBytes);
   }
 

@@ -2,38 +2,50 @@
  * Fetching one blob from an upstream into the store, shared by everyone who wants it
  * (singleflight) and readable while it is being written.
  *
- * The upstream body is written chunk by chunk into a fresh file under the uploads
- * directory while it is hashed; readers follow that file as it grows (each from byte 0, so
- * a late joiner misses nothing), which is how a client receives the bytes while they are
- * stored. Only when the last byte is in and the digest and size verify is the file fsynced
- * and published (pool link, repository link): a failed or aborted fetch leaves nothing
- * visible, and its file is removed. A reader that goes away (client disconnect) only stops
- * reading; the fetch carries on and the blob is stored.
+ * The upstream body is written in batches into a fresh file under the uploads directory.
+ * Readers (clients pulling the blob) are relayed the bytes from memory: the fetch keeps a
+ * bounded window of the most recent chunks, and a reader behind that window (a late joiner,
+ * or a client slower than the upstream) reads the file instead, each from byte 0, so
+ * nobody misses anything and memory stays bounded whatever the client's pace. The digest is
+ * computed by the store's hashing (a thread reading the file back from the page cache, when
+ * configured), so the event loop only receives, writes and relays.
+ *
+ * Only when the last byte is in and the digest and size verify is the file fsynced and
+ * published (pool link, repository link): a failed or aborted fetch leaves nothing
+ * visible, and its file is removed; its readers get an error instead of an end, so a client
+ * never takes bad bytes for a complete blob. A reader that goes away (client disconnect)
+ * only stops reading; the fetch carries on and the blob is stored.
  *
  * Background fetches (scheduled sync) wait for the IO budget before each write; once a
  * client joins, the fetch counts as foreground and is no longer throttled.
  */
 import { randomUUID } from "node:crypto";
-import { open } from "node:fs/promises";
+import { type FileHandle, open } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "../log";
 import type { Digest } from "../oci/digest";
-import { createHasher } from "../platform/hash";
+import { type UploadHasher, inlineHashing } from "../platform/uploadhash";
 import type { IoBudget } from "../scheduler/budget";
 import type { Store } from "../storage/store";
 import { UpstreamError } from "./errors";
 
 const READ_CHUNK = 1024 * 1024;
-const WRITE_BATCH = 256 * 1024;
+export const WRITE_BATCH = 1024 * 1024;
+/** Blobs up to this size are hashed on the event loop. */
+const INLINE_HASH_MAX = 1024 * 1024;
+/** Received bytes kept in memory for readers, beyond those not yet written. */
+export const RELAY_WINDOW = 4 * 1024 * 1024;
 
 /** One fetch in flight. */
 export class BlobFetch {
   /** Bytes written to the file so far. */
   written = 0;
+  /** Bytes received from the upstream so far (>= written). */
+  received = 0;
   /** Size announced by the upstream, when it did. */
   size: number | undefined;
   state: "running" | "done" | "failed" = "running";
-  /** Every byte is written and the digest verified (readers may finish; publishing may still be under way). */
+  /** Every byte is in and the digest verified (readers may finish; publishing may still be under way). */
   verified = false;
   error: unknown;
   /** Resolves when the blob is published; rejects when the fetch failed. */
@@ -42,6 +54,9 @@ export class BlobFetch {
   readonly started: Promise<void>;
   background: boolean;
   readonly path: string;
+  /** The relay window: received chunks covering bytes [windowStart, received). */
+  private window: Uint8Array[] = [];
+  private windowStart = 0;
   private waiters: (() => void)[] = [];
   private resolveStarted!: () => void;
 
@@ -69,60 +84,120 @@ export class BlobFetch {
     this.resolveStarted();
   }
 
+  /** The writer received `chunk` (not yet written). */
+  receive(chunk: Uint8Array): void {
+    this.window.push(chunk);
+    this.received += chunk.byteLength;
+    this.notify();
+  }
+
+  /** The writer wrote bytes up to `written`: chunks that are on file may leave the window. */
+  wrote(written: number): void {
+    this.written = written;
+    while (this.window.length > 0 && this.received - this.windowStart > RELAY_WINDOW) {
+      const first = this.window[0]!;
+      if (this.windowStart + first.byteLength > written) break;
+      this.windowStart += first.byteLength;
+      this.window.shift();
+    }
+    this.notify();
+  }
+
+  /** The fetch ended: readers still behind read the file (or the published blob). */
+  end(): void {
+    this.window = [];
+    this.windowStart = this.written;
+    this.received = this.written;
+  }
+
+  /** Bytes held in memory for readers. */
+  get windowBytes(): number {
+    return this.received - this.windowStart;
+  }
+
   private changed(): Promise<void> {
     return new Promise((res) => this.waiters.push(res));
   }
 
   /**
-   * A stream of the blob from byte 0, following the file as it grows. Errors when the
-   * fetch fails. `onRead` is told every chunk's size (foreground IO accounting).
+   * A stream of the blob from byte 0. Errors when the fetch fails. `onRead` is told the size
+   * of every chunk read from the file (foreground IO accounting; relayed bytes cost no IO).
    */
   reader(onRead?: (bytes: number) => void): ReadableStream<Uint8Array> {
     this.background = false;
-    let fh: Awaited<ReturnType<typeof open>> | undefined;
-    let pos = 0;
-    const openFile = async () => {
-      try {
-        return await open(this.path, "r");
-      } catch {
-        // the fetch finished and its file is gone: read the published blob
-        return await open(this.publishedPath, "r");
-      }
+    const cursor: Cursor = { pos: 0, onRead };
+    const close = async () => {
+      const fh = cursor.fh;
+      cursor.fh = undefined;
+      await fh?.close().catch(() => {});
     };
     return new ReadableStream<Uint8Array>({
-      type: "bytes",
       pull: async (controller) => {
-        for (let i = 0; ; i++) {
-          if (pos < this.written || (this.state === "done" && fh === undefined && pos < (this.size ?? this.written))) {
-            fh ??= await openFile();
-            const want = Math.min(READ_CHUNK, Math.max(this.written, this.size ?? 0) - pos);
-            const buf = new Uint8Array(want);
-            const { bytesRead } = await fh.read(buf, 0, want, pos);
-            if (bytesRead > 0) {
-              pos += bytesRead;
-              onRead?.(bytesRead);
-              controller.enqueue(bytesRead === want ? buf : buf.subarray(0, bytesRead));
-              return;
-            }
-          }
-          if (this.state === "failed") {
-            await fh?.close().catch(() => {});
-            controller.error(this.error);
-            return;
-          }
-          if ((this.state === "done" || this.verified) && pos >= this.written) {
-            await fh?.close().catch(() => {});
-            controller.close();
-            return;
-          }
-          await this.changed();
+        try {
+          if (await this.pull(controller, cursor)) await close();
+        } catch (err) {
+          await close();
+          controller.error(this.state === "failed" ? this.error : err);
         }
       },
-      cancel: async () => {
-        await fh?.close().catch(() => {});
-      },
+      cancel: close,
     });
   }
+
+  /** Enqueues what `cursor` can have next, waiting for it if need be; true once closed. */
+  private async pull(controller: ReadableStreamDefaultController<Uint8Array>, cursor: Cursor): Promise<boolean> {
+    for (;;) {
+      if (this.state === "failed") throw this.error;
+      const pos = cursor.pos;
+      if (pos < this.windowStart || (this.state === "done" && pos < this.written)) {
+        // behind the window: from the file, which holds every byte before it
+        const limit = this.state === "done" ? this.written : this.windowStart;
+        cursor.fh ??= await this.openFile();
+        const want = Math.min(READ_CHUNK, limit - pos);
+        const buf = Buffer.allocUnsafe(want);
+        const { bytesRead } = await cursor.fh.read(buf, 0, want, pos);
+        if (bytesRead === 0) throw new Error(`${this.path} ended at ${pos} of ${limit} bytes`);
+        cursor.pos += bytesRead;
+        cursor.onRead?.(bytesRead);
+        controller.enqueue(bytesRead === want ? buf : buf.subarray(0, bytesRead));
+        return false;
+      }
+      if (pos < this.received) {
+        // in the window: every chunk from pos on, without copying
+        let at = this.windowStart;
+        for (const chunk of this.window) {
+          const end = at + chunk.byteLength;
+          if (end > cursor.pos) {
+            controller.enqueue(cursor.pos === at ? chunk : chunk.subarray(cursor.pos - at));
+            cursor.pos = end;
+          }
+          at = end;
+        }
+        return false;
+      }
+      if ((this.state === "done" || this.verified) && pos >= this.written) {
+        controller.close();
+        return true;
+      }
+      await this.changed();
+    }
+  }
+
+  /** The file being written or, once the fetch is over and it is gone, the published blob. */
+  private async openFile(): Promise<FileHandle> {
+    try {
+      return await open(this.path, "r");
+    } catch {
+      return await open(this.publishedPath, "r");
+    }
+  }
+}
+
+/** Where one reader is. */
+interface Cursor {
+  pos: number;
+  fh?: FileHandle;
+  onRead?: (bytes: number) => void;
 }
 
 /** Opens the upstream response for a blob. */
@@ -184,6 +259,7 @@ export class BlobFetches {
   private async run(f: BlobFetch, source: BlobSource, opts: { signal?: AbortSignal; expectedSize?: number; upstream: string }): Promise<void> {
     const disk = this.store.disk;
     await disk.mkdirp(f.dir);
+    let hasher: UploadHasher | undefined;
     try {
       const res = await source(opts.signal);
       const length = res.headers.get("content-length");
@@ -193,36 +269,38 @@ export class BlobFetches {
         throw new UpstreamError("digest", opts.upstream, `sent ${f.size} bytes for ${f.digest.value}, whose descriptor says ${opts.expectedSize}`);
       }
       const file = await disk.openAppend(f.path);
+      // a small blob is hashed at once rather than queued behind big ones in the hashing thread
+      hasher = (f.size !== undefined && f.size <= INLINE_HASH_MAX ? inlineHashing : this.store.hashing).create(f.digest.algorithm, f.path);
       f.markStarted();
-      const hasher = createHasher(f.digest.algorithm);
       try {
         if (res.body) {
-          // chunks are gathered up to WRITE_BATCH bytes per write: fewer syscalls, and readers
-          // still get bytes within one batch of their arrival
+          // chunks go to readers at once and to the file in batches of WRITE_BATCH bytes
           let batch: Uint8Array[] = [];
           let batchBytes = 0;
           const flush = async () => {
             if (batchBytes === 0) return;
             if (f.background) await this.budget.take("write", batchBytes, 1, opts.signal);
             else this.budget.foreground(batchBytes, "write");
-            await file.write(batch);
-            f.written += batchBytes;
+            const chunks = batch;
             batch = [];
             batchBytes = 0;
-            f.notify();
+            await file.write(chunks);
+            f.wrote(f.written + chunks.reduce((n, c) => n + c.byteLength, 0));
+            hasher!.advance(chunks, f.written);
           };
           for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
             opts.signal?.throwIfAborted();
-            hasher.update(chunk);
+            if (f.size !== undefined && f.received + chunk.byteLength > f.size) throw new UpstreamError("digest", opts.upstream, `sent more than the ${f.size} bytes announced for ${f.digest.value}`);
+            f.receive(chunk);
             batch.push(chunk);
             batchBytes += chunk.byteLength;
-            if (f.size !== undefined && f.written + batchBytes > f.size) throw new UpstreamError("digest", opts.upstream, `sent more than the ${f.size} bytes announced for ${f.digest.value}`);
-            if (batchBytes >= WRITE_BATCH || f.written === 0) await flush();
+            if (batchBytes >= WRITE_BATCH) await flush();
           }
           await flush();
         }
         if (f.size !== undefined && f.written !== f.size) throw new UpstreamError("unreachable", opts.upstream, `the transfer of ${f.digest.value} broke off after ${f.written} of ${f.size} bytes`);
-        const hex = hasher.hex();
+        const hex = await hasher.digest();
+        hasher = undefined;
         if (hex !== f.digest.hex) throw new UpstreamError("digest", opts.upstream, `sent bytes hashing to ${f.digest.algorithm}:${hex} for ${f.digest.value}`);
         f.verified = true;
         f.notify();
@@ -235,13 +313,20 @@ export class BlobFetches {
       await this.store.blobs.publish(f.repo, f.digest, f.path);
       this.log.debug("blob fetched", { repo: f.repo, digest: f.digest.value, bytes: f.written, upstream: opts.upstream });
     } catch (err) {
-      if (err instanceof UpstreamError) throw err;
-      if (opts.signal?.aborted) throw err;
-      // a body that broke off mid-stream
-      const e = err as { code?: string; message?: string };
-      throw new UpstreamError("unreachable", opts.upstream, `the transfer of ${f.digest.value} broke off (${e?.code ?? e?.message ?? "error"})`);
+      // readers learn of the failure before the file goes away
+      f.state = "failed";
+      f.error = err instanceof UpstreamError || opts.signal?.aborted ? err : brokenOff(err, f, opts.upstream);
+      throw f.error;
     } finally {
+      hasher?.close();
+      f.end();
       await disk.removeTree(f.dir).catch(() => {});
     }
   }
+}
+
+/** An error of a body that broke off mid-stream. */
+function brokenOff(err: unknown, f: BlobFetch, upstream: string): UpstreamError {
+  const e = err as { code?: string; message?: string };
+  return new UpstreamError("unreachable", upstream, `the transfer of ${f.digest.value} broke off (${e?.code ?? e?.message ?? "error"})`);
 }

@@ -1,0 +1,136 @@
+/**
+ * The shared blob fetch on its own, against a scripted upstream body: readers are relayed
+ * the bytes from memory while they are recent and read the file once they fall behind, so
+ * every reader gets the exact blob whatever its pace or when it joined, the memory held
+ * stays bounded, and a fetch that fails leaves nothing behind and never ends a reader as if
+ * the blob were complete. Run with the hashing thread and with inline hashing.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { silentLogger } from "../../daemon/log";
+import { type Digest, requireDigest } from "../../daemon/oci/digest";
+import { type UploadHashing, inlineHashing, workerHashing } from "../../daemon/platform/uploadhash";
+import { IoBudget } from "../../daemon/scheduler/budget";
+import { BlobFetches, RELAY_WINDOW, WRITE_BATCH } from "../../daemon/sync/blobfetch";
+import { UpstreamError } from "../../daemon/sync/errors";
+import { waitFor } from "../helpers/clients";
+import { createTestRegistry } from "../helpers/registry";
+
+const CHUNK = 256 * 1024;
+const unlimited = () => new IoBudget({ readBytesPerSecond: 0, writeBytesPerSecond: 0, readOpsPerSecond: 0, writeOpsPerSecond: 0 });
+const digestOf = (bytes: Uint8Array): Digest => requireDigest(`sha256:${createHash("sha256").update(bytes).digest("hex")}`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** An upstream response streaming `bytes` in CHUNK pieces; `hook` runs before each piece and may throw to break the body off. */
+function source(bytes: Uint8Array, hook: (sent: number) => void | Promise<void> = () => {}) {
+  return async () => {
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(c) {
+        await hook(sent);
+        if (sent >= bytes.byteLength) return c.close();
+        const piece = bytes.slice(sent, sent + CHUNK);
+        sent += piece.byteLength;
+        c.enqueue(piece);
+      },
+    });
+    return new Response(body, { headers: { "content-length": String(bytes.byteLength) } });
+  };
+}
+
+/** Reads a stream to the end, pausing `delayMs` after each chunk; resolves to its bytes. */
+async function drain(stream: ReadableStream<Uint8Array>, delayMs = 0): Promise<Buffer> {
+  const parts: Uint8Array[] = [];
+  for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) {
+    parts.push(Uint8Array.from(chunk));
+    if (delayMs) await sleep(delayMs);
+  }
+  return Buffer.concat(parts);
+}
+
+const modes: [string, UploadHashing][] = [
+  ["hashing thread", workerHashing()],
+  ["inline hashing", inlineHashing],
+];
+afterAll(async () => {
+  for (const [, h] of modes) await h.shutdown();
+});
+
+describe.each(modes)("blob fetch with %s", (_name, hashing) => {
+  test("a slow reader and a late joiner get the exact blob, and memory held stays within the relay window", async () => {
+    await using reg = await createTestRegistry({ hashing });
+    const fetches = new BlobFetches(reg.store, unlimited(), silentLogger);
+    const bytes = randomBytes(24 << 20);
+    const digest = digestOf(bytes);
+    let maxWindow = 0;
+    const f = fetches.fetch("lib/app", digest, source(bytes, () => void (maxWindow = Math.max(maxWindow, f.windowBytes))), { background: false, upstream: "up" });
+    let slowFromFile = 0;
+    let lateFromFile = 0;
+    const slow = drain(f.reader((n) => (slowFromFile += n)), 2);
+    await waitFor("12 MiB to be in", () => f.received >= 12 << 20, 20_000, 2);
+    const late = drain(f.reader((n) => (lateFromFile += n)));
+    const [a, b] = await Promise.all([slow, late]);
+    await f.done;
+    expect(a.equals(bytes)).toBe(true);
+    expect(b.equals(bytes)).toBe(true);
+    // both fell behind the window at some point and read the file
+    expect(slowFromFile).toBeGreaterThan(0);
+    expect(lateFromFile).toBeGreaterThanOrEqual(12 * 1024 * 1024 - RELAY_WINDOW - WRITE_BATCH - CHUNK);
+    // the window holds RELAY_WINDOW bytes plus what is received but not yet written
+    expect(maxWindow).toBeLessThanOrEqual(RELAY_WINDOW + WRITE_BATCH + CHUNK);
+    expect(f.windowBytes).toBe(0);
+    expect(readFileSync(reg.store.blobs.path("lib/app", digest)).equals(bytes)).toBe(true);
+    expect(readdirSync(reg.store.paths.uploads)).toEqual([]);
+    // a reader that starts after the fetch is over reads the published blob
+    expect((await drain(f.reader())).equals(bytes)).toBe(true);
+  });
+
+  test("a blob of one chunk, relayed and published", async () => {
+    await using reg = await createTestRegistry({ hashing });
+    const fetches = new BlobFetches(reg.store, unlimited(), silentLogger);
+    const bytes = randomBytes(100_000);
+    const digest = digestOf(bytes);
+    const f = fetches.fetch("lib/app", digest, source(bytes), { background: false, upstream: "up" });
+    expect((await drain(f.reader())).equals(bytes)).toBe(true);
+    await f.done;
+    expect(existsSync(reg.store.blobs.path("lib/app", digest))).toBe(true);
+  });
+
+  test("bytes that do not hash to the digest: every reader errors, nothing is published", async () => {
+    await using reg = await createTestRegistry({ hashing });
+    const fetches = new BlobFetches(reg.store, unlimited(), silentLogger);
+    const bytes = randomBytes(6 << 20);
+    const digest = digestOf(randomBytes(16));
+    const f = fetches.fetch("lib/app", digest, source(bytes), { background: false, upstream: "up" });
+    const results = await Promise.allSettled([drain(f.reader()), drain(f.reader(), 1)]);
+    for (const r of results) {
+      expect(r.status).toBe("rejected");
+      expect((r as PromiseRejectedResult).reason).toBeInstanceOf(UpstreamError);
+      expect(String((r as PromiseRejectedResult).reason.message)).toContain("hashing to sha256:");
+    }
+    expect(f.done).rejects.toBeInstanceOf(UpstreamError);
+    await f.done.catch(() => {});
+    expect(existsSync(reg.store.blobs.path("lib/app", digest))).toBe(false);
+    expect(readdirSync(reg.store.paths.uploads)).toEqual([]);
+  });
+
+  test("an upstream body that breaks off: readers error, not end, and the next fetch starts afresh", async () => {
+    await using reg = await createTestRegistry({ hashing });
+    const fetches = new BlobFetches(reg.store, unlimited(), silentLogger);
+    const bytes = randomBytes(8 << 20);
+    const digest = digestOf(bytes);
+    const f = fetches.fetch("lib/app", digest, source(bytes, (sent) => {
+      if (sent >= 5 << 20) throw new Error("connection reset");
+    }), { background: false, upstream: "up" });
+    const read = drain(f.reader());
+    expect(read).rejects.toThrow(/broke off/);
+    await read.catch(() => {});
+    await f.done.catch(() => {});
+    expect(fetches.get("lib/app", digest)).toBeUndefined();
+    expect(readdirSync(reg.store.paths.uploads)).toEqual([]);
+    const again = fetches.fetch("lib/app", digest, source(bytes), { background: false, upstream: "up" });
+    expect((await drain(again.reader())).equals(bytes)).toBe(true);
+    await again.done;
+  });
+});
