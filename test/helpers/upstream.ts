@@ -42,6 +42,8 @@ export interface UpstreamOptions {
   tls?: { cert: string; key: string };
   /** Bearer token auth: tokens from `realm`, signed by the key of the certificate in `rootCertBundle`. */
   token?: { realm: string; service: string; issuer: string; rootCertBundle: string };
+  /** Run as distribution's pull-through cache of this registry URL (a reference for benchmarks). */
+  proxy?: string;
 }
 
 /** Starts docker-registry on 127.0.0.1:0 and resolves once GET /v2/ answers. */
@@ -58,11 +60,12 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
     const t = options.token;
     auth = `auth:\n  token:\n    realm: ${t.realm}\n    service: ${t.service}\n    issuer: ${t.issuer}\n    rootcertbundle: ${t.rootCertBundle}\n`;
   }
+  const proxy = options.proxy ? `proxy:\n  remoteurl: ${options.proxy}\n` : "";
   const tls = options.tls ? `  tls:\n    certificate: ${options.tls.cert}\n    key: ${options.tls.key}\n` : "";
   const writeConfig = (port: number) =>
     writeFileSync(
       join(dir, "config.yml"),
-      `version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, "data")}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\n${auth}http:\n  addr: 127.0.0.1:${port}\n  secret: berth-test\n${tls}`,
+      `version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, "data")}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\n${auth}${proxy}http:\n  addr: 127.0.0.1:${port}\n  secret: berth-test\n${tls}`,
     );
   let logs = "";
   let proc: Subprocess | undefined;
