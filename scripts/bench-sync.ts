@@ -155,7 +155,10 @@ async function main() {
     buildLayout(join(work, "bg"), "v1", ["linux/amd64"], [BG_MIB << 20]);
     buildLayout(join(work, "local"), "v1", ["linux/amd64"], [1 << 20]);
     await skopeo.ok(["copy", "--dest-tls-verify=false", `oci:${join(work, "bg")}:v1`, `docker://${upstream.host}/bench/bg:v1`], { timeoutMs: 300_000 });
-    const idleAll: number[] = [], busyAll: number[] = [];
+    const idleAll: number[] = [], busyAll: number[] = [], controlAll: number[] = [];
+    const curl = Bun.which("curl");
+    const bgManifest = (await (await fetch(`${upstream.url}/v2/bench/bg/manifests/v1`, { headers: { Accept: ACCEPT } })).json()) as { layers: { digest: string }[] };
+    const bgBlob = `${upstream.url}/v2/bench/bg/blobs/${bgManifest.layers[0]!.digest}`;
     for (let r = 0; r < Math.max(2, Math.ceil(ROUNDS / 2)); r++) {
       await using berth = await startDaemon({
         extra: `[scheduler]\njitter_ms = 0\nwrite_bytes_per_second = "48 MiB"\nwrite_ops_per_second = 2000\n[[sync.registries]]\nname = "up"\nurls = ["${upstream.url}"]\nrepos = ["bench/bg"]\non_demand = false\n`,
@@ -183,16 +186,23 @@ async function main() {
       };
       if (r % 2 === 0) {
         const idle: number[] = [];
-        await sample(400, idle);
+        await sample(2000, idle);
         const b = await busy();
         idleAll.push(...idle);
         busyAll.push(...b);
       } else {
         const b = await busy();
         const idle: number[] = [];
-        await sample(400, idle);
+        await sample(2000, idle);
         idleAll.push(...idle);
         busyAll.push(...b);
+      }
+      // control: the same bytes at the same rate from the upstream to curl, berth doing
+      // nothing but serve the samples: what the machine itself adds to the tail
+      if (curl) {
+        const child = Bun.spawn([curl, "-s", "-o", "/dev/null", "--limit-rate", "48M", bgBlob], { stdio: ["ignore", "ignore", "ignore"] });
+        for (let i = 0; i < 100_000 && child.exitCode === null; i++) await sample(10, controlAll);
+        await child.exited;
       }
     }
     console.log(`\n(a) GET of a cached 1 MiB blob, ms (idle n=${idleAll.length}, with a ${BG_MIB} MiB background sync n=${busyAll.length})`);
@@ -200,6 +210,10 @@ async function main() {
     console.log(`    idle        ${f(pct(idleAll, 50))} ${f(pct(idleAll, 99))}`);
     console.log(`    background  ${f(pct(busyAll, 50))} ${f(pct(busyAll, 99))}`);
     console.log(`    ratio       ${f(pct(busyAll, 50) / pct(idleAll, 50))}x ${f(pct(busyAll, 99) / pct(idleAll, 99))}x  (target p99 <= 1.25x)`);
+    if (controlAll.length > 0) {
+      console.log(`    control     ${f(pct(controlAll, 50))} ${f(pct(controlAll, 99))}   the same transfer to curl, not through berth (n=${controlAll.length})`);
+      console.log(`    ratio       ${f(pct(controlAll, 50) / pct(idleAll, 50))}x ${f(pct(controlAll, 99) / pct(idleAll, 99))}x  (what this machine adds with no berth work)`);
+    }
   } finally {
     skopeo[Symbol.dispose]();
     rmSync(work, { recursive: true, force: true });

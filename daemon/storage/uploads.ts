@@ -24,7 +24,7 @@ const WRITE_BATCH = 1 << 20;
  * every this many bytes, so writeback overlaps with receiving and the fsync that completes
  * the upload only has the tail left to flush. Durability is decided by that final fsync.
  */
-const EARLY_FLUSH = 4 << 20;
+export const EARLY_FLUSH = 4 << 20;
 
 /** One upload in flight. */
 export interface UploadSession {

@@ -27,10 +27,11 @@ import type { Digest } from "../oci/digest";
 import { type UploadHasher, inlineHashing } from "../platform/uploadhash";
 import type { IoBudget } from "../scheduler/budget";
 import type { Store } from "../storage/store";
+import { EARLY_FLUSH } from "../storage/uploads";
 import { UpstreamError } from "./errors";
 
 const READ_CHUNK = 1024 * 1024;
-export const WRITE_BATCH = 1024 * 1024;
+export const WRITE_BATCH = 256 * 1024;
 /** Blobs up to this size are hashed on the event loop. */
 const INLINE_HASH_MAX = 1024 * 1024;
 /** Received bytes kept in memory for readers, beyond those not yet written. */
@@ -269,14 +270,22 @@ export class BlobFetches {
         throw new UpstreamError("digest", opts.upstream, `sent ${f.size} bytes for ${f.digest.value}, whose descriptor says ${opts.expectedSize}`);
       }
       const file = await disk.openAppend(f.path);
-      // a small blob is hashed at once rather than queued behind big ones in the hashing thread
-      hasher = (f.size !== undefined && f.size <= INLINE_HASH_MAX ? inlineHashing : this.store.hashing).create(f.digest.algorithm, f.path);
+      // The hashing thread takes a client's fetch off the event loop. A small blob is hashed at
+      // once rather than queued behind big ones there; a background fetch is hashed inline
+      // too: it runs at the budget's pace, and a second busy thread costs clients more tail
+      // latency on a small board than its few hundred microseconds per batch (bench-sync (a)).
+      const inline = f.background || (f.size !== undefined && f.size <= INLINE_HASH_MAX);
+      hasher = (inline ? inlineHashing : this.store.hashing).create(f.digest.algorithm, f.path);
       f.markStarted();
       try {
         if (res.body) {
           // chunks go to readers at once and to the file in batches of WRITE_BATCH bytes
           let batch: Uint8Array[] = [];
           let batchBytes = 0;
+          // as for uploads: an fdatasync in the background every EARLY_FLUSH bytes spreads
+          // writeback over the transfer, and the final fsync only has the tail left
+          let unflushed = 0;
+          let flushing: Promise<void> | undefined;
           const flush = async () => {
             if (batchBytes === 0) return;
             if (f.background) await this.budget.take("write", batchBytes, 1, opts.signal);
@@ -285,8 +294,14 @@ export class BlobFetches {
             batch = [];
             batchBytes = 0;
             await file.write(chunks);
-            f.wrote(f.written + chunks.reduce((n, c) => n + c.byteLength, 0));
+            const bytes = chunks.reduce((n, c) => n + c.byteLength, 0);
+            f.wrote(f.written + bytes);
             hasher!.advance(chunks, f.written);
+            unflushed += bytes;
+            if (unflushed >= EARLY_FLUSH && !flushing) {
+              unflushed = 0;
+              flushing = file.sync().finally(() => (flushing = undefined));
+            }
           };
           for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
             opts.signal?.throwIfAborted();
@@ -297,6 +312,7 @@ export class BlobFetches {
             if (batchBytes >= WRITE_BATCH) await flush();
           }
           await flush();
+          await flushing?.catch(() => {});
         }
         if (f.size !== undefined && f.written !== f.size) throw new UpstreamError("unreachable", opts.upstream, `the transfer of ${f.digest.value} broke off after ${f.written} of ${f.size} bytes`);
         const hex = await hasher.digest();
