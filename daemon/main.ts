@@ -6,6 +6,7 @@
  *   berth version                 print the version
  * The configuration is read here, once; every module receives plain options.
  */
+import { readFileSync } from "node:fs";
 import { ConfigError, loadConfig } from "./config/load";
 import type { Config } from "./config/schema";
 import { createApp } from "./http/app";
@@ -143,10 +144,11 @@ export async function startDaemon(config: Config, log: Logger) {
     sync: () => sync?.info() ?? { registries: [], fetches: [], pins: syncState.pins() },
     syncRun: (name) => sync?.runNow(name) ?? false,
     ...(config.metrics.enabled ? { metrics: { http: httpMetrics, render: () => metrics.render() } } : {}),
+    ...(config.http.admin_token_file ? { adminToken: readAdminToken(config.http.admin_token_file) } : {}),
   });
-  const server = serve((req) => {
+  const server = serve((req, peer) => {
     governor.request();
-    return app(req);
+    return app(req, peer);
   }, {
     hostname: config.http.address,
     port: config.http.port,
@@ -268,4 +270,17 @@ if (import.meta.main) {
       process.exit(1);
     },
   );
+}
+
+/** The admin token: the file's first line, trimmed; a missing, unreadable or empty file stops the start. */
+function readAdminToken(path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new Error(`http.admin_token_file: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  const token = text.split("\n")[0]!.trim();
+  if (token.length < 16) throw new Error(`http.admin_token_file: ${path} must hold a token of at least 16 characters on its first line`);
+  return token;
 }

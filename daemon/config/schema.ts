@@ -175,6 +175,11 @@ export const SCHEMA = {
     idle_timeout: { kind: "integer", default: 120, min: 1, max: 255, doc: "Seconds an idle connection is kept open." },
     tls_cert: { kind: "string", default: "", doc: "PEM certificate (chain) file; with tls_key, serve HTTPS. Empty: plain HTTP." },
     tls_key: { kind: "string", default: "", doc: "PEM private key file for tls_cert." },
+    admin_token_file: {
+      kind: "string",
+      default: "",
+      doc: "File holding a token the admin API (/api/v1) then requires as `Authorization: Bearer <token>`. Empty: the admin API answers reads from anywhere and changes (POST) only from loopback.",
+    },
   },
   storage: {
     root: { kind: "string", default: "./data", nonEmpty: true, doc: "Directory holding one OCI image layout per repository." },

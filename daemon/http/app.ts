@@ -5,6 +5,7 @@
  * on first use: importing Elysia costs about 10 MiB of resident memory, which a registry
  * that is only ever pulled from and probed should not pay.
  */
+import { timingSafeEqual } from "node:crypto";
 import { VERSION } from "../version";
 import type { HttpMetrics } from "../metrics/http";
 import type { AdminDeps } from "./admin";
@@ -14,6 +15,13 @@ export interface AppDeps extends AdminDeps {
   v2: (req: Request) => Promise<Response>;
   /** Request counting and the /metrics page; no metrics when absent. */
   metrics?: { http: HttpMetrics; render(): Promise<string> };
+  /** The token the admin API requires (`[http] admin_token_file`); none: see {@link adminGuard}. */
+  adminToken?: string;
+}
+
+/** What the front asks of the server: the peer's address (Bun's `server.requestIP`). */
+export interface Peer {
+  requestIP(req: Request): { address: string } | null;
 }
 
 const METRICS_HEADERS = { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" };
@@ -21,10 +29,11 @@ const METRICS_HEADERS = { "Content-Type": "text/plain; version=0.0.4; charset=ut
 const JSON_HEADERS = { "Content-Type": "application/json" };
 
 /** Builds the request handler for the whole server. */
-export function createApp(deps: AppDeps): (req: Request) => Promise<Response> | Response {
+export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promise<Response> | Response {
   let admin: Promise<(req: Request) => Response | Promise<Response>> | undefined;
   const adminApp = () => (admin ??= import("./admin").then((m) => m.createAdminApp(deps)));
-  const route = (req: Request): Promise<Response> | Response => {
+  const guard = adminGuard(deps.adminToken);
+  const route = (req: Request, server?: Peer): Promise<Response> | Response => {
     const url = req.url;
     const pathStart = url.indexOf("/", url.indexOf("//") + 2);
     if (url.startsWith("/v2", pathStart)) {
@@ -39,6 +48,8 @@ export function createApp(deps: AppDeps): (req: Request) => Promise<Response> | 
       return new Response(JSON.stringify({ status: ready ? "ready" : "starting" }), { status: ready ? 200 : 503, headers: JSON_HEADERS });
     }
     if (path === "/metrics" && deps.metrics) return deps.metrics.render().then((text) => new Response(text, { headers: METRICS_HEADERS }));
+    const refused = guard(req, path!, server);
+    if (refused) return refused;
     // Elysia misreads the path of a URL whose host is very short ("http://reg/api/…", a
     // plausible LAN alias), so it is handed the request under a canonical origin.
     return adminApp().then((handle) => handle(new Request(`http://localhost${pathAndQuery}`, req)));
@@ -46,11 +57,11 @@ export function createApp(deps: AppDeps): (req: Request) => Promise<Response> | 
   const http = deps.metrics?.http;
   if (!http) return route;
   // Counting wraps every request: a timestamp, then one callback when the response is ready.
-  return (req) => {
+  return (req, server) => {
     const started = http.begin();
     let res: Promise<Response> | Response;
     try {
-      res = route(req);
+      res = route(req, server);
     } catch (err) {
       http.abort();
       throw err;
@@ -70,4 +81,38 @@ export function createApp(deps: AppDeps): (req: Request) => Promise<Response> | 
       },
     );
   };
+}
+
+const API_PREFIX = "/api/v1";
+
+/**
+ * Who may use the admin API. With a token configured, every /api/v1 request must carry it
+ * as a Bearer credential (the API documentation stays readable). Without one, reads are
+ * open (they show what `/v2` shows, plus state) and changes (POST: GC, retention, scrub, a
+ * sync run) are accepted only from loopback, so an appliance on a shared network cannot be
+ * driven by its neighbours until its owner sets a token. Returns the refusal, or undefined.
+ */
+export function adminGuard(token: string | undefined): (req: Request, path: string, server?: Peer) => Response | undefined {
+  const expected = token === undefined ? undefined : Buffer.from(`Bearer ${token}`);
+  return (req, path, server) => {
+    if (path !== API_PREFIX && !path.startsWith(`${API_PREFIX}/`)) return undefined;
+    if (expected) {
+      const given = Buffer.from(req.headers.get("authorization") ?? "");
+      if (given.length === expected.length && timingSafeEqual(given, expected)) return undefined;
+      return adminError(401, "the admin API requires the token of [http] admin_token_file as `Authorization: Bearer <token>`", { "WWW-Authenticate": 'Bearer realm="berth-admin"' });
+    }
+    if (req.method === "GET" || req.method === "HEAD") return undefined;
+    const address = server?.requestIP(req)?.address;
+    if (address !== undefined && isLoopback(address)) return undefined;
+    return adminError(403, "admin changes are accepted only from loopback while no token is set; set [http] admin_token_file to allow them over the network");
+  };
+}
+
+function isLoopback(address: string): boolean {
+  return address === "::1" || address.startsWith("127.") || address.startsWith("::ffff:127.");
+}
+
+/** An admin API error, in the admin API's own shape (`{ error }`). */
+function adminError(status: number, message: string, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify({ error: message }), { status, headers: { ...JSON_HEADERS, ...headers } });
 }

@@ -71,6 +71,7 @@ export class Lifecycle {
   readonly hooks: RegistryHooks = {
     pulled: (repo, reference, digest) => this.usage.pulled(repo, reference, digest),
     pushed: (repo, digest, tags) => this.usage.pushed(repo, digest, tags),
+    deleted: (repo, reference) => this.usage.forget(repo, reference),
     touched: (repo, digest) => this.touches.touch(repo, digest),
   };
 

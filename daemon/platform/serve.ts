@@ -25,8 +25,13 @@ export interface ServeOptions {
   tls?: { certFile: string; keyFile: string };
 }
 
-/** Starts an HTTP server that answers every request with `fetch`. */
-export function serve(fetch: (request: Request) => Promise<Response> | Response, options: ServeOptions): Server {
+/** The connection a request came on: its peer's address. */
+export interface RequestPeer {
+  requestIP(request: Request): { address: string } | null;
+}
+
+/** Starts an HTTP server that answers every request with `fetch` (told the request's peer). */
+export function serve(fetch: (request: Request, peer: RequestPeer) => Promise<Response> | Response, options: ServeOptions): Server {
   const server = Bun.serve({
     hostname: options.hostname,
     port: options.port,

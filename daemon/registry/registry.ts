@@ -282,6 +282,7 @@ export class Registry {
         this.meta.touchRepo(repo, after.stamp);
         this.indexed.set(repo, after.stamp);
       });
+      this.options.hooks?.deleted?.(repo, reference);
       return;
     }
     const digest = requireDigest(reference);
@@ -300,6 +301,7 @@ export class Registry {
       this.indexed.set(repo, after.stamp);
       await this.store.blobs.remove(repo, digest);
     });
+    this.options.hooks?.deleted?.(repo, digest.value);
   }
 
   // ---- content discovery: "Listing Tags", "Listing Referrers", catalog -----------------

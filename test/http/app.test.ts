@@ -40,3 +40,54 @@ test("the admin API answers from the lazily loaded Elysia app", async () => {
   expect(await res.json()).toMatchObject({ ready: true, repositories: 3 });
   expect((await app(new Request("http://x/api/v1/nothing"))).status).toBe(404);
 });
+
+/** A stand-in for the server's view of the connection. */
+const peer = (address: string) => ({ requestIP: () => ({ address }) });
+
+test("without a token, admin reads are open and admin changes are taken only from loopback", async () => {
+  const runs: string[] = [];
+  const app = createApp({
+    v2: async () => new Response("v2"),
+    ready: () => true,
+    info: () => ({ root: "/data", uploadsInFlight: 0, manifestCacheBytes: 0, rssBytes: 1, repositories: 0 }),
+    syncRun: (name) => (runs.push(name), true),
+  });
+  expect((await app(new Request("http://x/api/v1/info"), peer("192.168.1.5"))).status).toBe(200);
+  const remote = await app(new Request("http://x/api/v1/sync/up/run", { method: "POST" }), peer("192.168.1.5"));
+  expect(remote.status).toBe(403);
+  expect(((await remote.json()) as { error: string }).error).toContain("admin_token_file");
+  // an unknown peer is not loopback
+  expect((await app(new Request("http://x/api/v1/sync/up/run", { method: "POST" }))).status).toBe(403);
+  expect(runs).toEqual([]);
+  for (const address of ["127.0.0.1", "::1", "::ffff:127.0.0.1"]) {
+    expect((await app(new Request("http://x/api/v1/sync/up/run", { method: "POST" }), peer(address))).status).toBe(202);
+  }
+  expect(runs).toEqual(["up", "up", "up"]);
+  // /v2 and the probes are not the admin API
+  expect((await app(new Request("http://x/v2/", { method: "POST" }), peer("10.0.0.9"))).status).toBe(200);
+});
+
+test("with a token, every admin request needs it, from anywhere; the docs stay readable", async () => {
+  const token = "s3cret-token-0123456789";
+  const app = createApp({
+    v2: async () => new Response("v2"),
+    ready: () => true,
+    info: () => ({ root: "/data", uploadsInFlight: 0, manifestCacheBytes: 0, rssBytes: 1, repositories: 0 }),
+    syncRun: () => true,
+    adminToken: token,
+  });
+  const local = peer("127.0.0.1");
+  const none = await app(new Request("http://x/api/v1/info"), local);
+  expect(none.status).toBe(401);
+  expect(none.headers.get("www-authenticate")).toBe('Bearer realm="berth-admin"');
+  expect(((await none.json()) as { error: string }).error).toContain("Authorization: Bearer");
+  for (const auth of [`Bearer ${token}x`, `Bearer ${token.slice(1)}`, `Basic ${btoa(`x:${token}`)}`, token]) {
+    expect((await app(new Request("http://x/api/v1/info", { headers: { Authorization: auth } }), local)).status).toBe(401);
+  }
+  const headers = { Authorization: `Bearer ${token}` };
+  expect((await app(new Request("http://x/api/v1/info", { headers }), peer("192.168.1.5"))).status).toBe(200);
+  expect((await app(new Request("http://x/api/v1/sync/up/run", { method: "POST", headers }), peer("192.168.1.5"))).status).toBe(202);
+  expect((await app(new Request("http://x/api/v1"), local)).status).toBe(401);
+  expect((await app(new Request("http://x/api/docs"), local)).status).toBe(200);
+  expect((await app(new Request("http://x/livez"), local)).status).toBe(200);
+});

@@ -3,6 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { createLifecycleRegistry, testLifecycleOptions } from "../helpers/lifecycle";
 import { pushImage, sha256 } from "../helpers/registry";
 import type { RetentionPolicy } from "../../daemon/lifecycle/retention";
+import { openDatabase } from "../../daemon/platform/sqlite";
 
 const policy = (p: Partial<RetentionPolicy>): RetentionPolicy => ({ repositories: ["**"], keepLast: 0, keepTags: [], keepWithinMs: 0, untaggedAfterMs: 0, ...p });
 const tagsOf = async (r: { call: (m: string, p: string) => Promise<Response> }, repo: string) =>
@@ -70,4 +71,28 @@ describe("retention", () => {
     expect(lifecycleOptions(c).retention.policies).toEqual([policy({ repositories: ["edge/**"], keepLast: 3, keepWithinMs: 7 * 86_400_000, untaggedAfterMs: 86_400_000 })]);
     expect(testLifecycleOptions().gc.graceMs).toBe(0);
   });
+});
+
+test("deleting a tag or a manifest through the API drops its statistics, from memory and from meta.db", async () => {
+  await using r = await createLifecycleRegistry();
+  const kept = await pushImage(r, "app", "kept", "kept");
+  const gone = await pushImage(r, "app", "gone", "gone");
+  expect((await r.call("GET", "/v2/app/manifests/gone")).status).toBe(200);
+  r.lifecycle.usage.flush();
+  // read back through a second connection to the file, as a restarted daemon would
+  const rows = () => {
+    const db = openDatabase(r.store.paths.metaDb);
+    try {
+      return db.prepare<{ ref: string }>("SELECT ref FROM usage WHERE repo = 'app'").all().map((x) => x.ref);
+    } finally {
+      db.close();
+    }
+  };
+  expect(rows()).toContain("gone");
+  expect((await r.call("DELETE", "/v2/app/manifests/gone")).status).toBe(202);
+  expect(r.lifecycle.usage.get("app", "gone")).toBeUndefined();
+  expect((await r.call("DELETE", `/v2/app/manifests/${gone.digest}`)).status).toBe(202);
+  expect(r.lifecycle.usage.get("app", gone.digest)).toBeUndefined();
+  r.lifecycle.usage.flush();
+  expect(rows().sort()).toEqual([kept.digest, "kept"].sort());
 });
