@@ -61,6 +61,8 @@ async function withConfigErrors(fn: () => Promise<number>): Promise<number> {
 /** Starts the registry on `config`; resolves once it is listening. */
 export async function startDaemon(config: Config, log: Logger) {
   const started = performance.now();
+  // before anything is opened: a bad token file stops the start with a config error
+  const adminToken = config.http.admin_token_file ? readAdminToken(config.http.admin_token_file) : undefined;
   let ready = false;
   const hashing = config.storage.hash_thread ? workerHashing() : inlineHashing;
   let ingressBytes = 0;
@@ -144,7 +146,7 @@ export async function startDaemon(config: Config, log: Logger) {
     sync: () => sync?.info() ?? { registries: [], fetches: [], pins: syncState.pins() },
     syncRun: (name) => sync?.runNow(name) ?? false,
     ...(config.metrics.enabled ? { metrics: { http: httpMetrics, render: () => metrics.render() } } : {}),
-    ...(config.http.admin_token_file ? { adminToken: readAdminToken(config.http.admin_token_file) } : {}),
+    ...(adminToken !== undefined ? { adminToken } : {}),
   });
   const server = serve((req, peer) => {
     governor.request();
@@ -278,9 +280,9 @@ function readAdminToken(path: string): string {
   try {
     text = readFileSync(path, "utf8");
   } catch (err) {
-    throw new Error(`http.admin_token_file: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw new ConfigError(path, [`http.admin_token_file: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`]);
   }
   const token = text.split("\n")[0]!.trim();
-  if (token.length < 16) throw new Error(`http.admin_token_file: ${path} must hold a token of at least 16 characters on its first line`);
+  if (token.length < 16) throw new ConfigError(path, [`http.admin_token_file: ${path} must hold a token of at least 16 characters on its first line`]);
   return token;
 }

@@ -35,7 +35,8 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
   const guard = adminGuard(deps.adminToken);
   const route = (req: Request, server?: Peer): Promise<Response> | Response => {
     const url = req.url;
-    const pathStart = url.indexOf("/", url.indexOf("//") + 2);
+    // Bun hands over a bare path when the Host header is unusable
+    const pathStart = url.startsWith("/") ? 0 : url.indexOf("/", url.indexOf("//") + 2);
     if (url.startsWith("/v2", pathStart)) {
       const next = url.charCodeAt(pathStart + 3);
       if (Number.isNaN(next) || next === 47 /* / */ || next === 63 /* ? */) return deps.v2(req);
@@ -103,9 +104,33 @@ export function adminGuard(token: string | undefined): (req: Request, path: stri
     }
     if (req.method === "GET" || req.method === "HEAD") return undefined;
     const address = server?.requestIP(req)?.address;
-    if (address !== undefined && isLoopback(address)) return undefined;
-    return adminError(403, "admin changes are accepted only from loopback while no token is set; set [http] admin_token_file to allow them over the network");
+    if (address === undefined || !isLoopback(address)) {
+      return adminError(403, "admin changes are accepted only from loopback while no token is set; set [http] admin_token_file to allow them over the network");
+    }
+    if (fromWebPage(req)) {
+      return adminError(403, "admin changes from a web page of another site are refused while no token is set; set [http] admin_token_file");
+    }
+    return undefined;
   };
+}
+
+/**
+ * A loopback request that a browser sent for another site's page (cross-site request
+ * forgery), or under a DNS name rebound to 127.0.0.1: a cross-site `Sec-Fetch-Site`, an
+ * `Origin` that is not this Host, or a Host that is a dotted DNS name. Tools such as curl
+ * send none of these headers; the API docs page on this host passes.
+ */
+function fromWebPage(req: Request): boolean {
+  const site = req.headers.get("sec-fetch-site");
+  if (site !== null && site !== "same-origin" && site !== "none") return true;
+  const host = req.headers.get("host") ?? new URL(req.url, "http://localhost").host;
+  const origin = req.headers.get("origin");
+  if (origin !== null && origin.replace(/^https?:\/\//, "") !== host) return true;
+  // a name that resolves to loopback from the outside is what a rebinding attack needs:
+  // anything dotted but localhost names and IP literals (single-label aliases pass)
+  const name = host.startsWith("[") ? host.slice(1, host.indexOf("]")) : host.replace(/:\d+$/, "");
+  const literal = /^\d{1,3}(\.\d{1,3}){3}$/.test(name) || name.includes(":");
+  return !(literal || !name.includes(".") || name.endsWith(".localhost"));
 }
 
 function isLoopback(address: string): boolean {

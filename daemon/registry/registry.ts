@@ -7,7 +7,7 @@
 import type { Logger } from "../log";
 import { type Digest, parseDigest, requireDigest } from "../oci/digest";
 import { RegistryError } from "../oci/errors";
-import { withManifest, withoutDigest, withoutTag } from "../oci/layoutindex";
+import { tagOf, withManifest, withoutDigest, withoutTag } from "../oci/layoutindex";
 import { type Descriptor, type ParsedManifest, parseManifest, sniffManifestType } from "../oci/manifest";
 import { acceptAdmits } from "../oci/mediatypes";
 import { isTag, requireName, requireTag } from "../oci/names";
@@ -287,8 +287,10 @@ export class Registry {
     }
     const digest = requireDigest(reference);
     await this.reconcile(repo);
+    let tags: string[] = [];
     await this.store.layouts.transaction(repo, async (tx) => {
       const entries = (await tx.current()).doc.manifests;
+      tags = entries.flatMap((e) => (e.digest === digest.value ? (tagOf(e) ?? []) : []));
       const listed = entries.some((e) => e.digest === digest.value);
       if (!listed && !this.store.blobs.stat(repo, digest)) throw new RegistryError("MANIFEST_UNKNOWN", `${digest.value} is not in ${repo}`);
       const present = new Set(entries.map((e) => e.digest));
@@ -301,7 +303,8 @@ export class Registry {
       this.indexed.set(repo, after.stamp);
       await this.store.blobs.remove(repo, digest);
     });
-    this.options.hooks?.deleted?.(repo, digest.value);
+    // the tags that pointed at it went with it
+    for (const ref of [digest.value, ...tags]) this.options.hooks?.deleted?.(repo, ref);
   }
 
   // ---- content discovery: "Listing Tags", "Listing Referrers", catalog -----------------

@@ -128,6 +128,7 @@ export class Uploads {
     session.hasher?.checkpoint();
     const file = await this.disk.openAppend(this.dataPath(id));
     let flushing: Promise<void> | undefined;
+    let flushError: unknown;
     let unflushed = 0;
     let offset = startSize;
     const write = async (chunks: Uint8Array[]) => {
@@ -139,7 +140,8 @@ export class Uploads {
       session.hasher?.advance(chunks, offset);
       if (unflushed >= EARLY_FLUSH && !flushing) {
         unflushed = 0;
-        flushing = file.sync().finally(() => (flushing = undefined));
+        // a failure is kept and thrown after the body (an unhandled rejection would end the process)
+        flushing = file.sync().catch((err) => void (flushError ??= err)).finally(() => (flushing = undefined));
       }
     };
     const announced = opts.range ? opts.range.end - opts.range.start + 1 : opts.length;
@@ -147,6 +149,7 @@ export class Uploads {
       if (announced !== undefined && announced > 0) await this.options.admit?.(repo, announced);
       const written = body ? await this.pump(session, body, write, announced === undefined) : 0;
       await flushing;
+      if (flushError) throw flushError;
       const expected = opts.range ? opts.range.end - opts.range.start + 1 : opts.length;
       if (expected !== undefined && written !== expected) {
         throw new StorageError("size-mismatch", `received ${written} bytes where ${expected} were announced`);

@@ -273,6 +273,8 @@ export class BlobFetches {
         throw new UpstreamError("digest", opts.upstream, `sent ${f.size} bytes for ${f.digest.value}, whose descriptor says ${opts.expectedSize}`);
       }
       const file = await disk.openAppend(f.path);
+      let flushing: Promise<void> | undefined;
+      let flushError: unknown;
       // The hashing thread takes a client's fetch off the event loop. A small blob is hashed at
       // once rather than queued behind big ones there; a background fetch is hashed inline
       // too: it runs at the budget's pace, and a second busy thread costs clients more tail
@@ -288,7 +290,6 @@ export class BlobFetches {
           // as for uploads: an fdatasync in the background every EARLY_FLUSH bytes spreads
           // writeback over the transfer, and the final fsync only has the tail left
           let unflushed = 0;
-          let flushing: Promise<void> | undefined;
           const flush = async () => {
             if (batchBytes === 0) return;
             if (f.background) await this.budget.take("write", batchBytes, 1, opts.signal);
@@ -303,7 +304,9 @@ export class BlobFetches {
             unflushed += bytes;
             if (unflushed >= EARLY_FLUSH && !flushing) {
               unflushed = 0;
-              flushing = file.sync().finally(() => (flushing = undefined));
+              // kept, not thrown here: a failed flush fails the fetch before its final fsync
+              // (on Linux a later fsync may succeed after a writeback error)
+              flushing = file.sync().catch((err) => void (flushError ??= err)).finally(() => (flushing = undefined));
             }
           };
           for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
@@ -315,7 +318,8 @@ export class BlobFetches {
             if (batchBytes >= (f.background ? BACKGROUND_WRITE_BATCH : WRITE_BATCH)) await flush();
           }
           await flush();
-          await flushing?.catch(() => {});
+          await flushing;
+          if (flushError) throw flushError;
         }
         if (f.size !== undefined && f.written !== f.size) throw new UpstreamError("unreachable", opts.upstream, `the transfer of ${f.digest.value} broke off after ${f.written} of ${f.size} bytes`);
         const hex = await hasher.digest();
@@ -325,6 +329,7 @@ export class BlobFetches {
         f.notify();
         await file.sync();
       } finally {
+        await flushing;
         await file.close().catch(() => {});
       }
       f.size = f.written;

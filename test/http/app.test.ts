@@ -91,3 +91,23 @@ test("with a token, every admin request needs it, from anywhere; the docs stay r
   expect((await app(new Request("http://x/api/docs"), local)).status).toBe(200);
   expect((await app(new Request("http://x/livez"), local)).status).toBe(200);
 });
+
+test("without a token, a loopback change sent by a web page of another site, or under a rebound name, is refused", async () => {
+  const runs: string[] = [];
+  const app = createApp({
+    v2: async () => new Response("v2"),
+    ready: () => true,
+    info: () => ({ root: "/data", uploadsInFlight: 0, manifestCacheBytes: 0, rssBytes: 1, repositories: 0 }),
+    syncRun: (name) => (runs.push(name), true),
+  });
+  const post = (headers: Record<string, string>) => app(new Request("http://127.0.0.1:5000/api/v1/sync/up/run", { method: "POST", headers }), peer("127.0.0.1"));
+  expect((await post({ Host: "127.0.0.1:5000", Origin: "https://evil.example", "Sec-Fetch-Site": "cross-site" })).status).toBe(403);
+  expect((await post({ Host: "127.0.0.1:5000", Origin: "https://evil.example" })).status).toBe(403);
+  expect((await post({ Host: "evil.example:5000", Origin: "http://evil.example:5000", "Sec-Fetch-Site": "same-origin" })).status).toBe(403);
+  expect(runs).toEqual([]);
+  // the docs page on this host, and tools such as curl
+  expect((await post({ Host: "127.0.0.1:5000", Origin: "http://127.0.0.1:5000", "Sec-Fetch-Site": "same-origin" })).status).toBe(202);
+  expect((await post({ Host: "localhost:5000" })).status).toBe(202);
+  expect((await post({ Host: "[::1]:5000" })).status).toBe(202);
+  expect(runs).toEqual(["up", "up", "up"]);
+});

@@ -93,6 +93,10 @@ test("deleting a tag or a manifest through the API drops its statistics, from me
   expect(r.lifecycle.usage.get("app", "gone")).toBeUndefined();
   expect((await r.call("DELETE", `/v2/app/manifests/${gone.digest}`)).status).toBe(202);
   expect(r.lifecycle.usage.get("app", gone.digest)).toBeUndefined();
+  // a delete by digest takes the tags that pointed at it along, and their statistics
+  const both = await pushImage(r, "app", "both", "both");
+  expect((await r.call("DELETE", `/v2/app/manifests/${both.digest}`)).status).toBe(202);
+  expect(r.lifecycle.usage.get("app", "both")).toBeUndefined();
   r.lifecycle.usage.flush();
   expect(rows().sort()).toEqual([kept.digest, "kept"].sort());
 });

@@ -9,6 +9,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { silentLogger } from "../../daemon/log";
+import { type Disk, realDisk } from "../../daemon/platform/disk";
 import { type Digest, requireDigest } from "../../daemon/oci/digest";
 import { type UploadHashing, inlineHashing, workerHashing } from "../../daemon/platform/uploadhash";
 import { IoBudget } from "../../daemon/scheduler/budget";
@@ -133,4 +134,31 @@ describe.each(modes)("blob fetch with %s", (_name, hashing) => {
     expect((await drain(again.reader())).equals(bytes)).toBe(true);
     await again.done;
   });
+});
+
+test("a flush that fails while a blob streams in fails the fetch, not the process", async () => {
+  let syncs = 0;
+  const disk: Disk = {
+    ...realDisk,
+    async openAppend(path) {
+      const file = await realDisk.openAppend(path);
+      return { ...file, write: (c) => file.write(c), truncate: (n) => file.truncate(n), close: () => file.close(), sync: async () => {
+        syncs++;
+        throw Object.assign(new Error("EIO: i/o error, fdatasync"), { code: "EIO" });
+      } };
+    },
+  };
+  await using reg = await createTestRegistry({ disk });
+  const fetches = new BlobFetches(reg.store, unlimited(), silentLogger);
+  const bytes = randomBytes(12 << 20);
+  const digest = digestOf(bytes);
+  const f = fetches.fetch("lib/app", digest, source(bytes), { background: false, upstream: "up" });
+  const read = drain(f.reader());
+  expect(read).rejects.toThrow(/EIO/);
+  await read.catch(() => {});
+  await f.done.catch(() => {});
+  expect(f.state).toBe("failed");
+  expect(syncs).toBeGreaterThan(0);
+  expect(existsSync(reg.store.blobs.path("lib/app", digest))).toBe(false);
+  expect(readdirSync(reg.store.paths.uploads)).toEqual([]);
 });
