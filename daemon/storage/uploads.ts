@@ -11,7 +11,7 @@
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import type { Algorithm, Digest } from "../oci/digest";
-import type { Disk } from "../platform/disk";
+import type { AppendFile, Disk } from "../platform/disk";
 import { hashFile } from "../platform/hash";
 import { type UploadHasher, type UploadHashing, inlineHashing } from "../platform/uploadhash";
 import { StorageError, isNoSpace } from "./errors";
@@ -19,12 +19,43 @@ import type { Paths } from "./paths";
 
 /** Bytes gathered before one write to the file. */
 const WRITE_BATCH = 1 << 20;
+/** Bytes written between early flushes (see {@link EarlyFlush}). */
+const EARLY_FLUSH = 4 << 20;
+
 /**
- * Bytes written between early flushes. A long upload starts an fdatasync in the background
- * every this many bytes, so writeback overlaps with receiving and the fsync that completes
- * the upload only has the tail left to flush. Durability is decided by that final fsync.
+ * Early flushes of a file being written: an fdatasync starts in the background every
+ * EARLY_FLUSH bytes, so writeback overlaps with receiving and the fsync that completes the
+ * file only has the tail left. Durability is decided by that final fsync. A failed flush is
+ * kept, not left as an unhandled rejection (which would end the process), and thrown by
+ * `settle()`: on Linux a later fsync may succeed after a writeback error, so it must not be
+ * lost. Used by uploads and by fetches from upstreams.
  */
-export const EARLY_FLUSH = 4 << 20;
+export class EarlyFlush {
+  private unflushed = 0;
+  private pending: Promise<void> | undefined;
+  private error: unknown;
+
+  constructor(private readonly file: AppendFile) {}
+
+  /** `bytes` more were written. */
+  wrote(bytes: number): void {
+    this.unflushed += bytes;
+    if (this.unflushed < EARLY_FLUSH || this.pending) return;
+    this.unflushed = 0;
+    this.pending = this.file.sync().catch((err: unknown) => void (this.error ??= err)).finally(() => (this.pending = undefined));
+  }
+
+  /** Waits for a flush in progress; throws the first that failed. */
+  async settle(): Promise<void> {
+    await this.pending;
+    if (this.error) throw this.error;
+  }
+
+  /** Waits for a flush in progress, whatever its outcome (before closing the file). */
+  async idle(): Promise<void> {
+    await this.pending;
+  }
+}
 
 /** One upload in flight. */
 export interface UploadSession {
@@ -127,29 +158,20 @@ export class Uploads {
     const startSize = session.size;
     session.hasher?.checkpoint();
     const file = await this.disk.openAppend(this.dataPath(id));
-    let flushing: Promise<void> | undefined;
-    let flushError: unknown;
-    let unflushed = 0;
+    const flusher = new EarlyFlush(file);
     let offset = startSize;
     const write = async (chunks: Uint8Array[]) => {
       await file.write(chunks);
-      for (const c of chunks) {
-        unflushed += c.byteLength;
-        offset += c.byteLength;
-      }
+      const before = offset;
+      for (const c of chunks) offset += c.byteLength;
       session.hasher?.advance(chunks, offset);
-      if (unflushed >= EARLY_FLUSH && !flushing) {
-        unflushed = 0;
-        // a failure is kept and thrown after the body (an unhandled rejection would end the process)
-        flushing = file.sync().catch((err) => void (flushError ??= err)).finally(() => (flushing = undefined));
-      }
+      flusher.wrote(offset - before);
     };
     const announced = opts.range ? opts.range.end - opts.range.start + 1 : opts.length;
     try {
       if (announced !== undefined && announced > 0) await this.options.admit?.(repo, announced);
       const written = body ? await this.pump(session, body, write, announced === undefined) : 0;
-      await flushing;
-      if (flushError) throw flushError;
+      await flusher.settle();
       const expected = opts.range ? opts.range.end - opts.range.start + 1 : opts.length;
       if (expected !== undefined && written !== expected) {
         throw new StorageError("size-mismatch", `received ${written} bytes where ${expected} were announced`);
@@ -162,7 +184,7 @@ export class Uploads {
       if (isNoSpace(err)) throw new StorageError("no-space", "the disk is full");
       throw err;
     } finally {
-      await flushing?.catch(() => {});
+      await flusher.idle();
       await file.close().catch(() => {});
       session.busy = false;
       session.lastActive = Date.now();

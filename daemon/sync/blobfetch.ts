@@ -27,7 +27,7 @@ import type { Digest } from "../oci/digest";
 import { type UploadHasher, inlineHashing } from "../platform/uploadhash";
 import type { IoBudget } from "../scheduler/budget";
 import type { Store } from "../storage/store";
-import { EARLY_FLUSH } from "../storage/uploads";
+import { EarlyFlush } from "../storage/uploads";
 import { UpstreamError } from "./errors";
 
 const READ_CHUNK = 1024 * 1024;
@@ -273,8 +273,7 @@ export class BlobFetches {
         throw new UpstreamError("digest", opts.upstream, `sent ${f.size} bytes for ${f.digest.value}, whose descriptor says ${opts.expectedSize}`);
       }
       const file = await disk.openAppend(f.path);
-      let flushing: Promise<void> | undefined;
-      let flushError: unknown;
+      const flusher = new EarlyFlush(file);
       // The hashing thread takes a client's fetch off the event loop. A small blob is hashed at
       // once rather than queued behind big ones there; a background fetch is hashed inline
       // too: it runs at the budget's pace, and a second busy thread costs clients more tail
@@ -287,27 +286,18 @@ export class BlobFetches {
           // chunks go to readers at once and to the file in batches
           let batch: Uint8Array[] = [];
           let batchBytes = 0;
-          // as for uploads: an fdatasync in the background every EARLY_FLUSH bytes spreads
-          // writeback over the transfer, and the final fsync only has the tail left
-          let unflushed = 0;
           const flush = async () => {
             if (batchBytes === 0) return;
             if (f.background) await this.budget.take("write", batchBytes, 1, opts.signal);
             else this.budget.foreground(batchBytes, "write");
             const chunks = batch;
+            const bytes = batchBytes;
             batch = [];
             batchBytes = 0;
             await file.write(chunks);
-            const bytes = chunks.reduce((n, c) => n + c.byteLength, 0);
             f.wrote(f.written + bytes);
             hasher!.advance(chunks, f.written);
-            unflushed += bytes;
-            if (unflushed >= EARLY_FLUSH && !flushing) {
-              unflushed = 0;
-              // kept, not thrown here: a failed flush fails the fetch before its final fsync
-              // (on Linux a later fsync may succeed after a writeback error)
-              flushing = file.sync().catch((err) => void (flushError ??= err)).finally(() => (flushing = undefined));
-            }
+            flusher.wrote(bytes);
           };
           for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
             opts.signal?.throwIfAborted();
@@ -318,8 +308,7 @@ export class BlobFetches {
             if (batchBytes >= (f.background ? BACKGROUND_WRITE_BATCH : WRITE_BATCH)) await flush();
           }
           await flush();
-          await flushing;
-          if (flushError) throw flushError;
+          await flusher.settle();
         }
         if (f.size !== undefined && f.written !== f.size) throw new UpstreamError("unreachable", opts.upstream, `the transfer of ${f.digest.value} broke off after ${f.written} of ${f.size} bytes`);
         const hex = await hasher.digest();
@@ -329,7 +318,7 @@ export class BlobFetches {
         f.notify();
         await file.sync();
       } finally {
-        await flushing;
+        await flusher.idle();
         await file.close().catch(() => {});
       }
       f.size = f.written;

@@ -44,14 +44,21 @@ test("the admin API answers from the lazily loaded Elysia app", async () => {
 /** A stand-in for the server's view of the connection. */
 const peer = (address: string) => ({ requestIP: () => ({ address }) });
 
-test("without a token, admin reads are open and admin changes are taken only from loopback", async () => {
+/** A front whose admin API records the sync runs it is asked for. */
+function adminFront(adminToken?: string) {
   const runs: string[] = [];
   const app = createApp({
     v2: async () => new Response("v2"),
     ready: () => true,
     info: () => ({ root: "/data", uploadsInFlight: 0, manifestCacheBytes: 0, rssBytes: 1, repositories: 0 }),
     syncRun: (name) => (runs.push(name), true),
+    ...(adminToken !== undefined ? { adminToken } : {}),
   });
+  return { app, runs };
+}
+
+test("without a token, admin reads are open and admin changes are taken only from loopback", async () => {
+  const { app, runs } = adminFront();
   expect((await app(new Request("http://x/api/v1/info"), peer("192.168.1.5"))).status).toBe(200);
   const remote = await app(new Request("http://x/api/v1/sync/up/run", { method: "POST" }), peer("192.168.1.5"));
   expect(remote.status).toBe(403);
@@ -69,13 +76,7 @@ test("without a token, admin reads are open and admin changes are taken only fro
 
 test("with a token, every admin request needs it, from anywhere; the docs stay readable", async () => {
   const token = "s3cret-token-0123456789";
-  const app = createApp({
-    v2: async () => new Response("v2"),
-    ready: () => true,
-    info: () => ({ root: "/data", uploadsInFlight: 0, manifestCacheBytes: 0, rssBytes: 1, repositories: 0 }),
-    syncRun: () => true,
-    adminToken: token,
-  });
+  const { app } = adminFront(token);
   const local = peer("127.0.0.1");
   const none = await app(new Request("http://x/api/v1/info"), local);
   expect(none.status).toBe(401);
@@ -93,13 +94,7 @@ test("with a token, every admin request needs it, from anywhere; the docs stay r
 });
 
 test("without a token, a loopback change sent by a web page of another site, or under a rebound name, is refused", async () => {
-  const runs: string[] = [];
-  const app = createApp({
-    v2: async () => new Response("v2"),
-    ready: () => true,
-    info: () => ({ root: "/data", uploadsInFlight: 0, manifestCacheBytes: 0, rssBytes: 1, repositories: 0 }),
-    syncRun: (name) => (runs.push(name), true),
-  });
+  const { app, runs } = adminFront();
   const post = (headers: Record<string, string>) => app(new Request("http://127.0.0.1:5000/api/v1/sync/up/run", { method: "POST", headers }), peer("127.0.0.1"));
   expect((await post({ Host: "127.0.0.1:5000", Origin: "https://evil.example", "Sec-Fetch-Site": "cross-site" })).status).toBe(403);
   expect((await post({ Host: "127.0.0.1:5000", Origin: "https://evil.example" })).status).toBe(403);
