@@ -16,7 +16,8 @@ import { Meta } from "./meta/meta";
 import { realDisk } from "./platform/disk";
 import { memoryGovernor } from "./platform/memory";
 import { inlineHashing, workerHashing } from "./platform/uploadhash";
-import { serve } from "./platform/serve";
+import { AddressInUseError, serve } from "./platform/serve";
+import { lockRoot, RootInUseError } from "./platform/rootlock";
 import { openDatabase } from "./platform/sqlite";
 import { Registry } from "./registry/registry";
 import { IoBudget, PROFILES } from "./scheduler/budget";
@@ -50,7 +51,7 @@ async function withConfigErrors(fn: () => Promise<number>): Promise<number> {
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof ConfigError) {
+    if (err instanceof ConfigError || err instanceof RootInUseError || err instanceof AddressInUseError) {
       console.error(err.message);
       return 1;
     }
@@ -63,6 +64,8 @@ export async function startDaemon(config: Config, log: Logger) {
   const started = performance.now();
   // before anything is opened: a bad token file stops the start with a config error
   const adminToken = config.http.admin_token_file ? readAdminToken(config.http.admin_token_file) : undefined;
+  // before anything under the root is read or changed: one process per storage root
+  const rootLock = await lockRoot(config.storage.root);
   let ready = false;
   const hashing = config.storage.hash_thread ? workerHashing() : inlineHashing;
   let ingressBytes = 0;
@@ -148,7 +151,7 @@ export async function startDaemon(config: Config, log: Logger) {
     ...(config.metrics.enabled ? { metrics: { http: httpMetrics, render: () => metrics.render() } } : {}),
     ...(adminToken !== undefined ? { adminToken } : {}),
   });
-  const server = serve((req, peer) => {
+  const server = serveOrRelease(rootLock, (req, peer) => {
     governor.request();
     return app(req, peer);
   }, {
@@ -194,8 +197,19 @@ export async function startDaemon(config: Config, log: Logger) {
       await hashing.shutdown();
       governor.stop();
       db.close();
+      rootLock.release();
     },
   };
+}
+
+/** {@link serve}, releasing the root lock when the port cannot be had (an in-process caller may retry). */
+function serveOrRelease(lock: { release(): void }, ...args: Parameters<typeof serve>): ReturnType<typeof serve> {
+  try {
+    return serve(...args);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
 }
 
 /** Reads `--config FILE` (or `--config=FILE`) and, where `flags` allows, boolean flags; undefined on a bad argument (reported). */
