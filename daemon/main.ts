@@ -18,7 +18,7 @@ import { memoryGovernor } from "./platform/memory";
 import { inlineHashing, workerHashing } from "./platform/uploadhash";
 import { AddressInUseError, serve } from "./platform/serve";
 import { lockRoot, RootInUseError } from "./platform/rootlock";
-import { openDatabase } from "./platform/sqlite";
+import { openIndex } from "./meta/open";
 import { Registry } from "./registry/registry";
 import { IoBudget, PROFILES } from "./scheduler/budget";
 import { Scheduler } from "./scheduler/scheduler";
@@ -95,13 +95,17 @@ export async function startDaemon(config: Config, log: Logger) {
     admit: (repo, bytes) => lifecycle?.admit(repo, bytes) ?? Promise.resolve(),
   }, log);
   const recovery = await store.recover();
-  const db = openDatabase(store.paths.metaDb);
-  const meta = new Meta(db);
-  lifecycle = new Lifecycle(store, db, log, lifecycleOptions(config), counted.counters);
-  const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes, hooks: lifecycle.hooks }, log);
-  const reindexed = await registry.reconcileAll(recovery.repositories);
+  // on a full disk the derived index lives in memory for this run (meta/open.ts)
+  const opened = await openIndex(store.paths.metaDb, log, async (db) => {
+    const meta = new Meta(db);
+    const lc = new Lifecycle(store, db, log, lifecycleOptions(config), counted.counters);
+    const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes, hooks: lc.hooks }, log);
+    return { meta, lc, registry, reindexed: await registry.reconcileAll(recovery.repositories) };
+  });
+  const { db } = opened;
+  const { meta, lc, registry, reindexed } = opened.value;
+  lifecycle = lc;
   lifecycle.attach(registry, meta);
-  const lc = lifecycle;
   const syncState = new SyncState(db);
   const sync = config.sync.registries.length > 0
     ? new SyncService(store, registry, syncState, scheduler, { registries: config.sync.registries, maxManifestBytes: config.storage.max_manifest_bytes }, log)
@@ -175,6 +179,7 @@ export async function startDaemon(config: Config, log: Logger) {
     reindexed,
     uploadsRemoved: recovery.uploadsRemoved,
     tempFilesRemoved: recovery.tempFilesRemoved,
+    ...(opened.degraded ? { degraded: "derived index in memory: the disk is full" } : {}),
     startMs: Math.round(performance.now() - started),
   });
   return {
