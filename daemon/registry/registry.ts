@@ -243,7 +243,7 @@ export class Registry {
       await staged?.discard();
     }
     this.store.manifests.set(digest, { bytes, mediaType: parsed.mediaType });
-    this.options.hooks?.pushed?.(repo, digest, tags);
+    this.options.hooks?.pushed?.(repo, digest, tags, parsed.blobs.map((b) => b.digest));
     const result: { digest: string; subject?: string; tags: string[] } = { digest, tags };
     if (parsed.subject) result.subject = parsed.subject.digest;
     return result;
