@@ -264,7 +264,7 @@ export class GarbageCollector {
    */
   private old(repo: string | undefined, digest: string | undefined, mtimeMs?: number, ctimeMs?: number): boolean {
     const cutoff = this.now() - this.options.graceMs;
-    // a blob whose manifest was acknowledged (and since deleted) is not protected by its file's age
+    // a blob of a manifest that has been deleted is not protected by its file's age (touches.ts, settle)
     const changed = mtimeMs === undefined ? undefined : Math.max(mtimeMs, ctimeMs ?? 0);
     const settled = changed !== undefined && repo !== undefined && digest !== undefined && this.deps.touches?.settledAfter(repo, digest, changed) === true;
     if (changed !== undefined && changed > cutoff && !settled) return false;

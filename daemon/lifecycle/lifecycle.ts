@@ -70,11 +70,11 @@ export class Lifecycle {
   /** Hooks for the registry: statistics and touch marks, all in memory. */
   readonly hooks: RegistryHooks = {
     pulled: (repo, reference, digest) => this.usage.pulled(repo, reference, digest),
-    pushed: (repo, digest, tags, blobs) => {
-      this.usage.pushed(repo, digest, tags);
+    pushed: (repo, digest, tags) => this.usage.pushed(repo, digest, tags),
+    deleted: (repo, reference, blobs) => {
+      this.usage.forget(repo, reference);
       if (blobs) this.touches.settle(repo, blobs);
     },
-    deleted: (repo, reference) => this.usage.forget(repo, reference),
     touched: (repo, digest) => this.touches.touch(repo, digest),
   };
 

@@ -6,10 +6,10 @@
  * Entries older than the grace period are dropped as new ones arrive, so memory is bounded
  * by the push rate times the grace period.
  *
- * Once an acknowledged manifest references a blob, the push it was protected for is over:
- * {@link Touches.settle} drops its mark and records when, so that if the manifest is deleted
- * the blob's young file does not hold it back either (a full disk is freed by DELETE and one
- * GC pass, not an hour later). A touch or a new link after that protects it again.
+ * When a manifest is deleted, the pushes its blobs were protected for are long over:
+ * {@link Touches.settle} drops their marks and records when, so that neither the marks nor
+ * the blobs' young files hold them back (a full disk is freed by DELETE and one GC pass, not
+ * an hour later). A touch or a new link after that protects a blob again.
  */
 
 /** Touch marks with expiry. */
@@ -39,9 +39,9 @@ export class Touches {
   }
 
   /**
-   * Blobs `digests` of `repo` are now referenced by an acknowledged manifest: their marks
-   * are dropped (the digest's too, unless another repository touched it later) and the time
-   * is recorded for {@link Touches.settledAfter}.
+   * Blobs `digests` of `repo` were referenced by a manifest that has been deleted: their
+   * marks are dropped (the digest's too, unless another repository touched it later) and the
+   * time is recorded for {@link Touches.settledAfter}.
    */
   settle(repo: string, digests: readonly string[]): void {
     const t = this.now();

@@ -10,10 +10,10 @@
 export interface RegistryHooks {
   /** A manifest was served (GET or HEAD) by `reference` (a tag or a digest); `digest` is what it resolved to. */
   pulled?(repo: string, reference: string, digest: string): void;
-  /** A manifest was stored in `repo` under `tags` (empty when pushed by digest only); `blobs` are the digests it references. */
-  pushed?(repo: string, digest: string, tags: readonly string[], blobs?: readonly string[]): void;
-  /** Tag or manifest digest `reference` was deleted from `repo`. */
-  deleted?(repo: string, reference: string): void;
+  /** A manifest was stored in `repo` under `tags` (empty when pushed by digest only). */
+  pushed?(repo: string, digest: string, tags: readonly string[]): void;
+  /** Tag or manifest digest `reference` was deleted from `repo`; for a manifest, `blobs` are the digests it referenced. */
+  deleted?(repo: string, reference: string, blobs?: readonly string[]): void;
   /** A client looked at, uploaded or mounted blob `digest` of `repo` (it may be referenced soon). */
   touched?(repo: string, digest: string): void;
 }

@@ -1,5 +1,5 @@
 /**
- * Touch marks and settling: a blob referenced by an acknowledged manifest loses its mark and
+ * Touch marks and settling: a blob referenced by a deleted manifest loses its mark and
  * its file's age stops protecting it; a later touch or a later change of its file protects it
  * again; another repository's later touch of the digest keeps the digest's mark.
  */
