@@ -65,10 +65,20 @@ export class Reserve {
         this.present = false;
         return;
       }
-      await this.disk.writeAtomic(this.path, new Uint8Array(size));
+      // Not synced: after a power cut a lost or short reserve is simply made again.
+      const tmp = `${this.path}.new`;
+      await this.disk.unlink(tmp);
+      const file = await this.disk.openAppend(tmp);
+      try {
+        await file.write([new Uint8Array(size)]);
+      } finally {
+        await file.close();
+      }
+      await this.disk.rename(tmp, this.path);
       this.present = true;
     } catch (err) {
       this.present = false;
+      await this.disk.unlink(`${this.path}.new`).catch(() => {});
       if (!isNoSpace(err)) this.log.warn("the reserve file could not be made", { path: this.path, error: String(err) });
     }
   }
