@@ -128,7 +128,7 @@ export async function lockRoot(root: string, flock?: Flock): Promise<RootLock> {
 
 /** Writes this process's PID over the old one in place; empties the file if that fails. */
 function recordPid(fd: number): void {
-  const text = `${process.pid}\n`.padEnd(PID_WIDTH, " ");
+  const text = `${String(process.pid).padEnd(PID_WIDTH - 1, " ")}\n`;
   try {
     fs.writeSync(fd, text, 0);
     fs.ftruncateSync(fd, text.length);
