@@ -344,7 +344,7 @@ export function createV2Handler(registry: V2Registry, options: V2Options): (req:
       }
       if (isNoSpace(err)) {
         log.warn("request refused: the disk is full", { method: req.method, path, error: String(err) });
-        return errorResponse(new RegistryError("UNKNOWN", "the registry's disk is full; nothing was changed", { status: 507 }), req.method);
+        return errorResponse(new RegistryError("UNKNOWN", "the registry's disk is full; free space by deleting images and running GC", { status: 507 }), req.method);
       }
       log.error("internal error", { method: req.method, path, error: err });
       return errorResponse(new RegistryError("UNKNOWN"), req.method);
