@@ -7,7 +7,7 @@
  */
 import { expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, statfsSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { OCI_MANIFEST } from "../../daemon/oci/mediatypes";
@@ -137,6 +137,8 @@ test("a disk full to the last byte: 507 for pushes, DELETE and GC free space, a 
   {
     await using d = await startDaemon({ root });
     expect(d.logs()).not.toContain("kept in memory");
+    // the root lock needed no space: its PID was written over the old one in place
+    expect(readFileSync(join(root, ".berth", "lock"), "utf8").trim()).toBe(String(d.proc.pid));
     await expectPull(d.url, "apps/kept", "1", kept);
     expect((await fetch(`${d.url}/v2/_catalog`)).status).toBe(200);
     expect((await pushBlob(d.url, "apps/new", randomBytes(64 * 1024))).status).toBe(507);
