@@ -16,8 +16,9 @@ import { Meta } from "./meta/meta";
 import { realDisk } from "./platform/disk";
 import { memoryGovernor } from "./platform/memory";
 import { inlineHashing, workerHashing } from "./platform/uploadhash";
-import { serve } from "./platform/serve";
-import { openDatabase } from "./platform/sqlite";
+import { AddressInUseError, serve } from "./platform/serve";
+import { lockRoot, RootInUseError } from "./platform/rootlock";
+import { openIndex } from "./meta/open";
 import { Registry } from "./registry/registry";
 import { IoBudget, PROFILES } from "./scheduler/budget";
 import { Scheduler } from "./scheduler/scheduler";
@@ -50,7 +51,7 @@ async function withConfigErrors(fn: () => Promise<number>): Promise<number> {
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof ConfigError) {
+    if (err instanceof ConfigError || err instanceof RootInUseError || err instanceof AddressInUseError) {
       console.error(err.message);
       return 1;
     }
@@ -63,6 +64,8 @@ export async function startDaemon(config: Config, log: Logger) {
   const started = performance.now();
   // before anything is opened: a bad token file stops the start with a config error
   const adminToken = config.http.admin_token_file ? readAdminToken(config.http.admin_token_file) : undefined;
+  // before anything under the root is read or changed: one process per storage root
+  const rootLock = await lockRoot(config.storage.root);
   let ready = false;
   const hashing = config.storage.hash_thread ? workerHashing() : inlineHashing;
   let ingressBytes = 0;
@@ -92,13 +95,17 @@ export async function startDaemon(config: Config, log: Logger) {
     admit: (repo, bytes) => lifecycle?.admit(repo, bytes) ?? Promise.resolve(),
   }, log);
   const recovery = await store.recover();
-  const db = openDatabase(store.paths.metaDb);
-  const meta = new Meta(db);
-  lifecycle = new Lifecycle(store, db, log, lifecycleOptions(config), counted.counters);
-  const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes, hooks: lifecycle.hooks }, log);
-  const reindexed = await registry.reconcileAll(recovery.repositories);
+  // on a full disk the derived index lives in memory for this run (meta/open.ts)
+  const opened = await openIndex(store.paths.metaDb, log, async (db) => {
+    const meta = new Meta(db);
+    const lc = new Lifecycle(store, db, log, lifecycleOptions(config), counted.counters);
+    const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes, hooks: lc.hooks }, log);
+    return { meta, lc, registry, reindexed: await registry.reconcileAll(recovery.repositories) };
+  });
+  const { db } = opened;
+  const { meta, lc, registry, reindexed } = opened.value;
+  lifecycle = lc;
   lifecycle.attach(registry, meta);
-  const lc = lifecycle;
   const syncState = new SyncState(db);
   const sync = config.sync.registries.length > 0
     ? new SyncService(store, registry, syncState, scheduler, { registries: config.sync.registries, maxManifestBytes: config.storage.max_manifest_bytes }, log)
@@ -148,7 +155,7 @@ export async function startDaemon(config: Config, log: Logger) {
     ...(config.metrics.enabled ? { metrics: { http: httpMetrics, render: () => metrics.render() } } : {}),
     ...(adminToken !== undefined ? { adminToken } : {}),
   });
-  const server = serve((req, peer) => {
+  const server = serveOrRelease(rootLock, (req, peer) => {
     governor.request();
     return app(req, peer);
   }, {
@@ -172,6 +179,7 @@ export async function startDaemon(config: Config, log: Logger) {
     reindexed,
     uploadsRemoved: recovery.uploadsRemoved,
     tempFilesRemoved: recovery.tempFilesRemoved,
+    ...(opened.degraded ? { degraded: "derived index in memory: the disk is full" } : {}),
     startMs: Math.round(performance.now() - started),
   });
   return {
@@ -194,8 +202,19 @@ export async function startDaemon(config: Config, log: Logger) {
       await hashing.shutdown();
       governor.stop();
       db.close();
+      rootLock.release();
     },
   };
+}
+
+/** {@link serve}, releasing the root lock when the port cannot be had (an in-process caller may retry). */
+function serveOrRelease(lock: { release(): void }, ...args: Parameters<typeof serve>): ReturnType<typeof serve> {
+  try {
+    return serve(...args);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
 }
 
 /** Reads `--config FILE` (or `--config=FILE`) and, where `flags` allows, boolean flags; undefined on a bad argument (reported). */

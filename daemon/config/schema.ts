@@ -142,7 +142,7 @@ const LIFECYCLE_SCHEMA = {
   },
   quota: {
     max_bytes: { kind: "bytes", default: 0, min: 0, max: Number.MAX_SAFE_INTEGER, doc: "Bytes the whole store may hold (pool, blobs outside it, uploads); 0 = no quota." },
-    min_free: { kind: "space", default: { bytes: 0 }, doc: "Free space to keep on the file system: bytes (\"2 GiB\") or a percentage (\"5%\")." },
+    min_free: { kind: "space", default: { percent: 5 }, doc: "Free space pushes must leave on the file system: bytes (\"2 GiB\") or a percentage (\"5%\"); deletes and GC may use it. Board profiles raise it for flash storage." },
     evictable: { kind: "strings", default: [], checkEntry: globProblem, doc: "Repositories whose content can be fetched again (mirrors); evicted least-recently-pulled first when space runs out." },
     pinned: { kind: "strings", default: [], checkEntry: globProblem, doc: "repo:tag globs never evicted (a bare repo glob pins every tag)." },
     prefix: {
@@ -308,6 +308,8 @@ function checkField(field: Field, value: unknown, key: string, problems: string[
     }
     case "space": {
       const space = parseSpace(value);
+      const percent = typeof value === "string" ? /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(value)?.[1] : undefined;
+      if (space === undefined && percent !== undefined) return void problems.push(`${key}: "${value}" is more than the whole file system; a percentage must be from 0% to 100% (e.g. "5%")`);
       if (space === undefined) return void problems.push(`${key}: expected a size in bytes ("2 GiB") or a percentage ("5%")`);
       return space;
     }

@@ -11,6 +11,7 @@ import { RegistryError, errorBody } from "../oci/errors";
 import { OCI_INDEX, bareMediaType } from "../oci/mediatypes";
 import type { V2Registry } from "../registry/api";
 import type { BlobFile } from "../registry/registry";
+import { isNoSpace } from "../storage/errors";
 import type { UploadSession } from "../storage/uploads";
 import { fileBody } from "../platform/serve";
 
@@ -340,6 +341,10 @@ export function createV2Handler(registry: V2Registry, options: V2Options): (req:
       if (err instanceof RegistryError) {
         if (err.status >= 500) log.error("request failed", { method: req.method, path, code: err.code, detail: err.detail });
         return errorResponse(err, req.method);
+      }
+      if (isNoSpace(err)) {
+        log.warn("request refused: the disk is full", { method: req.method, path, error: String(err) });
+        return errorResponse(new RegistryError("UNKNOWN", "the registry's disk is full; free space by deleting images and running GC", { status: 507 }), req.method);
       }
       log.error("internal error", { method: req.method, path, error: err });
       return errorResponse(new RegistryError("UNKNOWN"), req.method);

@@ -264,7 +264,10 @@ export class GarbageCollector {
    */
   private old(repo: string | undefined, digest: string | undefined, mtimeMs?: number, ctimeMs?: number): boolean {
     const cutoff = this.now() - this.options.graceMs;
-    if (mtimeMs !== undefined && Math.max(mtimeMs, ctimeMs ?? 0) > cutoff) return false;
+    // a blob of a manifest that has been deleted is not protected by its file's age (touches.ts, settle)
+    const changed = mtimeMs === undefined ? undefined : Math.max(mtimeMs, ctimeMs ?? 0);
+    const settled = changed !== undefined && repo !== undefined && digest !== undefined && this.deps.touches?.settledAfter(repo, digest, changed) === true;
+    if (changed !== undefined && changed > cutoff && !settled) return false;
     if (repo !== undefined && digest !== undefined && this.deps.touches?.blobIsFresh(repo, digest)) return false;
     if (repo !== undefined && digest === undefined && this.deps.touches?.repoIsFresh(repo)) return false;
     if (repo !== undefined && digest !== undefined && mtimeMs === undefined) {

@@ -71,7 +71,10 @@ export class Lifecycle {
   readonly hooks: RegistryHooks = {
     pulled: (repo, reference, digest) => this.usage.pulled(repo, reference, digest),
     pushed: (repo, digest, tags) => this.usage.pushed(repo, digest, tags),
-    deleted: (repo, reference) => this.usage.forget(repo, reference),
+    deleted: (repo, reference, blobs) => {
+      this.usage.forget(repo, reference);
+      if (blobs) this.touches.settle(repo, blobs);
+    },
     touched: (repo, digest) => this.touches.touch(repo, digest),
   };
 

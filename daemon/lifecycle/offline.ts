@@ -3,11 +3,13 @@
  * while the daemon is stopped (the daemon runs the same passes online by itself). `gc`
  * applies the retention policies first, then collects garbage; with `--dry-run` nothing is
  * changed (not even start-up recovery runs) and the output lists what a real pass removes.
+ * Both take the root's lock first, so they refuse a root that a running daemon holds.
  */
 import type { Config } from "../config/schema";
 import type { Logger } from "../log";
 import { Meta } from "../meta/meta";
 import { realDisk } from "../platform/disk";
+import { lockRoot } from "../platform/rootlock";
 import { openDatabase } from "../platform/sqlite";
 import { Registry } from "../registry/registry";
 import { Store } from "../storage/store";
@@ -27,9 +29,13 @@ export async function runOffline(config: Config, command: "gc" | "scrub", dryRun
     out(`${config.storage.root}: no such storage root`);
     return 1;
   }
-  const repositories = dryRun ? await store.repositories() : (await store.recover()).repositories;
-  const db = openDatabase(dryRun ? ":memory:" : store.paths.metaDb);
+  // A live daemon holds the root: refuse, even a dry run (it would read a tree being changed).
+  // RootInUseError reaches the command line, which prints it and exits 1.
+  const rootLock = await lockRoot(config.storage.root);
+  let db: ReturnType<typeof openDatabase> | undefined;
   try {
+    const repositories = dryRun ? await store.repositories() : (await store.recover()).repositories;
+    db = openDatabase(dryRun ? ":memory:" : store.paths.metaDb);
     const meta = new Meta(db);
     const options = lifecycleOptions(config);
     const lc = new Lifecycle(store, db, log, options);
@@ -57,6 +63,7 @@ export async function runOffline(config: Config, command: "gc" | "scrub", dryRun
     out(`gc${dryRun ? " (dry run)" : ""}: ${gc.repositories} repositories, ${gc.manifests.length + retention.manifests.length} manifests, ${gc.blobs.length} blobs, ${gc.pool.length} pool entries, ${gc.bytesFreed} bytes ${dryRun ? "to free" : "freed"}`);
     return 0;
   } finally {
-    db.close();
+    db?.close();
+    rootLock.release();
   }
 }

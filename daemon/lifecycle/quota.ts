@@ -80,6 +80,8 @@ export class Quota {
 
   /** Admits `bytes` for `repo`, evicting if needed; throws StorageError("quota") when there is no room. */
   async admit(repo: string, bytes: number): Promise<void> {
+    // the reserve for deletes on a full disk comes before any upload byte (storage/reserve.ts)
+    await this.store.reserve.restore();
     if (!this.active || bytes <= 0) return;
     await this.lock.run("admit", async () => {
       let shortfall = this.check(repo, bytes);

@@ -64,12 +64,14 @@ export class Meta {
 
   /** Opens the index on `db`; returns whether it had to be (re)created empty. */
   constructor(private readonly db: SqlDatabase) {
-    const version = this.readVersion();
-    if (version !== String(SCHEMA_VERSION)) {
-      db.exec("DROP TABLE IF EXISTS repos; DROP TABLE IF EXISTS manifests; DROP TABLE IF EXISTS children; DROP TABLE IF EXISTS info;");
+    // A current schema is only read: opening must write nothing (a full disk still starts).
+    if (this.readVersion() !== String(SCHEMA_VERSION)) {
+      db.transaction(() => {
+        db.exec("DROP TABLE IF EXISTS repos; DROP TABLE IF EXISTS manifests; DROP TABLE IF EXISTS children; DROP TABLE IF EXISTS info;");
+        db.exec(SCHEMA);
+        db.prepare("INSERT OR REPLACE INTO info (key, value) VALUES ('schema_version', ?)").run(String(SCHEMA_VERSION));
+      });
     }
-    db.exec(SCHEMA);
-    db.prepare("INSERT OR REPLACE INTO info (key, value) VALUES ('schema_version', ?)").run(String(SCHEMA_VERSION));
     this.q = {
       repoStamp: db.prepare("SELECT stamp FROM repos WHERE name = ?"),
       setRepo: db.prepare("INSERT OR REPLACE INTO repos (name, stamp) VALUES (?, ?)"),

@@ -184,9 +184,13 @@ export const realDisk: Disk = {
     try {
       await handle.writeFile(bytes);
       await handle.datasync();
-    } finally {
-      await handle.close();
+    } catch (err) {
+      // a full disk: leave no partial temp file holding the space a retry needs
+      await handle.close().catch(() => {});
+      await fsp.unlink(tmp).catch(() => {});
+      throw err;
     }
+    await handle.close();
     try {
       await fsp.rename(tmp, path);
     } catch (err) {

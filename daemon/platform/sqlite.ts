@@ -2,7 +2,7 @@
  * The SQLite seam: bun:sqlite today. The interface is the small subset berth uses, which
  * better-sqlite3 also offers, so a Node.js build can swap the implementation here.
  */
-import { Database } from "bun:sqlite";
+import { Database, constants } from "bun:sqlite";
 
 /** A prepared statement. */
 export interface Statement<Row> {
@@ -23,12 +23,18 @@ export interface SqlDatabase {
   close(): void;
 }
 
-/** Opens (creating if needed) a database file in WAL mode. */
+/**
+ * Opens (creating if needed) a database file in WAL mode. The WAL and its index (-wal,
+ * -shm) persist across close (SQLITE_FCNTL_PERSIST_WAL): a database reopened on a full disk
+ * then needs no new file or block to be read, where making a fresh -shm fails with
+ * SQLITE_IOERR_SHMSIZE. The kept WAL is bounded by journal_size_limit (8 MiB).
+ */
 export function openDatabase(path: string): SqlDatabase {
   const db = new Database(path, { create: true, strict: true });
+  if (path !== ":memory:") db.fileControl(constants.SQLITE_FCNTL_PERSIST_WAL, 1);
   // A small page cache: the derived index is read rarely (referrers, catalog, GC), and on a
   // board every MiB of resident memory counts.
-  db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA cache_size = -2048; PRAGMA mmap_size = 0;");
+  db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA cache_size = -2048; PRAGMA mmap_size = 0; PRAGMA journal_size_limit = 8388608;");
   return {
     exec: (sql) => db.exec(sql),
     prepare<Row>(sql: string): Statement<Row> {

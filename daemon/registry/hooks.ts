@@ -12,8 +12,8 @@ export interface RegistryHooks {
   pulled?(repo: string, reference: string, digest: string): void;
   /** A manifest was stored in `repo` under `tags` (empty when pushed by digest only). */
   pushed?(repo: string, digest: string, tags: readonly string[]): void;
-  /** Tag or manifest digest `reference` was deleted from `repo`. */
-  deleted?(repo: string, reference: string): void;
+  /** Tag or manifest digest `reference` was deleted from `repo`; for a manifest, `blobs` are the digests it referenced. */
+  deleted?(repo: string, reference: string, blobs?: readonly string[]): void;
   /** A client looked at, uploaded or mounted blob `digest` of `repo` (it may be referenced soon). */
   touched?(repo: string, digest: string): void;
 }

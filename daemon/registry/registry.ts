@@ -288,6 +288,7 @@ export class Registry {
     const digest = requireDigest(reference);
     await this.reconcile(repo);
     let tags: string[] = [];
+    let blobs: string[] = [];
     await this.store.layouts.transaction(repo, async (tx) => {
       const entries = (await tx.current()).doc.manifests;
       tags = entries.flatMap((e) => (e.digest === digest.value ? (tagOf(e) ?? []) : []));
@@ -298,13 +299,15 @@ export class Registry {
       if (parents.length > 0) {
         throw new RegistryError("DENIED", `${digest.value} is listed by index ${parents[0]}; delete the index first`, { status: 409 });
       }
+      blobs = await this.blobsOf(repo, digest, entries.find((e) => e.digest === digest.value)?.mediaType);
       const after = await tx.write(withoutDigest(entries, digest.value));
       this.meta.removeManifest(repo, after.stamp, digest.value);
       this.indexed.set(repo, after.stamp);
       await this.store.blobs.remove(repo, digest);
     });
     // the tags that pointed at it went with it
-    for (const ref of [digest.value, ...tags]) this.options.hooks?.deleted?.(repo, ref);
+    this.options.hooks?.deleted?.(repo, digest.value, blobs);
+    for (const ref of tags) this.options.hooks?.deleted?.(repo, ref);
   }
 
   // ---- content discovery: "Listing Tags", "Listing Referrers", catalog -----------------
@@ -335,6 +338,18 @@ export class Registry {
     if (!(await this.reconcile(repo)) && !this.store.layouts.exists(repo)) return [];
     const all = this.meta.referrers(repo, digest.value);
     return artifactType === undefined ? all : all.filter((d) => d.artifactType === artifactType);
+  }
+
+  /** Digests of the blobs manifest `digest` of `repo` references; empty when it cannot be read. */
+  private async blobsOf(repo: string, digest: Digest, mediaType: string | undefined): Promise<string[]> {
+    const info = this.store.blobs.stat(repo, digest);
+    if (!info || info.size > this.options.maxManifestBytes) return [];
+    try {
+      const bytes = await this.store.blobs.read(repo, digest);
+      return parseManifest(bytes, mediaType || sniffManifestType(bytes) || "").blobs.map((b) => b.digest);
+    } catch {
+      return [];
+    }
   }
 
   /**

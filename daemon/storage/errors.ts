@@ -26,8 +26,12 @@ export class StorageError extends Error {
   }
 }
 
-/** True for errors that mean the disk (or quota) is full. */
+/**
+ * True for errors that mean the disk (or quota) is full: from node:fs, or from SQLite
+ * (SQLITE_FULL; SQLITE_IOERR_SHMSIZE when the WAL index file cannot be given its size).
+ */
 export function isNoSpace(err: unknown): boolean {
+  if (err instanceof StorageError) return err.fault === "no-space";
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  return code === "ENOSPC" || code === "EDQUOT";
+  return code === "ENOSPC" || code === "EDQUOT" || code === "SQLITE_FULL" || code === "SQLITE_IOERR_SHMSIZE";
 }

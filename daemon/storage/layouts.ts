@@ -11,6 +11,7 @@ import { type IndexDoc, emptyIndex, parseIndexDoc, tagOf } from "../oci/layoutin
 import { OCI_LAYOUT_VERSION } from "../oci/mediatypes";
 import type { Disk } from "../platform/disk";
 import type { Logger } from "../log";
+import { isNoSpace } from "./errors";
 import { KeyedLock } from "./lock";
 import type { Paths } from "./paths";
 
@@ -68,6 +69,8 @@ export class Layouts {
     private readonly paths: Paths,
     private readonly disk: Disk,
     private readonly log: Logger,
+    /** Frees some room when a write that shrinks index.json finds the disk full (storage/reserve.ts). */
+    private readonly makeRoom: () => Promise<boolean> = async () => false,
   ) {}
 
   /** True when `<root>/<name>` is an OCI layout. */
@@ -129,7 +132,15 @@ export class Layouts {
         write: async (entries) => {
           const current = await tx.current();
           const doc: IndexDoc = { ...current.doc, manifests: entries };
-          await this.disk.writeAtomic(path, `${JSON.stringify(doc)}\n`);
+          const text = `${JSON.stringify(doc)}\n`;
+          try {
+            await this.disk.writeAtomic(path, text);
+          } catch (err) {
+            // A write that removes entries (a delete, GC) may spend the reserve on a full disk.
+            const shrinks = text.length < JSON.stringify(current.doc).length + 1;
+            if (!isNoSpace(err) || !shrinks || !(await this.makeRoom())) throw err;
+            await this.disk.writeAtomic(path, text);
+          }
           const index = buildIndex(stampOf(this.disk, path) ?? "", doc);
           this.cache.set(name, index);
           return index;

@@ -10,6 +10,8 @@
  *   <root>/.berth/pool/<alg>/<hex>        one inode per distinct blob; st_nlink - 1 = repos holding it
  *   <root>/.berth/uploads/<id>            upload sessions in flight, one file each (removed at start-up)
  *   <root>/.berth/meta.db                 derived index (bun:sqlite), rebuilt from the layouts
+ *   <root>/.berth/lock                    flock(2)ed by the one process serving the root; holds its PID
+ *   <root>/.berth/reserve                 zeros kept for writes that free space on a full disk
  *
  * Repository names are validated against the spec's grammar (oci/names.ts) before they get
  * here, so a name can never climb out of the root or into another layout's files.

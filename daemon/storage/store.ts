@@ -2,6 +2,7 @@
  * The storage engine of one root: layouts, blobs, uploads and the manifest cache, plus
  * start-up recovery. No HTTP types and no SQL here.
  */
+import { statfsSync } from "node:fs";
 import { join, relative } from "node:path";
 import { nameProblem } from "../oci/names";
 import { type Disk, TEMP_PREFIX } from "../platform/disk";
@@ -11,6 +12,7 @@ import { BlobStore } from "./blobs";
 import { ManifestCache } from "./cache";
 import { Layouts } from "./layouts";
 import { Paths } from "./paths";
+import { Reserve } from "./reserve";
 import { Uploads } from "./uploads";
 
 /** Options for {@link Store}. */
@@ -41,6 +43,8 @@ export class Store {
   readonly blobs: BlobStore;
   readonly uploads: Uploads;
   readonly manifests: ManifestCache;
+  /** Room kept for writes that free space on a full disk (storage/reserve.ts). */
+  readonly reserve: Reserve;
   /** How bytes written to the store are hashed (uploads, and fetches from upstreams). */
   readonly hashing: UploadHashing;
 
@@ -50,7 +54,11 @@ export class Store {
     private readonly log: Logger,
   ) {
     this.paths = new Paths(options.root);
-    this.layouts = new Layouts(this.paths, disk, log);
+    this.reserve = new Reserve(this.paths.internal, disk, () => {
+      const s = statfsSync(this.paths.root);
+      return { free: s.bavail * s.bsize, total: s.blocks * s.bsize };
+    }, log);
+    this.layouts = new Layouts(this.paths, disk, log, () => this.reserve.release());
     this.blobs = new BlobStore(this.paths, disk, { dedupe: options.dedupe }, log);
     this.hashing = options.hashing ?? inlineHashing;
     this.uploads = new Uploads(this.paths, disk, { maxBlobBytes: options.maxBlobBytes, onIngress: options.onIngress, hashing: this.hashing, admit: options.admit });
@@ -72,6 +80,7 @@ export class Store {
     let tempFilesRemoved = 0;
     for (const dir of [this.paths.poolDir("sha256"), this.paths.poolDir("sha512")]) tempFilesRemoved += await this.removeTemps(dir);
     const repositories = await this.scan((dir) => this.removeTemps(dir).then((n) => void (tempFilesRemoved += n)));
+    await this.reserve.restore(); // only when there is room; a full disk starts without it
     return { repositories, uploadsRemoved, tempFilesRemoved };
   }
 

@@ -1,0 +1,142 @@
+/**
+ * One process per storage root: an exclusive flock(2) on `<root>/.berth/lock`, taken before
+ * anything under the root is read or changed, held for the life of the process and released
+ * by the kernel when the process dies (even by SIGKILL), so a stale lock cannot exist.
+ *
+ * The holder writes its PID into the file so that a second process can name it. On a full
+ * disk nothing here needs space: an existing lock file is opened without writing, the PID is
+ * written over the old one in place (and the file emptied if even that fails), and a reader
+ * that finds no PID says "another process". When the lock file cannot be created at all
+ * (a root from an older berth on a full disk), the `.berth` directory itself is locked; every
+ * holder locks the directory too, so the two forms exclude each other.
+ *
+ * flock comes from libc through bun:ffi (Bun has no binding for it), behind {@link Flock} so
+ * that a Node.js build can supply its own.
+ */
+import * as fs from "node:fs";
+import { platform } from "node:os";
+import { join } from "node:path";
+
+/** Tries an exclusive, non-blocking lock on `fd`: "locked", "busy" (held elsewhere), or throws. */
+export type Flock = (fd: number) => "locked" | "busy";
+
+/** Thrown when another process holds the root; the message names it. */
+export class RootInUseError extends Error {
+  constructor(
+    readonly root: string,
+    /** The holder's PID when it could be read. */
+    readonly holder: number | undefined,
+  ) {
+    super(
+      `Storage root "${root}" is in use by ${holder ? `berth process ${holder}` : "another process"} ` +
+        `(it holds ${join(root, ".berth", "lock")}); stop that process or give this one another [storage] root`,
+    );
+    this.name = "RootInUseError";
+  }
+}
+
+/** A held root lock; release() (or the process's death) frees it. */
+export interface RootLock {
+  readonly path: string;
+  release(): void;
+}
+
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+const EWOULDBLOCK = 11;
+const O_CLOEXEC = 0o2000000;
+/** The PID is written padded to this width so that a later holder overwrites it in place. */
+const PID_WIDTH = 16;
+
+let ffiFlock: Flock | null | undefined;
+
+/** flock(2) through libc with bun:ffi; null where libc cannot be loaded (then no locking). */
+async function libcFlock(): Promise<Flock | null> {
+  if (ffiFlock !== undefined) return ffiFlock;
+  if (platform() !== "linux") return (ffiFlock = null);
+  const { dlopen, FFIType, read } = await import("bun:ffi");
+  const symbols = {
+    flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+    __errno_location: { args: [], returns: FFIType.ptr },
+  } as const;
+  for (const name of ["libc.so.6", "libc.so", "/lib/ld-musl-aarch64.so.1", "/lib/ld-musl-x86_64.so.1"]) {
+    try {
+      const s = dlopen(name, symbols).symbols;
+      return (ffiFlock = (fd) => {
+        if (s.flock(fd, LOCK_EX | LOCK_NB) === 0) return "locked";
+        const where = s.__errno_location();
+        const errno = where ? read.i32(where, 0) : 0;
+        if (errno === EWOULDBLOCK) return "busy";
+        throw new Error(`flock failed on descriptor ${fd} (errno ${errno})`);
+      });
+    } catch {
+      // try the next name
+    }
+  }
+  return (ffiFlock = null);
+}
+
+function code(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | undefined)?.code;
+}
+
+/** The PID recorded in the lock file, if one can be read. */
+function readHolder(path: string): number | undefined {
+  try {
+    const pid = Number.parseInt(fs.readFileSync(path, "utf8").trim(), 10);
+    return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Takes the lock of storage root `root`, creating `root/.berth` if needed. Throws
+ * {@link RootInUseError} when another process holds it, and the file-system error when the
+ * root cannot be opened at all. `flock` defaults to libc's (a no-op lock where there is none).
+ */
+export async function lockRoot(root: string, flock?: Flock): Promise<RootLock> {
+  const lockFn = flock ?? (await libcFlock()) ?? (() => "locked" as const);
+  const dir = join(root, ".berth");
+  const path = join(dir, "lock");
+  fs.mkdirSync(dir, { recursive: true });
+  const fds: number[] = [];
+  const closeAll = () => {
+    for (const fd of fds.splice(0)) fs.closeSync(fd);
+  };
+  try {
+    // The directory first: it needs no space, and it is what a holder without a file locks.
+    const dirFd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | O_CLOEXEC);
+    fds.push(dirFd);
+    let fileFd: number | undefined;
+    try {
+      fileFd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT | O_CLOEXEC, 0o644);
+      fds.push(fileFd);
+    } catch (err) {
+      if (code(err) !== "ENOSPC" && code(err) !== "EDQUOT" && code(err) !== "EROFS") throw err;
+    }
+    if (lockFn(dirFd) === "busy" || (fileFd !== undefined && lockFn(fileFd) === "busy")) {
+      throw new RootInUseError(root, readHolder(path));
+    }
+    if (fileFd !== undefined) recordPid(fileFd);
+  } catch (err) {
+    closeAll();
+    throw err;
+  }
+  return { path, release: closeAll };
+}
+
+/** Writes this process's PID over the old one in place; empties the file if that fails. */
+function recordPid(fd: number): void {
+  const text = `${String(process.pid).padEnd(PID_WIDTH - 1, " ")}\n`;
+  try {
+    fs.writeSync(fd, text, 0);
+    fs.ftruncateSync(fd, text.length);
+  } catch {
+    try {
+      fs.ftruncateSync(fd, 0); // a stale PID would name the wrong process; truncating needs no space
+    } catch {
+      // nothing more to do: readers then say "another process"
+    }
+  }
+}
