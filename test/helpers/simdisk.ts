@@ -9,9 +9,18 @@
  * - a directory entry change (create, link, rename, unlink, mkdir, removal) is durable only
  *   after `syncDir()` of that directory; a directory that is itself not durably linked in
  *   its parent takes everything under it down with it.
+ * - `copy()` is done as the real disk does it: a temp file beside the target, the bytes
+ *   written (not durable), an fsync, a link to the target, the temp file unlinked; each is
+ *   an operation the power can stop at, and the copy is durable only after its fsync.
  * After the cut every operation fails with EIO (reads keep working on the current state,
  * as a dying machine's page cache would). `survivors()` builds a fresh simulator holding
- * exactly what was durable: the disk a rebooted machine finds.
+ * exactly what was durable: the disk a rebooted machine finds. `survivors(random)` is the
+ * adversarial reading of the same rules: what was durable survives, and each change that was
+ * not may survive or not (a directory entry independently of the others; a file's unsynced
+ * bytes whole, cut short, or as zeros), as a real file system may leave them.
+ *
+ * `links: false` makes hard links between different directories fail with EXDEV (a pool on
+ * another file system than the repositories), so the store falls back to copies.
  */
 import { basename, dirname } from "node:path";
 import { type AppendFile, type Disk, type FileInfo, TEMP_PREFIX } from "../../daemon/platform/disk";
@@ -31,6 +40,12 @@ function fsError(code: string, path: string): Error {
   return Object.assign(new Error(`${code}: ${path}`), { code });
 }
 
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** Counts of what the simulator did. */
 export interface SimCounts {
   ops: number;
@@ -47,6 +62,8 @@ export class SimDisk implements Disk {
   /** The operation number at which the power goes (undefined: never). */
   cutAt: number | undefined;
   dead = false;
+  /** False: links between directories fail with EXDEV (see the module comment). */
+  links = true;
 
   constructor() {
     this.newInode(true); // root "/", id 1, durable by definition
@@ -169,6 +186,7 @@ export class SimDisk implements Disk {
   async link(src: string, dst: string): Promise<boolean> {
     const s = this.lookup(src);
     if (!s || s.dir) throw fsError("ENOENT", src);
+    if (!this.links && dirname(src) !== dirname(dst)) throw fsError("EXDEV", dst);
     const p = this.parent(dst);
     if (p.entries.has(basename(dst))) return false;
     this.step(dst);
@@ -180,13 +198,17 @@ export class SimDisk implements Disk {
   async copy(src: string, dst: string): Promise<boolean> {
     const s = this.lookup(src);
     if (!s || s.dir) throw fsError("ENOENT", src);
-    const p = this.parent(dst);
-    if (p.entries.has(basename(dst))) return false;
-    this.step(dst);
-    const c = this.newInode(false, s.data.slice());
-    c.synced = s.data.slice();
-    p.entries.set(basename(dst), c.id);
-    return true;
+    this.parent(dst);
+    // As realDisk.copy: a temp file in the target's directory, its data fsynced, then linked.
+    const tmp = `${dirname(dst)}/${TEMP_PREFIX}sim-${++this.tmp}`;
+    const f = await this.openAppend(tmp);
+    try {
+      await f.write([s.data.slice()]);
+      await f.sync();
+      return await this.link(tmp, dst);
+    } finally {
+      if (!this.dead) await this.unlink(tmp);
+    }
   }
 
   async rename(src: string, dst: string): Promise<void> {
@@ -226,6 +248,7 @@ export class SimDisk implements Disk {
 
   async writeAtomic(path: string, bytes: Uint8Array | string): Promise<void> {
     const tmp = `${dirname(path)}/${TEMP_PREFIX}sim-${++this.tmp}`;
+    if (this.lookup(tmp)) throw fsError("EEXIST", tmp); // the real one opens with "w"; names never repeat here
     const f = await this.openAppend(tmp);
     await f.write([typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes]);
     await f.sync();
@@ -240,20 +263,40 @@ export class SimDisk implements Disk {
     for (let i = 0; i <= parts.length; i++) await this.syncDir(`/${parts.slice(0, i).join("/")}`);
   }
 
-  /** The disk after a power loss: only what was durable, reachable from the root. */
-  survivors(): SimDisk {
+  /**
+   * The disk after a power loss. Without `random`: only what was durable, reachable from the
+   * root. With it: what was durable, and each change that was not, kept or lost at random
+   * (see the module comment).
+   */
+  survivors(random?: () => number): SimDisk {
     const next = new SimDisk();
     next.inodes.clear();
+    const pick = <T>(options: T[]): T => options[Math.floor(random!() * options.length)]!;
     const copy = (id: number): void => {
       if (next.inodes.has(id)) return;
       const old = this.inodes.get(id)!;
       const entries = old.dir ? new Map(old.syncedEntries) : new Map<string, number>();
-      const inode: Inode = { id, dir: old.dir, data: old.synced.slice(), synced: old.synced.slice(), entries, syncedEntries: new Map(entries), mtimeMs: old.mtimeMs, ctimeMs: old.ctimeMs };
+      let data = old.synced.slice();
+      if (random && old.dir) {
+        for (const name of new Set([...old.entries.keys(), ...old.syncedEntries.keys()])) {
+          const now = old.entries.get(name);
+          if (now === old.syncedEntries.get(name) || random() < 0.5) continue;
+          if (now === undefined) entries.delete(name);
+          else entries.set(name, now);
+        }
+      } else if (random && !sameBytes(old.data, old.synced)) {
+        const zeros = new Uint8Array(old.data.byteLength);
+        zeros.set(old.synced.subarray(0, Math.min(old.synced.byteLength, zeros.byteLength)));
+        data = pick([old.synced, old.data, old.data.slice(0, Math.floor(random() * (old.data.byteLength + 1))), zeros]).slice();
+      }
+      const inode: Inode = { id, dir: old.dir, data, synced: data.slice(), entries, syncedEntries: new Map(entries), mtimeMs: old.mtimeMs, ctimeMs: old.ctimeMs };
       next.inodes.set(id, inode);
       for (const child of entries.values()) copy(child);
     };
     copy(1);
     next.nextId = this.nextId;
+    next.tmp = this.tmp;
+    next.links = this.links;
     return next;
   }
 
