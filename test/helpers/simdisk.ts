@@ -64,6 +64,11 @@ export class SimDisk implements Disk {
   dead = false;
   /** False: links between directories fail with EXDEV (see the module comment). */
   links = true;
+  /**
+   * Files berth may only read (another owner, mode 0644): opening them for writing fails with
+   * EACCES, and linking them with EPERM (Linux's default fs.protected_hardlinks).
+   */
+  readonly readOnly = new Set<string>();
 
   constructor() {
     this.newInode(true); // root "/", id 1, durable by definition
@@ -147,6 +152,7 @@ export class SimDisk implements Disk {
   }
 
   async openAppend(path: string): Promise<AppendFile> {
+    if (this.readOnly.has(path)) throw fsError("EACCES", path);
     let file = this.lookup(path);
     if (!file) {
       const p = this.parent(path);
@@ -187,6 +193,7 @@ export class SimDisk implements Disk {
     const s = this.lookup(src);
     if (!s || s.dir) throw fsError("ENOENT", src);
     if (!this.links && dirname(src) !== dirname(dst)) throw fsError("EXDEV", dst);
+    if (this.readOnly.has(src)) throw fsError("EPERM", src);
     const p = this.parent(dst);
     if (p.entries.has(basename(dst))) return false;
     this.step(dst);
@@ -285,9 +292,13 @@ export class SimDisk implements Disk {
           else entries.set(name, now);
         }
       } else if (random && !sameBytes(old.data, old.synced)) {
+        // what the last fsync made durable and the current bytes still share is kept in every case
+        let common = 0;
+        while (common < Math.min(old.data.byteLength, old.synced.byteLength) && old.data[common] === old.synced[common]) common++;
         const zeros = new Uint8Array(old.data.byteLength);
-        zeros.set(old.synced.subarray(0, Math.min(old.synced.byteLength, zeros.byteLength)));
-        data = pick([old.synced, old.data, old.data.slice(0, Math.floor(random() * (old.data.byteLength + 1))), zeros]).slice();
+        zeros.set(old.data.subarray(0, common));
+        const short = old.data.slice(0, common + Math.floor(random() * (old.data.byteLength - common + 1)));
+        data = pick([old.synced, old.data, short, zeros]).slice();
       }
       const inode: Inode = { id, dir: old.dir, data, synced: data.slice(), entries, syncedEntries: new Map(entries), mtimeMs: old.mtimeMs, ctimeMs: old.ctimeMs };
       next.inodes.set(id, inode);
@@ -297,6 +308,7 @@ export class SimDisk implements Disk {
     next.nextId = this.nextId;
     next.tmp = this.tmp;
     next.links = this.links;
+    for (const path of this.readOnly) next.readOnly.add(path);
     return next;
   }
 
