@@ -96,6 +96,24 @@ const pushes: Workload = {
   },
 };
 
+const races: Workload = {
+  name: "push-race",
+  async run(w) {
+    // the same new blob pushed twice at once into a new repository, and mounted there at
+    // once: whichever is acknowledged first, the blob (and its repository) must be durable
+    for (let i = 0; i < 4; i++) {
+      const repo = `r/${i}`;
+      const blob = `raced blob ${i} `.repeat(20);
+      const mount = async () => {
+        const res = await w.r.call("POST", `/v2/${repo}/blobs/uploads/?mount=${sha256(blob)}`);
+        if (res.status === 201) w.model.blobs.set(blobPath(repo, blob), blob);
+        else if (res.status !== 202) throw new Error(`status ${res.status}: ${await res.text()}`);
+      };
+      await w.run([], () => Promise.all([pushBlob(w, repo, blob), pushBlob(w, repo, blob), mount(), mount()]).then(() => {}));
+    }
+  },
+};
+
 const deletes: Workload = {
   name: "delete",
   async run(w) {
@@ -265,4 +283,4 @@ const adoptForeignOwner: Workload = {
 };
 
 /** Every workload, in the order the script reports them. */
-export const WORKLOADS: Workload[] = [pushes, deletes, collection, retention, syncs, adoptDurable, adoptFresh, adoptForeignOwner];
+export const WORKLOADS: Workload[] = [pushes, races, deletes, collection, retention, syncs, adoptDurable, adoptFresh, adoptForeignOwner];

@@ -162,6 +162,8 @@ export async function measure(workload: Workload, links = true): Promise<{ ops: 
 /** The outcome of one case. */
 export interface CaseResult {
   cutAt: number;
+  /** Operations took random turns to complete (see SimDisk.jitter). */
+  jitter: boolean;
   adversarial: boolean;
   links: boolean;
   checks: number;
@@ -178,11 +180,13 @@ export async function runCase(workload: Workload, ops: number, seed: number, tra
   const cutAt = 1 + Math.floor(random() * ops);
   const adversarial = random() < 0.5;
   const links = random() < 0.75;
+  const jitter = random() < 0.5 ? prng(seed ^ 0x5eed) : undefined;
   const model = emptyModel();
   const disk = await freshDisk(workload, model, links);
   disk.cutAt = disk.counts.ops + cutAt;
+  disk.jitter = jitter;
   if (trace) disk.trace = [];
-  const result: CaseResult = { cutAt, adversarial, links, checks: 0 };
+  const result: CaseResult = { cutAt, jitter: jitter !== undefined, adversarial, links, checks: 0 };
   try {
     await execute(workload, disk, model);
   } catch (err) {
@@ -250,7 +254,11 @@ async function check(disk: SimDisk, model: Model): Promise<number> {
     for (const [path, data] of model.blobs) {
       const got = disk.stat(path) ? text(await disk.readFile(path)) : undefined;
       if (got !== data) throw new Error(`acknowledged blob ${path.slice(ROOT.length)} is ${got === undefined ? "missing" : "damaged"}`);
-      checks++;
+      // and served: the repository it is in survived as a layout
+      const m = /^\/(.+)\/blobs\/(sha256|sha512)\/([0-9a-f]+)$/.exec(path.slice(ROOT.length))!;
+      const head = await r.call("HEAD", `/v2/${m[1]}/blobs/${m[2]}:${m[3]}`);
+      if (head.status !== 200) throw new Error(`acknowledged blob ${path.slice(ROOT.length)} is not served (HEAD: ${head.status})`);
+      checks += 2;
     }
     for (const path of model.deleted) {
       if (disk.stat(path)) throw new Error(`deleted blob ${path.slice(ROOT.length)} is back`);

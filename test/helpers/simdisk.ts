@@ -81,6 +81,26 @@ export class SimDisk implements Disk {
     return inode;
   }
 
+  /**
+   * Random latency: with it, every operation first waits a random number of turns of the
+   * microtask queue (an fsync up to 32, anything else up to 4), so concurrent requests
+   * interleave as they do on a real disk, where an fsync is slow and other work completes
+   * meanwhile. An operation takes effect when it completes.
+   */
+  jitter: (() => number) | undefined;
+
+  /**
+   * Called before every operation with its name and path; an operation waits for the
+   * promise it returns (a test holds one operation back to force an interleaving).
+   */
+  gate: ((op: string, path: string) => Promise<void> | undefined) | undefined;
+
+  private async lag(slow = false, op = "", path = ""): Promise<void> {
+    if (this.gate) await this.gate(op, path);
+    if (!this.jitter) return;
+    for (let n = Math.floor(this.jitter() * (slow ? 32 : 4)); n > 0; n--) await null;
+  }
+
   /** Operations done, when tracing (for debugging a failed invariant). */
   trace: string[] | undefined;
 
@@ -136,6 +156,7 @@ export class SimDisk implements Disk {
   }
 
   async mkdirp(path: string): Promise<void> {
+    await this.lag(false, "mkdirp", path);
     let node = this.inodes.get(1)!;
     for (const part of path.split("/").filter(Boolean)) {
       const id = node.entries.get(part);
@@ -152,6 +173,7 @@ export class SimDisk implements Disk {
   }
 
   async openAppend(path: string): Promise<AppendFile> {
+    await this.lag(false, "open", path);
     if (this.readOnly.has(path)) throw fsError("EACCES", path);
     let file = this.lookup(path);
     if (!file) {
@@ -164,6 +186,7 @@ export class SimDisk implements Disk {
     const disk = this;
     return {
       async write(chunks) {
+        await disk.lag(false, "write", path);
         disk.step(path);
         const total = chunks.reduce((s, c) => s + c.byteLength, 0);
         const out = new Uint8Array(f.data.byteLength + total);
@@ -177,10 +200,12 @@ export class SimDisk implements Disk {
         f.mtimeMs = f.ctimeMs = Date.now();
       },
       async truncate(size) {
+        await disk.lag(false, "truncate", path);
         disk.step(path);
         f.data = f.data.slice(0, size);
       },
       async sync() {
+        await disk.lag(true, "sync", path);
         disk.step(path);
         disk.counts.fileSyncs++;
         f.synced = f.data.slice();
@@ -190,6 +215,7 @@ export class SimDisk implements Disk {
   }
 
   async link(src: string, dst: string): Promise<boolean> {
+    await this.lag(false, "link", dst);
     const s = this.lookup(src);
     if (!s || s.dir) throw fsError("ENOENT", src);
     if (!this.links && dirname(src) !== dirname(dst)) throw fsError("EXDEV", dst);
@@ -219,6 +245,7 @@ export class SimDisk implements Disk {
   }
 
   async rename(src: string, dst: string): Promise<void> {
+    await this.lag(false, "rename", dst);
     const sp = this.parent(src);
     const id = sp.entries.get(basename(src));
     if (id === undefined) throw fsError("ENOENT", src);
@@ -229,6 +256,7 @@ export class SimDisk implements Disk {
   }
 
   async unlink(path: string): Promise<void> {
+    await this.lag(false, "unlink", path);
     const p = this.lookup(dirname(path));
     if (!p?.dir || !p.entries.has(basename(path))) return;
     this.step(path);
@@ -239,6 +267,7 @@ export class SimDisk implements Disk {
   }
 
   async removeTree(path: string): Promise<void> {
+    await this.lag(false, "removeTree", path);
     const p = this.lookup(dirname(path));
     if (!p?.dir || !p.entries.has(basename(path))) return;
     this.step(path);
@@ -246,6 +275,7 @@ export class SimDisk implements Disk {
   }
 
   async syncDir(path: string): Promise<void> {
+    await this.lag(true, "syncDir", path);
     const n = this.lookup(path);
     if (!n?.dir) throw fsError("ENOENT", path);
     this.step(path, `syncDir(${n.id})`);

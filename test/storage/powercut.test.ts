@@ -6,7 +6,9 @@
  * cleaned up). The suite keeps a small count; scripts/powercut.ts runs thousands.
  */
 import { describe, expect, test } from "bun:test";
-import { measure, ROOT, runCase } from "../helpers/powercut";
+import { dirname } from "node:path";
+import { measure, ok, openRegistry, ROOT, runCase } from "../helpers/powercut";
+import { sha256 } from "../helpers/registry";
 import { WORKLOADS } from "../helpers/powercut-workloads";
 import { SimDisk } from "../helpers/simdisk";
 
@@ -124,5 +126,42 @@ describe("the simulator", () => {
     await expect(d.openAppend(`${ROOT}/x/a`)).rejects.toThrow("EACCES");
     await expect(d.link(`${ROOT}/x/a`, `${ROOT}/x/c`)).rejects.toThrow("EPERM");
     expect(await d.copy(`${ROOT}/x/a`, `${ROOT}/y/a`)).toBe(true);
+  });
+});
+
+describe("races held open at a chosen operation", () => {
+  test("two pushes of one blob at once: the one acknowledged first has an fsynced directory entry", async () => {
+    // Regression: the push whose link found the blob already there (EEXIST) was acknowledged
+    // without fsyncing the directory, while the push that made the link was still in its fsync.
+    const disk = new SimDisk();
+    await disk.mountPoint(ROOT);
+    const r = await openRegistry(disk);
+    await ok(r.call("POST", `/v2/r/blobs/uploads/?digest=${sha256("first")}`, { body: "first" }), 201); // the repository exists
+    const target = `${ROOT}/r/blobs/sha256/${sha256("raced").slice(7)}`;
+    let release!: () => void;
+    const held = new Promise<void>((res) => (release = res));
+    let linked = false;
+    let holding = false;
+    disk.gate = (op, path) => {
+      if (op === "link" && path === target) linked = true;
+      else if (op === "syncDir" && path === dirname(target) && linked && !holding) {
+        holding = true;
+        return held; // the first push's directory fsync, still under way
+      }
+      return undefined;
+    };
+    const push = () => r.call("POST", `/v2/r/blobs/uploads/?digest=${sha256("raced")}`, { body: "raced" }).then((res) => res.status);
+    const first = push();
+    const second = push();
+    const acknowledged = await Promise.race([first, second]);
+    expect(holding).toBe(true);
+    expect(acknowledged).toBe(201);
+    disk.dead = true; // the power goes before the held fsync completes
+    release();
+    await Promise.allSettled([first, second]);
+    const after = disk.survivors();
+    expect(after.stat(target)).toBeDefined();
+    expect(text(await after.readFile(target))).toBe("raced");
+    await Promise.resolve(r[Symbol.asyncDispose]()).catch(() => {});
   });
 });
