@@ -29,10 +29,11 @@ const present = (img: Image): Expect => ({ kind: "present", manifest: img.manife
 const blobPath = (repo: string, data: string, alg: "sha256" | "sha512" = "sha256") => `${ROOT}/${repo}/blobs/${alg}/${createHash(alg).update(data).digest("hex")}`;
 const SHARED = "shared base layer ".repeat(40);
 
-async function pushBlob(w: WorkContext, repo: string, data: string, alg: "sha256" | "sha512" = "sha256"): Promise<void> {
+/** Pushes a blob; `record`: it must survive (false: a GC pass running meanwhile may take it). */
+async function pushBlob(w: WorkContext, repo: string, data: string, alg: "sha256" | "sha512" = "sha256", record = true): Promise<void> {
   const digest = `${alg}:${createHash(alg).update(data).digest("hex")}`;
   await ok(w.r.call("POST", `/v2/${repo}/blobs/uploads/?digest=${digest}`, { body: data }), 201);
-  w.model.blobs.set(blobPath(repo, data, alg), data);
+  if (record) w.model.blobs.set(blobPath(repo, data, alg), data);
 }
 
 /** A chunked upload: POST, two PATCHes, PUT. */
@@ -148,6 +149,32 @@ const collection: Workload = {
     await push(w, "a", "v3", image("a3", SHARED));
     await w.run([["a:v2", { kind: "absent" }]], () => ok(w.r.call("DELETE", "/v2/a/manifests/v2"), 202));
     await gc(w);
+  },
+};
+
+const gcRace: Workload = {
+  name: "gc-race",
+  async run(w) {
+    // GC passes while images are pushed: a manifest acknowledged has all its blobs; blobs no
+    // manifest references yet may be collected, and then the manifest PUT is refused
+    const pushOrRefused = async (repo: string, tag: string, img: Image) => {
+      const key = `${repo}:${tag}`;
+      try {
+        await w.run([[key, present(img)]], async () => {
+          for (const b of [img.config, ...img.layers]) await pushBlob(w, repo, b, "sha256", false);
+          await putManifest(w, repo, tag, img);
+        });
+      } catch (err) {
+        if (w.disk.dead || !(err as Error).message.includes("MANIFEST_BLOB_UNKNOWN")) throw err;
+        w.model.inFlight.delete(key);
+        w.model.state.set(key, { kind: "absent" });
+      }
+    };
+    await push(w, "a", "v0", image("a0", SHARED));
+    for (let i = 1; i <= 3; i++) {
+      w.model.blobs.clear();
+      await Promise.all([pushOrRefused("a", `v${i}`, image(`a${i}`, SHARED)), pushOrRefused("b/x", `v${i}`, image(`b${i}`, SHARED)), w.run([], async () => void (await w.r.lifecycle.gc()))]);
+    }
   },
 };
 
@@ -283,4 +310,4 @@ const adoptForeignOwner: Workload = {
 };
 
 /** Every workload, in the order the script reports them. */
-export const WORKLOADS: Workload[] = [pushes, races, deletes, collection, retention, syncs, adoptDurable, adoptFresh, adoptForeignOwner];
+export const WORKLOADS: Workload[] = [pushes, races, deletes, collection, gcRace, retention, syncs, adoptDurable, adoptFresh, adoptForeignOwner];
