@@ -8,6 +8,7 @@
 import { describe, expect, test } from "bun:test";
 import { dirname } from "node:path";
 import { measure, ok, openRegistry, ROOT, runCase } from "../helpers/powercut";
+import type { LifecycleRegistry } from "../helpers/lifecycle";
 import { sha256 } from "../helpers/registry";
 import { WORKLOADS } from "../helpers/powercut-workloads";
 import { SimDisk } from "../helpers/simdisk";
@@ -130,38 +131,45 @@ describe("the simulator", () => {
 });
 
 describe("races held open at a chosen operation", () => {
-  test("two pushes of one blob at once: the one acknowledged first has an fsynced directory entry", async () => {
-    // Regression: the push whose link found the blob already there (EEXIST) was acknowledged
-    // without fsyncing the directory, while the push that made the link was still in its fsync.
-    const disk = new SimDisk();
-    await disk.mountPoint(ROOT);
-    const r = await openRegistry(disk);
-    await ok(r.call("POST", `/v2/r/blobs/uploads/?digest=${sha256("first")}`, { body: "first" }), 201); // the repository exists
-    const target = `${ROOT}/r/blobs/sha256/${sha256("raced").slice(7)}`;
-    let release!: () => void;
-    const held = new Promise<void>((res) => (release = res));
-    let linked = false;
-    let holding = false;
-    disk.gate = (op, path) => {
-      if (op === "link" && path === target) linked = true;
-      else if (op === "syncDir" && path === dirname(target) && linked && !holding) {
-        holding = true;
-        return held; // the first push's directory fsync, still under way
-      }
-      return undefined;
-    };
-    const push = () => r.call("POST", `/v2/r/blobs/uploads/?digest=${sha256("raced")}`, { body: "raced" }).then((res) => res.status);
-    const first = push();
-    const second = push();
-    const acknowledged = await Promise.race([first, second]);
-    expect(holding).toBe(true);
-    expect(acknowledged).toBe(201);
-    disk.dead = true; // the power goes before the held fsync completes
-    release();
-    await Promise.allSettled([first, second]);
-    const after = disk.survivors();
-    expect(after.stat(target)).toBeDefined();
-    expect(text(await after.readFile(target))).toBe("raced");
-    await Promise.resolve(r[Symbol.asyncDispose]()).catch(() => {});
-  });
+  // A first push of a blob links it and is held in its directory fsync; meanwhile a second
+  // request for the same blob is acknowledged; then the power goes. The blob must survive.
+  const second: [string, (r: LifecycleRegistry) => Promise<Response>, "together" | "after"][] = [
+    // Regression: the push whose link found the blob there (EEXIST) was acknowledged without fsyncing.
+    ["a push of the same blob at the same moment", (r) => r.call("POST", `/v2/r/blobs/uploads/?digest=${sha256("raced")}`, { body: "raced" }), "together"],
+    ["a push of the same blob that finds it linked", (r) => r.call("POST", `/v2/r/blobs/uploads/?digest=${sha256("raced")}`, { body: "raced" }), "after"],
+    ["a mount of the blob into the same repository", (r) => r.call("POST", `/v2/r/blobs/uploads/?mount=${sha256("raced")}`), "after"],
+  ];
+  for (const [name, request, when] of second) {
+    test(`${name}, acknowledged while the first push's fsync is under way, survives the cut`, async () => {
+      const disk = new SimDisk();
+      await disk.mountPoint(ROOT);
+      const r = await openRegistry(disk);
+      await ok(r.call("POST", `/v2/r/blobs/uploads/?digest=${sha256("first")}`, { body: "first" }), 201); // the repository exists
+      const target = `${ROOT}/r/blobs/sha256/${sha256("raced").slice(7)}`;
+      let release!: () => void;
+      const held = new Promise<void>((res) => (release = res));
+      let linked = false;
+      let holding = false;
+      disk.gate = (op, path) => {
+        if (op === "link" && path === target) linked = true;
+        else if (op === "syncDir" && path === dirname(target) && linked && !holding) {
+          holding = true;
+          return held; // the first push's directory fsync, still under way
+        }
+        return undefined;
+      };
+      const first = r.call("POST", `/v2/r/blobs/uploads/?digest=${sha256("raced")}`, { body: "raced" }).then((res) => res.status);
+      if (when === "after") for (let i = 0; i < 10_000 && !holding; i++) await null;
+      const status = await request(r).then((res) => res.status);
+      expect(holding).toBe(true); // the second was answered while the first was held
+      expect(status).toBe(201);
+      disk.dead = true; // the power goes before the held fsync completes
+      release();
+      await first.catch(() => {});
+      const after = disk.survivors();
+      expect(after.stat(target)).toBeDefined();
+      expect(text(await after.readFile(target))).toBe("raced");
+      await Promise.resolve(r[Symbol.asyncDispose]()).catch(() => {});
+    });
+  }
 });
