@@ -72,5 +72,5 @@ for (const [n, workload] of workloads.entries()) {
 }
 const seconds = ((performance.now() - started) / 1000).toFixed(1);
 console.log(`${"total".padEnd(12)}      ${String(total.cuts).padStart(5)} ${String(total.strict).padStart(7)} ${String(total.adversarial).padStart(8)} ${String(total.copies).padStart(9)} ${String(total.jitter).padStart(7)} ${String(total.checks).padStart(7)} ${String(failed).padStart(9)}`);
-console.log(`seed ${seed}, ${seconds} s`);
+console.log(`${replay !== undefined ? `replayed seed ${replay}` : `seeds ${seed} to ${seed + Math.ceil(cuts / workloads.length) - 1} per workload`}, ${seconds} s`);
 process.exit(failed > 0 ? 1 : 0);

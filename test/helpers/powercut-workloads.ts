@@ -294,6 +294,7 @@ const adoptFresh: Workload = {
   async run(w) {
     // copied in while berth runs, and used at once; its own files are the copying tool's to make durable
     w.model.foreign.add("dropped/app");
+    w.model.state.set("dropped/app:v1", { kind: "any" }); // another tool's unsynced files: whatever survives, until berth deletes it
     await dropLayout(w.disk, "dropped/app", "v1", DROPPED);
     await adopt(w, DROPPED);
   },
@@ -304,6 +305,7 @@ const adoptForeignOwner: Workload = {
   async run(w) {
     // copied in by another user (root running skopeo): berth may read the blobs, not write or link them
     w.model.foreign.add("dropped/app");
+    w.model.state.set("dropped/app:v1", { kind: "any" });
     await dropLayout(w.disk, "dropped/app", "v1", DROPPED, true);
     await adopt(w, DROPPED);
   },
