@@ -20,7 +20,10 @@
  * bytes whole, cut short, or as zeros), as a real file system may leave them.
  *
  * `links: false` makes hard links between different directories fail with EXDEV (a pool on
- * another file system than the repositories), so the store falls back to copies.
+ * another file system than the repositories), so the store falls back to copies; `readOnly`
+ * files refuse writes (EACCES) and links (EPERM). `jitter` gives every operation a random
+ * latency, so concurrent requests interleave as on a real disk; `gate` holds one chosen
+ * operation back, for a race forced deterministically.
  */
 import { basename, dirname } from "node:path";
 import { type AppendFile, type Disk, type FileInfo, TEMP_PREFIX } from "../../daemon/platform/disk";
