@@ -18,6 +18,8 @@ import type { Logger } from "../log";
 import type { Paths } from "./paths";
 
 const LINK_UNSUPPORTED = new Set(["EXDEV", "EPERM", "ENOTSUP", "EOPNOTSUPP", "EMLINK", "ENOSYS"]);
+/** Opening a file for writing failed for want of permission (another owner, a read-only mount). */
+const NOT_WRITABLE = new Set(["EACCES", "EPERM", "EROFS"]);
 
 /** Options for {@link BlobStore}. */
 export interface BlobStoreOptions {
@@ -137,6 +139,12 @@ export class BlobStore {
     const source = this.path(from, digest);
     const info = this.disk.stat(source);
     if (!info?.isFile) return false;
+    // A blob outside the pool may have been written by another tool (a layout dropped into the
+    // root) that never fsynced it: linked as it is, an acknowledged mount could read back empty
+    // after a power cut (found by the power-cut simulator). Its data is fsynced first; a file
+    // berth may not open for writing is copied instead (a copy is fsynced).
+    let copyOnly = false;
+    if (!this.disk.stat(pool)) copyOnly = !(await this.syncData(source));
     if (this.options.dedupe && this.linksWork && !this.disk.stat(pool)) {
       if ((await hashFile(digest.algorithm, source)) !== digest.hex) {
         this.log.warn("blob does not match its digest; not mounting it", { repo: from, digest: digest.value });
@@ -144,12 +152,13 @@ export class BlobStore {
       }
       try {
         await this.ensureDir(dirname(pool));
-        if (await this.disk.link(source, pool)) await this.disk.syncDir(dirname(pool));
+        if (await (copyOnly ? this.disk.copy(source, pool) : this.disk.link(source, pool))) await this.disk.syncDir(dirname(pool));
       } catch (err) {
         if (!this.linkUnsupported(err)) throw err;
       }
     }
-    await this.place(this.disk.stat(pool) ? pool : source, this.path(repo, digest));
+    const inPool = this.disk.stat(pool) !== undefined;
+    await this.place(inPool ? pool : source, this.path(repo, digest), copyOnly && !inPool);
     return true;
   }
 
@@ -167,33 +176,52 @@ export class BlobStore {
     for (const dir of this.madeDirs) if (dir === prefix || dir.startsWith(`${prefix}/`)) this.madeDirs.delete(dir);
   }
 
-  /** Links (or, where links fail, copies) `source` to `target` and makes the entry durable. */
-  private async place(source: string, target: string): Promise<void> {
+  /** Links (or, where links fail or `copy` is set, copies) `source` to `target` and makes the entry durable. */
+  private async place(source: string, target: string, copy = false): Promise<void> {
     try {
-      await this.placeOnce(source, target);
+      await this.placeOnce(source, target, copy);
     } catch (err) {
       // The directory may have been removed since it was made (an empty repository
       // collected while a mount raced it): make it again, once.
       if ((err as NodeJS.ErrnoException).code !== "ENOENT" || !this.disk.stat(source)) throw err;
       this.madeDirs.delete(dirname(target));
-      await this.placeOnce(source, target);
+      await this.placeOnce(source, target, copy);
     }
   }
 
-  private async placeOnce(source: string, target: string): Promise<void> {
+  /** Fsyncs the data of a file berth did not write; false when berth may not open it for writing. */
+  private async syncData(path: string): Promise<boolean> {
+    let file;
+    try {
+      file = await this.disk.openAppend(path);
+    } catch (err) {
+      if (NOT_WRITABLE.has((err as NodeJS.ErrnoException).code ?? "")) return false;
+      throw err;
+    }
+    try {
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    return true;
+  }
+
+  private async placeOnce(source: string, target: string, copy: boolean): Promise<void> {
     await this.ensureDir(dirname(target));
-    let created: boolean;
-    if (this.linksWork) {
+    if (this.linksWork && !copy) {
       try {
-        created = await this.disk.link(source, target);
+        await this.disk.link(source, target);
       } catch (err) {
         if (!this.linkUnsupported(err)) throw err;
-        created = await this.disk.copy(source, target);
+        await this.disk.copy(source, target);
       }
     } else {
-      created = await this.disk.copy(source, target);
+      await this.disk.copy(source, target);
     }
-    if (created) await this.disk.syncDir(dirname(target));
+    // Fsynced also when the target was there already (link or copy returned false): it may be
+    // a concurrent push's link whose directory fsync has not completed, and the caller is
+    // about to acknowledge (found by the power-cut simulator with random operation latency).
+    await this.disk.syncDir(dirname(target));
   }
 
   private linkUnsupported(err: unknown): boolean {

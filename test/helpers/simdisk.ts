@@ -9,9 +9,21 @@
  * - a directory entry change (create, link, rename, unlink, mkdir, removal) is durable only
  *   after `syncDir()` of that directory; a directory that is itself not durably linked in
  *   its parent takes everything under it down with it.
+ * - `copy()` is done as the real disk does it: a temp file beside the target, the bytes
+ *   written (not durable), an fsync, a link to the target, the temp file unlinked; each is
+ *   an operation the power can stop at, and the copy is durable only after its fsync.
  * After the cut every operation fails with EIO (reads keep working on the current state,
  * as a dying machine's page cache would). `survivors()` builds a fresh simulator holding
- * exactly what was durable: the disk a rebooted machine finds.
+ * exactly what was durable: the disk a rebooted machine finds. `survivors(random)` is the
+ * adversarial reading of the same rules: what was durable survives, and each change that was
+ * not may survive or not (a directory entry independently of the others; a file's unsynced
+ * bytes whole, cut short, or as zeros), as a real file system may leave them.
+ *
+ * `links: false` makes hard links between different directories fail with EXDEV (a pool on
+ * another file system than the repositories), so the store falls back to copies; `readOnly`
+ * files refuse writes (EACCES) and links (EPERM). `jitter` gives every operation a random
+ * latency, so concurrent requests interleave as on a real disk; `gate` holds one chosen
+ * operation back, for a race forced deterministically.
  */
 import { basename, dirname } from "node:path";
 import { type AppendFile, type Disk, type FileInfo, TEMP_PREFIX } from "../../daemon/platform/disk";
@@ -31,6 +43,12 @@ function fsError(code: string, path: string): Error {
   return Object.assign(new Error(`${code}: ${path}`), { code });
 }
 
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** Counts of what the simulator did. */
 export interface SimCounts {
   ops: number;
@@ -47,6 +65,13 @@ export class SimDisk implements Disk {
   /** The operation number at which the power goes (undefined: never). */
   cutAt: number | undefined;
   dead = false;
+  /** False: links between directories fail with EXDEV (see the module comment). */
+  links = true;
+  /**
+   * Files berth may only read (another owner, mode 0644): opening them for writing fails with
+   * EACCES, and linking them with EPERM (Linux's default fs.protected_hardlinks).
+   */
+  readonly readOnly = new Set<string>();
 
   constructor() {
     this.newInode(true); // root "/", id 1, durable by definition
@@ -57,6 +82,26 @@ export class SimDisk implements Disk {
     const inode: Inode = { id: this.nextId++, dir, data, synced: new Uint8Array(0), entries: new Map(), syncedEntries: new Map(), mtimeMs: now, ctimeMs: now };
     this.inodes.set(inode.id, inode);
     return inode;
+  }
+
+  /**
+   * Random latency: with it, every operation first waits a random number of turns of the
+   * microtask queue (an fsync up to 32, anything else up to 4), so concurrent requests
+   * interleave as they do on a real disk, where an fsync is slow and other work completes
+   * meanwhile. An operation takes effect when it completes.
+   */
+  jitter: (() => number) | undefined;
+
+  /**
+   * Called before every operation with its name and path; an operation waits for the
+   * promise it returns (a test holds one operation back to force an interleaving).
+   */
+  gate: ((op: string, path: string) => Promise<void> | undefined) | undefined;
+
+  private async lag(slow = false, op = "", path = ""): Promise<void> {
+    if (this.gate) await this.gate(op, path);
+    if (!this.jitter) return;
+    for (let n = Math.floor(this.jitter() * (slow ? 32 : 4)); n > 0; n--) await null;
   }
 
   /** Operations done, when tracing (for debugging a failed invariant). */
@@ -114,6 +159,7 @@ export class SimDisk implements Disk {
   }
 
   async mkdirp(path: string): Promise<void> {
+    await this.lag(false, "mkdirp", path);
     let node = this.inodes.get(1)!;
     for (const part of path.split("/").filter(Boolean)) {
       const id = node.entries.get(part);
@@ -130,6 +176,8 @@ export class SimDisk implements Disk {
   }
 
   async openAppend(path: string): Promise<AppendFile> {
+    await this.lag(false, "open", path);
+    if (this.readOnly.has(path)) throw fsError("EACCES", path);
     let file = this.lookup(path);
     if (!file) {
       const p = this.parent(path);
@@ -141,6 +189,7 @@ export class SimDisk implements Disk {
     const disk = this;
     return {
       async write(chunks) {
+        await disk.lag(false, "write", path);
         disk.step(path);
         const total = chunks.reduce((s, c) => s + c.byteLength, 0);
         const out = new Uint8Array(f.data.byteLength + total);
@@ -154,10 +203,12 @@ export class SimDisk implements Disk {
         f.mtimeMs = f.ctimeMs = Date.now();
       },
       async truncate(size) {
+        await disk.lag(false, "truncate", path);
         disk.step(path);
         f.data = f.data.slice(0, size);
       },
       async sync() {
+        await disk.lag(true, "sync", path);
         disk.step(path);
         disk.counts.fileSyncs++;
         f.synced = f.data.slice();
@@ -167,8 +218,11 @@ export class SimDisk implements Disk {
   }
 
   async link(src: string, dst: string): Promise<boolean> {
+    await this.lag(false, "link", dst);
     const s = this.lookup(src);
     if (!s || s.dir) throw fsError("ENOENT", src);
+    if (!this.links && dirname(src) !== dirname(dst)) throw fsError("EXDEV", dst);
+    if (this.readOnly.has(src)) throw fsError("EPERM", src);
     const p = this.parent(dst);
     if (p.entries.has(basename(dst))) return false;
     this.step(dst);
@@ -180,16 +234,21 @@ export class SimDisk implements Disk {
   async copy(src: string, dst: string): Promise<boolean> {
     const s = this.lookup(src);
     if (!s || s.dir) throw fsError("ENOENT", src);
-    const p = this.parent(dst);
-    if (p.entries.has(basename(dst))) return false;
-    this.step(dst);
-    const c = this.newInode(false, s.data.slice());
-    c.synced = s.data.slice();
-    p.entries.set(basename(dst), c.id);
-    return true;
+    this.parent(dst);
+    // As realDisk.copy: a temp file in the target's directory, its data fsynced, then linked.
+    const tmp = `${dirname(dst)}/${TEMP_PREFIX}sim-${++this.tmp}`;
+    const f = await this.openAppend(tmp);
+    try {
+      await f.write([s.data.slice()]);
+      await f.sync();
+      return await this.link(tmp, dst);
+    } finally {
+      if (!this.dead) await this.unlink(tmp);
+    }
   }
 
   async rename(src: string, dst: string): Promise<void> {
+    await this.lag(false, "rename", dst);
     const sp = this.parent(src);
     const id = sp.entries.get(basename(src));
     if (id === undefined) throw fsError("ENOENT", src);
@@ -200,6 +259,7 @@ export class SimDisk implements Disk {
   }
 
   async unlink(path: string): Promise<void> {
+    await this.lag(false, "unlink", path);
     const p = this.lookup(dirname(path));
     if (!p?.dir || !p.entries.has(basename(path))) return;
     this.step(path);
@@ -210,6 +270,7 @@ export class SimDisk implements Disk {
   }
 
   async removeTree(path: string): Promise<void> {
+    await this.lag(false, "removeTree", path);
     const p = this.lookup(dirname(path));
     if (!p?.dir || !p.entries.has(basename(path))) return;
     this.step(path);
@@ -217,6 +278,7 @@ export class SimDisk implements Disk {
   }
 
   async syncDir(path: string): Promise<void> {
+    await this.lag(true, "syncDir", path);
     const n = this.lookup(path);
     if (!n?.dir) throw fsError("ENOENT", path);
     this.step(path, `syncDir(${n.id})`);
@@ -226,6 +288,7 @@ export class SimDisk implements Disk {
 
   async writeAtomic(path: string, bytes: Uint8Array | string): Promise<void> {
     const tmp = `${dirname(path)}/${TEMP_PREFIX}sim-${++this.tmp}`;
+    if (this.lookup(tmp)) throw fsError("EEXIST", tmp); // the real one opens with "w"; names never repeat here
     const f = await this.openAppend(tmp);
     await f.write([typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes]);
     await f.sync();
@@ -240,20 +303,45 @@ export class SimDisk implements Disk {
     for (let i = 0; i <= parts.length; i++) await this.syncDir(`/${parts.slice(0, i).join("/")}`);
   }
 
-  /** The disk after a power loss: only what was durable, reachable from the root. */
-  survivors(): SimDisk {
+  /**
+   * The disk after a power loss. Without `random`: only what was durable, reachable from the
+   * root. With it: what was durable, and each change that was not, kept or lost at random
+   * (see the module comment).
+   */
+  survivors(random?: () => number): SimDisk {
     const next = new SimDisk();
     next.inodes.clear();
+    const pick = <T>(options: T[]): T => options[Math.floor(random!() * options.length)]!;
     const copy = (id: number): void => {
       if (next.inodes.has(id)) return;
       const old = this.inodes.get(id)!;
       const entries = old.dir ? new Map(old.syncedEntries) : new Map<string, number>();
-      const inode: Inode = { id, dir: old.dir, data: old.synced.slice(), synced: old.synced.slice(), entries, syncedEntries: new Map(entries), mtimeMs: old.mtimeMs, ctimeMs: old.ctimeMs };
+      let data = old.synced.slice();
+      if (random && old.dir) {
+        for (const name of new Set([...old.entries.keys(), ...old.syncedEntries.keys()])) {
+          const now = old.entries.get(name);
+          if (now === old.syncedEntries.get(name) || random() < 0.5) continue;
+          if (now === undefined) entries.delete(name);
+          else entries.set(name, now);
+        }
+      } else if (random && !sameBytes(old.data, old.synced)) {
+        // what the last fsync made durable and the current bytes still share is kept in every case
+        let common = 0;
+        while (common < Math.min(old.data.byteLength, old.synced.byteLength) && old.data[common] === old.synced[common]) common++;
+        const zeros = new Uint8Array(old.data.byteLength);
+        zeros.set(old.data.subarray(0, common));
+        const short = old.data.slice(0, common + Math.floor(random() * (old.data.byteLength - common + 1)));
+        data = pick([old.synced, old.data, short, zeros]).slice();
+      }
+      const inode: Inode = { id, dir: old.dir, data, synced: data.slice(), entries, syncedEntries: new Map(entries), mtimeMs: old.mtimeMs, ctimeMs: old.ctimeMs };
       next.inodes.set(id, inode);
       for (const child of entries.values()) copy(child);
     };
     copy(1);
     next.nextId = this.nextId;
+    next.tmp = this.tmp;
+    next.links = this.links;
+    for (const path of this.readOnly) next.readOnly.add(path);
     return next;
   }
 
