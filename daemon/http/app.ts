@@ -12,7 +12,8 @@ import type { AdminDeps } from "./admin";
 
 /** What the front needs. */
 export interface AppDeps extends AdminDeps {
-  v2: (req: Request) => Promise<Response>;
+  /** The /v2 handler, told the peer (per-client caps on upload sessions). */
+  v2: (req: Request, peer?: Peer) => Promise<Response>;
   /** Request counting and the /metrics page; no metrics when absent. */
   metrics?: { http: HttpMetrics; render(): Promise<string> };
   /** The token the admin API requires (`[http] admin_token_file`); none: see {@link adminGuard}. */
@@ -39,7 +40,7 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
     const pathStart = url.startsWith("/") ? 0 : url.indexOf("/", url.indexOf("//") + 2);
     if (url.startsWith("/v2", pathStart)) {
       const next = url.charCodeAt(pathStart + 3);
-      if (Number.isNaN(next) || next === 47 /* / */ || next === 63 /* ? */) return deps.v2(req);
+      if (Number.isNaN(next) || next === 47 /* / */ || next === 63 /* ? */) return deps.v2(req, server);
     }
     const pathAndQuery = url.slice(pathStart);
     const path = pathAndQuery.split("?")[0];
