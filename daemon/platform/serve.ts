@@ -1,7 +1,9 @@
 /**
  * The HTTP server seam (Bun.serve today) and file-backed response bodies, which Bun sends
- * with sendfile(2) so blob bytes never pass through JavaScript.
+ * with sendfile(2) so blob bytes never pass through JavaScript. Every request goes through
+ * rawtarget.ts, which tells whether its target was rewritten by the URL parser.
  */
+import { rawTargetRoutes } from "./rawtarget";
 
 /** A running server. */
 export interface Server {
@@ -25,13 +27,23 @@ export interface ServeOptions {
   tls?: { certFile: string; keyFile: string };
 }
 
-/** The connection a request came on: its peer's address. */
+/** The connection a request came on: its peer's address, and how its target was sent. */
 export interface RequestPeer {
   requestIP(request: Request): { address: string } | null;
+  /**
+   * True when the request target as sent had `.`/`..` segments or backslashes that the URL
+   * parser resolved before `request.url` was built (see rawtarget.ts): route nothing on it.
+   */
+  rewritten?(request: Request): boolean;
 }
 
 /** Starts an HTTP server that answers every request with `fetch` (told the request's peer). */
 export function serve(fetch: (request: Request, peer: RequestPeer) => Promise<Response> | Response, options: ServeOptions): Server {
+  const rewritten = new WeakSet<Request>();
+  const raw = rawTargetRoutes<Bun.Server<undefined>>(
+    (request, bun) => fetch(request, { requestIP: (r) => bun.requestIP(r), rewritten: (r) => rewritten.has(r) }),
+    rewritten,
+  );
   const server = Bun.serve({
     hostname: options.hostname,
     port: options.port,
@@ -39,7 +51,8 @@ export function serve(fetch: (request: Request, peer: RequestPeer) => Promise<Re
     idleTimeout: options.idleTimeout,
     development: false,
     ...(options.tls ? { tls: { cert: Bun.file(options.tls.certFile), key: Bun.file(options.tls.keyFile) } } : {}),
-    fetch,
+    routes: raw.routes,
+    fetch: raw.fallback,
   });
   return {
     port: server.port ?? options.port,
