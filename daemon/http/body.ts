@@ -6,6 +6,7 @@
  * resets it). Blob bodies are streamed to disk and need neither (uploads.ts).
  */
 import { RegistryError } from "../oci/errors";
+import { NestingScanner } from "../oci/jsonscan";
 
 /** Seconds a client is asked to wait after the budget refused its body. */
 const BUDGET_RETRY_AFTER = 1;
@@ -67,8 +68,9 @@ export function contentLength(req: Request): number | undefined {
  * Reads a manifest body into memory. The bytes are reserved in the budget up front by
  * Content-Length, else chunk by chunk as they arrive; a body that does not fit is refused
  * with 429 TOOMANYREQUESTS and `Retry-After`. Over `maxBytes` is 413 SIZE_INVALID; a body
- * not complete within `timeoutMs` is 408 MANIFEST_INVALID. Refusals before the body is
- * read whole ask for the connection to be closed (the rest of the body is never read).
+ * not complete within `timeoutMs` is 408 MANIFEST_INVALID; JSON nested too deep is 400
+ * MANIFEST_INVALID as soon as the bytes show it. Refusals before the body is read whole ask
+ * for the connection to be closed (the rest of the body is never read).
  */
 export async function readManifestBody(req: Request, limits: BodyLimits): Promise<HeldBody> {
   const { maxBytes, budget, timeoutMs } = limits;
@@ -117,6 +119,7 @@ async function readAll(
   const late = () =>
     new RegistryError("MANIFEST_INVALID", `the manifest body did not arrive within ${Math.round(timeoutMs / 100) / 10} s`, { status: 408, headers: { Connection: "close" } });
   const chunks: Uint8Array[] = [];
+  const nesting = new NestingScanner();
   let total = 0;
   try {
     for (;;) {
@@ -126,6 +129,8 @@ async function readAll(
       total += value.byteLength;
       if (total > maxBytes) throw tooLarge();
       grew(total);
+      const deep = nesting.feed(value);
+      if (deep) throw new RegistryError("MANIFEST_INVALID", deep, { headers: { Connection: "close" } });
       chunks.push(value);
     }
   } catch (err) {

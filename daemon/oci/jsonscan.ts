@@ -61,3 +61,33 @@ export function jsonProblem(text: string, maxDepth = MAX_JSON_DEPTH): string | u
   }
   return undefined;
 }
+
+/**
+ * The nesting check of {@link jsonProblem}, fed the raw bytes as they arrive, so a body of
+ * hostile nesting is refused after its first few dozen bytes instead of once it is whole.
+ * Works on UTF-8 bytes across chunk boundaries (the bytes it looks at are ASCII, which
+ * never occur inside a multi-byte sequence).
+ */
+export class NestingScanner {
+  private depth = 0;
+  private inString = false;
+  private escaped = false;
+
+  constructor(private readonly maxDepth = MAX_JSON_DEPTH) {}
+
+  /** Scans the next bytes; returns the problem once the nesting is too deep. */
+  feed(bytes: Uint8Array): string | undefined {
+    for (let i = 0; i < bytes.length; i++) {
+      const c = bytes[i]!;
+      if (this.inString) {
+        if (this.escaped) this.escaped = false;
+        else if (c === 0x5c) this.escaped = true;
+        else if (c === 0x22) this.inString = false;
+      } else if (c === 0x22) this.inString = true;
+      else if (c === 0x7b || c === 0x5b) {
+        if (++this.depth > this.maxDepth) return `the JSON nests deeper than ${this.maxDepth} levels`;
+      } else if (c === 0x7d || c === 0x5d) this.depth = Math.max(0, this.depth - 1);
+    }
+    return undefined;
+  }
+}

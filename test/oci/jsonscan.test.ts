@@ -4,7 +4,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { RegistryError } from "../../daemon/oci/errors";
-import { MAX_JSON_DEPTH, jsonProblem } from "../../daemon/oci/jsonscan";
+import { MAX_JSON_DEPTH, NestingScanner, jsonProblem } from "../../daemon/oci/jsonscan";
 import { parseManifest } from "../../daemon/oci/manifest";
 import { DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST } from "../../daemon/oci/mediatypes";
 
@@ -70,5 +70,19 @@ describe("parseManifest refuses ambiguous and hostile manifests", () => {
     expect(err.code).toBe("MANIFEST_INVALID");
     expect(err.detail).toContain("manifests[1]");
     expect(err.detail).toContain("application/vnd.oci.image.layer.v1.tar+gzip");
+  });
+});
+
+describe("NestingScanner (streaming)", () => {
+  test("agrees with jsonProblem on depth, across chunk boundaries and inside strings", () => {
+    const text = `{"a":"[[[[\\"[[[","b":${"[".repeat(MAX_JSON_DEPTH - 1)}${"]".repeat(MAX_JSON_DEPTH - 1)}}`;
+    expect(jsonProblem(text)).toBeUndefined();
+    const bytes = enc(text);
+    const s = new NestingScanner();
+    for (let i = 0; i < bytes.length; i += 3) expect(s.feed(bytes.subarray(i, i + 3))).toBeUndefined();
+    const deep = new NestingScanner();
+    let problem: string | undefined;
+    for (let i = 0; i < 100 && !problem; i++) problem = deep.feed(enc("[{\"k\":"));
+    expect(problem).toBe(`the JSON nests deeper than ${MAX_JSON_DEPTH} levels`);
   });
 });
