@@ -149,6 +149,22 @@ export function parseRange(value: string | null, size: number): { start: number;
   return { start, end };
 }
 
+/** A warning logged at most once per `intervalMs`, carrying how many were left out since the last. */
+function throttledWarn(log: Logger, msg: string, intervalMs = 10_000): (fields: Record<string, unknown>) => void {
+  let last = -Infinity;
+  let suppressed = 0;
+  return (fields) => {
+    const now = Date.now();
+    if (now - last < intervalMs) {
+      suppressed++;
+      return;
+    }
+    last = now;
+    log.warn(msg, { ...fields, suppressed });
+    suppressed = 0;
+  };
+}
+
 /** The peer's address; undefined when unknown (a socketless test) or when asking fails. */
 function peerAddress(peer: RequestPeer | undefined, req: Request): string | undefined {
   try {
@@ -169,6 +185,8 @@ function uploadHeaders(name: string, session: UploadSession): Record<string, str
 /** Creates the `/v2` handler over a registry. */
 export function createV2Handler(registry: V2Registry, options: V2Options): (req: Request, peer?: RequestPeer) => Promise<Response> {
   const { log } = options;
+  // a storm of refusals for want of descriptors or space is logged once per interval, not per request
+  const shortOf = throttledWarn(log, "requests refused for want of resources (descriptors, memory or disk)");
   const manifestBudget = new ByteBudget(options.manifestBudgetBytes ?? 0);
   const bodyLimits = { maxBytes: options.maxManifestBytes, budget: manifestBudget, timeoutMs: options.bodyTimeoutMs ?? 0 };
 
@@ -327,12 +345,13 @@ export function createV2Handler(registry: V2Registry, options: V2Options): (req:
       return req.method === "HEAD" && res.body ? new Response(null, { status: res.status, headers: res.headers }) : res;
     } catch (err) {
       if (err instanceof RegistryError) {
-        if (err.status >= 500) log.error("request failed", { method: req.method, path, code: err.code, detail: err.detail });
+        if (err.status === 503 || err.status === 507) shortOf({ method: req.method, path, status: err.status, detail: err.detail });
+        else if (err.status >= 500) log.error("request failed", { method: req.method, path, code: err.code, detail: err.detail });
         return errorResponse(err, req.method);
       }
       const refused = resourceError(err);
       if (refused) {
-        log.warn("request refused for want of resources", { method: req.method, path, status: refused.status, error: (err as Error).message });
+        shortOf({ method: req.method, path, status: refused.status, error: (err as Error).message });
         return errorResponse(refused, req.method);
       }
       log.error("internal error", { method: req.method, path, error: err });

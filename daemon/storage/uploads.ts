@@ -20,6 +20,9 @@ import { type UploadHasher, type UploadHashing, inlineHashing } from "../platfor
 import { StorageError, isNoSpace } from "./errors";
 import type { Paths } from "./paths";
 import type { Logger } from "../log";
+import { SessionTable, type UploadLimits } from "./sessions";
+
+export type { UploadLimits } from "./sessions";
 
 /** Bytes gathered before one write to the file. */
 const WRITE_BATCH = 1 << 20;
@@ -99,30 +102,17 @@ export interface UploadOptions {
   log?: Logger;
 }
 
-/** Bounds on upload sessions (`[storage] max_uploads`, `max_uploads_per_client`, `upload_expiry`). */
-export interface UploadLimits {
-  /** Sessions open at once, all clients together. */
-  maxSessions: number;
-  /** Sessions open at once for one client (peer address). */
-  maxPerClient: number;
-  /** A session idle (no request in progress) this long is removed. */
-  expiryMs: number;
-}
-
-/** Shortest wait between two expiry passes, in milliseconds. */
-const MIN_EXPIRY_TICK = 50;
-
 /** The upload sessions of one storage root. */
 export class Uploads {
-  private readonly sessions = new Map<string, Session>();
-  private readonly perClient = new Map<string, number>();
-  private expiryTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly sessions: SessionTable<Session>;
 
   constructor(
     private readonly paths: Paths,
     private readonly disk: Disk,
     private readonly options: UploadOptions,
-  ) {}
+  ) {
+    this.sessions = new SessionTable<Session>(options.limits, (s) => this.expire(s));
+  }
 
   /** Removes every session left on disk by an earlier run. */
   async clearLeftovers(): Promise<number> {
@@ -138,92 +128,45 @@ export class Uploads {
    * errno error (EMFILE, ENOSPC …) when the session's file cannot be made.
    */
   async start(repo: string, algorithm: Algorithm, client?: string): Promise<UploadSession> {
-    const limits = this.options.limits;
-    if (limits) {
-      if (this.sessions.size >= limits.maxSessions) {
-        throw new StorageError("too-many-uploads", `${this.sessions.size} upload sessions are open, the most the registry allows; retry later`);
-      }
-      const mine = client === undefined ? 0 : (this.perClient.get(client) ?? 0);
-      if (mine >= limits.maxPerClient) {
-        throw new StorageError("too-many-uploads", `this client has ${mine} upload sessions open, the most one client may have; finish or cancel one first`);
-      }
-    }
     const id = randomUUID();
     // One file per session, straight in the uploads directory: no directory to make and
     // remove per blob (each costs file-system metadata writes on the card).
     const path = this.paths.upload(id);
     const now = Date.now();
-    // counted before the first await, so concurrent POSTs cannot overshoot the caps
+    // in the table (caps checked) before the first await; busy until its file exists
     const session: Session = { id, repo, algorithm, size: 0, started: now, lastActive: now, client, hasher: undefined, busy: true };
-    this.add(session);
+    this.sessions.add(session);
     try {
       const file = await this.disk.openAppend(path);
       await file.close();
       session.hasher = (this.options.hashing ?? inlineHashing).create(algorithm, path);
     } catch (err) {
-      this.forget(id);
+      this.sessions.delete(id);
       await this.disk.removeTree(path).catch(() => {});
       throw err;
     }
     session.busy = false;
     session.lastActive = Date.now();
-    this.scheduleExpiry();
     return session;
   }
 
   /** Sessions `client` has open. */
   countFor(client: string): number {
-    return this.perClient.get(client) ?? 0;
+    return this.sessions.countFor(client);
   }
 
   /** Stops the expiry timer (sessions stay). */
   stop(): void {
-    clearTimeout(this.expiryTimer);
-    this.expiryTimer = undefined;
+    this.sessions.stop();
   }
 
-  private add(session: Session): void {
-    this.sessions.set(session.id, session);
-    if (session.client !== undefined) this.perClient.set(session.client, (this.perClient.get(session.client) ?? 0) + 1);
-  }
-
-  /** Drops the session from memory (and its client's count); its file is the caller's. */
-  private forget(id: string): void {
-    const session = this.sessions.get(id);
-    if (!session) return;
-    this.sessions.delete(id);
-    const client = session.client;
-    if (client === undefined) return;
-    const left = (this.perClient.get(client) ?? 1) - 1;
-    if (left > 0) this.perClient.set(client, left);
-    else this.perClient.delete(client);
-  }
-
-  /** Arms the expiry timer for the earliest idle session, if any session exists. */
-  private scheduleExpiry(): void {
-    const expiryMs = this.options.limits?.expiryMs;
-    if (!expiryMs || this.expiryTimer || this.sessions.size === 0) return;
-    let earliest = Infinity;
-    for (const s of this.sessions.values()) earliest = Math.min(earliest, s.lastActive);
-    const delay = Math.max(MIN_EXPIRY_TICK, earliest + expiryMs - Date.now());
-    this.expiryTimer = setTimeout(() => {
-      this.expiryTimer = undefined;
-      this.expire(expiryMs).catch(() => {}).finally(() => this.scheduleExpiry());
-    }, delay);
-    this.expiryTimer.unref?.();
-  }
-
-  /** Removes sessions idle for `expiryMs`; never throws (it runs on a timer). */
-  private async expire(expiryMs: number): Promise<void> {
-    const now = Date.now();
-    for (const s of [...this.sessions.values()]) {
-      if (s.busy || now - s.lastActive < expiryMs) continue;
-      try {
-        await this.discard(s.id);
-        this.options.log?.info("upload session expired", { repo: s.repo, id: s.id, bytes: s.size, idleMs: now - s.lastActive });
-      } catch (err) {
-        this.options.log?.warn("an expired upload session could not be removed", { repo: s.repo, id: s.id, error: (err as Error).message });
-      }
+  /** Removes a session its expiry found idle; logs, never throws (it runs on a timer). */
+  private async expire(s: Session): Promise<void> {
+    try {
+      await this.discard(s.id);
+      this.options.log?.info("upload session expired", { repo: s.repo, id: s.id, bytes: s.size, idleMs: Date.now() - s.lastActive });
+    } catch (err) {
+      this.options.log?.warn("an expired upload session could not be removed", { repo: s.repo, id: s.id, error: (err as Error).message });
     }
   }
 
@@ -360,7 +303,7 @@ export class Uploads {
   /** Forgets a session and removes its files. */
   async discard(id: string): Promise<void> {
     this.sessions.get(id)?.hasher?.close();
-    this.forget(id);
+    this.sessions.delete(id);
     await this.disk.removeTree(this.paths.upload(id));
   }
 
