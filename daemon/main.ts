@@ -10,7 +10,7 @@ import { readFileSync } from "node:fs";
 import { ConfigError, loadConfig } from "./config/load";
 import type { Config } from "./config/schema";
 import { createApp } from "./http/app";
-import { createV2Handler } from "./http/v2";
+import { createV2Handler, serverError } from "./http/v2";
 import { createLogger, type Logger } from "./log";
 import { Meta } from "./meta/meta";
 import { realDisk } from "./platform/disk";
@@ -165,6 +165,7 @@ export async function startDaemon(config: Config, log: Logger) {
     port: config.http.port,
     maxRequestBodySize: Number.MAX_SAFE_INTEGER,
     idleTimeout: config.http.idle_timeout,
+    error: (err) => serverError(err, log),
     ...(config.http.tls_cert ? { tls: { certFile: config.http.tls_cert, keyFile: config.http.tls_key } } : {}),
   });
   scheduler.start();

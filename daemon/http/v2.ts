@@ -149,6 +149,17 @@ export function parseRange(value: string | null, size: number): { start: number;
   return { start, end };
 }
 
+/**
+ * The answer to an error the server met outside the handler, while sending a response: a
+ * file body whose open failed (EMFILE) is 503 with `Retry-After`, anything else 500
+ * UNKNOWN, in the OCI error shape and without internal detail.
+ */
+export function serverError(err: unknown, log: Logger): Response {
+  const refused = resourceError(err);
+  if (!refused) log.error("internal error while sending a response", { error: err });
+  return errorResponse(refused ?? new RegistryError("UNKNOWN"), "GET");
+}
+
 /** A warning logged at most once per `intervalMs`, carrying how many were left out since the last. */
 function throttledWarn(log: Logger, msg: string, intervalMs = 10_000): (fields: Record<string, unknown>) => void {
   let last = -Infinity;

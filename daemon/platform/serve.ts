@@ -25,6 +25,11 @@ export interface ServeOptions {
   idleTimeout: number;
   /** PEM certificate and key files; HTTPS when given. */
   tls?: { certFile: string; keyFile: string };
+  /**
+   * The answer when the runtime fails while sending a response (e.g. opening a file body
+   * under EMFILE happens after the handler returned); without it, Bun answers 500.
+   */
+  error?: (err: Error) => Response;
 }
 
 /** The connection a request came on: its peer's address, and how its target was sent. */
@@ -53,6 +58,7 @@ export function serve(fetch: (request: Request, peer: RequestPeer) => Promise<Re
     ...(options.tls ? { tls: { cert: Bun.file(options.tls.certFile), key: Bun.file(options.tls.keyFile) } } : {}),
     routes: raw.routes,
     fetch: raw.fallback,
+    ...(options.error ? { error: options.error } : {}),
   });
   return {
     port: server.port ?? options.port,

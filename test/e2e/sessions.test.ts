@@ -53,21 +53,36 @@ async function push(d: Daemon, repo: string, seed: string): Promise<number[]> {
   return statuses;
 }
 
-/**
- * Opens a connection and starts a chunked PATCH it never finishes; resolves once the bytes
- * are sent. Whatever the daemon answers on it is collected in its slot of `answers`.
- */
-function stalledPatch(d: Daemon, loc: string, into: Socket[], answers: string[]): Promise<void> {
-  return new Promise((done) => {
-    const sock = connect(d.port, "127.0.0.1");
-    into.push(sock);
-    const at = answers.push("") - 1;
-    sock.on("data", (b) => {
-      answers[at] += b.toString("latin1");
-    });
-    sock.on("error", () => {});
-    sock.on("connect", () => sock.write(`PATCH ${loc} HTTP/1.1\r\nHost: ${d.host}\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n`, () => done()));
+/** A raw connection to the daemon that collects what it answers. */
+interface Conn {
+  sock: Socket;
+  text: string;
+  /** Polls (bounded: `tries` x 10 ms) until the answers so far satisfy `ok`; returns whether they did. */
+  until(ok: (text: string) => boolean, tries?: number): Promise<boolean>;
+}
+
+/** Opens a connection, sends GET /v2/ on it and resolves once answered (so the daemon has accepted it), or undefined if no answer came. */
+async function accepted(d: Daemon, tries = 200): Promise<Conn | undefined> {
+  const sock = connect(d.port, "127.0.0.1");
+  const conn: Conn = {
+    sock,
+    text: "",
+    async until(ok, n = 200) {
+      for (let i = 0; i < n && !ok(conn.text); i++) await Bun.sleep(10);
+      return ok(conn.text);
+    },
+  };
+  sock.on("data", (b) => {
+    conn.text += b.toString("latin1");
   });
+  sock.on("error", () => {});
+  sock.write(`GET /v2/ HTTP/1.1\r\nHost: ${d.host}\r\n\r\n`);
+  if (!(await conn.until((t) => t.includes("{}"), tries))) {
+    sock.destroy();
+    return undefined;
+  }
+  conn.text = "";
+  return conn;
 }
 
 test("sessions beyond the fd limit hold no descriptor; the cap is 429; fd exhaustion is 503; the daemon lives on", async () => {
@@ -98,24 +113,38 @@ test("sessions beyond the fd limit hold no descriptor; the cap is 429; fd exhaus
     expect(((await res.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe("TOOMANYREQUESTS");
   }
 
-  // 3. Descriptors run out: PATCHes held open on many connections (each a socket and an
-  //    open upload file). The daemon must answer what it can with 202/503, never 500.
-  const sockets: Socket[] = [];
-  const answers: string[] = [];
+  // 3. Descriptors run out: connections are accepted until none more can be, then each
+  //    starts a PATCH (which needs the upload file). Refusals are 503, never 500.
+  const blob = "served while descriptors are short";
+  expect((await fetch(`${d.url}/v2/idle/app/blobs/uploads/?digest=${sha256(blob)}`, { method: "POST", body: blob })).status).toBe(429); // at the cap
+  await fetch(`${d.url}${locations.pop()}`, { method: "DELETE" });
+  expect((await fetch(`${d.url}/v2/idle/app/blobs/uploads/?digest=${sha256(blob)}`, { method: "POST", body: blob })).status).toBe(201);
+  // a connection accepted now, to ask for the blob once descriptors are gone
+  const probe = (await accepted(d))!;
+  const conns: Conn[] = [];
   try {
-    await Promise.all(locations.slice(0, FD_LIMIT - 20).map((loc) => stalledPatch(d, loc, sockets, answers)));
-    // wait (bounded) until descriptors run out and the daemon has refused some PATCH
-    const refused = () => answers.filter((a) => a.length > 0);
+    // accept connections until the daemon cannot accept more (each holds a descriptor)
+    for (let i = 0; i < FD_LIMIT; i++) {
+      const conn = await accepted(d, 100);
+      if (!conn) break;
+      conns.push(conn);
+    }
+    expect(conns.length).toBeLessThan(FD_LIMIT - 10);
+    // a PATCH on each needs the upload file's descriptor, which is no longer there
+    conns.forEach((c, i) => c.sock.write(`PATCH ${locations[i]} HTTP/1.1\r\nHost: ${d.host}\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n`));
+    const refused = () => conns.filter((c) => c.text.length > 0);
     for (let i = 0; i < 200 && refused().length === 0; i++) await Bun.sleep(25);
     expect(refused().length).toBeGreaterThan(0);
-    for (const a of refused()) expect(a).toMatch(/^HTTP\/1\.1 503 /);
-    expect(refused()[0]).toMatch(/\r\nretry-after: \d+\r\n/i);
-    expect(refused()[0]).toContain("EMFILE");
-    // other requests meanwhile: answered or refused, never 500
-    const during = await Promise.all(Array.from({ length: 5 }, () => fetch(`${d.url}/v2/idle/app/manifests/none`).then((r) => r.status, () => 0)));
-    for (const status of during) expect([0, 404, 503]).toContain(status);
+    for (const c of refused()) expect(c.text).toMatch(/^HTTP\/1\.1 503 /);
+    expect(refused()[0]!.text).toMatch(/\r\nretry-after: \d+\r\n/i);
+    expect(refused()[0]!.text).toContain("EMFILE");
+    // a blob GET needs a descriptor to send the file: 503, not 500 (Bun opens it after the handler returned)
+    probe.sock.write(`GET /v2/idle/app/blobs/${sha256(blob)} HTTP/1.1\r\nHost: ${d.host}\r\n\r\n`);
+    await probe.until((t) => t.includes("\r\n\r\n"));
+    expect(probe.text).toMatch(/^HTTP\/1\.1 503 /);
+    expect(probe.text).toMatch(/\r\nretry-after: \d+\r\n/i);
   } finally {
-    for (const s of sockets) s.destroy();
+    for (const c of [probe, ...conns]) c.sock.destroy();
   }
   expect(d.logs()).not.toContain("Failed to get memory usage");
 
