@@ -6,7 +6,7 @@
  */
 import { RegistryError } from "./errors";
 import { clip, parseDigest } from "./digest";
-import { type MAX_JSON_DEPTH, jsonProblem } from "./jsonscan";
+import { type MAX_JSON_DEPTH, NestingScanner, jsonProblem } from "./jsonscan";
 import { IMAGE_TYPES, INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX, OCI_MANIFEST, isNonDistributable } from "./mediatypes";
 
 const OCI_TYPES: ReadonlySet<string> = new Set([OCI_MANIFEST, OCI_INDEX]);
@@ -168,6 +168,7 @@ export function parseManifest(bytes: Uint8Array, contentType: string): ParsedMan
  * recorded type (a layout dropped in by hand). Returns undefined if the bytes are no manifest.
  */
 export function sniffManifestType(bytes: Uint8Array): string | undefined {
+  if (new NestingScanner().feed(bytes)) return undefined; // hostile nesting is no manifest
   try {
     const doc: unknown = JSON.parse(new TextDecoder().decode(bytes));
     if (!isObject(doc)) return undefined;

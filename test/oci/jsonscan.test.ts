@@ -5,7 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import { RegistryError } from "../../daemon/oci/errors";
 import { MAX_JSON_DEPTH, NestingScanner, jsonProblem } from "../../daemon/oci/jsonscan";
-import { parseManifest } from "../../daemon/oci/manifest";
+import { parseManifest, sniffManifestType } from "../../daemon/oci/manifest";
 import { DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST } from "../../daemon/oci/mediatypes";
 
 const D = `sha256:${"a".repeat(64)}`;
@@ -85,4 +85,9 @@ describe("NestingScanner (streaming)", () => {
     for (let i = 0; i < 100 && !problem; i++) problem = deep.feed(enc("[{\"k\":"));
     expect(problem).toBe(`the JSON nests deeper than ${MAX_JSON_DEPTH} levels`);
   });
+});
+
+test("sniffing a stored file of hostile nesting says it is no manifest, without parsing it", () => {
+  expect(sniffManifestType(enc(`{"manifests":[],"x":${"[".repeat(1 << 20)}`))).toBeUndefined();
+  expect(sniffManifestType(enc('{"manifests":[]}'))).toBe(OCI_INDEX);
 });
