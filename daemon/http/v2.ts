@@ -2,7 +2,9 @@
  * The `/v2/*` surface of the distribution spec as a plain `(Request) => Promise<Response>`.
  * Repository names contain slashes, so routes are matched on the tail of the raw path;
  * the raw (undecoded) path is used, so `%2f` and friends can never smuggle a slash or a
- * dot-segment into a name: they simply fail the name grammar.
+ * dot-segment into a name: they simply fail the name grammar. A target whose dot segments
+ * the runtime's URL parser resolved never gets here (platform/rawtarget.ts, http/app.ts).
+ * Manifest bodies are bounded in size, in bytes in flight and in time (body.ts).
  *
  * Every response carries `Docker-Distribution-API-Version: registry/2.0`. Running out of
  * descriptors or memory is answered 503 with `Retry-After`, a full disk 507 (see
