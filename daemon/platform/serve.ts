@@ -45,8 +45,9 @@ export interface RequestPeer {
 /** Starts an HTTP server that answers every request with `fetch` (told the request's peer). */
 export function serve(fetch: (request: Request, peer: RequestPeer) => Promise<Response> | Response, options: ServeOptions): Server {
   const rewritten = new WeakSet<Request>();
+  let peer: RequestPeer | undefined; // one per server, made on the first request
   const raw = rawTargetRoutes<Bun.Server<undefined>>(
-    (request, bun) => fetch(request, { requestIP: (r) => bun.requestIP(r), rewritten: (r) => rewritten.has(r) }),
+    (request, bun) => fetch(request, (peer ??= { requestIP: (r) => bun.requestIP(r), rewritten: (r) => rewritten.has(r) })),
     rewritten,
   );
   const server = Bun.serve({
