@@ -10,11 +10,11 @@ import { readFileSync } from "node:fs";
 import { ConfigError, loadConfig } from "./config/load";
 import type { Config } from "./config/schema";
 import { createApp } from "./http/app";
-import { createV2Handler } from "./http/v2";
+import { createV2Handler, serverError } from "./http/v2";
 import { createLogger, type Logger } from "./log";
 import { Meta } from "./meta/meta";
 import { realDisk } from "./platform/disk";
-import { memoryGovernor } from "./platform/memory";
+import { memoryGovernor, residentBytes } from "./platform/memory";
 import { inlineHashing, workerHashing } from "./platform/uploadhash";
 import { AddressInUseError, serve } from "./platform/serve";
 import { lockRoot, RootInUseError } from "./platform/rootlock";
@@ -93,6 +93,7 @@ export async function startDaemon(config: Config, log: Logger) {
     },
     hashing,
     admit: (repo, bytes) => lifecycle?.admit(repo, bytes) ?? Promise.resolve(),
+    uploadLimits: { maxSessions: config.storage.max_uploads, maxPerClient: config.storage.max_uploads_per_client, expiryMs: config.storage.upload_expiry * 1000 },
   }, log);
   const recovery = await store.recover();
   // on a full disk the derived index lives in memory for this run (meta/open.ts)
@@ -113,6 +114,8 @@ export async function startDaemon(config: Config, log: Logger) {
   if (sync) lc.evictor.setUpstreamPolicy({ serves: (repo) => sync.serves(repo), pinned: (repo, tag) => sync.pinned(repo, tag) });
   const v2 = createV2Handler(sync ? sync.decorate() : registry, {
     maxManifestBytes: config.storage.max_manifest_bytes,
+    manifestBudgetBytes: config.http.manifest_body_budget,
+    bodyTimeoutMs: config.http.body_timeout * 1000,
     log,
     onServe: (bytes) => budget.foreground(bytes, "read"),
   });
@@ -120,8 +123,14 @@ export async function startDaemon(config: Config, log: Logger) {
     root: config.storage.root,
     uploadsInFlight: store.uploads.count(),
     manifestCacheBytes: store.manifests.size(),
-    rssBytes: process.memoryUsage.rss(),
-    memory: process.memoryUsage(),
+    rssBytes: residentBytes() ?? 0, // 0 when /proc cannot be read right now (EMFILE)
+    memory: (() => {
+      try {
+        return process.memoryUsage();
+      } catch {
+        return undefined;
+      }
+    })(),
     forcedCollections: governor.stats(),
   });
   const metrics = new MetricsRegistry();
@@ -163,6 +172,7 @@ export async function startDaemon(config: Config, log: Logger) {
     port: config.http.port,
     maxRequestBodySize: Number.MAX_SAFE_INTEGER,
     idleTimeout: config.http.idle_timeout,
+    error: (err) => serverError(err, log),
     ...(config.http.tls_cert ? { tls: { certFile: config.http.tls_cert, keyFile: config.http.tls_key } } : {}),
   });
   scheduler.start();
@@ -199,6 +209,7 @@ export async function startDaemon(config: Config, log: Logger) {
       await scheduler.stop();
       sync?.close();
       await lc.close();
+      store.uploads.stop();
       await hashing.shutdown();
       governor.stop();
       db.close();

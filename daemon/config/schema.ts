@@ -173,6 +173,8 @@ export const SCHEMA = {
     address: { kind: "string", default: "127.0.0.1", nonEmpty: true, doc: "Address to listen on." },
     port: { kind: "integer", default: 5000, min: 0, max: 65535, doc: "Port to listen on; 0 picks a free port (logged at start-up)." },
     idle_timeout: { kind: "integer", default: 120, min: 1, max: 255, doc: "Seconds an idle connection is kept open." },
+    body_timeout: { kind: "duration", default: 30, min: 1, max: 255, doc: "Seconds a manifest body may take to arrive after the request's headers (408 after that); keep it below idle_timeout." },
+    manifest_body_budget: { kind: "bytes", default: 16 * MiB, min: 1024, max: 1024 * MiB, doc: "Bytes of manifest bodies held in memory at once, all requests together; a body that does not fit gets 429 with Retry-After." },
     tls_cert: { kind: "string", default: "", doc: "PEM certificate (chain) file; with tls_key, serve HTTPS. Empty: plain HTTP." },
     tls_key: { kind: "string", default: "", doc: "PEM private key file for tls_cert." },
     admin_token_file: {
@@ -188,6 +190,9 @@ export const SCHEMA = {
     max_blob_bytes: { kind: "bytes", default: 0, min: 0, max: Number.MAX_SAFE_INTEGER, doc: "Largest blob accepted; 0 means no limit but the disk." },
     hash_thread: { kind: "boolean", default: true, doc: "Hash uploads in a separate thread, so large pushes do not stall other clients." },
     manifest_cache_bytes: { kind: "bytes", default: 8 * MiB, min: 0, max: 1024 * MiB, doc: "Memory for recently served manifests." },
+    max_uploads: { kind: "integer", default: 512, min: 1, max: 1_000_000, doc: "Upload sessions open at once, all clients together; more get 429 with Retry-After." },
+    max_uploads_per_client: { kind: "integer", default: 64, min: 1, max: 1_000_000, doc: "Upload sessions one client (peer address) may have open at once; more get 429 with Retry-After." },
+    upload_expiry: { kind: "duration", default: 600, min: 1, max: 7 * DAY, doc: "An upload session with no request for this long is removed (by its own timer, not a GC pass)." },
   },
   memory: {
     rss_soft_limit: { kind: "bytes", default: 64 * MiB, min: 0, max: 64 * 1024 * MiB, doc: "Resident memory above which traffic triggers a garbage collection; 0 leaves it to the runtime." },

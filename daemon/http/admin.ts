@@ -10,6 +10,7 @@ import { openapi } from "@elysiajs/openapi";
 import { Elysia, t } from "elysia";
 import swaggerCss from "swagger-ui-dist/swagger-ui.css" with { type: "file" };
 import swaggerJs from "swagger-ui-dist/swagger-ui-bundle.js" with { type: "file" };
+import { resourceError } from "../registry/translate";
 import { fileBody } from "../platform/serve";
 import { VERSION } from "../version";
 
@@ -84,6 +85,12 @@ function noStorage(set: { status?: number | string }): { error: string } {
 export function createAdminApp(deps: AdminDeps): (req: Request) => Response | Promise<Response> {
   const started = Date.now();
   const app = new Elysia()
+    // running out of descriptors or space is not the API's fault: 503/507, not 500
+    .onError(({ error }) => {
+      const refused = resourceError(error);
+      if (!refused) return undefined;
+      return new Response(JSON.stringify({ error: refused.detail }), { status: refused.status, headers: { "Content-Type": "application/json", ...refused.headers } });
+    })
     .use(
       openapi({
         path: DOCS_PATH,

@@ -6,22 +6,28 @@
  * that is only ever pulled from and probed should not pay.
  */
 import { timingSafeEqual } from "node:crypto";
+import { errorBody } from "../oci/errors";
 import { VERSION } from "../version";
 import type { HttpMetrics } from "../metrics/http";
 import type { AdminDeps } from "./admin";
 
 /** What the front needs. */
 export interface AppDeps extends AdminDeps {
-  v2: (req: Request) => Promise<Response>;
+  /** The /v2 handler, told the peer (per-client caps on upload sessions). */
+  v2: (req: Request, peer?: Peer) => Promise<Response>;
   /** Request counting and the /metrics page; no metrics when absent. */
   metrics?: { http: HttpMetrics; render(): Promise<string> };
   /** The token the admin API requires (`[http] admin_token_file`); none: see {@link adminGuard}. */
   adminToken?: string;
 }
 
-/** What the front asks of the server: the peer's address (Bun's `server.requestIP`). */
+/**
+ * What the front asks of the server: the peer's address (Bun's `server.requestIP`), and
+ * whether the request target was rewritten before `req.url` was built (platform/rawtarget.ts).
+ */
 export interface Peer {
   requestIP(req: Request): { address: string } | null;
+  rewritten?(req: Request): boolean;
 }
 
 const METRICS_HEADERS = { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" };
@@ -37,9 +43,11 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
     const url = req.url;
     // Bun hands over a bare path when the Host header is unusable
     const pathStart = url.startsWith("/") ? 0 : url.indexOf("/", url.indexOf("//") + 2);
+    // routing is on the target as sent: one whose dot segments the URL parser resolved is refused
+    if (server?.rewritten?.(req)) return rewrittenTarget(url.startsWith("/v2", pathStart));
     if (url.startsWith("/v2", pathStart)) {
       const next = url.charCodeAt(pathStart + 3);
-      if (Number.isNaN(next) || next === 47 /* / */ || next === 63 /* ? */) return deps.v2(req);
+      if (Number.isNaN(next) || next === 47 /* / */ || next === 63 /* ? */) return deps.v2(req, server);
     }
     const pathAndQuery = url.slice(pathStart);
     const path = pathAndQuery.split("?")[0];
@@ -82,6 +90,19 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
       },
     );
   };
+}
+
+/**
+ * The answer to a request whose target had `.`/`..` segments or backslashes: 400, with
+ * NAME_INVALID in the OCI shape where the resolved path is under /v2.
+ */
+function rewrittenTarget(v2: boolean): Response {
+  const detail = 'the request path has "." or ".." segments (perhaps percent-encoded) or backslashes; berth routes on the path as sent and does not resolve them';
+  if (!v2) return adminError(400, detail);
+  return new Response(errorBody("NAME_INVALID", detail), {
+    status: 400,
+    headers: { ...JSON_HEADERS, "Docker-Distribution-API-Version": "registry/2.0" },
+  });
 }
 
 const API_PREFIX = "/api/v1";

@@ -2,22 +2,31 @@
  * The `/v2/*` surface of the distribution spec as a plain `(Request) => Promise<Response>`.
  * Repository names contain slashes, so routes are matched on the tail of the raw path;
  * the raw (undecoded) path is used, so `%2f` and friends can never smuggle a slash or a
- * dot-segment into a name: they simply fail the name grammar.
+ * dot-segment into a name: they simply fail the name grammar. A target whose dot segments
+ * the runtime's URL parser resolved never gets here (platform/rawtarget.ts, http/app.ts).
+ * Manifest bodies are bounded in size, in bytes in flight and in time (body.ts).
  *
- * Every response carries `Docker-Distribution-API-Version: registry/2.0`.
+ * Every response carries `Docker-Distribution-API-Version: registry/2.0`. Running out of
+ * descriptors or memory is answered 503 with `Retry-After`, a full disk 507 (see
+ * registry/translate.ts), never 500 and never a crash.
  */
 import type { Logger } from "../log";
 import { RegistryError, errorBody } from "../oci/errors";
 import { OCI_INDEX, bareMediaType } from "../oci/mediatypes";
 import type { V2Registry } from "../registry/api";
 import type { BlobFile } from "../registry/registry";
-import { isNoSpace } from "../storage/errors";
 import type { UploadSession } from "../storage/uploads";
-import { fileBody } from "../platform/serve";
+import { type RequestPeer, fileBody } from "../platform/serve";
+import { resourceError } from "../registry/translate";
+import { ByteBudget, contentLength, readManifestBody } from "./body";
 
 /** Options for {@link createV2Handler}. */
 export interface V2Options {
   maxManifestBytes: number;
+  /** Bytes of manifest bodies held at once, all requests together (`[http] manifest_body_budget`); 0 = no budget. */
+  manifestBudgetBytes?: number;
+  /** Milliseconds a manifest body may take to arrive (`[http] body_timeout`); 0 = no deadline. */
+  bodyTimeoutMs?: number;
   log: Logger;
   /** Told the size of every blob body served (the scheduler counts foreground IO with it). */
   onServe?: (bytes: number) => void;
@@ -50,9 +59,14 @@ function decodeColon(s: string): string {
   return s.includes("%") ? s.replace(/%3a/gi, ":") : s;
 }
 
-/** Splits a request URL into its raw path and its query (without decoding the path). */
+/**
+ * Splits a request URL into its raw path and its query (without decoding the path). Bun
+ * hands over a bare path ("/v2/…") when the request had no usable Host header.
+ */
 export function splitUrl(url: string): { path: string; query: string } {
-  const start = url.indexOf("/", url.indexOf("//") + 2);
+  const scheme = url.startsWith("/") ? -1 : url.indexOf("://");
+  const start = scheme < 0 ? 0 : url.indexOf("/", scheme + 3);
+  if (start < 0) return { path: "/", query: "" };
   const q = url.indexOf("?", start);
   return q < 0 ? { path: url.slice(start), query: "" } : { path: url.slice(start, q), query: url.slice(q + 1) };
 }
@@ -137,45 +151,40 @@ export function parseRange(value: string | null, size: number): { start: number;
   return { start, end };
 }
 
-function contentLength(req: Request): number | undefined {
-  const value = req.headers.get("content-length");
-  if (value === null) return undefined;
-  if (!/^\d+$/.test(value)) throw new RegistryError("SIZE_INVALID", `Content-Length "${value.slice(0, 40)}" is not a number`);
-  return Number(value);
+/**
+ * The answer to an error the server met outside the handler, while sending a response: a
+ * file body whose open failed (EMFILE) is 503 with `Retry-After`, anything else 500
+ * UNKNOWN, in the OCI error shape and without internal detail.
+ */
+export function serverError(err: unknown, log: Logger): Response {
+  const refused = resourceError(err);
+  if (!refused) log.error("internal error while sending a response", { error: err });
+  return errorResponse(refused ?? new RegistryError("UNKNOWN"), "GET");
 }
 
-/** Reads a request body into memory, refusing more than `max` bytes with 413. */
-async function readCapped(req: Request, max: number): Promise<Uint8Array> {
-  const declared = contentLength(req);
-  const tooLarge = () => new RegistryError("SIZE_INVALID", `the manifest is larger than the limit of ${max} bytes`, { status: 413 });
-  if (declared !== undefined && declared > max) throw tooLarge();
-  if (!req.body) return new Uint8Array(0);
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const reader = req.body.getReader();
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.byteLength;
-      if (total > max) {
-        await reader.cancel().catch(() => {});
-        throw tooLarge();
-      }
-      chunks.push(value);
+/** A warning logged at most once per `intervalMs`, carrying how many were left out since the last. */
+function throttledWarn(log: Logger, msg: string, intervalMs = 10_000): (fields: Record<string, unknown>) => void {
+  let last = -Infinity;
+  let suppressed = 0;
+  return (fields) => {
+    const now = Date.now();
+    if (now - last < intervalMs) {
+      suppressed++;
+      return;
     }
-  } catch (err) {
-    if (err instanceof RegistryError) throw err;
-    throw new RegistryError("MANIFEST_INVALID", "the request body ended before it was complete");
+    last = now;
+    log.warn(msg, { ...fields, suppressed });
+    suppressed = 0;
+  };
+}
+
+/** The peer's address; undefined when unknown (a socketless test) or when asking fails. */
+function peerAddress(peer: RequestPeer | undefined, req: Request): string | undefined {
+  try {
+    return peer?.requestIP(req)?.address;
+  } catch {
+    return undefined;
   }
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
 }
 
 function uploadHeaders(name: string, session: UploadSession): Record<string, string> {
@@ -187,10 +196,14 @@ function uploadHeaders(name: string, session: UploadSession): Record<string, str
 }
 
 /** Creates the `/v2` handler over a registry. */
-export function createV2Handler(registry: V2Registry, options: V2Options): (req: Request) => Promise<Response> {
+export function createV2Handler(registry: V2Registry, options: V2Options): (req: Request, peer?: RequestPeer) => Promise<Response> {
   const { log } = options;
+  // a storm of refusals for want of descriptors or space is logged once per interval, not per request
+  const shortOf = throttledWarn(log, "requests refused for want of resources (descriptors, memory or disk)");
+  const manifestBudget = new ByteBudget(options.manifestBudgetBytes ?? 0);
+  const bodyLimits = { maxBytes: options.maxManifestBytes, budget: manifestBudget, timeoutMs: options.bodyTimeoutMs ?? 0 };
 
-  async function dispatch(req: Request, r: Route, query: URLSearchParams): Promise<Response> {
+  async function dispatch(req: Request, r: Route, query: URLSearchParams, client: string | undefined): Promise<Response> {
     const method = req.method;
     switch (r.op) {
       case "base":
@@ -228,8 +241,13 @@ export function createV2Handler(registry: V2Registry, options: V2Options): (req:
           return new Response(method === "HEAD" ? null : m.bytes, { status: 200, headers: h });
         }
         if (method === "PUT") {
-          const bytes = await readCapped(req, options.maxManifestBytes);
-          const result = await registry.putManifest(r.name, r.reference, bytes, bareMediaType(req.headers.get("content-type")), query.getAll("tag"));
+          const body = await readManifestBody(req, bodyLimits);
+          let result: Awaited<ReturnType<V2Registry["putManifest"]>>;
+          try {
+            result = await registry.putManifest(r.name, r.reference, body.bytes, bareMediaType(req.headers.get("content-type")), query.getAll("tag"));
+          } finally {
+            body.release();
+          }
           const h: Record<string, string> = { Location: `/v2/${r.name}/manifests/${result.digest}`, "Docker-Content-Digest": result.digest };
           if (result.subject) h["OCI-Subject"] = result.subject;
           const resp = empty(201, h);
@@ -261,6 +279,7 @@ export function createV2Handler(registry: V2Registry, options: V2Options): (req:
           algorithm: query.get("digest-algorithm") ?? undefined,
           body: req.body,
           length: contentLength(req),
+          ...(client !== undefined ? { client } : {}),
         });
         if (start.kind === "created") {
           return empty(201, { Location: `/v2/${r.name}/blobs/${start.digest}`, "Docker-Content-Digest": start.digest });
@@ -330,21 +349,23 @@ export function createV2Handler(registry: V2Registry, options: V2Options): (req:
     return new Response(req.method === "HEAD" ? null : fileBody(blob.path), { status: 200, headers: h });
   }
 
-  return async function handleV2(req: Request): Promise<Response> {
+  return async function handleV2(req: Request, peer?: RequestPeer): Promise<Response> {
     const { path, query } = splitUrl(req.url);
     try {
       const r = route(path);
       if (!r) throw new RegistryError("UNSUPPORTED", `no endpoint at ${path.slice(0, 200)}`, { status: 404 });
-      const res = await dispatch(req, r, new URLSearchParams(query));
+      const res = await dispatch(req, r, new URLSearchParams(query), peerAddress(peer, req));
       return req.method === "HEAD" && res.body ? new Response(null, { status: res.status, headers: res.headers }) : res;
     } catch (err) {
       if (err instanceof RegistryError) {
-        if (err.status >= 500) log.error("request failed", { method: req.method, path, code: err.code, detail: err.detail });
+        if (err.status === 503 || err.status === 507) shortOf({ method: req.method, path, status: err.status, detail: err.detail });
+        else if (err.status >= 500) log.error("request failed", { method: req.method, path, code: err.code, detail: err.detail });
         return errorResponse(err, req.method);
       }
-      if (isNoSpace(err)) {
-        log.warn("request refused: the disk is full", { method: req.method, path, error: String(err) });
-        return errorResponse(new RegistryError("UNKNOWN", "the registry's disk is full; free space by deleting images and running GC", { status: 507 }), req.method);
+      const refused = resourceError(err);
+      if (refused) {
+        shortOf({ method: req.method, path, status: refused.status, error: (err as Error).message });
+        return errorResponse(refused, req.method);
       }
       log.error("internal error", { method: req.method, path, error: err });
       return errorResponse(new RegistryError("UNKNOWN"), req.method);

@@ -6,6 +6,7 @@
  */
 import { RegistryError } from "./errors";
 import { clip, parseDigest } from "./digest";
+import { type MAX_JSON_DEPTH, NestingScanner, jsonProblem } from "./jsonscan";
 import { IMAGE_TYPES, INDEX_TYPES, MANIFEST_TYPES, OCI_INDEX, OCI_MANIFEST, isNonDistributable } from "./mediatypes";
 
 const OCI_TYPES: ReadonlySet<string> = new Set([OCI_MANIFEST, OCI_INDEX]);
@@ -84,13 +85,38 @@ function descriptorList(value: unknown, field: string): Descriptor[] {
 }
 
 /**
+ * The children of an index: each must be a manifest or an index (image-spec "Image Index":
+ * `manifests` lists manifests). A layer or config listed there would be stored as a
+ * "manifest" no reader can parse.
+ */
+function childList(value: unknown): Descriptor[] {
+  const children = descriptorList(value, "manifests");
+  children.forEach((child, i) => {
+    if (!MANIFEST_TYPES.has(child.mediaType)) {
+      throw invalid(`manifests[${i}] (${clip(child.digest, 80)}) has media type "${clip(child.mediaType, 80)}", which is not a manifest or index type`);
+    }
+  });
+  return children;
+}
+
+/**
  * Parses and validates manifest bytes pushed with `contentType` (already stripped of
- * parameters; may be empty). Throws MANIFEST_INVALID naming the first problem found.
+ * parameters; may be empty). Throws MANIFEST_INVALID naming the first problem found:
+ * JSON nested deeper than {@link MAX_JSON_DEPTH} or with a duplicate key is refused before
+ * it is parsed (see jsonscan.ts).
  */
 export function parseManifest(bytes: Uint8Array, contentType: string): ParsedManifest {
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw invalid("the manifest is not valid UTF-8 JSON");
+  }
+  const problem = jsonProblem(text);
+  if (problem) throw invalid(problem);
   let doc: unknown;
   try {
-    doc = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+    doc = JSON.parse(text);
   } catch {
     throw invalid("the manifest is not valid UTF-8 JSON");
   }
@@ -116,7 +142,7 @@ export function parseManifest(bytes: Uint8Array, contentType: string): ParsedMan
   if (INDEX_TYPES.has(mediaType)) {
     // CVE-2021-41190: a document that could be read both ways is refused.
     if (doc.layers !== undefined || doc.config !== undefined) throw invalid('an index must not have "layers" or "config"');
-    const parsed: ParsedManifest = { mediaType, kind: "index", blobs: [], manifests: descriptorList(doc.manifests, "manifests") };
+    const parsed: ParsedManifest = { mediaType, kind: "index", blobs: [], manifests: childList(doc.manifests) };
     if (subject) parsed.subject = subject;
     if (artifactTypeField) parsed.artifactType = artifactTypeField;
     if (annotations) parsed.annotations = annotations;
@@ -142,6 +168,7 @@ export function parseManifest(bytes: Uint8Array, contentType: string): ParsedMan
  * recorded type (a layout dropped in by hand). Returns undefined if the bytes are no manifest.
  */
 export function sniffManifestType(bytes: Uint8Array): string | undefined {
+  if (new NestingScanner().feed(bytes)) return undefined; // hostile nesting is no manifest
   try {
     const doc: unknown = JSON.parse(new TextDecoder().decode(bytes));
     if (!isObject(doc)) return undefined;

@@ -6,6 +6,10 @@
  * (cheap) after every `checkInterval` bytes of request bodies and once a second while
  * requests are arriving, and a collection runs only if it is above the soft limit. An idle
  * registry runs no timer at all.
+ *
+ * Nothing here may throw: it runs on a timer and inside requests. Reading the resident set
+ * can fail (Bun reads /proc, which needs a descriptor: under EMFILE it threw "Failed to get
+ * memory usage" from the timer and ended the process), so a failed read skips that look.
  */
 
 type Collect = () => void;
@@ -15,6 +19,15 @@ function runtimeCollector(): Collect | undefined {
   if (bun?.gc) return () => bun.gc!(true);
   const gc = (globalThis as { gc?: () => void }).gc; // node --expose-gc
   return gc ? () => gc() : undefined;
+}
+
+/** The resident set in bytes, or undefined when it cannot be read right now (never throws). */
+export function residentBytes(): number | undefined {
+  try {
+    return process.memoryUsage.rss();
+  } catch {
+    return undefined;
+  }
 }
 
 /** Forced collections so far and the time they took. */
@@ -42,13 +55,13 @@ export interface GovernorOptions {
   checkInterval: number;
   /** Milliseconds between looks while requests arrive. */
   tickMs?: number;
-  /** Reads the resident set (injectable for tests). */
-  rss?: () => number;
+  /** Reads the resident set (injectable for tests); undefined or a throw skips that look. */
+  rss?: () => number | undefined;
 }
 
 /** A {@link MemoryGovernor}; inert on a runtime that cannot collect on demand. */
 export function memoryGovernor(options: GovernorOptions, collect: Collect | undefined = runtimeCollector()): MemoryGovernor {
-  const rss = options.rss ?? (() => process.memoryUsage.rss());
+  const rss = options.rss ?? residentBytes;
   const stats: CollectorStats = { collections: 0, totalMs: 0 };
   const enabled = collect !== undefined && options.softLimitBytes > 0;
   let sinceCheck = 0;
@@ -56,11 +69,16 @@ export function memoryGovernor(options: GovernorOptions, collect: Collect | unde
   let timer: ReturnType<typeof setInterval> | undefined;
 
   const check = () => {
-    if (rss() <= options.softLimitBytes) return;
-    const t = performance.now();
-    collect!();
-    stats.collections++;
-    stats.totalMs += performance.now() - t;
+    try {
+      const now = rss();
+      if (now === undefined || now <= options.softLimitBytes) return;
+      const t = performance.now();
+      collect!();
+      stats.collections++;
+      stats.totalMs += performance.now() - t;
+    } catch {
+      // a look that fails is skipped; the next one tries again
+    }
   };
   const tick = () => {
     if (requests === 0) {

@@ -1,7 +1,9 @@
 /**
  * The HTTP server seam (Bun.serve today) and file-backed response bodies, which Bun sends
- * with sendfile(2) so blob bytes never pass through JavaScript.
+ * with sendfile(2) so blob bytes never pass through JavaScript. Every request goes through
+ * rawtarget.ts, which tells whether its target was rewritten by the URL parser.
  */
+import { rawTargetRoutes } from "./rawtarget";
 
 /** A running server. */
 export interface Server {
@@ -23,11 +25,21 @@ export interface ServeOptions {
   idleTimeout: number;
   /** PEM certificate and key files; HTTPS when given. */
   tls?: { certFile: string; keyFile: string };
+  /**
+   * The answer when the runtime fails while sending a response (e.g. opening a file body
+   * under EMFILE happens after the handler returned); without it, Bun answers 500.
+   */
+  error?: (err: Error) => Response;
 }
 
-/** The connection a request came on: its peer's address. */
+/** The connection a request came on: its peer's address, and how its target was sent. */
 export interface RequestPeer {
   requestIP(request: Request): { address: string } | null;
+  /**
+   * True when the request target as sent had `.`/`..` segments or backslashes that the URL
+   * parser resolved before `request.url` was built (see rawtarget.ts): route nothing on it.
+   */
+  rewritten?(request: Request): boolean;
 }
 
 /** Thrown when the address and port are taken by another socket; the message names them. */
@@ -46,7 +58,7 @@ export class AddressInUseError extends Error {
  * unset, two processes both bound 127.0.0.1:<port>; without `development` they did not.)
  */
 export function serve(fetch: (request: Request, peer: RequestPeer) => Promise<Response> | Response, options: ServeOptions): Server {
-  let server: ReturnType<typeof Bun.serve>;
+  let server: ReturnType<typeof listen>;
   try {
     server = listen(fetch, options);
   } catch (err) {
@@ -62,6 +74,12 @@ export function serve(fetch: (request: Request, peer: RequestPeer) => Promise<Re
 }
 
 function listen(fetch: (request: Request, peer: RequestPeer) => Promise<Response> | Response, options: ServeOptions) {
+  const rewritten = new WeakSet<Request>();
+  let peer: RequestPeer | undefined; // one per server, made on the first request
+  const raw = rawTargetRoutes<Bun.Server<undefined>>(
+    (request, bun) => fetch(request, (peer ??= { requestIP: (r) => bun.requestIP(r), rewritten: (r) => rewritten.has(r) })),
+    rewritten,
+  );
   return Bun.serve({
     hostname: options.hostname,
     port: options.port,
@@ -70,7 +88,9 @@ function listen(fetch: (request: Request, peer: RequestPeer) => Promise<Response
     idleTimeout: options.idleTimeout,
     development: false,
     ...(options.tls ? { tls: { cert: Bun.file(options.tls.certFile), key: Bun.file(options.tls.keyFile) } } : {}),
-    fetch,
+    routes: raw.routes,
+    fetch: raw.fallback,
+    ...(options.error ? { error: options.error } : {}),
   });
 }
 

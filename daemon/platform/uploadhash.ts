@@ -6,7 +6,10 @@
  *   reports as written, so a large push costs the event loop only receiving and writing,
  *   and other clients are not stalled behind sha256 of a big layer.
  *
- * Both support checkpoint/rollback, so a chunk that fails half-way can be undone.
+ * Both support checkpoint/rollback, so a chunk that fails half-way can be undone. Neither
+ * holds a file descriptor between calls: an idle upload session costs only its hash state
+ * in memory. (Keeping that state is what makes a session resumable without a descriptor;
+ * re-hashing the file on every resume would make a chunked upload quadratic in its size.)
  */
 import { Worker } from "node:worker_threads";
 import type { Algorithm } from "../oci/digest";
@@ -56,7 +59,7 @@ export const inlineHashing: UploadHashing = {
   shutdown: () => Promise.resolve(),
 };
 
-type Reply = { id: number; hex?: string; error?: string };
+type Reply = { id: number; hex?: string; error?: string; code?: string };
 
 /**
  * Where the hashing thread's module is. From source it sits next to this file. In a binary
@@ -74,6 +77,9 @@ function threadEntry(): string {
  * from never pays for it). Messages for a hasher are handled in order, so a digest request
  * is answered after every advance sent before it. If the thread fails, pending and later
  * digests reject, and the upload fails with an internal error rather than a wrong digest.
+ * The thread opens an upload's file only while it reads newly written bytes (see
+ * uploadhash-thread.ts); a digest that cannot read them rejects with the errno `code`
+ * (EMFILE …), which the registry answers as a resource error (503), not as a bad digest.
  */
 export function workerHashing(): UploadHashing {
   const pending = new Map<number, { resolve: (hex: string) => void; reject: (err: Error) => void }>();
@@ -92,7 +98,7 @@ export function workerHashing(): UploadHashing {
       const p = pending.get(reply.id);
       if (!p) return;
       pending.delete(reply.id);
-      if (reply.error !== undefined) p.reject(new Error(reply.error));
+      if (reply.error !== undefined) p.reject(Object.assign(new Error(reply.error), reply.code ? { code: reply.code } : {}));
       else p.resolve(reply.hex!);
     });
     w.on("error", fail);

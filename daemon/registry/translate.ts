@@ -1,17 +1,47 @@
 /**
- * The one place where storage faults become the OCI errors clients see.
+ * The one place where storage faults and resource errors become the OCI errors clients see.
  */
 import { RegistryError } from "../oci/errors";
-import { StorageError } from "../storage/errors";
+import { StorageError, isNoSpace } from "../storage/errors";
 import type { UploadSession } from "../storage/uploads";
+
+/** Seconds a client is asked to wait (`Retry-After`) after a refusal for want of resources. */
+export const RETRY_AFTER_SECONDS = 5;
+
+/** Errno codes of a resource the process or the system ran short of: the request may work later. */
+const SHORT_OF: Readonly<Record<string, string>> = {
+  EMFILE: "open files (EMFILE)",
+  ENFILE: "open files system-wide (ENFILE)",
+  ENOMEM: "memory (ENOMEM)",
+  EAGAIN: "a resource that is temporarily unavailable (EAGAIN)",
+};
+
+/**
+ * The client's view of an error from the runtime: running out of descriptors or memory is
+ * 503 with `Retry-After` (nothing is wrong with the request), a full disk or quota is 507.
+ * Undefined for anything else (an internal fault, 500).
+ */
+export function resourceError(err: unknown): RegistryError | undefined {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (typeof code !== "string") return undefined;
+  const what = SHORT_OF[code];
+  if (what) {
+    return new RegistryError("UNKNOWN", `the registry is short of ${what}; nothing was changed, retry later`, {
+      status: 503,
+      headers: { "Retry-After": String(RETRY_AFTER_SECONDS) },
+    });
+  }
+  if (isNoSpace(err)) return new RegistryError("UNKNOWN", "the registry's disk is full; nothing was stored", { status: 507 });
+  return undefined;
+}
 
 /**
  * Turns storage faults into the OCI errors the client sees. `session` adds the upload's
  * current state to a 416, so the client knows where to resume (spec: "Pushing a blob in
- * chunks").
+ * chunks"). Errno errors go through {@link resourceError}; anything else is rethrown.
  */
 export function translate(err: unknown, session?: UploadSession): never {
-  if (!(err instanceof StorageError)) throw err;
+  if (!(err instanceof StorageError)) throw resourceError(err) ?? err;
   switch (err.fault) {
     case "upload-unknown":
       throw new RegistryError("BLOB_UPLOAD_UNKNOWN", err.message);
@@ -35,6 +65,7 @@ export function translate(err: unknown, session?: UploadSession): never {
       throw new RegistryError("UNKNOWN", "the registry's disk is full; nothing was stored", { status: 507 });
     case "quota":
       throw new RegistryError("DENIED", err.message, { status: 507 });
+    case "too-many-uploads":
+      throw new RegistryError("TOOMANYREQUESTS", err.message, { headers: { "Retry-After": String(RETRY_AFTER_SECONDS) } });
   }
 }
-

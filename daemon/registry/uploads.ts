@@ -1,7 +1,9 @@
 /**
  * Blob uploads (distribution spec, "Pushing blobs"): sessions, streamed and chunked PATCHes,
  * monolithic POSTs, cross-repository mounts, and completion, which verifies the digest and
- * publishes the blob. Storage faults become OCI errors through {@link translate}.
+ * publishes the blob. Storage faults become OCI errors through {@link translate}: a cap on
+ * open sessions reached is 429 TOOMANYREQUESTS, a descriptor shortage 503, both with
+ * `Retry-After`.
  */
 import { type Algorithm, type Digest, clip, isAlgorithm, requireDigest } from "../oci/digest";
 import { RegistryError } from "../oci/errors";
@@ -29,7 +31,16 @@ export class BlobUploads {
    */
   async start(
     repo: string,
-    opts: { digest?: string; mount?: string; from?: string; algorithm?: string; body: ReadableStream<Uint8Array> | null; length?: number },
+    opts: {
+      digest?: string;
+      mount?: string;
+      from?: string;
+      algorithm?: string;
+      body: ReadableStream<Uint8Array> | null;
+      length?: number;
+      /** The peer address, for the per-client cap on open sessions. */
+      client?: string;
+    },
   ): Promise<UploadStart> {
     requireName(repo);
     // A mount that cannot be done (unknown source, blob not there) falls back to a new
@@ -51,7 +62,12 @@ export class BlobUploads {
     }
     const digest = opts.digest !== undefined ? requireDigest(opts.digest) : undefined;
     if (digest) algorithm = digest.algorithm;
-    const session = await this.store.uploads.start(repo, algorithm);
+    let session: UploadSession;
+    try {
+      session = await this.store.uploads.start(repo, algorithm, opts.client);
+    } catch (err) {
+      translate(err);
+    }
     if (!digest) return { kind: "session", session };
     try {
       await this.store.uploads.append(repo, session.id, opts.body, { length: opts.length });

@@ -13,7 +13,8 @@ export type StorageFault =
   | "size-mismatch"
   | "client-aborted"
   | "no-space"
-  | "quota";
+  | "quota"
+  | "too-many-uploads";
 
 /** A storage condition the registry layer translates for the client. */
 export class StorageError extends Error {

@@ -13,7 +13,7 @@ import { ManifestCache } from "./cache";
 import { Layouts } from "./layouts";
 import { Paths } from "./paths";
 import { Reserve } from "./reserve";
-import { Uploads } from "./uploads";
+import { type UploadLimits, Uploads } from "./uploads";
 
 /** Options for {@link Store}. */
 export interface StoreOptions {
@@ -27,6 +27,8 @@ export interface StoreOptions {
   hashing?: UploadHashing;
   /** Quota / free-space admission of upload bytes (see UploadOptions.admit). */
   admit?: (repo: string, bytes: number) => Promise<void>;
+  /** Caps and expiry of upload sessions (none: unlimited, removed only by GC). */
+  uploadLimits?: UploadLimits;
 }
 
 /** What start-up recovery found and cleaned. */
@@ -61,7 +63,7 @@ export class Store {
     this.layouts = new Layouts(this.paths, disk, log, () => this.reserve.release());
     this.blobs = new BlobStore(this.paths, disk, { dedupe: options.dedupe }, log);
     this.hashing = options.hashing ?? inlineHashing;
-    this.uploads = new Uploads(this.paths, disk, { maxBlobBytes: options.maxBlobBytes, onIngress: options.onIngress, hashing: this.hashing, admit: options.admit });
+    this.uploads = new Uploads(this.paths, disk, { maxBlobBytes: options.maxBlobBytes, onIngress: options.onIngress, hashing: this.hashing, admit: options.admit, limits: options.uploadLimits, log });
     this.manifests = new ManifestCache(options.manifestCacheBytes);
   }
 

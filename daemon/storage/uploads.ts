@@ -6,7 +6,10 @@
  * good offset and the client can resume from there.
  *
  * Sessions live in memory; their files are removed at start-up (clients restart an upload
- * whose session is unknown).
+ * whose session is unknown). A session holds no file descriptor between requests (its hash
+ * state is in memory), the number of sessions is capped in total and per client, and a
+ * session idle for `expiryMs` is removed by a timer of its own (unref'd; it runs only while
+ * sessions exist, so an idle registry has no timer).
  */
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
@@ -16,6 +19,10 @@ import { hashFile } from "../platform/hash";
 import { type UploadHasher, type UploadHashing, inlineHashing } from "../platform/uploadhash";
 import { StorageError, isNoSpace } from "./errors";
 import type { Paths } from "./paths";
+import type { Logger } from "../log";
+import { SessionTable, type UploadLimits } from "./sessions";
+
+export type { UploadLimits } from "./sessions";
 
 /** Bytes gathered before one write to the file. */
 const WRITE_BATCH = 1 << 20;
@@ -66,6 +73,8 @@ export interface UploadSession {
   size: number;
   readonly started: number;
   lastActive: number;
+  /** The peer address that opened it (per-client cap), when known. */
+  readonly client?: string;
 }
 
 interface Session extends UploadSession {
@@ -87,17 +96,23 @@ export interface UploadOptions {
    * "no-space") to refuse them. Quota and the free-space floor live behind it.
    */
   admit?: (repo: string, bytes: number) => Promise<void>;
+  /** Caps on sessions and their expiry; none: unlimited, and only GC removes idle sessions. */
+  limits?: UploadLimits;
+  /** Where expiries and failed removals are logged. */
+  log?: Logger;
 }
 
 /** The upload sessions of one storage root. */
 export class Uploads {
-  private readonly sessions = new Map<string, Session>();
+  private readonly sessions: SessionTable<Session>;
 
   constructor(
     private readonly paths: Paths,
     private readonly disk: Disk,
     private readonly options: UploadOptions,
-  ) {}
+  ) {
+    this.sessions = new SessionTable<Session>(options.limits, (s) => this.expire(s));
+  }
 
   /** Removes every session left on disk by an earlier run. */
   async clearLeftovers(): Promise<number> {
@@ -107,19 +122,52 @@ export class Uploads {
     return names.length;
   }
 
-  /** Opens a new session for `repo`, hashing with `algorithm`. */
-  async start(repo: string, algorithm: Algorithm): Promise<UploadSession> {
+  /**
+   * Opens a new session for `repo`, hashing with `algorithm`, for `client` (a peer
+   * address). Throws too-many-uploads when the total or the client's cap is reached; an
+   * errno error (EMFILE, ENOSPC …) when the session's file cannot be made.
+   */
+  async start(repo: string, algorithm: Algorithm, client?: string): Promise<UploadSession> {
     const id = randomUUID();
     // One file per session, straight in the uploads directory: no directory to make and
     // remove per blob (each costs file-system metadata writes on the card).
     const path = this.paths.upload(id);
-    const file = await this.disk.openAppend(path);
-    await file.close();
     const now = Date.now();
-    const hasher = (this.options.hashing ?? inlineHashing).create(algorithm, path);
-    const session: Session = { id, repo, algorithm, size: 0, started: now, lastActive: now, hasher, busy: false };
-    this.sessions.set(id, session);
+    // in the table (caps checked) before the first await; busy until its file exists
+    const session: Session = { id, repo, algorithm, size: 0, started: now, lastActive: now, client, hasher: undefined, busy: true };
+    this.sessions.add(session);
+    try {
+      const file = await this.disk.openAppend(path);
+      await file.close();
+      session.hasher = (this.options.hashing ?? inlineHashing).create(algorithm, path);
+    } catch (err) {
+      this.sessions.delete(id);
+      await this.disk.removeTree(path).catch(() => {});
+      throw err;
+    }
+    session.busy = false;
+    session.lastActive = Date.now();
     return session;
+  }
+
+  /** Sessions `client` has open. */
+  countFor(client: string): number {
+    return this.sessions.countFor(client);
+  }
+
+  /** Stops the expiry timer (sessions stay). */
+  stop(): void {
+    this.sessions.stop();
+  }
+
+  /** Removes a session its expiry found idle; logs, never throws (it runs on a timer). */
+  private async expire(s: Session): Promise<void> {
+    try {
+      await this.discard(s.id);
+      this.options.log?.info("upload session expired", { repo: s.repo, id: s.id, bytes: s.size, idleMs: Date.now() - s.lastActive });
+    } catch (err) {
+      this.options.log?.warn("an expired upload session could not be removed", { repo: s.repo, id: s.id, error: (err as Error).message });
+    }
   }
 
   /** The session `id` of `repo`; throws upload-unknown if there is none. */

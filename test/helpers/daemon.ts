@@ -39,6 +39,8 @@ export interface DaemonOptions {
   root?: string;
   /** Extra TOML appended to the generated config (e.g. more [storage] keys go in `storage`). */
   storage?: string;
+  /** More [http] keys for the generated config. */
+  http?: string;
   logLevel?: string;
   /** TOML appended at the end of the config (e.g. [scheduler] or [[sync.registries]]). */
   extra?: string;
@@ -57,7 +59,7 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
   const configPath = join(work, "berth.toml");
   writeFileSync(
     configPath,
-    options.config ?? `[http]\naddress = "127.0.0.1"\nport = 0\n[storage]\nroot = "${root}"\n${options.storage ?? ""}\n[log]\nlevel = "${options.logLevel ?? "info"}"\n${options.extra ?? ""}\n`,
+    options.config ?? `[http]\naddress = "127.0.0.1"\nport = 0\n${options.http ?? ""}\n[storage]\nroot = "${root}"\n${options.storage ?? ""}\n[log]\nlevel = "${options.logLevel ?? "info"}"\n${options.extra ?? ""}\n`,
   );
   const cmd = [...(options.command ?? [process.execPath, MAIN]), "serve", "--config", configPath];
   const proc = Bun.spawn(cmd, { stdout: "ignore", stderr: "pipe", stdin: "ignore", env: { ...process.env, ...options.env } });

@@ -14,13 +14,16 @@ import { openDatabase } from "../../daemon/platform/sqlite";
 import { Registry } from "../../daemon/registry/registry";
 import { Store } from "../../daemon/storage/store";
 import type { UploadHashing } from "../../daemon/platform/uploadhash";
+import type { UploadLimits } from "../../daemon/storage/uploads";
+import type { RequestPeer } from "../../daemon/platform/serve";
 
 /** A registry under test. */
 export interface TestRegistry extends AsyncDisposable {
   root: string;
   store: Store;
   registry: Registry;
-  handle(req: Request): Promise<Response>;
+  /** Calls the handler; `peer` stands for the connection (its address is the client). */
+  handle(req: Request, peer?: RequestPeer): Promise<Response>;
   /** Calls the handler with a request built from the arguments. */
   call(method: string, path: string, init?: { headers?: Record<string, string>; body?: RequestInit["body"] }): Promise<Response>;
   /** Re-opens the same root as a fresh process would (new caches, new database handle). */
@@ -35,6 +38,11 @@ export interface TestRegistryOptions {
   maxBlobBytes?: number;
   dedupe?: boolean;
   hashing?: UploadHashing;
+  /** Caps and expiry of upload sessions (default: none). */
+  uploadLimits?: UploadLimits;
+  /** Manifest body budget and deadline of the handler (default: none). */
+  manifestBudgetBytes?: number;
+  bodyTimeoutMs?: number;
 }
 
 /** Builds a registry on a fresh temp root (or `options.root`). */
@@ -48,12 +56,18 @@ export async function createTestRegistry(options: TestRegistryOptions = {}): Pro
     maxBlobBytes: options.maxBlobBytes ?? 0,
     manifestCacheBytes: 1 << 20,
     hashing: options.hashing,
+    ...(options.uploadLimits ? { uploadLimits: options.uploadLimits } : {}),
   }, silentLogger);
   const report = await store.recover();
   const db = openDatabase(store.paths.metaDb);
   const registry = new Registry(store, new Meta(db), { maxManifestBytes }, silentLogger);
   await registry.reconcileAll(report.repositories);
-  const handle = createV2Handler(registry, { maxManifestBytes, log: silentLogger });
+  const handle = createV2Handler(registry, {
+    maxManifestBytes,
+    log: silentLogger,
+    ...(options.manifestBudgetBytes !== undefined ? { manifestBudgetBytes: options.manifestBudgetBytes } : {}),
+    ...(options.bodyTimeoutMs !== undefined ? { bodyTimeoutMs: options.bodyTimeoutMs } : {}),
+  });
   const self: TestRegistry = {
     root,
     store,

@@ -106,3 +106,17 @@ test("without a token, a loopback change sent by a web page of another site, or 
   expect((await post({ Host: "[::1]:5000" })).status).toBe(202);
   expect(runs).toEqual(["up", "up", "up"]);
 });
+
+test("an admin request that meets EMFILE is 503 with Retry-After, not 500", async () => {
+  const app = createApp({
+    v2: async () => new Response("v2"),
+    ready: () => true,
+    info: () => {
+      throw Object.assign(new Error("EMFILE: too many open files"), { code: "EMFILE" });
+    },
+  });
+  const res = await app(new Request("http://x/api/v1/info"));
+  expect(res.status).toBe(503);
+  expect(res.headers.get("retry-after")).toMatch(/^\d+$/);
+  expect(((await res.json()) as { error: string }).error).toContain("EMFILE");
+});

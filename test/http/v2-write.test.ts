@@ -294,6 +294,14 @@ describe("manifests (end-7, end-9)", () => {
     ["a layer size that differs from the blob's", () => imageManifest("{}", []).replace('"size":2', '"size":3'), OCI_MANIFEST, "MANIFEST_INVALID"],
     ["an index listing a missing manifest", () => JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: OCI_MANIFEST, digest: sha256("x"), size: 1 }] }), OCI_INDEX, "MANIFEST_BLOB_UNKNOWN"],
     ["an unknown manifest media type", () => JSON.stringify({ schemaVersion: 2, mediaType: "application/x-nope", config: {} }), "application/x-nope", "MANIFEST_INVALID"],
+    // issue 9 item 7: an index lists manifests only, not the layer blob that is in the repository
+    ["an index listing a layer blob", () => JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", digest: sha256("{}"), size: 2 }] }), OCI_INDEX, "MANIFEST_INVALID"],
+    ["a Docker list listing a config blob", () => JSON.stringify({ schemaVersion: 2, mediaType: DOCKER_LIST, manifests: [{ mediaType: "application/vnd.docker.container.image.v1+json", digest: sha256("{}"), size: 2 }] }), DOCKER_LIST, "MANIFEST_INVALID"],
+    // issue 9 item 9: JSON must be unambiguous (image-spec); JSON.parse would keep the last value
+    ["a duplicate top-level key", () => imageManifest("{}", []).replace('"layers":[]', '"layers":[],"layers":[]'), OCI_MANIFEST, "MANIFEST_INVALID"],
+    ["a duplicate key inside the config descriptor", () => imageManifest("{}", []).replace('"size":2', '"size":2,"size":2'), OCI_MANIFEST, "MANIFEST_INVALID"],
+    // issue 9 item 4: hostile nesting is refused by the pre-scan, not parsed
+    ["nesting deeper than 64 levels", () => `{"schemaVersion":2,"annotations":${"[".repeat(60_000)}`, OCI_MANIFEST, "MANIFEST_INVALID"],
     ["a body over max_manifest_bytes", () => JSON.stringify({ schemaVersion: 2, pad: "x".repeat(70 * 1024) }), OCI_MANIFEST, "SIZE_INVALID", 413],
   ];
   for (const [what, body, type, code, status] of invalid) {
@@ -304,8 +312,19 @@ describe("manifests (end-7, end-9)", () => {
       expect(res.status).toBe(status ?? 400);
       expect(await errorCode(res)).toBe(code);
       expect((await r.call("GET", "/v2/m/manifests/bad")).status).toBe(404);
+      expect(await r.registry.tags("m", undefined, undefined)).toEqual({ items: [] });
     });
   }
+
+  test("the refusal names the duplicate key and the index entry", async () => {
+    await pushBlob(r, "m", "{}");
+    const dup = await r.call("PUT", "/v2/m/manifests/bad", { headers: { "Content-Type": OCI_MANIFEST }, body: imageManifest("{}", []).replace('"size":2', '"size":2,"size":2') });
+    expect(((await dup.json()) as { errors: { detail: string }[] }).errors[0]!.detail).toBe('the key "size" appears twice in one object');
+    const index = JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", digest: sha256("{}"), size: 2 }] });
+    const res = await r.call("PUT", "/v2/m/manifests/bad", { headers: { "Content-Type": OCI_INDEX }, body: index });
+    expect(((await res.json()) as { errors: { detail: string }[] }).errors[0]!.detail).toContain(`manifests[0] (${sha256("{}")}) has media type "application/vnd.oci.image.layer.v1.tar"`);
+    expect((await r.call("GET", `/v2/m/manifests/${sha256(index)}`)).status).toBe(404);
+  });
 
   test("an invalid ?tag= is refused", async () => {
     await pushBlob(r, "m", "{}");

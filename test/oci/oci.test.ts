@@ -111,7 +111,7 @@ describe("manifest parsing", () => {
   });
 
   test("index with subject and artifactType", () => {
-    const p = parseManifest(enc({ schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", artifactType: "x/y", manifests: [desc()], subject: desc("e".repeat(64)) }), "");
+    const p = parseManifest(enc({ schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", artifactType: "x/y", manifests: [{ ...desc(), mediaType: "application/vnd.oci.image.manifest.v1+json" }], subject: desc("e".repeat(64)) }), "");
     expect(p.kind).toBe("index");
     expect(p.manifests).toHaveLength(1);
     expect(p.subject?.digest).toBe(`sha256:${"e".repeat(64)}`);

@@ -40,3 +40,31 @@ test("a zero soft limit disables it", () => {
   g.stop();
   expect(collections).toBe(0);
 });
+
+test("a resident set that cannot be read (EMFILE) skips the look: nothing throws, not even on the timer", async () => {
+  let collections = 0;
+  let looks = 0;
+  const failing = () => {
+    looks++;
+    throw new Error("Failed to get memory usage");
+  };
+  const g = memoryGovernor({ softLimitBytes: 64, checkInterval: 1, tickMs: 5, rss: failing }, () => collections++);
+  expect(() => g.ingress(10)).not.toThrow();
+  g.request();
+  // the timer looks too; an exception there would be uncaught and fail this test run
+  for (let i = 0; i < 200 && looks < 3; i++) {
+    g.request();
+    await Bun.sleep(5);
+  }
+  expect(looks).toBeGreaterThanOrEqual(3);
+  expect(collections).toBe(0);
+  g.stop();
+});
+
+test("a collection that throws is contained as well", () => {
+  const g = memoryGovernor({ softLimitBytes: 64, checkInterval: 1, rss: () => 100 }, () => {
+    throw new Error("boom");
+  });
+  expect(() => g.ingress(10)).not.toThrow();
+  g.stop();
+});
