@@ -56,6 +56,10 @@ export interface SyncRegistryConfig {
   breakerFailures: number;
   /** While down, the upstream is probed this often (ms). */
   probeIntervalMs: number;
+  /** Seconds a "not found" (or a blob that failed its digest) is remembered; 0 = ask every time. */
+  negativeCacheTtl: number;
+  /** Most such answers remembered (least recently used leave first). */
+  negativeCacheEntries: number;
 }
 
 type Spec =
@@ -92,6 +96,8 @@ const FIELDS: Record<string, [keyof SyncRegistryConfig, Spec]> = {
   bytes_per_second: ["bytesPerSecond", { kind: "int", default: 0, min: 0, max: Number.MAX_SAFE_INTEGER }],
   breaker_failures: ["breakerFailures", { kind: "int", default: 3, min: 1, max: 1000 }],
   probe_interval_ms: ["probeIntervalMs", { kind: "int", default: 5000, min: 50, max: 3_600_000 }],
+  negative_cache_ttl: ["negativeCacheTtl", { kind: "int", default: 30, min: 0, max: 86400 }],
+  negative_cache_entries: ["negativeCacheEntries", { kind: "int", default: 1024, min: 1, max: 1_000_000 }],
 };
 
 function regexProblem(text: string): string | undefined {
