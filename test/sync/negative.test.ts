@@ -10,6 +10,8 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { type Daemon, startDaemon } from "../helpers/daemon";
 import { NegativeCache } from "../../daemon/sync/negative";
 import { UpstreamError } from "../../daemon/sync/errors";
@@ -23,6 +25,9 @@ const good = randomBytes(2000);
 const SMALL = sha(small);
 const LARGE = sha(large);
 const GOOD = sha(good);
+/** A blob the fake upstream sends without a length (chunked), with wrong bytes. */
+const unsized = randomBytes(2 * 1024 * 1024);
+const UNSIZED = sha(unsized);
 const MISSING = `sha256:${"e".repeat(64)}`;
 
 let fake: ReturnType<typeof Bun.serve>;
@@ -43,6 +48,18 @@ beforeAll(async () => {
       if (blob === SMALL) return lie(small);
       if (blob === LARGE) return lie(large);
       if (blob === GOOD) return new Response(good);
+      if (blob === UNSIZED) {
+        const wrong = randomBytes(unsized.byteLength);
+        let at = 0;
+        const body = new ReadableStream<Uint8Array>({
+          pull(c) {
+            if (at >= wrong.byteLength) return c.close();
+            c.enqueue(wrong.subarray(at, at + 256 * 1024));
+            at += 256 * 1024;
+          },
+        });
+        return new Response(body);
+      }
       return Response.json({ errors: [{ code: "MANIFEST_UNKNOWN", message: "not here" }] }, { status: 404 });
     },
   });
@@ -113,6 +130,7 @@ describe("a blob whose upstream bytes fail their digest", () => {
     expect(second.status).toBe(502);
     expect((await errorOf(second)).detail).toContain("a recent answer");
     expect(count(`/v2/lib/bad/blobs/${SMALL}`)).toBe(1);
+    expect(existsSync(join(berth.root, "lib/bad/blobs/sha256", SMALL.slice(7)))).toBe(false);
     const warn = berth.logs().split("\n").find((l) => l.includes('"level":"warn"') && l.includes(SMALL));
     expect(warn).toBeDefined();
     expect(JSON.parse(warn!)).toMatchObject({ repo: "lib/bad", digest: SMALL, upstream: "fake" });
@@ -131,14 +149,14 @@ describe("a blob whose upstream bytes fail their digest", () => {
     const url = `${berth.url}/v2/lib/big/blobs/${LARGE}`;
     const first = await fetch(url);
     expect(first.status).toBe(200);
-    let complete = false;
+    // the status went out before the digest could be checked: the body must not end cleanly
+    let error: unknown;
     try {
-      const body = new Uint8Array(await first.arrayBuffer());
-      complete = body.byteLength === large.byteLength;
-    } catch {
-      complete = false;
+      await first.arrayBuffer();
+    } catch (err) {
+      error = err;
     }
-    expect(complete).toBe(false);
+    expect(error).toBeDefined();
     const second = await fetch(url);
     expect(second.status).toBe(502);
     expect((await errorOf(second)).detail).toContain(LARGE);
@@ -146,6 +164,22 @@ describe("a blob whose upstream bytes fail their digest", () => {
     const info = await syncInfo();
     expect(info.state).toBe("up");
     expect(info.corruptBlobs).toBe(2);
+  });
+
+  test("a blob sent without a length: the transfer errors rather than ending cleanly", async () => {
+    const url = `${berth.url}/v2/lib/chunked/blobs/${UNSIZED}`;
+    const first = await fetch(url);
+    expect(first.status).toBe(200);
+    let error: unknown;
+    try {
+      await first.arrayBuffer();
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeDefined();
+    const second = await fetch(url);
+    expect(second.status).toBe(502);
+    expect(count(`/v2/lib/chunked/blobs/${UNSIZED}`)).toBe(1);
   });
 });
 
