@@ -70,6 +70,13 @@ describe("help and usage errors", () => {
     const arg = await berth("serve", "--confg", "x.toml");
     expect(arg.code).toBe(2);
     expect(arg.stderr.split("\n")[0]).toBe('berth: unknown argument "--confg"');
+    const discover = await berth("discover", "--bogus");
+    expect(discover.code).toBe(2);
+    expect(discover.stderr.split("\n")[0]).toBe('berth: unknown argument "--bogus"');
+    expect(discover.stderr).toContain("usage: berth discover");
+    const board = await berth("board");
+    expect(board.code).toBe(2);
+    expect(board.stderr.split("\n")[0]).toBe("berth: board needs a subcommand (detect)");
     const missing = await berth("verify");
     expect(missing.code).toBe(2);
     expect(missing.stderr.split("\n")[0]).toBe("berth: verify needs a FILE");
