@@ -9,8 +9,9 @@
  *
  * A tag the upstream answers 404 for is not a failure retried on every run: a tag of the
  * warm set (a client pulled it, the upstream has since dropped it) leaves the warm set; a
- * listed tag deleted between the listing and the fetch is skipped; only a pinned tag that
- * does not exist is reported (a configuration the operator has to fix).
+ * listed tag deleted between the listing and the fetch is skipped; a pinned tag that does not
+ * exist is reported once (a configuration the operator has to fix). A 404 for a blob or a
+ * child manifest of an existing tag stays a failure: the upstream's image is broken.
  */
 import type { Logger } from "../log";
 import { parseDigest } from "../oci/digest";
@@ -103,33 +104,46 @@ export class Mirror {
   }
 
   private async tagSafely(upstream: Upstream, repo: string, tag: string, ctx: TaskContext, report: MirrorReport, origin: Origin): Promise<void> {
+    let outcome: "gone" | undefined;
     try {
-      await this.tag(upstream, repo, tag, ctx, report);
+      outcome = await this.tag(upstream, repo, tag, ctx, report);
     } catch (err) {
       if (ctx.signal.aborted) throw err;
-      if (err instanceof UpstreamError && err.fault === "not-found" && origin !== "pinned") {
-        report.gone++;
-        const local = upstream.filters.toLocal(repo);
-        if (origin === "warm" && local !== undefined) {
-          this.state.dropPull(local, tag);
-          this.log.info("a tag of the warm set is gone upstream; it is no longer kept fresh", { upstream: upstream.name, repo: local, tag, error: err.detail });
-        } else {
-          this.log.debug("a listed tag is gone upstream; skipped", { upstream: upstream.name, repo, tag });
-        }
-        return;
-      }
       report.failed++;
       this.log.warn("sync of a tag failed; it will be retried on the next run", { upstream: upstream.name, repo, tag, error: (err as Error).message });
       if (err instanceof UpstreamError && err.fault === "down") throw err;
+      return;
+    }
+    if (outcome !== "gone") return;
+    report.gone++;
+    const local = upstream.filters.toLocal(repo);
+    if (origin === "pinned") {
+      this.log.once(`pin-gone ${upstream.name} ${repo}:${tag}`, "a pinned tag does not exist upstream; check sync.registries pinned", { upstream: upstream.name, repo, tag });
+    } else if (origin === "warm" && local !== undefined) {
+      this.state.dropPull(local, tag);
+      this.log.info("a tag of the warm set is gone upstream; it is no longer kept fresh", { upstream: upstream.name, repo: local, tag });
+    } else {
+      this.log.debug("a listed tag is gone upstream; skipped", { upstream: upstream.name, repo, tag });
     }
   }
 
-  /** Mirrors `repo:tag` (upstream names) unless the local tag already has the upstream digest. */
-  async tag(upstream: Upstream, repo: string, tag: string, ctx: TaskContext, report: MirrorReport): Promise<void> {
+  /**
+   * Mirrors `repo:tag` (upstream names) unless the local tag already has the upstream digest.
+   * Resolves "gone" when the upstream has no such tag (a 404 for the tag itself; a 404 for
+   * one of its blobs or child manifests is an error: the upstream's image is broken).
+   */
+  async tag(upstream: Upstream, repo: string, tag: string, ctx: TaskContext, report: MirrorReport): Promise<"gone" | undefined> {
     const local = upstream.filters.toLocal(repo);
-    if (local === undefined) return;
+    if (local === undefined) return undefined;
     const opts = { background: true, signal: ctx.signal };
-    const digest = await upstream.headDigest(repo, tag, opts);
+    const gone = (err: unknown) => err instanceof UpstreamError && err.fault === "not-found";
+    let digest: string | undefined;
+    try {
+      digest = await upstream.headDigest(repo, tag, opts);
+    } catch (err) {
+      if (gone(err)) return "gone";
+      throw err;
+    }
     let current: string | undefined;
     try {
       current = (await this.registry.manifest(local, tag, null)).digest;
@@ -139,14 +153,21 @@ export class Mirror {
     if (digest && digest === current && this.complete(local, digest)) {
       this.state.markChecked(upstream.name, local, tag, digest);
       report.unchanged++;
-      return;
+      return undefined;
     }
-    const m = await upstream.manifest(repo, tag, opts);
+    let m: FetchedManifest;
+    try {
+      m = await upstream.manifest(repo, tag, opts);
+    } catch (err) {
+      if (gone(err)) return "gone";
+      throw err;
+    }
     await this.copy(upstream, repo, local, m, ctx, report);
     await this.registry.putManifest(local, m.digest, m.bytes, m.mediaType, [tag], { partialIndex: this.partial(upstream, m) });
     this.state.markChecked(upstream.name, local, tag, m.digest);
     report.images++;
     this.log.info("synced", { upstream: upstream.name, repo: local, tag, digest: m.digest });
+    return undefined;
   }
 
   /** True when `digest` and, for an image, its blobs are all in `repo` (children of an index are checked one level). */
