@@ -243,19 +243,21 @@ async function main(argv: string[]): Promise<number> {
       return runOffline(config, command, args.flags.has("--dry-run"), log, (line) => console.log(line));
     });
   }
-  // serve
-  const args = parseArgs(rest, usage);
-  if (!args) return 2;
-  return withConfigErrors(async () => {
-    const config = loadAndCheck(args.configPath);
-    const log = createLogger(config.log.level, config.log.format);
-    const daemon = await startDaemon(config, log).catch((err) => {
-      throw listenProblem(err, config) ?? err;
+  if (command === "serve") {
+    const args = parseArgs(rest, usage);
+    if (!args) return 2;
+    return withConfigErrors(async () => {
+      const config = loadAndCheck(args.configPath);
+      const log = createLogger(config.log.level, config.log.format);
+      const daemon = await startDaemon(config, log).catch((err) => {
+        throw listenProblem(err, config) ?? err;
+      });
+      await runService({ config, configPath: args.configPath, log, close: () => daemon.close() });
+      log.info("stopped");
+      return 0;
     });
-    await runService({ config, configPath: args.configPath, log, close: () => daemon.close() });
-    log.info("stopped");
-    return 0;
-  });
+  }
+  return usageError(`unknown command "${command}"`, USAGE);
 }
 
 /** A ConfigError for an address that cannot be listened on (port in use, address not on this host), else undefined. */
