@@ -14,6 +14,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { type Daemon, startDaemon } from "../helpers/daemon";
 import { NegativeCache } from "../../daemon/sync/negative";
+import { parseConfig } from "../../daemon/config/load";
 import { UpstreamError } from "../../daemon/sync/errors";
 
 const sha = (b: Uint8Array) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
@@ -184,6 +185,14 @@ describe("a blob whose upstream bytes fail their digest", () => {
 });
 
 describe("NegativeCache", () => {
+  test("configured per registry: defaults 30 s and 1024 entries; bad values name the key", () => {
+    const reg = (extra: string) => `[[sync.registries]]\nurls = ["http://127.0.0.1:1"]\n${extra}`;
+    const c = parseConfig(reg(""), "t").sync.registries[0]!;
+    expect([c.negativeCacheTtl, c.negativeCacheEntries]).toEqual([30, 1024]);
+    expect(() => parseConfig(reg("negative_cache_ttl = -1\n"), "t")).toThrow("sync.registries[0].negative_cache_ttl: -1 is outside 0..86400");
+    expect(() => parseConfig(reg("negative_cache_entries = 0\n"), "t")).toThrow("sync.registries[0].negative_cache_entries: 0 is outside 1..1000000");
+  });
+
   const notFound = new UpstreamError("not-found", "u", "x was not found");
   test("keeps 404s and digest failures for the TTL, not outages", () => {
     let now = 0;
