@@ -2,7 +2,8 @@
  * The `[[sync.registries]]` tables: one upstream registry each, with where to reach it,
  * how to authenticate and verify it, what to mirror, and how hard to use it. Checked here
  * and reported under keys such as `sync.registries[0].tags`. Pure: files named here
- * (credentials, certificates) are read by the sync module at start-up.
+ * (credentials, certificates) are checked by config/verify.ts (`berth verify`, and `serve`
+ * before it starts) and read by the sync module at start-up.
  *
  * Local and upstream names: an upstream repository U is stored locally as
  * `dest_prefix/` + (U without `strip_prefix`); a local pull of L maps back the other way.
