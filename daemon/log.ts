@@ -33,7 +33,8 @@ export function createLogger(level: Level, format: "json" | "text", sink: (line:
     if (format === "json") {
       sink(`${JSON.stringify({ time, level: lvl, msg, ...fields }, errorReplacer)}\n`);
     } else {
-      const extra = fields ? Object.entries(fields).map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v, errorReplacer)}`).join(" ") : "";
+      // a field whose value is undefined is left out, as JSON.stringify does in the json format
+      const extra = fields ? Object.entries(fields).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v, errorReplacer)}`).join(" ") : "";
       sink(`${time} ${lvl.toUpperCase()} ${msg}${extra ? ` ${extra}` : ""}\n`);
     }
   };

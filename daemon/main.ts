@@ -4,9 +4,9 @@
  *   berth serve [--config FILE]   run the registry (embedded default config without --config)
  *   berth verify FILE             check a configuration; print every problem with its key
  *   berth version                 print the version
+ * and the others listed in cli/usage.ts, with its help conventions.
  * The configuration is read here, once; every module receives plain options.
  */
-import { readFileSync } from "node:fs";
 import { ConfigError, loadConfig } from "./config/load";
 import type { Config } from "./config/schema";
 import { createApp } from "./http/app";
@@ -36,15 +36,8 @@ import { Lifecycle } from "./lifecycle/lifecycle";
 import { runOffline } from "./lifecycle/offline";
 import { lifecycleOptions } from "./lifecycle/options";
 import { countingDisk } from "./platform/countingdisk";
-
-const USAGE = `usage:
-  berth serve [--config FILE]   run the registry (embedded default configuration without --config)
-  berth verify FILE             check a configuration file and report every problem
-  berth gc [--dry-run] --config FILE   one retention + garbage-collection pass, offline; prints what it removes
-  berth scrub --config FILE     re-hash every blob offline; quarantine the bad ones
-  berth version                 print the version
-  berth board detect [--config FILE] [--json]   identify this board and the profile "auto" picks
-  berth discover [--write containerd|crio|podman] ...   find berth registries on the LAN (see --help)`;
+import { COMMAND_HELP, USAGE, helpFor, isHelpFlag, usageError } from "./cli/usage";
+import { loadAndCheck, readTokenFile } from "./config/verify";
 
 /** Runs `fn`, printing a configuration error (exit 1) instead of throwing it. */
 async function withConfigErrors(fn: () => Promise<number>): Promise<number> {
@@ -229,24 +222,32 @@ function serveOrRelease(lock: { release(): void }, ...args: Parameters<typeof se
 }
 
 /** Reads `--config FILE` (or `--config=FILE`) and, where `flags` allows, boolean flags; undefined on a bad argument (reported). */
-function parseArgs(rest: string[], flags: readonly string[] = []): { configPath?: string; flags: Set<string> } | undefined {
+function parseArgs(rest: string[], usage: string, flags: readonly string[] = []): { configPath?: string; flags: Set<string> } | undefined {
   const out: { configPath?: string; flags: Set<string> } = { flags: new Set() };
   for (let i = 0; i < rest.length; i++) {
     const arg = rest[i]!;
     if (arg === "--config" && rest[i + 1] !== undefined) out.configPath = rest[++i];
     else if (arg.startsWith("--config=")) out.configPath = arg.slice(9);
     else if (flags.includes(arg)) out.flags.add(arg);
-    else {
-      console.error(`unknown argument: ${arg}\n${USAGE}`);
-      return undefined;
-    }
+    else return void usageError(`unknown argument "${arg}"`, usage);
   }
   return out;
 }
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (command === "version" || command === "--version") {
+  // help: `berth`, `berth -h|--help`, `berth help [COMMAND]`, `berth COMMAND -h|--help`; on stdout, exit 0
+  if (command === undefined || isHelpFlag(command)) return (console.log(USAGE), 0);
+  if (command === "help") {
+    const text = helpFor(rest[0]);
+    if (text === undefined) return usageError(`no help for unknown command "${rest[0]}"`, USAGE);
+    return (console.log(text), 0);
+  }
+  if (command === "--version") return (console.log(`berth ${VERSION}`), 0);
+  const usage = COMMAND_HELP[command];
+  if (usage === undefined) return usageError(`unknown command "${command}"`, USAGE);
+  if (rest.some(isHelpFlag)) return (console.log(usage), 0);
+  if (command === "version") {
     console.log(`berth ${VERSION}`);
     return 0;
   }
@@ -254,23 +255,17 @@ async function main(argv: string[]): Promise<number> {
   if (command === "board") return await withConfigErrors(async () => (await import("./cli/board")).boardCommand(rest));
   if (command === "discover") return await (await import("./cli/discover")).discoverCommand(rest);
   if (command === "verify") {
-    if (rest.length !== 1) {
-      console.error(USAGE);
-      return 2;
-    }
+    if (rest.length !== 1) return usageError(rest.length === 0 ? "verify needs a FILE" : `verify takes one FILE, got ${rest.length} arguments`, usage);
     return withConfigErrors(async () => {
-      loadConfig(rest[0]);
+      loadAndCheck(rest[0]);
       console.log(`${rest[0]}: valid`);
       return 0;
     });
   }
   if (command === "gc" || command === "scrub") {
-    const args = parseArgs(rest, command === "gc" ? ["--dry-run"] : []);
+    const args = parseArgs(rest, usage, command === "gc" ? ["--dry-run"] : []);
     if (!args) return 2;
-    if (args.configPath === undefined) {
-      console.error(`${command} needs --config FILE\n${USAGE}`);
-      return 2;
-    }
+    if (args.configPath === undefined) return usageError(`${command} needs --config FILE`, usage);
     const configPath = args.configPath;
     return withConfigErrors(async () => {
       const config = loadConfig(configPath);
@@ -279,19 +274,29 @@ async function main(argv: string[]): Promise<number> {
     });
   }
   if (command === "serve") {
-    const args = parseArgs(rest);
+    const args = parseArgs(rest, usage);
     if (!args) return 2;
     return withConfigErrors(async () => {
-      const config = loadConfig(args.configPath);
+      const config = loadAndCheck(args.configPath);
       const log = createLogger(config.log.level, config.log.format);
-      const daemon = await startDaemon(config, log);
+      const daemon = await startDaemon(config, log).catch((err) => {
+        throw listenProblem(err, config) ?? err;
+      });
       await runService({ config, configPath: args.configPath, log, close: () => daemon.close() });
       log.info("stopped");
       return 0;
     });
   }
-  console.error(USAGE);
-  return command === undefined || command === "help" || command === "--help" ? 0 : 2;
+  return usageError(`unknown command "${command}"`, USAGE);
+}
+
+/** A ConfigError for an address that cannot be listened on (port in use, address not on this host), else undefined. */
+function listenProblem(err: unknown, config: Config): ConfigError | undefined {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  if (code !== "EADDRINUSE" && code !== "EADDRNOTAVAIL") return undefined;
+  const where = `${config.http.address}:${config.http.port}`;
+  const why = code === "EADDRINUSE" ? "the port is in use" : "the address is not one of this host's";
+  return new ConfigError("http.address/http.port", [`cannot listen on ${where}: ${why} (${code})`]);
 }
 
 if (import.meta.main) {
@@ -306,13 +311,8 @@ if (import.meta.main) {
 
 /** The admin token: the file's first line, trimmed; a missing, unreadable or empty file stops the start. */
 function readAdminToken(path: string): string {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    throw new ConfigError(path, [`http.admin_token_file: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`]);
-  }
-  const token = text.split("\n")[0]!.trim();
-  if (token.length < 16) throw new ConfigError(path, [`http.admin_token_file: ${path} must hold a token of at least 16 characters on its first line`]);
+  const problems: string[] = [];
+  const token = readTokenFile(path, problems);
+  if (token === undefined) throw new ConfigError(path, problems);
   return token;
 }

@@ -16,8 +16,9 @@ import { interfaceAddresses } from "../discovery/advertise";
 import { type Found, discover } from "../discovery/browse";
 import { derToPem, fingerprintDer } from "../discovery/fingerprint";
 import { writeContainerd, writeRegistriesConf } from "../discovery/runtime-config";
+import { COMMAND_HELP, usageError } from "./usage";
 
-const USAGE = "usage: berth discover [--timeout SECONDS] [--interface NAME] [--json] [--write containerd|crio|podman] [--instance ID] [--mirror-of REGISTRY]... [--dir DIR]";
+const USAGE = COMMAND_HELP.discover!;
 
 /** Fetches the certificate `host:port` presents (not verified: it is checked against the pin). */
 export function fetchCertificate(host: string, port: number, timeoutMs = 5000): Promise<Uint8Array> {
@@ -70,11 +71,10 @@ export async function discoverCommand(args: string[]): Promise<number> {
       } else if (a === "--instance") instance = val();
       else if (a === "--mirror-of") mirrorOf.push(val());
       else if (a === "--dir") dir = val();
-      else throw new UsageError(`unknown argument: ${a}`);
+      else throw new UsageError(`unknown argument "${a}"`);
     } catch (err) {
       if (!(err instanceof UsageError)) throw err;
-      console.error(`${err.message}\n${USAGE}`);
-      return 2;
+      return usageError(err.message, USAGE);
     }
   }
   let interfaceAddress: string | undefined;

@@ -32,13 +32,38 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * The problem of text that is not TOML: where (line and column) and why, with the lines
+ * around it; for a JSON document (what a zot user brings) a word on converting it.
+ */
+export function syntaxProblem(text: string, err: unknown): string {
+  // a TOML document cannot start with "{"; one starting with "[" is JSON only if it parses as JSON
+  const body = text.replace(/^\uFEFF/, "").trimStart();
+  let json = false;
+  try {
+    const value: unknown = JSON.parse(text);
+    json = typeof value === "object" && value !== null;
+  } catch {
+    // not JSON, or broken JSON
+  }
+  if (json || body.startsWith("{")) {
+    return `line 1, column 1: this is ${json ? "" : "(broken) "}JSON, but berth reads TOML. Convert it: each top-level object becomes a table (\`{"http": {"port": 5000}}\` becomes a line \`[http]\` followed by \`port = 5000\`), strings keep their double quotes, arrays stay [ ... ]; berth's keys are not zot's, so check the result with \`berth verify\``;
+  }
+  const e = err as { line?: number; column?: number; message?: string };
+  const [first, ...rest] = String(e?.message ?? err).split("\n");
+  const why = (first ?? "").replace(/^Invalid TOML document:\s*/, "");
+  const context = rest.filter((l) => l.trim() !== "").map((l) => `    ${l}`).join("\n");
+  const where = e?.line !== undefined ? `line ${e.line}, column ${e.column ?? 1}: ` : "";
+  return `${where}not valid TOML (${why})${context ? `\n${context}` : ""}`;
+}
+
 /** Parses and validates TOML text; `source` names it in errors. */
 export function parseConfig(text: string, source: string): Config {
   let doc: Record<string, unknown>;
   try {
     doc = parse(text) as Record<string, unknown>;
   } catch (err) {
-    throw new ConfigError(source, [`not valid TOML: ${(err as Error).message.split("\n")[0]}`]);
+    throw new ConfigError(source, [syntaxProblem(text, err)]);
   }
   // The board profile's defaults go under the file's own keys; `board.profile` then holds
   // the profile actually applied ("auto" resolved to a name, or "none").

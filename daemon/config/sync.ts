@@ -2,7 +2,8 @@
  * The `[[sync.registries]]` tables: one upstream registry each, with where to reach it,
  * how to authenticate and verify it, what to mirror, and how hard to use it. Checked here
  * and reported under keys such as `sync.registries[0].tags`. Pure: files named here
- * (credentials, certificates) are read by the sync module at start-up.
+ * (credentials, certificates) are checked by config/verify.ts (`berth verify`, and `serve`
+ * before it starts) and read by the sync module at start-up.
  *
  * Local and upstream names: an upstream repository U is stored locally as
  * `dest_prefix/` + (U without `strip_prefix`); a local pull of L maps back the other way.
@@ -56,6 +57,10 @@ export interface SyncRegistryConfig {
   breakerFailures: number;
   /** While down, the upstream is probed this often (ms). */
   probeIntervalMs: number;
+  /** Seconds a "not found" (or a blob that failed its digest) is remembered; 0 = ask every time. */
+  negativeCacheTtl: number;
+  /** Most such answers remembered (least recently used leave first). */
+  negativeCacheEntries: number;
 }
 
 type Spec =
@@ -92,6 +97,8 @@ const FIELDS: Record<string, [keyof SyncRegistryConfig, Spec]> = {
   bytes_per_second: ["bytesPerSecond", { kind: "int", default: 0, min: 0, max: Number.MAX_SAFE_INTEGER }],
   breaker_failures: ["breakerFailures", { kind: "int", default: 3, min: 1, max: 1000 }],
   probe_interval_ms: ["probeIntervalMs", { kind: "int", default: 5000, min: 50, max: 3_600_000 }],
+  negative_cache_ttl: ["negativeCacheTtl", { kind: "int", default: 30, min: 0, max: 86400 }],
+  negative_cache_entries: ["negativeCacheEntries", { kind: "int", default: 1024, min: 1, max: 1_000_000 }],
 };
 
 function regexProblem(text: string): string | undefined {

@@ -18,6 +18,8 @@ import { VERSION } from "../version";
 export interface AdminDeps {
   /** True once start-up recovery is done and the registry serves requests. */
   ready: () => boolean;
+  /** When the daemon started (ms since the epoch); default: when the process started. */
+  startedAt?: number;
   /** Figures about the running registry. */
   info: () => Record<string, unknown>;
   /** The background scheduler's state: queue, running tasks, recent results, IO budget. */
@@ -83,7 +85,8 @@ function noStorage(set: { status?: number | string }): { error: string } {
 
 /** Builds the Elysia app and returns its request handler. */
 export function createAdminApp(deps: AdminDeps): (req: Request) => Response | Promise<Response> {
-  const started = Date.now();
+  // not the time of this call: the admin app is built on the first /api request
+  const started = deps.startedAt ?? performance.timeOrigin;
   const app = new Elysia()
     // running out of descriptors or space is not the API's fault: 503/507, not 500
     .onError(({ error }) => {

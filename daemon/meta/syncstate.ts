@@ -41,6 +41,7 @@ export class SyncState {
     checked: Statement<{ checked_at: number; digest: string | null }>;
     markChecked: Statement<never>;
     pulled: Statement<never>;
+    dropPull: Statement<never>;
     warm: Statement<{ repo: string; tag: string; registry: string; pulled_at: number }>;
     pinned: Statement<{ one: number }>;
     clearPins: Statement<never>;
@@ -58,6 +59,7 @@ export class SyncState {
       pulled: db.prepare(
         "INSERT INTO sync_tags (repo, tag, registry, pulled_at) VALUES (?, ?, ?, ?) ON CONFLICT (repo, tag) DO UPDATE SET pulled_at = max(pulled_at, excluded.pulled_at)",
       ),
+      dropPull: db.prepare("UPDATE sync_tags SET pulled_at = 0 WHERE repo = ? AND tag = ?"),
       warm: db.prepare("SELECT repo, tag, registry, pulled_at FROM sync_tags WHERE pulled_at >= ? AND registry = ? ORDER BY pulled_at DESC"),
       pinned: db.prepare("SELECT 1 AS one FROM sync_pins WHERE repo = ? AND tag = ?"),
       clearPins: db.prepare("DELETE FROM sync_pins WHERE registry = ?"),
@@ -83,6 +85,11 @@ export class SyncState {
     this.db.transaction(() => {
       for (const p of pulls) this.q.pulled.run(p.repo, p.tag, p.registry, p.at);
     });
+  }
+
+  /** Takes `repo:tag` out of the warm set (the upstream no longer has it); a later pull puts it back. */
+  dropPull(repo: string, tag: string): void {
+    this.q.dropPull.run(repo, tag);
   }
 
   /** Tags of `registry` pulled locally since `since` (ms since the epoch), newest first. */

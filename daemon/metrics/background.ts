@@ -66,6 +66,18 @@ export function syncFamilies(sync: { info(): Obj }): Family[] {
       type: "counter",
       samples: registries.map((r) => ({ labels: { upstream: String(r.name) }, value: num(r.requests) })),
     },
+    {
+      name: "berth_sync_corrupt_blobs_total",
+      help: "Blobs the upstream sent with bytes that did not match their digest or announced size (discarded, nothing stored).",
+      type: "counter",
+      samples: registries.map((r) => ({ labels: { upstream: String(r.name) }, value: num(r.corruptBlobs) })),
+    },
+    {
+      name: "berth_sync_negative_cache_hits_total",
+      help: "Misses answered from the negative cache instead of asking the upstream again.",
+      type: "counter",
+      samples: registries.map((r) => ({ labels: { upstream: String(r.name) }, value: num((r.negativeCache as Obj | undefined)?.hits) })),
+    },
     { name: "berth_sync_fetches_in_flight", help: "Blob fetches from upstreams in flight.", type: "gauge", samples: [{ value: Array.isArray(s.fetches) ? s.fetches.length : 0 }] },
     { name: "berth_sync_pins", help: "Pinned images (always mirrored, never evicted).", type: "gauge", samples: [{ value: Array.isArray(s.pins) ? s.pins.length : 0 }] },
   ];

@@ -7,7 +7,8 @@
  * there is room. Periodic work is registered with {@link Scheduler.every}.
  *
  * The scheduler holds the {@link IoBudget}; tasks receive it as `ctx.io`. Its state
- * (queue, running, recent, budget) is read by the admin API and logged when tasks end.
+ * (queue, running, recent, budget) is read by the admin API. A finished task is logged at
+ * debug level, a heavy one at info, a failed one as a warning.
  */
 import type { Logger } from "../log";
 import type { IoBudget } from "./budget";
@@ -225,7 +226,14 @@ export class Scheduler {
       this.recent.unshift(finished);
       this.recent.length = Math.min(this.recent.length, RECENT);
       if (outcome === "failed") this.log.warn("task failed", { task: task.name, ms, error });
-      else this.log.info("task finished", { task: task.name, ms, outcome, progress: entry.progress || undefined, budget: this.budget.state().background });
+      else {
+        // routine tasks (stats and pull flushes, freshness checks) finish every minute or so:
+        // debug only, so an idle registry writes no log lines; heavy ones (GC, scrub) at info
+        const fields: Record<string, unknown> = { task: task.name, ms, outcome };
+        if (entry.progress) fields.progress = entry.progress;
+        if (task.heavy) this.log.info("task finished", { ...fields, budget: this.budget.state().background });
+        else this.log.debug("task finished", fields);
+      }
       this.pump();
     })();
   }

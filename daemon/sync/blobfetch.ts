@@ -119,6 +119,19 @@ export class BlobFetch {
     return this.received - this.windowStart;
   }
 
+  /**
+   * Resolves once every byte is in and the digest verified; rejects with the fetch's error.
+   * Pull-through waits for this before answering for a small blob, so a blob whose bytes
+   * are wrong gets a clean error status rather than a 200 that breaks off.
+   */
+  async whenVerified(): Promise<void> {
+    for (;;) {
+      if (this.state === "failed") throw this.error;
+      if (this.verified || this.state === "done") return;
+      await this.changed();
+    }
+  }
+
   private changed(): Promise<void> {
     return new Promise((res) => this.waiters.push(res));
   }
@@ -210,6 +223,8 @@ export type BlobSource = (signal: AbortSignal | undefined) => Promise<Response>;
 /** The fetches in flight, keyed by repository and digest. */
 export class BlobFetches {
   private readonly inflight = new Map<string, BlobFetch>();
+  /** Blobs an upstream sent with bytes that did not match their digest (or announced size), by upstream. */
+  readonly corrupt = new Map<string, number>();
 
   constructor(
     private readonly store: Store,
@@ -229,9 +244,11 @@ export class BlobFetches {
 
   /**
    * Starts the fetch of `digest` into `repo` from `source`, or joins the one in flight.
-   * `expectedSize` (from a descriptor) is checked when given.
+   * `expectedSize` (from a descriptor) is checked when given. `onError` is told why the
+   * fetch failed before the fetch leaves the in-flight table (so a negative answer can be
+   * remembered before the next client could start a fetch of its own).
    */
-  fetch(repo: string, digest: Digest, source: BlobSource, opts: { background: boolean; signal?: AbortSignal; expectedSize?: number; upstream: string }): BlobFetch {
+  fetch(repo: string, digest: Digest, source: BlobSource, opts: { background: boolean; signal?: AbortSignal; expectedSize?: number; upstream: string; onError?: (err: unknown) => void }): BlobFetch {
     const key = `${repo}@${digest.value}`;
     const existing = this.inflight.get(key);
     if (existing) {
@@ -248,6 +265,7 @@ export class BlobFetches {
       (err) => {
         f.state = "failed";
         f.error = err;
+        opts.onError?.(err);
         throw err;
       },
     ).finally(() => {
@@ -329,6 +347,16 @@ export class BlobFetches {
       // readers learn of the failure before the file goes away
       f.state = "failed";
       f.error = err instanceof UpstreamError || opts.signal?.aborted ? err : brokenOff(err, f, opts.upstream);
+      if (f.error instanceof UpstreamError && f.error.fault === "digest") {
+        this.corrupt.set(opts.upstream, (this.corrupt.get(opts.upstream) ?? 0) + 1);
+        this.log.warn("upstream sent a blob whose bytes do not match it; nothing was stored", {
+          repo: f.repo,
+          digest: f.digest.value,
+          upstream: opts.upstream,
+          receivedBytes: f.received,
+          error: f.error.detail,
+        });
+      }
       throw f.error;
     } finally {
       hasher?.close();

@@ -6,6 +6,12 @@
  * their index, and the tag is written last, so an interrupted sync (the upstream went
  * away) never leaves a tag pointing at an incomplete image; blobs already copied are kept
  * and the next run resumes from there.
+ *
+ * A tag the upstream answers 404 for is not a failure retried on every run: a tag of the
+ * warm set (a client pulled it, the upstream has since dropped it) leaves the warm set; a
+ * listed tag deleted between the listing and the fetch is skipped; a pinned tag that does not
+ * exist is reported once (a configuration the operator has to fix). A 404 for a blob or a
+ * child manifest of an existing tag stays a failure: the upstream's image is broken.
  */
 import type { Logger } from "../log";
 import { parseDigest } from "../oci/digest";
@@ -32,6 +38,15 @@ export interface MirrorReport {
   unchanged: number;
   failed: number;
   referrers: number;
+  /** Tags the upstream no longer has (404): skipped, and dropped from the warm set. */
+  gone: number;
+}
+
+/** Where a tag to mirror came from. */
+type Origin = "listed" | "pinned" | "warm";
+
+function emptyReport(): MirrorReport {
+  return { images: 0, unchanged: 0, failed: 0, referrers: 0, gone: 0 };
 }
 
 /** Copies content from upstreams into the registry. */
@@ -45,7 +60,7 @@ export class Mirror {
 
   /** The whole configured content of `upstream`, then pins and the warm set. */
   async syncAll(upstream: Upstream, ctx: TaskContext): Promise<MirrorReport> {
-    const report: MirrorReport = { images: 0, unchanged: 0, failed: 0, referrers: 0 };
+    const report = emptyReport();
     const f = upstream.filters;
     const repos = f.allLiteral() ? f.literalRepos() : (await upstream.catalog({ signal: ctx.signal })).filter((r) => f.repo(r));
     for (const repo of repos) {
@@ -60,7 +75,7 @@ export class Mirror {
       }
       for (const tag of tags) {
         ctx.progress(`${repo}:${tag}`);
-        await this.tagSafely(upstream, repo, tag, ctx, report);
+        await this.tagSafely(upstream, repo, tag, ctx, report, "listed");
       }
     }
     await this.keepFresh(upstream, ctx, report);
@@ -68,43 +83,67 @@ export class Mirror {
   }
 
   /** Pinned tags and the warm set only. */
-  async keepFresh(upstream: Upstream, ctx: TaskContext, report: MirrorReport = { images: 0, unchanged: 0, failed: 0, referrers: 0 }): Promise<MirrorReport> {
-    const wanted = new Map<string, [string, string]>();
-    for (const pin of upstream.config.pinned) {
-      const at = pin.lastIndexOf(":");
-      wanted.set(pin, [pin.slice(0, at), pin.slice(at + 1)]);
-    }
+  async keepFresh(upstream: Upstream, ctx: TaskContext, report: MirrorReport = emptyReport()): Promise<MirrorReport> {
+    const wanted = new Map<string, [string, string, Origin]>();
     if (upstream.config.warmWindow > 0) {
       for (const w of this.state.warm(upstream.name, Date.now() - upstream.config.warmWindow * 1000)) {
         const name = upstream.filters.toUpstream(w.repo);
-        if (name !== undefined) wanted.set(`${name}:${w.tag}`, [name, w.tag]);
+        if (name !== undefined) wanted.set(`${name}:${w.tag}`, [name, w.tag, "warm"]);
       }
     }
-    for (const [repo, tag] of wanted.values()) {
+    for (const pin of upstream.config.pinned) {
+      const at = pin.lastIndexOf(":");
+      wanted.set(pin, [pin.slice(0, at), pin.slice(at + 1), "pinned"]);
+    }
+    for (const [repo, tag, origin] of wanted.values()) {
       ctx.signal.throwIfAborted();
       ctx.progress(`fresh ${repo}:${tag}`);
-      await this.tagSafely(upstream, repo, tag, ctx, report);
+      await this.tagSafely(upstream, repo, tag, ctx, report, origin);
     }
     return report;
   }
 
-  private async tagSafely(upstream: Upstream, repo: string, tag: string, ctx: TaskContext, report: MirrorReport): Promise<void> {
+  private async tagSafely(upstream: Upstream, repo: string, tag: string, ctx: TaskContext, report: MirrorReport, origin: Origin): Promise<void> {
+    let outcome: "gone" | undefined;
     try {
-      await this.tag(upstream, repo, tag, ctx, report);
+      outcome = await this.tag(upstream, repo, tag, ctx, report);
     } catch (err) {
       if (ctx.signal.aborted) throw err;
       report.failed++;
       this.log.warn("sync of a tag failed; it will be retried on the next run", { upstream: upstream.name, repo, tag, error: (err as Error).message });
       if (err instanceof UpstreamError && err.fault === "down") throw err;
+      return;
+    }
+    if (outcome !== "gone") return;
+    report.gone++;
+    const local = upstream.filters.toLocal(repo);
+    if (origin === "pinned") {
+      this.log.once(`pin-gone ${upstream.name} ${repo}:${tag}`, "a pinned tag does not exist upstream; check sync.registries pinned", { upstream: upstream.name, repo, tag });
+    } else if (origin === "warm" && local !== undefined) {
+      this.state.dropPull(local, tag);
+      this.log.info("a tag of the warm set is gone upstream; it is no longer kept fresh", { upstream: upstream.name, repo: local, tag });
+    } else {
+      this.log.debug("a listed tag is gone upstream; skipped", { upstream: upstream.name, repo, tag });
     }
   }
 
-  /** Mirrors `repo:tag` (upstream names) unless the local tag already has the upstream digest. */
-  async tag(upstream: Upstream, repo: string, tag: string, ctx: TaskContext, report: MirrorReport): Promise<void> {
+  /**
+   * Mirrors `repo:tag` (upstream names) unless the local tag already has the upstream digest.
+   * Resolves "gone" when the upstream has no such tag (a 404 for the tag itself; a 404 for
+   * one of its blobs or child manifests is an error: the upstream's image is broken).
+   */
+  async tag(upstream: Upstream, repo: string, tag: string, ctx: TaskContext, report: MirrorReport): Promise<"gone" | undefined> {
     const local = upstream.filters.toLocal(repo);
-    if (local === undefined) return;
+    if (local === undefined) return undefined;
     const opts = { background: true, signal: ctx.signal };
-    const digest = await upstream.headDigest(repo, tag, opts);
+    const gone = (err: unknown) => err instanceof UpstreamError && err.fault === "not-found";
+    let digest: string | undefined;
+    try {
+      digest = await upstream.headDigest(repo, tag, opts);
+    } catch (err) {
+      if (gone(err)) return "gone";
+      throw err;
+    }
     let current: string | undefined;
     try {
       current = (await this.registry.manifest(local, tag, null)).digest;
@@ -114,14 +153,21 @@ export class Mirror {
     if (digest && digest === current && this.complete(local, digest)) {
       this.state.markChecked(upstream.name, local, tag, digest);
       report.unchanged++;
-      return;
+      return undefined;
     }
-    const m = await upstream.manifest(repo, tag, opts);
+    let m: FetchedManifest;
+    try {
+      m = await upstream.manifest(repo, tag, opts);
+    } catch (err) {
+      if (gone(err)) return "gone";
+      throw err;
+    }
     await this.copy(upstream, repo, local, m, ctx, report);
     await this.registry.putManifest(local, m.digest, m.bytes, m.mediaType, [tag], { partialIndex: this.partial(upstream, m) });
     this.state.markChecked(upstream.name, local, tag, m.digest);
     report.images++;
     this.log.info("synced", { upstream: upstream.name, repo: local, tag, digest: m.digest });
+    return undefined;
   }
 
   /** True when `digest` and, for an image, its blobs are all in `repo` (children of an index are checked one level). */

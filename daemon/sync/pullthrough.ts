@@ -11,14 +11,21 @@
  *   the tag does not point at an incomplete image.
  * - Blobs stream to the client while they are stored ({@link BlobFetches}); concurrent
  *   requests share one upstream fetch.
+ * - Negative answers are remembered briefly (`Upstream.misses`, see negative.ts): a tag or
+ *   blob the upstream does not have is asked for once per `negative_cache_ttl`, however
+ *   many clients retry it; a blob whose upstream bytes failed their digest gets 502 at once
+ *   for that long. Concurrent identical misses share one upstream request.
+ * - A blob of at most {@link VERIFY_BEFORE_SEND} bytes is verified before the response
+ *   starts, so bad upstream bytes give its client a 502; a larger one streams while it is
+ *   fetched, and if its digest then fails the connection is broken off (never a clean end).
  * - Offline first: local content is served without asking the upstream, except that a tag
  *   due for a re-check (at most once per `tag_check_interval`, remembered across restarts)
  *   is checked with a short wait ({@link RECHECK_WAIT_MS}); if the upstream is slow or
  *   down the cached tag is served and the check finishes in the background.
  */
 import type { Logger } from "../log";
-import { RegistryError } from "../oci/errors";
-import { parseDigest, requireDigest } from "../oci/digest";
+import { type ErrorCode, RegistryError } from "../oci/errors";
+import { type Digest, parseDigest, requireDigest } from "../oci/digest";
 import { acceptAdmits } from "../oci/mediatypes";
 import { isTag, requireName } from "../oci/names";
 import { type BlobStream, type V2Registry, delegate } from "../registry/api";
@@ -30,6 +37,13 @@ import type { FetchedManifest, Upstream } from "./upstream";
 
 /** How long a pull of a cached tag waits for its upstream re-check before serving the cached one. */
 export const RECHECK_WAIT_MS = 500;
+
+/**
+ * Blobs up to this size (as announced) are received whole and verified before their client
+ * gets a status: the cost is the time to receive 1 MiB before the first byte; configs and
+ * most small layers fall under it.
+ */
+export const VERIFY_BEFORE_SEND = 1024 * 1024;
 
 const MISSES = new Set(["MANIFEST_UNKNOWN", "NAME_UNKNOWN", "BLOB_UNKNOWN"]);
 
@@ -43,6 +57,8 @@ export class PullThrough {
   private readonly pending = new Map<string, FetchedManifest>();
   private readonly manifestFlights = new Map<string, Promise<FetchedManifest>>();
   private readonly rechecks = new Map<string, Promise<ManifestContent | undefined>>();
+  /** Upstream HEADs of blobs in flight, shared by identical requests. */
+  private readonly heads = new Map<string, Promise<Response>>();
   /** Pulls of tags not yet written to the state table. */
   private pulls: { repo: string; tag: string; registry: string; at: number }[] = [];
 
@@ -85,7 +101,11 @@ export class PullThrough {
     if (!route) return this.registry.manifest(repo, reference, accept);
     requireName(repo);
     const tag = isTag(reference);
-    if (tag) this.pulls.push({ repo, tag: reference, registry: route.upstream.name, at: Date.now() });
+    // only a tag that was served joins the warm set: a miss must not be re-fetched on every run
+    const pulled = <T>(served: T): T => {
+      if (tag) this.pulls.push({ repo, tag: reference, registry: route.upstream.name, at: Date.now() });
+      return served;
+    };
     let local: ManifestContent | undefined;
     try {
       local = await this.registry.manifest(repo, reference, accept);
@@ -93,19 +113,23 @@ export class PullThrough {
       if (!isMiss(err)) throw err;
     }
     if (local) {
-      if (!tag || !this.due(route.upstream, repo, reference)) return local;
+      if (!tag || !this.due(route.upstream, repo, reference)) return pulled(local);
       const check = this.recheck(route.upstream, route.name, repo, reference, local.digest, accept);
       const winner = await Promise.race([check, Bun.sleep(RECHECK_WAIT_MS).then(() => undefined)]);
-      return winner ?? local;
+      return pulled(winner ?? local);
     }
     const pending = this.pending.get(`${repo}@${reference}`) ?? this.pending.get(`${repo}:${reference}`);
-    if (pending) return this.admit(pending, accept);
+    if (pending) return pulled(this.admit(pending, accept));
     if (tag && !route.upstream.filters.tag(reference)) {
       throw new RegistryError("MANIFEST_UNKNOWN", `tag "${reference}" is not in ${repo}, and sync ${route.upstream.name} does not mirror it`);
     }
+    const key = `m:${repo}@${reference}`;
+    const known = route.upstream.misses.get(key);
+    if (known) throw remembered(known, "MANIFEST_UNKNOWN", route.upstream);
     try {
-      return this.admit(await this.fetchManifest(route.upstream, route.name, repo, reference, false), accept);
+      return pulled(this.admit(await this.fetchManifest(route.upstream, route.name, repo, reference, false), accept));
     } catch (err) {
+      route.upstream.misses.remember(key, err);
       if (err instanceof UpstreamError) throw err.toRegistryError("MANIFEST_UNKNOWN");
       throw err;
     }
@@ -119,17 +143,31 @@ export class PullThrough {
       const route = isMiss(err) ? this.route(repo) : undefined;
       if (!route) throw err;
       const digest = requireDigest(digestText);
+      const upstream = route.upstream;
+      const key = `b:${repo}@${digest.value}`;
       try {
         const inflight = this.fetches.get(repo, digest);
+        if (!inflight) {
+          const known = upstream.misses.get(key);
+          if (known) throw remembered(known, "BLOB_UNKNOWN", upstream);
+        }
         if (head && !inflight) {
-          const res = await route.upstream.blob(route.name, digest, { method: "HEAD" });
+          const res = await this.head(upstream, route.name, repo, digest, key);
           const length = res.headers.get("content-length");
           return { digest: digest.value, size: length ? Number(length) : undefined, open: () => new ReadableStream({ start: (c) => c.close() }) };
         }
-        const f = inflight ?? this.fetches.fetch(repo, digest, (signal) => route.upstream.blob(route.name, digest, { signal }), { background: false, upstream: route.upstream.name });
+        const f = inflight ?? this.fetches.fetch(repo, digest, (signal) => upstream.blob(route.name, digest, { signal }), {
+          background: false,
+          upstream: upstream.name,
+          onError: (err) => upstream.misses.remember(key, err),
+        });
         await f.started;
         if (f.state === "failed") throw f.error;
         if (f.state === "done") return this.registry.blob(repo, digestText);
+        // a small blob is verified before the status goes out: bad bytes become a 502, not a broken 200
+        if (f.size !== undefined && f.size <= VERIFY_BEFORE_SEND) {
+          await f.whenVerified();
+        }
         return { digest: digest.value, size: f.size, open: () => f.reader() };
       } catch (e) {
         if (e instanceof UpstreamError) throw e.toRegistryError("BLOB_UNKNOWN");
@@ -172,7 +210,13 @@ export class PullThrough {
       for (const desc of m.parsed.blobs) {
         const digest = parseDigest(desc.digest)!;
         if (this.hasBlob(repo, digest.value)) continue;
-        const f = this.fetches.fetch(repo, digest, (s) => upstream.blob(name, digest, { signal: s, background }), { background, signal, expectedSize: desc.size, upstream: upstream.name });
+        const f = this.fetches.fetch(repo, digest, (s) => upstream.blob(name, digest, { signal: s, background }), {
+          background,
+          signal,
+          expectedSize: desc.size,
+          upstream: upstream.name,
+          onError: (err) => upstream.misses.remember(`b:${repo}@${digest.value}`, err),
+        });
         await f.done;
       }
       await this.registry.putManifest(repo, m.digest, m.bytes, m.mediaType, tags);
@@ -183,6 +227,25 @@ export class PullThrough {
       this.pending.delete(`${repo}@${m.digest}`);
       for (const t of tags) if (this.pending.get(`${repo}:${t}`) === m) this.pending.delete(`${repo}:${t}`);
     }
+  }
+
+  /** HEAD of an upstream blob, shared by identical requests; a negative answer is remembered. */
+  private head(upstream: Upstream, name: string, repo: string, digest: Digest, key: string): Promise<Response> {
+    let p = this.heads.get(key);
+    if (!p) {
+      p = upstream.blob(name, digest, { method: "HEAD" }).then(
+        async (res) => {
+          await res.body?.cancel();
+          return res;
+        },
+        (err) => {
+          upstream.misses.remember(key, err);
+          throw err;
+        },
+      ).finally(() => this.heads.delete(key));
+      this.heads.set(key, p);
+    }
+    return p;
   }
 
   private hasBlob(repo: string, digest: string): boolean {
@@ -230,4 +293,10 @@ export class PullThrough {
     }
     return { digest: m.digest, mediaType: m.mediaType, bytes: m.bytes };
   }
+}
+
+/** The client error for an answer the negative cache remembered, saying that it was remembered. */
+function remembered(err: UpstreamError, notFound: ErrorCode, upstream: Upstream): RegistryError {
+  const e = err.toRegistryError(notFound);
+  return new RegistryError(e.code, `${e.detail} (a recent answer, asked again upstream after at most ${upstream.config.negativeCacheTtl} s)`, { status: e.status });
 }

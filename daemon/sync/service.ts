@@ -107,7 +107,12 @@ export class SyncService {
   /** Upstreams, fetches in flight, last runs and pins, for the admin API. */
   info() {
     return {
-      registries: this.upstreams.map((u) => ({ ...u.client.info(), lastRun: this.last.get(`sync:${u.name}`) ?? this.last.get(`fresh:${u.name}`) ?? null })),
+      registries: this.upstreams.map((u) => ({
+        ...u.client.info(),
+        negativeCache: { entries: u.misses.size, hits: u.misses.hits },
+        corruptBlobs: this.fetches.corrupt.get(u.name) ?? 0,
+        lastRun: this.last.get(`sync:${u.name}`) ?? this.last.get(`fresh:${u.name}`) ?? null,
+      })),
       fetches: this.fetches.list(),
       pins: this.state.pins(),
     };

@@ -12,6 +12,7 @@ import { hashBytes } from "../platform/hash";
 import { type Credentials, UpstreamClient, readCredentials } from "./client";
 import { UpstreamError } from "./errors";
 import { Filters } from "./filters";
+import { NegativeCache } from "./negative";
 
 /** Every manifest type berth stores, for the Accept header toward the upstream. */
 export const ACCEPT_MANIFESTS = [
@@ -33,6 +34,8 @@ export interface FetchedManifest {
 export class Upstream {
   readonly client: UpstreamClient;
   readonly filters: Filters;
+  /** Recent 404s and digest failures of this upstream (`negative_cache_ttl`, `negative_cache_entries`). */
+  readonly misses: NegativeCache;
 
   constructor(
     readonly config: SyncRegistryConfig,
@@ -46,6 +49,7 @@ export class Upstream {
       throw new ConfigError(`sync registry "${config.name}"`, [(err as Error).message]);
     }
     this.filters = new Filters(config);
+    this.misses = new NegativeCache({ ttlMs: config.negativeCacheTtl * 1000, entries: config.negativeCacheEntries });
   }
 
   get name(): string {

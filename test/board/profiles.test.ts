@@ -1,15 +1,18 @@
 /**
  * Board profiles: which profile a board gets, profile defaults under the file's own keys,
  * unknown names, every shipped profile valid against the schema, block-device
- * identification, and `berth board detect` end to end.
+ * identification, the IO budget of SD-card and eMMC boards (in the daemon too), and
+ * `berth board detect` end to end.
  */
 import { expect, test } from "bun:test";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { PROFILES, applyProfile, profileFor } from "../../daemon/board/profiles";
 import { blockDeviceOf } from "../../daemon/board/identify";
 import { ConfigError, parseConfig } from "../../daemon/config/load";
 import { validate } from "../../daemon/config/schema";
 import { runOk } from "../helpers/clients";
+import { startDaemon, tempDir } from "../helpers/daemon";
+import { PROFILES as BUDGETS } from "../../daemon/scheduler/budget";
 
 const MAIN = resolve(import.meta.dir, "../../daemon/main.ts");
 
@@ -73,3 +76,26 @@ test("berth board detect prints the inventory and the profile auto picks", async
   const text = await runOk([process.execPath, MAIN, "board", "detect"]);
   expect(text.stdout).toMatch(/^profile: {2}\S+/m);
 });
+
+test("SD-card and eMMC profiles set an IO budget; the file's keys still win", () => {
+  const MiB = 1024 * 1024;
+  const rpi4 = parseConfig('[board]\nprofile = "rpi4"\n', "t").scheduler;
+  expect(rpi4.profile).toBe("sdcard");
+  expect(BUDGETS[rpi4.profile]).toEqual({ readBytesPerSecond: 8 * MiB, writeBytesPerSecond: 4 * MiB, readOpsPerSecond: 400, writeOpsPerSecond: 100 });
+  const rpi5 = parseConfig('[board]\nprofile = "rpi5"\n', "t").scheduler;
+  expect(rpi5).toMatchObject({ read_bytes_per_second: 20 * MiB, write_bytes_per_second: 8 * MiB, read_ops_per_second: 500, write_ops_per_second: 150 });
+  expect(parseConfig('[board]\nprofile = "arm64-emmc"\n', "t").scheduler.profile).toBe("emmc");
+  expect(parseConfig('[board]\nprofile = "x64-server"\n', "t").scheduler.profile).toBe("none");
+  const own = parseConfig('[board]\nprofile = "rpi5"\n[scheduler]\nwrite_bytes_per_second = "2 MiB"\n', "t").scheduler;
+  expect(own.write_bytes_per_second).toBe(2 * MiB);
+  expect(own.read_bytes_per_second).toBe(20 * MiB);
+});
+
+test("the daemon on an SD-card profile runs with that budget", async () => {
+  using dir = tempDir();
+  await using berth = await startDaemon({
+    config: `[board]\nprofile = "rpi5"\n[http]\naddress = "127.0.0.1"\nport = 0\n[storage]\nroot = "${join(dir.path, "root")}"\n[mdns]\nenabled = false\n`,
+  });
+  const state = (await (await fetch(`${berth.url}/api/v1/scheduler`)).json()) as { budget: { rates: Record<string, number> } };
+  expect(state.budget.rates).toEqual({ readBytesPerSecond: 20 << 20, writeBytesPerSecond: 8 << 20, readOpsPerSecond: 500, writeOpsPerSecond: 150 });
+}, 30_000);

@@ -1,7 +1,8 @@
 /** The scheduler, its IO budget and maintenance windows, and the sync configuration's errors. */
 import { describe, expect, test } from "bun:test";
 import { parseConfig } from "../../daemon/config/load";
-import { silentLogger } from "../../daemon/log";
+import { createLogger, silentLogger } from "../../daemon/log";
+import { waitFor } from "../helpers/clients";
 import { IoBudget, TokenBucket } from "../../daemon/scheduler/budget";
 import { Scheduler } from "../../daemon/scheduler/scheduler";
 import { inWindows, parseWindow, type Window } from "../../daemon/scheduler/windows";
@@ -86,6 +87,37 @@ describe("scheduler", () => {
     await s.stop();
     expect(aborted).toBe(true);
     expect(s.state().recent.find((r) => r.name === "light")?.outcome).toBe("aborted");
+  });
+});
+
+describe("scheduler logging", () => {
+  /** Runs a routine task three times and a heavy one once; returns the log lines at `level`. */
+  async function linesAt(level: "info" | "debug", format: "json" | "text"): Promise<string[]> {
+    const lines: string[] = [];
+    const s = new Scheduler(unlimited(), { concurrency: 1, jitterMs: 0, windows: [] }, createLogger(level, format, (l) => lines.push(l)));
+    let runs = 0;
+    s.every(1, () => ({ name: "sync:flush-pulls", priority: 1, run: async () => void runs++ }), 0);
+    s.add({ name: "gc", heavy: true, run: async (ctx) => ctx.progress("3/3 repositories") });
+    await waitFor("three routine runs", () => runs >= 3 && s.state().recent.some((r) => r.name === "gc"));
+    await s.stop();
+    return lines;
+  }
+
+  test("an idle registry's routine tasks log nothing at info; heavy tasks do", async () => {
+    for (const format of ["json", "text"] as const) {
+      const lines = await linesAt("info", format);
+      expect(lines.filter((l) => l.includes("sync:flush-pulls"))).toEqual([]);
+      const gc = lines.filter((l) => l.includes("task finished"));
+      expect(gc).toHaveLength(1);
+      expect(gc[0]).toContain("gc");
+      expect(gc[0]).toContain("3/3 repositories");
+    }
+  });
+
+  test("no log line ever says undefined (a task without progress, at debug, in text)", async () => {
+    const lines = await linesAt("debug", "text");
+    expect(lines.filter((l) => l.includes("sync:flush-pulls") && l.includes("task finished")).length).toBeGreaterThanOrEqual(3);
+    for (const l of lines) expect(l).not.toContain("undefined");
   });
 });
 

@@ -2,7 +2,8 @@
  * The warm set against a real upstream: a tag a local client pulled through berth is kept
  * fresh by the background freshness task (every `tag_check_interval`), so when the tag
  * moves upstream, berth's tag follows (complete image, digest as the upstream serves it)
- * without another client pull. A tag nobody pulled is left alone.
+ * without another client pull. A tag nobody pulled is left alone. A tag the upstream no
+ * longer has (or never had) is not a sync failure retried on every run.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, rmSync } from "node:fs";
@@ -73,5 +74,39 @@ describe("warm set", () => {
     // the tag-less pull of apps/cold is not in the warm set: no tag, and never asked upstream by tag
     expect(localTags(berth.root, "apps/cold")).toEqual({});
     expect(upstream.requests().some((r) => r.method !== "PUT" && r.uri === "/v2/apps/cold/manifests/stable")).toBe(false);
+  }, 60_000);
+
+  test("a pulled tag deleted upstream, and a pulled miss, are not failures retried on every run", async () => {
+    const img = await push("g1", "apps/gone", "stable");
+    await using berth = await startDaemon({
+      extra: `[scheduler]\njitter_ms = 0\n[[sync.registries]]\nname = "up"\nurls = ["${upstream.url}"]\nwarm_window = 3600\ntag_check_interval = 1\nnegative_cache_ttl = 0\n`,
+    });
+    await skopeo.ok(["copy", "--src-tls-verify=false", `docker://${berth.host}/apps/gone:stable`, `oci:${join(work, "out-gone")}:stable`]);
+    await waitFor("the pulled tag to be stored", () => localTags(berth.root, "apps/gone").stable === img.digest, 10_000);
+    // a client asks for a tag the upstream never had
+    expect((await fetch(`${berth.url}/v2/apps/gone/manifests/never`)).status).toBe(404);
+    // the upstream drops the pulled tag
+    const del = await fetch(`${upstream.url}/v2/apps/gone/manifests/${img.digest}`, { method: "DELETE" });
+    expect(del.status).toBe(202);
+    const lastRun = async () => ((await (await fetch(`${berth.url}/api/v1/sync`)).json()) as any).registries[0].lastRun;
+    const nextRun = async () => {
+      const at = (await lastRun())?.at;
+      await waitFor("another freshness run", async () => (await lastRun())?.at !== at, 20_000, 50);
+      return await lastRun();
+    };
+    await nextRun();
+    // this run started after the delete: it finds the tag gone, and that is not a failure
+    const found = await nextRun();
+    expect(found.report).toMatchObject({ failed: 0 });
+    const asked = () => upstream.requests().filter((r) => r.uri === "/v2/apps/gone/manifests/stable").length;
+    const before = asked();
+    const after = await nextRun();
+    expect(after.report).toMatchObject({ failed: 0, gone: 0 });
+    // the gone tag left the warm set: it is not asked for again
+    expect(asked()).toBe(before);
+    expect(upstream.requests().some((r) => r.uri === "/v2/apps/gone/manifests/never" && r.method === "HEAD")).toBe(false);
+    expect(berth.logs()).not.toContain("sync of a tag failed");
+    // the image stays served locally; only its freshness checks stopped
+    expect(localTags(berth.root, "apps/gone").stable).toBe(img.digest);
   }, 60_000);
 });
