@@ -290,13 +290,14 @@ async function main(argv: string[]): Promise<number> {
   return usageError(`unknown command "${command}"`, USAGE);
 }
 
-/** A ConfigError for an address that cannot be listened on (port in use, address not on this host), else undefined. */
+/**
+ * A ConfigError for an address that is not one of this host's, else undefined (a port in use
+ * is reported by serve() itself as an AddressInUseError).
+ */
 function listenProblem(err: unknown, config: Config): ConfigError | undefined {
   const code = (err as NodeJS.ErrnoException)?.code;
-  if (code !== "EADDRINUSE" && code !== "EADDRNOTAVAIL") return undefined;
-  const where = `${config.http.address}:${config.http.port}`;
-  const why = code === "EADDRINUSE" ? "the port is in use" : "the address is not one of this host's";
-  return new ConfigError("http.address/http.port", [`cannot listen on ${where}: ${why} (${code})`]);
+  if (code !== "EADDRNOTAVAIL") return undefined;
+  return new ConfigError("http.address", [`cannot listen on ${config.http.address}:${config.http.port}: the address is not one of this host's (${code})`]);
 }
 
 if (import.meta.main) {

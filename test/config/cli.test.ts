@@ -171,7 +171,7 @@ ca_file = "${certs.ca}"
       const path = config(`[http]\nport = ${port}\n[storage]\nroot = "${join(work, "busy-root")}"\n`);
       const r = await berth("serve", "--config", path);
       expect(r.code, describeRun(r)).toBe(1);
-      expect(r.stderr).toContain(`cannot listen on 127.0.0.1:${port}: the port is in use`);
+      expect(r.stderr).toContain(`Cannot listen on 127.0.0.1:${port}: the address is in use by another process`);
       expect(hasStack(r.stderr), describeRun(r)).toBe(false);
     } finally {
       holder.close();
