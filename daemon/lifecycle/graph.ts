@@ -195,10 +195,7 @@ export async function readGraph(store: Store, repo: string, maxManifestBytes: nu
     node.blobs = parsed.blobs;
     node.children = parsed.children;
     if (parsed.subject !== undefined) node.subject = parsed.subject;
-    if (parsed.unreadable !== undefined) {
-      node.unreadable = parsed.unreadable;
-      graph.unreadable.push({ digest: digestText, reason: parsed.unreadable });
-    }
+    if (parsed.unreadable !== undefined) node.unreadable = parsed.unreadable;
     for (const child of node.children) work.push({ digest: child, size: 0, listed: false, mediaType: "" });
     return node;
   };
@@ -211,6 +208,16 @@ export async function readGraph(store: Store, repo: string, maxManifestBytes: nu
       const w = work.pop()!;
       await opts.pacer?.tick();
       await visit(w.digest, w.size, w.listed, w.mediaType);
+    }
+  }
+  // Reported: unreadable manifests that index.json or a readable index names as manifests
+  // (not the digests a corrupt one merely mentions, which are followed only to be safe).
+  const named = new Set<string>();
+  for (const n of graph.nodes.values()) if (n.unreadable === undefined) for (const c of n.children) named.add(c);
+  const reported = new Set(graph.unreadable.map((u) => u.digest));
+  for (const n of graph.nodes.values()) {
+    if (n.unreadable !== undefined && !reported.has(n.digest) && (n.listed || named.has(n.digest))) {
+      graph.unreadable.push({ digest: n.digest, reason: n.unreadable });
     }
   }
   if (oversize.length > 0) {
