@@ -35,7 +35,7 @@ import { tagOf } from "../oci/layoutindex";
 import { type FileInfo, TEMP_PREFIX } from "../platform/disk";
 import type { Registry } from "../registry/registry";
 import type { Store } from "../storage/store";
-import { Pacer, ParseCache, type RepoGraph, closure, orphanReferrers, readGraph, referencedBlobs } from "./graph";
+import { Pacer, ParseCache, type RepoGraph, closureSteps, orphanReferrerSteps, readGraph, referencedBlobs } from "./graph";
 import type { Touches } from "./touches";
 
 /** Options for {@link GarbageCollector}. */
@@ -171,7 +171,7 @@ export class GarbageCollector {
         return;
       }
       const indexBefore = store.disk.stat(store.paths.index(repo));
-      const drops = this.manifestDrops(graph, report, state);
+      const drops = await this.manifestDrops(graph, report, state);
       if (drops.length > 0 && !report.dryRun) await this.unlist(repo, graph, drops, await tx.current(), tx.write, state);
       for (const digest of drops) report.manifests.push({ repo, digest });
       await this.sweepRepo(graph, new Set([...(excluded ?? []), ...drops]), report, state, indexBefore);
@@ -195,31 +195,32 @@ export class GarbageCollector {
   }
 
   /** Listed manifests to unlist under the `untagged` and `orphanReferrers` rules; counts those the grace period holds. */
-  private manifestDrops(graph: RepoGraph, report: GcReport, state: PassState): string[] {
+  private async manifestDrops(graph: RepoGraph, report: GcReport, state: PassState): Promise<string[]> {
     const listed = [...graph.nodes.values()].filter((n) => n.listed);
     const tagged = listed.filter((n) => n.tags.length > 0).map((n) => n.digest);
-    let candidates: (anchored: ReadonlySet<string>) => Set<string>;
+    let candidates: (anchored: ReadonlySet<string>) => Promise<Set<string>>;
     if (this.options.untagged) {
-      candidates = (anchored) => {
-        const live = closure(graph, [...tagged, ...anchored], true);
+      candidates = async (anchored) => {
+        const live = await state.pacer.run(closureSteps(graph, [...tagged, ...anchored], true));
         return new Set(listed.filter((n) => !live.has(n.digest)).map((n) => n.digest));
       };
     } else if (this.options.orphanReferrers) {
-      candidates = (anchored) => orphanReferrers(graph, anchored);
+      candidates = (anchored) => state.pacer.run(orphanReferrerSteps(graph, anchored));
     } else {
       return [];
     }
     // Young manifests stay, and so does everything they keep: decide once more with them anchored.
-    const first = candidates(new Set());
+    const first = await candidates(new Set());
     const young = new Set<string>();
     for (const d of first) {
+      await state.pacer.tick();
       const at = this.collectableAt(graph.repo, d, undefined, state);
       if (at <= this.now()) continue;
       young.add(d);
       hold(state, at);
     }
     report.heldBack.manifests += young.size;
-    return young.size === 0 ? [...first] : [...candidates(young)];
+    return young.size === 0 ? [...first] : [...(await candidates(young))];
   }
 
   /** Unlinks unreferenced blobs of the repository (caller holds its lock), then removes it if empty. */
@@ -227,7 +228,7 @@ export class GarbageCollector {
     const { store } = this.deps;
     const repo = graph.repo;
     const roots = [...graph.nodes.values()].filter((n) => n.listed && !gone.has(n.digest)).map((n) => n.digest);
-    const live = referencedBlobs(graph, closure(graph, roots, false));
+    const live = referencedBlobs(graph, await state.pacer.run(closureSteps(graph, roots, false)));
     let remaining = 0;
     for (const alg of store.disk.readdir(join(store.paths.repo(repo), "blobs"))) {
       const dir = join(store.paths.repo(repo), "blobs", alg);

@@ -63,6 +63,15 @@ export class Pacer {
 
   constructor(private readonly sliceMs = 4) {}
 
+  /** Runs a computation written as a generator, yielding to the event loop between its steps as needed. */
+  async run<T>(steps: Generator<void, T>): Promise<T> {
+    for (;;) {
+      const next = steps.next();
+      if (next.done) return next.value;
+      await this.tick();
+    }
+  }
+
   /** Call once per unit of work; resolves at once unless the slice is used up. */
   async tick(): Promise<void> {
     if (performance.now() - this.last < this.sliceMs) return;
@@ -248,15 +257,33 @@ function referrersOf(graph: RepoGraph, onlyListed: boolean): Map<string, string[
   return out;
 }
 
+/** Runs a generator computation to its end without pausing. */
+function finish<T>(steps: Generator<void, T>): T {
+  for (;;) {
+    const next = steps.next();
+    if (next.done) return next.value;
+  }
+}
+
+/** Steps between the points where a long graph computation may pause. */
+const STEP = 512;
+
 /**
  * Manifests reachable from `roots`: their children, recursively, and (with
  * `followReferrers`) every manifest whose subject is reachable. Linear: one worklist.
  */
 export function closure(graph: RepoGraph, roots: Iterable<string>, followReferrers: boolean): Set<string> {
+  return finish(closureSteps(graph, roots, followReferrers));
+}
+
+/** {@link closure} as pausable steps (run it with {@link Pacer.run}). */
+export function* closureSteps(graph: RepoGraph, roots: Iterable<string>, followReferrers: boolean): Generator<void, Set<string>> {
   const live = new Set<string>();
   const referrers = followReferrers ? referrersOf(graph, false) : undefined;
+  yield;
   const stack = [...roots];
-  while (stack.length > 0) {
+  for (let n = 1; stack.length > 0; n++) {
+    if (n % STEP === 0) yield;
     const d = stack.pop()!;
     if (live.has(d)) continue;
     live.add(d);
@@ -271,22 +298,30 @@ export function closure(graph: RepoGraph, roots: Iterable<string>, followReferre
  * the repository (neither listed nor a child of a manifest that stays), repeatedly — a
  * referrer of a dropped referrer goes too. `anchored` manifests always stay. This is the
  * greatest set of survivors (mutually supporting manifests stay), computed in linear time
- * with reference counts on the child edges instead of a fixed-point loop.
+ * with reference counts on the child edges instead of a fixed-point loop; pausable steps
+ * (run them with {@link Pacer.run}).
  */
-export function orphanReferrers(graph: RepoGraph, anchored: ReadonlySet<string> = new Set()): Set<string> {
+export function* orphanReferrerSteps(graph: RepoGraph, anchored: ReadonlySet<string> = new Set()): Generator<void, Set<string>> {
   // count: the reasons a manifest is in the repository (listed and kept, plus each parent in the repository that lists it).
   const count = new Map<string, number>();
   const add = (d: string) => count.set(d, (count.get(d) ?? 0) + 1);
-  for (const n of graph.nodes.values()) {
-    if (n.listed) add(n.digest);
-    for (const c of n.children) add(c);
+  let n = 0;
+  for (const node of graph.nodes.values()) {
+    if (++n % STEP === 0) yield;
+    if (node.listed) add(node.digest);
+    for (const c of node.children) add(c);
   }
   const referrers = referrersOf(graph, true);
+  yield;
   const dead = new Set<string>();
   const gone = new Set<string>();
-  const orphan = (n: ManifestNode | undefined): n is ManifestNode =>
-    n !== undefined && n.listed && n.tags.length === 0 && n.subject !== undefined && !anchored.has(n.digest) && !dead.has(n.digest) && !((count.get(n.subject) ?? 0) > 0);
-  const queue = [...graph.nodes.values()].filter(orphan).map((n) => n.digest);
+  const orphan = (x: ManifestNode | undefined): x is ManifestNode =>
+    x !== undefined && x.listed && x.tags.length === 0 && x.subject !== undefined && !anchored.has(x.digest) && !dead.has(x.digest) && !((count.get(x.subject) ?? 0) > 0);
+  const queue: string[] = [];
+  for (const node of graph.nodes.values()) {
+    if (++n % STEP === 0) yield;
+    if (orphan(node)) queue.push(node.digest);
+  }
   while (queue.length > 0) {
     const d = queue.pop()!;
     if (!orphan(graph.nodes.get(d))) continue;
@@ -294,6 +329,7 @@ export function orphanReferrers(graph: RepoGraph, anchored: ReadonlySet<string> 
     // Its listing goes; whatever loses its last reason leaves the repository, and its referrers are examined.
     const stack = [d];
     while (stack.length > 0) {
+      if (++n % STEP === 0) yield;
       const x = stack.pop()!;
       const left = (count.get(x) ?? 0) - 1;
       count.set(x, left);
