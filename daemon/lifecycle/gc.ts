@@ -171,10 +171,15 @@ export class GarbageCollector {
         return;
       }
       const indexBefore = store.disk.stat(store.paths.index(repo));
+      // Manifests a dry run of retention would delete are decided on as already gone (so are their referrers).
+      for (const d of excluded ?? []) {
+        const node = graph.nodes.get(d);
+        if (node) Object.assign(node, { listed: false, tags: [] });
+      }
       const drops = await this.manifestDrops(graph, report, state);
       if (drops.length > 0 && !report.dryRun) await this.unlist(repo, graph, drops, await tx.current(), tx.write, state);
       for (const digest of drops) report.manifests.push({ repo, digest });
-      await this.sweepRepo(graph, new Set([...(excluded ?? []), ...drops]), report, state, indexBefore);
+      await this.sweepRepo(graph, new Set([...(excluded ?? []), ...drops]), report, state, indexBefore, excluded);
     });
   }
 
@@ -224,7 +229,14 @@ export class GarbageCollector {
   }
 
   /** Unlinks unreferenced blobs of the repository (caller holds its lock), then removes it if empty. */
-  private async sweepRepo(graph: RepoGraph, gone: ReadonlySet<string>, report: GcReport, state: PassState, indexBefore: FileInfo | undefined): Promise<void> {
+  private async sweepRepo(
+    graph: RepoGraph,
+    gone: ReadonlySet<string>,
+    report: GcReport,
+    state: PassState,
+    indexBefore: FileInfo | undefined,
+    excluded: ReadonlySet<string> = new Set(),
+  ): Promise<void> {
     const { store } = this.deps;
     const repo = graph.repo;
     const roots = [...graph.nodes.values()].filter((n) => n.listed && !gone.has(n.digest)).map((n) => n.digest);
@@ -242,6 +254,11 @@ export class GarbageCollector {
         if (!info?.isFile) continue;
         if (live.has(digest) || !parseDigest(digest)) {
           remaining++;
+          continue;
+        }
+        if (excluded.has(digest)) {
+          // Deleting the manifest (retention, in a real run) removes its blob; only its pool link is counted here.
+          state.dropped.set(digest, (state.dropped.get(digest) ?? 0) + 1);
           continue;
         }
         const at = this.collectableAt(repo, digest, info, state);

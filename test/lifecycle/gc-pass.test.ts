@@ -102,6 +102,23 @@ describe("dry run and real run", () => {
     expect(real.pool.map((p) => p.digest).sort()).toEqual([sha256("unshared garbage"), sha256("shared garbage"), sha256(loose.layer), sha256(loose.config), sha256(EMPTY), loose.digest, sha256(ref), sha256(index)].sort());
     for (const b of [img.manifest, img.config, img.layer]) expect((await r.call("GET", `/v2/a/blobs/${sha256(b)}`)).status).toBe(200);
   });
+
+  test("with retention: a dry run that treats what retention would delete as gone reports what the real retention + GC remove", async () => {
+    const policy = { repositories: ["app"], keepLast: 1, keepTags: [], keepWithinMs: 0, untaggedAfterMs: 0 };
+    await using r = await createLifecycleRegistry({ ...gcOptions(), retention: { intervalMs: 0, dryRun: false, policies: [policy] } });
+    const old = await pushImage(r, "app", "v1", "old");
+    await pushBlob(r, "app", EMPTY);
+    const ref = imageManifest(EMPTY, [], { subject: { mediaType: OCI_MANIFEST, digest: old.digest, size: old.manifest.length } });
+    expect((await r.call("PUT", `/v2/app/manifests/${sha256(ref)}`, { headers: { "Content-Type": OCI_MANIFEST }, body: ref })).status).toBe(201);
+    await pushImage(r, "app", "v2", "new");
+    const plan = await r.lifecycle.retention({ dryRun: true });
+    expect(plan.manifests.map((m) => m.digest).sort()).toEqual([old.digest, sha256(ref)].sort()); // the image and its referrer
+    const dry = await r.lifecycle.gc({ dryRun: true, excluded: new Map([["app", new Set(plan.manifests.map((m) => m.digest))]]) });
+    expect((await r.lifecycle.retention()).manifests.length).toBe(2);
+    const real = await r.lifecycle.gc();
+    expect(counts(real).blobs).toEqual([sha256(old.config), sha256(old.layer), sha256(EMPTY)].map((d) => `app@${d}`).sort());
+    expect(counts(dry)).toEqual(counts(real));
+  });
 });
 
 describe("manifests that cannot be parsed", () => {
