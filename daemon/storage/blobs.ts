@@ -149,7 +149,13 @@ export class BlobStore {
         if (!this.linkUnsupported(err)) throw err;
       }
     }
-    await this.place(this.disk.stat(pool) ? pool : source, this.path(repo, digest));
+    try {
+      await this.place(this.disk.stat(pool) ? pool : source, this.path(repo, digest));
+    } catch (err) {
+      // Garbage collection unlinked the source and the pool entry meanwhile: nothing to mount.
+      if ((err as NodeJS.ErrnoException).code === "ENOENT" && !this.disk.stat(pool) && !this.disk.stat(source)) return false;
+      throw err;
+    }
     return true;
   }
 

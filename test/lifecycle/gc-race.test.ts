@@ -1,14 +1,16 @@
 /**
- * GC against a manifest push that commits between the pass's first look at a repository
- * and the moment it holds the repository's lock (issue 9, item 1). The push is run exactly
- * there, deterministically: the test wraps the store's lock entry points so that the first
- * time the pass asks for the lock of the repository, a whole manifest PUT runs and is
- * acknowledged before the pass gets it.
+ * GC against writes in flight, made deterministic (issue 9, item 1). A manifest push that
+ * commits between the pass's first look at a repository and the moment it holds the
+ * repository's lock: the test wraps the store's lock entry points so that the first time
+ * the pass asks for the lock, a whole manifest PUT runs and is acknowledged before the pass
+ * gets it. And a cross-repository mount whose source a pass unlinks between the mount's
+ * checks and its link (a disk wrapper does the unlinking at that moment).
  */
 import { describe, expect, test } from "bun:test";
 import { createLifecycleRegistry } from "../helpers/lifecycle";
 import { imageManifest, pushBlob, pushImage, sha256 } from "../helpers/registry";
 import type { Layouts } from "../../daemon/storage/layouts";
+import { realDisk } from "../../daemon/platform/disk";
 import { OCI_INDEX, OCI_MANIFEST } from "../../daemon/oci/mediatypes";
 
 type LockFn = (name: string, fn: (...args: never[]) => Promise<unknown>) => Promise<unknown>;
@@ -29,7 +31,7 @@ function beforeNextLock(layouts: Layouts, repo: string, before: () => Promise<vo
   }
 }
 
-describe("GC and a push that commits while the pass waits for the lock", () => {
+describe("GC and writes in flight", () => {
   for (const kind of ["image", "index"] as const) {
     test(`every blob of the acknowledged ${kind} survives the pass (grace 0, untagged kept)`, async () => {
       await using r = await createLifecycleRegistry(); // grace 0, untagged = false: the path the old race test never reached
@@ -71,5 +73,29 @@ describe("GC and a push that commits while the pass waits for the lock", () => {
     const res = await r.call("PUT", "/v2/app/manifests/late", { headers: { "Content-Type": OCI_MANIFEST }, body: imageManifest(config, [layer]) });
     expect(res.status).toBe(400);
     expect(((await res.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe("MANIFEST_BLOB_UNKNOWN");
+  });
+
+  test("a cross-repository mount whose source GC unlinks (repository and pool) at that moment falls back to an upload, not a 500", async () => {
+    let armed: { source: string; pool: string } | undefined;
+    const disk = {
+      ...realDisk,
+      async link(src: string, dst: string) {
+        if (armed && src === armed.pool && dst.includes("/dst/")) {
+          // What a pass does between the mount's checks and its link: both names of the unreferenced blob go.
+          await realDisk.unlink(armed.source);
+          await realDisk.unlink(armed.pool);
+          armed = undefined;
+        }
+        return realDisk.link(src, dst);
+      },
+    };
+    await using r = await createLifecycleRegistry({}, { disk });
+    const digest = await pushBlob(r, "src", "a blob only src has, unreferenced");
+    armed = { source: `${r.root}/src/blobs/sha256/${digest.slice(7)}`, pool: `${r.root}/.berth/pool/sha256/${digest.slice(7)}` };
+    const res = await r.call("POST", `/v2/dst/blobs/uploads/?mount=${digest}&from=src`);
+    expect(armed).toBeUndefined();
+    expect(res.status).toBe(202);
+    expect(res.headers.get("location")).toContain("/v2/dst/blobs/uploads/");
+    expect((await r.call("HEAD", `/v2/dst/blobs/${digest}`)).status).toBe(404);
   });
 });
