@@ -34,9 +34,13 @@ import { parseDigest } from "../oci/digest";
 import { tagOf } from "../oci/layoutindex";
 import { type FileInfo, TEMP_PREFIX } from "../platform/disk";
 import type { Registry } from "../registry/registry";
+import type { IndexTransaction } from "../storage/layouts";
 import type { Store } from "../storage/store";
 import { Pacer, ParseCache, type RepoGraph, closureSteps, orphanReferrerSteps, readGraph, referencedBlobs } from "./graph";
+import { type GcReport, HeldTally, emptyReport } from "./gcreport";
 import type { Touches } from "./touches";
+
+export { type GcReport, type HeldBack, emptyReport } from "./gcreport";
 
 /** Options for {@link GarbageCollector}. */
 export interface GcOptions {
@@ -46,39 +50,6 @@ export interface GcOptions {
   uploadIdleMs: number;
   emptyRepositories: boolean;
   maxManifestBytes: number;
-}
-
-/** What the grace period kept from a pass: collectable later. */
-export interface HeldBack {
-  manifests: number;
-  blobs: number;
-  pool: number;
-  /** Bytes of the held blobs and pool entries (each digest counted once). */
-  bytes: number;
-  /** When the first of them becomes collectable (ISO 8601), if any. */
-  earliest?: string;
-  /** When the last of them becomes collectable (ISO 8601), if any. */
-  latest?: string;
-}
-
-/** What a pass removed (or, dry, would remove). */
-export interface GcReport {
-  dryRun: boolean;
-  repositories: number;
-  manifests: { repo: string; digest: string }[];
-  blobs: { repo: string; digest: string; size: number }[];
-  pool: { digest: string; size: number }[];
-  uploads: { repo: string; id: string }[];
-  emptyRepositories: string[];
-  /** Repositories not swept because a manifest of them could not be read at all. */
-  skipped: string[];
-  /** Manifests read conservatively (every digest they mention kept), with the reason. */
-  unreadable: { repo: string; digest: string; reason: string }[];
-  /** What the grace period kept. */
-  heldBack: HeldBack;
-  /** Bytes of pool entries and unshared blobs freed. */
-  bytesFreed: number;
-  durationMs: number;
 }
 
 /** What the collector works with. */
@@ -101,8 +72,8 @@ interface PassState {
   dropped: Map<string, number>;
   /** Inode -> the change time it had before this pass unlinked one of its names, and the one it has since. */
   ctimes: Map<number, { before: number; after: number }>;
-  /** Earliest and latest "collectable at" of what was held back, and the digests counted in its bytes. */
-  held: { earliest: number; latest: number; counted: Set<string> };
+  /** What the grace period held back. */
+  held: HeldTally;
   pacer: Pacer;
 }
 
@@ -124,30 +95,30 @@ export class GarbageCollector {
     const report = emptyReport(opts.dryRun ?? false);
     const repos = await this.deps.store.repositories();
     report.repositories = repos.length;
-    const state = newState();
+    const state = newState(report);
     for (const repo of repos) {
       if (opts.signal?.aborted) break;
       await this.collect(repo, report, state, opts.excluded?.get(repo));
     }
     if (!opts.signal?.aborted) await this.sweep(report, state);
     if (!opts.signal?.aborted) await this.sweepUploads(report);
-    finishHeld(report, state);
+    state.held.finish();
     report.durationMs = Math.round(performance.now() - started);
     return report;
   }
 
   /** Collects one repository (steps 1–3); used by eviction after it deletes a tag. */
   async collectRepo(repo: string, report: GcReport): Promise<void> {
-    const state = newState();
+    const state = newState(report);
     await this.collect(repo, report, state);
-    finishHeld(report, state);
+    state.held.finish();
   }
 
   /** Removes pool entries that no repository links to (step 4); used by eviction. */
   async sweepPool(report: GcReport): Promise<void> {
-    const state = newState();
+    const state = newState(report);
     await this.sweep(report, state);
-    finishHeld(report, state);
+    state.held.finish();
   }
 
   private async collect(repo: string, report: GcReport, state: PassState, excluded?: ReadonlySet<string>): Promise<void> {
@@ -177,7 +148,7 @@ export class GarbageCollector {
         if (node) Object.assign(node, { listed: false, tags: [] });
       }
       const drops = await this.manifestDrops(graph, report, state);
-      if (drops.length > 0 && !report.dryRun) await this.unlist(repo, graph, drops, await tx.current(), tx.write, state);
+      if (drops.length > 0 && !report.dryRun) await this.unlist(repo, graph, drops, tx, state);
       for (const digest of drops) report.manifests.push({ repo, digest });
       await this.sweepRepo(graph, new Set([...(excluded ?? []), ...drops]), report, state, indexBefore, excluded);
     });
@@ -187,9 +158,10 @@ export class GarbageCollector {
    * Removes `drops` from index.json in one write (caller holds the lock), then from the
    * derived index and the usage statistics. Their blobs go with the sweep that follows.
    */
-  private async unlist(repo: string, graph: RepoGraph, drops: string[], current: RepoGraph["index"], write: (entries: RepoGraph["index"]["doc"]["manifests"]) => Promise<RepoGraph["index"]>, state: PassState): Promise<void> {
+  private async unlist(repo: string, graph: RepoGraph, drops: string[], tx: IndexTransaction, state: PassState): Promise<void> {
     const gone = new Set(drops);
-    const after = await write(current.doc.manifests.filter((e) => !gone.has(e.digest)));
+    const current = await tx.current();
+    const after = await tx.write(current.doc.manifests.filter((e) => !gone.has(e.digest)));
     // The derived index keeps the old stamp until the last removal, so no reader takes it for complete early.
     for (let i = 0; i < drops.length; i++) {
       this.deps.meta.removeManifest(repo, i === drops.length - 1 ? after.stamp : graph.index.stamp, drops[i]!);
@@ -222,7 +194,7 @@ export class GarbageCollector {
       const at = this.collectableAt(graph.repo, d, undefined, state);
       if (at <= this.now()) continue;
       young.add(d);
-      hold(state, at);
+      state.held.until(at);
     }
     report.heldBack.manifests += young.size;
     return young.size === 0 ? [...first] : [...(await candidates(young))];
@@ -265,7 +237,7 @@ export class GarbageCollector {
         if (at > this.now()) {
           remaining++;
           report.heldBack.blobs++;
-          countHeld(report, state, digest, info.size, at);
+          state.held.bytes(digest, info.size, at);
           continue;
         }
         report.blobs.push({ repo, digest, size: info.size });
@@ -337,7 +309,7 @@ export class GarbageCollector {
         const until = this.deps.touches?.digestFreshUntil(digest) ?? 0;
         if (until > this.now()) {
           report.heldBack.pool++;
-          countHeld(report, state, digest, info.size, until);
+          state.held.bytes(digest, info.size, until);
           continue;
         }
         report.pool.push({ digest, size: info.size });
@@ -382,43 +354,6 @@ export class GarbageCollector {
   }
 }
 
-function newState(): PassState {
-  return { dropped: new Map(), ctimes: new Map(), held: { earliest: Infinity, latest: -Infinity, counted: new Set() }, pacer: new Pacer() };
-}
-
-function hold(state: PassState, at: number): void {
-  state.held.earliest = Math.min(state.held.earliest, at);
-  state.held.latest = Math.max(state.held.latest, at);
-}
-
-function countHeld(report: GcReport, state: PassState, digest: string, size: number, at: number): void {
-  if (!state.held.counted.has(digest)) report.heldBack.bytes += size;
-  state.held.counted.add(digest);
-  hold(state, at);
-}
-
-/** Writes the pass's earliest and latest "collectable at" into the report (merging with what it has). */
-function finishHeld(report: GcReport, state: PassState): void {
-  const { earliest, latest } = state.held;
-  const iso = (t: number) => new Date(Math.ceil(t)).toISOString();
-  if (Number.isFinite(earliest) && (report.heldBack.earliest === undefined || iso(earliest) < report.heldBack.earliest)) report.heldBack.earliest = iso(earliest);
-  if (Number.isFinite(latest) && (report.heldBack.latest === undefined || iso(latest) > report.heldBack.latest)) report.heldBack.latest = iso(latest);
-}
-
-/** A report with nothing in it. */
-export function emptyReport(dryRun: boolean): GcReport {
-  return {
-    dryRun,
-    repositories: 0,
-    manifests: [],
-    blobs: [],
-    pool: [],
-    uploads: [],
-    emptyRepositories: [],
-    skipped: [],
-    unreadable: [],
-    heldBack: { manifests: 0, blobs: 0, pool: 0, bytes: 0 },
-    bytesFreed: 0,
-    durationMs: 0,
-  };
+function newState(report: GcReport): PassState {
+  return { dropped: new Map(), ctimes: new Map(), held: new HeldTally(report), pacer: new Pacer() };
 }

@@ -153,7 +153,7 @@ describe("manifests that cannot be parsed", () => {
     }
   });
 
-  test("a listed manifest too large to read holds its repository back (reported), unless it is named as a blob", async () => {
+  test("a manifest too large to read holds its repository back (reported), unless it is named as a blob or declared as one", async () => {
     await using r = await createLifecycleRegistry({ ...gcOptions(), maxManifestBytes: 2048 });
     const big = `{"schemaVersion":2,"layers":[],"pad":"${"x".repeat(4096)}"}`;
     for (const repo of ["opaque", "named"]) {
@@ -167,10 +167,17 @@ describe("manifests that cannot be parsed", () => {
     for (const repo of ["opaque", "named"]) {
       await r.store.layouts.update(repo, (entries) => [...entries, { mediaType: OCI_MANIFEST, digest: sha256(big), size: big.length }]);
     }
+    // An index whose child descriptor declares a layer type for the large blob (issue 9 item 7).
+    await pushBlob(r, "child", big);
+    await pushBlob(r, "child", "garbage of child");
+    const index = JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: sha256(big), size: big.length }] });
+    await pushBlob(r, "child", index);
+    await r.store.layouts.update("child", (entries) => [...entries, { mediaType: OCI_INDEX, digest: sha256(index), size: index.length, annotations: { [REF_NAME]: "v1" } }]);
     const report = await r.lifecycle.gc();
     expect(report.skipped).toEqual(["opaque"]);
-    expect(report.blobs.map((b) => `${b.repo}@${b.digest}`)).toEqual([`named@${sha256("garbage of named")}`]);
-    expect(report.unreadable.map((u) => `${u.repo}@${u.digest}`).sort()).toEqual([`named@${sha256(big)}`, `opaque@${sha256(big)}`]);
+    expect(report.blobs.map((b) => `${b.repo}@${b.digest}`).sort()).toEqual([`child@${sha256("garbage of child")}`, `named@${sha256("garbage of named")}`]);
+    expect(report.unreadable.map((u) => `${u.repo}@${u.digest}`).sort()).toEqual([`child@${sha256(big)}`, `named@${sha256(big)}`, `opaque@${sha256(big)}`]);
+    expect((await r.call("HEAD", `/v2/child/blobs/${sha256(big)}`)).status).toBe(200);
     expect((await r.call("HEAD", `/v2/opaque/blobs/${sha256("garbage of opaque")}`)).status).toBe(200);
     expect((await r.call("GET", `/v2/named/manifests/${img.digest}`)).status).toBe(200);
   });
