@@ -147,8 +147,16 @@ export class GarbageCollector {
         const node = graph.nodes.get(d);
         if (node) Object.assign(node, { listed: false, tags: [] });
       }
-      const drops = await this.manifestDrops(graph, report, state);
-      if (drops.length > 0 && !report.dryRun) await this.unlist(repo, graph, drops, tx, state);
+      let drops = await this.manifestDrops(graph, report, state);
+      if (drops.length > 0 && !report.dryRun) {
+        try {
+          await this.unlist(repo, graph, drops, tx, state);
+        } catch (err) {
+          // index.json could not be replaced (a full disk): the manifests stay, the sweep still frees what nothing references.
+          this.deps.log.warn("gc: manifests to drop are kept this pass; index.json cannot be written", { repo, manifests: drops.length, error: (err as Error).message });
+          drops = [];
+        }
+      }
       for (const digest of drops) report.manifests.push({ repo, digest });
       await this.sweepRepo(graph, new Set([...(excluded ?? []), ...drops]), report, state, indexBefore, excluded);
     });

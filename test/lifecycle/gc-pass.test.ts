@@ -9,6 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger } from "../../daemon/log";
+import { realDisk } from "../../daemon/platform/disk";
 import type { GcReport } from "../../daemon/lifecycle/gc";
 import { OCI_INDEX, OCI_MANIFEST, REF_NAME } from "../../daemon/oci/mediatypes";
 import { createLifecycleRegistry, testLifecycleOptions } from "../helpers/lifecycle";
@@ -180,6 +181,32 @@ describe("manifests that cannot be parsed", () => {
     expect((await r.call("HEAD", `/v2/child/blobs/${sha256(big)}`)).status).toBe(200);
     expect((await r.call("HEAD", `/v2/opaque/blobs/${sha256("garbage of opaque")}`)).status).toBe(200);
     expect((await r.call("GET", `/v2/named/manifests/${img.digest}`)).status).toBe(200);
+  });
+});
+
+describe("a pass that cannot write index.json", () => {
+  test("keeps the manifests it would drop, still frees what nothing references, and finishes", async () => {
+    let full = false;
+    const disk = {
+      ...realDisk,
+      writeAtomic(path: string, bytes: Uint8Array | string) {
+        if (full && path.endsWith("index.json")) return Promise.reject(Object.assign(new Error(`ENOSPC: no space left on device, write '${path}'`), { code: "ENOSPC" }));
+        return realDisk.writeAtomic(path, bytes);
+      },
+    };
+    await using r = await createLifecycleRegistry(gcOptions({ untagged: true }), { disk });
+    const kept = await pushImage(r, "app", "v1", "kept");
+    const loose = await pushImage(r, "app", "loose", "untagged");
+    expect((await r.call("DELETE", "/v2/app/manifests/loose")).status).toBe(202);
+    const garbage = await pushBlob(r, "app", "garbage");
+    full = true;
+    const report = await r.lifecycle.gc();
+    expect(report.manifests).toEqual([]);
+    expect(report.blobs.map((b) => b.digest)).toEqual([garbage]);
+    for (const d of [kept.digest, loose.digest]) expect((await r.call("GET", `/v2/app/manifests/${d}`)).status).toBe(200);
+    for (const b of [loose.config, loose.layer]) expect((await r.call("HEAD", `/v2/app/blobs/${sha256(b)}`)).status).toBe(200);
+    full = false;
+    expect((await r.lifecycle.gc()).manifests.map((m) => m.digest)).toEqual([loose.digest]);
   });
 });
 
