@@ -61,7 +61,7 @@ console.log(`broken acknowledged images:     ${r.broken.length}   (must be 0)`);
 console.log(`refused MANIFEST_BLOB_UNKNOWN:  ${r.refusedBlobUnknown}`);
 console.log(`other errors:                   ${r.errors.length}   (must be 0)`);
 console.log(`GC passes:                      ${r.gcPasses}`);
-console.log(`blobs collected:                ${r.blobsCollected} (pool entries: ${r.poolCollected})`);
+console.log(`blobs collected:                ${r.blobsCollected} (pool entries: ${r.poolCollected}, manifests unlisted: ${r.manifestsCollected})`);
 console.log(`checked afterwards:             ${r.manifestsChecked} manifests, ${r.blobsChecked} blobs`);
 if (rss.memory !== undefined) console.log(`daemon memory:                  ${JSON.stringify(rss.memory)}`);
 for (const b of r.broken.slice(0, 20)) console.log(`  broken: ${b}`);

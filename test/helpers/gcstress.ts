@@ -44,6 +44,7 @@ export interface GcStressResult {
   gcPasses: number;
   blobsCollected: number;
   poolCollected: number;
+  manifestsCollected: number;
   manifestsChecked: number;
   blobsChecked: number;
 }
@@ -59,7 +60,7 @@ interface Acked {
 
 /** Runs clients and GC passes for `durationMs`, then checks everything acknowledged. */
 export async function runGcStress(o: GcStressOptions): Promise<GcStressResult> {
-  const result: GcStressResult = { acknowledged: 0, indexes: 0, broken: [], refusedBlobUnknown: 0, errors: [], gcPasses: 0, blobsCollected: 0, poolCollected: 0, manifestsChecked: 0, blobsChecked: 0 };
+  const result: GcStressResult = { acknowledged: 0, indexes: 0, broken: [], refusedBlobUnknown: 0, errors: [], gcPasses: 0, blobsCollected: 0, poolCollected: 0, manifestsCollected: 0, manifestsChecked: 0, blobsChecked: 0 };
   const repos = o.repositories ?? 4;
   const layerBytes = o.layerBytes ?? 4096;
   const acked: Acked[] = [];
@@ -129,10 +130,11 @@ export async function runGcStress(o: GcStressOptions): Promise<GcStressResult> {
       note(`gc: ${res.status} ${(await res.text()).slice(0, 200)}`);
       return;
     }
-    const report = (await res.json()) as { blobs: unknown[]; pool: unknown[] };
+    const report = (await res.json()) as { blobs: unknown[]; pool: unknown[]; manifests: unknown[] };
     result.gcPasses++;
     result.blobsCollected += report.blobs.length;
     result.poolCollected += report.pool.length;
+    result.manifestsCollected += report.manifests.length;
   };
   const gcLoop = (async () => {
     let lastReport = Date.now();
