@@ -42,6 +42,9 @@ import type { Touches } from "./touches";
 
 export { type GcReport, type HeldBack, emptyReport } from "./gcreport";
 
+/** Manifests forgotten per transaction of the derived index. */
+const META_BATCH = 64;
+
 /** Options for {@link GarbageCollector}. */
 export interface GcOptions {
   graceMs: number;
@@ -170,9 +173,11 @@ export class GarbageCollector {
     const gone = new Set(drops);
     const current = await tx.current();
     const after = await tx.write(current.doc.manifests.filter((e) => !gone.has(e.digest)));
-    // The derived index keeps the old stamp until the last removal, so no reader takes it for complete early.
-    for (let i = 0; i < drops.length; i++) {
-      this.deps.meta.removeManifest(repo, i === drops.length - 1 ? after.stamp : graph.index.stamp, drops[i]!);
+    // In batches (one transaction each, a few ms); the derived index keeps the old stamp
+    // until the last batch, so no reader takes it for complete early.
+    for (let i = 0; i < drops.length; i += META_BATCH) {
+      const last = i + META_BATCH >= drops.length;
+      this.deps.meta.removeManifests(repo, last ? after.stamp : graph.index.stamp, drops.slice(i, i + META_BATCH));
       await state.pacer.tick();
     }
     for (const e of current.doc.manifests) if (gone.has(e.digest)) this.deps.usage?.forget(repo, tagOf(e) ?? e.digest);
