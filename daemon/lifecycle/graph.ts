@@ -15,7 +15,7 @@
  *   (a referrer does not keep its subject) and `manifests` (the children);
  * - a manifest that is not a JSON object (corrupt bytes, a layer listed by mistake) pins
  *   every digest-shaped string its bytes contain, as a blob and as a child manifest, and
- *   is reported as `unreadable`;
+ *   is reported as `unreadable` (when index.json or a readable index names it);
  * - a node larger than the manifest size limit cannot be read: if a readable manifest names
  *   it as a blob, or its descriptor's media type is not a manifest type, it is a blob named
  *   as a manifest by mistake and pins only itself; otherwise nothing can be known and the
@@ -161,7 +161,7 @@ export async function readGraph(store: Store, repo: string, maxManifestBytes: nu
     for (const n of graph.nodes.values()) for (const b of n.blobs) namedAsBlob.add(b);
     for (const { node, mediaType } of oversize) {
       if (namedAsBlob.has(node.digest) || (mediaType !== "" && !MANIFEST_TYPES.has(mediaType))) {
-        node.unreadable = `larger than the manifest size limit and named as a blob; kept as a blob that references nothing`;
+        node.unreadable = "larger than the manifest size limit, and named as a blob or declared with a non-manifest media type: kept as a blob that references nothing";
       } else {
         node.unreadable = `larger than the manifest size limit (${maxManifestBytes} bytes); what it references cannot be known`;
         graph.incomplete = true;
