@@ -1,35 +1,49 @@
 /**
  * Online, incremental garbage collection. One pass visits the repositories one at a time,
- * yielding to the event loop between them, and never takes a global lock:
+ * yielding to the event loop every few milliseconds, and never takes a global lock. Each
+ * repository is decided and collected in one hold of its write lock (the lock manifest
+ * pushes take to update index.json), on the graph read under that lock:
  *
  * 1. Manifests: with `untagged`, listed manifests that no tag reaches (as an index child or
- *    a referrer of a reached manifest) are deleted; with `orphanReferrers`, referrers whose
- *    subject is no longer in the repository are deleted. Deletion goes through the registry
- *    (DELETE by digest), parents before children.
- * 2. Blobs: under the repository's write lock (the one manifest pushes take to update
- *    index.json), every blob that no manifest listed in index.json reaches is unlinked,
- *    unless it was linked or touched less than `grace` ago. Because a manifest push checks
- *    its references under the same lock, a blob cannot vanish between that check and the
- *    index write; the grace period protects what a push has uploaded but not yet referenced.
+ *    a referrer of a reached manifest) are unlisted; with `orphanReferrers`, referrers whose
+ *    subject is no longer in the repository are unlisted (a whole chain in one pass). All in
+ *    one index.json write; their blobs then go with step 2.
+ * 2. Blobs: every blob that no remaining listed manifest reaches is unlinked, unless it was
+ *    linked or touched less than `grace` ago. A manifest push re-checks its references and
+ *    its own blob under the same lock, so what it acknowledged is in the graph this step
+ *    reads, and what it did not yet reference may go (the push then fails with
+ *    MANIFEST_BLOB_UNKNOWN); the grace period protects what a push has uploaded but not yet
+ *    referenced.
  * 3. Empty repositories (no manifests, no blobs, no upload in flight, not touched within
  *    the grace period) lose their layout files; their directory goes when nothing else is in it.
  * 4. The pool: entries no repository links to any more (one link) are removed, unless a
  *    client touched the digest within the grace period (a mount from the pool in flight).
  * 5. Upload sessions idle longer than `uploadIdle` are discarded.
  *
- * A repository whose manifests cannot all be read is skipped (nothing swept) and reported.
- * With `dryRun` nothing is changed and the report lists what a real pass would remove.
+ * Manifests that cannot be parsed are read conservatively (graph.ts) and reported; only a
+ * repository where nothing can be known is skipped. What the grace period holds back is
+ * counted in `heldBack`, with the times it becomes collectable. With `dryRun` nothing is
+ * changed and the report lists what a real pass over the same store would remove: both take
+ * the same decisions from the same graph.
  */
 import { join } from "node:path";
 import type { Logger } from "../log";
 import type { Meta } from "../meta/meta";
 import type { UsageStats } from "../meta/usage";
 import { parseDigest } from "../oci/digest";
-import { TEMP_PREFIX } from "../platform/disk";
+import { tagOf } from "../oci/layoutindex";
+import { type FileInfo, TEMP_PREFIX } from "../platform/disk";
 import type { Registry } from "../registry/registry";
+import type { IndexTransaction } from "../storage/layouts";
 import type { Store } from "../storage/store";
-import { type RepoGraph, closure, parentsFirst, readGraph, referencedBlobs } from "./graph";
+import { Pacer, ParseCache, type RepoGraph, closureSteps, orphanReferrerSteps, readGraph, referencedBlobs } from "./graph";
+import { type GcReport, HeldTally, emptyReport } from "./gcreport";
 import type { Touches } from "./touches";
+
+export { type GcReport, type HeldBack, emptyReport } from "./gcreport";
+
+/** Manifests forgotten per transaction of the derived index. */
+const META_BATCH = 64;
 
 /** Options for {@link GarbageCollector}. */
 export interface GcOptions {
@@ -39,22 +53,6 @@ export interface GcOptions {
   uploadIdleMs: number;
   emptyRepositories: boolean;
   maxManifestBytes: number;
-}
-
-/** What a pass removed (or, dry, would remove). */
-export interface GcReport {
-  dryRun: boolean;
-  repositories: number;
-  manifests: { repo: string; digest: string }[];
-  blobs: { repo: string; digest: string; size: number }[];
-  pool: { digest: string; size: number }[];
-  uploads: { repo: string; id: string }[];
-  emptyRepositories: string[];
-  /** Repositories not swept because a manifest could not be read. */
-  skipped: string[];
-  /** Bytes of pool entries and unshared blobs freed. */
-  bytesFreed: number;
-  durationMs: number;
 }
 
 /** What the collector works with. */
@@ -71,9 +69,21 @@ export interface GcDeps {
 /** Per-repository manifests to treat as already deleted (dry runs of retention + GC). */
 export type Excluded = ReadonlyMap<string, ReadonlySet<string>>;
 
+/** Bookkeeping of one pass that the report does not show. */
+interface PassState {
+  /** Dry runs: pool links each removal would drop, to report the pool entries it would orphan. */
+  dropped: Map<string, number>;
+  /** Inode -> the change time it had before this pass unlinked one of its names, and the one it has since. */
+  ctimes: Map<number, { before: number; after: number }>;
+  /** What the grace period held back. */
+  held: HeldTally;
+  pacer: Pacer;
+}
+
 /** The garbage collector of one store. */
 export class GarbageCollector {
   private readonly now: () => number;
+  private readonly cache = new ParseCache();
 
   constructor(
     private readonly deps: GcDeps,
@@ -88,122 +98,193 @@ export class GarbageCollector {
     const report = emptyReport(opts.dryRun ?? false);
     const repos = await this.deps.store.repositories();
     report.repositories = repos.length;
-    // Dry runs count the pool links each removal would drop, to report the pool entries it would orphan.
-    const dropped = new Map<string, number>();
+    const state = newState(report);
     for (const repo of repos) {
       if (opts.signal?.aborted) break;
-      await this.collectRepo(repo, report, dropped, opts.excluded?.get(repo));
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      await this.collect(repo, report, state, opts.excluded?.get(repo));
     }
-    if (!opts.signal?.aborted) await this.sweepPool(report, dropped);
+    if (!opts.signal?.aborted) await this.sweep(report, state);
     if (!opts.signal?.aborted) await this.sweepUploads(report);
+    state.held.finish();
     report.durationMs = Math.round(performance.now() - started);
     return report;
   }
 
   /** Collects one repository (steps 1–3); used by eviction after it deletes a tag. */
-  async collectRepo(repo: string, report: GcReport, dropped = new Map<string, number>(), excluded?: ReadonlySet<string>): Promise<void> {
-    const graph = await readGraph(this.deps.store, repo, this.options.maxManifestBytes);
-    if (!graph) return;
-    const drops = graph.incomplete ? [] : this.manifestDrops(graph);
-    for (const digest of parentsFirst(graph, drops)) {
-      if (!report.dryRun) {
-        try {
-          await this.deps.registry.deleteManifest(repo, digest);
-          this.deps.usage?.forget(repo, digest);
-        } catch (err) {
-          this.deps.log.debug("gc: manifest kept", { repo, digest, error: (err as Error).message });
-          continue;
-        }
+  async collectRepo(repo: string, report: GcReport): Promise<void> {
+    const state = newState(report);
+    await this.collect(repo, report, state);
+    state.held.finish();
+  }
+
+  /** Removes pool entries that no repository links to (step 4); used by eviction. */
+  async sweepPool(report: GcReport): Promise<void> {
+    const state = newState(report);
+    await this.sweep(report, state);
+    state.held.finish();
+  }
+
+  private async collect(repo: string, report: GcReport, state: PassState, excluded?: ReadonlySet<string>): Promise<void> {
+    const { store } = this.deps;
+    const max = this.options.maxManifestBytes;
+    // Outside the lock: fills the parse cache, so that the read under the lock is stats and lookups.
+    if (!(await readGraph(store, repo, max, { cache: this.cache, pacer: state.pacer }))) return;
+    if (!store.layouts.exists(repo)) return;
+    await store.layouts.transaction(repo, async (tx) => {
+      // The decision is taken on the graph as it is under the lock: a manifest acknowledged
+      // before this point is in it, one that comes later re-checks its references after.
+      const graph = await readGraph(store, repo, max, { cache: this.cache, pacer: state.pacer });
+      if (!graph) return;
+      for (const u of graph.unreadable) report.unreadable.push({ repo, ...u });
+      if (graph.unreadable.length > 0) {
+        this.deps.log.warn("gc: manifests that cannot be parsed are kept with every digest they mention", { repo, manifests: graph.unreadable });
       }
-      report.manifests.push({ repo, digest });
-    }
-    const gone = new Set([...(excluded ?? []), ...(report.dryRun ? drops : [])]);
-    await this.deps.store.layouts.withLock(repo, async () => {
-      const g = report.dryRun || drops.length === 0 ? graph : await readGraph(this.deps.store, repo, this.options.maxManifestBytes);
-      if (!g) return;
-      if (g.incomplete) {
+      if (graph.incomplete) {
         report.skipped.push(repo);
-        this.deps.log.warn("gc: a manifest of the repository cannot be read; no blob of it is collected", { repo });
+        this.deps.log.warn("gc: a manifest of the repository cannot be read at all; nothing of it is collected", { repo });
         return;
       }
-      await this.sweepRepo(g, gone, report, dropped);
+      const indexBefore = store.disk.stat(store.paths.index(repo));
+      // Manifests a dry run of retention would delete are decided on as already gone (so are their referrers).
+      for (const d of excluded ?? []) {
+        const node = graph.nodes.get(d);
+        if (node) Object.assign(node, { listed: false, tags: [] });
+      }
+      let drops = await this.manifestDrops(graph, report, state);
+      if (drops.length > 0 && !report.dryRun) {
+        try {
+          await this.unlist(repo, graph, drops, tx, state);
+        } catch (err) {
+          // index.json could not be replaced (a full disk): the manifests stay, the sweep still frees what nothing references.
+          this.deps.log.warn("gc: manifests to drop are kept this pass; index.json cannot be written", { repo, manifests: drops.length, error: (err as Error).message });
+          drops = [];
+        }
+      }
+      for (const digest of drops) report.manifests.push({ repo, digest });
+      await this.sweepRepo(graph, new Set([...(excluded ?? []), ...drops]), report, state, indexBefore, excluded);
     });
   }
 
-  /** Listed manifests to delete under the `untagged` and `orphanReferrers` rules. */
-  private manifestDrops(graph: RepoGraph): string[] {
+  /**
+   * Removes `drops` from index.json in one write (caller holds the lock), then from the
+   * derived index and the usage statistics. Their blobs go with the sweep that follows.
+   */
+  private async unlist(repo: string, graph: RepoGraph, drops: string[], tx: IndexTransaction, state: PassState): Promise<void> {
+    const gone = new Set(drops);
+    const current = await tx.current();
+    const after = await tx.write(current.doc.manifests.filter((e) => !gone.has(e.digest)));
+    // In batches (one transaction each, a few ms); the derived index keeps the old stamp
+    // until the last batch, so no reader takes it for complete early.
+    for (let i = 0; i < drops.length; i += META_BATCH) {
+      const last = i + META_BATCH >= drops.length;
+      this.deps.meta.removeManifests(repo, last ? after.stamp : graph.index.stamp, drops.slice(i, i + META_BATCH));
+      await state.pacer.tick();
+    }
+    for (const e of current.doc.manifests) if (gone.has(e.digest)) this.deps.usage?.forget(repo, tagOf(e) ?? e.digest);
+    for (const d of drops) this.deps.usage?.forget(repo, d);
+  }
+
+  /** Listed manifests to unlist under the `untagged` and `orphanReferrers` rules; counts those the grace period holds. */
+  private async manifestDrops(graph: RepoGraph, report: GcReport, state: PassState): Promise<string[]> {
     const listed = [...graph.nodes.values()].filter((n) => n.listed);
-    let live: Set<string>;
+    const tagged = listed.filter((n) => n.tags.length > 0).map((n) => n.digest);
+    let candidates: (anchored: ReadonlySet<string>) => Promise<Set<string>>;
     if (this.options.untagged) {
-      live = closure(graph, listed.filter((n) => n.tags.length > 0).map((n) => n.digest), true);
+      candidates = async (anchored) => {
+        const live = await state.pacer.run(closureSteps(graph, [...tagged, ...anchored], true));
+        return new Set(listed.filter((n) => !live.has(n.digest)).map((n) => n.digest));
+      };
     } else if (this.options.orphanReferrers) {
-      // Drop referrers whose subject is absent, repeatedly (a referrer of a dropped referrer goes too).
-      live = new Set(listed.map((n) => n.digest));
-      for (let changed = true; changed; ) {
-        changed = false;
-        const reachable = closure(graph, live, false);
-        for (const n of listed) {
-          if (live.has(n.digest) && n.tags.length === 0 && n.subject !== undefined && !reachable.has(n.subject)) {
-            live.delete(n.digest);
-            changed = true;
-          }
-        }
-      }
-      live = closure(graph, live, false);
+      candidates = (anchored) => state.pacer.run(orphanReferrerSteps(graph, anchored));
     } else {
       return [];
     }
-    return listed.filter((n) => !live.has(n.digest) && this.old(graph.repo, n.digest)).map((n) => n.digest);
+    // Young manifests stay, and so does everything they keep: decide once more with them anchored.
+    const first = await candidates(new Set());
+    const young = new Set<string>();
+    for (const d of first) {
+      await state.pacer.tick();
+      const at = this.collectableAt(graph.repo, d, undefined, state);
+      if (at <= this.now()) continue;
+      young.add(d);
+      state.held.until(at);
+    }
+    report.heldBack.manifests += young.size;
+    return young.size === 0 ? [...first] : [...(await candidates(young))];
   }
 
   /** Unlinks unreferenced blobs of the repository (caller holds its lock), then removes it if empty. */
-  private async sweepRepo(graph: RepoGraph, gone: ReadonlySet<string>, report: GcReport, dropped: Map<string, number>): Promise<void> {
+  private async sweepRepo(
+    graph: RepoGraph,
+    gone: ReadonlySet<string>,
+    report: GcReport,
+    state: PassState,
+    indexBefore: FileInfo | undefined,
+    excluded: ReadonlySet<string> = new Set(),
+  ): Promise<void> {
     const { store } = this.deps;
     const repo = graph.repo;
     const roots = [...graph.nodes.values()].filter((n) => n.listed && !gone.has(n.digest)).map((n) => n.digest);
-    const live = referencedBlobs(graph, closure(graph, roots, false));
+    const live = referencedBlobs(graph, await state.pacer.run(closureSteps(graph, roots, false)));
     let remaining = 0;
     for (const alg of store.disk.readdir(join(store.paths.repo(repo), "blobs"))) {
       const dir = join(store.paths.repo(repo), "blobs", alg);
       let removed = 0;
       for (const hex of store.disk.readdir(dir)) {
+        await state.pacer.tick();
         if (hex.startsWith(TEMP_PREFIX)) continue;
         const digest = `${alg}:${hex}`;
         const path = join(dir, hex);
         const info = store.disk.stat(path);
         if (!info?.isFile) continue;
-        if (live.has(digest) || !parseDigest(digest) || !this.old(repo, digest, info.mtimeMs, info.ctimeMs)) {
+        if (live.has(digest) || !parseDigest(digest)) {
           remaining++;
+          continue;
+        }
+        if (excluded.has(digest)) {
+          // Deleting the manifest (retention, in a real run) removes its blob; only its pool link is counted here.
+          state.dropped.set(digest, (state.dropped.get(digest) ?? 0) + 1);
+          continue;
+        }
+        const at = this.collectableAt(repo, digest, info, state);
+        if (at > this.now()) {
+          remaining++;
+          report.heldBack.blobs++;
+          state.held.bytes(digest, info.size, at);
           continue;
         }
         report.blobs.push({ repo, digest, size: info.size });
         if (info.nlink <= 1) report.bytesFreed += info.size;
-        dropped.set(digest, (dropped.get(digest) ?? 0) + 1);
+        state.dropped.set(digest, (state.dropped.get(digest) ?? 0) + 1);
         if (report.dryRun) continue;
         await store.disk.unlink(path);
         removed++;
+        const pool = join(store.paths.pool, alg, hex);
         // A client that looked at the blob (HEAD) while it was being unlinked was told it
         // exists and will reference it next: put it back from the pool.
-        if (this.deps.touches?.blobIsFresh(repo, digest)) {
-          const pool = join(store.paths.pool, alg, hex);
-          if (store.disk.stat(pool) && (await store.disk.link(pool, path).catch(() => false))) {
-            report.blobs.pop();
-            dropped.set(digest, (dropped.get(digest) ?? 1) - 1);
-            remaining++;
-          }
+        if (this.deps.touches?.blobIsFresh(repo, digest) && store.disk.stat(pool) && (await store.disk.link(pool, path).catch(() => false))) {
+          report.blobs.pop();
+          if (info.nlink <= 1) report.bytesFreed -= info.size;
+          state.dropped.set(digest, (state.dropped.get(digest) ?? 1) - 1);
+          remaining++;
+          continue;
         }
+        // The unlink changed the change time of the inode's other names: remember the old
+        // one, so that this pass judges them by the time they had, as a dry run does.
+        const other = info.nlink > 1 ? store.disk.stat(pool) : undefined;
+        if (other && other.ino === info.ino) state.ctimes.set(info.ino, { before: this.ctimeOf(info, state), after: other.ctimeMs ?? 0 });
       }
       if (removed > 0) await store.disk.syncDir(dir);
     }
-    if (this.options.emptyRepositories && remaining === 0 && roots.length === 0) await this.removeEmpty(repo, report);
+    if (this.options.emptyRepositories && remaining === 0 && roots.length === 0) await this.removeEmpty(repo, report, indexBefore);
   }
 
   /** Removes an empty repository's layout (caller holds its lock and checked it is empty). */
-  private async removeEmpty(repo: string, report: GcReport): Promise<void> {
+  private async removeEmpty(repo: string, report: GcReport, indexInfo: FileInfo | undefined): Promise<void> {
     const { store } = this.deps;
-    const indexInfo = store.disk.stat(store.paths.index(repo));
-    if (!indexInfo || !this.old(repo, undefined, indexInfo.mtimeMs, indexInfo.ctimeMs)) return;
+    // Judged by index.json as it was before this pass unlisted anything, as a dry run judges it.
+    if (!indexInfo || Math.max(indexInfo.mtimeMs, indexInfo.ctimeMs ?? 0) + this.options.graceMs > this.now()) return;
+    if (this.deps.touches?.repoIsFresh(repo)) return;
     if (store.uploads.list().some((s) => s.repo === repo)) return;
     report.emptyRepositories.push(repo);
     if (report.dryRun) return;
@@ -221,23 +302,30 @@ export class GarbageCollector {
   }
 
   /** Removes pool entries that no repository links to. */
-  async sweepPool(report: GcReport, dropped: ReadonlyMap<string, number> = new Map()): Promise<void> {
+  private async sweep(report: GcReport, state: PassState): Promise<void> {
     const { store } = this.deps;
     for (const alg of ["sha256", "sha512"] as const) {
       const dir = store.paths.poolDir(alg);
       let removed = 0;
       for (const hex of store.disk.readdir(dir)) {
+        await state.pacer.tick();
         if (hex.startsWith(TEMP_PREFIX)) continue;
         const path = join(dir, hex);
         const info = store.disk.stat(path);
         if (!info?.isFile) continue;
-        const links = info.nlink - (report.dryRun ? (dropped.get(`${alg}:${hex}`) ?? 0) : 0);
+        const digest = `${alg}:${hex}`;
+        const links = info.nlink - (report.dryRun ? (state.dropped.get(digest) ?? 0) : 0);
         if (links > 1) continue;
         // No age check here: removing a repository's link changes the inode's ctime, and a
         // pool entry is only ever created while another link (the upload's file) holds it.
         // A mount from the pool in flight has touched the digest.
-        if (this.deps.touches?.digestIsFresh(`${alg}:${hex}`)) continue;
-        report.pool.push({ digest: `${alg}:${hex}`, size: info.size });
+        const until = this.deps.touches?.digestFreshUntil(digest) ?? 0;
+        if (until > this.now()) {
+          report.heldBack.pool++;
+          state.held.bytes(digest, info.size, until);
+          continue;
+        }
+        report.pool.push({ digest, size: info.size });
         report.bytesFreed += info.size;
         if (report.dryRun) continue;
         await store.disk.unlink(path);
@@ -257,29 +345,32 @@ export class GarbageCollector {
     }
   }
 
+  /** The inode's change time, less the changes this pass made by unlinking another of its names. */
+  private ctimeOf(info: FileInfo, state: PassState): number {
+    const ctime = info.ctimeMs ?? 0;
+    const known = state.ctimes.get(info.ino);
+    return known && known.after === ctime ? known.before : ctime;
+  }
+
   /**
-   * True when something may be collected: its file (times given) was linked or changed
-   * at least `grace` ago and the blob (or, without a digest, the repository) was not
-   * touched by a client within it.
+   * When blob `digest` of `repo` may be collected: `grace` after its file was last linked
+   * or changed (`info`, or stat'ed here) and after a client last touched it.
    */
-  private old(repo: string | undefined, digest: string | undefined, mtimeMs?: number, ctimeMs?: number): boolean {
-    const cutoff = this.now() - this.options.graceMs;
-    // a blob of a manifest that has been deleted is not protected by its file's age (touches.ts, settle)
-    const changed = mtimeMs === undefined ? undefined : Math.max(mtimeMs, ctimeMs ?? 0);
-    const settled = changed !== undefined && repo !== undefined && digest !== undefined && this.deps.touches?.settledAfter(repo, digest, changed) === true;
-    if (changed !== undefined && changed > cutoff && !settled) return false;
-    if (repo !== undefined && digest !== undefined && this.deps.touches?.blobIsFresh(repo, digest)) return false;
-    if (repo !== undefined && digest === undefined && this.deps.touches?.repoIsFresh(repo)) return false;
-    if (repo !== undefined && digest !== undefined && mtimeMs === undefined) {
+  private collectableAt(repo: string, digest: string, info: FileInfo | undefined, state: PassState): number {
+    let file = info;
+    if (!file) {
       const d = parseDigest(digest);
-      const info = d && this.deps.store.blobs.stat(repo, d);
-      if (info && Math.max(info.mtimeMs, info.ctimeMs ?? 0) > cutoff) return false;
+      file = (d && this.deps.store.blobs.stat(repo, d)) || undefined;
     }
-    return true;
+    const fileTime = file ? Math.max(file.mtimeMs, this.ctimeOf(file, state)) : undefined;
+    // A blob of a manifest deleted since its file last changed is not protected by the file's
+    // age (touches.ts, settle): a full disk is freed by DELETE and one pass.
+    const settled = fileTime !== undefined && this.deps.touches?.settledAfter(repo, digest, fileTime) === true;
+    const changed = fileTime !== undefined && !settled ? fileTime + this.options.graceMs : 0;
+    return Math.max(changed, this.deps.touches?.blobFreshUntil(repo, digest) ?? 0);
   }
 }
 
-/** A report with nothing in it. */
-export function emptyReport(dryRun: boolean): GcReport {
-  return { dryRun, repositories: 0, manifests: [], blobs: [], pool: [], uploads: [], emptyRepositories: [], skipped: [], bytesFreed: 0, durationMs: 0 };
+function newState(report: GcReport): PassState {
+  return { dropped: new Map(), ctimes: new Map(), held: new HeldTally(report), pacer: new Pacer() };
 }

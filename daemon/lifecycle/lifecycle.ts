@@ -116,40 +116,61 @@ export class Lifecycle {
     return this.attached.scrubber;
   }
 
-  /** One garbage-collection pass; logs what it removed (and nothing when nothing was). */
-  async gc(opts: { dryRun?: boolean; signal?: AbortSignal; excluded?: Excluded } = {}): Promise<GcReport> {
+  /**
+   * One garbage-collection pass. A manual pass (admin API, `berth gc`) always logs one line
+   * with its summary; a scheduled one (`scheduled`) only when it removed, held back or
+   * skipped something.
+   */
+  async gc(opts: { dryRun?: boolean; signal?: AbortSignal; excluded?: Excluded; scheduled?: boolean } = {}): Promise<GcReport> {
     const report = await this.attached.gc.run(opts);
     if (!report.dryRun) {
       this.lastGc = report;
       this.gcPasses++;
     }
-    const removed = report.manifests.length + report.blobs.length + report.pool.length + report.uploads.length + report.emptyRepositories.length;
-    if (removed > 0 && !report.dryRun) {
-      this.log.info("gc: pass done", {
-        manifests: report.manifests.length,
-        blobs: report.blobs.length,
-        pool: report.pool.length,
-        uploads: report.uploads.length,
+    const s = summary(report);
+    const h = report.heldBack;
+    const noteworthy = s.removed > 0 || h.manifests + h.blobs + h.pool > 0 || report.skipped.length > 0 || report.unreadable.length > 0;
+    if (!opts.scheduled || noteworthy) {
+      this.log.info(report.dryRun ? "gc: dry run done (nothing changed)" : "gc: pass done", {
+        trigger: opts.scheduled ? "scheduled" : "manual",
+        ...s,
         emptyRepositories: report.emptyRepositories,
-        bytesFreed: report.bytesFreed,
-        durationMs: report.durationMs,
+        skipped: report.skipped,
       });
     }
     return report;
   }
 
-  /** One retention pass (dry when configured so, or asked). */
-  async retention(opts: { dryRun?: boolean; signal?: AbortSignal } = {}): Promise<RetentionReport> {
+  /** One retention pass (dry when configured so, or asked); a manual one logs its summary. */
+  async retention(opts: { dryRun?: boolean; signal?: AbortSignal; scheduled?: boolean } = {}): Promise<RetentionReport> {
     const dryRun = opts.dryRun ?? this.options.retention.dryRun;
     const report = await this.attached.retention.run({ dryRun, signal: opts.signal });
     if (dryRun && (report.tags.length > 0 || report.manifests.length > 0)) this.log.info("retention (dry run) would delete", { tags: report.tags, manifests: report.manifests });
+    if (!opts.scheduled) {
+      this.log.info(dryRun ? "retention: dry run done (nothing changed)" : "retention: pass done", {
+        trigger: "manual",
+        policies: this.attached.retention.active,
+        tags: report.tags.length,
+        manifests: report.manifests.length,
+      });
+    }
     if (!dryRun) this.lastRetention = report;
     return report;
   }
 
-  /** One scrub. */
-  scrub(signal?: AbortSignal): Promise<ScrubReport> {
-    return this.attached.scrubber.run(signal);
+  /** One scrub; a manual one, or one that quarantined something, logs its summary. */
+  async scrub(signal?: AbortSignal, scheduled = false): Promise<ScrubReport> {
+    const report = await this.attached.scrubber.run(signal);
+    if (!scheduled || report.quarantined.length > 0) {
+      this.log.info("scrub: done", {
+        trigger: scheduled ? "scheduled" : "manual",
+        blobsChecked: report.blobsChecked,
+        bytesChecked: report.bytesChecked,
+        quarantined: report.quarantined.length,
+        aborted: report.aborted,
+      });
+    }
+    return report;
   }
 
   /**
@@ -159,9 +180,9 @@ export class Lifecycle {
   get tasks(): { task: Task; intervalMs: number }[] {
     const o = this.options;
     return [
-      { task: { name: "gc", heavy: true, priority: 1, run: async (ctx) => void (await this.gc({ signal: ctx.signal })) }, intervalMs: o.gc.intervalMs },
-      { task: { name: "scrub", heavy: true, priority: 0, run: async (ctx) => void (await this.scrub(ctx.signal)) }, intervalMs: o.scrubIntervalMs },
-      { task: { name: "retention", heavy: false, priority: 2, run: async (ctx) => void (await this.retention({ signal: ctx.signal })) }, intervalMs: this.attached.retention.active ? o.retention.intervalMs : 0 },
+      { task: { name: "gc", heavy: true, priority: 1, run: async (ctx) => void (await this.gc({ signal: ctx.signal, scheduled: true })) }, intervalMs: o.gc.intervalMs },
+      { task: { name: "scrub", heavy: true, priority: 0, run: async (ctx) => void (await this.scrub(ctx.signal, true)) }, intervalMs: o.scrubIntervalMs },
+      { task: { name: "retention", heavy: false, priority: 2, run: async (ctx) => void (await this.retention({ signal: ctx.signal, scheduled: true })) }, intervalMs: this.attached.retention.active ? o.retention.intervalMs : 0 },
     ];
   }
 
@@ -195,6 +216,20 @@ export class Lifecycle {
   }
 }
 
-function summary(r: GcReport): Record<string, unknown> {
-  return { manifests: r.manifests.length, blobs: r.blobs.length, pool: r.pool.length, uploads: r.uploads.length, emptyRepositories: r.emptyRepositories.length, bytesFreed: r.bytesFreed, durationMs: r.durationMs };
+/** The figures of a GC report, for the log and the admin API. */
+function summary(r: GcReport) {
+  const removed = r.manifests.length + r.blobs.length + r.pool.length + r.uploads.length + r.emptyRepositories.length;
+  return {
+    removed,
+    manifests: r.manifests.length,
+    blobs: r.blobs.length,
+    pool: r.pool.length,
+    uploads: r.uploads.length,
+    emptyRepositories: r.emptyRepositories.length,
+    bytesFreed: r.bytesFreed,
+    heldBack: r.heldBack,
+    skipped: r.skipped.length,
+    unreadable: r.unreadable.length,
+    durationMs: r.durationMs,
+  };
 }

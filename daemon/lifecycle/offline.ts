@@ -60,6 +60,9 @@ export async function runOffline(config: Config, command: "gc" | "scrub", dryRun
     for (const p of gc.pool) out(`${verb} pool entry ${p.digest} (${p.size} bytes)`);
     for (const r of gc.emptyRepositories) out(`${verb} empty repository ${r}`);
     if (gc.skipped.length > 0) out(`skipped (a manifest cannot be read): ${gc.skipped.join(", ")}`);
+    for (const u of gc.unreadable) out(`kept every digest named by unparseable manifest ${u.repo}@${u.digest}: ${u.reason}`);
+    const held = gc.heldBack;
+    if (held.manifests + held.blobs + held.pool > 0) out(`held back by the grace period: ${held.manifests} manifests, ${held.blobs} blobs, ${held.pool} pool entries, ${held.bytes} bytes, collectable from ${held.earliest} (all by ${held.latest})`);
     out(`gc${dryRun ? " (dry run)" : ""}: ${gc.repositories} repositories, ${gc.manifests.length + retention.manifests.length} manifests, ${gc.blobs.length} blobs, ${gc.pool.length} pool entries, ${gc.bytesFreed} bytes ${dryRun ? "to free" : "freed"}`);
     return 0;
   } finally {

@@ -81,6 +81,18 @@ export class Touches {
     return t !== undefined && this.now() - t < this.graceMs;
   }
 
+  /** When the mark on blob `digest` of `repo` expires (0 when it has none): for GC's "held back until". */
+  blobFreshUntil(repo: string, digest: string): number {
+    const t = this.blobs.get(`${repo}\0${digest}`);
+    return t === undefined ? 0 : t + this.graceMs;
+  }
+
+  /** When the mark on blob `digest` in any repository expires (0 when it has none). */
+  digestFreshUntil(digest: string): number {
+    const t = this.digests.get(digest);
+    return t === undefined ? 0 : t + this.graceMs;
+  }
+
   /** True when anything in `repo` was touched within the grace period. */
   repoIsFresh(repo: string): boolean {
     const t = this.repos.get(repo);

@@ -144,6 +144,17 @@ export class Meta {
     });
   }
 
+  /** Forgets several deleted manifests in one transaction (garbage collection's batches). */
+  removeManifests(repo: string, stamp: string, digests: readonly string[]): void {
+    this.db.transaction(() => {
+      for (const digest of digests) {
+        this.q.dropManifest.run(repo, digest);
+        this.q.dropChildren.run(repo, digest);
+      }
+      this.q.setRepo.run(repo, stamp);
+    });
+  }
+
   /** Records that the repository is described by index.json version `stamp`. */
   touchRepo(repo: string, stamp: string): void {
     this.q.setRepo.run(repo, stamp);

@@ -158,7 +158,13 @@ export class BlobStore {
       }
     }
     const inPool = this.disk.stat(pool) !== undefined;
-    await this.place(inPool ? pool : source, this.path(repo, digest), copyOnly && !inPool);
+    try {
+      await this.place(inPool ? pool : source, this.path(repo, digest), copyOnly && !inPool);
+    } catch (err) {
+      // Garbage collection unlinked the source and the pool entry meanwhile: nothing to mount.
+      if ((err as NodeJS.ErrnoException).code === "ENOENT" && !this.disk.stat(pool) && !this.disk.stat(source)) return false;
+      throw err;
+    }
     return true;
   }
 

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createV2Handler } from "../../daemon/http/v2";
 import { Lifecycle, type LifecycleOptions } from "../../daemon/lifecycle/lifecycle";
-import { silentLogger } from "../../daemon/log";
+import { type Logger, silentLogger } from "../../daemon/log";
 import { Meta } from "../../daemon/meta/meta";
 import { type Disk, realDisk } from "../../daemon/platform/disk";
 import { openDatabase } from "../../daemon/platform/sqlite";
@@ -38,7 +38,7 @@ export interface LifecycleRegistry extends TestRegistry {
 /** Builds one; `options.root` reuses a root (then it is not removed on dispose). */
 export async function createLifecycleRegistry(
   over: Partial<LifecycleOptions> = {},
-  options: { root?: string; disk?: Disk; dbPath?: string } = {},
+  options: { root?: string; disk?: Disk; dbPath?: string; log?: Logger } = {},
 ): Promise<LifecycleRegistry> {
   const owned = options.root === undefined;
   const root = options.root ?? mkdtempSync(join(tmpdir(), "berth-lc-"));
@@ -54,7 +54,7 @@ export async function createLifecycleRegistry(
   const db = openDatabase(options.dbPath ?? store.paths.metaDb);
   const meta = new Meta(db);
   const opts = testLifecycleOptions(over);
-  lifecycle = new Lifecycle(store, db, silentLogger, opts);
+  lifecycle = new Lifecycle(store, db, options.log ?? silentLogger, opts);
   const registry = new Registry(store, meta, { maxManifestBytes: opts.maxManifestBytes, hooks: lifecycle.hooks }, silentLogger);
   await registry.reconcileAll(report.repositories);
   lifecycle.attach(registry, meta);

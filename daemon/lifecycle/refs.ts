@@ -1,0 +1,91 @@
+/**
+ * What a manifest references, read from its bytes as conservatively as garbage collection
+ * needs (see graph.ts): the structured fields, every other digest it mentions, and for bytes
+ * that are not a JSON object, every digest-shaped string in them. Parsed forms are cached
+ * by digest (content-addressed, so they never change), bounded in count.
+ */
+import { parseDigest } from "../oci/digest";
+
+/** What a manifest's bytes say (content-addressed, so it never changes for a digest). */
+export interface Parsed {
+  blobs: string[];
+  children: string[];
+  /** The media type each child's descriptor declares ("" when none), in the order of `children`. */
+  childTypes?: string[];
+  subject?: string;
+  unreadable?: string;
+}
+
+/** Parsed manifests by digest, bounded in count, shared by the passes of one collector. */
+export class ParseCache {
+  private readonly map = new Map<string, Parsed>();
+
+  constructor(private readonly limit = 16_384) {}
+
+  /** The parsed form of `digest`, if cached. */
+  get(digest: string): Parsed | undefined {
+    return this.map.get(digest);
+  }
+
+  /** Caches `parsed` for `digest`, dropping the oldest entry over the limit. */
+  set(digest: string, parsed: Parsed): void {
+    this.map.set(digest, parsed);
+    if (this.map.size > this.limit) this.map.delete(this.map.keys().next().value!);
+  }
+}
+
+const DIGEST_TEXT = /(?:sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})(?![a-f0-9])/g;
+
+function digestsOf(value: unknown): string[] {
+  if (!Array.isArray(value)) return [];
+  const out: string[] = [];
+  for (const d of value) {
+    const digest = (d as { digest?: unknown } | null)?.digest;
+    if (typeof digest === "string") out.push(digest);
+  }
+  return out;
+}
+
+/** Every string in `value` (recursively, iteratively) that is a supported digest. */
+function digestStrings(value: unknown, out: Set<string>): void {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v === "string") {
+      if (v.length >= 71 && parseDigest(v)) out.add(v);
+    } else if (Array.isArray(v)) stack.push(...v);
+    else if (v !== null && typeof v === "object") stack.push(...Object.values(v));
+  }
+}
+
+/** What a manifest references, read as conservatively as the module comment says. */
+export function parseNode(bytes: Uint8Array): Parsed {
+  const text = new TextDecoder("latin1").decode(bytes);
+  let doc: unknown;
+  try {
+    doc = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    const found = [...new Set(text.match(DIGEST_TEXT) ?? [])];
+    return { blobs: found, children: found, unreadable: "not JSON; every digest its bytes contain is kept" };
+  }
+  if (doc === null || typeof doc !== "object" || Array.isArray(doc)) {
+    const found = new Set<string>();
+    digestStrings(doc, found);
+    return { blobs: [...found], children: [...found], unreadable: "not a JSON object; every digest it contains is kept" };
+  }
+  const o = doc as Record<string, unknown>;
+  const blobs = new Set<string>();
+  const config = (o.config as { digest?: unknown } | undefined)?.digest;
+  if (typeof config === "string") blobs.add(config);
+  for (const d of [...digestsOf(o.layers), ...digestsOf(o.blobs)]) blobs.add(d);
+  for (const [key, value] of Object.entries(o)) if (key !== "subject" && key !== "manifests") digestStrings(value, blobs);
+  const parsed: Parsed = { blobs: [...blobs], children: digestsOf(o.manifests) };
+  if (Array.isArray(o.manifests)) {
+    parsed.childTypes = o.manifests
+      .filter((d) => typeof (d as { digest?: unknown } | null)?.digest === "string")
+      .map((d) => String((d as { mediaType?: unknown }).mediaType ?? ""));
+  }
+  const subject = (o.subject as { digest?: unknown } | undefined)?.digest;
+  if (typeof subject === "string") parsed.subject = subject;
+  return parsed;
+}
