@@ -307,9 +307,14 @@ export class Uploads {
     await this.disk.removeTree(this.paths.upload(id));
   }
 
-  /** Cancels session `id` of `repo`; throws upload-unknown if there is none. */
+  /**
+   * Cancels session `id` of `repo`; throws upload-unknown if there is none, upload-busy
+   * while a request is using it (removing its file under a completing PUT would publish an
+   * empty file, reopened by name, as the blob).
+   */
   async cancel(repo: string, id: string): Promise<void> {
-    this.session(repo, id);
+    const session = this.session(repo, id);
+    if (session.busy) throw new StorageError("upload-busy", "a request is using this upload; cancel it once that request has ended");
     await this.discard(id);
   }
 
