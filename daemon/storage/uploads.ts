@@ -240,11 +240,13 @@ export class Uploads {
   }
 
   /**
-   * Completes the session: verifies that its bytes hash to `digest` (and are `size` bytes
-   * when given), makes them durable, and returns the path of the data file for publishing.
-   * On a mismatch the session is discarded and digest-mismatch / size-mismatch is thrown.
+   * Completes the session: verifies that its bytes hash to `digest`, makes them durable,
+   * hands the path of the data file to `publish`, and then discards the session. The
+   * session stays busy until `publish` has settled, so neither the expiry timer nor a GC
+   * pass nor a DELETE removes the file while it is being linked. On a mismatch the session
+   * is discarded and digest-mismatch is thrown; when `publish` fails the session stays.
    */
-  async complete(repo: string, id: string, digest: Digest): Promise<string> {
+  async complete(repo: string, id: string, digest: Digest, publish: (path: string) => Promise<void>): Promise<void> {
     const session = this.session(repo, id);
     if (session.busy) throw new StorageError("upload-busy", "another request is writing to this upload");
     session.busy = true;
@@ -269,9 +271,11 @@ export class Uploads {
       } finally {
         await file.close();
       }
-      return path;
+      await publish(path);
+      await this.discard(id);
     } finally {
       session.busy = false;
+      session.lastActive = Date.now();
     }
   }
 

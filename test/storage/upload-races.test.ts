@@ -49,3 +49,29 @@ test("a DELETE while the completing PUT hashes is refused, and the blob publishe
   expect(await blob.text()).toBe(data);
   expect(r.store.uploads.count()).toBe(0);
 });
+
+test("an expiry pass while a completed upload is being published leaves its bytes alone", async () => {
+  await using r = await createTestRegistry({ uploadLimits: { maxSessions: 10, maxPerClient: 10, expiryMs: 30 } });
+  const data = "published late ".repeat(50);
+  const location = await startSession(r, "slow", data);
+  // publishing waits until an expiry pass has run after the session became old enough
+  const publishing = gate();
+  let publishStarted = false;
+  const ensure = r.store.layouts.ensure.bind(r.store.layouts);
+  r.store.layouts.ensure = async (repo) => {
+    publishStarted = true;
+    await publishing.wait;
+    return ensure(repo);
+  };
+  const put = r.call("PUT", `${location}${location.includes("?") ? "&" : "?"}digest=${sha256(data)}`);
+  for (let i = 0; i < 200 && !publishStarted; i++) await Bun.sleep(5);
+  expect(publishStarted).toBe(true);
+  // a witness session opened after that one expires once a pass has found both old enough
+  expect((await r.call("POST", "/v2/slow/blobs/uploads/")).status).toBe(202);
+  for (let i = 0; i < 400 && r.store.uploads.list().some((s) => s.size === 0); i++) await Bun.sleep(5);
+  expect(r.store.uploads.list().some((s) => s.size === 0)).toBe(false);
+  publishing.open();
+  expect((await put).status).toBe(201);
+  const blob = await r.call("GET", `/v2/slow/blobs/${sha256(data)}`);
+  expect(await blob.text()).toBe(data);
+});
