@@ -204,8 +204,16 @@ export class Uploads {
     }
     session.busy = true;
     const startSize = session.size;
+    let file: AppendFile;
+    try {
+      file = await this.disk.openAppend(this.dataPath(id));
+    } catch (err) {
+      // (EMFILE …) nothing was written: the session must not stay busy, i.e. unusable and unexpirable
+      session.busy = false;
+      session.lastActive = Date.now();
+      throw err;
+    }
     session.hasher?.checkpoint();
-    const file = await this.disk.openAppend(this.dataPath(id));
     const flusher = new EarlyFlush(file);
     let offset = startSize;
     const write = async (chunks: Uint8Array[]) => {

@@ -5,6 +5,7 @@
  * being published, and a PATCH whose file cannot be opened (EMFILE).
  */
 import { expect, test } from "bun:test";
+import { realDisk } from "../../daemon/platform/disk";
 import { inlineHashing, type UploadHashing } from "../../daemon/platform/uploadhash";
 import { createTestRegistry, sha256 } from "../helpers/registry";
 
@@ -74,4 +75,23 @@ test("an expiry pass while a completed upload is being published leaves its byte
   expect((await put).status).toBe(201);
   const blob = await r.call("GET", `/v2/slow/blobs/${sha256(data)}`);
   expect(await blob.text()).toBe(data);
+});
+
+test("a PATCH whose file cannot be opened (EMFILE) is 503 and leaves the session usable and expirable", async () => {
+  let failOpen = false;
+  const disk = {
+    ...realDisk,
+    openAppend: (path: string) => (failOpen ? Promise.reject(Object.assign(new Error(`EMFILE: too many open files, open '${path}'`), { code: "EMFILE" })) : realDisk.openAppend(path)),
+  };
+  await using r = await createTestRegistry({ disk, uploadLimits: { maxSessions: 10, maxPerClient: 10, expiryMs: 600_000 } });
+  const location = await startSession(r, "fd", "first ");
+  failOpen = true;
+  const refused = await r.call("PATCH", location, { body: "second", headers: { "Content-Length": "6" } });
+  expect(refused.status).toBe(503);
+  failOpen = false;
+  expect(r.store.uploads.list()[0]!.busy).toBe(false);
+  const again = await r.call("PATCH", location, { body: "second", headers: { "Content-Length": "6" } });
+  expect(again.status).toBe(202);
+  const put = await r.call("PUT", `${location}${location.includes("?") ? "&" : "?"}digest=${sha256("first second")}`);
+  expect(put.status).toBe(201);
 });
