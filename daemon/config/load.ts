@@ -78,6 +78,11 @@ export function parseConfig(text: string, source: string): Config {
   if ((config.http.tls_cert === "") !== (config.http.tls_key === "")) {
     problems.push(config.http.tls_cert === "" ? "http.tls_cert: required when http.tls_key is set" : "http.tls_key: required when http.tls_cert is set");
   }
+  // a manifest larger than the whole budget could never be admitted: 429 "retry" for ever
+  const budget = config.http.manifest_body_budget;
+  if (budget < config.storage.max_manifest_bytes) {
+    problems.push(`http.manifest_body_budget: ${budget} bytes is less than storage.max_manifest_bytes (${config.storage.max_manifest_bytes}); a manifest between the two would be refused with 429 on every retry`);
+  }
   if (problems.length > 0) throw new ConfigError(source, problems);
   (config.board as { profile: string }).profile = profile;
   return config;

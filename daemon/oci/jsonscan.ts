@@ -14,7 +14,8 @@ export const MAX_JSON_DEPTH = 64;
 
 /**
  * Returns why `text` must be refused (too deep, a duplicate key), or undefined. Keys are
- * compared after unescaping, so `"a"` and `"\u0061"` are the same key.
+ * compared after unescaping, so `"a"` and `"\u0061"` are the same key, and with lone
+ * surrogates read as U+FFFD, as decoders in other languages read them.
  */
 export function jsonProblem(text: string, maxDepth = MAX_JSON_DEPTH): string | undefined {
   // one frame per open container: the keys seen so far for an object, null for an array
@@ -46,7 +47,8 @@ export function jsonProblem(text: string, maxDepth = MAX_JSON_DEPTH): string | u
         let key = text.slice(i + 1, j);
         if (escaped) {
           try {
-            key = JSON.parse(text.slice(i, j + 1)) as string;
+            // a lone surrogate (`\ud800`) reads as U+FFFD in other decoders (Go's): compare it so
+            key = (JSON.parse(text.slice(i, j + 1)) as string).toWellFormed();
           } catch {
             return undefined; // a broken string: JSON.parse reports it
           }

@@ -209,6 +209,11 @@ export class Registry {
     const expected = byDigest ? requireDigest(reference) : undefined;
     const tags = byDigest ? [] : [reference];
     for (const tag of extraTags) if (!tags.includes(requireTag(tag))) tags.push(tag);
+    // the UTF-8 decoder would drop it silently, but clients in Go cannot parse such bytes
+    // (checked here, not in parseManifest, so a manifest stored earlier still reads)
+    if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) {
+      throw new RegistryError("MANIFEST_INVALID", "the manifest starts with a byte order mark (U+FEFF), which JSON does not allow");
+    }
     const parsed = parseManifest(bytes, contentType);
     const algorithm = expected?.algorithm ?? "sha256";
     const digest = `${algorithm}:${hashBytes(algorithm, bytes)}`;

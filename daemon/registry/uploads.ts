@@ -148,10 +148,11 @@ export class BlobUploads {
   }
 
   private async publish(repo: string, id: string, digest: Digest): Promise<void> {
-    const path = await this.store.uploads.complete(repo, id, digest);
-    this.hooks?.touched?.(repo, digest.value);
-    await this.store.layouts.ensure(repo);
-    await this.store.blobs.publish(repo, digest, path);
-    await this.store.uploads.discard(id);
+    // published while the session is still busy: no expiry or DELETE can remove the file meanwhile
+    await this.store.uploads.complete(repo, id, digest, async (path) => {
+      this.hooks?.touched?.(repo, digest.value);
+      await this.store.layouts.ensure(repo);
+      await this.store.blobs.publish(repo, digest, path);
+    });
   }
 }

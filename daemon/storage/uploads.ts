@@ -204,8 +204,16 @@ export class Uploads {
     }
     session.busy = true;
     const startSize = session.size;
+    let file: AppendFile;
+    try {
+      file = await this.disk.openAppend(this.dataPath(id));
+    } catch (err) {
+      // (EMFILE …) nothing was written: the session must not stay busy, i.e. unusable and unexpirable
+      session.busy = false;
+      session.lastActive = Date.now();
+      throw err;
+    }
     session.hasher?.checkpoint();
-    const file = await this.disk.openAppend(this.dataPath(id));
     const flusher = new EarlyFlush(file);
     let offset = startSize;
     const write = async (chunks: Uint8Array[]) => {
@@ -240,11 +248,13 @@ export class Uploads {
   }
 
   /**
-   * Completes the session: verifies that its bytes hash to `digest` (and are `size` bytes
-   * when given), makes them durable, and returns the path of the data file for publishing.
-   * On a mismatch the session is discarded and digest-mismatch / size-mismatch is thrown.
+   * Completes the session: verifies that its bytes hash to `digest`, makes them durable,
+   * hands the path of the data file to `publish`, and then discards the session. The
+   * session stays busy until `publish` has settled, so neither the expiry timer nor a GC
+   * pass nor a DELETE removes the file while it is being linked. On a mismatch the session
+   * is discarded and digest-mismatch is thrown; when `publish` fails the session stays.
    */
-  async complete(repo: string, id: string, digest: Digest): Promise<string> {
+  async complete(repo: string, id: string, digest: Digest, publish: (path: string) => Promise<void>): Promise<void> {
     const session = this.session(repo, id);
     if (session.busy) throw new StorageError("upload-busy", "another request is writing to this upload");
     session.busy = true;
@@ -269,9 +279,11 @@ export class Uploads {
       } finally {
         await file.close();
       }
-      return path;
+      await publish(path);
+      await this.discard(id);
     } finally {
       session.busy = false;
+      session.lastActive = Date.now();
     }
   }
 
@@ -307,9 +319,14 @@ export class Uploads {
     await this.disk.removeTree(this.paths.upload(id));
   }
 
-  /** Cancels session `id` of `repo`; throws upload-unknown if there is none. */
+  /**
+   * Cancels session `id` of `repo`; throws upload-unknown if there is none, upload-busy
+   * while a request is using it (removing its file under a completing PUT would publish an
+   * empty file, reopened by name, as the blob).
+   */
   async cancel(repo: string, id: string): Promise<void> {
-    this.session(repo, id);
+    const session = this.session(repo, id);
+    if (session.busy) throw new StorageError("upload-busy", "a request is using this upload; cancel it once that request has ended");
     await this.discard(id);
   }
 

@@ -59,8 +59,11 @@ export class PullThrough {
   private readonly rechecks = new Map<string, Promise<ManifestContent | undefined>>();
   /** Upstream HEADs of blobs in flight, shared by identical requests. */
   private readonly heads = new Map<string, Promise<Response>>();
-  /** Pulls of tags not yet written to the state table. */
-  private pulls: { repo: string; tag: string; registry: string; at: number }[] = [];
+  /**
+   * Pulls of tags not yet written to the state table, one per tag (the latest): bounded by
+   * the tags served, however many requests arrive between two flushes.
+   */
+  private pulls = new Map<string, { repo: string; tag: string; registry: string; at: number }>();
 
   constructor(
     private readonly registry: Registry,
@@ -90,8 +93,8 @@ export class PullThrough {
 
   /** Takes the pulls recorded since the last call (the warm set is written in batches). */
   takePulls(): { repo: string; tag: string; registry: string; at: number }[] {
-    const p = this.pulls;
-    this.pulls = [];
+    const p = [...this.pulls.values()];
+    this.pulls.clear();
     return p;
   }
 
@@ -103,7 +106,7 @@ export class PullThrough {
     const tag = isTag(reference);
     // only a tag that was served joins the warm set: a miss must not be re-fetched on every run
     const pulled = <T>(served: T): T => {
-      if (tag) this.pulls.push({ repo, tag: reference, registry: route.upstream.name, at: Date.now() });
+      if (tag) this.pulls.set(`${route.upstream.name}\n${repo}\n${reference}`, { repo, tag: reference, registry: route.upstream.name, at: Date.now() });
       return served;
     };
     let local: ManifestContent | undefined;

@@ -58,6 +58,18 @@ x = 1
     expect(err!.problems).toHaveLength(6);
   });
 
+  test("a manifest body budget smaller than the largest manifest is refused (such a push would get 429 for ever)", () => {
+    let err: ConfigError | undefined;
+    try {
+      parseConfig('[http]\nmanifest_body_budget = "1MiB"\n[storage]\nmax_manifest_bytes = "2MiB"\n', "small-budget.toml");
+    } catch (e) {
+      err = e as ConfigError;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err!.problems).toEqual([expect.stringMatching(/^http\.manifest_body_budget: 1048576 bytes is less than storage\.max_manifest_bytes \(2097152\)/)]);
+    expect(() => parseConfig('[http]\nmanifest_body_budget = "2MiB"\n[storage]\nmax_manifest_bytes = "2MiB"\n', "equal.toml")).not.toThrow();
+  });
+
   test("TOML syntax errors are reported", () => {
     expect(() => parseConfig("[http\nport=1", "broken.toml")).toThrow(/not valid TOML/);
   });

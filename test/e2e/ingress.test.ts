@@ -11,7 +11,7 @@ import { type Daemon, startDaemon } from "../helpers/daemon";
 
 let d: Daemon;
 beforeAll(async () => {
-  d = await startDaemon({ http: 'body_timeout = 1\nmanifest_body_budget = "1 MiB"' });
+  d = await startDaemon({ http: 'body_timeout = 1\nmanifest_body_budget = "1 MiB"', storage: 'max_manifest_bytes = "1 MiB"' });
 });
 afterAll(async () => {
   await d[Symbol.asyncDispose]();

@@ -302,6 +302,8 @@ describe("manifests (end-7, end-9)", () => {
     ["a duplicate key inside the config descriptor", () => imageManifest("{}", []).replace('"size":2', '"size":2,"size":2'), OCI_MANIFEST, "MANIFEST_INVALID"],
     // issue 9 item 4: hostile nesting is refused by the pre-scan, not parsed
     ["nesting deeper than 64 levels", () => `{"schemaVersion":2,"annotations":${"[".repeat(60_000)}`, OCI_MANIFEST, "MANIFEST_INVALID"],
+    // review of issue 9: JSON must not start with a byte order mark (RFC 8259); Go clients cannot parse it
+    ["a byte order mark before the JSON", () => `\ufeff${imageManifest("{}", [])}`, OCI_MANIFEST, "MANIFEST_INVALID"],
     ["a body over max_manifest_bytes", () => JSON.stringify({ schemaVersion: 2, pad: "x".repeat(70 * 1024) }), OCI_MANIFEST, "SIZE_INVALID", 413],
   ];
   for (const [what, body, type, code, status] of invalid) {

@@ -38,6 +38,13 @@ describe("jsonProblem", () => {
     expect(jsonProblem('{"size":1,"\\u0073ize":2}')).toMatch(/"size" appears twice/);
   });
 
+  test("refuses keys that differ only in lone surrogates, which decoders such as Go's read as the same U+FFFD", () => {
+    expect(jsonProblem('{"\\ud800":1,"\\udc00":2}')).toMatch(/appears twice/);
+    expect(jsonProblem('{"a\\ufffd":1,"a\\udbff":2}')).toMatch(/appears twice/);
+    // a well-formed pair is one character, and differs from U+FFFD
+    expect(jsonProblem('{"\\ud83d\\ude00":1,"\\ufffd":2}')).toBeUndefined();
+  });
+
   test("refuses nesting over the limit, at any size of input", () => {
     expect(jsonProblem("[".repeat(MAX_JSON_DEPTH) + "]".repeat(MAX_JSON_DEPTH))).toBeUndefined();
     expect(jsonProblem("[".repeat(MAX_JSON_DEPTH + 1))).toBe(`the JSON nests deeper than ${MAX_JSON_DEPTH} levels`);
