@@ -103,16 +103,19 @@ function childList(value: unknown): Descriptor[] {
  * Parses and validates manifest bytes pushed with `contentType` (already stripped of
  * parameters; may be empty). Throws MANIFEST_INVALID naming the first problem found:
  * JSON nested deeper than {@link MAX_JSON_DEPTH} or with a duplicate key is refused before
- * it is parsed (see jsonscan.ts).
+ * it is parsed (see jsonscan.ts). `stored` reads a manifest already in the store (pushed
+ * before the duplicate-key rule existed, or in a layout dropped into the root): nesting is
+ * still bounded, duplicate keys are tolerated (JSON.parse keeps the last), so such a
+ * manifest stays indexed and served.
  */
-export function parseManifest(bytes: Uint8Array, contentType: string): ParsedManifest {
+export function parseManifest(bytes: Uint8Array, contentType: string, origin: "push" | "stored" = "push"): ParsedManifest {
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {
     throw invalid("the manifest is not valid UTF-8 JSON");
   }
-  const problem = jsonProblem(text);
+  const problem = origin === "push" ? jsonProblem(text) : new NestingScanner().feed(bytes);
   if (problem) throw invalid(problem);
   let doc: unknown;
   try {

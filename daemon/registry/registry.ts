@@ -351,7 +351,7 @@ export class Registry {
     if (!info || info.size > this.options.maxManifestBytes) return [];
     try {
       const bytes = await this.store.blobs.read(repo, digest);
-      return parseManifest(bytes, mediaType || sniffManifestType(bytes) || "").blobs.map((b) => b.digest);
+      return parseManifest(bytes, mediaType || sniffManifestType(bytes) || "", "stored").blobs.map((b) => b.digest);
     } catch {
       return [];
     }
@@ -383,7 +383,7 @@ export class Registry {
       if (!digest || !info || info.size > this.options.maxManifestBytes) return;
       try {
         const bytes = await this.store.blobs.read(repo, digest);
-        const parsed = parseManifest(bytes, desc.mediaType);
+        const parsed = parseManifest(bytes, desc.mediaType, "stored");
         records.push({ digest: desc.digest, mediaType: parsed.mediaType, size: info.size, parsed });
         for (const child of parsed.manifests) await visit(child);
       } catch (err) {

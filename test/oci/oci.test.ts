@@ -148,3 +148,21 @@ describe("index.json as the set of a repository's manifests", () => {
     expect(view(withoutDigest(e, d("b").digest))).toEqual(["a:-"]);
   });
 });
+
+describe("manifests already stored", () => {
+  const cfg = `{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:${"a".repeat(64)}","size":2}`;
+  const dup = new TextEncoder().encode(
+    `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":${cfg},"layers":[],"annotations":{"k":"1","k":"2"}}`,
+  );
+
+  test("a duplicate key is refused on push but read from the store (pushed before the rule, or dropped in)", () => {
+    expect(() => parseManifest(dup, "application/vnd.oci.image.manifest.v1+json")).toThrow(/appears twice/);
+    const parsed = parseManifest(dup, "application/vnd.oci.image.manifest.v1+json", "stored");
+    expect(parsed.blobs.map((b) => b.digest)).toEqual([`sha256:${"a".repeat(64)}`]);
+  });
+
+  test("hostile nesting is refused from the store too", () => {
+    const deep = new TextEncoder().encode(`{"schemaVersion":2,"x":${"[".repeat(100)}${"]".repeat(100)}}`);
+    expect(() => parseManifest(deep, "application/vnd.oci.image.manifest.v1+json", "stored")).toThrow(/deeper/);
+  });
+});
