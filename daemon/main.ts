@@ -166,7 +166,7 @@ export async function startDaemon(config: Config, log: Logger) {
     maxRequestBodySize: Number.MAX_SAFE_INTEGER,
     idleTimeout: config.http.idle_timeout,
     error: (err) => serverError(err, log),
-    ...(config.http.tls_cert ? { tls: { certFile: config.http.tls_cert, keyFile: config.http.tls_key } } : {}),
+    ...(config.http.tls_cert ? { tls: { certFile: config.http.tls_cert, keyFile: config.http.tls_key, ...(config.http.tls_client_ca ? { clientCaFile: config.http.tls_client_ca } : {}) } } : {}),
   });
   scheduler.start();
   sync?.start();

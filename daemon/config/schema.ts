@@ -177,6 +177,11 @@ export const SCHEMA = {
     manifest_body_budget: { kind: "bytes", default: 16 * MiB, min: 1024, max: 1024 * MiB, doc: "Bytes of manifest bodies held in memory at once, all requests together; a body that does not fit gets 429 with Retry-After." },
     tls_cert: { kind: "string", default: "", doc: "PEM certificate (chain) file; with tls_key, serve HTTPS. Empty: plain HTTP." },
     tls_key: { kind: "string", default: "", doc: "PEM private key file for tls_cert." },
+    tls_client_ca: {
+      kind: "string",
+      default: "",
+      doc: "PEM file of the CA whose client certificates are identities (mTLS; needs tls_cert). Clients without a certificate still connect (other credentials or anonymous).",
+    },
     admin_token_file: {
       kind: "string",
       default: "",
