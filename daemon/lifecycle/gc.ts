@@ -83,7 +83,8 @@ interface PassState {
 /** The garbage collector of one store. */
 export class GarbageCollector {
   private readonly now: () => number;
-  private readonly cache = new ParseCache();
+  /** Parsed manifests, bounded; shared with retention and eviction (lifecycle.ts). */
+  readonly cache = new ParseCache();
 
   constructor(
     private readonly deps: GcDeps,

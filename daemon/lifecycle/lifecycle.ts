@@ -90,7 +90,7 @@ export class Lifecycle {
       { store: this.store, registry, meta, touches: this.touches, usage: this.usage, log: this.log },
       { ...o.gc, maxManifestBytes: o.maxManifestBytes },
     );
-    const retention = new Retention(this.store, registry, this.usage, o.retention.policies, o.maxManifestBytes, this.log);
+    const retention = new Retention(this.store, registry, this.usage, o.retention.policies, o.maxManifestBytes, this.log, Date.now, gc.cache);
     const evictor = new Evictor(
       { store: this.store, registry, gc, usage: this.usage, log: this.log },
       new RepoPatterns(o.quota.evictable),

@@ -13,7 +13,7 @@ import { acceptAdmits } from "../oci/mediatypes";
 import { isTag, requireName, requireTag } from "../oci/names";
 import type { Meta, ManifestRecord } from "../meta/meta";
 import { hashBytes } from "../platform/hash";
-import type { RepoIndex } from "../storage/layouts";
+import type { IndexTransaction, RepoIndex } from "../storage/layouts";
 import type { Store } from "../storage/store";
 import type { RegistryHooks } from "./hooks";
 import { translate } from "./translate";
@@ -308,6 +308,45 @@ export class Registry {
     // the tags that pointed at it went with it
     this.options.hooks?.deleted?.(repo, digest.value, blobs);
     for (const ref of tags) this.options.hooks?.deleted?.(repo, ref);
+  }
+
+  /**
+   * Deletes tags and listed manifests a lifecycle policy decided on, in one index.json write;
+   * the caller holds the repository's lock (`tx`) and decided on the graph read under it. A
+   * tag goes only if it still points at the digest given; a manifest only if no tag remains
+   * on it. Manifest files are removed; the blobs they reference are left to GC (`blobs` go
+   * to the deleted hook). Returns what was deleted.
+   */
+  async removeLocked(
+    repo: string,
+    tx: IndexTransaction,
+    tags: readonly { tag: string; digest: string }[],
+    manifests: readonly { digest: string; blobs: readonly string[] }[],
+  ): Promise<{ tags: string[]; manifests: string[] }> {
+    const current = await tx.current();
+    let entries = current.doc.manifests;
+    const goneTags: string[] = [];
+    for (const t of tags) {
+      if (!entries.some((e) => tagOf(e) === t.tag && e.digest === t.digest)) continue;
+      entries = withoutTag(entries, t.tag) ?? entries;
+      goneTags.push(t.tag);
+    }
+    const gone = manifests.filter((m) => !entries.some((e) => e.digest === m.digest && tagOf(e) !== undefined) && parseDigest(m.digest));
+    const goneSet = new Set(gone.map((m) => m.digest));
+    entries = entries.filter((e) => !goneSet.has(e.digest));
+    if (goneTags.length === 0 && gone.length === 0) return { tags: [], manifests: [] };
+    const fresh = this.meta.stampOf(repo) === current.stamp;
+    const after = await tx.write(entries);
+    if (fresh) {
+      this.meta.removeManifests(repo, after.stamp, [...goneSet]);
+      this.indexed.set(repo, after.stamp);
+    } else {
+      this.indexed.delete(repo); // rows were stale already: the next reconcile rebuilds them from index.json
+    }
+    for (const m of gone) await this.store.blobs.remove(repo, parseDigest(m.digest)!);
+    for (const tag of goneTags) this.options.hooks?.deleted?.(repo, tag);
+    for (const m of gone) this.options.hooks?.deleted?.(repo, m.digest, m.blobs);
+    return { tags: goneTags, manifests: [...goneSet] };
   }
 
   // ---- content discovery: "Listing Tags", "Listing Referrers", catalog -----------------
