@@ -215,7 +215,7 @@ export class Registry {
     if (expected && expected.value !== digest) {
       throw new RegistryError("DIGEST_INVALID", `the manifest's ${algorithm} digest is ${digest}, not ${expected.value}`);
     }
-    this.checkReferences(repo, parsed, opts.partialIndex === true);
+    await this.checkReferences(repo, parsed, opts.partialIndex === true);
 
     await this.store.layouts.ensure(repo);
     const desc: Descriptor = { mediaType: parsed.mediaType, digest, size: bytes.byteLength };
@@ -231,7 +231,7 @@ export class Registry {
       staged = await this.store.uploads.stage(bytes, repo);
       await this.store.blobs.publish(repo, d, staged.path);
       await this.store.layouts.transaction(repo, async (tx) => {
-        this.checkReferences(repo, parsed, opts.partialIndex === true);
+        await this.checkReferences(repo, parsed, opts.partialIndex === true);
         if (!this.store.blobs.stat(repo, d)) await this.store.blobs.publish(repo, d, staged!.path);
         const index = await tx.write(withManifest((await tx.current()).doc.manifests, desc, tags));
         this.meta.addManifest(repo, index.stamp, record);
@@ -249,7 +249,13 @@ export class Registry {
     return result;
   }
 
-  private checkReferences(repo: string, parsed: ParsedManifest, partialIndex = false): void {
+  /**
+   * Every blob must be in the repository with the size the manifest says, and every child of
+   * an index must be a manifest the repository holds (the derived index knows it, brought up
+   * to date with index.json first): a layer's digest named as a child is refused, not
+   * listed. With `partialIndex` children are not checked (sync caches some platforms only).
+   */
+  private async checkReferences(repo: string, parsed: ParsedManifest, partialIndex = false): Promise<void> {
     for (const blob of parsed.blobs) {
       const info = this.store.blobs.stat(repo, parseDigest(blob.digest)!);
       if (!info) throw new RegistryError("MANIFEST_BLOB_UNKNOWN", `blob ${blob.digest} is not in ${repo}; push it before the manifest`);
@@ -257,11 +263,20 @@ export class Registry {
         throw new RegistryError("MANIFEST_INVALID", `blob ${blob.digest} has ${info.size} bytes, not the ${blob.size} the manifest says`);
       }
     }
+    if (partialIndex) return;
+    let reconciled = false;
     for (const child of parsed.manifests) {
-      if (partialIndex) break;
       if (!this.store.blobs.stat(repo, parseDigest(child.digest)!)) {
         throw new RegistryError("MANIFEST_BLOB_UNKNOWN", `manifest ${child.digest} is not in ${repo}; push it before the index`);
       }
+      if (this.meta.hasManifest(repo, child.digest)) continue;
+      // A layout dropped into the root or edited by another tool: bring the derived index up to date once.
+      if (!reconciled) {
+        reconciled = true;
+        await this.reconcile(repo);
+        if (this.meta.hasManifest(repo, child.digest)) continue;
+      }
+      throw new RegistryError("MANIFEST_BLOB_UNKNOWN", `manifest ${child.digest} is not in ${repo}: a blob with that digest is, but not as a manifest; push it as a manifest before the index`);
     }
   }
 
