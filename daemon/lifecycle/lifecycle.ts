@@ -218,13 +218,12 @@ export class Lifecycle {
 
 /** The figures of a GC report, for the log and the admin API. */
 function summary(r: GcReport) {
-  const removed = r.manifests.length + r.blobs.length + r.pool.length + r.uploads.length + r.emptyRepositories.length;
+  const removed = r.manifests.length + r.blobs.length + r.pool.length + r.emptyRepositories.length;
   return {
     removed,
     manifests: r.manifests.length,
     blobs: r.blobs.length,
     pool: r.pool.length,
-    uploads: r.uploads.length,
     emptyRepositories: r.emptyRepositories.length,
     bytesFreed: r.bytesFreed,
     heldBack: r.heldBack,
