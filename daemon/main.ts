@@ -61,6 +61,10 @@ export async function startDaemon(config: Config, log: Logger) {
   const adminToken = config.http.admin_token_file ? readAdminToken(config.http.admin_token_file) : undefined;
   // so is an unusable htpasswd file; undefined when [auth] is off
   const auth = setupAuth(config, log, adminToken);
+  // LDAP and client certificates, only when configured (nothing loaded otherwise)
+  if (auth && (config.auth.ldap || config.http.tls_client_ca)) await (await import("./auth/external")).plugExternalIdentities(auth, config, log);
+  const clientCaFile = auth ? config.http.tls_client_ca : "";
+  if (!auth && config.http.tls_client_ca) log.warn("http.tls_client_ca is set but authentication is off ([auth]): client certificates are not asked for", { ca: config.http.tls_client_ca });
   // before anything under the root is read or changed: one process per storage root
   const rootLock = await lockRoot(config.storage.root);
   let ready = false;
@@ -172,7 +176,7 @@ export async function startDaemon(config: Config, log: Logger) {
     maxRequestBodySize: Number.MAX_SAFE_INTEGER,
     idleTimeout: config.http.idle_timeout,
     error: (err) => serverError(err, log),
-    ...(config.http.tls_cert ? { tls: { certFile: config.http.tls_cert, keyFile: config.http.tls_key, ...(config.http.tls_client_ca ? { clientCaFile: config.http.tls_client_ca } : {}) } } : {}),
+    ...(config.http.tls_cert ? { tls: { certFile: config.http.tls_cert, keyFile: config.http.tls_key, ...(clientCaFile ? { clientCaFile } : {}) } } : {}),
   });
   scheduler.start();
   sync?.start();

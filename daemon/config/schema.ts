@@ -8,6 +8,7 @@ import { parseWindow } from "../scheduler/windows";
 import { type SyncRegistryConfig, checkSyncRegistries } from "./sync";
 import type { AccessRuleConfig } from "../access/policy";
 import { checkAccessRules, checkAuthGroups } from "./access";
+import { checkLdapConfig, checkMtlsConfig, DEFAULT_MTLS, type LdapConfig, type MtlsConfig } from "./authext";
 
 /** A size in bytes: an integer, or a string such as "4 MiB" / "512KiB" / "1GB". */
 export type Bytes = number;
@@ -200,6 +201,8 @@ export const SCHEMA = {
     metrics_anonymous: { kind: "boolean", default: false, doc: "Let anyone read /metrics without credentials." },
     groups: { kind: "custom", default: {} as Record<string, string[]>, check: checkAuthGroups, doc: 'Groups of htpasswd users, e.g. { ops = ["alice", "bob"] }.' },
     credential_cache: { kind: "duration", default: 60, min: 0, max: 3600, doc: "Seconds a verified password stays cached (keyed on the stored hash, so a change takes effect at once); 0 = bcrypt on every request." },
+    ldap: { kind: "custom", default: null as LdapConfig | null, check: checkLdapConfig, doc: "[auth.ldap]: an LDAP directory as a password source (see daemon/config/authext.ts)." },
+    mtls: { kind: "custom", default: DEFAULT_MTLS as MtlsConfig, check: checkMtlsConfig, doc: '[auth.mtls]: how a client certificate names its principal (identity = "cn" | "san-dns" | "san-uri" | "san-email"; groups = "none" | "o" | "ou").' },
   },
   storage: {
     root: { kind: "string", default: "./data", nonEmpty: true, doc: "Directory holding one OCI image layout per repository." },
