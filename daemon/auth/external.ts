@@ -5,11 +5,13 @@
  * `[http] tls_client_ca` is set. Neither is loaded, nor costs anything per request, when
  * its configuration is absent. Changing either needs a restart (a reload logs so).
  */
+import type { X509Certificate } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { ConfigError } from "../config/load";
 import type { Config } from "../config/schema";
 import type { Logger } from "../log";
 import type { LdapSource } from "./ldap";
-import { ClientCertIdentity } from "./mtls";
+import { ClientCertIdentity, parsePemCertificates } from "./mtls";
 import type { AuthSetup } from "./setup";
 
 /** What {@link plugExternalIdentities} built (for tests and the start-up log). */
@@ -57,7 +59,14 @@ export async function plugExternalIdentities(auth: AuthSetup, config: Config, lo
     log.info("LDAP password source enabled", { url: l.url, start_tls: l.start_tls, base_dn: l.base_dn });
   }
   if (config.http.tls_client_ca) {
-    out.clientCert = new ClientCertIdentity({ identity: config.auth.mtls.identity, groups: config.auth.mtls.groups });
+    let issuers: X509Certificate[];
+    try {
+      issuers = parsePemCertificates(readFileSync(config.http.tls_client_ca, "utf8"));
+    } catch (err) {
+      throw new ConfigError("http.tls_client_ca", [`Cannot read the CA certificates in "${config.http.tls_client_ca}" (${(err as Error).message})`]);
+    }
+    if (issuers.length === 0) throw new ConfigError("http.tls_client_ca", [`"${config.http.tls_client_ca}" holds no PEM certificate`]);
+    out.clientCert = new ClientCertIdentity({ identity: config.auth.mtls.identity, groups: config.auth.mtls.groups, issuers });
     auth.plug({ clientCert: out.clientCert });
     log.info("client certificates are identities", { ca: config.http.tls_client_ca, identity: config.auth.mtls.identity, groups: config.auth.mtls.groups });
   }

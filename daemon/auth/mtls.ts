@@ -1,13 +1,14 @@
 /**
  * Client certificates as identities (`[http] tls_client_ca`, `[auth.mtls]`). The TLS layer
- * (platform/tlsfront.ts) verifies the chain against the configured CA during the handshake;
- * this module turns a verified certificate into a {@link Principal}: the name from the
+ * (platform/tlsfront.ts) verifies the chain against the configured CA during the handshake,
+ * and this module checks the issuer's signature and the validity period again before it
+ * turns the certificate into a {@link Principal}: the name from the
  * subject's CN (default) or the first SAN of a configured kind, groups optionally from the
  * subject's O or OU values. A certificate that is absent, unverified (another CA, expired)
  * or that carries no usable name is no identity: the request goes on as anonymous (or with
  * whatever other credential it sends), never with a partial identity.
  */
-import type { X509Certificate } from "node:crypto";
+import { X509Certificate } from "node:crypto";
 import type { ClientCertificate } from "../platform/serve";
 import type { Principal, Verdict } from "./identity";
 
@@ -20,8 +21,21 @@ export type CertGroupField = "none" | "o" | "ou";
 export interface ClientCertOptions {
   identity: CertNameField;
   groups: CertGroupField;
+  /**
+   * The CA certificates of `tls_client_ca`. When given, a certificate must also be issued
+   * and signed by one of them, checked here again after the TLS layer (Bun's verification
+   * has had bugs, oven-sh/bun#27985): the file must hold the certificate that issued the
+   * client certificates (the intermediate, if there is one).
+   */
+  issuers?: readonly X509Certificate[];
   /** The clock, for the validity check (tests). */
   now?: () => number;
+}
+
+/** The certificates in a PEM file's text (a CA bundle). */
+export function parsePemCertificates(pem: string): X509Certificate[] {
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  return blocks.map((b) => new X509Certificate(b));
 }
 
 /** What the HTTP front hands over: anything with `clientCertificate(req)` (platform/serve.ts RequestPeer). */
@@ -62,7 +76,8 @@ export class ClientCertIdentity {
     const key = cert.fingerprint256;
     const known = this.memo.get(key);
     if (known !== undefined) return known ?? undefined;
-    const principal = this.parse(cert);
+    const issuers = this.options.issuers;
+    const principal = issuers && !issuers.some((ca) => cert.checkIssued(ca) && cert.verify(ca.publicKey)) ? undefined : this.parse(cert);
     if (this.memo.size >= 1024) this.memo.clear();
     this.memo.set(key, principal ?? null);
     return principal;

@@ -34,6 +34,16 @@ function readFile(key: string, path: string, problems: string[]): string | undef
 }
 
 /** Checks a PEM certificate file and, when given, its private key (and that they belong together). */
+/** A secret file must exist and be closed to group and others. */
+function checkSecretFile(key: string, path: string, problems: string[]): void {
+  try {
+    const mode = statSync(path).mode;
+    if ((mode & 0o066) !== 0) problems.push(`${key}: "${path}" is readable or writable by group or others (mode ${(mode & 0o777).toString(8)}); run chmod 600 "${path}"`);
+  } catch (err) {
+    problems.push(`${key}: cannot read "${path}" (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+}
+
 function checkCertificate(certKey: string, certPath: string, keyKey: string, keyPath: string | undefined, problems: string[]): void {
   const certText = readFile(certKey, certPath, problems);
   let cert: X509Certificate | undefined;
@@ -113,6 +123,10 @@ export function checkPaths(config: Config): string[] {
   const problems: string[] = [];
   const http = config.http;
   if (http.tls_cert && http.tls_key) checkCertificate("http.tls_cert", http.tls_cert, "http.tls_key", http.tls_key, problems);
+  if (http.tls_client_ca) checkCertificate("http.tls_client_ca", http.tls_client_ca, "", undefined, problems);
+  const ldap = config.auth.ldap;
+  if (ldap?.ca_file) checkCertificate("auth.ldap.ca_file", ldap.ca_file, "", undefined, problems);
+  if (ldap) checkSecretFile("auth.ldap.bind_password_file", ldap.bind_password_file, problems);
   checkRoot(config.storage.root, problems);
   if (http.admin_token_file) readTokenFile(http.admin_token_file, problems);
   config.sync.registries.forEach((r, i) => {

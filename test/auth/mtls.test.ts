@@ -6,18 +6,20 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { ClientCertIdentity, sanValues } from "../../daemon/auth/mtls";
+import { ClientCertIdentity, parsePemCertificates, sanValues } from "../../daemon/auth/mtls";
 import { makePki, type Pki } from "../helpers/pki";
 
 let pki: Pki;
 let device: X509Certificate;
 let noCn: X509Certificate;
+let foreign: X509Certificate;
 
 beforeAll(() => {
   pki = makePki();
   const load = (p: string) => new X509Certificate(readFileSync(p));
   device = load(pki.client("device", { subject: "/O=fleet/OU=line1/OU=cameras/CN=device-1", san: ["DNS:dev1.fleet.example", "URI:spiffe://fleet/dev1", "email:dev1@fleet.example"] }).cert);
   noCn = load(pki.client("nocn", { subject: "/O=fleet" }).cert);
+  foreign = load(pki.client("foreign", { subject: "/CN=device-1", foreign: true }).cert);
 });
 afterAll(() => pki?.[Symbol.dispose]());
 
@@ -47,6 +49,15 @@ describe("ClientCertIdentity", () => {
     expect(later.principalOf(verified(device))).toBeUndefined();
     const earlier = new ClientCertIdentity({ identity: "cn", groups: "none", now: () => Date.parse(device.validFrom) - 1000 });
     expect(earlier.principalOf(verified(device))).toBeUndefined();
+  });
+
+  test("with the CA's certificates, one not issued and signed by them is no identity even if the TLS layer said so", () => {
+    const issuers = parsePemCertificates(readFileSync(pki.ca, "utf8"));
+    expect(issuers.length).toBe(1);
+    const id = new ClientCertIdentity({ identity: "cn", groups: "none", issuers });
+    expect(id.principalOf(verified(device))?.name).toBe("device-1");
+    expect(id.principalOf(verified(foreign))).toBeUndefined();
+    expect(new ClientCertIdentity({ identity: "cn", groups: "none" }).principalOf(verified(foreign))?.name).toBe("device-1");
   });
 
   test("identify asks the peer for the request's certificate", () => {
