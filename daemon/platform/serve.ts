@@ -16,6 +16,8 @@ export interface Server {
   stop(force?: boolean): Promise<void>;
   /** Requests being served right now. */
   pendingRequests(): number;
+  /** With client certificates asked for: the private loopback port the TLS front relays to (tests). */
+  readonly relayPort?: number;
 }
 
 /** Options for {@link serve}. */
@@ -137,6 +139,7 @@ function serveWithClientCertificates(
       await inner.stop(force);
     },
     pendingRequests: () => inner.pendingRequests,
+    relayPort: inner.port!,
   };
 }
 

@@ -74,6 +74,13 @@ describe("TLS with client certificates", () => {
     expect(up.body).toBe(String(BIG));
   });
 
+  test("the private loopback port refuses requests that did not come through the front", async () => {
+    expect(server.relayPort).toBeGreaterThan(0);
+    const r = await fetch(`http://127.0.0.1:${server.relayPort}/`);
+    expect(r.status).toBe(403);
+    expect(((await r.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe("DENIED");
+  });
+
   test("keep-alive requests on one connection keep their identity", async () => {
     const r = await curl("/", device, ["--next", "--cacert", pki.ca, "--cert", device.cert, "--key", device.key, `https://localhost:${server.port}/`]);
     expect(r.body).toBe("device-1/line1 from 127.0.0.1device-1/line1 from 127.0.0.1");
