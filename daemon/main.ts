@@ -205,6 +205,9 @@ export async function startDaemon(config: Config, log: Logger) {
     /** Applies a re-read configuration (SIGHUP): the access policy and user groups. */
     reload(next: Config) {
       auth?.reload(next);
+      if (JSON.stringify([next.auth.ldap, next.auth.mtls, next.http.tls_client_ca]) !== JSON.stringify([config.auth.ldap, config.auth.mtls, config.http.tls_client_ca])) {
+        log.error("reload: changes to [auth.ldap], [auth.mtls] or http.tls_client_ca need a restart; keeping the running ones");
+      }
     },
     /** Stops accepting, lets requests in flight finish (up to `graceMs`), closes the database. */
     async close(graceMs = 30_000) {
