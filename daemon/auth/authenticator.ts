@@ -76,6 +76,9 @@ export class Authenticator {
   private basic(value: string, ctx: AuthContext): Identified | Promise<Identified> {
     if (!/^[A-Za-z0-9+/]+={0,2}$/.test(value) || value.length % 4 !== 0) return this.fail(undefined, "Basic credentials are not valid base64", ctx);
     const text = Buffer.from(value, "base64").toString("utf8");
+    // containers/image (skopeo, podman) answers a Basic challenge without credentials with
+    // "Basic Og==", an empty user and password: that is an anonymous request, not a bad one
+    if (text === ":") return ANONYMOUS;
     const colon = text.indexOf(":");
     if (colon <= 0) return this.fail(undefined, "Basic credentials are not of the form user:password", ctx);
     const user = text.slice(0, colon);
