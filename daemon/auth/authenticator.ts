@@ -53,17 +53,21 @@ export class Authenticator {
     return this.options.tokens ? this.options.tokens.challenge(req, scope) : this.basicChallenge;
   }
 
-  /** The identity of `req`; synchronous unless a credential has to be checked. */
-  identify(req: Request, address: string | undefined, peer?: unknown): Identified | Promise<Identified> {
+  /**
+   * The identity of `req`; synchronous unless a credential has to be checked. `address`
+   * gives the peer's address; it is asked only when a credential or certificate is there,
+   * so an anonymous request costs one header lookup.
+   */
+  identify(req: Request, address: () => string | undefined, peer?: unknown): Identified | Promise<Identified> {
     const header = req.headers.get("authorization");
     if (header === null) {
       const cert = this.options.clientCert;
       if (!cert) return ANONYMOUS;
-      const ctx = { req, address };
+      const ctx = { req, address: address() };
       const verdict = cert.identify(ctx, peer);
       return verdict === undefined ? ANONYMOUS : this.settle(verdict, undefined, ctx);
     }
-    const ctx: AuthContext = { req, address };
+    const ctx: AuthContext = { req, address: address() };
     if (header.length > MAX_HEADER_CHARS) return this.fail(undefined, "the Authorization header is too long", ctx);
     const space = header.indexOf(" ");
     const scheme = (space < 0 ? header : header.slice(0, space)).toLowerCase();

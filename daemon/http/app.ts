@@ -155,12 +155,13 @@ function identified(
   server: Peer | undefined,
   then: (who: Identified) => Promise<Response> | Response,
 ): Promise<Response> | Response {
-  let address: string | undefined;
-  try {
-    address = server?.requestIP(req)?.address;
-  } catch {
-    address = undefined;
-  }
+  const address = () => {
+    try {
+      return server?.requestIP(req)?.address;
+    } catch {
+      return undefined;
+    }
+  };
   const who = auth.authenticator.identify(req, address, server);
   return who instanceof Promise ? who.then(then) : then(who);
 }
