@@ -108,6 +108,16 @@ describe("a token verifier", () => {
   });
 });
 
+test("admin API routes opened to any identity (identityRoutes) admit non-admins there only", async () => {
+  const app = createApp({ v2: r.handle, ready: () => true, info: () => ({}), scheduler: () => ({ queue: [] }), auth: { ...auth.front, identityRoutes: ["/api/v1/scheduler"] } });
+  const call = (path: string, headers: Record<string, string>) => app(new Request(`http://registry.test${path}`, { headers }));
+  const open = await call("/api/v1/scheduler", basic("ci", "ci-pw"));
+  expect(open.status).toBe(200);
+  expect(await open.json()).toEqual({ queue: [] });
+  expect((await call("/api/v1/scheduler", {})).status).toBe(401);
+  expect((await call("/api/v1/sync", basic("ci", "ci-pw"))).status).toBe(403);
+});
+
 describe("a client certificate hook", () => {
   test("a request without Authorization gets the certificate's identity", async () => {
     expect((await r.call("GET", "/v2/team/app/manifests/v1", { headers: { "x-test-cert": "device-7" } })).status).toBe(200);
