@@ -90,6 +90,8 @@ export class Authenticator {
     if (user.length > MAX_CREDENTIAL_CHARS || password.length > MAX_CREDENTIAL_CHARS) return this.fail(undefined, "Basic credentials are too long", ctx);
     const wait = this.options.events?.gate?.(user, ctx);
     if (wait !== undefined) return { kind: "refused", status: 429, reason: "too many failed logins; retry later", retryAfter: wait };
+    const cached = this.options.chain.cached(user, password);
+    if (cached) return this.settle(cached, user, ctx);
     return this.options.chain.verify(user, password, ctx.req.signal).then((v) => this.settle(v, user, ctx));
   }
 
@@ -130,7 +132,7 @@ export class Authenticator {
   }
 
   private ok(principal: Principal, ctx: AuthContext): Identified {
-    this.observe(() => this.options.events?.loginOk?.(principal, ctx));
+    if (this.options.events?.loginOk) this.observe(() => this.options.events?.loginOk?.(principal, ctx));
     return { kind: "principal", principal };
   }
 
