@@ -296,7 +296,7 @@ async function main(argv: string[]): Promise<number> {
       const daemon = await startDaemon(config, log).catch((err) => {
         throw listenProblem(err, config) ?? err;
       });
-      await runService({ config, configPath: args.configPath, log, close: () => daemon.close(), reload: (next) => daemon.reload(next) });
+      await runService({ config, configPath: args.configPath, log, close: () => daemon.close(), reload: (next) => daemon.reload(next), watchConfig: daemon.auth !== undefined });
       log.info("stopped");
       return 0;
     });

@@ -36,6 +36,23 @@ export interface FrontAuth {
   authenticator: Authenticator;
   access: Access;
   tokenEndpoint?: TokenEndpoint;
+  /**
+   * Admin API path prefixes open to any authenticated identity, not only admins (e.g.
+   * "/api/v1/keys" for users managing their own API keys); the route itself must then
+   * check what the caller ({@link requestPrincipal}) may do.
+   */
+  identityRoutes?: readonly string[];
+}
+
+const PRINCIPALS = new WeakMap<Request, Principal>();
+
+/**
+ * The principal the front authenticated for a request it handed to the admin app
+ * (undefined: anonymous, or authentication off). Routes under /api/v1 use it to know who
+ * is asking (e.g. who creates an API key).
+ */
+export function requestPrincipal(req: Request): Principal | undefined {
+  return PRINCIPALS.get(req);
 }
 
 /**
@@ -95,10 +112,13 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
       return identified(auth, req, server, (who) => {
         if (who.kind === "refused") return frontRefusal(auth, req, who);
         const principal = principalOf(who);
-        if (!auth.access.admin(principal)) {
+        const open = principal !== undefined && auth.identityRoutes?.some((p) => path === p || path!.startsWith(`${p}/`));
+        if (!open && !auth.access.admin(principal)) {
           return principal ? adminError(403, `"${principal.name}" is not an admin; see [auth] admins`) : unauthorized(auth, req, "the admin API needs an admin's credentials");
         }
-        return adminApp().then((handle) => handle(new Request(`http://localhost${pathAndQuery}`, req)));
+        const forwarded = new Request(`http://localhost${pathAndQuery}`, req);
+        if (principal) PRINCIPALS.set(forwarded, principal);
+        return adminApp().then((handle) => handle(forwarded));
       });
     }
     const refused = auth ? undefined : guard(req, path!, server);
@@ -155,12 +175,13 @@ function identified(
   server: Peer | undefined,
   then: (who: Identified) => Promise<Response> | Response,
 ): Promise<Response> | Response {
-  let address: string | undefined;
-  try {
-    address = server?.requestIP(req)?.address;
-  } catch {
-    address = undefined;
-  }
+  const address = () => {
+    try {
+      return server?.requestIP(req)?.address;
+    } catch {
+      return undefined;
+    }
+  };
   const who = auth.authenticator.identify(req, address, server);
   return who instanceof Promise ? who.then(then) : then(who);
 }

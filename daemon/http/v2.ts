@@ -244,6 +244,11 @@ export function createV2Handler(
     throw new RegistryError("DENIED", `${action} is not granted to "${principal.name}" here`);
   }
 
+  /** Refuses unless `principal` may take `action` on `repo` (the anonymous pull path: one cached map lookup). */
+  function need(req: Request, principal: Principal | undefined, client: string | undefined, repo: string, action: Action, scope: string): void {
+    if (!auth!.access.may(principal, repo, action)) refuse(req, principal, repo, action, scope, client);
+  }
+
   /**
    * Asks the policy before the registry is touched, so a refusal is the same whether or not
    * the repository exists. Adjusts `query`: a mount from a repository the caller may not
@@ -252,9 +257,6 @@ export function createV2Handler(
   function authorize(req: Request, r: Route, query: URLSearchParams, principal: Principal | undefined, client: string | undefined): void {
     const access = auth!.access;
     const method = req.method;
-    const need = (repo: string, action: Action, scope: string = action) => {
-      if (!access.may(principal, repo, action)) refuse(req, principal, repo, action, scope, client);
-    };
     switch (r.op) {
       case "base":
         if (!access.base(principal)) refuse(req, principal, undefined, "pull", "pull", client);
@@ -264,15 +266,15 @@ export function createV2Handler(
         return;
       case "tags":
       case "referrers":
-        return need(r.name, "pull");
+        return need(req, principal, client, r.name, "pull", "pull");
       case "manifest":
       case "blob":
-        if (method === "GET" || method === "HEAD") return need(r.name, "pull");
-        if (method === "PUT" && r.op === "manifest") return need(r.name, "push", "pull,push");
-        if (method === "DELETE") return need(r.name, "delete");
+        if (method === "GET" || method === "HEAD") return need(req, principal, client, r.name, "pull", "pull");
+        if (method === "PUT" && r.op === "manifest") return need(req, principal, client, r.name, "push", "pull,push");
+        if (method === "DELETE") return need(req, principal, client, r.name, "delete", "delete");
         return;
       case "uploads": {
-        need(r.name, "push", "pull,push");
+        need(req, principal, client, r.name, "push", "pull,push");
         const from = query.get("from");
         if (query.has("mount") && (from === null || !access.may(principal, from, "pull"))) {
           query.delete("mount");
@@ -281,7 +283,7 @@ export function createV2Handler(
         return;
       }
       case "upload":
-        need(r.name, "push", "pull,push");
+        need(req, principal, client, r.name, "push", "pull,push");
         // another identity's session is unknown, exactly as a session that never was
         if (owners.get(r.id) !== ownerOf(principal)) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", `no upload "${r.id}" in this repository`);
         return;
