@@ -38,6 +38,7 @@ import { lifecycleOptions } from "./lifecycle/options";
 import { countingDisk } from "./platform/countingdisk";
 import { COMMAND_HELP, USAGE, helpFor, isHelpFlag, usageError } from "./cli/usage";
 import { loadAndCheck, readTokenFile } from "./config/verify";
+import { rateLimiterFor } from "./http/limits";
 
 /** Runs `fn`, printing a configuration error (exit 1) instead of throwing it. */
 async function withConfigErrors(fn: () => Promise<number>): Promise<number> {
@@ -156,6 +157,7 @@ export async function startDaemon(config: Config, log: Logger) {
     syncRun: (name) => sync?.runNow(name) ?? false,
     ...(config.metrics.enabled ? { metrics: { http: httpMetrics, render: () => metrics.render() } } : {}),
     ...(adminToken !== undefined ? { adminToken } : {}),
+    ...rateLimiterFor(config),
   });
   const server = serveOrRelease(rootLock, (req, peer) => {
     governor.request();

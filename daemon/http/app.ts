@@ -10,6 +10,7 @@ import { errorBody } from "../oci/errors";
 import { VERSION } from "../version";
 import type { HttpMetrics } from "../metrics/http";
 import type { AdminDeps } from "./admin";
+import { type RateLimiter, isReadMethod, tooManyRequests } from "./ratelimit";
 
 /** What the front needs. */
 export interface AppDeps extends AdminDeps {
@@ -19,6 +20,10 @@ export interface AppDeps extends AdminDeps {
   metrics?: { http: HttpMetrics; render(): Promise<string> };
   /** The token the admin API requires (`[http] admin_token_file`); none: see {@link adminGuard}. */
   adminToken?: string;
+  /** Request rates per client address (`[limits]`); none: no limit. Health probes are never limited. */
+  rateLimiter?: RateLimiter;
+  /** Told every admin API request that was let through, with its answer (the audit trail). */
+  onAdmin?: (req: Request, path: string, status: number, address: string | undefined) => void;
 }
 
 /**
@@ -39,12 +44,17 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
   let admin: Promise<(req: Request) => Response | Promise<Response>> | undefined;
   const adminApp = () => (admin ??= import("./admin").then((m) => m.createAdminApp(deps)));
   const guard = adminGuard(deps.adminToken);
+  const limiter = deps.rateLimiter;
   const route = (req: Request, server?: Peer): Promise<Response> | Response => {
     const url = req.url;
     // Bun hands over a bare path when the Host header is unusable
     const pathStart = url.startsWith("/") ? 0 : url.indexOf("/", url.indexOf("//") + 2);
     // routing is on the target as sent: one whose dot segments the URL parser resolved is refused
     if (server?.rewritten?.(req)) return rewrittenTarget(url.startsWith("/v2", pathStart));
+    if (limiter) {
+      const refused = limit(limiter, req, url, pathStart, server);
+      if (refused) return refused;
+    }
     if (url.startsWith("/v2", pathStart)) {
       const next = url.charCodeAt(pathStart + 3);
       if (Number.isNaN(next) || next === 47 /* / */ || next === 63 /* ? */) return deps.v2(req, server);
@@ -61,7 +71,13 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
     if (refused) return refused;
     // Elysia misreads the path of a URL whose host is very short ("http://reg/api/…", a
     // plausible LAN alias), so it is handed the request under a canonical origin.
-    return adminApp().then((handle) => handle(new Request(`http://localhost${pathAndQuery}`, req)));
+    const answer = adminApp().then((handle) => handle(new Request(`http://localhost${pathAndQuery}`, req)));
+    const onAdmin = deps.onAdmin;
+    if (!onAdmin) return answer;
+    return answer.then((res) => {
+      onAdmin(req, path!, res.status, peerAddress(server, req));
+      return res;
+    });
   };
   const http = deps.metrics?.http;
   if (!http) return route;
@@ -90,6 +106,32 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
       },
     );
   };
+}
+
+/** The peer's address; undefined when unknown (a socketless test) or when asking fails. */
+function peerAddress(server: Peer | undefined, req: Request): string | undefined {
+  try {
+    return server?.requestIP(req)?.address;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The 429 for a request over its client's rate, or undefined. The health probes are exempt,
+ * so a supervisor polling them is never refused; a request whose peer is unknown (a
+ * socketless caller) is not limited.
+ */
+function limit(limiter: RateLimiter, req: Request, url: string, pathStart: number, server: Peer | undefined): Response | undefined {
+  if (url.startsWith("/livez", pathStart) || url.startsWith("/readyz", pathStart)) {
+    const path = url.slice(pathStart).split("?")[0];
+    if (path === "/livez" || path === "/readyz") return undefined;
+  }
+  const address = peerAddress(server, req);
+  if (address === undefined) return undefined;
+  const wait = limiter.take(address, isReadMethod(req.method));
+  if (wait === 0) return undefined;
+  return tooManyRequests(req.method, wait, `${address} sent more ${isReadMethod(req.method) ? "reads" : "writes"} than [limits] allows; retry after ${wait} s`);
 }
 
 /**
