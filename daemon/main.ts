@@ -39,6 +39,7 @@ import { countingDisk } from "./platform/countingdisk";
 import { COMMAND_HELP, USAGE, helpFor, isHelpFlag, usageError } from "./cli/usage";
 import { loadAndCheck, readTokenFile } from "./config/verify";
 import { rateLimiterFor } from "./http/limits";
+import { AuditTrail } from "./audit/audit";
 
 /** Runs `fn`, printing a configuration error (exit 1) instead of throwing it. */
 async function withConfigErrors(fn: () => Promise<number>): Promise<number> {
@@ -53,8 +54,11 @@ async function withConfigErrors(fn: () => Promise<number>): Promise<number> {
   }
 }
 
-/** Starts the registry on `config`; resolves once it is listening. */
-export async function startDaemon(config: Config, log: Logger) {
+/**
+ * Starts the registry on `config`; resolves once it is listening. `auditLog` receives the
+ * audit trail (give it an info-level logger so `[log] level` cannot filter it away).
+ */
+export async function startDaemon(config: Config, log: Logger, auditLog: Logger = log) {
   const started = performance.now();
   // before anything is opened: a bad token file stops the start with a config error
   const adminToken = config.http.admin_token_file ? readAdminToken(config.http.admin_token_file) : undefined;
@@ -106,7 +110,9 @@ export async function startDaemon(config: Config, log: Logger) {
     ? new SyncService(store, registry, syncState, scheduler, { registries: config.sync.registries, maxManifestBytes: config.storage.max_manifest_bytes }, log)
     : undefined;
   if (sync) lc.evictor.setUpstreamPolicy({ serves: (repo) => sync.serves(repo), pinned: (repo, tag) => sync.pinned(repo, tag) });
+  const audit = new AuditTrail(auditLog, { pulls: config.audit.pulls, pullIntervalMs: config.audit.pull_interval * 1000 });
   const v2 = createV2Handler(sync ? sync.decorate() : registry, {
+    audit,
     maxManifestBytes: config.storage.max_manifest_bytes,
     manifestBudgetBytes: config.http.manifest_body_budget,
     bodyTimeoutMs: config.http.body_timeout * 1000,
@@ -158,6 +164,7 @@ export async function startDaemon(config: Config, log: Logger) {
     ...(config.metrics.enabled ? { metrics: { http: httpMetrics, render: () => metrics.render() } } : {}),
     ...(adminToken !== undefined ? { adminToken } : {}),
     ...rateLimiterFor(config),
+    onAdmin: (req, path, status, address, principal) => audit.admin({ principal, address }, req.method, path, status),
   });
   const server = serveOrRelease(rootLock, (req, peer) => {
     governor.request();
@@ -172,6 +179,7 @@ export async function startDaemon(config: Config, log: Logger) {
   });
   scheduler.start();
   sync?.start();
+  audit.start();
   const advertisement = config.mdns.enabled ? (await import("./discovery/appliance")).startAdvertising(config, server.port, log) : undefined;
   ready = true;
   lc.start((intervalMs, make) => scheduler.every(intervalMs, make));
@@ -203,6 +211,7 @@ export async function startDaemon(config: Config, log: Logger) {
       await stopping;
       await scheduler.stop();
       sync?.close();
+      audit.close();
       await lc.close();
       store.uploads.stop();
       await hashing.shutdown();
@@ -281,7 +290,7 @@ async function main(argv: string[]): Promise<number> {
     return withConfigErrors(async () => {
       const config = loadAndCheck(args.configPath);
       const log = createLogger(config.log.level, config.log.format);
-      const daemon = await startDaemon(config, log).catch((err) => {
+      const daemon = await startDaemon(config, log, createLogger("info", config.log.format)).catch((err) => {
         throw listenProblem(err, config) ?? err;
       });
       await runService({ config, configPath: args.configPath, log, close: () => daemon.close() });

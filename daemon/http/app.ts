@@ -11,6 +11,7 @@ import { VERSION } from "../version";
 import type { HttpMetrics } from "../metrics/http";
 import type { AdminDeps } from "./admin";
 import { type RateLimiter, isReadMethod, tooManyRequests } from "./ratelimit";
+import type { Principal } from "../auth/identity";
 
 /** What the front needs. */
 export interface AppDeps extends AdminDeps {
@@ -22,8 +23,11 @@ export interface AppDeps extends AdminDeps {
   adminToken?: string;
   /** Request rates per client address (`[limits]`); none: no limit. Health probes are never limited. */
   rateLimiter?: RateLimiter;
-  /** Told every admin API request that was let through, with its answer (the audit trail). */
-  onAdmin?: (req: Request, path: string, status: number, address: string | undefined) => void;
+  /**
+   * Told every admin API request that changes something (not GET/HEAD/OPTIONS), let through
+   * or refused, with its answer's status and who sent it (the audit trail).
+   */
+  onAdmin?: (req: Request, path: string, status: number, address: string | undefined, principal: Principal | undefined) => void;
 }
 
 /**
@@ -68,14 +72,17 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
     }
     if (path === "/metrics" && deps.metrics) return deps.metrics.render().then((text) => new Response(text, { headers: METRICS_HEADERS }));
     const refused = guard(req, path!, server);
-    if (refused) return refused;
+    const onAdmin = deps.onAdmin && isAdminChange(req.method, path!) ? deps.onAdmin : undefined;
+    if (refused) {
+      onAdmin?.(req, path!, refused.status, peerAddress(server, req), undefined);
+      return refused;
+    }
     // Elysia misreads the path of a URL whose host is very short ("http://reg/api/…", a
     // plausible LAN alias), so it is handed the request under a canonical origin.
     const answer = adminApp().then((handle) => handle(new Request(`http://localhost${pathAndQuery}`, req)));
-    const onAdmin = deps.onAdmin;
     if (!onAdmin) return answer;
     return answer.then((res) => {
-      onAdmin(req, path!, res.status, peerAddress(server, req));
+      onAdmin(req, path!, res.status, peerAddress(server, req), deps.adminToken !== undefined ? ADMIN_TOKEN_PRINCIPAL : undefined);
       return res;
     });
   };
@@ -106,6 +113,14 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
       },
     );
   };
+}
+
+/** Who an admin request that passed the `[http] admin_token_file` check is, for the audit trail. */
+const ADMIN_TOKEN_PRINCIPAL: Principal = { name: "admin-token", groups: [], source: "admin-token" };
+
+/** True for a request to the admin API that may change something. */
+function isAdminChange(method: string, path: string): boolean {
+  return !isReadMethod(method) && (path === API_PREFIX || path.startsWith(`${API_PREFIX}/`));
 }
 
 /** The peer's address; undefined when unknown (a socketless test) or when asking fails. */

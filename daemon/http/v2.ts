@@ -19,6 +19,8 @@ import type { UploadSession } from "../storage/uploads";
 import { type RequestPeer, fileBody } from "../platform/serve";
 import { resourceError } from "../registry/translate";
 import { ByteBudget, contentLength, readManifestBody } from "./body";
+import type { Principal } from "../auth/identity";
+import type { Actor, AuditTrail } from "../audit/audit";
 
 /** Options for {@link createV2Handler}. */
 export interface V2Options {
@@ -30,6 +32,8 @@ export interface V2Options {
   log: Logger;
   /** Told the size of every blob body served (the scheduler counts foreground IO with it). */
   onServe?: (bytes: number) => void;
+  /** The audit trail: pushes, tag moves and deletes (and pulls, batched, when it counts them). */
+  audit?: AuditTrail;
 }
 
 const API_VERSION = "registry/2.0";
@@ -203,8 +207,10 @@ export function createV2Handler(registry: V2Registry, options: V2Options): (req:
   const manifestBudget = new ByteBudget(options.manifestBudgetBytes ?? 0);
   const bodyLimits = { maxBytes: options.maxManifestBytes, budget: manifestBudget, timeoutMs: options.bodyTimeoutMs ?? 0 };
 
-  async function dispatch(req: Request, r: Route, query: URLSearchParams, client: string | undefined): Promise<Response> {
+  const audit = options.audit;
+  async function dispatch(req: Request, r: Route, query: URLSearchParams, client: string | undefined, principal: Principal | undefined): Promise<Response> {
     const method = req.method;
+    const actor = (): Actor => ({ principal, address: client });
     switch (r.op) {
       case "base":
         if (method !== "GET" && method !== "HEAD") methodNotAllowed(method, "GET, HEAD");
@@ -237,6 +243,7 @@ export function createV2Handler(registry: V2Registry, options: V2Options): (req:
             ETag: `"${m.digest}"`,
             "Content-Length": String(m.bytes.byteLength),
           });
+          if (method === "GET" && audit?.auditsPulls) audit.pulled(actor(), r.name, m.digest);
           if (req.headers.get("if-none-match") === `"${m.digest}"`) return new Response(null, { status: 304, headers: h });
           return new Response(method === "HEAD" ? null : m.bytes, { status: 200, headers: h });
         }
@@ -248,6 +255,7 @@ export function createV2Handler(registry: V2Registry, options: V2Options): (req:
           } finally {
             body.release();
           }
+          audit?.pushed(actor(), r.name, r.reference, result.digest, result.tags, result.moved);
           const h: Record<string, string> = { Location: `/v2/${r.name}/manifests/${result.digest}`, "Docker-Content-Digest": result.digest };
           if (result.subject) h["OCI-Subject"] = result.subject;
           const resp = empty(201, h);
@@ -256,6 +264,7 @@ export function createV2Handler(registry: V2Registry, options: V2Options): (req:
         }
         if (method === "DELETE") {
           await registry.deleteManifest(r.name, r.reference);
+          audit?.deleted(actor(), r.reference.includes(":") ? "manifest" : "tag", r.name, r.reference);
           return empty(202, {});
         }
         return methodNotAllowed(method, "GET, HEAD, PUT, DELETE");
@@ -265,6 +274,7 @@ export function createV2Handler(registry: V2Registry, options: V2Options): (req:
         if (method === "GET" || method === "HEAD") return serveBlob(req, r.name, r.digest);
         if (method === "DELETE") {
           await registry.deleteBlob(r.name, r.digest);
+          audit?.deleted(actor(), "blob", r.name, r.digest);
           return empty(202, {});
         }
         return methodNotAllowed(method, "GET, HEAD, DELETE");
@@ -349,12 +359,12 @@ export function createV2Handler(registry: V2Registry, options: V2Options): (req:
     return new Response(req.method === "HEAD" ? null : fileBody(blob.path), { status: 200, headers: h });
   }
 
-  return async function handleV2(req: Request, peer?: RequestPeer): Promise<Response> {
+  return async function handleV2(req: Request, peer?: RequestPeer, principal?: Principal): Promise<Response> {
     const { path, query } = splitUrl(req.url);
     try {
       const r = route(path);
       if (!r) throw new RegistryError("UNSUPPORTED", `no endpoint at ${path.slice(0, 200)}`, { status: 404 });
-      const res = await dispatch(req, r, new URLSearchParams(query), peerAddress(peer, req));
+      const res = await dispatch(req, r, new URLSearchParams(query), peerAddress(peer, req), principal);
       return req.method === "HEAD" && res.body ? new Response(null, { status: res.status, headers: res.headers }) : res;
     } catch (err) {
       if (err instanceof RegistryError) {

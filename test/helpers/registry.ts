@@ -16,14 +16,16 @@ import { Store } from "../../daemon/storage/store";
 import type { UploadHashing } from "../../daemon/platform/uploadhash";
 import type { UploadLimits } from "../../daemon/storage/uploads";
 import type { RequestPeer } from "../../daemon/platform/serve";
+import type { AuditTrail } from "../../daemon/audit/audit";
+import type { Principal } from "../../daemon/auth/identity";
 
 /** A registry under test. */
 export interface TestRegistry extends AsyncDisposable {
   root: string;
   store: Store;
   registry: Registry;
-  /** Calls the handler; `peer` stands for the connection (its address is the client). */
-  handle(req: Request, peer?: RequestPeer): Promise<Response>;
+  /** Calls the handler; `peer` stands for the connection (its address is the client), `principal` for the caller. */
+  handle(req: Request, peer?: RequestPeer, principal?: Principal): Promise<Response>;
   /** Calls the handler with a request built from the arguments. */
   call(method: string, path: string, init?: { headers?: Record<string, string>; body?: RequestInit["body"] }): Promise<Response>;
   /** Re-opens the same root as a fresh process would (new caches, new database handle). */
@@ -43,6 +45,8 @@ export interface TestRegistryOptions {
   /** Manifest body budget and deadline of the handler (default: none). */
   manifestBudgetBytes?: number;
   bodyTimeoutMs?: number;
+  /** The audit trail the handler reports to (default: none). */
+  audit?: AuditTrail;
 }
 
 /** Builds a registry on a fresh temp root (or `options.root`). */
@@ -67,6 +71,7 @@ export async function createTestRegistry(options: TestRegistryOptions = {}): Pro
     log: silentLogger,
     ...(options.manifestBudgetBytes !== undefined ? { manifestBudgetBytes: options.manifestBudgetBytes } : {}),
     ...(options.bodyTimeoutMs !== undefined ? { bodyTimeoutMs: options.bodyTimeoutMs } : {}),
+    ...(options.audit ? { audit: options.audit } : {}),
   });
   const self: TestRegistry = {
     root,
