@@ -62,7 +62,7 @@ test("avahi-browse resolves the advertisement with berth's TXT values", async ()
   expect(Number(fields[8])).toBe(daemon.port);
   const txt = Object.fromEntries([...fields.slice(9).join(";").matchAll(/"([^"=]+)=([^"]*)"/g)].map((m) => [m[1], m[2]]));
   const id = readFileSync(join(lab.dir, "root/.berth/instance-id"), "utf8").trim();
-  expect(txt).toEqual({ txtvers: "1", api: "/v2/", tls: "1", fp: fingerprint, version: "0.1.0-dev", id, board: "none" });
+  expect(txt).toEqual({ txtvers: "1", api: "/v2/", tls: "1", fp: fingerprint, version: "0.1.0-dev", id, board: "none", auth: "none" });
 });
 
 test("berth discover finds it and writes a containerd hosts.toml that pins the certificate", async () => {
@@ -70,7 +70,7 @@ test("berth discover finds it and writes a containerd hosts.toml that pins the c
   const r = await runOk(lab.exec([process.execPath, MAIN, "discover", "--interface", "vb", "--timeout", "3", "--json", "--write", "containerd", "--dir", certs]), { timeoutMs: 30_000 });
   const found = JSON.parse(r.stdout.slice(0, r.stdout.lastIndexOf("]") + 1));
   expect(found).toHaveLength(1);
-  expect(found[0]).toMatchObject({ name: "berth-lab", addresses: ["10.77.0.1"], port: daemon.port, tls: true, fingerprint, api: "/v2/" });
+  expect(found[0]).toMatchObject({ name: "berth-lab", addresses: ["10.77.0.1"], port: daemon.port, tls: true, fingerprint, api: "/v2/", auth: { modes: [], anonymousPull: true } });
   const hostPort = `10.77.0.1:${daemon.port}`;
   const hosts = readFileSync(join(certs, hostPort, "hosts.toml"), "utf8");
   expect(hosts).toContain(`server = "https://${hostPort}"`);
