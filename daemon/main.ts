@@ -40,6 +40,7 @@ import { COMMAND_HELP, USAGE, helpFor, isHelpFlag, usageError } from "./cli/usag
 import { loadAndCheck, readTokenFile } from "./config/verify";
 import { rateLimiterFor } from "./http/limits";
 import { AuditTrail } from "./audit/audit";
+import { warnIfExposed } from "./auth/exposure";
 
 /** Runs `fn`, printing a configuration error (exit 1) instead of throwing it. */
 async function withConfigErrors(fn: () => Promise<number>): Promise<number> {
@@ -195,6 +196,8 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     ...(opened.degraded ? { degraded: "derived index in memory: the disk is full" } : {}),
     startMs: Math.round(performance.now() - started),
   });
+  // no [auth] section exists before the core of issue 10 lands: every request is anonymous
+  warnIfExposed(config.http.address, false, log);
   return {
     server,
     /** Where other modules (GC, scrub, scheduler, sync) register their figures; see metrics/registry.ts. */
