@@ -5,8 +5,9 @@
  *   push        a manifest stored: identity, source address, repo, reference, digest, tags
  *   tag-move    a push moved a tag that pointed at another manifest (`from` is the old digest)
  *   delete      a manifest, tag or blob deleted (`kind`)
- *   login-failed  credentials refused (user, source, reason; `locked` when it started a lockout)
- *   login-locked  an attempt refused because of a lockout (logged once per lockout, not per attempt)
+ *   login-failed  credentials refused (user, source, reason; `locked`: the seconds of the
+ *               lockout this failure started). Attempts refused while locked are not logged
+ *               one by one (a flood would fill the log); the lockout's start is.
  *   admin       an admin API request that changes something (method, path, status)
  *   pulls       with `[audit] pulls = true`: manifest GETs counted in memory per identity,
  *               repo and digest, written as one line per interval (never a line per pull)

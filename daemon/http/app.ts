@@ -12,6 +12,7 @@ import type { HttpMetrics } from "../metrics/http";
 import type { AdminDeps } from "./admin";
 import { type RateLimiter, isReadMethod, tooManyRequests } from "./ratelimit";
 import type { Principal } from "../auth/identity";
+import type { LoginAttempts } from "../auth/attempts";
 
 /** What the front needs. */
 export interface AppDeps extends AdminDeps {
@@ -23,6 +24,8 @@ export interface AppDeps extends AdminDeps {
   adminToken?: string;
   /** Request rates per client address (`[limits]`); none: no limit. Health probes are never limited. */
   rateLimiter?: RateLimiter;
+  /** The failed-login lockout, asked before credentials are verified (auth/attempts.ts); none: no lockout. */
+  loginAttempts?: Pick<LoginAttempts, "refuse">;
   /**
    * Told every admin API request that changes something (not GET/HEAD/OPTIONS), let through
    * or refused, with its answer's status and who sent it (the audit trail).
@@ -49,14 +52,16 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
   const adminApp = () => (admin ??= import("./admin").then((m) => m.createAdminApp(deps)));
   const guard = adminGuard(deps.adminToken);
   const limiter = deps.rateLimiter;
+  const attempts = deps.loginAttempts;
   const route = (req: Request, server?: Peer): Promise<Response> | Response => {
     const url = req.url;
     // Bun hands over a bare path when the Host header is unusable
     const pathStart = url.startsWith("/") ? 0 : url.indexOf("/", url.indexOf("//") + 2);
     // routing is on the target as sent: one whose dot segments the URL parser resolved is refused
     if (server?.rewritten?.(req)) return rewrittenTarget(url.startsWith("/v2", pathStart));
-    if (limiter) {
-      const refused = limit(limiter, req, url, pathStart, server);
+    if ((limiter || attempts) && !isProbe(url, pathStart)) {
+      const address = peerAddress(server, req);
+      const refused = (limiter && limit(limiter, req, address)) || attempts?.refuse(req, address);
       if (refused) return refused;
     }
     if (url.startsWith("/v2", pathStart)) {
@@ -132,17 +137,18 @@ function peerAddress(server: Peer | undefined, req: Request): string | undefined
   }
 }
 
+/** True for the health probes (/livez, /readyz), which no limit or lockout ever refuses. */
+function isProbe(url: string, pathStart: number): boolean {
+  if (!url.startsWith("/livez", pathStart) && !url.startsWith("/readyz", pathStart)) return false;
+  const path = url.slice(pathStart).split("?")[0];
+  return path === "/livez" || path === "/readyz";
+}
+
 /**
- * The 429 for a request over its client's rate, or undefined. The health probes are exempt,
- * so a supervisor polling them is never refused; a request whose peer is unknown (a
- * socketless caller) is not limited.
+ * The 429 for a request over its client's rate, or undefined. A request whose peer is
+ * unknown (a socketless caller) is not limited.
  */
-function limit(limiter: RateLimiter, req: Request, url: string, pathStart: number, server: Peer | undefined): Response | undefined {
-  if (url.startsWith("/livez", pathStart) || url.startsWith("/readyz", pathStart)) {
-    const path = url.slice(pathStart).split("?")[0];
-    if (path === "/livez" || path === "/readyz") return undefined;
-  }
-  const address = peerAddress(server, req);
+function limit(limiter: RateLimiter, req: Request, address: string | undefined): Response | undefined {
   if (address === undefined) return undefined;
   const wait = limiter.take(address, isReadMethod(req.method));
   if (wait === 0) return undefined;
