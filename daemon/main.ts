@@ -38,9 +38,10 @@ import { lifecycleOptions } from "./lifecycle/options";
 import { countingDisk } from "./platform/countingdisk";
 import { COMMAND_HELP, USAGE, helpFor, isHelpFlag, usageError } from "./cli/usage";
 import { loadAndCheck, readTokenFile } from "./config/verify";
-import { rateLimiterFor } from "./http/limits";
+import { lockoutFor, rateLimiterFor } from "./http/limits";
 import { AuditTrail } from "./audit/audit";
-import { warnIfExposed } from "./auth/exposure";
+import { LoginAttempts } from "./auth/attempts";
+import { setupAuth } from "./auth/setup";
 
 /** Runs `fn`, printing a configuration error (exit 1) instead of throwing it. */
 async function withConfigErrors(fn: () => Promise<number>): Promise<number> {
@@ -63,6 +64,8 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   const started = performance.now();
   // before anything is opened: a bad token file stops the start with a config error
   const adminToken = config.http.admin_token_file ? readAdminToken(config.http.admin_token_file) : undefined;
+  // so is an unusable htpasswd file; undefined when [auth] is off
+  const auth = setupAuth(config, log, adminToken);
   // before anything under the root is read or changed: one process per storage root
   const rootLock = await lockRoot(config.storage.root);
   let ready = false;
@@ -112,6 +115,8 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     : undefined;
   if (sync) lc.evictor.setUpstreamPolicy({ serves: (repo) => sync.serves(repo), pinned: (repo, tag) => sync.pinned(repo, tag) });
   const audit = new AuditTrail(auditLog, { pulls: config.audit.pulls, pullIntervalMs: config.audit.pull_interval * 1000 });
+  // failed logins: counted, locked out and audited, around the authenticator's password checks
+  auth?.plug({ events: new LoginAttempts(lockoutFor(config), audit) });
   const v2 = createV2Handler(sync ? sync.decorate() : registry, {
     audit,
     maxManifestBytes: config.storage.max_manifest_bytes,
@@ -119,6 +124,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     bodyTimeoutMs: config.http.body_timeout * 1000,
     log,
     onServe: (bytes) => budget.foreground(bytes, "read"),
+    ...(auth ? { auth: auth.v2 } : {}),
   });
   const info = () => ({
     root: config.storage.root,
@@ -166,6 +172,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     ...(adminToken !== undefined ? { adminToken } : {}),
     ...rateLimiterFor(config),
     onAdmin: (req, path, status, address, principal) => audit.admin({ principal, address }, req.method, path, status),
+    ...(auth ? { auth: auth.front } : {}),
   });
   const server = serveOrRelease(rootLock, (req, peer) => {
     governor.request();
@@ -196,13 +203,17 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     ...(opened.degraded ? { degraded: "derived index in memory: the disk is full" } : {}),
     startMs: Math.round(performance.now() - started),
   });
-  // no [auth] section exists before the core of issue 10 lands: every request is anonymous
-  warnIfExposed(config.http.address, false, log);
   return {
     server,
     /** Where other modules (GC, scrub, scheduler, sync) register their figures; see metrics/registry.ts. */
     metrics,
     lifecycle: lc,
+    /** Authentication and authorization (undefined without [auth]): where the token service, API keys, LDAP, mTLS and audit plug in. */
+    auth,
+    /** Applies a re-read configuration (SIGHUP): the access policy and user groups. */
+    reload(next: Config) {
+      auth?.reload(next);
+    },
     /** Stops accepting, lets requests in flight finish (up to `graceMs`), closes the database. */
     async close(graceMs = 30_000) {
       ready = false;
@@ -296,7 +307,7 @@ async function main(argv: string[]): Promise<number> {
       const daemon = await startDaemon(config, log, createLogger("info", config.log.format)).catch((err) => {
         throw listenProblem(err, config) ?? err;
       });
-      await runService({ config, configPath: args.configPath, log, close: () => daemon.close() });
+      await runService({ config, configPath: args.configPath, log, close: () => daemon.close(), reload: (next) => daemon.reload(next) });
       log.info("stopped");
       return 0;
     });

@@ -1,73 +1,45 @@
 /**
- * Login attempts in the HTTP front: the failed-login lockout (auth/lockout.ts) and the audit
- * trail's login events joined to the authenticator. The front asks {@link LoginAttempts.refuse}
- * before any credential is verified (a locked source or user gets an immediate 429 with
- * `Retry-After`: no password hash is computed for it and no connection is held); the
- * authenticator reports each verdict through {@link LoginAttempts.failed} and
- * {@link LoginAttempts.succeeded} (the core's AuthEvents observer).
+ * Login attempts: the failed-login lockout (auth/lockout.ts) and the audit trail's login
+ * events, plugged into the authenticator as its {@link AuthEvents} observer.
  *
- * Only requests that carry credentials are attempts: an anonymous `/v2/` probe, or any
- * request without an `Authorization` header, is never refused or counted here.
+ * - `gate` is asked before a password is checked: a locked source or user is refused at
+ *   once (429 with `Retry-After`): no password hash is computed for it and no connection is
+ *   held, so a locked-out client costs the others nothing.
+ * - `loginFailed` counts a failure for the source and the user when a user was named (a
+ *   password guess); a bad or expired Bearer token or a malformed header is audited but not
+ *   counted (tokens cannot be guessed, and clients behind one NAT address re-fetch expired
+ *   tokens all day). An identity source that could not decide (LDAP down) is neither.
+ * - `loginOk` forgets the user's failures.
+ * Requests without credentials never reach any of these: anonymous `/v2/` probes are never
+ * slowed.
  */
 import type { AuditTrail } from "../audit/audit";
-import { errorBody } from "../oci/errors";
+import type { AuthContext, AuthEvents } from "./hooks";
+import type { Principal } from "./identity";
 import type { LoginLockout } from "./lockout";
 
-/** Longest Authorization header whose Basic user name is read (longer ones are not logins). */
-const MAX_HEADER = 8192;
-
-/**
- * The user name of a Basic `Authorization` header; undefined for another scheme, bad
- * base64, no colon, or an oversize header. Never throws.
- */
-export function basicUser(header: string | null): string | undefined {
-  if (header === null || header.length > MAX_HEADER) return undefined;
-  if (!/^basic /i.test(header)) return undefined;
-  const encoded = header.slice(6).trim();
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(encoded)) return undefined;
-  const decoded = Buffer.from(encoded, "base64").toString("utf8");
-  const colon = decoded.indexOf(":");
-  return colon < 0 ? undefined : decoded.slice(0, colon);
-}
-
-/** Failed-login lockout and login audit events, for the front and the authenticator. */
-export class LoginAttempts {
+/** Failed-login lockout and login audit events, as the authenticator's observer. */
+export class LoginAttempts implements AuthEvents {
   constructor(
     private readonly lockout: LoginLockout | undefined,
     private readonly audit?: AuditTrail,
   ) {}
 
-  /**
-   * The 429 for a request with credentials from a locked source, or for a locked user;
-   * undefined when it may be verified (or carries no credentials).
-   */
-  refuse(req: Request, address: string | undefined): Response | undefined {
+  /** Seconds to wait when `user` or the request's source is locked out; undefined: verify. */
+  gate(user: string, ctx: AuthContext): number | undefined {
     if (!this.lockout) return undefined;
-    const header = req.headers.get("authorization");
-    if (header === null) return undefined;
-    const user = basicUser(header);
-    const state = this.lockout.check(user, address);
-    if (!state.locked) return undefined;
-    const who = state.scope === "source" ? `address ${address}` : `user "${user}"`;
-    const detail = `too many failed logins from ${who}; retry after ${state.retryAfterSeconds} s`;
-    return new Response(req.method === "HEAD" ? null : errorBody("TOOMANYREQUESTS", detail), {
-      status: 429,
-      headers: {
-        "Content-Type": "application/json",
-        "Retry-After": String(state.retryAfterSeconds),
-        "Docker-Distribution-API-Version": "registry/2.0",
-      },
-    });
+    const state = this.lockout.check(user, ctx.address);
+    return state.locked ? state.retryAfterSeconds : undefined;
   }
 
-  /** Credentials were refused: counted for the source and the user, and audited. */
-  failed(user: string | undefined, address: string | undefined, reason: string): void {
-    const state = this.lockout?.failed(user, address);
-    this.audit?.loginFailed(user, address, reason, state?.locked ? state.retryAfterSeconds : undefined);
+  /** Credentials were accepted: the user's failures and doublings are forgotten. */
+  loginOk(principal: Principal): void {
+    this.lockout?.succeeded(principal.name);
   }
 
-  /** Credentials were accepted: the user's failures are forgotten. */
-  succeeded(user: string | undefined): void {
-    this.lockout?.succeeded(user);
+  /** Credentials were refused (`unavailable`: the source could not decide, not the client's fault). */
+  loginFailed(user: string | undefined, reason: string, ctx: AuthContext, unavailable?: boolean): void {
+    const state = user !== undefined && !unavailable ? this.lockout?.failed(user, ctx.address) : undefined;
+    this.audit?.loginFailed(user, ctx.address, reason, state?.locked ? state.retryAfterSeconds : undefined);
   }
 }

@@ -18,6 +18,8 @@ import type { UploadLimits } from "../../daemon/storage/uploads";
 import type { RequestPeer } from "../../daemon/platform/serve";
 import type { AuditTrail } from "../../daemon/audit/audit";
 import type { Principal } from "../../daemon/auth/identity";
+import { authenticatedV2, type FrontAuth } from "../../daemon/http/app";
+import type { V2Auth } from "../../daemon/http/v2";
 
 /** A registry under test. */
 export interface TestRegistry extends AsyncDisposable {
@@ -47,6 +49,8 @@ export interface TestRegistryOptions {
   bodyTimeoutMs?: number;
   /** The audit trail the handler reports to (default: none). */
   audit?: AuditTrail;
+  /** Authentication and authorization, as the front and the daemon wire them (auth/setup.ts). */
+  auth?: { front: FrontAuth; v2: V2Auth };
 }
 
 /** Builds a registry on a fresh temp root (or `options.root`). */
@@ -66,13 +70,15 @@ export async function createTestRegistry(options: TestRegistryOptions = {}): Pro
   const db = openDatabase(store.paths.metaDb);
   const registry = new Registry(store, new Meta(db), { maxManifestBytes }, silentLogger);
   await registry.reconcileAll(report.repositories);
-  const handle = createV2Handler(registry, {
+  const v2 = createV2Handler(registry, {
     maxManifestBytes,
+    ...(options.auth ? { auth: options.auth.v2 } : {}),
     log: silentLogger,
     ...(options.manifestBudgetBytes !== undefined ? { manifestBudgetBytes: options.manifestBudgetBytes } : {}),
     ...(options.bodyTimeoutMs !== undefined ? { bodyTimeoutMs: options.bodyTimeoutMs } : {}),
     ...(options.audit ? { audit: options.audit } : {}),
   });
+  const handle = options.auth ? (req: Request, peer?: RequestPeer) => Promise.resolve(authenticatedV2(options.auth!.front, v2)(req, peer)) : v2;
   const self: TestRegistry = {
     root,
     store,
