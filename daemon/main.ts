@@ -188,7 +188,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   scheduler.start();
   sync?.start();
   audit.start();
-  const advertisement = config.mdns.enabled ? (await import("./discovery/appliance")).startAdvertising(config, server.port, log) : undefined;
+  const advertisement = config.mdns.enabled ? await advertiseOnLan(config, server.port, log, auth?.access) : undefined;
   ready = true;
   lc.start((intervalMs, make) => scheduler.every(intervalMs, make));
   log.info("berth listening", {
@@ -234,6 +234,12 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
       rootLock.release();
     },
   };
+}
+
+/** Starts the mDNS advertisement (loaded on demand), saying whether credentials are needed. */
+async function advertiseOnLan(config: Config, port: number, log: Logger, access: { policy: { anonymousPullsAny: boolean } } | undefined) {
+  const { advertisedAuth, startAdvertising } = await import("./discovery/appliance");
+  return startAdvertising(config, port, log, advertisedAuth(access));
 }
 
 /** {@link serve}, releasing the root lock when the port cannot be had (an in-process caller may retry). */

@@ -11,7 +11,7 @@ import type { Logger } from "../log";
 import { VERSION } from "../version";
 import { type Advertisement, advertise } from "./advertise";
 import { fingerprintDer, firstCertificateDer } from "./fingerprint";
-import type { AdvertisedAuth } from "./txt";
+import type { AdvertisedAuth, AuthMode } from "./txt";
 
 /** The registry's stable instance id; created (atomically) on first call. */
 export function instanceId(root: string): string {
@@ -32,6 +32,15 @@ export function instanceId(root: string): string {
 
 /** What a berth without `[auth]` advertises: no credentials needed. */
 export const NO_AUTH: AdvertisedAuth = { modes: [], anonymousPull: true };
+
+/**
+ * What to advertise about credentials: none without `[auth]` (`access` undefined); else
+ * `modes` (Basic by default: htpasswd users and every password source; the token service
+ * and client certificates add theirs) and whether any repository may be pulled anonymously.
+ */
+export function advertisedAuth(access: { policy: { anonymousPullsAny: boolean } } | undefined, modes: readonly AuthMode[] = ["basic"]): AdvertisedAuth {
+  return access ? { modes, anonymousPull: access.policy.anonymousPullsAny } : NO_AUTH;
+}
 
 /**
  * Starts advertising when `mdns.enabled`; undefined otherwise. `auth` says whether clients

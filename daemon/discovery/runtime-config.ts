@@ -30,7 +30,7 @@ export interface MirrorTarget {
 
 /** A comment line for files written for a registry that needs credentials (they hold none). */
 function credentialsNote(t: MirrorTarget, how: string): string {
-  return t.needsCredentials ? `# ${t.hostPort} requires credentials, which this file does not hold: ${how}\n` : "";
+  return t.needsCredentials ? `# ${t.hostPort} asks clients for credentials, which this file does not hold: ${how}\n` : "";
 }
 
 const UPSTREAM_SERVER: Record<string, string> = { "docker.io": "https://registry-1.docker.io" };

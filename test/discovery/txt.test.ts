@@ -51,8 +51,8 @@ test("the runtime files written for a registry that needs credentials say so, an
     const t = { hostPort: "10.0.0.1:5000", tls: false, upstreams: ["docker.io"], needsCredentials: true };
     writeContainerd(join(dir, "certs.d"), t);
     writeRegistriesConf(join(dir, "50-berth.conf"), join(dir, "certs"), t);
-    expect(readFileSync(join(dir, "certs.d/10.0.0.1:5000/hosts.toml"), "utf8")).toContain("# 10.0.0.1:5000 requires credentials, which this file does not hold: ctr --user");
-    expect(readFileSync(join(dir, "certs.d/docker.io/hosts.toml"), "utf8")).toContain("requires credentials");
+    expect(readFileSync(join(dir, "certs.d/10.0.0.1:5000/hosts.toml"), "utf8")).toContain("# 10.0.0.1:5000 asks clients for credentials, which this file does not hold: ctr --user");
+    expect(readFileSync(join(dir, "certs.d/docker.io/hosts.toml"), "utf8")).toContain("asks clients for credentials");
     expect(readFileSync(join(dir, "50-berth.conf"), "utf8")).toContain("podman login 10.0.0.1:5000");
     writeContainerd(join(dir, "open.d"), { ...t, needsCredentials: false });
     expect(readFileSync(join(dir, "open.d/10.0.0.1:5000/hosts.toml"), "utf8")).not.toContain("credentials");
