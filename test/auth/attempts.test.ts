@@ -14,6 +14,7 @@ import type { PasswordSource, Verdict } from "../../daemon/auth/identity";
 import { LoginLockout } from "../../daemon/auth/lockout";
 import { policyOf } from "../../daemon/auth/setup";
 import { createApp } from "../../daemon/http/app";
+import { RateLimiter } from "../../daemon/http/ratelimit";
 import { createLogger } from "../../daemon/log";
 import { configOf } from "../helpers/auth";
 
@@ -35,7 +36,7 @@ function source() {
   return s satisfies PasswordSource;
 }
 
-function front(perSource = 5, perUser = 20) {
+function front(perSource = 5, perUser = 20, rateLimiter?: RateLimiter) {
   let now = 1_000_000;
   const lines: Record<string, unknown>[] = [];
   const audit = new AuditTrail(createLogger("info", "json", (l) => lines.push(JSON.parse(l))), { pulls: false, pullIntervalMs: 1000 });
@@ -48,6 +49,7 @@ function front(perSource = 5, perUser = 20) {
     ready: () => true,
     info: () => ({ root: "/", uploadsInFlight: 0, manifestCacheBytes: 0, rssBytes: 0, repositories: 0 }),
     auth: { authenticator, access },
+    ...(rateLimiter ? { rateLimiter } : {}),
   });
   const from = (address: string) => ({ requestIP: () => ({ address }) });
   return { app, from, src, lines, advance: (ms: number) => void (now += ms) };
@@ -110,4 +112,14 @@ test("bad Bearer tokens, malformed headers and an identity source that is down a
   f.src.down = false;
   expect((await f.app(new Request("http://x/v2/", { headers: basic("ci", "right") }), a)).status).toBe(200);
   expect(f.lines.filter((l) => l.audit === "login-failed").length).toBe(15);
+});
+
+test("rate limits apply before authentication: an unauthenticated flood gets 429, and no password is checked for it", async () => {
+  const limiter = new RateLimiter({ read: { perSecond: 1, burst: 3 }, write: { perSecond: 1, burst: 3 }, maxClients: 10 }, () => 0);
+  const f = front(100, 100, limiter);
+  const a = f.from("198.51.100.20");
+  const statuses: number[] = [];
+  for (let i = 0; i < 6; i++) statuses.push((await f.app(new Request("http://x/v2/", { headers: basic("ci", `g${i}`) }), a)).status);
+  expect(statuses).toEqual([401, 401, 401, 429, 429, 429]);
+  expect(f.src.checks).toBe(3);
 });
