@@ -22,7 +22,7 @@ export function isLoopbackAddress(address: string): boolean {
  */
 export function warnIfExposed(address: string, authConfigured: boolean, log: Logger): boolean {
   if (authConfigured || isLoopbackAddress(address)) return false;
-  log.warn("berth listens on a network address without [auth]: anyone who can reach it may push, overwrite and delete every image", {
+  log.warn("authentication is off and berth listens on a non-loopback address: anyone who can reach it may push, overwrite and delete every image", {
     address,
     fix: "configure [auth] (e.g. htpasswd = \"/etc/berth/htpasswd\") with [[access]] rules, or listen on 127.0.0.1",
   });

@@ -20,5 +20,5 @@ test("a warning naming the address and the fix when exposed without [auth]; none
   expect(lines).toEqual([]);
   expect(warnIfExposed("0.0.0.0", false, log)).toBe(true);
   expect(lines).toEqual([expect.objectContaining({ level: "warn", address: "0.0.0.0", fix: expect.stringContaining("[auth]") })]);
-  expect(String(lines[0]!.msg)).toContain("without [auth]");
+  expect(String(lines[0]!.msg)).toContain("authentication is off and berth listens on a non-loopback address");
 });
