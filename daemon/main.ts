@@ -37,6 +37,7 @@ import { runOffline } from "./lifecycle/offline";
 import { lifecycleOptions } from "./lifecycle/options";
 import { countingDisk } from "./platform/countingdisk";
 import { COMMAND_HELP, USAGE, helpFor, isHelpFlag, usageError } from "./cli/usage";
+import { configWarnings } from "./config/deprecated";
 import { loadAndCheck, readTokenFile } from "./config/verify";
 import { lockoutFor, rateLimiterFor } from "./http/limits";
 import { AuditTrail } from "./audit/audit";
@@ -288,7 +289,8 @@ async function main(argv: string[]): Promise<number> {
   if (command === "verify") {
     if (rest.length !== 1) return usageError(rest.length === 0 ? "verify needs a FILE" : `verify takes one FILE, got ${rest.length} arguments`, usage);
     return withConfigErrors(async () => {
-      loadAndCheck(rest[0]);
+      const config = loadAndCheck(rest[0]);
+      for (const w of configWarnings(config)) console.error(`${rest[0]}: warning: ${w}`);
       console.log(`${rest[0]}: valid`);
       return 0;
     });
@@ -310,6 +312,7 @@ async function main(argv: string[]): Promise<number> {
     return withConfigErrors(async () => {
       const config = loadAndCheck(args.configPath);
       const log = createLogger(config.log.level, config.log.format);
+      for (const w of configWarnings(config)) log.warn(w);
       const daemon = await startDaemon(config, log, createLogger("info", config.log.format)).catch((err) => {
         throw listenProblem(err, config) ?? err;
       });

@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { parse } from "smol-toml";
 import { ProfileError, applyProfile } from "../board/profiles";
+import { applyDeprecations } from "./deprecated";
 import { type Config, validate } from "./schema";
 
 /** The configuration berth runs on when started without --config. */
@@ -67,6 +68,7 @@ export function parseConfig(text: string, source: string): Config {
   }
   // The board profile's defaults go under the file's own keys; `board.profile` then holds
   // the profile actually applied ("auto" resolved to a name, or "none").
+  const raw = doc;
   let profile: string;
   try {
     ({ doc, profile } = applyProfile(doc));
@@ -85,6 +87,7 @@ export function parseConfig(text: string, source: string): Config {
   }
   if (problems.length > 0) throw new ConfigError(source, problems);
   (config.board as { profile: string }).profile = profile;
+  applyDeprecations(raw, config);
   return config;
 }
 

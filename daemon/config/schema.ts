@@ -120,7 +120,7 @@ const LIFECYCLE_SCHEMA = {
     grace: { kind: "duration", default: 3600, min: 0, max: YEARS, doc: "A blob linked into a repository (or a repository created) less than this long ago is never collected." },
     untagged: { kind: "boolean", default: false, doc: "Also collect untagged manifests that no tag reaches (as an index child or a referrer)." },
     orphan_referrers: { kind: "boolean", default: true, doc: "Collect referrers whose subject is no longer in the repository." },
-    upload_idle: { kind: "duration", default: 3600, min: 60, max: YEARS, doc: "Upload sessions idle longer than this are removed." },
+    upload_idle: { kind: "duration", default: 3600, min: 60, max: YEARS, doc: "Deprecated: use storage.upload_expiry (this value is used for it when that is not set)." },
     empty_repositories: { kind: "boolean", default: true, doc: "Remove repositories left with no manifests and no blobs." },
   },
   scrub: {

@@ -6,8 +6,9 @@
  * `repo:tag` glob; a bare repository glob pins everything in it) are never evicted.
  *
  * One call evicts images one at a time until one of them frees bytes: the tag is deleted,
- * the manifest too when no other tag reaches it, then the repository and the pool are
- * garbage collected (with the usual grace period, so a push in flight is never robbed).
+ * the manifest too when no other tag reaches it (both decided again under the repository's
+ * lock, in one index.json write), then the repository and the pool are garbage collected
+ * (with the usual grace period, so a push in flight is never robbed).
  */
 import type { Logger } from "../log";
 import type { UsageStats } from "../meta/usage";
@@ -17,6 +18,7 @@ import type { Store } from "../storage/store";
 import { type GarbageCollector, emptyReport } from "./gc";
 import { closure, readGraph } from "./graph";
 import { type PinPatterns, type RepoPatterns } from "./patterns";
+import { removeDecided } from "./prune";
 import type { Shortfall } from "./quota";
 
 interface Candidate {
@@ -113,23 +115,29 @@ export class Evictor {
     return out.sort((a, b) => a.used - b.used);
   }
 
-  /** Removes one candidate and collects its repository; returns the bytes freed. */
+  /**
+   * Removes one candidate and collects its repository; returns the bytes freed. Decided
+   * again and deleted in one hold of the repository's lock: the tag goes only if it still
+   * points at the candidate's digest, the manifest only if nothing still reaches it (prune.ts).
+   */
   private async evict(c: Candidate): Promise<number> {
-    const { registry, gc, store } = this.deps;
+    const { registry, store } = this.deps;
+    if (!store.layouts.exists(c.repo)) return 0;
+    let deleted = false;
     try {
-      if (c.tag !== undefined) {
-        await registry.deleteManifest(c.repo, c.tag);
-        this.deps.usage?.forget(c.repo, c.tag);
-        const graph = await readGraph(store, c.repo, this.maxManifestBytes);
-        const still = graph && closure(graph, [...graph.nodes.values()].filter((n) => n.tags.length > 0).map((n) => n.digest), true);
-        if (still?.has(c.digest)) return this.collect(c.repo);
-      }
-      await registry.deleteManifest(c.repo, c.digest);
-      this.deps.usage?.forget(c.repo, c.digest);
+      await store.layouts.transaction(c.repo, async (tx) => {
+        const graph = await readGraph(store, c.repo, this.maxManifestBytes, { cache: this.deps.gc.cache });
+        if (!graph || graph.incomplete) return;
+        const done = await removeDecided(registry, graph, tx, { tags: c.tag === undefined ? [] : [{ tag: c.tag, digest: c.digest }], manifests: [c.digest] });
+        for (const tag of done.tags) this.deps.usage?.forget(c.repo, tag);
+        for (const digest of done.manifests) this.deps.usage?.forget(c.repo, digest);
+        deleted = done.tags.length > 0 || done.manifests.length > 0;
+      });
     } catch (err) {
       this.deps.log.debug("eviction: candidate kept", { repo: c.repo, tag: c.tag, digest: c.digest, error: (err as Error).message });
     }
-    return this.collect(c.repo);
+    // Nothing of the candidate went (a push moved the tag or reached the manifest since): it frees nothing.
+    return deleted ? this.collect(c.repo) : 0;
   }
 
   private async collect(repo: string): Promise<number> {

@@ -18,7 +18,8 @@
  *    the grace period) lose their layout files; their directory goes when nothing else is in it.
  * 4. The pool: entries no repository links to any more (one link) are removed, unless a
  *    client touched the digest within the grace period (a mount from the pool in flight).
- * 5. Upload sessions idle longer than `uploadIdle` are discarded.
+ *
+ * Upload sessions are not GC's business: they expire on their own timer (storage/sessions.ts).
  *
  * Manifests that cannot be parsed are read conservatively (graph.ts) and reported; only a
  * repository where nothing can be known is skipped. What the grace period holds back is
@@ -50,7 +51,6 @@ export interface GcOptions {
   graceMs: number;
   untagged: boolean;
   orphanReferrers: boolean;
-  uploadIdleMs: number;
   emptyRepositories: boolean;
   maxManifestBytes: number;
 }
@@ -83,7 +83,8 @@ interface PassState {
 /** The garbage collector of one store. */
 export class GarbageCollector {
   private readonly now: () => number;
-  private readonly cache = new ParseCache();
+  /** Parsed manifests, bounded; shared with retention and eviction (lifecycle.ts). */
+  readonly cache = new ParseCache();
 
   constructor(
     private readonly deps: GcDeps,
@@ -92,7 +93,7 @@ export class GarbageCollector {
     this.now = deps.now ?? Date.now;
   }
 
-  /** One full pass over every repository, the pool and the upload sessions. */
+  /** One full pass over every repository and the pool. */
   async run(opts: { dryRun?: boolean; signal?: AbortSignal; excluded?: Excluded } = {}): Promise<GcReport> {
     const started = performance.now();
     const report = emptyReport(opts.dryRun ?? false);
@@ -104,7 +105,6 @@ export class GarbageCollector {
       await this.collect(repo, report, state, opts.excluded?.get(repo));
     }
     if (!opts.signal?.aborted) await this.sweep(report, state);
-    if (!opts.signal?.aborted) await this.sweepUploads(report);
     state.held.finish();
     report.durationMs = Math.round(performance.now() - started);
     return report;
@@ -332,16 +332,6 @@ export class GarbageCollector {
         removed++;
       }
       if (removed > 0) await store.disk.syncDir(dir);
-    }
-  }
-
-  /** Discards upload sessions idle longer than the limit. */
-  private async sweepUploads(report: GcReport): Promise<void> {
-    const limit = this.now() - this.options.uploadIdleMs;
-    for (const s of this.deps.store.uploads.list()) {
-      if (s.busy || s.lastActive > limit) continue;
-      report.uploads.push({ repo: s.repo, id: s.id });
-      if (!report.dryRun) await this.deps.store.uploads.discard(s.id);
     }
   }
 

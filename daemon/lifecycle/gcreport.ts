@@ -24,7 +24,6 @@ export interface GcReport {
   manifests: { repo: string; digest: string }[];
   blobs: { repo: string; digest: string; size: number }[];
   pool: { digest: string; size: number }[];
-  uploads: { repo: string; id: string }[];
   emptyRepositories: string[];
   /** Repositories not swept because a manifest of them could not be read at all. */
   skipped: string[];
@@ -75,7 +74,6 @@ export function emptyReport(dryRun: boolean): GcReport {
     manifests: [],
     blobs: [],
     pool: [],
-    uploads: [],
     emptyRepositories: [],
     skipped: [],
     unreadable: [],

@@ -90,7 +90,7 @@ export class Lifecycle {
       { store: this.store, registry, meta, touches: this.touches, usage: this.usage, log: this.log },
       { ...o.gc, maxManifestBytes: o.maxManifestBytes },
     );
-    const retention = new Retention(this.store, registry, this.usage, o.retention.policies, o.maxManifestBytes, this.log);
+    const retention = new Retention(this.store, registry, this.usage, o.retention.policies, o.maxManifestBytes, this.log, Date.now, gc.cache);
     const evictor = new Evictor(
       { store: this.store, registry, gc, usage: this.usage, log: this.log },
       new RepoPatterns(o.quota.evictable),
@@ -218,13 +218,12 @@ export class Lifecycle {
 
 /** The figures of a GC report, for the log and the admin API. */
 function summary(r: GcReport) {
-  const removed = r.manifests.length + r.blobs.length + r.pool.length + r.uploads.length + r.emptyRepositories.length;
+  const removed = r.manifests.length + r.blobs.length + r.pool.length + r.emptyRepositories.length;
   return {
     removed,
     manifests: r.manifests.length,
     blobs: r.blobs.length,
     pool: r.pool.length,
-    uploads: r.uploads.length,
     emptyRepositories: r.emptyRepositories.length,
     bytesFreed: r.bytesFreed,
     heldBack: r.heldBack,

@@ -14,7 +14,6 @@ export function lifecycleOptions(config: Config): LifecycleOptions {
       graceMs: config.gc.grace * s,
       untagged: config.gc.untagged,
       orphanReferrers: config.gc.orphan_referrers,
-      uploadIdleMs: config.gc.upload_idle * s,
       emptyRepositories: config.gc.empty_repositories,
     },
     scrubIntervalMs: config.scrub.interval * s,

@@ -60,12 +60,12 @@ function digestStrings(value: unknown, out: Set<string>): void {
 
 /** What a manifest references, read as conservatively as the module comment says. */
 export function parseNode(bytes: Uint8Array): Parsed {
-  const text = new TextDecoder("latin1").decode(bytes);
   let doc: unknown;
   try {
     doc = JSON.parse(new TextDecoder().decode(bytes));
   } catch {
-    const found = [...new Set(text.match(DIGEST_TEXT) ?? [])];
+    // Decoded byte for byte only here: a second copy of every manifest parsed was garbage otherwise.
+    const found = [...new Set(new TextDecoder("latin1").decode(bytes).match(DIGEST_TEXT) ?? [])];
     return { blobs: found, children: found, unreadable: "not JSON; every digest its bytes contain is kept" };
   }
   if (doc === null || typeof doc !== "object" || Array.isArray(doc)) {

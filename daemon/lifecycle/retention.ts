@@ -12,8 +12,9 @@
  *   that are deleted too.
  *
  * Push and pull times come from the usage statistics (in memory, flushed in batches); a
- * manifest never seen there counts as pushed when its blob file was last changed. Deletion
- * goes through the registry (the same path as DELETE by tag / by digest); blobs are left to
+ * manifest never seen there counts as pushed when its blob file was last changed. Each
+ * repository is decided and pruned in one hold of its lock, on the graph read under it
+ * (prune.ts re-checks each tag and manifest), in one index.json write; blobs are left to
  * garbage collection. With `dryRun` nothing is deleted and the plan is returned.
  */
 import type { Logger } from "../log";
@@ -21,8 +22,9 @@ import type { UsageStats } from "../meta/usage";
 import { parseDigest } from "../oci/digest";
 import type { Registry } from "../registry/registry";
 import type { Store } from "../storage/store";
-import { type RepoGraph, closure, parentsFirst, readGraph } from "./graph";
+import { type ParseCache, type RepoGraph, closure, readGraph } from "./graph";
 import { RepoPatterns } from "./patterns";
+import { removeDecided } from "./prune";
 
 /** One policy, as configured. */
 export interface RetentionPolicy {
@@ -58,6 +60,8 @@ export class Retention {
     private readonly maxManifestBytes: number,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
+    /** Parsed manifests shared with the garbage collector (content-addressed, bounded). */
+    private readonly cache?: ParseCache,
   ) {
     this.policies = policies.map((p) => ({ repos: new RepoPatterns(p.repositories), keepTags: p.keepTags.map((t) => new RegExp(`^(?:${t})$`)), policy: p }));
   }
@@ -75,34 +79,41 @@ export class Retention {
       if (opts.signal?.aborted) break;
       const compiled = this.policies.find((p) => p.repos.matches(repo));
       if (!compiled) continue;
-      const graph = await readGraph(this.store, repo, this.maxManifestBytes);
-      if (!graph) continue;
-      const plan = this.plan(graph, compiled);
-      if (plan.tags.length === 0 && plan.manifests.length === 0) continue;
-      if (report.dryRun) {
+      if (opts.dryRun) {
+        const graph = await readGraph(this.store, repo, this.maxManifestBytes, { cache: this.cache });
+        if (!graph || graph.incomplete) continue;
+        const plan = this.plan(graph, compiled);
         report.tags.push(...plan.tags.map((t) => ({ repo, ...t })));
         report.manifests.push(...plan.manifests.map((digest) => ({ repo, digest })));
         continue;
       }
-      for (const t of plan.tags) {
-        try {
-          await this.registry.deleteManifest(repo, t.tag);
-          this.usage?.forget(repo, t.tag);
-          report.tags.push({ repo, ...t });
-        } catch (err) {
-          this.log.debug("retention: tag kept", { repo, tag: t.tag, error: (err as Error).message });
+      // Outside the lock: fills the parse cache, so that the read under the lock is stats and lookups.
+      if (!(await readGraph(this.store, repo, this.maxManifestBytes, { cache: this.cache }))) continue;
+      if (!this.store.layouts.exists(repo)) continue;
+      await this.store.layouts.transaction(repo, async (tx) => {
+        // Decided and deleted in one hold of the lock: a tag pushed or moved before this point is in the graph.
+        const graph = await readGraph(this.store, repo, this.maxManifestBytes, { cache: this.cache });
+        if (!graph) return;
+        if (graph.incomplete) {
+          this.log.warn("retention: a manifest of the repository cannot be read at all; nothing of it is deleted", { repo });
+          return;
         }
-      }
-      for (const digest of parentsFirst(graph, plan.manifests)) {
+        const plan = this.plan(graph, compiled);
+        if (plan.tags.length === 0 && plan.manifests.length === 0) return;
+        let done: { tags: string[]; manifests: string[] };
         try {
-          await this.registry.deleteManifest(repo, digest);
-          this.usage?.forget(repo, digest);
-          report.manifests.push({ repo, digest });
+          done = await removeDecided(this.registry, graph, tx, plan);
         } catch (err) {
-          this.log.debug("retention: manifest kept", { repo, digest, error: (err as Error).message });
+          this.log.warn("retention: nothing deleted this pass; index.json cannot be written", { repo, error: (err as Error).message });
+          return;
         }
-      }
-      this.log.info("retention applied", { repo, tags: plan.tags.map((t) => t.tag), manifests: plan.manifests.length });
+        const gone = new Set(done.tags);
+        for (const t of plan.tags) if (gone.has(t.tag)) report.tags.push({ repo, ...t });
+        for (const digest of done.manifests) report.manifests.push({ repo, digest });
+        for (const tag of done.tags) this.usage?.forget(repo, tag);
+        for (const digest of done.manifests) this.usage?.forget(repo, digest);
+        this.log.info("retention applied", { repo, tags: done.tags, manifests: done.manifests.length });
+      });
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
     return report;

@@ -59,6 +59,7 @@ export class Meta {
     putChild: Statement<never>;
     dropChildren: Statement<never>;
     parents: Statement<{ parent: string }>;
+    manifest: Statement<{ one: number }>;
     referrers: Statement<ReferrerRow>;
   };
 
@@ -86,6 +87,7 @@ export class Meta {
       putChild: db.prepare("INSERT OR IGNORE INTO children (repo, parent, child) VALUES (?, ?, ?)"),
       dropChildren: db.prepare("DELETE FROM children WHERE repo = ? AND parent = ?"),
       parents: db.prepare("SELECT parent FROM children WHERE repo = ? AND child = ?"),
+      manifest: db.prepare("SELECT 1 AS one FROM manifests WHERE repo = ? AND digest = ?"),
       referrers: db.prepare("SELECT digest, media_type, size, artifact_type, annotations FROM manifests WHERE repo = ? AND subject = ? ORDER BY digest"),
     };
   }
@@ -158,6 +160,11 @@ export class Meta {
   /** Records that the repository is described by index.json version `stamp`. */
   touchRepo(repo: string, stamp: string): void {
     this.q.setRepo.run(repo, stamp);
+  }
+
+  /** True when the derived index knows `digest` as a manifest of `repo` (listed, or a child of one). */
+  hasManifest(repo: string, digest: string): boolean {
+    return this.q.manifest.get(repo, digest) != null;
   }
 
   /** Indexes in `repo` that list manifest `digest`. */

@@ -1,8 +1,12 @@
 /**
  * The providers berth itself registers: HTTP, storage, uploads, process and host figures.
  * Host figures are sampled at most every `hostIntervalMs` (only when /metrics is scraped).
+ * Process memory is read without throwing: Bun reads /proc for it, which needs a descriptor,
+ * and under EMFILE the read fails; the process series are then left out of that scrape and
+ * the host figures still appear.
  */
 import { sampleHost, type HostSample } from "../platform/host";
+import { residentBytes } from "../platform/memory";
 import { VERSION } from "../version";
 import type { HttpMetrics } from "./http";
 import type { Family, MetricsRegistry } from "./registry";
@@ -36,10 +40,11 @@ export function registerStandard(registry: MetricsRegistry, s: StandardSources):
   registry.provide("host", (): Family[] => {
     if (!host || performance.now() - host.at > s.hostIntervalMs) host = { at: performance.now(), sample: sampleHost(s.root) };
     const h = host.sample;
-    const mem = process.memoryUsage();
+    const rss = residentBytes();
+    const heap = heapUsedBytes();
     return [
-      { name: "berth_process_resident_memory_bytes", help: "Resident set size of the daemon.", type: "gauge", samples: [{ value: mem.rss }] },
-      { name: "berth_process_heap_bytes", help: "JavaScript heap in use.", type: "gauge", samples: [{ value: mem.heapUsed }] },
+      { name: "berth_process_resident_memory_bytes", help: "Resident set size of the daemon.", type: "gauge", samples: rss === undefined ? [] : [{ value: rss }] },
+      { name: "berth_process_heap_bytes", help: "JavaScript heap in use.", type: "gauge", samples: heap === undefined ? [] : [{ value: heap }] },
       { name: "berth_host_memory_total_bytes", help: "MemTotal from /proc/meminfo.", type: "gauge", samples: [{ value: h.memTotalBytes }] },
       { name: "berth_host_memory_available_bytes", help: "MemAvailable from /proc/meminfo.", type: "gauge", samples: [{ value: h.memAvailableBytes }] },
       { name: "berth_host_disk_free_bytes", help: "Bytes available to the daemon on the storage root's file system.", type: "gauge", samples: [{ value: h.diskFreeBytes }] },
@@ -53,4 +58,13 @@ export function registerStandard(registry: MetricsRegistry, s: StandardSources):
       },
     ];
   });
+}
+
+/** JavaScript heap in use, or undefined when it cannot be read right now (never throws). */
+function heapUsedBytes(): number | undefined {
+  try {
+    return process.memoryUsage().heapUsed;
+  } catch {
+    return undefined;
+  }
 }

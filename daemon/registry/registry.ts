@@ -13,7 +13,7 @@ import { acceptAdmits } from "../oci/mediatypes";
 import { isTag, requireName, requireTag } from "../oci/names";
 import type { Meta, ManifestRecord } from "../meta/meta";
 import { hashBytes } from "../platform/hash";
-import type { RepoIndex } from "../storage/layouts";
+import type { IndexTransaction, RepoIndex } from "../storage/layouts";
 import type { Store } from "../storage/store";
 import type { RegistryHooks } from "./hooks";
 import { translate } from "./translate";
@@ -221,7 +221,7 @@ export class Registry {
     if (expected && expected.value !== digest) {
       throw new RegistryError("DIGEST_INVALID", `the manifest's ${algorithm} digest is ${digest}, not ${expected.value}`);
     }
-    this.checkReferences(repo, parsed, opts.partialIndex === true);
+    await this.checkReferences(repo, parsed, opts.partialIndex === true);
 
     await this.store.layouts.ensure(repo);
     const desc: Descriptor = { mediaType: parsed.mediaType, digest, size: bytes.byteLength };
@@ -238,7 +238,7 @@ export class Registry {
       staged = await this.store.uploads.stage(bytes, repo);
       await this.store.blobs.publish(repo, d, staged.path);
       await this.store.layouts.transaction(repo, async (tx) => {
-        this.checkReferences(repo, parsed, opts.partialIndex === true);
+        await this.checkReferences(repo, parsed, opts.partialIndex === true);
         if (!this.store.blobs.stat(repo, d)) await this.store.blobs.publish(repo, d, staged!.path);
         const before = (await tx.current()).doc.manifests;
         // tags that pointed at another manifest (the audit trail's tag moves)
@@ -262,7 +262,13 @@ export class Registry {
     return result;
   }
 
-  private checkReferences(repo: string, parsed: ParsedManifest, partialIndex = false): void {
+  /**
+   * Every blob must be in the repository with the size the manifest says, and every child of
+   * an index must be a manifest the repository holds (the derived index knows it, brought up
+   * to date with index.json first): a layer's digest named as a child is refused, not
+   * listed. With `partialIndex` children are not checked (sync caches some platforms only).
+   */
+  private async checkReferences(repo: string, parsed: ParsedManifest, partialIndex = false): Promise<void> {
     for (const blob of parsed.blobs) {
       const info = this.store.blobs.stat(repo, parseDigest(blob.digest)!);
       if (!info) throw new RegistryError("MANIFEST_BLOB_UNKNOWN", `blob ${blob.digest} is not in ${repo}; push it before the manifest`);
@@ -270,11 +276,20 @@ export class Registry {
         throw new RegistryError("MANIFEST_INVALID", `blob ${blob.digest} has ${info.size} bytes, not the ${blob.size} the manifest says`);
       }
     }
+    if (partialIndex) return;
+    let reconciled = false;
     for (const child of parsed.manifests) {
-      if (partialIndex) break;
       if (!this.store.blobs.stat(repo, parseDigest(child.digest)!)) {
         throw new RegistryError("MANIFEST_BLOB_UNKNOWN", `manifest ${child.digest} is not in ${repo}; push it before the index`);
       }
+      if (this.meta.hasManifest(repo, child.digest)) continue;
+      // A layout dropped into the root or edited by another tool: bring the derived index up to date once.
+      if (!reconciled) {
+        reconciled = true;
+        await this.reconcile(repo);
+        if (this.meta.hasManifest(repo, child.digest)) continue;
+      }
+      throw new RegistryError("MANIFEST_BLOB_UNKNOWN", `manifest ${child.digest} is not in ${repo}: a blob with that digest is, but not as a manifest; push it as a manifest before the index`);
     }
   }
 
@@ -321,6 +336,45 @@ export class Registry {
     // the tags that pointed at it went with it
     this.options.hooks?.deleted?.(repo, digest.value, blobs);
     for (const ref of tags) this.options.hooks?.deleted?.(repo, ref);
+  }
+
+  /**
+   * Deletes tags and listed manifests a lifecycle policy decided on, in one index.json write;
+   * the caller holds the repository's lock (`tx`) and decided on the graph read under it. A
+   * tag goes only if it still points at the digest given; a manifest only if no tag remains
+   * on it. Manifest files are removed; the blobs they reference are left to GC (`blobs` go
+   * to the deleted hook). Returns what was deleted.
+   */
+  async removeLocked(
+    repo: string,
+    tx: IndexTransaction,
+    tags: readonly { tag: string; digest: string }[],
+    manifests: readonly { digest: string; blobs: readonly string[] }[],
+  ): Promise<{ tags: string[]; manifests: string[] }> {
+    const current = await tx.current();
+    let entries = current.doc.manifests;
+    const goneTags: string[] = [];
+    for (const t of tags) {
+      if (!entries.some((e) => tagOf(e) === t.tag && e.digest === t.digest)) continue;
+      entries = withoutTag(entries, t.tag) ?? entries;
+      goneTags.push(t.tag);
+    }
+    const gone = manifests.filter((m) => !entries.some((e) => e.digest === m.digest && tagOf(e) !== undefined) && parseDigest(m.digest));
+    const goneSet = new Set(gone.map((m) => m.digest));
+    entries = entries.filter((e) => !goneSet.has(e.digest));
+    if (goneTags.length === 0 && gone.length === 0) return { tags: [], manifests: [] };
+    const fresh = this.meta.stampOf(repo) === current.stamp;
+    const after = await tx.write(entries);
+    if (fresh) {
+      this.meta.removeManifests(repo, after.stamp, [...goneSet]);
+      this.indexed.set(repo, after.stamp);
+    } else {
+      this.indexed.delete(repo); // rows were stale already: the next reconcile rebuilds them from index.json
+    }
+    for (const m of gone) await this.store.blobs.remove(repo, parseDigest(m.digest)!);
+    for (const tag of goneTags) this.options.hooks?.deleted?.(repo, tag);
+    for (const m of gone) this.options.hooks?.deleted?.(repo, m.digest, m.blobs);
+    return { tags: goneTags, manifests: [...goneSet] };
   }
 
   // ---- content discovery: "Listing Tags", "Listing Referrers", catalog -----------------

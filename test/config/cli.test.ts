@@ -81,6 +81,13 @@ describe("help and usage errors", () => {
     expect(missing.code).toBe(2);
     expect(missing.stderr.split("\n")[0]).toBe("berth: verify needs a FILE");
   });
+  test("verify warns about the deprecated [gc] upload_idle and still says valid", async () => {
+    const path = config(`[http]\nport = 0\n[storage]\nroot = "${join(work, "deprecated-root")}"\n[gc]\nupload_idle = 900\n`);
+    const r = await berth("verify", path);
+    expect(r.code, describeRun(r)).toBe(0);
+    expect(r.stderr).toContain(`${path}: warning: gc.upload_idle is deprecated`);
+    expect(r.stdout).toContain("valid");
+  });
 });
 
 describe("verify checks what the configuration names; serve agrees", () => {

@@ -1,6 +1,7 @@
 /** Configuration: defaults, every problem reported with its key, sizes with units, the CLI. */
 import { describe, expect, test } from "bun:test";
 import { resolve } from "node:path";
+import { configWarnings } from "../../daemon/config/deprecated";
 import { ConfigError, EMBEDDED_DEFAULT, parseConfig } from "../../daemon/config/load";
 import { parseBytes } from "../../daemon/config/schema";
 import { tempDir, writeConfig } from "../helpers/daemon";
@@ -17,6 +18,19 @@ describe("configuration", () => {
 
   test("an empty file gets every default", () => {
     expect(parseConfig("", "x").storage.root).toBe("./data");
+  });
+
+  test("the deprecated [gc] upload_idle becomes [storage] upload_expiry, with a warning; an explicit upload_expiry wins", () => {
+    const old = parseConfig("[gc]\nupload_idle = \"2m\"", "x");
+    expect(old.storage.upload_expiry).toBe(120);
+    expect(configWarnings(old)).toEqual(["gc.upload_idle is deprecated: upload sessions expire on their own timer; its value (120 s) is used as storage.upload_expiry; rename the key"]);
+    expect(parseConfig("[gc]\nupload_idle = \"30d\"", "x").storage.upload_expiry).toBe(7 * 24 * 3600);
+    const both = parseConfig("[gc]\nupload_idle = 120\n[storage]\nupload_expiry = 300", "x");
+    expect(both.storage.upload_expiry).toBe(300);
+    expect(configWarnings(both)[0]).toContain("gc.upload_idle is deprecated and ignored");
+    const fresh = parseConfig("", "x");
+    expect(fresh.storage.upload_expiry).toBe(600);
+    expect(configWarnings(fresh)).toEqual([]);
   });
 
   test("sizes take units", () => {

@@ -19,7 +19,7 @@ import type { TestRegistry } from "./registry";
 /** Lifecycle options for tests: no grace, nothing periodic, no quota. */
 export function testLifecycleOptions(over: Partial<LifecycleOptions> = {}): LifecycleOptions {
   return {
-    gc: { intervalMs: 0, graceMs: 0, untagged: false, orphanReferrers: true, uploadIdleMs: 3_600_000, emptyRepositories: true },
+    gc: { intervalMs: 0, graceMs: 0, untagged: false, orphanReferrers: true, emptyRepositories: true },
     scrubIntervalMs: 0,
     retention: { intervalMs: 0, dryRun: false, policies: [] },
     quota: { maxBytes: 0, minFree: { bytes: 0 }, prefixes: [], evictable: [], pinned: [] },

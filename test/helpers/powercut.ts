@@ -79,7 +79,7 @@ export function openRegistry(disk: SimDisk): Promise<LifecycleRegistry> {
   activeDisk = disk;
   return createLifecycleRegistry(
     {
-      gc: { intervalMs: 0, graceMs: 0, untagged: true, orphanReferrers: true, uploadIdleMs: 3_600_000, emptyRepositories: true },
+      gc: { intervalMs: 0, graceMs: 0, untagged: true, orphanReferrers: true, emptyRepositories: true },
       retention: { intervalMs: 0, dryRun: false, policies: [{ repositories: ["b/*"], keepLast: 1, keepTags: [], keepWithinMs: 0, untaggedAfterMs: 0 }] },
     },
     { root: ROOT, disk, dbPath: ":memory:" },

@@ -4,7 +4,7 @@
  * test states the spec rule it checks; every failure must leave stored content unchanged.
  */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { statSync } from "node:fs";
+import { mkdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type TestRegistry, createTestRegistry, imageManifest, pushBlob, pushImage, sha256, sha512 } from "../helpers/registry";
 import { DOCKER_MANIFEST, DOCKER_MANIFEST_LIST as DOCKER_LIST, OCI_INDEX, OCI_MANIFEST } from "../../daemon/oci/mediatypes";
@@ -297,6 +297,9 @@ describe("manifests (end-7, end-9)", () => {
     // issue 9 item 7: an index lists manifests only, not the layer blob that is in the repository
     ["an index listing a layer blob", () => JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", digest: sha256("{}"), size: 2 }] }), OCI_INDEX, "MANIFEST_INVALID"],
     ["a Docker list listing a config blob", () => JSON.stringify({ schemaVersion: 2, mediaType: DOCKER_LIST, manifests: [{ mediaType: "application/vnd.docker.container.image.v1+json", digest: sha256("{}"), size: 2 }] }), DOCKER_LIST, "MANIFEST_INVALID"],
+    // an index child must be a manifest the repository holds, whatever media type its descriptor claims
+    ["an index whose child claims a manifest type but is a layer blob", () => JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: OCI_MANIFEST, digest: sha256("{}"), size: 2 }] }), OCI_INDEX, "MANIFEST_BLOB_UNKNOWN"],
+    ["a Docker list whose child claims an image type but is a config blob", () => JSON.stringify({ schemaVersion: 2, mediaType: DOCKER_LIST, manifests: [{ mediaType: DOCKER_MANIFEST, digest: sha256("{}"), size: 2 }] }), DOCKER_LIST, "MANIFEST_BLOB_UNKNOWN"],
     // issue 9 item 9: JSON must be unambiguous (image-spec); JSON.parse would keep the last value
     ["a duplicate top-level key", () => imageManifest("{}", []).replace('"layers":[]', '"layers":[],"layers":[]'), OCI_MANIFEST, "MANIFEST_INVALID"],
     ["a duplicate key inside the config descriptor", () => imageManifest("{}", []).replace('"size":2', '"size":2,"size":2'), OCI_MANIFEST, "MANIFEST_INVALID"],
@@ -317,6 +320,37 @@ describe("manifests (end-7, end-9)", () => {
       expect(await r.registry.tags("m", undefined, undefined)).toEqual({ items: [] });
     });
   }
+
+  test("an index child that is a blob, not a manifest, is named in the refusal; a pushed child manifest is accepted", async () => {
+    const img = await pushImage(r, "m", "img", "child");
+    const layer = sha256(img.layer);
+    const index = (digest: string, size: number) => JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: OCI_MANIFEST, digest, size }] });
+    const res = await r.call("PUT", "/v2/m/manifests/idx", { headers: { "Content-Type": OCI_INDEX }, body: index(layer, img.layer.length) });
+    expect(res.status).toBe(400);
+    const error = ((await res.json()) as { errors: { code: string; detail: string }[] }).errors[0]!;
+    expect(error.code).toBe("MANIFEST_BLOB_UNKNOWN");
+    expect(error.detail).toContain(layer);
+    expect((await r.call("GET", "/v2/m/manifests/idx")).status).toBe(404);
+    expect((await r.call("PUT", "/v2/m/manifests/idx", { headers: { "Content-Type": OCI_INDEX }, body: index(img.digest, img.manifest.length) })).status).toBe(201);
+  });
+
+  test("a child only a dropped-in layout's index lists (not in its index.json) is a manifest a new index may list", async () => {
+    const config = '{"architecture":"arm64","os":"linux"}';
+    const layer = "dropped layer";
+    const manifest = imageManifest(config, [layer]);
+    const first = JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: OCI_MANIFEST, digest: sha256(manifest), size: manifest.length }] });
+    const dir = join(r.root, "dropped");
+    for (const b of [config, layer, manifest, first]) {
+      mkdirSync(join(dir, "blobs", "sha256"), { recursive: true });
+      writeFileSync(join(dir, "blobs", "sha256", sha256(b).slice(7)), b);
+    }
+    writeFileSync(join(dir, "oci-layout"), '{"imageLayoutVersion":"1.0.0"}');
+    writeFileSync(join(dir, "index.json"), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: OCI_INDEX, digest: sha256(first), size: first.length, annotations: { "org.opencontainers.image.ref.name": "v1" } }] }));
+    const second = JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: OCI_MANIFEST, digest: sha256(manifest), size: manifest.length }], annotations: { n: "2" } });
+    expect((await r.call("PUT", "/v2/dropped/manifests/v2", { headers: { "Content-Type": OCI_INDEX }, body: second })).status).toBe(201);
+    const bad = JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: OCI_MANIFEST, digest: sha256(layer), size: layer.length }] });
+    expect(await errorCode(await r.call("PUT", "/v2/dropped/manifests/v3", { headers: { "Content-Type": OCI_INDEX }, body: bad }))).toBe("MANIFEST_BLOB_UNKNOWN");
+  });
 
   test("the refusal names the duplicate key and the index entry", async () => {
     await pushBlob(r, "m", "{}");
