@@ -313,10 +313,15 @@ async function main(argv: string[]): Promise<number> {
       const config = loadAndCheck(args.configPath);
       const log = createLogger(config.log.level, config.log.format);
       for (const w of configWarnings(config)) log.warn(w);
-      const daemon = await startDaemon(config, log, createLogger("info", config.log.format)).catch((err) => {
+      // the audit trail is written at info level whatever [log] level says; it follows [log] format
+      const auditLog = createLogger("info", config.log.format);
+      const daemon = await startDaemon(config, log, auditLog).catch((err) => {
         throw listenProblem(err, config) ?? err;
       });
-      await runService({ config, configPath: args.configPath, log, close: () => daemon.close(), reload: (next) => daemon.reload(next) });
+      await runService({ config, configPath: args.configPath, log, close: () => daemon.close(), reload: (next) => {
+        auditLog.reconfigure("info", next.log.format);
+        daemon.reload(next);
+      } });
       log.info("stopped");
       return 0;
     });
