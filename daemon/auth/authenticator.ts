@@ -122,7 +122,7 @@ export class Authenticator {
       case "ok":
         return this.ok(verdict.principal, ctx);
       case "unavailable":
-        this.observe(() => this.options.events?.loginFailed?.(user, verdict.reason, ctx));
+        this.observe(() => this.options.events?.loginFailed?.(user, verdict.reason, ctx, true));
         return { kind: "refused", status: 503, reason: "the identity source is unavailable; retry later", retryAfter: 5 };
       case "denied":
         return this.fail(user, verdict.reason, ctx);
