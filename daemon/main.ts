@@ -39,6 +39,9 @@ import { countingDisk } from "./platform/countingdisk";
 import { COMMAND_HELP, USAGE, helpFor, isHelpFlag, usageError } from "./cli/usage";
 import { configWarnings } from "./config/deprecated";
 import { loadAndCheck, readTokenFile } from "./config/verify";
+import { lockoutFor, rateLimiterFor } from "./http/limits";
+import { AuditTrail } from "./audit/audit";
+import { LoginAttempts } from "./auth/attempts";
 import { setupAuth } from "./auth/setup";
 
 /** Runs `fn`, printing a configuration error (exit 1) instead of throwing it. */
@@ -54,8 +57,11 @@ async function withConfigErrors(fn: () => Promise<number>): Promise<number> {
   }
 }
 
-/** Starts the registry on `config`; resolves once it is listening. */
-export async function startDaemon(config: Config, log: Logger) {
+/**
+ * Starts the registry on `config`; resolves once it is listening. `auditLog` receives the
+ * audit trail (give it an info-level logger so `[log] level` cannot filter it away).
+ */
+export async function startDaemon(config: Config, log: Logger, auditLog: Logger = log) {
   const started = performance.now();
   // before anything is opened: a bad token file stops the start with a config error
   const adminToken = config.http.admin_token_file ? readAdminToken(config.http.admin_token_file) : undefined;
@@ -113,7 +119,11 @@ export async function startDaemon(config: Config, log: Logger) {
     ? new SyncService(store, registry, syncState, scheduler, { registries: config.sync.registries, maxManifestBytes: config.storage.max_manifest_bytes }, log)
     : undefined;
   if (sync) lc.evictor.setUpstreamPolicy({ serves: (repo) => sync.serves(repo), pinned: (repo, tag) => sync.pinned(repo, tag) });
+  const audit = new AuditTrail(auditLog, { pulls: config.audit.pulls, pullIntervalMs: config.audit.pull_interval * 1000 });
+  // failed logins: counted, locked out and audited, around the authenticator's password checks
+  auth?.plug({ events: new LoginAttempts(lockoutFor(config), audit) });
   const v2 = createV2Handler(sync ? sync.decorate() : registry, {
+    audit,
     maxManifestBytes: config.storage.max_manifest_bytes,
     manifestBudgetBytes: config.http.manifest_body_budget,
     bodyTimeoutMs: config.http.body_timeout * 1000,
@@ -165,6 +175,8 @@ export async function startDaemon(config: Config, log: Logger) {
     syncRun: (name) => sync?.runNow(name) ?? false,
     ...(config.metrics.enabled ? { metrics: { http: httpMetrics, render: () => metrics.render() } } : {}),
     ...(adminToken !== undefined ? { adminToken } : {}),
+    ...rateLimiterFor(config),
+    onAdmin: (req, path, status, address, principal) => audit.admin({ principal, address }, req.method, path, status),
     ...(auth ? { auth: auth.front } : {}),
   });
   const server = serveOrRelease(rootLock, (req, peer) => {
@@ -180,7 +192,8 @@ export async function startDaemon(config: Config, log: Logger) {
   });
   scheduler.start();
   sync?.start();
-  const advertisement = config.mdns.enabled ? (await import("./discovery/appliance")).startAdvertising(config, server.port, log) : undefined;
+  audit.start();
+  const advertisement = config.mdns.enabled ? await advertiseOnLan(config, server.port, log, auth?.access) : undefined;
   ready = true;
   lc.start((intervalMs, make) => scheduler.every(intervalMs, make));
   log.info("berth listening", {
@@ -220,6 +233,7 @@ export async function startDaemon(config: Config, log: Logger) {
       await stopping;
       await scheduler.stop();
       sync?.close();
+      audit.close();
       await lc.close();
       store.uploads.stop();
       await hashing.shutdown();
@@ -228,6 +242,12 @@ export async function startDaemon(config: Config, log: Logger) {
       rootLock.release();
     },
   };
+}
+
+/** Starts the mDNS advertisement (loaded on demand), saying whether credentials are needed. */
+async function advertiseOnLan(config: Config, port: number, log: Logger, access: { policy: { anonymousPullsAny: boolean } } | undefined) {
+  const { advertisedAuth, startAdvertising } = await import("./discovery/appliance");
+  return startAdvertising(config, port, log, advertisedAuth(access));
 }
 
 /** {@link serve}, releasing the root lock when the port cannot be had (an in-process caller may retry). */
@@ -300,10 +320,22 @@ async function main(argv: string[]): Promise<number> {
       const config = loadAndCheck(args.configPath);
       const log = createLogger(config.log.level, config.log.format);
       for (const w of configWarnings(config)) log.warn(w);
-      const daemon = await startDaemon(config, log).catch((err) => {
+      // the audit trail is written at info level whatever [log] level says; it follows [log] format
+      const auditLog = createLogger("info", config.log.format);
+      const daemon = await startDaemon(config, log, auditLog).catch((err) => {
         throw listenProblem(err, config) ?? err;
       });
-      await runService({ config, configPath: args.configPath, log, close: () => daemon.close(), reload: (next) => daemon.reload(next) });
+      await runService({
+        config,
+        configPath: args.configPath,
+        log,
+        close: () => daemon.close(),
+        reload: (next) => {
+          auditLog.reconfigure("info", next.log.format);
+          daemon.reload(next);
+        },
+        watchConfig: daemon.auth !== undefined,
+      });
       log.info("stopped");
       return 0;
     });

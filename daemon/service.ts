@@ -2,9 +2,13 @@
  * Running under a service manager: readiness and watchdog notifications (sd_notify), and the
  * signals. SIGTERM/SIGINT drain and stop (STOPPING=1 first); SIGHUP re-reads the
  * configuration file (RELOADING=1 ... READY=1) and applies what can change while running:
- * the log level and format. Keys that need a restart are named in the log when they differ.
- * A file that no longer validates is reported and the running configuration is kept.
+ * the log level and format, and (through `reload`) the access policy of `[auth]` and
+ * `[[access]]`. Keys that need a restart are named in the log when they differ. A file that
+ * no longer validates is reported and the running configuration is kept. With
+ * `watchConfig`, a change to the file is re-read the same way without a signal.
  */
+import { watch } from "node:fs";
+import { basename, dirname, resolve } from "node:path";
 import { ConfigError, loadConfig } from "./config/load";
 import type { Config } from "./config/schema";
 import type { ReconfigurableLogger } from "./log";
@@ -22,6 +26,8 @@ export interface ServiceDeps {
   /** Applies a re-read configuration to the running daemon (optional, beyond logging). */
   reload?(next: Config): void;
   notifier?: Notifier;
+  /** Also re-read the configuration when its file changes (set while `[auth]` is on, so policy edits apply at once). */
+  watchConfig?: boolean;
 }
 
 /** Keys whose new value takes effect on SIGHUP; every other change needs a restart. */
@@ -79,10 +85,12 @@ export async function runService(deps: ServiceDeps): Promise<void> {
     })();
   };
   process.on("SIGHUP", onHup);
+  const watcher = deps.watchConfig && deps.configPath !== undefined ? watchFile(deps.configPath, onHup, log) : undefined;
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
       log.info("shutting down", { signal });
       process.off("SIGHUP", onHup);
+      watcher?.close();
       stopWatchdog();
       void notifier.notify("STOPPING=1\nSTATUS=draining").finally(() => deps.close().then(resolve, resolve));
     };
@@ -90,6 +98,32 @@ export async function runService(deps: ServiceDeps): Promise<void> {
     process.once("SIGINT", () => stop("SIGINT"));
   });
   notifier.close();
+}
+
+/**
+ * Calls `onChange` once a burst of changes to `path` has settled (250 ms). The directory is
+ * watched, so a file replaced by rename (editors, config management) is still seen.
+ */
+function watchFile(path: string, onChange: () => void, log: ReconfigurableLogger): { close(): void } | undefined {
+  const name = basename(path);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const w = watch(dirname(resolve(path)), (_event, file) => {
+      if (file !== null && file !== name) return;
+      clearTimeout(timer);
+      timer = setTimeout(onChange, 250);
+    });
+    w.on("error", (err) => log.warn("configuration file watch stopped; reload with SIGHUP", { path, error: err.message }));
+    return {
+      close() {
+        clearTimeout(timer);
+        w.close();
+      },
+    };
+  } catch (err) {
+    log.warn("cannot watch the configuration file; reload with SIGHUP", { path, error: (err as Error).message });
+    return undefined;
+  }
 }
 
 function monotonicUsec(): string {

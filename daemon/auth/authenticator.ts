@@ -53,17 +53,21 @@ export class Authenticator {
     return this.options.tokens ? this.options.tokens.challenge(req, scope) : this.basicChallenge;
   }
 
-  /** The identity of `req`; synchronous unless a credential has to be checked. */
-  identify(req: Request, address: string | undefined, peer?: unknown): Identified | Promise<Identified> {
+  /**
+   * The identity of `req`; synchronous unless a credential has to be checked. `address`
+   * gives the peer's address; it is asked only when a credential or certificate is there,
+   * so an anonymous request costs one header lookup.
+   */
+  identify(req: Request, address: () => string | undefined, peer?: unknown): Identified | Promise<Identified> {
     const header = req.headers.get("authorization");
     if (header === null) {
       const cert = this.options.clientCert;
       if (!cert) return ANONYMOUS;
-      const ctx = { req, address };
+      const ctx = { req, address: address() };
       const verdict = cert.identify(ctx, peer);
       return verdict === undefined ? ANONYMOUS : this.settle(verdict, undefined, ctx);
     }
-    const ctx: AuthContext = { req, address };
+    const ctx: AuthContext = { req, address: address() };
     if (header.length > MAX_HEADER_CHARS) return this.fail(undefined, "the Authorization header is too long", ctx);
     const space = header.indexOf(" ");
     const scheme = (space < 0 ? header : header.slice(0, space)).toLowerCase();
@@ -76,6 +80,9 @@ export class Authenticator {
   private basic(value: string, ctx: AuthContext): Identified | Promise<Identified> {
     if (!/^[A-Za-z0-9+/]+={0,2}$/.test(value) || value.length % 4 !== 0) return this.fail(undefined, "Basic credentials are not valid base64", ctx);
     const text = Buffer.from(value, "base64").toString("utf8");
+    // containers/image (skopeo, podman) answers a Basic challenge without credentials with
+    // "Basic Og==", an empty user and password: that is an anonymous request, not a bad one
+    if (text === ":") return ANONYMOUS;
     const colon = text.indexOf(":");
     if (colon <= 0) return this.fail(undefined, "Basic credentials are not of the form user:password", ctx);
     const user = text.slice(0, colon);
@@ -83,6 +90,8 @@ export class Authenticator {
     if (user.length > MAX_CREDENTIAL_CHARS || password.length > MAX_CREDENTIAL_CHARS) return this.fail(undefined, "Basic credentials are too long", ctx);
     const wait = this.options.events?.gate?.(user, ctx);
     if (wait !== undefined) return { kind: "refused", status: 429, reason: "too many failed logins; retry later", retryAfter: wait };
+    const cached = this.options.chain.cached(user, password);
+    if (cached) return this.settle(cached, user, ctx);
     return this.options.chain.verify(user, password, ctx.req.signal).then((v) => this.settle(v, user, ctx));
   }
 
@@ -113,7 +122,7 @@ export class Authenticator {
       case "ok":
         return this.ok(verdict.principal, ctx);
       case "unavailable":
-        this.observe(() => this.options.events?.loginFailed?.(user, verdict.reason, ctx));
+        this.observe(() => this.options.events?.loginFailed?.(user, verdict.reason, ctx, true));
         return { kind: "refused", status: 503, reason: "the identity source is unavailable; retry later", retryAfter: 5 };
       case "denied":
         return this.fail(user, verdict.reason, ctx);
@@ -123,7 +132,7 @@ export class Authenticator {
   }
 
   private ok(principal: Principal, ctx: AuthContext): Identified {
-    this.observe(() => this.options.events?.loginOk?.(principal, ctx));
+    if (this.options.events?.loginOk) this.observe(() => this.options.events?.loginOk?.(principal, ctx));
     return { kind: "principal", principal };
   }
 

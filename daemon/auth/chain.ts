@@ -5,6 +5,19 @@
  */
 import type { PasswordSource, Verdict } from "./identity";
 
+/**
+ * An optional ability of a {@link PasswordSource}: answering at once, without IO or
+ * hashing, when it can (a credential verified a moment ago, a user it does not have).
+ * `undefined` means "ask verify()".
+ */
+export interface CachedPasswordSource extends PasswordSource {
+  cached(user: string, password: string): Verdict | undefined;
+}
+
+function hasCache(source: PasswordSource): source is CachedPasswordSource {
+  return typeof (source as Partial<CachedPasswordSource>).cached === "function";
+}
+
 /** Longest user name or password looked at; longer ones are refused without asking a source. */
 export const MAX_CREDENTIAL_CHARS = 1024;
 
@@ -25,6 +38,27 @@ export class AuthChain {
   /** Number of sources registered. */
   get size(): number {
     return this.sources.length;
+  }
+
+  /**
+   * The answer without waiting, when every source asked can give it at once (a recently
+   * verified credential): the hot path of clients sending Basic credentials on every
+   * request. `undefined` means {@link verify} must be called.
+   */
+  cached(user: string, password: string): Verdict | undefined {
+    if (user.length === 0 || user.length > MAX_CREDENTIAL_CHARS || password.length > MAX_CREDENTIAL_CHARS) return undefined;
+    for (const source of this.sources) {
+      if (!hasCache(source)) return undefined;
+      let verdict: Verdict | undefined;
+      try {
+        verdict = source.cached(user, password);
+      } catch {
+        return undefined;
+      }
+      if (verdict === undefined) return undefined;
+      if (verdict.kind !== "unknown") return verdict;
+    }
+    return undefined;
   }
 
   /**

@@ -60,8 +60,12 @@ export interface ClientCertIdentity {
 export interface AuthEvents {
   gate?(user: string, ctx: AuthContext): number | undefined;
   loginOk?(principal: Principal, ctx: AuthContext): void;
-  /** A bad credential (`user` when one was named; `reason` for the log, never sent to the client). */
-  loginFailed?(user: string | undefined, reason: string, ctx: AuthContext): void;
+  /**
+   * A bad credential (`user` when one was named; `reason` for the log, never sent to the
+   * client). `unavailable`: the identity source could not decide (LDAP down), which the
+   * lockout does not count against the client.
+   */
+  loginFailed?(user: string | undefined, reason: string, ctx: AuthContext, unavailable?: boolean): void;
   /** A request refused by the policy (401 for anonymous, 403 for an identity). */
   denied?(principal: Principal | undefined, repo: string | undefined, action: string, ctx: AuthContext): void;
   /** An allowed push, tag move or delete (`reference`: tag or digest; `digest` when known). */

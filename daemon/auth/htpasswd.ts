@@ -12,8 +12,11 @@
 import { readFileSync, statSync } from "node:fs";
 import type { Logger } from "../log";
 import { VerifiedCache } from "./cache";
-import type { PasswordSource, Verdict } from "./identity";
+import type { CachedPasswordSource } from "./chain";
+import type { Principal, Verdict } from "./identity";
 import { checkSecretMode, SecretFileError } from "./secretfile";
+
+const UNKNOWN: Verdict = Object.freeze({ kind: "unknown" });
 
 const BCRYPT = /^\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$/;
 
@@ -64,10 +67,12 @@ export interface HtpasswdOptions {
 }
 
 /** A {@link PasswordSource} over an htpasswd file. */
-export class HtpasswdSource implements PasswordSource {
+export class HtpasswdSource implements CachedPasswordSource {
   readonly name = "htpasswd" as const;
   private users: Map<string, string>;
   private groupsOf = new Map<string, string[]>();
+  /** One principal per user, made once (no allocation per request). */
+  private principals = new Map<string, Principal>();
   private readonly cache: VerifiedCache;
   private readonly now: () => number;
   private readonly checkIntervalMs: number;
@@ -93,6 +98,7 @@ export class HtpasswdSource implements PasswordSource {
       for (const m of members) map.set(m, [...(map.get(m) ?? []), group]);
     }
     this.groupsOf = map;
+    this.principals = new Map();
   }
 
   /** Users currently known. */
@@ -130,16 +136,34 @@ export class HtpasswdSource implements PasswordSource {
     this.stamp = stamp;
     try {
       this.users = this.read().users;
+      this.principals = new Map();
       this.log.info("htpasswd file re-read", { path: this.path, users: this.users.size });
     } catch (err) {
       this.log.error("htpasswd file is broken; keeping the last good users", { path: this.path, error: (err as Error).message });
     }
   }
 
+  private principal(user: string): Principal {
+    let p = this.principals.get(user);
+    if (!p) {
+      p = Object.freeze({ name: user, groups: this.groupsOf.get(user) ?? [], source: "htpasswd" as const });
+      this.principals.set(user, p);
+    }
+    return p;
+  }
+
+  /** At once: `unknown` for a user not in the file, `ok` for a credential verified within the TTL; else undefined. */
+  cached(user: string, password: string): Verdict | undefined {
+    this.refresh();
+    const hash = this.users.get(user);
+    if (hash === undefined) return UNKNOWN;
+    return this.cache.has(VerifiedCache.key(user, password, hash)) ? { kind: "ok", principal: this.principal(user) } : undefined;
+  }
+
   async verify(user: string, password: string): Promise<Verdict> {
     this.refresh();
     const hash = this.users.get(user);
-    if (hash === undefined) return { kind: "unknown" };
+    if (hash === undefined) return UNKNOWN;
     const key = VerifiedCache.key(user, password, hash);
     if (!this.cache.has(key)) {
       let ok = false;
@@ -151,6 +175,6 @@ export class HtpasswdSource implements PasswordSource {
       if (!ok) return { kind: "denied", reason: `wrong password for user "${user}"` };
       this.cache.add(key);
     }
-    return { kind: "ok", principal: { name: user, groups: this.groupsOf.get(user) ?? [], source: "htpasswd" } };
+    return { kind: "ok", principal: this.principal(user) };
   }
 }

@@ -18,6 +18,7 @@ import type { Logger } from "../log";
 import { Authenticator, type AuthenticatorOptions } from "./authenticator";
 import { AuthChain } from "./chain";
 import type { AuthEvents, ClientCertIdentity, TokenEndpoint, TokenVerifier } from "./hooks";
+import { warnIfExposed } from "./exposure";
 import { HtpasswdSource } from "./htpasswd";
 
 /** True when the configuration turns authentication on. */
@@ -60,10 +61,6 @@ export interface AuthSetup {
   reload(next: Config): void;
 }
 
-function isLoopback(address: string): boolean {
-  return address === "localhost" || address === "::1" || address.startsWith("127.");
-}
-
 /**
  * Builds authentication from `config`; undefined when it is off. Throws a ConfigError (key
  * `auth.htpasswd`) when the htpasswd file cannot be used: missing, open to group or others,
@@ -71,9 +68,7 @@ function isLoopback(address: string): boolean {
  */
 export function setupAuth(config: Config, log: Logger, adminToken: string | undefined): AuthSetup | undefined {
   if (!authEnabled(config)) {
-    if (!isLoopback(config.http.address)) {
-      log.warn("authentication is off and berth listens on a non-loopback address: anyone who can reach it may push and delete; set [auth] htpasswd and [[access]] rules", { address: config.http.address });
-    }
+    warnIfExposed(config.http.address, false, log);
     return undefined;
   }
   let htpasswd: HtpasswdSource | undefined;

@@ -16,6 +16,7 @@ import { interfaceAddresses } from "../discovery/advertise";
 import { type Found, discover } from "../discovery/browse";
 import { derToPem, fingerprintDer } from "../discovery/fingerprint";
 import { writeContainerd, writeRegistriesConf } from "../discovery/runtime-config";
+import { authSummary, credentialAdvice, needsCredentials } from "../discovery/credentials";
 import { COMMAND_HELP, usageError } from "./usage";
 
 const USAGE = COMMAND_HELP.discover!;
@@ -89,7 +90,12 @@ export async function discoverCommand(args: string[]): Promise<number> {
   const registries = await discover({ timeoutMs, ...(interfaceAddress ? { interfaceAddress } : {}) });
   if (json) console.log(JSON.stringify(registries, null, 2));
   else if (registries.length === 0) console.log(`no berth registry answered within ${timeoutMs / 1000} s`);
-  else for (const r of registries) console.log(describe(r));
+  else {
+    for (const r of registries) {
+      console.log(describe(r));
+      for (const line of credentialAdvice(r.auth, `${r.addresses[0] ?? r.host}:${r.port}`)) console.log(line);
+    }
+  }
   if (!writeFor) return 0;
   const chosen = instance ? registries.find((r) => r.instanceId === instance || r.name === instance) : registries[0];
   if (!chosen) {
@@ -116,11 +122,17 @@ export async function discoverCommand(args: string[]): Promise<number> {
     }
     certPem = derToPem(der);
   }
-  const target = { hostPort, tls: chosen.tls, upstreams: mirrorOf.length > 0 ? mirrorOf : ["docker.io"], ...(certPem ? { certPem } : {}) };
+  const target = { hostPort, tls: chosen.tls, upstreams: mirrorOf.length > 0 ? mirrorOf : ["docker.io"], needsCredentials: needsCredentials(chosen.auth), ...(certPem ? { certPem } : {}) };
   const written = writeFor === "containerd"
     ? writeContainerd(dir ?? "/etc/containerd/certs.d", target)
     : writeRegistriesConf(join(dir ?? "/", "etc/containers/registries.conf.d/50-berth.conf"), join(dir ?? "/", "etc/containers/certs.d"), target);
   for (const p of written) console.log(`wrote ${p}`);
+  const advice = credentialAdvice(chosen.auth, hostPort, writeFor);
+  if (advice.length > 0) {
+    const say = json ? console.error : console.log;
+    say(`The files written hold no credentials. ${advice[0]}`);
+    for (const line of advice.slice(1)) say(line);
+  }
   return 0;
 }
 
@@ -128,5 +140,5 @@ class UsageError extends Error {}
 
 function describe(r: Found): string {
   const where = `${r.addresses[0] ?? r.host}:${r.port}`;
-  return `${r.name}\t${r.tls ? "https" : "http"}://${where}${r.api}\tversion=${r.version}\tid=${r.instanceId}\tboard=${r.board}${r.fingerprint ? `\tfp=${r.fingerprint}` : ""}`;
+  return `${r.name}\t${r.tls ? "https" : "http"}://${where}${r.api}\tauth=${authSummary(r.auth)}\tversion=${r.version}\tid=${r.instanceId}\tboard=${r.board}${r.fingerprint ? `\tfp=${r.fingerprint}` : ""}`;
 }

@@ -244,6 +244,22 @@ export const SCHEMA = {
     host_interval: { kind: "integer", default: 15, min: 1, max: 3600, doc: "Seconds between samples of host figures (disk free, temperature, memory) while /metrics is scraped." },
   },
   ...LIFECYCLE_SCHEMA,
+  limits: {
+    reads_per_second: { kind: "integer", default: 0, min: 0, max: 1_000_000, doc: "Reads (GET, HEAD) one client address may send per second, sustained; more get 429 with Retry-After. 0 = no limit (fleets behind one NAT address share it)." },
+    read_burst: { kind: "integer", default: 200, min: 1, max: 10_000_000, doc: "Reads one client address may send at once above the sustained rate (a multi-layer pull)." },
+    writes_per_second: { kind: "integer", default: 0, min: 0, max: 1_000_000, doc: "Writes (POST, PATCH, PUT, DELETE) one client address may send per second, sustained; 0 = no limit." },
+    write_burst: { kind: "integer", default: 100, min: 1, max: 10_000_000, doc: "Writes one client address may send at once above the sustained rate (a multi-layer push)." },
+    clients: { kind: "integer", default: 4096, min: 16, max: 1_000_000, doc: "Client addresses whose request rates and failed logins are tracked at most; the least recently seen is forgotten first." },
+    login_failures: { kind: "integer", default: 5, min: 0, max: 1_000_000, doc: "Failed password logins (with [auth]) from one address within login_window after which that address's logins are refused (429 with Retry-After) for the lockout period; requests without credentials are never refused. 0 = no lockout." },
+    login_failures_per_user: { kind: "integer", default: 20, min: 0, max: 1_000_000, doc: "Failed logins for one user name, from anywhere, within login_window after which password logins as that user are refused for the lockout period; 0 = no per-user lockout." },
+    login_window: { kind: "duration", default: 900, min: 1, max: DAY, doc: "Period over which failed logins are counted." },
+    lockout: { kind: "duration", default: 60, min: 1, max: DAY, doc: "First lockout period; it doubles with each lockout that follows without a success, up to lockout_max." },
+    lockout_max: { kind: "duration", default: 3600, min: 1, max: 7 * DAY, doc: "Longest lockout period." },
+  },
+  audit: {
+    pulls: { kind: "boolean", default: false, doc: "Also log manifest pulls, aggregated per identity, repository and digest and written as one line per pull_interval (never a line per pull)." },
+    pull_interval: { kind: "duration", default: 300, min: 1, max: DAY, doc: "Seconds between the aggregated pull lines." },
+  },
   log: {
     level: { kind: "enum", default: "info", values: ["debug", "info", "warn", "error"], doc: "Lowest level logged." },
     format: { kind: "enum", default: "json", values: ["json", "text"], doc: "JSON lines, or plain text for a terminal." },

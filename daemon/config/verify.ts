@@ -2,10 +2,11 @@
  * Checks of everything a valid configuration names on disk: the TLS certificate and key
  * (readable PEM, the key matching the certificate), the storage root (a directory berth can
  * read and write, or one it can create), the admin token file (readable, a token of at
- * least 16 characters on its first line), and per sync registry the credentials file and
- * the CA, certificate and key files. `berth verify` reports these problems next to the
- * schema's; `berth serve` runs the same checks before it opens anything, so a config that
- * verifies also starts, and a config problem is a message with its key, never a stack trace.
+ * least 16 characters on its first line), the htpasswd file (0600, bcrypt lines only), and
+ * per sync registry the credentials file and the CA, certificate and key files. `berth
+ * verify` reports these problems next to the schema's; `berth serve` runs the same checks
+ * before it opens anything, so a config that verifies also starts, and a config problem is
+ * a message with its key, never a stack trace.
  *
  * Reads only; nothing is created or changed.
  */
@@ -13,6 +14,8 @@ import { accessSync, constants, readFileSync, statSync } from "node:fs";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { dirname, resolve } from "node:path";
 import { readCredentials } from "../sync/client";
+import { parseHtpasswd } from "../auth/htpasswd";
+import { readSecretFile } from "../auth/secretfile";
 import { ConfigError, loadConfig } from "./load";
 import type { Config } from "./schema";
 
@@ -118,6 +121,15 @@ export function readTokenFile(path: string, problems: string[]): string | undefi
   return token;
 }
 
+/** Checks the htpasswd file: mode 0600 (not open to group or others), every line a bcrypt entry. */
+function checkHtpasswd(path: string, problems: string[]): void {
+  try {
+    parseHtpasswd(readSecretFile(path), path);
+  } catch (err) {
+    problems.push(`auth.htpasswd: ${(err as Error).message}`);
+  }
+}
+
 /** Every problem with the files and directories `config` names (empty when all are usable). */
 export function checkPaths(config: Config): string[] {
   const problems: string[] = [];
@@ -129,6 +141,7 @@ export function checkPaths(config: Config): string[] {
   if (ldap) checkSecretFile("auth.ldap.bind_password_file", ldap.bind_password_file, problems);
   checkRoot(config.storage.root, problems);
   if (http.admin_token_file) readTokenFile(http.admin_token_file, problems);
+  if (config.auth.htpasswd) checkHtpasswd(config.auth.htpasswd, problems);
   config.sync.registries.forEach((r, i) => {
     const at = `sync.registries[${i}]`;
     if (r.credentialsFile) {

@@ -11,6 +11,7 @@ import type { Logger } from "../log";
 import { VERSION } from "../version";
 import { type Advertisement, advertise } from "./advertise";
 import { fingerprintDer, firstCertificateDer } from "./fingerprint";
+import type { AdvertisedAuth, AuthMode } from "./txt";
 
 /** The registry's stable instance id; created (atomically) on first call. */
 export function instanceId(root: string): string {
@@ -29,8 +30,23 @@ export function instanceId(root: string): string {
   return id;
 }
 
-/** Starts advertising when `mdns.enabled`; undefined otherwise. */
-export function startAdvertising(config: Config, port: number, log: Logger): Advertisement | undefined {
+/** What a berth without `[auth]` advertises: no credentials needed. */
+export const NO_AUTH: AdvertisedAuth = { modes: [], anonymousPull: true };
+
+/**
+ * What to advertise about credentials: none without `[auth]` (`access` undefined); else
+ * `modes` (Basic by default: htpasswd users and every password source; the token service
+ * and client certificates add theirs) and whether any repository may be pulled anonymously.
+ */
+export function advertisedAuth(access: { policy: { anonymousPullsAny: boolean } } | undefined, modes: readonly AuthMode[] = ["basic"]): AdvertisedAuth {
+  return access ? { modes, anonymousPull: access.policy.anonymousPullsAny } : NO_AUTH;
+}
+
+/**
+ * Starts advertising when `mdns.enabled`; undefined otherwise. `auth` says whether clients
+ * need credentials and which kinds berth accepts (the TXT `auth` and `anon` keys).
+ */
+export function startAdvertising(config: Config, port: number, log: Logger, auth: AdvertisedAuth = NO_AUTH): Advertisement | undefined {
   if (!config.mdns.enabled) return undefined;
   const tls = config.http.tls_cert !== "";
   return advertise({
@@ -43,6 +59,7 @@ export function startAdvertising(config: Config, port: number, log: Logger): Adv
     version: VERSION,
     instanceId: instanceId(config.storage.root),
     board: config.board.profile,
+    auth,
     log,
   });
 }

@@ -24,6 +24,13 @@ export interface MirrorTarget {
   certPem?: string;
   /** Upstreams berth mirrors, e.g. ["docker.io"]. */
   upstreams: readonly string[];
+  /** The registry needs credentials (advertised auth other than none); the files say where they go. */
+  needsCredentials?: boolean;
+}
+
+/** A comment line for files written for a registry that needs credentials (they hold none). */
+function credentialsNote(t: MirrorTarget, how: string): string {
+  return t.needsCredentials ? `# ${t.hostPort} asks clients for credentials, which this file does not hold: ${how}\n` : "";
 }
 
 const UPSTREAM_SERVER: Record<string, string> = { "docker.io": "https://registry-1.docker.io" };
@@ -35,6 +42,8 @@ function write(path: string, text: string, written: string[]) {
 }
 
 const q = (s: string) => JSON.stringify(s);
+
+const CONTAINERD_HOW = "ctr --user USER, or an imagePullSecret for Kubernetes";
 
 /** Writes containerd hosts.toml files under `dir` (e.g. /etc/containerd/certs.d); returns the paths. */
 export function writeContainerd(dir: string, t: MirrorTarget): string[] {
@@ -49,11 +58,11 @@ export function writeContainerd(dir: string, t: MirrorTarget): string[] {
     `[host.${q(`${scheme}://${t.hostPort}`)}]\n  capabilities = ${caps}\n${t.tls ? `  ca = ${q(caPath)}\n` : ""}`;
   for (const upstream of t.upstreams) {
     const server = UPSTREAM_SERVER[upstream] ?? `https://${upstream}`;
-    write(join(dir, upstream, "hosts.toml"), `# Written by berth discover: ${t.hostPort} mirrors ${upstream}.\nserver = ${q(server)}\n\n${hostBlock('["pull", "resolve"]')}`, written);
+    write(join(dir, upstream, "hosts.toml"), `# Written by berth discover: ${t.hostPort} mirrors ${upstream}.\n${credentialsNote(t, CONTAINERD_HOW)}server = ${q(server)}\n\n${hostBlock('["pull", "resolve"]')}`, written);
   }
   write(
     join(dir, t.hostPort, "hosts.toml"),
-    `# Written by berth discover: the berth registry at ${t.hostPort}.\nserver = ${q(`${scheme}://${t.hostPort}`)}\n\n${hostBlock('["pull", "resolve", "push"]')}`,
+    `# Written by berth discover: the berth registry at ${t.hostPort}.\n${credentialsNote(t, CONTAINERD_HOW)}server = ${q(`${scheme}://${t.hostPort}`)}\n\n${hostBlock('["pull", "resolve", "push"]')}`,
     written,
   );
   return written;
@@ -70,7 +79,7 @@ export function writeRegistriesConf(confPath: string, certsDir: string, t: Mirro
     write(join(certsDir, t.hostPort, "ca.crt"), t.certPem, written);
   }
   const insecure = t.tls ? "false" : "true";
-  let text = `# Written by berth discover: the berth registry at ${t.hostPort}.\n`;
+  let text = `# Written by berth discover: the berth registry at ${t.hostPort}.\n${credentialsNote(t, `podman login ${t.hostPort} (CRI-O: --authfile /etc/crio/auth.json and global_auth_file in crio.conf)`)}`;
   text += `\n[[registry]]\nlocation = ${q(t.hostPort)}\ninsecure = ${insecure}\n`;
   for (const upstream of t.upstreams) {
     text += `\n[[registry]]\nprefix = ${q(upstream)}\nlocation = ${q(upstream)}\n\n[[registry.mirror]]\nlocation = ${q(t.hostPort)}\ninsecure = ${insecure}\npull-from-mirror = "all"\n`;

@@ -13,10 +13,27 @@
  *   version=<berth version>
  *   id=<instance id>     stable across restarts (a UUID kept in the storage root)
  *   board=<profile>      the board profile in effect ("none" when none)
+ *   auth=none|<modes>    whether clients need credentials: "none", or the ways berth accepts
+ *                        them, comma-separated: basic (user and password or API key),
+ *                        token (the Bearer token flow), mtls (a client certificate)
+ *   anon=pull            with auth other than none: some repositories may be pulled without
+ *                        credentials (absent: every request needs them)
+ * A berth that predates `auth` sends no such key: browsers read that as "not said".
  */
 
 /** The DNS-SD service type berth advertises, without the leading underscore and protocol. */
 export const SERVICE_TYPE = "oci";
+
+/** A way berth accepts credentials, as advertised. */
+export type AuthMode = "basic" | "token" | "mtls";
+
+/** Whether and how clients must authenticate. */
+export interface AdvertisedAuth {
+  /** Empty: no credentials needed (no [auth]). A browser keeps modes it does not know as sent. */
+  modes: readonly (AuthMode | (string & {}))[];
+  /** Some repositories may be pulled anonymously. */
+  anonymousPull: boolean;
+}
 
 /** What an advertisement carries. */
 export interface Advertised {
@@ -26,12 +43,17 @@ export interface Advertised {
   version: string;
   instanceId: string;
   board: string;
+  /** Undefined when a browser read a record without `auth` (an older berth). */
+  auth?: AdvertisedAuth;
 }
 
 /** The TXT record for an advertisement. */
 export function toTxt(a: Advertised): Record<string, string> {
   const txt: Record<string, string> = { txtvers: "1", api: a.api, tls: a.tls ? "1" : "0", version: a.version, id: a.instanceId, board: a.board };
   if (a.tls && a.fingerprint) txt.fp = a.fingerprint;
+  const modes = a.auth?.modes ?? [];
+  txt.auth = modes.length === 0 ? "none" : modes.join(",");
+  if (modes.length > 0 && a.auth?.anonymousPull) txt.anon = "pull";
   return txt;
 }
 
@@ -46,6 +68,7 @@ export function fromTxt(txt: Record<string, unknown>): Advertised | undefined {
   if (s("txtvers") !== "1") return undefined;
   const tls = s("tls") === "1";
   const fp = s("fp");
+  const auth = s("auth");
   return {
     api: s("api") ?? "/v2/",
     tls,
@@ -53,5 +76,12 @@ export function fromTxt(txt: Record<string, unknown>): Advertised | undefined {
     version: s("version") ?? "",
     instanceId: s("id") ?? "",
     board: s("board") ?? "",
+    ...(auth !== undefined ? { auth: parseAuth(auth, s("anon") === "pull") } : {}),
   };
+}
+
+/** Reads an `auth` value ("none", or modes comma-separated; unknown modes are kept as sent). */
+function parseAuth(value: string, anonymousPull: boolean): AdvertisedAuth {
+  if (value === "none" || value === "") return { modes: [], anonymousPull: true };
+  return { modes: value.split(",").map((m) => m.trim()).filter((m) => m !== ""), anonymousPull };
 }

@@ -10,8 +10,9 @@ import { errorBody } from "../oci/errors";
 import { VERSION } from "../version";
 import type { HttpMetrics } from "../metrics/http";
 import type { AdminDeps } from "./admin";
+import { type RateLimiter, isReadMethod, tooManyRequests } from "./ratelimit";
 import type { Access } from "../access/access";
-import type { Authenticator, Identified } from "../auth/authenticator";
+import { ADMIN_TOKEN_PRINCIPAL, type Authenticator, type Identified } from "../auth/authenticator";
 import { TOKEN_PATH, type TokenEndpoint } from "../auth/hooks";
 import type { Principal } from "../auth/identity";
 
@@ -23,6 +24,13 @@ export interface AppDeps extends AdminDeps {
   metrics?: { http: HttpMetrics; render(): Promise<string> };
   /** The token the admin API requires (`[http] admin_token_file`); none: see {@link adminGuard}. */
   adminToken?: string;
+  /** Request rates per client address (`[limits]`); none: no limit. Health probes are never limited. */
+  rateLimiter?: RateLimiter;
+  /**
+   * Told every admin API request that changes something (not GET/HEAD/OPTIONS), let through
+   * or refused, with its answer's status and who sent it (the audit trail).
+   */
+  onAdmin?: (req: Request, path: string, status: number, address: string | undefined, principal: Principal | undefined) => void;
   /** Authentication and authorization (`[auth]`); absent: berth is open as before (see {@link adminGuard}). */
   auth?: FrontAuth;
 }
@@ -36,6 +44,23 @@ export interface FrontAuth {
   authenticator: Authenticator;
   access: Access;
   tokenEndpoint?: TokenEndpoint;
+  /**
+   * Admin API path prefixes open to any authenticated identity, not only admins (e.g.
+   * "/api/v1/keys" for users managing their own API keys); the route itself must then
+   * check what the caller ({@link requestPrincipal}) may do.
+   */
+  identityRoutes?: readonly string[];
+}
+
+const PRINCIPALS = new WeakMap<Request, Principal>();
+
+/**
+ * The principal the front authenticated for a request it handed to the admin app
+ * (undefined: anonymous, or authentication off). Routes under /api/v1 use it to know who
+ * is asking (e.g. who creates an API key).
+ */
+export function requestPrincipal(req: Request): Principal | undefined {
+  return PRINCIPALS.get(req);
 }
 
 /**
@@ -56,6 +81,17 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
   let admin: Promise<(req: Request) => Response | Promise<Response>> | undefined;
   const adminApp = () => (admin ??= import("./admin").then((m) => m.createAdminApp(deps)));
   const guard = adminGuard(deps.adminToken);
+  const limiter = deps.rateLimiter;
+  const onAdmin = deps.onAdmin;
+  /** Tells the audit trail about an admin request that may change something, once answered. */
+  const audited = (req: Request, path: string, server: Peer | undefined, principal: Principal | undefined, res: Promise<Response> | Response) => {
+    if (!onAdmin || !isAdminChange(req.method, path)) return res;
+    const report = (r: Response) => {
+      onAdmin(req, path, r.status, peerAddress(server, req), principal);
+      return r;
+    };
+    return res instanceof Response ? report(res) : res.then(report);
+  };
   const auth = deps.auth;
   const v2 = auth ? authenticatedV2(auth, deps.v2) : deps.v2;
   const route = (req: Request, server?: Peer): Promise<Response> | Response => {
@@ -64,6 +100,11 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
     const pathStart = url.startsWith("/") ? 0 : url.indexOf("/", url.indexOf("//") + 2);
     // routing is on the target as sent: one whose dot segments the URL parser resolved is refused
     if (server?.rewritten?.(req)) return rewrittenTarget(url.startsWith("/v2", pathStart));
+    // before authentication: unauthenticated floods are limited too
+    if (limiter && !isProbe(url, pathStart)) {
+      const refused = limit(limiter, req, peerAddress(server, req));
+      if (refused) return refused;
+    }
     if (url.startsWith("/v2", pathStart)) {
       const next = url.charCodeAt(pathStart + 3);
       if (Number.isNaN(next) || next === 47 /* / */ || next === 63 /* ? */) return v2(req, server);
@@ -93,19 +134,24 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
     }
     if (auth && (path === API_PREFIX || path!.startsWith(`${API_PREFIX}/`))) {
       return identified(auth, req, server, (who) => {
-        if (who.kind === "refused") return frontRefusal(auth, req, who);
+        if (who.kind === "refused") return audited(req, path!, server, undefined, frontRefusal(auth, req, who));
         const principal = principalOf(who);
-        if (!auth.access.admin(principal)) {
-          return principal ? adminError(403, `"${principal.name}" is not an admin; see [auth] admins`) : unauthorized(auth, req, "the admin API needs an admin's credentials");
+        const open = principal !== undefined && auth.identityRoutes?.some((p) => path === p || path!.startsWith(`${p}/`));
+        if (!open && !auth.access.admin(principal)) {
+          return audited(req, path!, server, principal, principal ? adminError(403, `"${principal.name}" is not an admin; see [auth] admins`) : unauthorized(auth, req, "the admin API needs an admin's credentials"));
         }
-        return adminApp().then((handle) => handle(new Request(`http://localhost${pathAndQuery}`, req)));
+        const forwarded = new Request(`http://localhost${pathAndQuery}`, req);
+        if (principal) PRINCIPALS.set(forwarded, principal);
+        return audited(req, path!, server, principal, adminApp().then((handle) => handle(forwarded)));
       });
     }
     const refused = auth ? undefined : guard(req, path!, server);
-    if (refused) return refused;
+    if (refused) return audited(req, path!, server, undefined, refused);
     // Elysia misreads the path of a URL whose host is very short ("http://reg/api/…", a
     // plausible LAN alias), so it is handed the request under a canonical origin.
-    return adminApp().then((handle) => handle(new Request(`http://localhost${pathAndQuery}`, req)));
+    const answer = adminApp().then((handle) => handle(new Request(`http://localhost${pathAndQuery}`, req)));
+    // without [auth], a request the guard let through with the admin token is the token's holder
+    return audited(req, path!, server, deps.adminToken !== undefined ? ADMIN_TOKEN_PRINCIPAL : undefined, answer);
   };
   const http = deps.metrics?.http;
   if (!http) return route;
@@ -136,6 +182,38 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
   };
 }
 
+/** True for a request to the admin API that may change something. */
+function isAdminChange(method: string, path: string): boolean {
+  return !isReadMethod(method) && (path === API_PREFIX || path.startsWith(`${API_PREFIX}/`));
+}
+
+/** The peer's address; undefined when unknown (a socketless test) or when asking fails. */
+function peerAddress(server: Peer | undefined, req: Request): string | undefined {
+  try {
+    return server?.requestIP(req)?.address;
+  } catch {
+    return undefined;
+  }
+}
+
+/** True for the health probes (/livez, /readyz), which no limit or lockout ever refuses. */
+function isProbe(url: string, pathStart: number): boolean {
+  if (!url.startsWith("/livez", pathStart) && !url.startsWith("/readyz", pathStart)) return false;
+  const path = url.slice(pathStart).split("?")[0];
+  return path === "/livez" || path === "/readyz";
+}
+
+/**
+ * The 429 for a request over its client's rate, or undefined. A request whose peer is
+ * unknown (a socketless caller) is not limited.
+ */
+function limit(limiter: RateLimiter, req: Request, address: string | undefined): Response | undefined {
+  if (address === undefined) return undefined;
+  const wait = limiter.take(address, isReadMethod(req.method));
+  if (wait === 0) return undefined;
+  return tooManyRequests(req.method, wait, `${address} sent more ${isReadMethod(req.method) ? "reads" : "writes"} than [limits] allows; retry after ${wait} s`);
+}
+
 /**
  * The /v2 handler behind authentication: the identity is decided first; a bad credential
  * (or a source down, or a lockout) is refused here, in the OCI shape; otherwise the
@@ -155,12 +233,13 @@ function identified(
   server: Peer | undefined,
   then: (who: Identified) => Promise<Response> | Response,
 ): Promise<Response> | Response {
-  let address: string | undefined;
-  try {
-    address = server?.requestIP(req)?.address;
-  } catch {
-    address = undefined;
-  }
+  const address = () => {
+    try {
+      return server?.requestIP(req)?.address;
+    } catch {
+      return undefined;
+    }
+  };
   const who = auth.authenticator.identify(req, address, server);
   return who instanceof Promise ? who.then(then) : then(who);
 }

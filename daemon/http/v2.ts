@@ -19,6 +19,7 @@ import type { UploadSession } from "../storage/uploads";
 import { type RequestPeer, fileBody } from "../platform/serve";
 import { resourceError } from "../registry/translate";
 import { ByteBudget, contentLength, readManifestBody } from "./body";
+import type { Actor, AuditTrail } from "../audit/audit";
 import type { Access } from "../access/access";
 import type { AuthEvents } from "../auth/hooks";
 import type { Action, Principal } from "../auth/identity";
@@ -33,6 +34,8 @@ export interface V2Options {
   log: Logger;
   /** Told the size of every blob body served (the scheduler counts foreground IO with it). */
   onServe?: (bytes: number) => void;
+  /** The audit trail: pushes, tag moves and deletes (and pulls, batched, when it counts them). */
+  audit?: AuditTrail;
   /** Authorization (`[auth]`): every route asks the policy before the registry; absent = open as before. */
   auth?: V2Auth;
 }
@@ -225,6 +228,7 @@ export function createV2Handler(
   const manifestBudget = new ByteBudget(options.manifestBudgetBytes ?? 0);
   const bodyLimits = { maxBytes: options.maxManifestBytes, budget: manifestBudget, timeoutMs: options.bodyTimeoutMs ?? 0 };
   const auth = options.auth;
+  const audit = options.audit;
   // upload session id -> who opened it ("u:<name>", or "-" for anonymous); bounded, oldest forgotten first
   const owners = new Map<string, string>();
   const maxOwners = auth?.maxOwners ?? 65_536;
@@ -244,6 +248,11 @@ export function createV2Handler(
     throw new RegistryError("DENIED", `${action} is not granted to "${principal.name}" here`);
   }
 
+  /** Refuses unless `principal` may take `action` on `repo` (the anonymous pull path: one cached map lookup). */
+  function need(req: Request, principal: Principal | undefined, client: string | undefined, repo: string, action: Action, scope: string): void {
+    if (!auth!.access.may(principal, repo, action)) refuse(req, principal, repo, action, scope, client);
+  }
+
   /**
    * Asks the policy before the registry is touched, so a refusal is the same whether or not
    * the repository exists. Adjusts `query`: a mount from a repository the caller may not
@@ -252,9 +261,6 @@ export function createV2Handler(
   function authorize(req: Request, r: Route, query: URLSearchParams, principal: Principal | undefined, client: string | undefined): void {
     const access = auth!.access;
     const method = req.method;
-    const need = (repo: string, action: Action, scope: string = action) => {
-      if (!access.may(principal, repo, action)) refuse(req, principal, repo, action, scope, client);
-    };
     switch (r.op) {
       case "base":
         if (!access.base(principal)) refuse(req, principal, undefined, "pull", "pull", client);
@@ -264,15 +270,15 @@ export function createV2Handler(
         return;
       case "tags":
       case "referrers":
-        return need(r.name, "pull");
+        return need(req, principal, client, r.name, "pull", "pull");
       case "manifest":
       case "blob":
-        if (method === "GET" || method === "HEAD") return need(r.name, "pull");
-        if (method === "PUT" && r.op === "manifest") return need(r.name, "push", "pull,push");
-        if (method === "DELETE") return need(r.name, "delete");
+        if (method === "GET" || method === "HEAD") return need(req, principal, client, r.name, "pull", "pull");
+        if (method === "PUT" && r.op === "manifest") return need(req, principal, client, r.name, "push", "pull,push");
+        if (method === "DELETE") return need(req, principal, client, r.name, "delete", "delete");
         return;
       case "uploads": {
-        need(r.name, "push", "pull,push");
+        need(req, principal, client, r.name, "push", "pull,push");
         const from = query.get("from");
         if (query.has("mount") && (from === null || !access.may(principal, from, "pull"))) {
           query.delete("mount");
@@ -281,7 +287,7 @@ export function createV2Handler(
         return;
       }
       case "upload":
-        need(r.name, "push", "pull,push");
+        need(req, principal, client, r.name, "push", "pull,push");
         // another identity's session is unknown, exactly as a session that never was
         if (owners.get(r.id) !== ownerOf(principal)) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", `no upload "${r.id}" in this repository`);
         return;
@@ -298,6 +304,7 @@ export function createV2Handler(
 
   async function dispatch(req: Request, r: Route, query: URLSearchParams, client: string | undefined, principal: Principal | undefined): Promise<Response> {
     const method = req.method;
+    const actor = (): Actor => ({ principal, address: client });
     switch (r.op) {
       case "base":
         if (method !== "GET" && method !== "HEAD") methodNotAllowed(method, "GET, HEAD");
@@ -330,6 +337,7 @@ export function createV2Handler(
             ETag: `"${m.digest}"`,
             "Content-Length": String(m.bytes.byteLength),
           });
+          if (method === "GET" && audit?.auditsPulls) audit.pulled(actor(), r.name, m.digest);
           if (req.headers.get("if-none-match") === `"${m.digest}"`) return new Response(null, { status: 304, headers: h });
           return new Response(method === "HEAD" ? null : m.bytes, { status: 200, headers: h });
         }
@@ -341,6 +349,7 @@ export function createV2Handler(
           } finally {
             body.release();
           }
+          audit?.pushed(actor(), r.name, r.reference, result.digest, result.tags, result.moved);
           const h: Record<string, string> = { Location: `/v2/${r.name}/manifests/${result.digest}`, "Docker-Content-Digest": result.digest };
           if (result.subject) h["OCI-Subject"] = result.subject;
           const resp = empty(201, h);
@@ -350,6 +359,7 @@ export function createV2Handler(
         }
         if (method === "DELETE") {
           await registry.deleteManifest(r.name, r.reference);
+          audit?.deleted(actor(), r.reference.includes(":") ? "manifest" : "tag", r.name, r.reference);
           if (auth) changed(req, principal, "delete", r.name, r.reference, client);
           return empty(202, {});
         }
@@ -360,6 +370,7 @@ export function createV2Handler(
         if (method === "GET" || method === "HEAD") return serveBlob(req, r.name, r.digest);
         if (method === "DELETE") {
           await registry.deleteBlob(r.name, r.digest);
+          audit?.deleted(actor(), "blob", r.name, r.digest);
           if (auth) changed(req, principal, "delete", r.name, r.digest, client);
           return empty(202, {});
         }

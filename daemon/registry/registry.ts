@@ -194,7 +194,8 @@ export class Registry {
    * with `reference` if it is a tag and with every `extraTags` entry. Every blob and child
    * manifest it references must already be in the repository; with `partialIndex` (used by
    * sync, which caches an index and only the platforms asked for) an index's child manifests
-   * may be missing.
+   * may be missing. `moved` lists the tags that pointed at another manifest before (with its
+   * digest), for the audit trail.
    */
   async putManifest(
     repo: string,
@@ -203,7 +204,7 @@ export class Registry {
     contentType: string,
     extraTags: readonly string[] = [],
     opts: { partialIndex?: boolean } = {},
-  ): Promise<{ digest: string; subject?: string; tags: string[] }> {
+  ): Promise<{ digest: string; subject?: string; tags: string[]; moved: { tag: string; from: string }[] }> {
     requireName(repo);
     const byDigest = !isTag(reference);
     const expected = byDigest ? requireDigest(reference) : undefined;
@@ -232,13 +233,20 @@ export class Registry {
     // is kept until then so the bytes can be published again.
     const d = parseDigest(digest)!;
     let staged: { path: string; discard: () => Promise<void> } | undefined;
+    let moved: { tag: string; from: string }[] = [];
     try {
       staged = await this.store.uploads.stage(bytes, repo);
       await this.store.blobs.publish(repo, d, staged.path);
       await this.store.layouts.transaction(repo, async (tx) => {
         await this.checkReferences(repo, parsed, opts.partialIndex === true);
         if (!this.store.blobs.stat(repo, d)) await this.store.blobs.publish(repo, d, staged!.path);
-        const index = await tx.write(withManifest((await tx.current()).doc.manifests, desc, tags));
+        const before = (await tx.current()).doc.manifests;
+        // tags that pointed at another manifest (the audit trail's tag moves)
+        moved = before.flatMap((e) => {
+          const tag = tagOf(e);
+          return tag !== undefined && e.digest !== digest && tags.includes(tag) ? [{ tag, from: e.digest }] : [];
+        });
+        const index = await tx.write(withManifest(before, desc, tags));
         this.meta.addManifest(repo, index.stamp, record);
         this.indexed.set(repo, index.stamp);
       });
@@ -249,7 +257,7 @@ export class Registry {
     }
     this.store.manifests.set(digest, { bytes, mediaType: parsed.mediaType });
     this.options.hooks?.pushed?.(repo, digest, tags);
-    const result: { digest: string; subject?: string; tags: string[] } = { digest, tags };
+    const result: { digest: string; subject?: string; tags: string[]; moved: { tag: string; from: string }[] } = { digest, tags, moved };
     if (parsed.subject) result.subject = parsed.subject.digest;
     return result;
   }

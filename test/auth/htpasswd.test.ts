@@ -157,6 +157,21 @@ describe("verification", () => {
 });
 
 describe("the chain", () => {
+  test("a recently verified credential is answered at once (no promise, no bcrypt); anything else asks verify()", async () => {
+    const src = new HtpasswdSource(await writeHtpasswd(dir, { alice: "pw" }), log);
+    const chain = new AuthChain([src]);
+    expect(chain.cached("alice", "pw")).toBeUndefined();
+    expect((await chain.verify("alice", "pw")).kind).toBe("ok");
+    const hit = chain.cached("alice", "pw");
+    expect(hit).toEqual({ kind: "ok", principal: { name: "alice", groups: [], source: "htpasswd" } });
+    expect(chain.cached("alice", "pw")).toEqual(hit!); // the same principal, not a new one each time
+    expect(chain.cached("alice", "wrong")).toBeUndefined();
+    expect(chain.cached("mallory", "pw")).toBeUndefined();
+    // a source without the ability sends every request to verify()
+    chain.register({ name: "ldap", verify: async () => ({ kind: "unknown" }) }, true);
+    expect(chain.cached("alice", "pw")).toBeUndefined();
+  });
+
   test("the first source that knows the user decides; nobody knows: denied; a throwing source is unavailable", async () => {
     const src = new HtpasswdSource(await writeHtpasswd(dir, { alice: "pw" }), log);
     const keys = { name: "apikey" as const, verify: async (u: string, p: string) => (u === "alice" || p !== "key-1" ? { kind: "unknown" as const } : { kind: "ok" as const, principal: { name: u, groups: [], source: "apikey" as const } }) };

@@ -3,7 +3,9 @@
  * on `va` with TLS on; avahi-browse (an independent DNS-SD implementation, talking to
  * avahi-daemon running in the namespace) resolves it with the right TXT values; and
  * `berth discover` on the other end of the veth finds it and writes a containerd hosts.toml
- * with the certificate pinned, which then works for a TLS request to the registry.
+ * with the certificate pinned, which then works for a TLS request to the registry. The daemon
+ * runs with [auth] (anonymous pulls allowed): the TXT record says auth=basic, anon=pull, and
+ * the files discover writes say they hold no credentials.
  */
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { readFileSync } from "node:fs";
@@ -11,6 +13,7 @@ import { join, resolve } from "node:path";
 import { type Daemon, startDaemon } from "../helpers/daemon";
 import { type RunResult, run, runOk } from "../helpers/clients";
 import { type MdnsLab, startMdnsLab } from "../helpers/netns";
+import { writeHtpasswd } from "../helpers/auth";
 
 setDefaultTimeout(90_000);
 
@@ -32,6 +35,7 @@ beforeAll(async () => {
   daemon = await startDaemon({
     command: lab.exec([process.execPath, MAIN]),
     config: `[http]\naddress = "10.77.0.1"\nport = 0\ntls_cert = "${cert}"\ntls_key = "${key}"\n[storage]\nroot = "${join(lab.dir, "root")}"\n` +
+      `[auth]\nhtpasswd = "${await writeHtpasswd(lab.dir, { ci: "ci-pw" })}"\n[[access]]\nrepos = ["**"]\nanonymous = ["pull"]\nusers = { ci = ["pull", "push"] }\n` +
       `[board]\nprofile = "none"\n[mdns]\nenabled = true\ninterfaces = ["va"]\nname = "berth-lab"\n[log]\nlevel = "debug"\n`,
   });
 });
@@ -62,7 +66,7 @@ test("avahi-browse resolves the advertisement with berth's TXT values", async ()
   expect(Number(fields[8])).toBe(daemon.port);
   const txt = Object.fromEntries([...fields.slice(9).join(";").matchAll(/"([^"=]+)=([^"]*)"/g)].map((m) => [m[1], m[2]]));
   const id = readFileSync(join(lab.dir, "root/.berth/instance-id"), "utf8").trim();
-  expect(txt).toEqual({ txtvers: "1", api: "/v2/", tls: "1", fp: fingerprint, version: "0.1.0-dev", id, board: "none" });
+  expect(txt).toEqual({ txtvers: "1", api: "/v2/", tls: "1", fp: fingerprint, version: "0.1.0-dev", id, board: "none", auth: "basic", anon: "pull" });
 });
 
 test("berth discover finds it and writes a containerd hosts.toml that pins the certificate", async () => {
@@ -70,12 +74,14 @@ test("berth discover finds it and writes a containerd hosts.toml that pins the c
   const r = await runOk(lab.exec([process.execPath, MAIN, "discover", "--interface", "vb", "--timeout", "3", "--json", "--write", "containerd", "--dir", certs]), { timeoutMs: 30_000 });
   const found = JSON.parse(r.stdout.slice(0, r.stdout.lastIndexOf("]") + 1));
   expect(found).toHaveLength(1);
-  expect(found[0]).toMatchObject({ name: "berth-lab", addresses: ["10.77.0.1"], port: daemon.port, tls: true, fingerprint, api: "/v2/" });
+  expect(found[0]).toMatchObject({ name: "berth-lab", addresses: ["10.77.0.1"], port: daemon.port, tls: true, fingerprint, api: "/v2/", auth: { modes: ["basic"], anonymousPull: true } });
   const hostPort = `10.77.0.1:${daemon.port}`;
   const hosts = readFileSync(join(certs, hostPort, "hosts.toml"), "utf8");
   expect(hosts).toContain(`server = "https://${hostPort}"`);
   expect(hosts).toContain(`[host."https://${hostPort}"]`);
   expect(hosts).toContain(`ca = "${join(certs, hostPort, "berth-ca.crt")}"`);
+  expect(hosts).toContain(`# ${hostPort} asks clients for credentials, which this file does not hold`);
+  expect(r.stderr).toContain("ctr images pull --user USER");
   const mirror = readFileSync(join(certs, "docker.io", "hosts.toml"), "utf8");
   expect(mirror).toContain('server = "https://registry-1.docker.io"');
   expect(mirror).toContain(`[host."https://${hostPort}"]\n  capabilities = ["pull", "resolve"]`);

@@ -16,6 +16,8 @@ import { Store } from "../../daemon/storage/store";
 import type { UploadHashing } from "../../daemon/platform/uploadhash";
 import type { UploadLimits } from "../../daemon/storage/uploads";
 import type { RequestPeer } from "../../daemon/platform/serve";
+import type { AuditTrail } from "../../daemon/audit/audit";
+import type { Principal } from "../../daemon/auth/identity";
 import { authenticatedV2, type FrontAuth } from "../../daemon/http/app";
 import type { V2Auth } from "../../daemon/http/v2";
 
@@ -24,8 +26,8 @@ export interface TestRegistry extends AsyncDisposable {
   root: string;
   store: Store;
   registry: Registry;
-  /** Calls the handler; `peer` stands for the connection (its address is the client). */
-  handle(req: Request, peer?: RequestPeer): Promise<Response>;
+  /** Calls the handler; `peer` stands for the connection (its address is the client), `principal` for the caller. */
+  handle(req: Request, peer?: RequestPeer, principal?: Principal): Promise<Response>;
   /** Calls the handler with a request built from the arguments. */
   call(method: string, path: string, init?: { headers?: Record<string, string>; body?: RequestInit["body"] }): Promise<Response>;
   /** Re-opens the same root as a fresh process would (new caches, new database handle). */
@@ -45,6 +47,8 @@ export interface TestRegistryOptions {
   /** Manifest body budget and deadline of the handler (default: none). */
   manifestBudgetBytes?: number;
   bodyTimeoutMs?: number;
+  /** The audit trail the handler reports to (default: none). */
+  audit?: AuditTrail;
   /** Authentication and authorization, as the front and the daemon wire them (auth/setup.ts). */
   auth?: { front: FrontAuth; v2: V2Auth };
 }
@@ -72,6 +76,7 @@ export async function createTestRegistry(options: TestRegistryOptions = {}): Pro
     log: silentLogger,
     ...(options.manifestBudgetBytes !== undefined ? { manifestBudgetBytes: options.manifestBudgetBytes } : {}),
     ...(options.bodyTimeoutMs !== undefined ? { bodyTimeoutMs: options.bodyTimeoutMs } : {}),
+    ...(options.audit ? { audit: options.audit } : {}),
   });
   const handle = options.auth ? (req: Request, peer?: RequestPeer) => Promise.resolve(authenticatedV2(options.auth!.front, v2)(req, peer)) : v2;
   const self: TestRegistry = {

@@ -89,6 +89,17 @@ describe("the real daemon with htpasswd", () => {
     expect(berth.logs()).toContain('access[0].anonymous: \\"fly\\" is not an action');
   });
 
+  test("an edit of the configuration file applies without a signal", async () => {
+    using dir = tempDir();
+    const htpasswd = await htpasswdFile(dir.path, { viewer: "viewer-pw", ci: "ci-pw" });
+    await using berth = await startDaemon({ extra: policy(htpasswd) });
+    const viewerTags = () => fetch(`${berth.url}/v2/a/b/tags/list`, { headers: basic("viewer", "viewer-pw") }).then((r) => r.status);
+    expect(await viewerTags()).toBe(404);
+    writeFileSync(berth.configPath, `[http]\naddress = "127.0.0.1"\nport = 0\n[storage]\nroot = "${berth.root}"\n${policy(htpasswd, "other/**")}`);
+    await waitFor("the edited policy", async () => (await viewerTags()) === 403);
+    expect(berth.logs()).toContain("access policy reloaded");
+  });
+
   test("an unusable htpasswd file stops the start, naming the key and the fix", async () => {
     using dir = tempDir();
     const md5 = join(dir.path, "md5");

@@ -203,6 +203,13 @@ async function pushBlobAs(who: Record<string, string>, repo: string, data: strin
   return digest;
 }
 
+test("an empty Basic credential (containers/image's answer to a challenge without credentials) is anonymous", async () => {
+  const empty = { Authorization: `Basic ${Buffer.from(":").toString("base64")}` };
+  expect((await r.call("GET", "/v2/public/base/manifests/v1", { headers: empty })).status).toBe(200);
+  expect((await r.call("GET", "/v2/team/app/manifests/v1", { headers: empty })).status).toBe(401);
+  expect((await r.call("GET", "/v2/", { headers: empty })).status).toBe(401);
+});
+
 describe("fuzzed Authorization headers", () => {
   const b64 = (s: string) => Buffer.from(s).toString("base64");
   const headers = [
