@@ -18,7 +18,8 @@ import { readFileSync, statSync } from "node:fs";
 import { isIP } from "node:net";
 import type { ConnectionOptions } from "node:tls";
 import { Client, type Entry, InvalidCredentialsError } from "ldapts";
-import type { Principal, Verdict, PasswordSource } from "./identity";
+import type { CachedPasswordSource } from "./chain";
+import type { Principal, Verdict } from "./identity";
 
 /** Options for {@link LdapSource}. */
 export interface LdapOptions {
@@ -110,10 +111,17 @@ function values(entry: Entry, attribute: string): string[] {
   return (Array.isArray(raw) ? raw : [raw]).map((v) => (typeof v === "string" ? v : v.toString("utf8")));
 }
 
+const EMPTY_PASSWORD: Verdict = Object.freeze({ kind: "denied", reason: "an empty password is never sent to LDAP (it would be an anonymous bind)" });
+
+/** The cache key of a credential: a hash of user and password (the password itself is never kept). */
+function keyOf(user: string, password: string): string {
+  return createHash("sha256").update(user).update("\0").update(password).digest("base64");
+}
+
 type Outcome = { kind: "ok"; principal: Principal } | { kind: "unknown" } | { kind: "denied"; reason: string } | { kind: "unavailable"; reason: string };
 
 /** LDAP bind + search + user bind; see the file comment. */
-export class LdapSource implements PasswordSource {
+export class LdapSource implements CachedPasswordSource {
   readonly name = "ldap" as const;
   private readonly cache = new Map<string, { principal: Principal; until: number }>();
   private readonly inFlight = new Map<string, Promise<Outcome>>();
@@ -128,16 +136,22 @@ export class LdapSource implements PasswordSource {
     this.ca = options.caFile ? readFileSync(options.caFile, "utf8") : undefined;
   }
 
+  /**
+   * The answer without asking the server, when there is one (the AuthChain's synchronous
+   * hot path): a success cached less than `cache_ttl` ago, or the refusal of an empty
+   * password. Undefined: call {@link verify}.
+   */
+  cached(user: string, password: string): Verdict | undefined {
+    if (user === "" || user.length > MAX_CREDENTIAL || password.length > MAX_CREDENTIAL) return { kind: "unknown" };
+    if (password === "") return EMPTY_PASSWORD;
+    return this.hit(keyOf(user, password));
+  }
+
   /** Checks `user`/`password` against the directory (or the cache of recent successes). */
   async verify(user: string, password: string): Promise<Verdict> {
-    if (user === "" || user.length > MAX_CREDENTIAL || password.length > MAX_CREDENTIAL) return { kind: "unknown" };
-    if (password === "") return { kind: "denied", reason: "an empty password is never sent to LDAP (it would be an anonymous bind)" };
-    const key = createHash("sha256").update(user).update("\0").update(password).digest("base64");
-    const hit = this.cache.get(key);
-    if (hit) {
-      if (hit.until > this.now()) return { kind: "ok", principal: hit.principal };
-      this.cache.delete(key);
-    }
+    const now = this.cached(user, password);
+    if (now) return now;
+    const key = keyOf(user, password);
     let pending = this.inFlight.get(key);
     if (!pending) {
       if (this.inFlight.size >= MAX_IN_FLIGHT) return { kind: "unavailable", reason: "too many LDAP checks are waiting for the server" };
@@ -149,6 +163,14 @@ export class LdapSource implements PasswordSource {
       void pending.finally(() => this.inFlight.delete(key));
     }
     return pending;
+  }
+
+  private hit(key: string): Verdict | undefined {
+    const hit = this.cache.get(key);
+    if (!hit) return undefined;
+    if (hit.until > this.now()) return { kind: "ok", principal: hit.principal };
+    this.cache.delete(key);
+    return undefined;
   }
 
   /** Cached successes right now (tests, metrics). */

@@ -90,6 +90,8 @@ describe("LdapSource against slapd", () => {
     } finally {
       process.kill(slapd.proc.pid, "SIGCONT");
     }
+    expect(s.cached("alice", "alice-pw")?.kind).toBe("ok");
+    expect(s.cached("alice", "other")).toBeUndefined();
     expect((await s.verify("alice", "other")).kind).toBe("denied");
     expect(slapd.binds()).toBeGreaterThan(before);
     expect(s.cacheSize()).toBe(1);
