@@ -1,0 +1,60 @@
+/**
+ * The registry side of the token service: `Authorization: Bearer <jwt>` -> a Verdict. The
+ * token must be an ES256 JWT signed by the service's key (matched by `kid`), for this
+ * service (`aud`) from this issuer (`iss`), within its validity (30 s of clock skew). The
+ * principal it yields carries the token's `access` claims as limits, so the policy's grant is
+ * intersected with what the token was issued for. A token obtained with an API key stops
+ * working the moment the key is revoked (the key store is asked on each use; a map lookup).
+ *
+ * Never throws: garbage is `denied`, counted as a failed credential.
+ */
+import type { Principal, Verdict } from "./identity";
+import { type SigningKey, verifyJwt } from "./jwt";
+import { accessToLimits } from "./scope";
+
+/**
+ * A Bearer check's outcome: a Verdict, or `anonymous` for a valid token issued to an
+ * anonymous client (the request proceeds as anonymous, under the anonymous policy).
+ */
+export type TokenVerdict = Verdict | { kind: "anonymous" };
+
+/** Turns a Bearer token into an identity (the core's pluggable verifier). */
+export interface TokenVerifier {
+  verify(token: string): Promise<TokenVerdict>;
+}
+
+/** What {@link createTokenVerifier} needs. */
+export interface TokenVerifierOptions {
+  /** The keys whose tokens are accepted (the current one; older ones during a rotation). */
+  keys: readonly SigningKey[];
+  issuer: string;
+  service: string;
+  /** Clock skew tolerated, seconds (default 30). */
+  skew?: number;
+  /** Is the API key with this id still valid (not revoked, not expired)? */
+  keyActive?: (id: string) => boolean;
+  /** Seconds since the epoch; default the clock. */
+  now?: () => number;
+}
+
+/** Builds the verifier of the built-in token service's JWTs. */
+export function createTokenVerifier(o: TokenVerifierOptions): TokenVerifier {
+  const keys = new Map(o.keys.map((k) => [k.kid, k.publicKey] as const));
+  return {
+    async verify(token) {
+      const r = await verifyJwt(token, { keys, issuer: o.issuer, audience: o.service, skew: o.skew, now: o.now?.() });
+      if (!r.ok) return { kind: "denied", reason: r.reason };
+      const c = r.claims;
+      if (c.kid !== undefined && o.keyActive && !o.keyActive(c.kid)) return { kind: "denied", reason: `API key "${c.kid}" behind the token was revoked or has expired` };
+      if (c.sub === "") return { kind: "anonymous" };
+      const principal: Principal = {
+        name: c.sub,
+        groups: c.grp ?? [],
+        source: "token",
+        limits: accessToLimits(c.access),
+        ...(c.kid !== undefined && { keyId: c.kid }),
+      };
+      return { kind: "ok", principal };
+    },
+  };
+}
