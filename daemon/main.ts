@@ -38,6 +38,7 @@ import { lifecycleOptions } from "./lifecycle/options";
 import { countingDisk } from "./platform/countingdisk";
 import { COMMAND_HELP, USAGE, helpFor, isHelpFlag, usageError } from "./cli/usage";
 import { loadAndCheck, readTokenFile } from "./config/verify";
+import { setupAuth } from "./auth/setup";
 
 /** Runs `fn`, printing a configuration error (exit 1) instead of throwing it. */
 async function withConfigErrors(fn: () => Promise<number>): Promise<number> {
@@ -57,6 +58,8 @@ export async function startDaemon(config: Config, log: Logger) {
   const started = performance.now();
   // before anything is opened: a bad token file stops the start with a config error
   const adminToken = config.http.admin_token_file ? readAdminToken(config.http.admin_token_file) : undefined;
+  // so is an unusable htpasswd file; undefined when [auth] is off
+  const auth = setupAuth(config, log, adminToken);
   // before anything under the root is read or changed: one process per storage root
   const rootLock = await lockRoot(config.storage.root);
   let ready = false;
@@ -111,6 +114,7 @@ export async function startDaemon(config: Config, log: Logger) {
     bodyTimeoutMs: config.http.body_timeout * 1000,
     log,
     onServe: (bytes) => budget.foreground(bytes, "read"),
+    ...(auth ? { auth: auth.v2 } : {}),
   });
   const info = () => ({
     root: config.storage.root,
@@ -156,6 +160,7 @@ export async function startDaemon(config: Config, log: Logger) {
     syncRun: (name) => sync?.runNow(name) ?? false,
     ...(config.metrics.enabled ? { metrics: { http: httpMetrics, render: () => metrics.render() } } : {}),
     ...(adminToken !== undefined ? { adminToken } : {}),
+    ...(auth ? { auth: auth.front } : {}),
   });
   const server = serveOrRelease(rootLock, (req, peer) => {
     governor.request();
@@ -190,6 +195,12 @@ export async function startDaemon(config: Config, log: Logger) {
     /** Where other modules (GC, scrub, scheduler, sync) register their figures; see metrics/registry.ts. */
     metrics,
     lifecycle: lc,
+    /** Authentication and authorization (undefined without [auth]): where the token service, API keys, LDAP, mTLS and audit plug in. */
+    auth,
+    /** Applies a re-read configuration (SIGHUP): the access policy and user groups. */
+    reload(next: Config) {
+      auth?.reload(next);
+    },
     /** Stops accepting, lets requests in flight finish (up to `graceMs`), closes the database. */
     async close(graceMs = 30_000) {
       ready = false;
@@ -283,7 +294,7 @@ async function main(argv: string[]): Promise<number> {
       const daemon = await startDaemon(config, log).catch((err) => {
         throw listenProblem(err, config) ?? err;
       });
-      await runService({ config, configPath: args.configPath, log, close: () => daemon.close() });
+      await runService({ config, configPath: args.configPath, log, close: () => daemon.close(), reload: (next) => daemon.reload(next) });
       log.info("stopped");
       return 0;
     });

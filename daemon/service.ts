@@ -27,6 +27,11 @@ export interface ServiceDeps {
 /** Keys whose new value takes effect on SIGHUP; every other change needs a restart. */
 export const LIVE_KEYS = ["log.level", "log.format"] as const;
 
+/** `[auth]` and `[[access]]` keys: applied on reload by the daemon (auth/setup.ts). */
+function isAuthKey(key: string): boolean {
+  return key.startsWith("auth.") || key.startsWith("access.");
+}
+
 /** Dotted keys whose values differ between two configurations. */
 export function changedKeys(a: Config, b: Config): string[] {
   const out: string[] = [];
@@ -59,11 +64,11 @@ export async function runService(deps: ServiceDeps): Promise<void> {
         try {
           const next = loadConfig(deps.configPath);
           const changed = changedKeys(current, next);
-          const live = changed.filter((k) => (LIVE_KEYS as readonly string[]).includes(k));
+          const live = changed.filter((k) => (LIVE_KEYS as readonly string[]).includes(k) || isAuthKey(k));
           const restart = changed.filter((k) => !live.includes(k));
           log.reconfigure(next.log.level, next.log.format);
           deps.reload?.(next);
-          current = { ...current, log: next.log };
+          current = { ...current, log: next.log, auth: next.auth, access: next.access };
           log.info("configuration reloaded", { applied: live, needRestart: restart });
         } catch (err) {
           const problems = err instanceof ConfigError ? err.problems : [String(err)];

@@ -6,6 +6,8 @@
  */
 import { parseWindow } from "../scheduler/windows";
 import { type SyncRegistryConfig, checkSyncRegistries } from "./sync";
+import type { AccessRuleConfig } from "../access/policy";
+import { checkAccessRules, checkAuthGroups } from "./access";
 
 /** A size in bytes: an integer, or a string such as "4 MiB" / "512KiB" / "1GB". */
 export type Bytes = number;
@@ -183,6 +185,17 @@ export const SCHEMA = {
       doc: "File holding a token the admin API (/api/v1) then requires as `Authorization: Bearer <token>`. Empty: the admin API answers reads from anywhere and changes (POST) only from loopback.",
     },
   },
+  auth: {
+    htpasswd: { kind: "string", default: "", doc: "htpasswd file of bcrypt entries (htpasswd -B), mode 0600; setting it enables authentication and authorization ([[access]])." },
+    realm: { kind: "string", default: "berth", nonEmpty: true, doc: "Realm of the Basic challenge (WWW-Authenticate)." },
+    admins: { kind: "strings", default: [], doc: "Users who may do everything, including the admin API (/api/v1)." },
+    admin_groups: { kind: "strings", default: [], doc: "Groups whose members are admins." },
+    metrics: { kind: "strings", default: [], doc: "Users who may read /metrics (admins always may)." },
+    metrics_groups: { kind: "strings", default: [], doc: "Groups whose members may read /metrics." },
+    metrics_anonymous: { kind: "boolean", default: false, doc: "Let anyone read /metrics without credentials." },
+    groups: { kind: "custom", default: {} as Record<string, string[]>, check: checkAuthGroups, doc: 'Groups of htpasswd users, e.g. { ops = ["alice", "bob"] }.' },
+    credential_cache: { kind: "duration", default: 60, min: 0, max: 3600, doc: "Seconds a verified password stays cached (keyed on the stored hash, so a change takes effect at once); 0 = bcrypt on every request." },
+  },
   storage: {
     root: { kind: "string", default: "./data", nonEmpty: true, doc: "Directory holding one OCI image layout per repository." },
     dedupe: { kind: "boolean", default: true, doc: "Share identical blobs across repositories through hard links." },
@@ -240,8 +253,19 @@ type ValueOf<F> = F extends { kind: "custom"; default: infer D } ? D
   : F extends { kind: "tables"; fields: infer T } ? { [K in keyof T]: ValueOf<T[K]> }[]
   : never;
 
+/**
+ * Top-level arrays of tables (`[[access]]`), each checked by its own function: they are not
+ * sections of keys.
+ */
+const TOP_LEVEL_ARRAYS = {
+  access: checkAccessRules,
+} as const;
+
 /** A validated configuration with every default filled in. */
-export type Config = { [S in keyof Schema]: { [K in keyof Schema[S]]: ValueOf<Schema[S][K]> } };
+export type Config = { [S in keyof Schema]: { [K in keyof Schema[S]]: ValueOf<Schema[S][K]> } } & {
+  /** `[[access]]` rules (access/policy.ts); empty when none are written. */
+  access: AccessRuleConfig[];
+};
 
 const UNITS: Record<string, number> = {
   "": 1, b: 1, k: 1000, kb: 1000, m: 1e6, mb: 1e6, g: 1e9, gb: 1e9, t: 1e12, tb: 1e12,
@@ -382,8 +406,10 @@ export function validate(doc: Record<string, unknown>): { config: Config; proble
     const table = (typeof given === "object" && given !== null && !Array.isArray(given) ? given : {}) as Record<string, unknown>;
     Object.assign(sectionOut, checkTable(fields, table, `${section}.`, problems));
   }
+  const arrays: Record<string, unknown> = {};
+  for (const [key, check] of Object.entries(TOP_LEVEL_ARRAYS)) arrays[key] = check(doc[key], key, problems);
   for (const key of Object.keys(doc)) {
-    if (!(key in SCHEMA)) problems.push(`${key}: unknown section or key`);
+    if (!(key in SCHEMA) && !(key in TOP_LEVEL_ARRAYS)) problems.push(`${key}: unknown section or key`);
   }
-  return { config: out as Config, problems };
+  return { config: { ...out, ...arrays } as unknown as Config, problems };
 }

@@ -10,15 +10,32 @@ import { errorBody } from "../oci/errors";
 import { VERSION } from "../version";
 import type { HttpMetrics } from "../metrics/http";
 import type { AdminDeps } from "./admin";
+import type { Access } from "../access/access";
+import type { Authenticator, Identified } from "../auth/authenticator";
+import { TOKEN_PATH, type TokenEndpoint } from "../auth/hooks";
+import type { Principal } from "../auth/identity";
 
 /** What the front needs. */
 export interface AppDeps extends AdminDeps {
   /** The /v2 handler, told the peer (per-client caps on upload sessions). */
-  v2: (req: Request, peer?: Peer) => Promise<Response>;
+  v2: (req: Request, peer?: Peer, principal?: Principal) => Promise<Response>;
   /** Request counting and the /metrics page; no metrics when absent. */
   metrics?: { http: HttpMetrics; render(): Promise<string> };
   /** The token the admin API requires (`[http] admin_token_file`); none: see {@link adminGuard}. */
   adminToken?: string;
+  /** Authentication and authorization (`[auth]`); absent: berth is open as before (see {@link adminGuard}). */
+  auth?: FrontAuth;
+}
+
+/**
+ * What the front needs when `[auth]` is configured: who is asking (decided here, once per
+ * request, before dispatch) and what they may do. The token service mounts its endpoint
+ * at {@link TOKEN_PATH} through `tokenEndpoint`.
+ */
+export interface FrontAuth {
+  authenticator: Authenticator;
+  access: Access;
+  tokenEndpoint?: TokenEndpoint;
 }
 
 /**
@@ -39,6 +56,8 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
   let admin: Promise<(req: Request) => Response | Promise<Response>> | undefined;
   const adminApp = () => (admin ??= import("./admin").then((m) => m.createAdminApp(deps)));
   const guard = adminGuard(deps.adminToken);
+  const auth = deps.auth;
+  const v2 = auth ? authenticatedV2(auth, deps.v2) : deps.v2;
   const route = (req: Request, server?: Peer): Promise<Response> | Response => {
     const url = req.url;
     // Bun hands over a bare path when the Host header is unusable
@@ -47,7 +66,7 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
     if (server?.rewritten?.(req)) return rewrittenTarget(url.startsWith("/v2", pathStart));
     if (url.startsWith("/v2", pathStart)) {
       const next = url.charCodeAt(pathStart + 3);
-      if (Number.isNaN(next) || next === 47 /* / */ || next === 63 /* ? */) return deps.v2(req, server);
+      if (Number.isNaN(next) || next === 47 /* / */ || next === 63 /* ? */) return v2(req, server);
     }
     const pathAndQuery = url.slice(pathStart);
     const path = pathAndQuery.split("?")[0];
@@ -56,8 +75,33 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
       const ready = deps.ready();
       return new Response(JSON.stringify({ status: ready ? "ready" : "starting" }), { status: ready ? 200 : 503, headers: JSON_HEADERS });
     }
-    if (path === "/metrics" && deps.metrics) return deps.metrics.render().then((text) => new Response(text, { headers: METRICS_HEADERS }));
-    const refused = guard(req, path!, server);
+    if (path === "/metrics" && deps.metrics) {
+      const metrics = deps.metrics;
+      const render = () => metrics.render().then((text) => new Response(text, { headers: METRICS_HEADERS }));
+      if (!auth) return render();
+      return identified(auth, req, server, (who) => {
+        if (who.kind === "refused") return frontRefusal(auth, req, who);
+        const principal = principalOf(who);
+        if (auth.access.metrics(principal)) return render();
+        return principal ? adminError(403, "this identity may not read /metrics; see [auth] metrics") : unauthorized(auth, req, "/metrics needs credentials");
+      });
+    }
+    if (auth && path === TOKEN_PATH && auth.tokenEndpoint) {
+      const endpoint = auth.tokenEndpoint;
+      return identified(auth, req, server, (who) =>
+        who.kind === "refused" ? frontRefusal(auth, req, who) : endpoint(req, principalOf(who), (p, repo) => auth.access.grant(p, repo)));
+    }
+    if (auth && (path === API_PREFIX || path!.startsWith(`${API_PREFIX}/`))) {
+      return identified(auth, req, server, (who) => {
+        if (who.kind === "refused") return frontRefusal(auth, req, who);
+        const principal = principalOf(who);
+        if (!auth.access.admin(principal)) {
+          return principal ? adminError(403, `"${principal.name}" is not an admin; see [auth] admins`) : unauthorized(auth, req, "the admin API needs an admin's credentials");
+        }
+        return adminApp().then((handle) => handle(new Request(`http://localhost${pathAndQuery}`, req)));
+      });
+    }
+    const refused = auth ? undefined : guard(req, path!, server);
     if (refused) return refused;
     // Elysia misreads the path of a URL whose host is very short ("http://reg/api/…", a
     // plausible LAN alias), so it is handed the request under a canonical origin.
@@ -90,6 +134,70 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
       },
     );
   };
+}
+
+/**
+ * The /v2 handler behind authentication: the identity is decided first; a bad credential
+ * (or a source down, or a lockout) is refused here, in the OCI shape; otherwise the
+ * handler gets the principal (undefined: anonymous) and asks the policy itself.
+ */
+export function authenticatedV2(
+  auth: FrontAuth,
+  v2: (req: Request, peer?: Peer, principal?: Principal) => Promise<Response>,
+): (req: Request, peer?: Peer) => Promise<Response> | Response {
+  return (req, peer) => identified(auth, req, peer, (who) => (who.kind === "refused" ? v2Refusal(auth, req, who) : v2(req, peer, principalOf(who))));
+}
+
+/** Runs `then` with the identity of `req` (synchronously when no credential has to be checked). */
+function identified(
+  auth: FrontAuth,
+  req: Request,
+  server: Peer | undefined,
+  then: (who: Identified) => Promise<Response> | Response,
+): Promise<Response> | Response {
+  let address: string | undefined;
+  try {
+    address = server?.requestIP(req)?.address;
+  } catch {
+    address = undefined;
+  }
+  const who = auth.authenticator.identify(req, address, server);
+  return who instanceof Promise ? who.then(then) : then(who);
+}
+
+function principalOf(who: Identified): Principal | undefined {
+  return who.kind === "principal" ? who.principal : undefined;
+}
+
+/** Extra headers of a refusal: the challenge on 401, Retry-After on 429/503. */
+function refusalHeaders(auth: FrontAuth, req: Request, who: Identified & { kind: "refused" }): Record<string, string> {
+  if (who.status === 401) return { "WWW-Authenticate": auth.authenticator.challenge(req) };
+  return { "Retry-After": String(who.retryAfter ?? 1) };
+}
+
+const REFUSAL_TEXT: Record<401 | 429 | 503, string> = {
+  401: "the credentials were not accepted",
+  429: "too many failed logins; retry later",
+  503: "the identity source is unavailable; retry later",
+};
+
+/** A bad credential (or an identity source down, or a lockout) on /v2, in the OCI error shape. */
+function v2Refusal(auth: FrontAuth, req: Request, who: Identified & { kind: "refused" }): Response {
+  const code = who.status === 401 ? "UNAUTHORIZED" : who.status === 429 ? "TOOMANYREQUESTS" : "UNKNOWN";
+  return new Response(req.method === "HEAD" ? null : errorBody(code, REFUSAL_TEXT[who.status]), {
+    status: who.status,
+    headers: { ...JSON_HEADERS, "Docker-Distribution-API-Version": "registry/2.0", ...refusalHeaders(auth, req, who) },
+  });
+}
+
+/** The same refusal off /v2, in the admin API's shape. */
+function frontRefusal(auth: FrontAuth, req: Request, who: Identified & { kind: "refused" }): Response {
+  return adminError(who.status, REFUSAL_TEXT[who.status], refusalHeaders(auth, req, who));
+}
+
+/** 401 with the challenge, off /v2. */
+function unauthorized(auth: FrontAuth, req: Request, message: string): Response {
+  return adminError(401, message, { "WWW-Authenticate": auth.authenticator.challenge(req) });
 }
 
 /**

@@ -19,6 +19,9 @@ import type { UploadSession } from "../storage/uploads";
 import { type RequestPeer, fileBody } from "../platform/serve";
 import { resourceError } from "../registry/translate";
 import { ByteBudget, contentLength, readManifestBody } from "./body";
+import type { Access } from "../access/access";
+import type { AuthEvents } from "../auth/hooks";
+import type { Action, Principal } from "../auth/identity";
 
 /** Options for {@link createV2Handler}. */
 export interface V2Options {
@@ -30,6 +33,18 @@ export interface V2Options {
   log: Logger;
   /** Told the size of every blob body served (the scheduler counts foreground IO with it). */
   onServe?: (bytes: number) => void;
+  /** Authorization (`[auth]`): every route asks the policy before the registry; absent = open as before. */
+  auth?: V2Auth;
+}
+
+/** What the handler needs to authorize requests (see {@link createV2Handler}). */
+export interface V2Auth {
+  access: Access;
+  /** The `WWW-Authenticate` value of a 401 for `scope` ("repository:<name>:<actions>"). */
+  challenge(req: Request, scope: string | undefined): string;
+  events?: AuthEvents;
+  /** Upload sessions whose owner is remembered (default 65536); the oldest is forgotten first. */
+  maxOwners?: number;
 }
 
 const API_VERSION = "registry/2.0";
@@ -195,15 +210,93 @@ function uploadHeaders(name: string, session: UploadSession): Record<string, str
   };
 }
 
-/** Creates the `/v2` handler over a registry. */
-export function createV2Handler(registry: V2Registry, options: V2Options): (req: Request, peer?: RequestPeer) => Promise<Response> {
+/**
+ * Creates the `/v2` handler over a registry. With `options.auth`, the caller's principal
+ * (decided by the front; undefined = anonymous) is checked against the policy on every
+ * route before the registry is asked; see `authorize` below for the action of each route.
+ */
+export function createV2Handler(
+  registry: V2Registry,
+  options: V2Options,
+): (req: Request, peer?: RequestPeer, principal?: Principal) => Promise<Response> {
   const { log } = options;
   // a storm of refusals for want of descriptors or space is logged once per interval, not per request
   const shortOf = throttledWarn(log, "requests refused for want of resources (descriptors, memory or disk)");
   const manifestBudget = new ByteBudget(options.manifestBudgetBytes ?? 0);
   const bodyLimits = { maxBytes: options.maxManifestBytes, budget: manifestBudget, timeoutMs: options.bodyTimeoutMs ?? 0 };
+  const auth = options.auth;
+  // upload session id -> who opened it ("u:<name>", or "-" for anonymous); bounded, oldest forgotten first
+  const owners = new Map<string, string>();
+  const maxOwners = auth?.maxOwners ?? 65_536;
+  const ownerOf = (p: Principal | undefined) => (p ? `u:${p.name}` : "-");
 
-  async function dispatch(req: Request, r: Route, query: URLSearchParams, client: string | undefined): Promise<Response> {
+  /** Refuses: 401 with a challenge for anonymous callers and token holders (who may fetch a wider token), else 403. */
+  function refuse(req: Request, principal: Principal | undefined, repo: string | undefined, action: Action, scope: string, client: string | undefined): never {
+    try {
+      auth!.events?.denied?.(principal, repo, action, { req, address: client });
+    } catch {
+      // an observer's fault is not the client's
+    }
+    if (!principal || principal.source === "token") {
+      const challenge = auth!.challenge(req, repo === undefined ? undefined : `repository:${repo}:${scope}`);
+      throw new RegistryError("UNAUTHORIZED", `${action} needs credentials that grant it`, { headers: { "WWW-Authenticate": challenge } });
+    }
+    throw new RegistryError("DENIED", `${action} is not granted to "${principal.name}" here`);
+  }
+
+  /**
+   * Asks the policy before the registry is touched, so a refusal is the same whether or not
+   * the repository exists. Adjusts `query`: a mount from a repository the caller may not
+   * pull becomes a plain upload session (the answer a missing blob gets).
+   */
+  function authorize(req: Request, r: Route, query: URLSearchParams, principal: Principal | undefined, client: string | undefined): void {
+    const access = auth!.access;
+    const method = req.method;
+    const need = (repo: string, action: Action, scope: string = action) => {
+      if (!access.may(principal, repo, action)) refuse(req, principal, repo, action, scope, client);
+    };
+    switch (r.op) {
+      case "base":
+        if (!access.base(principal)) refuse(req, principal, undefined, "pull", "pull", client);
+        return;
+      case "catalog":
+        if (!principal && !access.policy.anonymousPullsAny) refuse(req, principal, undefined, "pull", "pull", client);
+        return;
+      case "tags":
+      case "referrers":
+        return need(r.name, "pull");
+      case "manifest":
+      case "blob":
+        if (method === "GET" || method === "HEAD") return need(r.name, "pull");
+        if (method === "PUT" && r.op === "manifest") return need(r.name, "push", "pull,push");
+        if (method === "DELETE") return need(r.name, "delete");
+        return;
+      case "uploads": {
+        need(r.name, "push", "pull,push");
+        const from = query.get("from");
+        if (query.has("mount") && (from === null || !access.may(principal, from, "pull"))) {
+          query.delete("mount");
+          query.delete("from");
+        }
+        return;
+      }
+      case "upload":
+        need(r.name, "push", "pull,push");
+        // another identity's session is unknown, exactly as a session that never was
+        if (owners.get(r.id) !== ownerOf(principal)) throw new RegistryError("BLOB_UPLOAD_UNKNOWN", `no upload "${r.id}" in this repository`);
+        return;
+    }
+  }
+
+  function changed(req: Request, principal: Principal | undefined, action: "push" | "delete", repo: string, reference: string, client: string | undefined): void {
+    try {
+      auth?.events?.changed?.(principal, action, repo, reference, { req, address: client });
+    } catch {
+      // an observer's fault is not the client's
+    }
+  }
+
+  async function dispatch(req: Request, r: Route, query: URLSearchParams, client: string | undefined, principal: Principal | undefined): Promise<Response> {
     const method = req.method;
     switch (r.op) {
       case "base":
@@ -213,7 +306,7 @@ export function createV2Handler(registry: V2Registry, options: V2Options): (req:
       case "catalog": {
         if (method !== "GET") methodNotAllowed(method, "GET");
         const n = parseN(query.get("n"));
-        const page = await registry.catalog(n, query.get("last") ?? undefined);
+        const page = await registry.catalog(n, query.get("last") ?? undefined, auth?.access.visible(principal));
         const extra: Record<string, string> = {};
         if (page.next !== undefined) extra.Link = `</v2/_catalog?n=${n}&last=${encodeURIComponent(page.next)}>; rel="next"`;
         return json({ repositories: page.items }, extra);
@@ -252,10 +345,12 @@ export function createV2Handler(registry: V2Registry, options: V2Options): (req:
           if (result.subject) h["OCI-Subject"] = result.subject;
           const resp = empty(201, h);
           if (query.has("tag")) for (const tag of result.tags) resp.headers.append("OCI-Tag", tag);
+          if (auth) changed(req, principal, "push", r.name, r.reference, client);
           return resp;
         }
         if (method === "DELETE") {
           await registry.deleteManifest(r.name, r.reference);
+          if (auth) changed(req, principal, "delete", r.name, r.reference, client);
           return empty(202, {});
         }
         return methodNotAllowed(method, "GET, HEAD, PUT, DELETE");
@@ -265,6 +360,7 @@ export function createV2Handler(registry: V2Registry, options: V2Options): (req:
         if (method === "GET" || method === "HEAD") return serveBlob(req, r.name, r.digest);
         if (method === "DELETE") {
           await registry.deleteBlob(r.name, r.digest);
+          if (auth) changed(req, principal, "delete", r.name, r.digest, client);
           return empty(202, {});
         }
         return methodNotAllowed(method, "GET, HEAD, DELETE");
@@ -284,6 +380,10 @@ export function createV2Handler(registry: V2Registry, options: V2Options): (req:
         if (start.kind === "created") {
           return empty(201, { Location: `/v2/${r.name}/blobs/${start.digest}`, "Docker-Content-Digest": start.digest });
         }
+        if (auth) {
+          if (owners.size >= maxOwners) owners.delete(owners.keys().next().value!);
+          owners.set(start.session.id, ownerOf(principal));
+        }
         return empty(202, uploadHeaders(r.name, start.session));
       }
 
@@ -300,11 +400,13 @@ export function createV2Handler(registry: V2Registry, options: V2Options): (req:
             range: parseContentRange(req.headers.get("content-range")),
             length: contentLength(req),
           });
+          owners.delete(r.id);
           return empty(201, { Location: `/v2/${r.name}/blobs/${digest}`, "Docker-Content-Digest": digest });
         }
         if (method === "GET") return empty(204, uploadHeaders(r.name, registry.uploadStatus(r.name, r.id)));
         if (method === "DELETE") {
           await registry.cancelUpload(r.name, r.id);
+          owners.delete(r.id);
           return empty(204, {});
         }
         return methodNotAllowed(method, "GET, PATCH, PUT, DELETE");
@@ -349,12 +451,15 @@ export function createV2Handler(registry: V2Registry, options: V2Options): (req:
     return new Response(req.method === "HEAD" ? null : fileBody(blob.path), { status: 200, headers: h });
   }
 
-  return async function handleV2(req: Request, peer?: RequestPeer): Promise<Response> {
+  return async function handleV2(req: Request, peer?: RequestPeer, principal?: Principal): Promise<Response> {
     const { path, query } = splitUrl(req.url);
     try {
       const r = route(path);
       if (!r) throw new RegistryError("UNSUPPORTED", `no endpoint at ${path.slice(0, 200)}`, { status: 404 });
-      const res = await dispatch(req, r, new URLSearchParams(query), peerAddress(peer, req));
+      const params = new URLSearchParams(query);
+      const client = peerAddress(peer, req);
+      if (auth) authorize(req, r, params, principal, client);
+      const res = await dispatch(req, r, params, client, principal);
       return req.method === "HEAD" && res.body ? new Response(null, { status: res.status, headers: res.headers }) : res;
     } catch (err) {
       if (err instanceof RegistryError) {

@@ -326,14 +326,16 @@ export class Registry {
   }
 
   /**
-   * A page of the repository names in lexical order. The root is rescanned on every call
-   * (directory reads only; blob directories are not entered), so a layout dropped into the
-   * root is listed at once; the derived index is written only for what changed.
+   * A page of the repository names in lexical order; with `visible`, only the names it
+   * accepts (the caller's pull right), filtered before paging so `n` and `last` stay exact.
+   * The root is rescanned on every call (directory reads only; blob directories are not
+   * entered), so a layout dropped into the root is listed at once; the derived index is
+   * written only for what changed.
    */
-  async catalog(n: number | undefined, last: string | undefined): Promise<Page> {
+  async catalog(n: number | undefined, last: string | undefined, visible?: (repo: string) => boolean): Promise<Page> {
     const repositories = await this.store.repositories();
     await this.reconcileAll(repositories);
-    return paginate(repositories, n, last);
+    return paginate(visible ? repositories.filter(visible) : repositories, n, last);
   }
 
   /** Manifests of `repo` whose subject is `digest`, optionally only those of `artifactType`. */

@@ -16,6 +16,8 @@ import { Store } from "../../daemon/storage/store";
 import type { UploadHashing } from "../../daemon/platform/uploadhash";
 import type { UploadLimits } from "../../daemon/storage/uploads";
 import type { RequestPeer } from "../../daemon/platform/serve";
+import { authenticatedV2, type FrontAuth } from "../../daemon/http/app";
+import type { V2Auth } from "../../daemon/http/v2";
 
 /** A registry under test. */
 export interface TestRegistry extends AsyncDisposable {
@@ -43,6 +45,8 @@ export interface TestRegistryOptions {
   /** Manifest body budget and deadline of the handler (default: none). */
   manifestBudgetBytes?: number;
   bodyTimeoutMs?: number;
+  /** Authentication and authorization, as the front and the daemon wire them (auth/setup.ts). */
+  auth?: { front: FrontAuth; v2: V2Auth };
 }
 
 /** Builds a registry on a fresh temp root (or `options.root`). */
@@ -62,12 +66,14 @@ export async function createTestRegistry(options: TestRegistryOptions = {}): Pro
   const db = openDatabase(store.paths.metaDb);
   const registry = new Registry(store, new Meta(db), { maxManifestBytes }, silentLogger);
   await registry.reconcileAll(report.repositories);
-  const handle = createV2Handler(registry, {
+  const v2 = createV2Handler(registry, {
     maxManifestBytes,
+    ...(options.auth ? { auth: options.auth.v2 } : {}),
     log: silentLogger,
     ...(options.manifestBudgetBytes !== undefined ? { manifestBudgetBytes: options.manifestBudgetBytes } : {}),
     ...(options.bodyTimeoutMs !== undefined ? { bodyTimeoutMs: options.bodyTimeoutMs } : {}),
   });
+  const handle = options.auth ? (req: Request, peer?: RequestPeer) => Promise.resolve(authenticatedV2(options.auth!.front, v2)(req, peer)) : v2;
   const self: TestRegistry = {
     root,
     store,
