@@ -38,7 +38,8 @@ import { lifecycleOptions } from "./lifecycle/options";
 import { countingDisk } from "./platform/countingdisk";
 import { COMMAND_HELP, USAGE, helpFor, isHelpFlag, usageError } from "./cli/usage";
 import { loadAndCheck, readTokenFile } from "./config/verify";
-import { setupAuth } from "./auth/setup";
+import { setupAuth, type AuthSetup } from "./auth/setup";
+import type { TokenAuth } from "./auth/tokensetup";
 
 /** Runs `fn`, printing a configuration error (exit 1) instead of throwing it. */
 async function withConfigErrors(fn: () => Promise<number>): Promise<number> {
@@ -62,6 +63,8 @@ export async function startDaemon(config: Config, log: Logger) {
   const auth = setupAuth(config, log, adminToken);
   // before anything under the root is read or changed: one process per storage root
   const rootLock = await lockRoot(config.storage.root);
+  // the token service and API keys (issue 10): their key files live under the locked root
+  const tokenAuth = auth ? await plugTokenAuth(config, auth, rootLock) : undefined;
   let ready = false;
   const hashing = config.storage.hash_thread ? workerHashing() : inlineHashing;
   let ingressBytes = 0;
@@ -217,9 +220,42 @@ export async function startDaemon(config: Config, log: Logger) {
       await hashing.shutdown();
       governor.stop();
       db.close();
+      tokenAuth?.close();
       rootLock.release();
     },
   };
+}
+
+/**
+ * Builds the token service and the API key store (`[auth.token]`, `[auth.apikeys]`) and plugs
+ * them into the core: API keys first in the password chain (a `berth_…` password is theirs
+ * whatever the user name; anything else passes through with one regular-expression test),
+ * the key routes in the front, and with the token service on, its verifier (Bearer
+ * challenges on every 401) and endpoint. An unusable key file is a configuration error.
+ */
+async function plugTokenAuth(config: Config, auth: AuthSetup, lock: { release(): void }): Promise<TokenAuth> {
+  // loaded only with [auth] on: a registry without authentication pays nothing for them
+  const [{ setupTokenAuth }, { createKeysApi }] = await Promise.all([import("./auth/tokensetup"), import("./http/keys")]);
+  let built: TokenAuth;
+  try {
+    built = await setupTokenAuth({
+      root: config.storage.root,
+      token: config.auth.token,
+      apikeys: config.auth.apikeys,
+      passwords: (user, password, signal) => auth.chain.verify(user, password, signal),
+      authorize: (principal, repo, action) => auth.access.may(principal, repo, action),
+    });
+  } catch (err) {
+    lock.release();
+    throw new ConfigError(config.auth.token.enabled ? "auth.token" : "auth.apikeys", [(err as Error).message]);
+  }
+  if (built.apiKeys) {
+    auth.chain.register(built.apiKeys, true);
+    auth.front.keysApi = createKeysApi(built.apiKeys);
+  }
+  const token = built.token;
+  if (token) auth.plug({ tokens: token.verifier, tokenEndpoint: (req, principal) => token.handle(req, { principal }) });
+  return built;
 }
 
 /** {@link serve}, releasing the root lock when the port cannot be had (an in-process caller may retry). */

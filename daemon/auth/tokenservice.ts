@@ -66,8 +66,16 @@ function oauthError(status: number, error: string, description: string): Respons
   return new Response(JSON.stringify({ error, error_description: description }), { status, headers: JSON_HEADERS });
 }
 
+/**
+ * The handler of `GET` and `POST /auth/token`. Mounted behind the HTTP front, it is given the
+ * identity the front decided from the `Authorization` header (`front.principal`; bad
+ * credentials never reach it); standalone (tests), it checks Basic credentials itself. The
+ * POST password grant's credentials are in the form, so they are always checked here.
+ */
+export type TokenHandler = (req: Request, front?: { principal: Principal | undefined }) => Promise<Response>;
+
 /** Makes the handler of `GET` and `POST /auth/token`. */
-export function createTokenService(o: TokenServiceOptions): (req: Request) => Promise<Response> {
+export function createTokenService(o: TokenServiceOptions): TokenHandler {
   const now = o.now ?? (() => Math.floor(Date.now() / 1000));
 
   async function authenticate(creds: Creds): Promise<{ principal?: Principal } | Response> {
@@ -132,12 +140,12 @@ export function createTokenService(o: TokenServiceOptions): (req: Request) => Pr
     return oauthError(400, "invalid_request", `unknown service "${service.slice(0, 128)}"; this registry's is "${o.service}"`);
   }
 
-  async function get(req: Request, url: URL): Promise<Response> {
+  async function get(req: Request, url: URL, front: { principal: Principal | undefined } | undefined): Promise<Response> {
     const bad = checkService(url.searchParams.get("service"));
     if (bad) return bad;
     const scopes = scopesOf(url.searchParams.getAll("scope"));
     if (scopes instanceof Response) return scopes;
-    const who = await authenticate(basicCredentials(req.headers.get("authorization")));
+    const who = front ?? (await authenticate(basicCredentials(req.headers.get("authorization"))));
     if (who instanceof Response) return who;
     return issue(who.principal, scopes, false);
   }
@@ -168,14 +176,14 @@ export function createTokenService(o: TokenServiceOptions): (req: Request) => Pr
     return issue(who.principal, scopes, true);
   }
 
-  return async (req) => {
+  return async (req, front) => {
     let url: URL;
     try {
       url = new URL(req.url, "http://localhost");
     } catch {
       return oauthError(400, "invalid_request", "the request target is not a URL");
     }
-    if (req.method === "GET" || req.method === "HEAD") return get(req, url);
+    if (req.method === "GET" || req.method === "HEAD") return get(req, url, front);
     if (req.method === "POST") return post(req);
     return new Response(errorBody("UNSUPPORTED", `method ${req.method} is not supported on the token endpoint`), { status: 405, headers: { ...JSON_HEADERS, Allow: "GET, POST" } });
   };

@@ -8,18 +8,13 @@
  *
  * Never throws: garbage is `denied`, counted as a failed credential.
  */
-import type { Principal, Verdict } from "./identity";
+import type { TokenVerdict, TokenVerifier } from "./hooks";
+import type { Principal } from "./identity";
 import { type SigningKey, verifyJwt } from "./jwt";
-import { accessToLimits } from "./scope";
+import { accessToLimits, realmFor } from "./scope";
 
-/**
- * A Bearer check's outcome: a Verdict, or `anonymous` for a valid token issued to an
- * anonymous client (the request proceeds as anonymous, under the anonymous policy).
- */
-export type TokenVerdict = Verdict | { kind: "anonymous" };
-
-/** Turns a Bearer token into an identity (the core's pluggable verifier). */
-export interface TokenVerifier {
+/** The verifier, with `verify` always asynchronous and taking no context (tests call it bare). */
+export interface JwtVerifier extends TokenVerifier {
   verify(token: string): Promise<TokenVerdict>;
 }
 
@@ -29,6 +24,8 @@ export interface TokenVerifierOptions {
   keys: readonly SigningKey[];
   issuer: string;
   service: string;
+  /** The token endpoint's external URL for challenges; "" or absent: from the request's Host. */
+  realm?: string;
   /** Clock skew tolerated, seconds (default 30). */
   skew?: number;
   /** Is the API key with this id still valid (not revoked, not expired)? */
@@ -38,9 +35,15 @@ export interface TokenVerifierOptions {
 }
 
 /** Builds the verifier of the built-in token service's JWTs. */
-export function createTokenVerifier(o: TokenVerifierOptions): TokenVerifier {
+export function createTokenVerifier(o: TokenVerifierOptions): JwtVerifier {
   const keys = new Map(o.keys.map((k) => [k.kid, k.publicKey] as const));
+  const service = o.service.replace(/["\\]/g, "");
   return {
+    challenge(req, scope) {
+      const realm = realmFor(req, o.realm || undefined).replace(/["\\]/g, "");
+      const s = scope === undefined ? "" : `,scope="${scope.replace(/["\\]/g, "")}"`;
+      return `Bearer realm="${realm}",service="${service}"${s}`;
+    },
     async verify(token) {
       const r = await verifyJwt(token, { keys, issuer: o.issuer, audience: o.service, skew: o.skew, now: o.now?.() });
       if (!r.ok) return { kind: "denied", reason: r.reason };

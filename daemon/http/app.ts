@@ -13,6 +13,7 @@ import type { AdminDeps } from "./admin";
 import type { Access } from "../access/access";
 import type { Authenticator, Identified } from "../auth/authenticator";
 import { TOKEN_PATH, type TokenEndpoint } from "../auth/hooks";
+import { isKeysPath, type KeysApi } from "./keys";
 import type { Principal } from "../auth/identity";
 
 /** What the front needs. */
@@ -36,6 +37,8 @@ export interface FrontAuth {
   authenticator: Authenticator;
   access: Access;
   tokenEndpoint?: TokenEndpoint;
+  /** The API key routes (`/api/v1/keys`), for any logged-in identity, when API keys are on. */
+  keysApi?: KeysApi;
 }
 
 /**
@@ -90,6 +93,16 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
       const endpoint = auth.tokenEndpoint;
       return identified(auth, req, server, (who) =>
         who.kind === "refused" ? frontRefusal(auth, req, who) : endpoint(req, principalOf(who), (p, repo) => auth.access.grant(p, repo)));
+    }
+    if (auth?.keysApi && isKeysPath(path!)) {
+      // API keys: any logged-in identity manages its own (admins: every key); see http/keys.ts
+      const keysApi = auth.keysApi;
+      return identified(auth, req, server, (who) => {
+        if (who.kind === "refused") return frontRefusal(auth, req, who);
+        const principal = principalOf(who);
+        if (!principal) return unauthorized(auth, req, "API keys are managed by a logged-in user");
+        return keysApi(req, path!, { principal, admin: auth.access.admin(principal) });
+      });
     }
     if (auth && (path === API_PREFIX || path!.startsWith(`${API_PREFIX}/`))) {
       return identified(auth, req, server, (who) => {

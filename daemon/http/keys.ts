@@ -40,8 +40,11 @@ export function isKeysPath(path: string): boolean {
   return path === KEYS_PATH || path.startsWith(`${KEYS_PATH}/`);
 }
 
+/** The routes' handler: the request, its path, and who the front decided is calling. */
+export type KeysApi = (req: Request, path: string, caller: KeysCaller) => Promise<Response>;
+
 /** Builds the handler; `now` in milliseconds (tests). */
-export function createKeysApi(store: ApiKeyStore, now: () => number = Date.now): (req: Request, path: string, caller: KeysCaller) => Promise<Response> {
+export function createKeysApi(store: ApiKeyStore, now: () => number = Date.now): KeysApi {
   async function create(req: Request, caller: KeysCaller): Promise<Response> {
     const p = caller.principal;
     if (p.source === "apikey" || p.source === "token") return error(403, `keys cannot be created with a credential of kind "${p.source}"; log in with a password`);

@@ -6,7 +6,8 @@
 import { describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { APIKEYS_DEFAULTS, TOKEN_DEFAULTS, checkApiKeysConfig, checkTokenConfig, setupTokenAuth } from "../../daemon/auth/tokenconfig";
+import { APIKEYS_DEFAULTS, TOKEN_DEFAULTS, checkApiKeysConfig, checkTokenConfig } from "../../daemon/config/tokenauth";
+import { setupTokenAuth } from "../../daemon/auth/tokensetup";
 import { tempDir } from "../helpers/daemon";
 
 describe("[auth.token] and [auth.apikeys]", () => {

@@ -14,15 +14,16 @@
  *   enabled        = true            # API keys in the password chain and /api/v1/keys
  *   flush_interval = "60s"           # how often last-use times are written
  *
- * And {@link setupTokenAuth} builds everything from it, for the composition root.
+ * auth/tokensetup.ts builds the token service and the key store from them.
  */
-import { join } from "node:path";
-import { parseDuration } from "../config/schema";
-import { ApiKeyStore } from "./apikeys";
-import type { SigningKey } from "./jwt";
-import { loadOrCreateSigningKey } from "./tokenkey";
-import { type Authorize, createTokenService, type PasswordCheck } from "./tokenservice";
-import { createTokenVerifier, type TokenVerifier } from "./tokenverifier";
+
+/** Seconds in "90s" / "5m" / "12h" / "1d" / a plain integer (this module stays free of schema.ts, which imports it). */
+function seconds(value: unknown): number | undefined {
+  if (typeof value === "number") return Number.isSafeInteger(value) && value >= 0 ? value : undefined;
+  if (typeof value === "bigint") return value >= 0n && value <= 1_000_000_000n ? Number(value) : undefined;
+  const m = typeof value === "string" ? /^\s*(\d+)\s*([smhd]?)\s*$/.exec(value) : null;
+  return m ? Number(m[1]) * { "": 1, s: 1, m: 60, h: 3600, d: 86_400 }[m[2] as "" | "s" | "m" | "h" | "d"] : undefined;
+}
 
 /** `[auth.token]`. */
 export interface TokenConfig {
@@ -79,7 +80,7 @@ export function checkTokenConfig(value: unknown, key: string, problems: string[]
   if (out.service === "" || out.issuer === "") problems.push(`${key}: service and issuer must not be empty`);
   if (out.realm !== "" && !/^https?:\/\/[^\s]+$/.test(out.realm)) problems.push(`${key}.realm: "${out.realm}" is not an http(s) URL`);
   if (t.expiry !== undefined) {
-    const s = parseDuration(t.expiry);
+    const s = seconds(t.expiry);
     if (s === undefined || s < 30 || s > 3600) problems.push(`${key}.expiry: ${JSON.stringify(t.expiry)} is not a duration between 30s and 1h`);
     else out.expiry = s;
   }
@@ -97,59 +98,9 @@ export function checkApiKeysConfig(value: unknown, key: string, problems: string
     else problems.push(`${key}.enabled: expected true or false`);
   }
   if (t.flush_interval !== undefined) {
-    const s = parseDuration(t.flush_interval);
+    const s = seconds(t.flush_interval);
     if (s === undefined || s < 1 || s > 86_400) problems.push(`${key}.flush_interval: ${JSON.stringify(t.flush_interval)} is not a duration between 1s and 1d`);
     else out.flush_interval = s;
-  }
-  return out;
-}
-
-/** What the composition root gets: each piece only when configured on. */
-export interface TokenAuth {
-  /** The API key store (a PasswordSource for the chain), when `[auth.apikeys] enabled`. */
-  apiKeys?: ApiKeyStore;
-  /** When `[auth.token] enabled`. */
-  token?: {
-    key: SigningKey;
-    config: TokenConfig;
-    /** `GET`/`POST /auth/token`. */
-    handle: (req: Request) => Promise<Response>;
-    verifier: TokenVerifier;
-  };
-  /** Flushes last-use times and stops timers. */
-  close(): void;
-}
-
-/** Where the token endpoint is mounted. */
-export const TOKEN_PATH = "/auth/token";
-
-/**
- * Builds the token service, its verifier and the API key store from the configuration.
- * `passwords` is the core's whole chain (htpasswd, LDAP, and the API key store returned here:
- * the chain is built after this call, hence a function); `authorize` is the policy.
- */
-export async function setupTokenAuth(o: {
-  root: string;
-  token: TokenConfig;
-  apikeys: ApiKeysConfig;
-  passwords: PasswordCheck;
-  authorize: Authorize;
-}): Promise<TokenAuth> {
-  const apiKeys = o.apikeys.enabled ? ApiKeyStore.open(join(o.root, ".berth", "apikeys.json"), { flushInterval: o.apikeys.flush_interval * 1000 }) : undefined;
-  const out: TokenAuth = { apiKeys, close: () => apiKeys?.close() };
-  if (!o.token.enabled) return out;
-  try {
-    const key = await loadOrCreateSigningKey(o.token.key_file || join(o.root, ".berth", "token.key"));
-    const { service, issuer, expiry } = o.token;
-    out.token = {
-      key,
-      config: o.token,
-      handle: createTokenService({ key, issuer, service, ttl: expiry, passwords: o.passwords, authorize: o.authorize }),
-      verifier: createTokenVerifier({ keys: [key], issuer, service, ...(apiKeys && { keyActive: (id: string) => apiKeys.isActive(id) }) }),
-    };
-  } catch (err) {
-    apiKeys?.close();
-    throw err;
   }
   return out;
 }
