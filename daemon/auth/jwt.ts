@@ -70,10 +70,15 @@ export function b64url(data: Uint8Array | string): string {
   return Buffer.from(typeof data === "string" ? encoder.encode(data) : data).toString("base64url");
 }
 
-/** Strict base64url decoding: undefined for anything but the unpadded alphabet. */
+/**
+ * Strict base64url decoding: undefined for anything but the canonical unpadded encoding
+ * (so no two strings decode to the same bytes, and a token cannot be altered unnoticed).
+ */
 export function fromB64url(text: string): Uint8Array<ArrayBuffer> | undefined {
   if (!B64URL.test(text) || text.length % 4 === 1) return undefined;
-  return new Uint8Array(Buffer.from(text, "base64url"));
+  const bytes = Buffer.from(text, "base64url");
+  if (bytes.toString("base64url") !== text) return undefined;
+  return new Uint8Array(bytes);
 }
 
 /** Signs `claims` with `key` as a compact JWS with header {alg: ES256, typ: JWT, kid}. */

@@ -131,6 +131,12 @@ describe("ES256 JWT", () => {
       const r = await verifyJwt(c, opts);
       if (r.ok) throw new Error(`garbage verified: ${JSON.stringify(c).slice(0, 200)}`);
     }
+    // a non-canonical encoding of the same signature bytes (last character's unused bits set)
+    const last = s.at(-1)!;
+    const alphabet64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const twin = `${h}.${p}.${s.slice(0, -1)}${alphabet64[alphabet64.indexOf(last) ^ 1]}`;
+    expect(Buffer.from(twin.split(".")[2]!, "base64url").equals(Buffer.from(s, "base64url"))).toBe(true);
+    expect((await verifyJwt(twin, opts)).ok).toBe(false);
     // type confusion through the public entry point
     expect((await verifyJwt(undefined as unknown as string, opts)).ok).toBe(false);
   });
