@@ -13,10 +13,13 @@ import type { Principal } from "./identity";
 import { type SigningKey, verifyJwt } from "./jwt";
 import { accessToLimits, realmFor } from "./scope";
 
-/** The verifier, with `verify` always asynchronous and taking no context (tests call it bare). */
+/** The verifier; `verify` takes no context (tests call it bare) and answers a token seen before synchronously. */
 export interface JwtVerifier extends TokenVerifier {
-  verify(token: string): Promise<TokenVerdict>;
+  verify(token: string): TokenVerdict | Promise<TokenVerdict>;
 }
+
+/** Verified tokens remembered (by their exact text), so a client's token is checked once, not per request. */
+const CACHE_ENTRIES = 512;
 
 /** What {@link createTokenVerifier} needs. */
 export interface TokenVerifierOptions {
@@ -38,26 +41,44 @@ export interface TokenVerifierOptions {
 export function createTokenVerifier(o: TokenVerifierOptions): JwtVerifier {
   const keys = new Map(o.keys.map((k) => [k.kid, k.publicKey] as const));
   const service = o.service.replace(/["\\]/g, "");
+  const skew = o.skew ?? 30;
+  const cache = new Map<string, { verdict: TokenVerdict; exp: number; nbf: number; keyId?: string }>();
   return {
     challenge(req, scope) {
       const realm = realmFor(req, o.realm || undefined).replace(/["\\]/g, "");
       const s = scope === undefined ? "" : `,scope="${scope.replace(/["\\]/g, "")}"`;
       return `Bearer realm="${realm}",service="${service}"${s}`;
     },
-    async verify(token) {
-      const r = await verifyJwt(token, { keys, issuer: o.issuer, audience: o.service, skew: o.skew, now: o.now?.() });
-      if (!r.ok) return { kind: "denied", reason: r.reason };
-      const c = r.claims;
-      if (c.kid !== undefined && o.keyActive && !o.keyActive(c.kid)) return { kind: "denied", reason: `API key "${c.kid}" behind the token was revoked or has expired` };
-      if (c.sub === "") return { kind: "anonymous" };
-      const principal: Principal = {
-        name: c.sub,
-        groups: c.grp ?? [],
-        source: "token",
-        limits: accessToLimits(c.access),
-        ...(c.kid !== undefined && { keyId: c.kid }),
-      };
-      return { kind: "ok", principal };
+    verify(token) {
+      const now = o.now?.() ?? Math.floor(Date.now() / 1000);
+      const hit = cache.get(token);
+      if (hit) {
+        // the signature and claims were checked for exactly this text; time and revocation still apply
+        if (now > hit.exp + skew || now + skew < hit.nbf) {
+          cache.delete(token);
+          return { kind: "denied", reason: "token has expired" };
+        }
+        if (hit.keyId !== undefined && o.keyActive && !o.keyActive(hit.keyId)) return { kind: "denied", reason: `API key "${hit.keyId}" behind the token was revoked or has expired` };
+        return hit.verdict;
+      }
+      return verifyJwt(token, { keys, issuer: o.issuer, audience: o.service, skew, now }).then((r): TokenVerdict => {
+        if (!r.ok) return { kind: "denied", reason: r.reason };
+        const c = r.claims;
+        if (c.kid !== undefined && o.keyActive && !o.keyActive(c.kid)) return { kind: "denied", reason: `API key "${c.kid}" behind the token was revoked or has expired` };
+        const verdict: TokenVerdict = c.sub === "" ? { kind: "anonymous" } : {
+          kind: "ok",
+          principal: {
+            name: c.sub,
+            groups: c.grp ?? [],
+            source: "token",
+            limits: accessToLimits(c.access),
+            ...(c.kid !== undefined && { keyId: c.kid }),
+          } satisfies Principal,
+        };
+        if (cache.size >= CACHE_ENTRIES) cache.delete(cache.keys().next().value!);
+        cache.set(token, { verdict, exp: c.exp, nbf: c.nbf, ...(c.kid !== undefined && { keyId: c.kid }) });
+        return verdict;
+      });
     },
   };
 }

@@ -161,6 +161,27 @@ describe("token verifier", () => {
     expect(v.kind === "denied" && v.reason).toContain('API key "k1"');
   });
 
+  test("a verified token is remembered, but expiry and revocation still apply to it", async () => {
+    let clock = NOW;
+    let active = true;
+    const v = createTokenVerifier({ keys: [key], issuer: "berth", service: "reg", now: () => clock, keyActive: () => active });
+    const t = await signJwt(key, claims({ kid: "k9" }));
+    expect((await v.verify(t)).kind).toBe("ok");
+    const again = v.verify(t);
+    expect(again instanceof Promise).toBe(false); // answered from memory
+    expect((again as { kind: string }).kind).toBe("ok");
+    active = false;
+    expect((await v.verify(t)).kind).toBe("denied");
+    active = true;
+    clock = NOW + 300 + 31;
+    const late = await v.verify(t);
+    expect(late.kind === "denied" && late.reason).toBe("token has expired");
+    // a tampered twin of a remembered token is not a cache hit
+    clock = NOW;
+    const [h, , sig] = t.split(".");
+    expect((await v.verify(`${h}.${b64url(JSON.stringify(claims({ sub: "admin" })))}.${sig}`)).kind).toBe("denied");
+  });
+
   test("garbage is denied, not thrown", async () => {
     for (const t of ["", "Bearer x", "a.b.c", "x".repeat(100_000)]) expect((await verifier().verify(t)).kind).toBe("denied");
   });
