@@ -40,6 +40,8 @@ import { COMMAND_HELP, USAGE, helpFor, isHelpFlag, usageError } from "./cli/usag
 import { loadAndCheck, readTokenFile } from "./config/verify";
 import { setupAuth, type AuthSetup } from "./auth/setup";
 import type { TokenAuth } from "./auth/tokensetup";
+import type { LoginResult } from "./auth/tokenservice";
+import type { Identified } from "./auth/authenticator";
 
 /** Runs `fn`, printing a configuration error (exit 1) instead of throwing it. */
 async function withConfigErrors(fn: () => Promise<number>): Promise<number> {
@@ -254,8 +256,25 @@ async function plugTokenAuth(config: Config, auth: AuthSetup, lock: { release():
     auth.front.keysApi = createKeysApi(built.apiKeys);
   }
   const token = built.token;
-  if (token) auth.plug({ tokens: token.verifier, tokenEndpoint: (req, principal) => token.handle(req, { principal }) });
+  if (token) {
+    // the OAuth2 form's credentials go through the front's authenticator, as Basic ones do:
+    // the same lockout, audit events and credential cache
+    const login = (user: string, password: string, address: string | undefined) => {
+      const basic = new Request("http://berth/auth/token", { headers: { Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}` } });
+      return Promise.resolve(auth.front.authenticator.identify(basic, address)).then(loginResult);
+    };
+    auth.plug({ tokens: token.verifier, tokenEndpoint: (req, principal, _grant, ctx) => token.handle(req, { principal, login: (u, p) => login(u, p, ctx?.address) }) });
+  }
   return built;
+}
+
+/** The front's answer about a form login, as the token service takes it. */
+function loginResult(who: Identified): LoginResult {
+  if (who.kind === "principal") return { kind: "ok", principal: who.principal };
+  if (who.kind === "anonymous") return { kind: "unknown" };
+  if (who.status === 429) return { kind: "throttled", retryAfter: who.retryAfter ?? 1 };
+  if (who.status === 503) return { kind: "unavailable", reason: who.reason };
+  return { kind: "denied", reason: who.reason };
 }
 
 /** {@link serve}, releasing the root lock when the port cannot be had (an in-process caller may retry). */

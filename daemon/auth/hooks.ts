@@ -44,6 +44,8 @@ export type TokenEndpoint = (
   req: Request,
   principal: Principal | undefined,
   grant: (principal: Principal | undefined, repo: string) => readonly ("pull" | "push" | "delete")[],
+  /** The request's context (the peer's address), for credentials the endpoint checks itself (the OAuth2 form). */
+  ctx?: AuthContext,
 ) => Response | Promise<Response>;
 
 /**

@@ -72,17 +72,35 @@ function oauthError(status: number, error: string, description: string): Respons
  * credentials never reach it); standalone (tests), it checks Basic credentials itself. The
  * POST password grant's credentials are in the form, so they are always checked here.
  */
-export type TokenHandler = (req: Request, front?: { principal: Principal | undefined }) => Promise<Response>;
+export type TokenHandler = (req: Request, front?: FrontIdentity) => Promise<Response>;
+
+/** A form login's outcome: a Verdict, or too many failed logins (429 with Retry-After). */
+export type LoginResult = Verdict | { kind: "throttled"; retryAfter: number };
+
+/** What the HTTP front hands the endpoint. */
+export interface FrontIdentity {
+  /** Who the `Authorization` header says is asking (undefined: anonymous). */
+  principal: Principal | undefined;
+  /**
+   * Checks the OAuth2 form's user and password the way the front checks Basic credentials
+   * (failed-login slow-down and lockout, audit events, the verified-credential cache).
+   * Absent: the `passwords` check of the options.
+   */
+  login?: (user: string, password: string) => Promise<LoginResult>;
+}
 
 /** Makes the handler of `GET` and `POST /auth/token`. */
 export function createTokenService(o: TokenServiceOptions): TokenHandler {
   const now = o.now ?? (() => Math.floor(Date.now() / 1000));
 
-  async function authenticate(creds: Creds): Promise<{ principal?: Principal } | Response> {
+  async function authenticate(creds: Creds, login?: FrontIdentity["login"]): Promise<{ principal?: Principal } | Response> {
     if (creds === "malformed") return unauthorized("the Basic credentials do not decode");
     if (creds === undefined || (creds.user === "" && creds.password === "")) return {};
-    const v = await o.passwords(creds.user, creds.password);
+    const v = await (login ?? o.passwords)(creds.user, creds.password);
     if (v.kind === "ok") return { principal: v.principal };
+    if (v.kind === "throttled") {
+      return new Response(errorBody("TOOMANYREQUESTS", "too many failed logins; retry later"), { status: 429, headers: { ...JSON_HEADERS, "Retry-After": String(v.retryAfter) } });
+    }
     if (v.kind === "unavailable") return new Response(errorBody("UNKNOWN", `the credentials could not be checked: ${v.reason}`), { status: 503, headers: JSON_HEADERS });
     return unauthorized(`incorrect user name or password for "${creds.user.slice(0, 64)}"`);
   }
@@ -150,7 +168,7 @@ export function createTokenService(o: TokenServiceOptions): TokenHandler {
     return issue(who.principal, scopes, false);
   }
 
-  async function post(req: Request): Promise<Response> {
+  async function post(req: Request, front: FrontIdentity | undefined): Promise<Response> {
     const length = Number(req.headers.get("content-length") ?? "0");
     if (length > MAX_FORM_BYTES) return oauthError(400, "invalid_request", `form of ${length} bytes is larger than ${MAX_FORM_BYTES}`);
     let form: URLSearchParams;
@@ -171,7 +189,7 @@ export function createTokenService(o: TokenServiceOptions): TokenHandler {
     if (user === null || password === null) return oauthError(400, "invalid_request", "the password grant needs username and password");
     const scopes = scopesOf(form.getAll("scope"));
     if (scopes instanceof Response) return scopes;
-    const who = await authenticate({ user, password });
+    const who = await authenticate({ user, password }, front?.login);
     if (who instanceof Response) return who;
     return issue(who.principal, scopes, true);
   }
@@ -184,7 +202,7 @@ export function createTokenService(o: TokenServiceOptions): TokenHandler {
       return oauthError(400, "invalid_request", "the request target is not a URL");
     }
     if (req.method === "GET" || req.method === "HEAD") return get(req, url, front);
-    if (req.method === "POST") return post(req);
+    if (req.method === "POST") return post(req, front);
     return new Response(errorBody("UNSUPPORTED", `method ${req.method} is not supported on the token endpoint`), { status: 405, headers: { ...JSON_HEADERS, Allow: "GET, POST" } });
   };
 }

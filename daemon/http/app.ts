@@ -92,7 +92,7 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
     if (auth && path === TOKEN_PATH && auth.tokenEndpoint) {
       const endpoint = auth.tokenEndpoint;
       return identified(auth, req, server, (who) =>
-        who.kind === "refused" ? frontRefusal(auth, req, who) : endpoint(req, principalOf(who), (p, repo) => auth.access.grant(p, repo)));
+        who.kind === "refused" ? frontRefusal(auth, req, who) : endpoint(req, principalOf(who), (p, repo) => auth.access.grant(p, repo), { req, address: peerAddress(req, server) }));
     }
     if (auth?.keysApi && isKeysPath(path!)) {
       // API keys: any logged-in identity manages its own (admins: every key); see http/keys.ts
@@ -168,14 +168,17 @@ function identified(
   server: Peer | undefined,
   then: (who: Identified) => Promise<Response> | Response,
 ): Promise<Response> | Response {
-  let address: string | undefined;
-  try {
-    address = server?.requestIP(req)?.address;
-  } catch {
-    address = undefined;
-  }
-  const who = auth.authenticator.identify(req, address, server);
+  const who = auth.authenticator.identify(req, peerAddress(req, server), server);
   return who instanceof Promise ? who.then(then) : then(who);
+}
+
+/** The client's address, when the server can tell. */
+function peerAddress(req: Request, server: Peer | undefined): string | undefined {
+  try {
+    return server?.requestIP(req)?.address;
+  } catch {
+    return undefined;
+  }
 }
 
 function principalOf(who: Identified): Principal | undefined {

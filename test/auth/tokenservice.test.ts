@@ -119,6 +119,23 @@ describe("POST /auth/token (OAuth2)", () => {
   });
 });
 
+describe("behind the HTTP front", () => {
+  test("GET takes the front's principal; the POST form goes through the front's login (lockout: 429)", async () => {
+    const ghost: Principal = { name: "ghost", groups: [], source: "ldap" };
+    const get = await handle(new Request("http://x/auth/token?scope=repository:app:pull"), { principal: users.viewer!.principal });
+    expect(JSON.parse(Buffer.from(((await get.json()) as { token: string }).token.split(".")[1]!, "base64url").toString()).sub).toBe("viewer");
+    const form = (password: string) => new Request("http://x/auth/token", { method: "POST", body: new URLSearchParams({ grant_type: "password", username: "ghost", password, scope: "repository:public/a:pull" }) });
+    const seen: string[] = [];
+    const login = async (u: string, p: string) => (seen.push(`${u}:${p}`), p === "ok" ? ({ kind: "ok", principal: ghost } as const) : ({ kind: "throttled", retryAfter: 7 } as const));
+    const ok = await handle(form("ok"), { principal: undefined, login });
+    expect(ok.status).toBe(200);
+    const locked = await handle(form("guess"), { principal: undefined, login });
+    expect(locked.status).toBe(429);
+    expect(locked.headers.get("retry-after")).toBe("7");
+    expect(seen).toEqual(["ghost:ok", "ghost:guess"]);
+  });
+});
+
 describe("scopes, challenges and the key file", () => {
   test("scope parsing: names with a port, classes, catalog, unknown actions", () => {
     expect(parseScope("repository:a/b:pull,push")).toEqual({ kind: "repository", name: "a/b", actions: ["pull", "push"] });
