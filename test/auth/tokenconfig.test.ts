@@ -9,6 +9,9 @@ import { join } from "node:path";
 import { APIKEYS_DEFAULTS, TOKEN_DEFAULTS, checkApiKeysConfig, checkTokenConfig } from "../../daemon/config/tokenauth";
 import { setupTokenAuth } from "../../daemon/auth/tokensetup";
 import { tempDir } from "../helpers/daemon";
+import { configOf, writeHtpasswd } from "../helpers/auth";
+import { checkPaths } from "../../daemon/config/verify";
+import { mkdirSync, writeFileSync } from "node:fs";
 
 describe("[auth.token] and [auth.apikeys]", () => {
   test("defaults and valid values", () => {
@@ -57,5 +60,23 @@ describe("[auth.token] and [auth.apikeys]", () => {
     on.close();
     chmodSync(keyFile, 0o640);
     await expect(setupTokenAuth({ ...base, token: { ...TOKEN_DEFAULTS, enabled: true }, apikeys: APIKEYS_DEFAULTS })).rejects.toThrow(/mode 0640/);
+  });
+
+  test("berth verify reports a signing key or key store opened to others", async () => {
+    using dir = tempDir();
+    const htpasswd = await writeHtpasswd(dir.path, { ci: "pw" });
+    const root = join(dir.path, "root");
+    const config = configOf(`[storage]\nroot = "${root}"\n[auth]\nhtpasswd = "${htpasswd}"\n[auth.token]\nenabled = true\n`);
+    expect(checkPaths(config)).toEqual([]); // nothing there yet: created on first start
+    mkdirSync(join(root, ".berth"), { recursive: true });
+    writeFileSync(join(root, ".berth", "token.key"), "k", { mode: 0o600 });
+    writeFileSync(join(root, ".berth", "apikeys.json"), "{}", { mode: 0o600 });
+    expect(checkPaths(config)).toEqual([]);
+    chmodSync(join(root, ".berth", "token.key"), 0o644);
+    chmodSync(join(root, ".berth", "apikeys.json"), 0o604);
+    const problems = checkPaths(config);
+    expect(problems).toHaveLength(2);
+    expect(problems[0]).toStartWith("auth.token.key_file: ");
+    expect(problems[1]).toStartWith("auth.apikeys: ");
   });
 });
