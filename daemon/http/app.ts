@@ -13,7 +13,7 @@ import type { AdminDeps } from "./admin";
 import type { Access } from "../access/access";
 import type { Authenticator, Identified } from "../auth/authenticator";
 import { TOKEN_PATH, type TokenEndpoint } from "../auth/hooks";
-import { isKeysPath, type KeysApi } from "./keys";
+import type { KeysApi } from "./keys";
 import type { Principal } from "../auth/identity";
 
 /** What the front needs. */
@@ -94,7 +94,7 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
       return identified(auth, req, server, (who) =>
         who.kind === "refused" ? frontRefusal(auth, req, who) : endpoint(req, principalOf(who), (p, repo) => auth.access.grant(p, repo), { req, address: peerAddress(req, server) }));
     }
-    if (auth?.keysApi && isKeysPath(path!)) {
+    if (auth?.keysApi && (path === KEYS_PREFIX || path!.startsWith(`${KEYS_PREFIX}/`))) {
       // API keys: any logged-in identity manages its own (admins: every key); see http/keys.ts
       const keysApi = auth.keysApi;
       return identified(auth, req, server, (who) => {
@@ -230,6 +230,8 @@ function rewrittenTarget(v2: boolean): Response {
 }
 
 const API_PREFIX = "/api/v1";
+/** The API key routes (http/keys.ts, loaded by the composition root only with [auth] on). */
+const KEYS_PREFIX = `${API_PREFIX}/keys`;
 
 /**
  * Who may use the admin API. With a token configured, every /api/v1 request must carry it

@@ -35,11 +35,6 @@ const show = (k: ApiKeyInfo) => ({
   lastUsed: k.lastUsed === null ? null : new Date(k.lastUsed).toISOString(),
 });
 
-/** True when `path` is one of these routes. */
-export function isKeysPath(path: string): boolean {
-  return path === KEYS_PATH || path.startsWith(`${KEYS_PATH}/`);
-}
-
 /** The routes' handler: the request, its path, and who the front decided is calling. */
 export type KeysApi = (req: Request, path: string, caller: KeysCaller) => Promise<Response>;
 
