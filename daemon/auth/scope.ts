@@ -69,8 +69,8 @@ export interface ChallengeParams {
   /** The token endpoint's absolute URL. */
   realm: string;
   service: string;
-  /** The scope the failed request needed (`repository:<name>:<actions>`), if known. */
-  scope?: { repository: string; actions: readonly Action[] } | "catalog";
+  /** The scope the failed request needed, e.g. "repository:team/app:pull,push"; none for /v2/. */
+  scope?: string;
   /** RFC 6750 error, e.g. "invalid_token" or "insufficient_scope". */
   error?: string;
 }
@@ -80,8 +80,7 @@ const quoted = (s: string) => `"${s.replace(/["\\]/g, "")}"`;
 /** The `WWW-Authenticate` value of a 401 when the token service is on. */
 export function bearerChallenge(p: ChallengeParams): string {
   let out = `Bearer realm=${quoted(p.realm)},service=${quoted(p.service)}`;
-  if (p.scope === "catalog") out += `,scope="registry:catalog:*"`;
-  else if (p.scope) out += `,scope=${quoted(`repository:${p.scope.repository}:${p.scope.actions.join(",")}`)}`;
+  if (p.scope !== undefined) out += `,scope=${quoted(p.scope)}`;
   if (p.error) out += `,error=${quoted(p.error)}`;
   return out;
 }

@@ -27,9 +27,6 @@ export interface TokenAuth {
   close(): void;
 }
 
-/** Where the token endpoint is mounted. */
-export const TOKEN_PATH = "/auth/token";
-
 /**
  * Builds the token service, its verifier and the API key store from the configuration.
  * `passwords` is the core's whole chain (htpasswd, LDAP, and the API key store returned here:

@@ -11,7 +11,7 @@
 import type { TokenVerdict, TokenVerifier } from "./hooks";
 import type { Principal } from "./identity";
 import { type SigningKey, verifyJwt } from "./jwt";
-import { accessToLimits, realmFor } from "./scope";
+import { accessToLimits, bearerChallenge, realmFor } from "./scope";
 
 /** The verifier; `verify` takes no context (tests call it bare) and answers a token seen before synchronously. */
 export interface JwtVerifier extends TokenVerifier {
@@ -40,14 +40,11 @@ export interface TokenVerifierOptions {
 /** Builds the verifier of the built-in token service's JWTs. */
 export function createTokenVerifier(o: TokenVerifierOptions): JwtVerifier {
   const keys = new Map(o.keys.map((k) => [k.kid, k.publicKey] as const));
-  const service = o.service.replace(/["\\]/g, "");
   const skew = o.skew ?? 30;
   const cache = new Map<string, { verdict: TokenVerdict; exp: number; nbf: number; keyId?: string }>();
   return {
     challenge(req, scope) {
-      const realm = realmFor(req, o.realm || undefined).replace(/["\\]/g, "");
-      const s = scope === undefined ? "" : `,scope="${scope.replace(/["\\]/g, "")}"`;
-      return `Bearer realm="${realm}",service="${service}"${s}`;
+      return bearerChallenge({ realm: realmFor(req, o.realm || undefined), service: o.service, ...(scope !== undefined && { scope }) });
     },
     verify(token) {
       const now = o.now?.() ?? Math.floor(Date.now() / 1000);

@@ -148,10 +148,10 @@ describe("scopes, challenges and the key file", () => {
   });
 
   test("Bearer challenge and realm", () => {
-    expect(bearerChallenge({ realm: "https://r:5000/auth/token", service: "reg", scope: { repository: "app", actions: ["pull", "push"] } })).toBe(
+    expect(bearerChallenge({ realm: "https://r:5000/auth/token", service: "reg", scope: "repository:app:pull,push" })).toBe(
       'Bearer realm="https://r:5000/auth/token",service="reg",scope="repository:app:pull,push"',
     );
-    expect(bearerChallenge({ realm: "http://x/auth/token", service: "reg", scope: "catalog", error: "invalid_token" })).toBe(
+    expect(bearerChallenge({ realm: "http://x/auth/token", service: "reg", scope: "registry:catalog:*", error: "invalid_token" })).toBe(
       'Bearer realm="http://x/auth/token",service="reg",scope="registry:catalog:*",error="invalid_token"',
     );
     expect(realmFor(new Request("http://127.0.0.1:5000/v2/", { headers: { Host: "berth.lan:5000" } }), undefined)).toBe("http://berth.lan:5000/auth/token");
