@@ -67,6 +67,7 @@ export async function startDaemon(config: Config, log: Logger) {
   const rootLock = await lockRoot(config.storage.root);
   // the token service and API keys (issue 10): their key files live under the locked root
   const tokenAuth = auth ? await plugTokenAuth(config, auth, rootLock) : undefined;
+  if (!auth && config.auth.token.enabled) log.warn("[auth.token] enabled has no effect without [auth] htpasswd or [[access]] rules: berth is open and issues no tokens");
   let ready = false;
   const hashing = config.storage.hash_thread ? workerHashing() : inlineHashing;
   let ingressBytes = 0;
