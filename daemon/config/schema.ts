@@ -6,6 +6,7 @@
  */
 import { parseWindow } from "../scheduler/windows";
 import { type SyncRegistryConfig, checkSyncRegistries } from "./sync";
+import { type ApiKeysConfig, type TokenConfig, APIKEYS_DEFAULTS, TOKEN_DEFAULTS, checkApiKeysConfig, checkTokenConfig } from "./tokenauth";
 import type { AccessRuleConfig } from "../access/policy";
 import { checkAccessRules, checkAuthGroups } from "./access";
 
@@ -195,6 +196,8 @@ export const SCHEMA = {
     metrics_anonymous: { kind: "boolean", default: false, doc: "Let anyone read /metrics without credentials." },
     groups: { kind: "custom", default: {} as Record<string, string[]>, check: checkAuthGroups, doc: 'Groups of htpasswd users, e.g. { ops = ["alice", "bob"] }.' },
     credential_cache: { kind: "duration", default: 60, min: 0, max: 3600, doc: "Seconds a verified password stays cached (keyed on the stored hash, so a change takes effect at once); 0 = bcrypt on every request." },
+    token: { kind: "custom", default: TOKEN_DEFAULTS as TokenConfig, check: checkTokenConfig, doc: "The built-in token service ([auth.token]: enabled, service, issuer, realm, key_file, expiry); see daemon/config/tokenauth.ts." },
+    apikeys: { kind: "custom", default: APIKEYS_DEFAULTS as ApiKeysConfig, check: checkApiKeysConfig, doc: "API keys ([auth.apikeys]: enabled, flush_interval); see daemon/config/tokenauth.ts." },
   },
   storage: {
     root: { kind: "string", default: "./data", nonEmpty: true, doc: "Directory holding one OCI image layout per repository." },
