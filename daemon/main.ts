@@ -42,7 +42,10 @@ import { loadAndCheck, readTokenFile } from "./config/verify";
 import { lockoutFor, rateLimiterFor } from "./http/limits";
 import { AuditTrail } from "./audit/audit";
 import { LoginAttempts } from "./auth/attempts";
-import { setupAuth } from "./auth/setup";
+import { setupAuth, type AuthSetup } from "./auth/setup";
+import type { TokenAuth } from "./auth/tokensetup";
+import type { LoginResult } from "./auth/tokenservice";
+import type { Identified } from "./auth/authenticator";
 
 /** Runs `fn`, printing a configuration error (exit 1) instead of throwing it. */
 async function withConfigErrors(fn: () => Promise<number>): Promise<number> {
@@ -73,6 +76,9 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   if (!auth && config.http.tls_client_ca) log.warn("http.tls_client_ca is set but authentication is off ([auth]): client certificates are not asked for", { ca: config.http.tls_client_ca });
   // before anything under the root is read or changed: one process per storage root
   const rootLock = await lockRoot(config.storage.root);
+  // the token service and API keys (issue 10): their key files live under the locked root
+  const tokenAuth = auth ? await plugTokenAuth(config, auth, rootLock) : undefined;
+  if (!auth && config.auth.token.enabled) log.warn("[auth.token] enabled has no effect without [auth] htpasswd or [[access]] rules: berth is open and issues no tokens");
   let ready = false;
   const hashing = config.storage.hash_thread ? workerHashing() : inlineHashing;
   let ingressBytes = 0;
@@ -239,6 +245,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
       await hashing.shutdown();
       governor.stop();
       db.close();
+      tokenAuth?.close();
       rootLock.release();
     },
   };
@@ -247,7 +254,57 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
 /** Starts the mDNS advertisement (loaded on demand), saying whether credentials are needed. */
 async function advertiseOnLan(config: Config, port: number, log: Logger, access: { policy: { anonymousPullsAny: boolean } } | undefined) {
   const { advertisedAuth, startAdvertising } = await import("./discovery/appliance");
-  return startAdvertising(config, port, log, advertisedAuth(access));
+  const modes: ("basic" | "token")[] = config.auth.token.enabled ? ["basic", "token"] : ["basic"];
+  return startAdvertising(config, port, log, advertisedAuth(access, modes));
+}
+
+/**
+ * Builds the token service and the API key store (`[auth.token]`, `[auth.apikeys]`) and plugs
+ * them into the core: API keys first in the password chain (a `berth_…` password is theirs
+ * whatever the user name; anything else passes through with one regular-expression test),
+ * the key routes in the front, and with the token service on, its verifier (Bearer
+ * challenges on every 401) and endpoint. An unusable key file is a configuration error.
+ */
+async function plugTokenAuth(config: Config, auth: AuthSetup, lock: { release(): void }): Promise<TokenAuth> {
+  // loaded only with [auth] on: a registry without authentication pays nothing for them
+  const [{ setupTokenAuth }, { createKeysApi }] = await Promise.all([import("./auth/tokensetup"), import("./http/keys")]);
+  let built: TokenAuth;
+  try {
+    built = await setupTokenAuth({
+      root: config.storage.root,
+      token: config.auth.token,
+      apikeys: config.auth.apikeys,
+      passwords: (user, password, signal) => auth.chain.verify(user, password, signal),
+      authorize: (principal, repo, action) => auth.access.may(principal, repo, action),
+    });
+  } catch (err) {
+    lock.release();
+    throw new ConfigError(config.auth.token.enabled ? "auth.token" : "auth.apikeys", [(err as Error).message]);
+  }
+  if (built.apiKeys) {
+    auth.chain.register(built.apiKeys, true);
+    auth.front.keysApi = createKeysApi(built.apiKeys);
+  }
+  const token = built.token;
+  if (token) {
+    // the OAuth2 form's credentials go through the front's authenticator, as Basic ones do:
+    // the same lockout, audit events and credential cache
+    const login = (user: string, password: string, address: string | undefined) => {
+      const basic = new Request("http://berth/auth/token", { headers: { Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}` } });
+      return Promise.resolve(auth.front.authenticator.identify(basic, () => address)).then(loginResult);
+    };
+    auth.plug({ tokens: token.verifier, tokenEndpoint: (req, principal, _grant, ctx) => token.handle(req, { principal, login: (u, p) => login(u, p, ctx?.address) }) });
+  }
+  return built;
+}
+
+/** The front's answer about a form login, as the token service takes it. */
+function loginResult(who: Identified): LoginResult {
+  if (who.kind === "principal") return { kind: "ok", principal: who.principal };
+  if (who.kind === "anonymous") return { kind: "unknown" };
+  if (who.status === 429) return { kind: "throttled", retryAfter: who.retryAfter ?? 1 };
+  if (who.status === 503) return { kind: "unavailable", reason: who.reason };
+  return { kind: "denied", reason: who.reason };
 }
 
 /** {@link serve}, releasing the root lock when the port cannot be had (an in-process caller may retry). */
@@ -293,6 +350,7 @@ async function main(argv: string[]): Promise<number> {
   // Loaded on demand: systeminformation and bonjour-service cost resident memory the daemon should not pay.
   if (command === "board") return await withConfigErrors(async () => (await import("./cli/board")).boardCommand(rest));
   if (command === "discover") return await (await import("./cli/discover")).discoverCommand(rest);
+  if (command === "keys") return await (await import("./cli/keys")).keysCommand(rest);
   if (command === "verify") {
     if (rest.length !== 1) return usageError(rest.length === 0 ? "verify needs a FILE" : `verify takes one FILE, got ${rest.length} arguments`, usage);
     return withConfigErrors(async () => {

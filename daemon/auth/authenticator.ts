@@ -10,7 +10,7 @@
  */
 import { timingSafeEqual } from "node:crypto";
 import { type AuthChain, MAX_CREDENTIAL_CHARS } from "./chain";
-import type { AuthContext, AuthEvents, ClientCertIdentity, TokenVerifier } from "./hooks";
+import type { AuthContext, AuthEvents, ClientCertIdentity, TokenVerdict, TokenVerifier } from "./hooks";
 import type { Principal, Verdict } from "./identity";
 
 /** Longest Authorization header looked at. */
@@ -102,7 +102,7 @@ export class Authenticator {
     }
     const tokens = this.options.tokens;
     if (!tokens || token.length === 0) return this.fail(undefined, "the Bearer token is not valid here", ctx);
-    let verdict: Verdict | Promise<Verdict>;
+    let verdict: TokenVerdict | Promise<TokenVerdict>;
     try {
       verdict = tokens.verify(token, ctx);
     } catch (err) {
@@ -117,8 +117,10 @@ export class Authenticator {
     return this.settle(verdict, undefined, ctx);
   }
 
-  private settle(verdict: Verdict, user: string | undefined, ctx: AuthContext): Identified {
+  private settle(verdict: TokenVerdict, user: string | undefined, ctx: AuthContext): Identified {
     switch (verdict.kind) {
+      case "anonymous":
+        return ANONYMOUS;
       case "ok":
         return this.ok(verdict.principal, ctx);
       case "unavailable":

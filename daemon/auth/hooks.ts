@@ -17,6 +17,9 @@ export interface AuthContext {
   readonly address: string | undefined;
 }
 
+/** A Bearer token's verdict: a {@link Verdict}, or a valid token that names no identity. */
+export type TokenVerdict = Verdict | { kind: "anonymous" };
+
 /**
  * Checks Bearer tokens (the token service's JWTs). `verify` answers `ok` with a principal
  * whose `limits` are the token's access claims, `denied` for a bad, expired or foreign
@@ -26,7 +29,7 @@ export interface AuthContext {
  * (`repository:<name>:<actions>`, actions comma-separated, e.g. "pull,push").
  */
 export interface TokenVerifier {
-  verify(token: string, ctx: AuthContext): Verdict | Promise<Verdict>;
+  verify(token: string, ctx: AuthContext): TokenVerdict | Promise<TokenVerdict>;
   challenge(req: Request, scope: string | undefined): string;
 }
 
@@ -41,6 +44,8 @@ export type TokenEndpoint = (
   req: Request,
   principal: Principal | undefined,
   grant: (principal: Principal | undefined, repo: string) => readonly ("pull" | "push" | "delete")[],
+  /** The request's context (the peer's address), for credentials the endpoint checks itself (the OAuth2 form). */
+  ctx?: AuthContext,
 ) => Response | Promise<Response>;
 
 /**

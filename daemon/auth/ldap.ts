@@ -14,11 +14,12 @@
  * password never reaches the server (a simple bind with one is an anonymous bind).
  */
 import { createHash } from "node:crypto";
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import type { ConnectionOptions } from "node:tls";
 import { Client, type Entry, InvalidCredentialsError } from "ldapts";
 import type { CachedPasswordSource } from "./chain";
+import { readSecretFile } from "./secretfile";
 import type { Principal, Verdict } from "./identity";
 
 /** Options for {@link LdapSource}. */
@@ -88,16 +89,9 @@ export function groupName(value: string): string {
   return Buffer.from(out, "latin1").toString("utf8").trim();
 }
 
-/** Reads the service account's password file; refused when group or others may read or write it. */
+/** Reads the service account's password file (its first line); refused when group or others may read or write it. */
 export function readBindPassword(path: string): string {
-  let mode: number;
-  try {
-    mode = statSync(path).mode;
-  } catch (err) {
-    throw new Error(`Cannot read the LDAP bind password file "${path}" (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
-  if ((mode & 0o066) !== 0) throw new Error(`The LDAP bind password file "${path}" is readable or writable by group or others (mode ${(mode & 0o777).toString(8)}); run chmod 600 "${path}"`);
-  const password = readFileSync(path, "utf8").split(/\r?\n/)[0] ?? "";
+  const password = readSecretFile(path).split(/\r?\n/)[0] ?? "";
   if (password === "") throw new Error(`The LDAP bind password file "${path}" is empty; put the service account's password on its first line`);
   return password;
 }

@@ -6,6 +6,7 @@
  */
 import { parseWindow } from "../scheduler/windows";
 import { type SyncRegistryConfig, checkSyncRegistries } from "./sync";
+import { type ApiKeysConfig, type TokenConfig, APIKEYS_DEFAULTS, TOKEN_DEFAULTS, checkApiKeysConfig, checkTokenConfig } from "./tokenauth";
 import type { AccessRuleConfig } from "../access/policy";
 import { checkAccessRules, checkAuthGroups } from "./access";
 import { checkLdapConfig, checkMtlsConfig, DEFAULT_MTLS, type LdapConfig, type MtlsConfig } from "./authext";
@@ -203,6 +204,8 @@ export const SCHEMA = {
     credential_cache: { kind: "duration", default: 60, min: 0, max: 3600, doc: "Seconds a verified password stays cached (keyed on the stored hash, so a change takes effect at once); 0 = bcrypt on every request." },
     ldap: { kind: "custom", default: null as LdapConfig | null, check: checkLdapConfig, doc: "[auth.ldap]: an LDAP directory as a password source (see daemon/config/authext.ts)." },
     mtls: { kind: "custom", default: DEFAULT_MTLS as MtlsConfig, check: checkMtlsConfig, doc: '[auth.mtls]: how a client certificate names its principal (identity = "cn" | "san-dns" | "san-uri" | "san-email"; groups = "none" | "o" | "ou").' },
+    token: { kind: "custom", default: TOKEN_DEFAULTS as TokenConfig, check: checkTokenConfig, doc: "The built-in token service ([auth.token]: enabled, service, issuer, realm, key_file, expiry); see daemon/config/tokenauth.ts." },
+    apikeys: { kind: "custom", default: APIKEYS_DEFAULTS as ApiKeysConfig, check: checkApiKeysConfig, doc: "API keys ([auth.apikeys]: enabled, flush_interval); see daemon/config/tokenauth.ts." },
   },
   storage: {
     root: { kind: "string", default: "./data", nonEmpty: true, doc: "Directory holding one OCI image layout per repository." },

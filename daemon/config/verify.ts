@@ -2,20 +2,21 @@
  * Checks of everything a valid configuration names on disk: the TLS certificate and key
  * (readable PEM, the key matching the certificate), the storage root (a directory berth can
  * read and write, or one it can create), the admin token file (readable, a token of at
- * least 16 characters on its first line), the htpasswd file (0600, bcrypt lines only), and
- * per sync registry the credentials file and the CA, certificate and key files. `berth
- * verify` reports these problems next to the schema's; `berth serve` runs the same checks
- * before it opens anything, so a config that verifies also starts, and a config problem is
- * a message with its key, never a stack trace.
+ * least 16 characters on its first line), the htpasswd file (0600, bcrypt lines only), per
+ * sync registry the credentials file and the CA, certificate and key files, and with [auth]
+ * on the token signing key and the API key store when they exist (not open to group or
+ * others). `berth verify` reports these problems next to the schema's; `berth serve` runs
+ * the same checks before it opens anything, so a config that verifies also starts, and a
+ * config problem is a message with its key, never a stack trace.
  *
  * Reads only; nothing is created or changed.
  */
 import { accessSync, constants, readFileSync, statSync } from "node:fs";
 import { createPrivateKey, X509Certificate } from "node:crypto";
-import { dirname, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { checkSecretFile, readSecretFile } from "../auth/secretfile";
 import { readCredentials } from "../sync/client";
 import { parseHtpasswd } from "../auth/htpasswd";
-import { readSecretFile } from "../auth/secretfile";
 import { ConfigError, loadConfig } from "./load";
 import type { Config } from "./schema";
 
@@ -37,16 +38,6 @@ function readFile(key: string, path: string, problems: string[]): string | undef
 }
 
 /** Checks a PEM certificate file and, when given, its private key (and that they belong together). */
-/** A secret file must exist and be closed to group and others. */
-function checkSecretFile(key: string, path: string, problems: string[]): void {
-  try {
-    const mode = statSync(path).mode;
-    if ((mode & 0o066) !== 0) problems.push(`${key}: "${path}" is readable or writable by group or others (mode ${(mode & 0o777).toString(8)}); run chmod 600 "${path}"`);
-  } catch (err) {
-    problems.push(`${key}: cannot read "${path}" (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
-}
-
 function checkCertificate(certKey: string, certPath: string, keyKey: string, keyPath: string | undefined, problems: string[]): void {
   const certText = readFile(certKey, certPath, problems);
   let cert: X509Certificate | undefined;
@@ -138,10 +129,29 @@ export function checkPaths(config: Config): string[] {
   if (http.tls_client_ca) checkCertificate("http.tls_client_ca", http.tls_client_ca, "", undefined, problems);
   const ldap = config.auth.ldap;
   if (ldap?.ca_file) checkCertificate("auth.ldap.ca_file", ldap.ca_file, "", undefined, problems);
-  if (ldap) checkSecretFile("auth.ldap.bind_password_file", ldap.bind_password_file, problems);
+  if (ldap) {
+    try {
+      readSecretFile(ldap.bind_password_file);
+    } catch (err) {
+      problems.push(`auth.ldap.bind_password_file: ${(err as Error).message}`);
+    }
+  }
   checkRoot(config.storage.root, problems);
   if (http.admin_token_file) readTokenFile(http.admin_token_file, problems);
   if (config.auth.htpasswd) checkHtpasswd(config.auth.htpasswd, problems);
+  if (config.auth.htpasswd !== "" || config.access.length > 0) {
+    // files berth creates 0600 under the root (auth/tokensetup.ts): refused once opened up
+    const own = (key: string, path: string) => {
+      try {
+        checkSecretFile(path);
+      } catch (err) {
+        problems.push(`${key}: ${(err as Error).message}`);
+      }
+    };
+    const token = config.auth.token;
+    if (token.enabled) own("auth.token.key_file", token.key_file || join(config.storage.root, ".berth", "token.key"));
+    if (config.auth.apikeys.enabled) own("auth.apikeys", join(config.storage.root, ".berth", "apikeys.json"));
+  }
   config.sync.registries.forEach((r, i) => {
     const at = `sync.registries[${i}]`;
     if (r.credentialsFile) {

@@ -14,6 +14,7 @@ import { type RateLimiter, isReadMethod, tooManyRequests } from "./ratelimit";
 import type { Access } from "../access/access";
 import { ADMIN_TOKEN_PRINCIPAL, type Authenticator, type Identified } from "../auth/authenticator";
 import { TOKEN_PATH, type TokenEndpoint } from "../auth/hooks";
+import type { KeysApi } from "./keys";
 import type { Principal } from "../auth/identity";
 
 /** What the front needs. */
@@ -44,6 +45,8 @@ export interface FrontAuth {
   authenticator: Authenticator;
   access: Access;
   tokenEndpoint?: TokenEndpoint;
+  /** The API key routes (`/api/v1/keys`), for any logged-in identity, when API keys are on. */
+  keysApi?: KeysApi;
   /**
    * Admin API path prefixes open to any authenticated identity, not only admins (e.g.
    * "/api/v1/keys" for users managing their own API keys); the route itself must then
@@ -130,7 +133,17 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
     if (auth && path === TOKEN_PATH && auth.tokenEndpoint) {
       const endpoint = auth.tokenEndpoint;
       return identified(auth, req, server, (who) =>
-        who.kind === "refused" ? frontRefusal(auth, req, who) : endpoint(req, principalOf(who), (p, repo) => auth.access.grant(p, repo)));
+        who.kind === "refused" ? frontRefusal(auth, req, who) : endpoint(req, principalOf(who), (p, repo) => auth.access.grant(p, repo), { req, address: peerAddress(server, req) }));
+    }
+    if (auth?.keysApi && (path === KEYS_PREFIX || path!.startsWith(`${KEYS_PREFIX}/`))) {
+      // API keys: any logged-in identity manages its own (admins: every key); see http/keys.ts
+      const keysApi = auth.keysApi;
+      return identified(auth, req, server, (who) => {
+        if (who.kind === "refused") return frontRefusal(auth, req, who);
+        const principal = principalOf(who);
+        if (!principal) return unauthorized(auth, req, "API keys are managed by a logged-in user");
+        return keysApi(req, path!, { principal, admin: auth.access.admin(principal) });
+      });
     }
     if (auth && (path === API_PREFIX || path!.startsWith(`${API_PREFIX}/`))) {
       return identified(auth, req, server, (who) => {
@@ -233,14 +246,7 @@ function identified(
   server: Peer | undefined,
   then: (who: Identified) => Promise<Response> | Response,
 ): Promise<Response> | Response {
-  const address = () => {
-    try {
-      return server?.requestIP(req)?.address;
-    } catch {
-      return undefined;
-    }
-  };
-  const who = auth.authenticator.identify(req, address, server);
+  const who = auth.authenticator.identify(req, () => peerAddress(server, req), server);
   return who instanceof Promise ? who.then(then) : then(who);
 }
 
@@ -293,6 +299,8 @@ function rewrittenTarget(v2: boolean): Response {
 }
 
 const API_PREFIX = "/api/v1";
+/** The API key routes (http/keys.ts, loaded by the composition root only with [auth] on). */
+const KEYS_PREFIX = `${API_PREFIX}/keys`;
 
 /**
  * Who may use the admin API. With a token configured, every /api/v1 request must carry it

@@ -12,6 +12,10 @@
  *   <root>/.berth/meta.db                 derived index (bun:sqlite), rebuilt from the layouts
  *   <root>/.berth/lock                    flock(2)ed by the one process serving the root; holds its PID
  *   <root>/.berth/reserve                 zeros kept for writes that free space on a full disk
+ *   <root>/.berth/token.key               the token service's ES256 signing key, PKCS#8 PEM, 0600
+ *                                         (auth/tokenkey.ts; default of [auth.token] key_file)
+ *   <root>/.berth/apikeys.json            API key store: ids, owners, labels, SHA-256 of secrets, 0600
+ *                                         (auth/apikeys.ts)
  *
  * Repository names are validated against the spec's grammar (oci/names.ts) before they get
  * here, so a name can never climb out of the root or into another layout's files.

@@ -45,6 +45,10 @@ users = { ci = ["pull", "push", "delete"], viewer = ["pull"] }
 repos = ["public/**"]
 anonymous = ["pull"]
 users = { ci = ["*"] }
+# these tests send wrong passwords on purpose, all from 127.0.0.1; the lockout has its own test (abuse.test.ts)
+[limits]
+login_failures = 0
+login_failures_per_user = 0
 `,
     }),
     startContainerd(),
