@@ -73,6 +73,10 @@ groups = "ou"
 [[access]]
 repos = ["**"]
 groups = { ci = ["pull", "push", "delete"], viewers = ["pull"], devices = ["pull"] }
+# wrong passwords and an LDAP outage on purpose, all from 127.0.0.1; the lockout has its own test
+[limits]
+login_failures = 0
+login_failures_per_user = 0
 `,
     }),
   ]);
