@@ -40,6 +40,10 @@ users = { ci = ["pull", "push", "delete"] }
 [[access]]
 repos = ["**"]
 users = { ci = ["pull", "push", "delete"], viewer = ["pull"] }
+# wrong passwords are sent on purpose, all from 127.0.0.1; the lockout has its own test (abuse.test.ts)
+[limits]
+login_failures = 0
+login_failures_per_user = 0
 `;
   [fx, daemon] = await Promise.all([buildFixtures(join(work, "fixtures")), startDaemon({ extra })]);
   tap = startTap(daemon.url);
