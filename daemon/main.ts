@@ -70,6 +70,10 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   const adminToken = config.http.admin_token_file ? readAdminToken(config.http.admin_token_file) : undefined;
   // so is an unusable htpasswd file; undefined when [auth] is off
   const auth = setupAuth(config, log, adminToken);
+  // LDAP and client certificates, only when configured (nothing loaded otherwise)
+  if (auth && (config.auth.ldap || config.http.tls_client_ca)) await (await import("./auth/external")).plugExternalIdentities(auth, config, log);
+  const clientCaFile = auth ? config.http.tls_client_ca : "";
+  if (!auth && config.http.tls_client_ca) log.warn("http.tls_client_ca is set but authentication is off ([auth]): client certificates are not asked for", { ca: config.http.tls_client_ca });
   // before anything under the root is read or changed: one process per storage root
   const rootLock = await lockRoot(config.storage.root);
   // the token service and API keys (issue 10): their key files live under the locked root
@@ -190,7 +194,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     maxRequestBodySize: Number.MAX_SAFE_INTEGER,
     idleTimeout: config.http.idle_timeout,
     error: (err) => serverError(err, log),
-    ...(config.http.tls_cert ? { tls: { certFile: config.http.tls_cert, keyFile: config.http.tls_key } } : {}),
+    ...(config.http.tls_cert ? { tls: { certFile: config.http.tls_cert, keyFile: config.http.tls_key, ...(clientCaFile ? { clientCaFile } : {}) } } : {}),
   });
   scheduler.start();
   sync?.start();
@@ -220,6 +224,9 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     /** Applies a re-read configuration (SIGHUP): the access policy and user groups. */
     reload(next: Config) {
       auth?.reload(next);
+      if (JSON.stringify([next.auth.ldap, next.auth.mtls, next.http.tls_client_ca]) !== JSON.stringify([config.auth.ldap, config.auth.mtls, config.http.tls_client_ca])) {
+        log.error("reload: changes to [auth.ldap], [auth.mtls] or http.tls_client_ca need a restart; keeping the running ones");
+      }
     },
     /** Stops accepting, lets requests in flight finish (up to `graceMs`), closes the database. */
     async close(graceMs = 30_000) {

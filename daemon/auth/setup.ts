@@ -23,7 +23,7 @@ import { HtpasswdSource } from "./htpasswd";
 
 /** True when the configuration turns authentication on. */
 export function authEnabled(config: Config): boolean {
-  return config.auth.htpasswd !== "" || config.access.length > 0;
+  return config.auth.htpasswd !== "" || config.access.length > 0 || config.auth.ldap !== null;
 }
 
 /** The policy a configuration describes. */

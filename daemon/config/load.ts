@@ -77,6 +77,7 @@ export function parseConfig(text: string, source: string): Config {
     throw err;
   }
   const { config, problems } = validate(doc);
+  if (config.http.tls_client_ca !== "" && config.http.tls_cert === "") problems.push("http.tls_client_ca: needs http.tls_cert and http.tls_key (client certificates are asked for over HTTPS only)");
   if ((config.http.tls_cert === "") !== (config.http.tls_key === "")) {
     problems.push(config.http.tls_cert === "" ? "http.tls_cert: required when http.tls_key is set" : "http.tls_key: required when http.tls_cert is set");
   }

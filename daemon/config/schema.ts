@@ -9,6 +9,7 @@ import { type SyncRegistryConfig, checkSyncRegistries } from "./sync";
 import { type ApiKeysConfig, type TokenConfig, APIKEYS_DEFAULTS, TOKEN_DEFAULTS, checkApiKeysConfig, checkTokenConfig } from "./tokenauth";
 import type { AccessRuleConfig } from "../access/policy";
 import { checkAccessRules, checkAuthGroups } from "./access";
+import { checkLdapConfig, checkMtlsConfig, DEFAULT_MTLS, type LdapConfig, type MtlsConfig } from "./authext";
 
 /** A size in bytes: an integer, or a string such as "4 MiB" / "512KiB" / "1GB". */
 export type Bytes = number;
@@ -180,6 +181,11 @@ export const SCHEMA = {
     manifest_body_budget: { kind: "bytes", default: 16 * MiB, min: 1024, max: 1024 * MiB, doc: "Bytes of manifest bodies held in memory at once, all requests together; a body that does not fit gets 429 with Retry-After." },
     tls_cert: { kind: "string", default: "", doc: "PEM certificate (chain) file; with tls_key, serve HTTPS. Empty: plain HTTP." },
     tls_key: { kind: "string", default: "", doc: "PEM private key file for tls_cert." },
+    tls_client_ca: {
+      kind: "string",
+      default: "",
+      doc: "PEM file of the CA whose client certificates are identities (mTLS; needs tls_cert). Clients without a certificate still connect (other credentials or anonymous).",
+    },
     admin_token_file: {
       kind: "string",
       default: "",
@@ -196,6 +202,8 @@ export const SCHEMA = {
     metrics_anonymous: { kind: "boolean", default: false, doc: "Let anyone read /metrics without credentials." },
     groups: { kind: "custom", default: {} as Record<string, string[]>, check: checkAuthGroups, doc: 'Groups of htpasswd users, e.g. { ops = ["alice", "bob"] }.' },
     credential_cache: { kind: "duration", default: 60, min: 0, max: 3600, doc: "Seconds a verified password stays cached (keyed on the stored hash, so a change takes effect at once); 0 = bcrypt on every request." },
+    ldap: { kind: "custom", default: null as LdapConfig | null, check: checkLdapConfig, doc: "[auth.ldap]: an LDAP directory as a password source (see daemon/config/authext.ts)." },
+    mtls: { kind: "custom", default: DEFAULT_MTLS as MtlsConfig, check: checkMtlsConfig, doc: '[auth.mtls]: how a client certificate names its principal (identity = "cn" | "san-dns" | "san-uri" | "san-email"; groups = "none" | "o" | "ou").' },
     token: { kind: "custom", default: TOKEN_DEFAULTS as TokenConfig, check: checkTokenConfig, doc: "The built-in token service ([auth.token]: enabled, service, issuer, realm, key_file, expiry); see daemon/config/tokenauth.ts." },
     apikeys: { kind: "custom", default: APIKEYS_DEFAULTS as ApiKeysConfig, check: checkApiKeysConfig, doc: "API keys ([auth.apikeys]: enabled, flush_interval); see daemon/config/tokenauth.ts." },
   },

@@ -126,6 +126,16 @@ export function checkPaths(config: Config): string[] {
   const problems: string[] = [];
   const http = config.http;
   if (http.tls_cert && http.tls_key) checkCertificate("http.tls_cert", http.tls_cert, "http.tls_key", http.tls_key, problems);
+  if (http.tls_client_ca) checkCertificate("http.tls_client_ca", http.tls_client_ca, "", undefined, problems);
+  const ldap = config.auth.ldap;
+  if (ldap?.ca_file) checkCertificate("auth.ldap.ca_file", ldap.ca_file, "", undefined, problems);
+  if (ldap) {
+    try {
+      readSecretFile(ldap.bind_password_file);
+    } catch (err) {
+      problems.push(`auth.ldap.bind_password_file: ${(err as Error).message}`);
+    }
+  }
   checkRoot(config.storage.root, problems);
   if (http.admin_token_file) readTokenFile(http.admin_token_file, problems);
   if (config.auth.htpasswd) checkHtpasswd(config.auth.htpasswd, problems);

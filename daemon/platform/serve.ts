@@ -4,6 +4,9 @@
  * rawtarget.ts, which tells whether its target was rewritten by the URL parser.
  */
 import { rawTargetRoutes } from "./rawtarget";
+import { type ClientCertificate, listenTlsFront, type TlsFront } from "./tlsfront";
+
+export type { ClientCertificate } from "./tlsfront";
 
 /** A running server. */
 export interface Server {
@@ -13,6 +16,8 @@ export interface Server {
   stop(force?: boolean): Promise<void>;
   /** Requests being served right now. */
   pendingRequests(): number;
+  /** With client certificates asked for: the private loopback port the TLS front relays to (tests). */
+  readonly relayPort?: number;
 }
 
 /** Options for {@link serve}. */
@@ -23,8 +28,11 @@ export interface ServeOptions {
   maxRequestBodySize: number;
   /** Seconds a connection may stay idle (Bun allows at most 255). */
   idleTimeout: number;
-  /** PEM certificate and key files; HTTPS when given. */
-  tls?: { certFile: string; keyFile: string };
+  /**
+   * PEM certificate and key files; HTTPS when given. With `clientCaFile`, clients are asked
+   * for a certificate (optional) and requests are told the verified one (see tlsfront.ts).
+   */
+  tls?: { certFile: string; keyFile: string; clientCaFile?: string };
   /**
    * The answer when the runtime fails while sending a response (e.g. opening a file body
    * under EMFILE happens after the handler returned); without it, Bun answers 500.
@@ -40,6 +48,11 @@ export interface RequestPeer {
    * parser resolved before `request.url` was built (see rawtarget.ts): route nothing on it.
    */
   rewritten?(request: Request): boolean;
+  /**
+   * The client certificate of the request's connection; present only when the server asks
+   * for client certificates (`tls.clientCaFile`). Undefined when the client sent none.
+   */
+  clientCertificate?(request: Request): ClientCertificate | undefined;
 }
 
 /** Thrown when the address and port are taken by another socket; the message names them. */
@@ -60,6 +73,7 @@ export class AddressInUseError extends Error {
 export function serve(fetch: (request: Request, peer: RequestPeer) => Promise<Response> | Response, options: ServeOptions): Server {
   let server: ReturnType<typeof listen>;
   try {
+    if (options.tls?.clientCaFile) return serveWithClientCertificates(fetch, options, options.tls as Required<ServeOptions>["tls"] & { clientCaFile: string });
     server = listen(fetch, options);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "EADDRINUSE") throw new AddressInUseError(options.hostname, options.port);
@@ -73,11 +87,73 @@ export function serve(fetch: (request: Request, peer: RequestPeer) => Promise<Re
   };
 }
 
+/**
+ * HTTPS asking for client certificates: the TLS front on the configured address relays to a
+ * plaintext Bun.serve on a private loopback port, and requests are told their connection's
+ * real peer and certificate. A request to the loopback port that did not come through the
+ * front (another local process) is refused with 403.
+ */
+function serveWithClientCertificates(
+  fetch: (request: Request, peer: RequestPeer) => Promise<Response> | Response,
+  options: ServeOptions,
+  tls: { certFile: string; keyFile: string; clientCaFile: string },
+): Server {
+  let front: TlsFront | undefined;
+  const relayed = (request: Request, bun: Bun.Server<undefined>) => {
+    const port = bun.requestIP(request)?.port;
+    return port === undefined ? undefined : front?.peerOf(port);
+  };
+  const inner = listen(
+    (request, peer) => {
+      const bun = (peer as RequestPeer & { bun: Bun.Server<undefined> }).bun;
+      const via = relayed(request, bun);
+      if (!via) return notRelayed();
+      return fetch(request, {
+        requestIP: (r) => relayed(r, bun) ?? null,
+        rewritten: peer.rewritten,
+        clientCertificate: (r) => relayed(r, bun)?.client,
+      });
+    },
+    { ...options, hostname: "127.0.0.1", port: 0, tls: undefined },
+  );
+  try {
+    front = listenTlsFront({
+      hostname: options.hostname,
+      port: options.port,
+      certFile: tls.certFile,
+      keyFile: tls.keyFile,
+      caFile: tls.clientCaFile,
+      upstreamPort: inner.port!,
+      idleTimeout: options.idleTimeout,
+    });
+  } catch (err) {
+    void inner.stop(true);
+    throw err;
+  }
+  const f = front;
+  return {
+    port: f.port,
+    hostname: f.hostname,
+    async stop(force) {
+      f.stop(force);
+      await inner.stop(force);
+    },
+    pendingRequests: () => inner.pendingRequests,
+    relayPort: inner.port!,
+  };
+}
+
+/** The answer on the loopback port to a connection that did not come through the TLS front. */
+function notRelayed(): Response {
+  const detail = "connect to the TLS port; this port serves only connections relayed by it";
+  return Response.json({ errors: [{ code: "DENIED", message: "requested access to the resource is denied", detail }] }, { status: 403 });
+}
+
 function listen(fetch: (request: Request, peer: RequestPeer) => Promise<Response> | Response, options: ServeOptions) {
   const rewritten = new WeakSet<Request>();
   let peer: RequestPeer | undefined; // one per server, made on the first request
   const raw = rawTargetRoutes<Bun.Server<undefined>>(
-    (request, bun) => fetch(request, (peer ??= { requestIP: (r) => bun.requestIP(r), rewritten: (r) => rewritten.has(r) })),
+    (request, bun) => fetch(request, (peer ??= { requestIP: (r) => bun.requestIP(r), rewritten: (r) => rewritten.has(r), bun } as RequestPeer)),
     rewritten,
   );
   return Bun.serve({
