@@ -173,6 +173,8 @@ export class Registry {
       if (!parsed) throw new RegistryError("MANIFEST_UNKNOWN", `tag "${reference}" of ${repo} has an unusable digest`);
       digest = parsed;
     } else {
+      // neither a tag nor digest-shaped (no ":"): no manifest can be stored under it, so it is unknown, as in distribution
+      if (!reference.includes(":")) throw new RegistryError("MANIFEST_UNKNOWN", `"${reference.slice(0, 140)}" is neither a tag nor a digest, so ${repo} has no such manifest`);
       digest = requireDigest(reference);
       desc = index.manifests.get(digest.value);
     }

@@ -106,6 +106,9 @@ const rows: Row[] = [
   { name: "unknown digest is 404 MANIFEST_UNKNOWN", path: () => `/v2/lib/app/manifests/${sha256("nothing")}`, status: 404, code: "MANIFEST_UNKNOWN" },
   { name: "unknown sha512 digest is 404 MANIFEST_UNKNOWN", path: () => `/v2/lib/app/manifests/${sha512("nothing")}`, status: 404, code: "MANIFEST_UNKNOWN" },
   { name: "a layer's digest on the manifests endpoint is not a manifest", path: () => `/v2/lib/app/manifests/${sha256(v1.layer)}`, status: 404, code: "MANIFEST_UNKNOWN" },
+  // the conformance suite asks for ".INVALID_MANIFEST_NAME" and expects 404: no manifest can have a reference that is neither tag nor digest
+  { name: "a reference that is neither tag nor digest is 404 MANIFEST_UNKNOWN", path: () => "/v2/lib/app/manifests/.INVALID_MANIFEST_NAME", status: 404, code: "MANIFEST_UNKNOWN" },
+  { name: "HEAD of a reference that is neither tag nor digest is 404", method: "HEAD", path: () => "/v2/lib/app/manifests/.INVALID_MANIFEST_NAME", status: 404, body: () => "" },
   { name: "a malformed reference is 400 DIGEST_INVALID", path: () => "/v2/lib/app/manifests/sha256:xyz", status: 400, code: "DIGEST_INVALID" },
   { name: "an unsupported digest algorithm is 400 DIGEST_INVALID", path: () => `/v2/lib/app/manifests/md5:${"a".repeat(32)}`, status: 400, code: "DIGEST_INVALID" },
   { name: "unknown repository is 404 NAME_UNKNOWN", path: () => "/v2/lib/missing/manifests/v1", status: 404, code: "NAME_UNKNOWN" },
