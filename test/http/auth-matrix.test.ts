@@ -5,7 +5,8 @@
  * for anonymous callers and bad credentials, 403 for a known identity), and that no name,
  * tag, digest or byte of the secret repository appears in any response body or header given
  * to an identity that may not pull it. The expected grants are written out here, not taken
- * from the policy code.
+ * from the policy code. The endpoint table, seeding and response log are shared with the
+ * token and API key matrix (auth-matrix-tokens.test.ts) through auth-matrix-table.ts.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
