@@ -5,7 +5,8 @@
  * for anonymous callers and bad credentials, 403 for a known identity), and that no name,
  * tag, digest or byte of the secret repository appears in any response body or header given
  * to an identity that may not pull it. The expected grants are written out here, not taken
- * from the policy code.
+ * from the policy code. The endpoint table, seeding and response log are shared with the
+ * token and API key matrix (auth-matrix-tokens.test.ts) through auth-matrix-table.ts.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -13,14 +14,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setupAuth } from "../../daemon/auth/setup";
 import { silentLogger } from "../../daemon/log";
-import { OCI_MANIFEST } from "../../daemon/oci/mediatypes";
-import { type TestRegistry, createTestRegistry, imageManifest, pushImage, sha256 } from "../helpers/registry";
+import { type TestRegistry, createTestRegistry, sha256 } from "../helpers/registry";
 import { basic, configOf, writeHtpasswd } from "../helpers/auth";
-
-type Action = "pull" | "push" | "delete";
-const SHARED = "shared/app";
-const SECRET = "secret/app";
-const REPOS = [SHARED, SECRET] as const;
+import { type Action, type Endpoint, type Seeded, REPOS, ResponseLog, SECRET, SHARED, matrixEndpoints, seedRepositories } from "./auth-matrix-table";
 
 const IDENTITIES: Record<string, { headers: Record<string, string>; bad?: boolean; known: boolean }> = {
   anonymous: { headers: {}, known: false },
@@ -43,24 +39,14 @@ const GRANTS: Record<string, Record<string, Action[]>> = {
 
 let dir: string;
 let r: TestRegistry;
-const images: Record<string, Awaited<ReturnType<typeof pushImage>>> = {};
-let secretMarkers: string[];
-let counter = 0;
+let seeded: Seeded;
+const images: Seeded["images"] = {};
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "berth-matrix-"));
   const root = join(dir, "root");
-  await using seed = await createTestRegistry({ root });
-  images[SHARED] = await pushImage(seed, SHARED, "shared-tag", "SHARED-CONTENT");
-  images[SECRET] = await pushImage(seed, SECRET, "classified-tag", "SECRET-CONTENT");
-  // a referrer of the secret image, so referrers has something to leak
-  const sig = imageManifest("{}", ["SECRET-SIGNATURE"], { subject: { mediaType: OCI_MANIFEST, digest: images[SECRET].digest, size: images[SECRET].manifest.length } });
-  await seed.call("POST", `/v2/${SECRET}/blobs/uploads/?digest=${sha256("{}")}`, { body: "{}" });
-  await seed.call("POST", `/v2/${SECRET}/blobs/uploads/?digest=${sha256("SECRET-SIGNATURE")}`, { body: "SECRET-SIGNATURE" });
-  expect((await seed.call("PUT", `/v2/${SECRET}/manifests/${sha256(sig)}`, { headers: { "Content-Type": OCI_MANIFEST }, body: sig })).status).toBe(201);
-  const s = images[SECRET];
-  const hex = (d: string) => d.slice("sha256:".length);
-  secretMarkers = ["secret", "classified-tag", "SECRET-CONTENT", "SECRET-SIGNATURE", hex(s.digest), hex(sha256(s.config)), hex(sha256(s.layer)), hex(sha256(sig))];
+  seeded = await seedRepositories(root);
+  Object.assign(images, seeded.images);
   const htpasswd = await writeHtpasswd(dir, { viewer: "viewer-pw", dev: "dev-pw", ci: "ci-pw", admin: "admin-pw" });
   const config = configOf(`
 [auth]
@@ -81,102 +67,9 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const ADMIN = IDENTITIES.admin!.headers;
-
-/** Fresh content (pushed as admin) for a case that changes state. */
-async function freshBlob(repo: string): Promise<string> {
-  const data = `fresh blob ${++counter}`;
-  const res = await r.call("POST", `/v2/${repo}/blobs/uploads/?digest=${sha256(data)}`, { headers: ADMIN, body: data });
-  expect(res.status).toBe(201);
-  return sha256(data);
-}
-async function freshManifest(repo: string): Promise<string> {
-  const img = images[repo]!;
-  const body = imageManifest(img.config, [img.layer], { annotations: { n: String(++counter) } });
-  const res = await r.call("PUT", `/v2/${repo}/manifests/t${counter}`, { headers: { ...ADMIN, "Content-Type": OCI_MANIFEST }, body });
-  expect(res.status).toBe(201);
-  return sha256(body);
-}
-async function openSession(repo: string, headers: Record<string, string>): Promise<string> {
-  const res = await r.call("POST", `/v2/${repo}/blobs/uploads/`, { headers });
-  expect(res.status).toBe(202);
-  return res.headers.get("location")!;
-}
-
-/** One endpoint: the action it needs, and how to call it as `who` on `repo`. */
-interface Endpoint {
-  name: string;
-  action: Action;
-  call(repo: string, who: Record<string, string>, allowed: boolean): Promise<Response>;
-}
-
-const ENDPOINTS: Endpoint[] = [
-  { name: "GET manifest by tag", action: "pull", call: (repo, who) => r.call("GET", `/v2/${repo}/manifests/${repo === SECRET ? "classified-tag" : "shared-tag"}`, { headers: who }) },
-  { name: "HEAD manifest by digest", action: "pull", call: (repo, who) => r.call("HEAD", `/v2/${repo}/manifests/${images[repo]!.digest}`, { headers: who }) },
-  { name: "GET blob", action: "pull", call: (repo, who) => r.call("GET", `/v2/${repo}/blobs/${sha256(images[repo]!.layer)}`, { headers: who }) },
-  { name: "HEAD blob", action: "pull", call: (repo, who) => r.call("HEAD", `/v2/${repo}/blobs/${sha256(images[repo]!.layer)}`, { headers: who }) },
-  { name: "GET blob range", action: "pull", call: (repo, who) => r.call("GET", `/v2/${repo}/blobs/${sha256(images[repo]!.layer)}`, { headers: { ...who, Range: "bytes=0-3" } }) },
-  { name: "GET tags/list", action: "pull", call: (repo, who) => r.call("GET", `/v2/${repo}/tags/list`, { headers: who }) },
-  { name: "GET referrers", action: "pull", call: (repo, who) => r.call("GET", `/v2/${repo}/referrers/${images[repo]!.digest}`, { headers: who }) },
-  { name: "POST upload", action: "push", call: (repo, who) => r.call("POST", `/v2/${repo}/blobs/uploads/`, { headers: who }) },
-  {
-    name: "POST monolithic upload",
-    action: "push",
-    call: (repo, who) => {
-      const data = `mono ${++counter}`;
-      return r.call("POST", `/v2/${repo}/blobs/uploads/?digest=${sha256(data)}`, { headers: who, body: data });
-    },
-  },
-  {
-    name: "PATCH + PUT own upload session (admin's when refused)",
-    action: "push",
-    call: async (repo, who, allowed) => {
-      const location = await openSession(repo, allowed ? who : ADMIN);
-      const patched = await r.call("PATCH", location, { headers: who, body: "chunk" });
-      if (!allowed) return patched;
-      expect(patched.status).toBe(202);
-      return r.call("PUT", `${location}?digest=${sha256("chunk")}`, { headers: who });
-    },
-  },
-  {
-    name: "GET upload status",
-    action: "push",
-    call: async (repo, who, allowed) => r.call("GET", await openSession(repo, allowed ? who : ADMIN), { headers: who }),
-  },
-  {
-    name: "DELETE upload session",
-    action: "push",
-    call: async (repo, who, allowed) => r.call("DELETE", await openSession(repo, allowed ? who : ADMIN), { headers: who }),
-  },
-  {
-    name: "PUT manifest",
-    action: "push",
-    call: (repo, who) => {
-      const img = images[repo]!;
-      return r.call("PUT", `/v2/${repo}/manifests/pushed${++counter}`, { headers: { ...who, "Content-Type": OCI_MANIFEST }, body: img.manifest });
-    },
-  },
-  {
-    name: "PUT manifest moving a tag",
-    action: "push",
-    call: async (repo, who) => {
-      const img = images[repo]!;
-      const body = imageManifest(img.config, [img.layer], { annotations: { moved: String(++counter) } });
-      return r.call("PUT", `/v2/${repo}/manifests/${repo === SECRET ? "classified-tag" : "shared-tag"}`, { headers: { ...who, "Content-Type": OCI_MANIFEST }, body });
-    },
-  },
-  { name: "DELETE manifest", action: "delete", call: async (repo, who) => r.call("DELETE", `/v2/${repo}/manifests/${await freshManifest(repo)}`, { headers: who }) },
-  { name: "DELETE blob", action: "delete", call: async (repo, who) => r.call("DELETE", `/v2/${repo}/blobs/${await freshBlob(repo)}`, { headers: who }) },
-];
-
-const responses: Record<string, { label: string; text: string }[]> = {};
-
-/** Everything a response shows: status, headers, body (bytes as latin1, so any byte matches). */
-async function record(identity: string, label: string, res: Response): Promise<void> {
-  const body = Buffer.from(await res.arrayBuffer()).toString("latin1");
-  const headers = [...res.headers.entries()].map(([k, v]) => `${k}: ${v}`).join("\n");
-  (responses[identity] ??= []).push({ label, text: `${res.status}\n${headers}\n${body}` });
-}
+const ENDPOINTS: Endpoint[] = matrixEndpoints(() => r, images, IDENTITIES.admin!.headers);
+const log = new ResponseLog();
+const record = (identity: string, label: string, res: Response) => log.record(identity, label, res);
 
 function expectedStatus(identity: string, allowed: boolean, res: Response): boolean {
   const id = IDENTITIES[identity]!;
@@ -240,11 +133,7 @@ describe.each(Object.keys(IDENTITIES))("%s", (identity) => {
 
   test("no name, tag, digest or byte of the secret repository reaches an identity that may not pull it", () => {
     if (GRANTS[identity]![SECRET]!.includes("pull")) return;
-    expect(responses[identity]!.length).toBeGreaterThan(ENDPOINTS.length * 2);
-    for (const { label, text } of responses[identity]!) {
-      for (const marker of secretMarkers) {
-        if (text.includes(marker)) throw new Error(`${identity}: "${marker}" appears in the response to ${label}:\n${text.slice(0, 500)}`);
-      }
-    }
+    expect(log.count(identity)).toBeGreaterThan(ENDPOINTS.length * 2);
+    log.expectNoLeak(identity, seeded.secretMarkers);
   });
 });
