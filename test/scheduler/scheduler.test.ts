@@ -97,7 +97,9 @@ describe("scheduler logging", () => {
     const s = new Scheduler(unlimited(), { concurrency: 1, jitterMs: 0, windows: [] }, createLogger(level, format, (l) => lines.push(l)));
     let runs = 0;
     s.every(1, () => ({ name: "sync:flush-pulls", priority: 1, run: async () => void runs++ }), 0);
-    s.add({ name: "gc", heavy: true, run: async (ctx) => ctx.progress("3/3 repositories") });
+    // above the routine task's priority: a task re-queued every millisecond at a higher
+    // priority can keep a lower one waiting for as long as the machine is loaded
+    s.add({ name: "gc", heavy: true, priority: 2, run: async (ctx) => ctx.progress("3/3 repositories") });
     await waitFor("three routine runs", () => runs >= 3 && s.state().recent.some((r) => r.name === "gc"));
     await s.stop();
     return lines;
