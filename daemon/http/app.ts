@@ -126,7 +126,12 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
       return identified(auth, req, server, (who) => {
         if (who.kind === "refused") return frontRefusal(auth, req, who);
         const principal = principalOf(who);
-        if (auth.access.metrics(principal)) return render();
+        if (auth.access.admin(principal)) return render();
+        // a reader who is not an admin sees per-repository series only of what it may pull
+        if (auth.access.metrics(principal)) {
+          const visible = auth.access.visible(principal);
+          return metrics.render().then((text) => new Response(repositoriesOnly(text, visible), { headers: METRICS_HEADERS }));
+        }
         return principal ? adminError(403, "this identity may not read /metrics; see [auth] metrics") : unauthorized(auth, req, "/metrics needs credentials");
       });
     }
@@ -193,6 +198,18 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
       },
     );
   };
+}
+
+/** The exposition `text` without the samples labelled with a repository `visible` rejects. */
+export function repositoriesOnly(text: string, visible: (repo: string) => boolean): string {
+  if (!text.includes('repository="')) return text;
+  return text
+    .split("\n")
+    .filter((line) => {
+      const m = /[{,]repository="([^"]*)"/.exec(line);
+      return m === null || line.startsWith("#") || visible(m[1]!);
+    })
+    .join("\n");
 }
 
 /** True for a request to the admin API that may change something. */

@@ -66,3 +66,41 @@ users = { ci = ["pull", "push"] }
     expect((await post(basic("ci", key))).status).toBe(202);
   }, 30_000);
 });
+
+describe("/metrics for a reader who is not an admin", () => {
+  test("per-repository series name only the repositories the reader may pull", async () => {
+    using dir = tempDir();
+    const htpasswd = join(dir.path, "htpasswd");
+    await htpasswdAt(htpasswd, { admin: "admin-pw", prom: "prom-pw" });
+    await using berth = await startDaemon({
+      extra: `
+[auth]
+htpasswd = "${htpasswd}"
+admins = ["admin"]
+metrics = ["prom"]
+[[access]]
+repos = ["team/**"]
+users = { prom = ["pull"] }
+[[access]]
+repos = ["hidden/**"]
+`,
+    });
+    for (const repo of ["team/app", "hidden/plans"]) {
+      const data = new TextEncoder().encode(`bytes of ${repo}`);
+      const digest = `sha256:${new Bun.CryptoHasher("sha256").update(data).digest("hex")}`;
+      const res = await fetch(`${berth.url}/v2/${repo}/blobs/uploads/?digest=${digest}`, { method: "POST", headers: basic("admin", "admin-pw"), body: data });
+      expect(res.status).toBe(201);
+    }
+    const scrape = async (headers: Record<string, string>) => {
+      const res = await fetch(`${berth.url}/metrics`, { headers });
+      expect(res.status).toBe(200);
+      return res.text();
+    };
+    const forProm = await scrape(basic("prom", "prom-pw"));
+    expect(forProm).toContain('berth_storage_repository_bytes{repository="team/app"}');
+    expect(forProm).not.toContain("hidden");
+    expect(forProm).toContain("berth_storage_pool_bytes");
+    // an admin sees every repository
+    expect(await scrape(basic("admin", "admin-pw"))).toContain('berth_storage_repository_bytes{repository="hidden/plans"}');
+  }, 30_000);
+});
