@@ -144,10 +144,11 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
       // API keys: any logged-in identity manages its own (admins: every key); see http/keys.ts
       const keysApi = auth.keysApi;
       return identified(auth, req, server, (who) => {
-        if (who.kind === "refused") return frontRefusal(auth, req, who);
+        // creating and revoking keys are admin actions for the audit trail (never the key itself: only method, path, status)
+        if (who.kind === "refused") return audited(req, path!, server, undefined, frontRefusal(auth, req, who));
         const principal = principalOf(who);
-        if (!principal) return unauthorized(auth, req, "API keys are managed by a logged-in user");
-        return keysApi(req, path!, { principal, admin: auth.access.admin(principal) });
+        if (!principal) return audited(req, path!, server, undefined, unauthorized(auth, req, "API keys are managed by a logged-in user"));
+        return audited(req, path!, server, principal, keysApi(req, path!, { principal, admin: auth.access.admin(principal) }));
       });
     }
     if (auth && (path === API_PREFIX || path!.startsWith(`${API_PREFIX}/`))) {

@@ -67,6 +67,38 @@ users = { ci = ["pull", "push"] }
   }, 30_000);
 });
 
+describe("the audit trail of API keys", () => {
+  test("creating and revoking a key are audited with who did it, and the key never appears in the log", async () => {
+    using dir = tempDir();
+    const htpasswd = join(dir.path, "htpasswd");
+    await htpasswdAt(htpasswd, { ci: "ci-pw" });
+    await using berth = await startDaemon({
+      extra: `
+[auth]
+htpasswd = "${htpasswd}"
+[auth.apikeys]
+enabled = true
+[[access]]
+repos = ["team/**"]
+users = { ci = ["pull"] }
+`,
+    });
+    const made = await fetch(`${berth.url}/api/v1/keys`, { method: "POST", headers: basic("ci", "ci-pw"), body: JSON.stringify({ label: "ci" }) });
+    expect(made.status).toBe(201);
+    const { key, id } = (await made.json()) as { key: string; id: string };
+    expect((await fetch(`${berth.url}/api/v1/keys/${id}`, { method: "DELETE", headers: basic("ci", "ci-pw") })).status).toBe(204);
+    expect((await fetch(`${berth.url}/api/v1/keys`, { method: "POST", body: "{}" })).status).toBe(401);
+    const audits = () =>
+      berth.logs().split("\n").filter((l) => l.includes('"audit":"admin"')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    await waitFor("three admin audit lines", () => audits().length >= 3);
+    const lines = audits();
+    expect(lines).toContainEqual(expect.objectContaining({ identity: "ci", method: "POST", path: "/api/v1/keys", status: 201 }));
+    expect(lines).toContainEqual(expect.objectContaining({ identity: "ci", method: "DELETE", path: `/api/v1/keys/${id}`, status: 204 }));
+    expect(lines).toContainEqual(expect.objectContaining({ method: "POST", path: "/api/v1/keys", status: 401 }));
+    expect(berth.logs()).not.toContain(key.slice(-43));
+  }, 30_000);
+});
+
 describe("/metrics for a reader who is not an admin", () => {
   test("per-repository series name only the repositories the reader may pull", async () => {
     using dir = tempDir();
