@@ -99,6 +99,44 @@ users = { ci = ["pull"] }
   }, 30_000);
 });
 
+describe("failed logins in the audit trail", () => {
+  test("a key or token sent as the user name is not written to the log", async () => {
+    using dir = tempDir();
+    const htpasswd = join(dir.path, "htpasswd");
+    await htpasswdAt(htpasswd, { ci: "ci-pw" });
+    await using berth = await startDaemon({
+      extra: `
+[auth]
+htpasswd = "${htpasswd}"
+[auth.token]
+enabled = true
+[auth.apikeys]
+enabled = true
+[limits]
+login_failures = 0
+[[access]]
+repos = ["team/**"]
+users = { ci = ["pull"] }
+`,
+    });
+    const made = await fetch(`${berth.url}/api/v1/keys`, { method: "POST", headers: basic("ci", "ci-pw"), body: JSON.stringify({ label: "ci" }) });
+    const { key, id } = (await made.json()) as { key: string; id: string };
+    const tokenRes = await fetch(`${berth.url}/auth/token?service=berth&scope=repository:team/app:pull`, { headers: basic("ci", "ci-pw") });
+    const { token } = (await tokenRes.json()) as { token: string };
+    // the key or the token pasted as the user name (empty or any password): refused, and logged
+    for (const [user, password] of [[key, ""], [key, "x"], [token, ""]] as const) {
+      expect((await fetch(`${berth.url}/v2/team/app/tags/list`, { headers: basic(user, password) })).status).toBe(401);
+    }
+    const failed = () => berth.logs().split("\n").filter((l) => l.includes('"audit":"login-failed"'));
+    await waitFor("three failed-login lines", () => failed().length >= 3);
+    expect(failed().join("\n")).toContain(`berth_${id}_`);
+    const secret = key.slice(-43);
+    expect(berth.logs()).not.toContain(secret.slice(0, 20));
+    expect(berth.logs()).not.toContain(token.split(".")[2]!.slice(0, 20));
+    expect(berth.logs()).not.toContain(token.split(".")[1]!.slice(0, 20));
+  }, 30_000);
+});
+
 describe("/metrics for a reader who is not an admin", () => {
   test("per-repository series name only the repositories the reader may pull", async () => {
     using dir = tempDir();
