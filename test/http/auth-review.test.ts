@@ -67,6 +67,44 @@ users = { ci = ["pull", "push"] }
   }, 30_000);
 });
 
+describe("managing keys with a limited credential", () => {
+  test("a scoped key or a token can neither list nor revoke its owner's keys", async () => {
+    using dir = tempDir();
+    const htpasswd = join(dir.path, "htpasswd");
+    await htpasswdAt(htpasswd, { ci: "ci-pw" });
+    await using berth = await startDaemon({
+      extra: `
+[auth]
+htpasswd = "${htpasswd}"
+[auth.token]
+enabled = true
+[auth.apikeys]
+enabled = true
+[[access]]
+repos = ["team/**"]
+users = { ci = ["pull", "push"] }
+`,
+    });
+    const create = async (body: unknown) => {
+      const res = await fetch(`${berth.url}/api/v1/keys`, { method: "POST", headers: basic("ci", "ci-pw"), body: JSON.stringify(body) });
+      expect(res.status).toBe(201);
+      return (await res.json()) as { key: string; id: string };
+    };
+    const device = await create({ label: "device", scopes: [{ repos: ["team/app"], actions: ["pull"] }] });
+    const pipeline = await create({ label: "pipeline" });
+    const tokenRes = await fetch(`${berth.url}/auth/token?service=berth&scope=repository:team/app:pull`, { headers: basic("ci", "ci-pw") });
+    const { token } = (await tokenRes.json()) as { token: string };
+    for (const headers of [basic("x", device.key), { Authorization: `Bearer ${token}` }]) {
+      expect((await fetch(`${berth.url}/api/v1/keys`, { headers })).status).toBe(403);
+      expect((await fetch(`${berth.url}/api/v1/keys/${pipeline.id}`, { method: "DELETE", headers })).status).toBe(403);
+    }
+    // the pipeline's key still works; its owner's password still manages keys
+    expect((await fetch(`${berth.url}/v2/team/app/blobs/uploads/`, { method: "POST", headers: basic("ci", pipeline.key) })).status).toBe(202);
+    const listed = await fetch(`${berth.url}/api/v1/keys`, { headers: basic("ci", "ci-pw") });
+    expect(((await listed.json()) as { keys: unknown[] }).keys).toHaveLength(2);
+  }, 30_000);
+});
+
 describe("the audit trail of API keys", () => {
   test("creating and revoking a key are audited with who did it, and the key never appears in the log", async () => {
     using dir = tempDir();
