@@ -105,6 +105,41 @@ users = { ci = ["pull", "push"] }
   }, 30_000);
 });
 
+describe("the per-user lockout", () => {
+  test("requests with the user's token do not reset the count of failed password guesses", async () => {
+    using dir = tempDir();
+    const htpasswd = join(dir.path, "htpasswd");
+    await htpasswdAt(htpasswd, { ci: "ci-pw" });
+    await using berth = await startDaemon({
+      extra: `
+[auth]
+htpasswd = "${htpasswd}"
+[auth.token]
+enabled = true
+[limits]
+login_failures = 0
+login_failures_per_user = 3
+[[access]]
+repos = ["team/**"]
+users = { ci = ["pull"] }
+`,
+    });
+    const tags = (headers: Record<string, string>) => fetch(`${berth.url}/v2/team/app/tags/list`, { headers }).then((r) => r.status);
+    const tokenRes = await fetch(`${berth.url}/auth/token?service=berth&scope=repository:team/app:pull`, { headers: basic("ci", "ci-pw") });
+    const { token } = (await tokenRes.json()) as { token: string };
+    // a guesser (the per-source rule is off: think of many addresses) tries twice...
+    expect(await tags(basic("ci", "guess-1"))).toBe(401);
+    expect(await tags(basic("ci", "guess-2"))).toBe(401);
+    // ...ci's device pulls with its token meanwhile (404: no such repository, but authenticated)...
+    expect(await tags({ Authorization: `Bearer ${token}` })).toBe(404);
+    // ...and the third guess reaches the per-user limit: password logins as ci are locked
+    expect(await tags(basic("ci", "guess-3"))).toBe(401);
+    expect(await tags(basic("ci", "ci-pw"))).toBe(429);
+    // the token, which proves no password, still works during the lockout
+    expect(await tags({ Authorization: `Bearer ${token}` })).toBe(404);
+  }, 30_000);
+});
+
 describe("the audit trail of API keys", () => {
   test("creating and revoking a key are audited with who did it, and the key never appears in the log", async () => {
     using dir = tempDir();
