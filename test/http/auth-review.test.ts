@@ -247,3 +247,14 @@ repos = ["hidden/**"]
     expect(await scrape(basic("admin", "admin-pw"))).toContain('berth_storage_repository_bytes{repository="hidden/plans"}');
   }, 30_000);
 });
+
+describe("the API documentation's assets", () => {
+  test("names of Object's own properties are unknown assets (404), not a 500", async () => {
+    await using berth = await startDaemon();
+    for (const name of ["constructor", "__proto__", "toString", "hasOwnProperty"]) {
+      const res = await fetch(`${berth.url}/api/docs/assets/${name}`);
+      expect(res.status).toBe(404);
+      expect(await res.text()).not.toContain("file path");
+    }
+  }, 30_000);
+});
