@@ -140,6 +140,41 @@ users = { ci = ["pull"] }
   }, 30_000);
 });
 
+describe("API key scopes written by users", () => {
+  test("a scope glob of many stars does not freeze the registry", async () => {
+    using dir = tempDir();
+    const htpasswd = join(dir.path, "htpasswd");
+    await htpasswdAt(htpasswd, { viewer: "viewer-pw" });
+    await using berth = await startDaemon({
+      extra: `
+[auth]
+htpasswd = "${htpasswd}"
+[auth.token]
+enabled = true
+[auth.apikeys]
+enabled = true
+[[access]]
+repos = ["**"]
+users = { viewer = ["pull"] }
+`,
+    });
+    const made = await fetch(`${berth.url}/api/v1/keys`, {
+      method: "POST",
+      headers: basic("viewer", "viewer-pw"),
+      body: JSON.stringify({ label: "evil", scopes: [{ repos: [`${"*a".repeat(20)}b`], actions: ["pull"] }] }),
+    });
+    expect(made.status).toBe(201);
+    const { key } = (await made.json()) as { key: string };
+    const repo = "a".repeat(120);
+    // before the fix the daemon's event loop stayed in the regular expression for hours here
+    const res = await fetch(`${berth.url}/v2/${repo}/tags/list`, { headers: basic("viewer", key) });
+    expect(res.status).toBe(403);
+    const tokenRes = await fetch(`${berth.url}/auth/token?service=berth&scope=repository:${repo}:pull`, { headers: basic("viewer", key) });
+    expect(tokenRes.status).toBe(200);
+    expect((await fetch(`${berth.url}/livez`)).status).toBe(200);
+  }, 30_000);
+});
+
 describe("the audit trail of API keys", () => {
   test("creating and revoking a key are audited with who did it, and the key never appears in the log", async () => {
     using dir = tempDir();
