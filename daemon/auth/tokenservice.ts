@@ -165,6 +165,9 @@ export function createTokenService(o: TokenServiceOptions): TokenHandler {
     if (scopes instanceof Response) return scopes;
     const who = front ?? (await authenticate(basicCredentials(req.headers.get("authorization"))));
     if (who instanceof Response) return who;
+    // a token exchanged for a fresh one would be a refresh token: a stolen token renewed for
+    // ever, outliving its user's password change or removal (see the file comment)
+    if (who.principal?.source === "token") return unauthorized("a token cannot be exchanged for another; ask with a user name and password or an API key");
     return issue(who.principal, scopes, false);
   }
 

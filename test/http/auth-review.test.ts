@@ -175,6 +175,35 @@ users = { viewer = ["pull"] }
   }, 30_000);
 });
 
+describe("tokens are not refresh tokens", () => {
+  test("a token cannot be exchanged for a fresh one at the token endpoint", async () => {
+    using dir = tempDir();
+    const htpasswd = join(dir.path, "htpasswd");
+    await htpasswdAt(htpasswd, { ci: "ci-pw" });
+    await using berth = await startDaemon({
+      extra: `
+[auth]
+htpasswd = "${htpasswd}"
+[auth.token]
+enabled = true
+[[access]]
+repos = ["team/**"]
+users = { ci = ["pull"] }
+`,
+    });
+    const url = `${berth.url}/auth/token?service=berth&scope=repository:team/app:pull`;
+    const first = await fetch(url, { headers: basic("ci", "ci-pw") });
+    expect(first.status).toBe(200);
+    const { token } = (await first.json()) as { token: string };
+    // the token works on /v2...
+    expect((await fetch(`${berth.url}/v2/team/app/tags/list`, { headers: { Authorization: `Bearer ${token}` } })).status).toBe(404);
+    // ...but buys no new token (whose expiry would start again, for ever)
+    const again = await fetch(url, { headers: { Authorization: `Bearer ${token}` } });
+    expect(again.status).toBe(401);
+    expect(JSON.stringify(await again.json())).not.toContain("eyJ");
+  }, 30_000);
+});
+
 describe("the audit trail of API keys", () => {
   test("creating and revoking a key are audited with who did it, and the key never appears in the log", async () => {
     using dir = tempDir();
