@@ -204,6 +204,38 @@ users = { ci = ["pull"] }
   }, 30_000);
 });
 
+describe("admin changes forged by a web page", () => {
+  test("with [auth], a cross-site POST or DELETE under /api/v1 is refused even with credentials", async () => {
+    using dir = tempDir();
+    const htpasswd = join(dir.path, "htpasswd");
+    await htpasswdAt(htpasswd, { admin: "admin-pw" });
+    await using berth = await startDaemon({
+      extra: `
+[auth]
+htpasswd = "${htpasswd}"
+admins = ["admin"]
+[auth.apikeys]
+enabled = true
+`,
+    });
+    // what a browser sends for another site's page, with the Basic credentials it cached
+    const forged = [{ Origin: "http://evil.example" }, { "Sec-Fetch-Site": "cross-site" }];
+    for (const extra of forged) {
+      const headers = { ...basic("admin", "admin-pw"), ...extra };
+      expect((await fetch(`${berth.url}/api/v1/keys`, { method: "POST", headers, body: JSON.stringify({ label: "forged" }) })).status).toBe(403);
+      expect((await fetch(`${berth.url}/api/v1/storage/gc`, { method: "POST", headers })).status).toBe(403);
+      // reads stay open (a browser does not show another site's answer to the page)
+      expect((await fetch(`${berth.url}/api/v1/info`, { headers })).status).toBe(200);
+    }
+    const keys = await fetch(`${berth.url}/api/v1/keys`, { headers: basic("admin", "admin-pw") });
+    expect(((await keys.json()) as { keys: unknown[] }).keys).toHaveLength(0);
+    // the same page of this registry (the API docs), and tools without these headers, pass
+    const sameOrigin = { ...basic("admin", "admin-pw"), Origin: `http://${berth.host}`, "Sec-Fetch-Site": "same-origin" };
+    expect((await fetch(`${berth.url}/api/v1/keys`, { method: "POST", headers: sameOrigin, body: JSON.stringify({ label: "docs" }) })).status).toBe(201);
+    expect((await fetch(`${berth.url}/api/v1/keys`, { method: "POST", headers: basic("admin", "admin-pw"), body: JSON.stringify({ label: "curl" }) })).status).toBe(201);
+  }, 30_000);
+});
+
 describe("the audit trail of API keys", () => {
   test("creating and revoking a key are audited with who did it, and the key never appears in the log", async () => {
     using dir = tempDir();
