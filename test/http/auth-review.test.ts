@@ -219,7 +219,7 @@ enabled = true
 `,
     });
     // what a browser sends for another site's page, with the Basic credentials it cached
-    const forged = [{ Origin: "http://evil.example" }, { "Sec-Fetch-Site": "cross-site" }];
+    const forged: Record<string, string>[] = [{ Origin: "http://evil.example" }, { "Sec-Fetch-Site": "cross-site" }];
     for (const extra of forged) {
       const headers = { ...basic("admin", "admin-pw"), ...extra };
       expect((await fetch(`${berth.url}/api/v1/keys`, { method: "POST", headers, body: JSON.stringify({ label: "forged" }) })).status).toBe(403);
