@@ -236,6 +236,36 @@ enabled = true
   }, 30_000);
 });
 
+describe("a push-only repository", () => {
+  test("a mount does not reveal which blobs the target already holds to a caller who may not pull it", async () => {
+    using dir = tempDir();
+    const htpasswd = join(dir.path, "htpasswd");
+    await htpasswdAt(htpasswd, { admin: "admin-pw", ci: "ci-pw" });
+    await using berth = await startDaemon({
+      extra: `
+[auth]
+htpasswd = "${htpasswd}"
+admins = ["admin"]
+[[access]]
+repos = ["drop/**"]
+users = { ci = ["push"] }
+[[access]]
+repos = ["public/**"]
+authenticated = ["pull"]
+`,
+    });
+    const data = new TextEncoder().encode("a report dropped by someone else");
+    const digest = `sha256:${new Bun.CryptoHasher("sha256").update(data).digest("hex")}`;
+    const put = await fetch(`${berth.url}/v2/drop/box/blobs/uploads/?digest=${digest}`, { method: "POST", headers: basic("admin", "admin-pw"), body: data });
+    expect(put.status).toBe(201);
+    // ci may push to drop/box (and pull public/x) but not pull drop/box: a guessed digest stays unknown
+    const mount = await fetch(`${berth.url}/v2/drop/box/blobs/uploads/?mount=${digest}&from=public/x`, { method: "POST", headers: basic("ci", "ci-pw") });
+    expect(mount.status).toBe(202);
+    expect(mount.headers.get("docker-content-digest")).toBeNull();
+    expect((await fetch(`${berth.url}/v2/drop/box/blobs/${digest}`, { method: "HEAD", headers: basic("ci", "ci-pw") })).status).toBe(403);
+  }, 30_000);
+});
+
 describe("the audit trail of API keys", () => {
   test("creating and revoking a key are audited with who did it, and the key never appears in the log", async () => {
     using dir = tempDir();
