@@ -283,6 +283,9 @@ async function plugTokenAuth(config: Config, auth: AuthSetup, lock: { release():
   }
   if (built.apiKeys) {
     auth.chain.register(built.apiKeys, true);
+    // a key dies with its owner's htpasswd entry and follows the owner's groups
+    const htpasswd = auth.htpasswd;
+    if (htpasswd) built.apiKeys.setOwners((owner) => htpasswd.member(owner));
     auth.front.keysApi = createKeysApi(built.apiKeys);
   }
   const token = built.token;

@@ -19,7 +19,7 @@
  * (`Principal.limits`: an API key's scopes, a token's access claims) intersect the grant.
  */
 import type { Action, Principal, ScopeLimit } from "../auth/identity";
-import { globToRegExp } from "../oci/glob";
+import { type NameMatcher, globMatcher, globToRegExp } from "../oci/glob";
 
 /** Action bits: a set of actions as a number (cheap to cache and intersect). */
 export const PULL = 1;
@@ -146,11 +146,23 @@ export function mayReadMetrics(policy: Policy, principal: Principal | undefined)
   return isAdmin(policy, principal) || metricsUsers.includes(principal.name) || principal.groups.some((g) => metricsGroups.includes(g));
 }
 
+const limitGlobs = new Map<string, NameMatcher>();
+
+/** A credential's glob (written by a user: an API key scope), matched without backtracking. */
+function limitGlob(glob: string): NameMatcher {
+  let m = limitGlobs.get(glob);
+  if (!m) {
+    if (limitGlobs.size >= 1024) limitGlobs.clear();
+    limitGlobs.set(glob, (m = globMatcher(glob)));
+  }
+  return m;
+}
+
 /** The actions a credential's own limits allow on `repo` (ALL when it carries none). */
 export function limitBits(limits: readonly ScopeLimit[] | undefined, repo: string): number {
   if (limits === undefined) return ALL;
   let bits = 0;
-  for (const l of limits) if (l.repos.some((g) => globToRegExp(g).test(repo))) bits |= bitsOf(l.actions);
+  for (const l of limits) if (l.repos.some((g) => limitGlob(g).test(repo))) bits |= bitsOf(l.actions);
   return bits;
 }
 

@@ -109,9 +109,9 @@ export class AuditTrail {
   loginFailed(user: string | undefined, address: string | undefined, reason: string, lockedForSeconds?: number): void {
     this.log.info("audit", {
       audit: "login-failed",
-      user: user ?? null,
+      user: user === undefined ? null : redactSecrets(user),
       address: address ?? null,
-      reason,
+      reason: redactSecrets(reason),
       ...(lockedForSeconds !== undefined ? { locked: lockedForSeconds } : {}),
     });
   }
@@ -151,4 +151,14 @@ export class AuditTrail {
     }
     this.since = until;
   }
+}
+
+/**
+ * `text` with credentials cut out: an API key keeps its id (`berth_<id>_…`), a JWT becomes
+ * `<token>`. A client that sends a key or token as the Basic user name (as some registries
+ * accept) must not leave it in the log through the failed login's user name or reason.
+ */
+export function redactSecrets(text: string): string {
+  if (!text.includes("berth_") && !text.includes("eyJ")) return text;
+  return text.replace(/(berth_[0-9a-f]{16}_)[A-Za-z0-9_-]*/g, "$1…").replace(/eyJ[A-Za-z0-9_-]*(\.[A-Za-z0-9_-]*){1,2}/g, "<token>");
 }

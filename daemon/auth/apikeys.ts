@@ -94,6 +94,9 @@ function parseStored(value: unknown, path: string): Stored[] {
   });
 }
 
+/** The current groups of a key's owner; undefined when the owner is no longer a user. */
+export type OwnerLookup = (owner: string) => readonly string[] | undefined;
+
 /** Options of {@link ApiKeyStore.open}. */
 export interface ApiKeyStoreOptions {
   /** Milliseconds between batched writes of last-use times (default 60 s); 0: only on close. */
@@ -109,6 +112,7 @@ export class ApiKeyStore implements PasswordSource {
   private dirty = false;
   private timer: ReturnType<typeof setInterval> | undefined;
   private readonly now: () => number;
+  private owners: OwnerLookup | undefined;
 
   private constructor(readonly path: string, o: ApiKeyStoreOptions) {
     this.now = o.now ?? Date.now;
@@ -137,6 +141,15 @@ export class ApiKeyStore implements PasswordSource {
       throw err;
     }
     return store;
+  }
+
+  /**
+   * Ties keys to their owners' current accounts: a key whose owner `lookup` no longer knows
+   * is refused (and so is every token obtained with it), and a key acts with its owner's
+   * groups of now, not those of the day it was made. Without a lookup, keys stand alone.
+   */
+  setOwners(lookup: OwnerLookup): void {
+    this.owners = lookup;
   }
 
   /** Creates a key; returns the secret (shown once) and what listings show. */
@@ -188,7 +201,7 @@ export class ApiKeyStore implements PasswordSource {
   /** True while the key exists and has not expired (tokens obtained with a key ask this). */
   isActive(id: string): boolean {
     const k = this.keys.get(id);
-    return k !== undefined && (k.expires === null || k.expires > this.now());
+    return k !== undefined && (k.expires === null || k.expires > this.now()) && (this.owners === undefined || this.owners(k.owner) !== undefined);
   }
 
   /** PasswordSource: a `berth_…` password is this store's (any user name); others are "unknown". */
@@ -202,9 +215,11 @@ export class ApiKeyStore implements PasswordSource {
     if (!timingSafeEqual(given, Buffer.from(k.hash, "hex"))) return { kind: "denied", reason: `wrong secret for API key "${k.id}"` };
     const now = this.now();
     if (k.expires !== null && k.expires <= now) return { kind: "denied", reason: `API key "${k.id}" expired at ${new Date(k.expires).toISOString()}` };
+    const groups = this.owners === undefined ? k.groups : this.owners(k.owner);
+    if (groups === undefined) return { kind: "denied", reason: `the owner "${k.owner}" of API key "${k.id}" is no longer a user` };
     k.lastUsed = now;
     this.dirty = true;
-    const principal: Principal = { name: k.owner, groups: k.groups, source: "apikey", keyId: k.id, ...(k.scopes.length > 0 && { limits: k.scopes }) };
+    const principal: Principal = { name: k.owner, groups: [...groups], source: "apikey", keyId: k.id, ...(k.scopes.length > 0 && { limits: k.scopes }) };
     return { kind: "ok", principal };
   }
 

@@ -9,7 +9,7 @@
  *   password guess); a bad or expired Bearer token or a malformed header is audited but not
  *   counted (tokens cannot be guessed, and clients behind one NAT address re-fetch expired
  *   tokens all day). An identity source that could not decide (LDAP down) is neither.
- * - `loginOk` forgets the user's failures.
+ * - `loginOk` forgets the user's failures when a password was accepted (not a token or key).
  * Requests without credentials never reach any of these: anonymous `/v2/` probes are never
  * slowed.
  */
@@ -32,8 +32,14 @@ export class LoginAttempts implements AuthEvents {
     return state.locked ? state.retryAfterSeconds : undefined;
   }
 
-  /** Credentials were accepted: the user's failures and doublings are forgotten. */
+  /**
+   * A password was accepted: the user's failures and doublings are forgotten. A token, an
+   * API key or a certificate proves no password, so it forgets nothing: a user's devices
+   * pulling with tokens all day must not keep resetting a password guess spread over many
+   * addresses.
+   */
   loginOk(principal: Principal): void {
+    if (principal.source !== "htpasswd" && principal.source !== "ldap") return;
     this.lockout?.succeeded(principal.name);
   }
 

@@ -152,6 +152,12 @@ export class HtpasswdSource implements CachedPasswordSource {
     return p;
   }
 
+  /** The groups of `user` when the file (re-read if it changed) has that user; undefined otherwise. */
+  member(user: string): readonly string[] | undefined {
+    this.refresh();
+    return this.users.has(user) ? (this.groupsOf.get(user) ?? []) : undefined;
+  }
+
   /** At once: `unknown` for a user not in the file, `ok` for a credential verified within the TTL; else undefined. */
   cached(user: string, password: string): Verdict | undefined {
     this.refresh();

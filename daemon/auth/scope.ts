@@ -41,7 +41,11 @@ export function parseScope(scope: string): RequestedScope | undefined {
   const first = scope.indexOf(":");
   const last = scope.lastIndexOf(":");
   if (first < 0 || last === first) return undefined;
-  const type = scope.slice(0, first).replace(/\(.*\)$/, "");
+  // a resource class, "repository(plugin)", is dropped: cut at the first "(" when the type
+  // ends in ")" (a regular expression here backtracked quadratically on "((((…")
+  let type = scope.slice(0, first);
+  const paren = type.indexOf("(");
+  if (paren >= 0 && type.endsWith(")")) type = type.slice(0, paren);
   const name = scope.slice(first + 1, last);
   const actions = scope.slice(last + 1);
   if (type === "registry" && name === "catalog" && actions.split(",").includes("*")) return { kind: "catalog" };

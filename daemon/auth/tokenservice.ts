@@ -15,7 +15,7 @@ import { errorBody } from "../oci/errors";
 import type { Action, Principal, Verdict } from "./identity";
 import { type AccessEntry, b64url, type SigningKey, signJwt, type TokenClaims } from "./jwt";
 import { MAX_SCOPES, parseScope, type RequestedScope } from "./scope";
-import { globToRegExp } from "../oci/glob";
+import { type NameMatcher, globMatcher } from "../oci/glob";
 
 /** Checks a user name and password (the core's chain of PasswordSources). */
 export type PasswordCheck = (user: string, password: string, signal?: AbortSignal) => Promise<Verdict>;
@@ -165,6 +165,9 @@ export function createTokenService(o: TokenServiceOptions): TokenHandler {
     if (scopes instanceof Response) return scopes;
     const who = front ?? (await authenticate(basicCredentials(req.headers.get("authorization"))));
     if (who instanceof Response) return who;
+    // a token exchanged for a fresh one would be a refresh token: a stolen token renewed for
+    // ever, outliving its user's password change or removal (see the file comment)
+    if (who.principal?.source === "token") return unauthorized("a token cannot be exchanged for another; ask with a user name and password or an API key");
     return issue(who.principal, scopes, false);
   }
 
@@ -207,7 +210,7 @@ export function createTokenService(o: TokenServiceOptions): TokenHandler {
   };
 }
 
-const globCache = new Map<string, RegExp>();
+const globCache = new Map<string, NameMatcher>();
 
 /** True when the credential's own limits (an API key's scopes) allow `action` on `repo`. */
 export function withinLimits(principal: Principal | undefined, repo: string, action: Action): boolean {
@@ -217,7 +220,7 @@ export function withinLimits(principal: Principal | undefined, repo: string, act
     let re = globCache.get(g);
     if (!re) {
       if (globCache.size > 1024) globCache.clear();
-      globCache.set(g, (re = globToRegExp(g)));
+      globCache.set(g, (re = globMatcher(g)));
     }
     return re.test(repo);
   }));

@@ -111,7 +111,8 @@ export function createAdminApp(deps: AdminDeps): (req: Request) => Response | Pr
       }),
     )
     .get(`${DOCS_PATH}/assets/:file`, ({ params, status }) => {
-      const asset = ASSETS[params.file];
+      // own keys only: "constructor" or "__proto__" must be a 404, not an inherited value
+      const asset = Object.hasOwn(ASSETS, params.file) ? ASSETS[params.file] : undefined;
       if (!asset) return status(404, "no such asset");
       return new Response(fileBody(asset.path), { headers: { "Content-Type": asset.type, "Cache-Control": "max-age=86400" } });
     }, { detail: { hide: true } })

@@ -126,7 +126,12 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
       return identified(auth, req, server, (who) => {
         if (who.kind === "refused") return frontRefusal(auth, req, who);
         const principal = principalOf(who);
-        if (auth.access.metrics(principal)) return render();
+        if (auth.access.admin(principal)) return render();
+        // a reader who is not an admin sees per-repository series only of what it may pull
+        if (auth.access.metrics(principal)) {
+          const visible = auth.access.visible(principal);
+          return metrics.render().then((text) => new Response(repositoriesOnly(text, visible), { headers: METRICS_HEADERS }));
+        }
         return principal ? adminError(403, "this identity may not read /metrics; see [auth] metrics") : unauthorized(auth, req, "/metrics needs credentials");
       });
     }
@@ -135,14 +140,18 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
       return identified(auth, req, server, (who) =>
         who.kind === "refused" ? frontRefusal(auth, req, who) : endpoint(req, principalOf(who), (p, repo) => auth.access.grant(p, repo), { req, address: peerAddress(server, req) }));
     }
+    if (auth && !isReadMethod(req.method) && (path === API_PREFIX || path!.startsWith(`${API_PREFIX}/`)) && crossSite(req)) {
+      return audited(req, path!, server, undefined, adminError(403, FORGED));
+    }
     if (auth?.keysApi && (path === KEYS_PREFIX || path!.startsWith(`${KEYS_PREFIX}/`))) {
       // API keys: any logged-in identity manages its own (admins: every key); see http/keys.ts
       const keysApi = auth.keysApi;
       return identified(auth, req, server, (who) => {
-        if (who.kind === "refused") return frontRefusal(auth, req, who);
+        // creating and revoking keys are admin actions for the audit trail (never the key itself: only method, path, status)
+        if (who.kind === "refused") return audited(req, path!, server, undefined, frontRefusal(auth, req, who));
         const principal = principalOf(who);
-        if (!principal) return unauthorized(auth, req, "API keys are managed by a logged-in user");
-        return keysApi(req, path!, { principal, admin: auth.access.admin(principal) });
+        if (!principal) return audited(req, path!, server, undefined, unauthorized(auth, req, "API keys are managed by a logged-in user"));
+        return audited(req, path!, server, principal, keysApi(req, path!, { principal, admin: auth.access.admin(principal) }));
       });
     }
     if (auth && (path === API_PREFIX || path!.startsWith(`${API_PREFIX}/`))) {
@@ -193,6 +202,18 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
       },
     );
   };
+}
+
+/** The exposition `text` without the samples labelled with a repository `visible` rejects. */
+export function repositoriesOnly(text: string, visible: (repo: string) => boolean): string {
+  if (!text.includes('repository="')) return text;
+  return text
+    .split("\n")
+    .filter((line) => {
+      const m = /[{,]repository="([^"]*)"/.exec(line);
+      return m === null || line.startsWith("#") || visible(m[1]!);
+    })
+    .join("\n");
 }
 
 /** True for a request to the admin API that may change something. */
@@ -337,17 +358,30 @@ export function adminGuard(token: string | undefined): (req: Request, path: stri
  * send none of these headers; the API docs page on this host passes.
  */
 function fromWebPage(req: Request): boolean {
-  const site = req.headers.get("sec-fetch-site");
-  if (site !== null && site !== "same-origin" && site !== "none") return true;
+  if (crossSite(req)) return true;
   const host = req.headers.get("host") ?? new URL(req.url, "http://localhost").host;
-  const origin = req.headers.get("origin");
-  if (origin !== null && origin.replace(/^https?:\/\//, "") !== host) return true;
   // a name that resolves to loopback from the outside is what a rebinding attack needs:
   // anything dotted but localhost names and IP literals (single-label aliases pass)
   const name = host.startsWith("[") ? host.slice(1, host.indexOf("]")) : host.replace(/:\d+$/, "");
   const literal = /^\d{1,3}(\.\d{1,3}){3}$/.test(name) || name.includes(":");
   return !(literal || !name.includes(".") || name.endsWith(".localhost"));
 }
+
+/**
+ * A request a browser sent for a page of another site: a cross-site `Sec-Fetch-Site`, or an
+ * `Origin` that is not this Host. With `[auth]`, such a request that changes something is
+ * refused: a browser would attach Basic credentials it cached for this registry (forgery).
+ */
+function crossSite(req: Request): boolean {
+  const site = req.headers.get("sec-fetch-site");
+  if (site !== null && site !== "same-origin" && site !== "none") return true;
+  const origin = req.headers.get("origin");
+  if (origin === null) return false;
+  const host = req.headers.get("host") ?? new URL(req.url, "http://localhost").host;
+  return origin.replace(/^https?:\/\//, "") !== host;
+}
+
+const FORGED = "admin changes from a web page of another site are refused";
 
 function isLoopback(address: string): boolean {
   return address === "::1" || address.startsWith("127.") || address.startsWith("::ffff:127.");

@@ -7,7 +7,8 @@
  *   DELETE /api/v1/keys/<id>   -> 204; the owner or an admin; 404 otherwise (existence is not revealed)
  *
  * A key cannot be created by a caller who authenticated with an API key or a token: a scoped
- * credential must not mint an unscoped one. Errors use the admin API's `{ error }` shape.
+ * credential must not mint an unscoped one. A credential limited to some repositories (a
+ * scoped key, a token) can neither list nor revoke keys. Errors use the admin API's `{ error }` shape.
  * The front mounts this after deciding who the caller is; an anonymous caller gets 401 there.
  */
 import { ApiKeyError, type ApiKeyInfo, type ApiKeyStore } from "../auth/apikeys";
@@ -72,6 +73,11 @@ export function createKeysApi(store: ApiKeyStore, now: () => number = Date.now):
   }
 
   return async (req, path, caller) => {
+    // a credential limited to some repositories (a scoped key, a token) is no key manager:
+    // a leaked pull-only key must not list or revoke its owner's other keys
+    if (caller.principal.limits !== undefined) {
+      return error(403, `keys cannot be managed with a credential limited to some repositories (a ${caller.principal.source === "token" ? "token" : "scoped API key"}); log in with a password`);
+    }
     const rest = path.slice(KEYS_PATH.length);
     if (rest === "" || rest === "/") {
       if (req.method === "GET" || req.method === "HEAD") return json(200, { keys: store.list(caller.admin ? undefined : caller.principal.name).map(show) });

@@ -280,7 +280,9 @@ export function createV2Handler(
       case "uploads": {
         need(req, principal, client, r.name, "push", "pull,push");
         const from = query.get("from");
-        if (query.has("mount") && (from === null || !access.may(principal, from, "pull"))) {
+        // a mount answers 201 when the target already holds the blob: that says what a
+        // push-only caller may not read, so it needs pull on the target too
+        if (query.has("mount") && (from === null || !access.may(principal, from, "pull") || !access.may(principal, r.name, "pull"))) {
           query.delete("mount");
           query.delete("from");
         }
