@@ -9,27 +9,9 @@
 import { describe, expect, test } from "bun:test";
 import { createLifecycleRegistry } from "../helpers/lifecycle";
 import { imageManifest, pushBlob, pushImage, sha256 } from "../helpers/registry";
-import type { Layouts } from "../../daemon/storage/layouts";
+import { beforeNextLock } from "../helpers/locks";
 import { realDisk } from "../../daemon/platform/disk";
 import { OCI_INDEX, OCI_MANIFEST } from "../../daemon/oci/mediatypes";
-
-type LockFn = (name: string, fn: (...args: never[]) => Promise<unknown>) => Promise<unknown>;
-
-/** Runs `before` (once) when the next lock of `repo` is asked for by anyone but `before` itself. */
-function beforeNextLock(layouts: Layouts, repo: string, before: () => Promise<void>): void {
-  let armed = true;
-  const target = layouts as unknown as Record<"withLock" | "transaction", LockFn>;
-  for (const name of ["withLock", "transaction"] as const) {
-    const original = target[name].bind(layouts);
-    target[name] = async (r, fn) => {
-      if (armed && r === repo) {
-        armed = false;
-        await before();
-      }
-      return original(r, fn);
-    };
-  }
-}
 
 describe("GC and writes in flight", () => {
   for (const kind of ["image", "index"] as const) {
