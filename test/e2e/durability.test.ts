@@ -13,7 +13,7 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { type Daemon, startDaemon, tempDir } from "../helpers/daemon";
 import { type TraceEvent, between, calls, dirSyncsAfter, parseTrace, responses, syncsOf, twoPaths, writesTo } from "../helpers/strace";
@@ -70,6 +70,7 @@ async function pushBlob(repo: string, bytes: Uint8Array): Promise<void> {
 }
 
 beforeAll(async () => {
+  if (!Bun.which("strace")) throw new Error("strace is not installed: run scripts/setup --test-peers (Debian package strace)");
   fake = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
@@ -114,8 +115,13 @@ beforeAll(async () => {
     expect(res.status).toBe(200);
     expect(sha(bodyOf(res))).toBe(sha(b));
   }
-  // the fetched blobs are stored behind the stream: wait (bounded) until they are linked in
-  for (let i = 0; i < 500 && ![upConfig, upLayer].every((b) => existsSync(join(berth.root, "lib/img/blobs/sha256", hexOf(sha(b))))); i++) await Bun.sleep(10);
+  // The fetched blobs are stored behind the stream: wait (bounded) until they are linked in and
+  // their scratch directories are gone, which happens only once publishing (syncs included) returned.
+  const uploads = join(berth.root, ".berth", "uploads");
+  const stored = () =>
+    [upConfig, upLayer].every((b) => existsSync(join(berth.root, "lib/img/blobs/sha256", hexOf(sha(b))))) && !readdirSync(uploads).some((n) => n.startsWith("sync-"));
+  for (let i = 0; i < 1000 && !stored(); i++) await Bun.sleep(10);
+  expect(stored()).toBe(true);
 
   // a clean stop lets background work finish; strace exits with its tracee and flushes the trace
   process.kill(daemonPid, "SIGTERM");
