@@ -4,7 +4,11 @@
  * repositories sharing a layer), uploads, host figures; and the provider registry's format.
  */
 import { expect, setDefaultTimeout, test } from "bun:test";
-import { startDaemon } from "../helpers/daemon";
+import { join } from "node:path";
+import { startDaemon, tempDir } from "../helpers/daemon";
+import { configOf } from "../helpers/auth";
+import { silentLogger } from "../../daemon/log";
+import { startDaemon as startBerth } from "../../daemon/main";
 import { MetricsRegistry, renderFamilies } from "../../daemon/metrics/registry";
 import { parseMeminfo } from "../../daemon/platform/host";
 
@@ -88,6 +92,22 @@ test("metrics.enabled = false: no /metrics page (and no counting)", async () => 
   await using daemon = await startDaemon({ storage: "[metrics]\nenabled = false" });
   const res = await fetch(`${daemon.url}/metrics`);
   expect(res.status).toBe(404);
+  expect(await res.text()).not.toContain("berth_");
+});
+
+test("metrics.enabled = false: requests are not counted (in-process daemon, its registry read directly)", async () => {
+  using dir = tempDir("berth-nometrics-");
+  const started = await startBerth(configOf(`[http]\naddress = "127.0.0.1"\nport = 0\n[storage]\nroot = "${join(dir.path, "root")}"\n[metrics]\nenabled = false\n`), silentLogger);
+  try {
+    for (let i = 0; i < 3; i++) expect((await fetch(`http://127.0.0.1:${started.server.port}/v2/`)).status).toBe(200);
+    const page = await started.metrics.render();
+    // The family is still declared (the registry is built either way); it has no samples.
+    expect(page).toContain("# TYPE berth_http_requests_total counter");
+    expect(page).not.toMatch(/^berth_http_requests_total\{/m);
+    expect(page).toMatch(/^berth_http_requests_in_flight 0$/m);
+  } finally {
+    await started.close(1000);
+  }
 });
 
 test("providers: plain objects rendered in the text format; a failing provider is counted, not fatal", async () => {
