@@ -8,11 +8,12 @@
  * live daemon, or a dropped connection before the kill, fails the test.
  */
 import { expect, test } from "bun:test";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { startDaemon, tempDir } from "../helpers/daemon";
 import { OCI_MANIFEST } from "../../daemon/oci/mediatypes";
+import { sha256 as sha } from "../helpers/clients";
 
 const ROUNDS = 6;
 const WORKERS = 4;
@@ -24,7 +25,6 @@ interface Acked {
   blobs: { digest: string; size: number }[];
 }
 
-const sha = (b: Uint8Array | string) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
 
 /** A small seeded generator (mulberry32): uniform in [0, 1). */
 function seeded(seed: number): () => number {

@@ -7,6 +7,7 @@ import { expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
 import { startDaemon, tempDir } from "../helpers/daemon";
 import { configOf } from "../helpers/auth";
+import { pushBlobTo } from "../helpers/clients";
 import { silentLogger } from "../../daemon/log";
 import { startDaemon as startBerth } from "../../daemon/main";
 import { MetricsRegistry, renderFamilies } from "../../daemon/metrics/registry";
@@ -19,20 +20,13 @@ function value(page: string, series: string): number | undefined {
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
 
-async function pushBlob(url: string, repo: string, data: Uint8Array): Promise<string> {
-  const digest = `sha256:${new Bun.CryptoHasher("sha256").update(data).digest("hex")}`;
-  const r = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${digest}`, { method: "POST", body: data, headers: { "Content-Type": "application/octet-stream" } });
-  expect(r.status).toBe(201);
-  return digest;
-}
-
 test("/metrics reflects requests, bytes, storage per repository and dedupe savings", async () => {
   await using daemon = await startDaemon();
   const layer = crypto.getRandomValues(new Uint8Array(50_000));
   const config = new TextEncoder().encode('{"architecture":"amd64","os":"linux"}');
   for (const repo of ["team/a", "team/b"]) {
-    const l = await pushBlob(daemon.url, repo, layer);
-    const c = await pushBlob(daemon.url, repo, config);
+    const l = (await pushBlobTo(daemon.url, repo, layer)).digest;
+    const c = (await pushBlobTo(daemon.url, repo, config)).digest;
     const manifest = JSON.stringify({
       schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json",
       config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: c, size: config.length },
@@ -43,7 +37,7 @@ test("/metrics reflects requests, bytes, storage per repository and dedupe savin
   }
   for (let i = 0; i < 3; i++) expect((await fetch(`${daemon.url}/v2/team/a/manifests/v1`)).status).toBe(200);
   expect((await fetch(`${daemon.url}/v2/team/a/manifests/nope`)).status).toBe(404);
-  const blob = await fetch(`${daemon.url}/v2/team/a/blobs/${(await pushBlob(daemon.url, "team/a", layer))}`);
+  const blob = await fetch(`${daemon.url}/v2/team/a/blobs/${(await pushBlobTo(daemon.url, "team/a", layer)).digest}`);
   expect((await blob.arrayBuffer()).byteLength).toBe(layer.length);
 
   const res = await fetch(`${daemon.url}/metrics`);

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { type Daemon, startDaemon } from "../helpers/daemon";
-import { Skopeo, makeTemp, sha256, waitFor } from "../helpers/clients";
+import { Skopeo, hasBlob as hasBlobIn, makeTemp, sha256, waitFor } from "../helpers/clients";
 import { type BuiltImage, type UpstreamRegistry, buildLayout, startUpstream } from "../helpers/upstream";
 
 let upstream: UpstreamRegistry;
@@ -19,7 +19,7 @@ let single: BuiltImage;
 let multi: BuiltImage;
 let big: BuiltImage;
 
-const hasBlob = (repo: string, digest: string) => existsSync(join(berth.root, repo, "blobs", "sha256", digest.slice(7)));
+const hasBlob = (repo: string, digest: string) => hasBlobIn(berth.root, repo, digest);
 const upstreamGets = (needle: string) => upstream.requests().filter((r) => r.method === "GET" && r.uri.includes(needle)).length;
 
 beforeAll(async () => {

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { startDaemon } from "../helpers/daemon";
-import { Skopeo, makeTemp, sha256, waitFor } from "../helpers/clients";
+import { Skopeo, makeTemp, pushBlobTo, sha256, waitFor } from "../helpers/clients";
 import { type BuiltImage, type UpstreamRegistry, buildLayout, startUpstream } from "../helpers/upstream";
 import { OCI_INDEX, OCI_MANIFEST } from "../../daemon/oci/mediatypes";
 
@@ -23,17 +23,7 @@ let img: BuiltImage;
 let artifact: { digest: string; size: number; payload: string };
 
 /** Pushes a blob straight to the upstream's /v2 API (POST then PUT). */
-async function pushBlob(repo: string, bytes: Uint8Array | string): Promise<{ digest: string; size: number }> {
-  const data = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes;
-  const digest = sha256(data);
-  const start = await fetch(`${upstream.url}/v2/${repo}/blobs/uploads/`, { method: "POST" });
-  expect(start.status).toBe(202);
-  const location = new URL(start.headers.get("location")!, upstream.url);
-  location.searchParams.set("digest", digest);
-  const put = await fetch(location, { method: "PUT", body: data, headers: { "Content-Type": "application/octet-stream" } });
-  expect(put.status).toBe(201);
-  return { digest, size: data.byteLength };
-}
+const pushBlob = (repo: string, bytes: Uint8Array | string) => pushBlobTo(upstream.url, repo, bytes, "session");
 
 /** Pushes a manifest straight to the upstream; returns its descriptor fields. */
 async function pushManifest(repo: string, ref: string | undefined, body: string, mediaType: string): Promise<{ digest: string; size: number }> {

@@ -8,7 +8,7 @@ import { existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Database } from "bun:sqlite";
 import { startDaemon } from "../helpers/daemon";
-import { Skopeo, makeTemp, waitFor } from "../helpers/clients";
+import { Skopeo, hasBlob, localTags, makeTemp, waitFor } from "../helpers/clients";
 import { type BuiltImage, type UpstreamRegistry, buildLayout, startUpstream } from "../helpers/upstream";
 
 let upstream: UpstreamRegistry;
@@ -22,17 +22,6 @@ async function push(name: string, repo: string, tag: string, platforms: string[]
   await skopeo.ok(["copy", ...(platforms.length > 1 ? ["--all"] : []), "--dest-tls-verify=false", `oci:${dir}:${tag}`, `docker://${upstream.host}/${repo}:${tag}`]);
 }
 
-function localTags(root: string, repo: string): Record<string, string> {
-  const path = join(root, repo, "index.json");
-  if (!existsSync(path)) return {};
-  const out: Record<string, string> = {};
-  for (const m of JSON.parse(readFileSync(path, "utf8")).manifests) {
-    const tag = m.annotations?.["org.opencontainers.image.ref.name"];
-    if (tag) out[tag] = m.digest;
-  }
-  return out;
-}
-const hasBlob = (root: string, repo: string, d: string) => existsSync(join(root, repo, "blobs", "sha256", d.slice(7)));
 
 beforeAll(async () => {
   work = makeTemp("berth-sched-");

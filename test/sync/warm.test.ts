@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { startDaemon } from "../helpers/daemon";
-import { Skopeo, makeTemp, waitFor } from "../helpers/clients";
+import { Skopeo, localTags, makeTemp, waitFor } from "../helpers/clients";
 import { type BuiltImage, type UpstreamRegistry, buildLayout, startUpstream } from "../helpers/upstream";
 
 let upstream: UpstreamRegistry;
@@ -23,17 +23,6 @@ async function push(dir: string, repo: string, tag: string): Promise<BuiltImage>
 }
 
 /** Local tags of `repo`, read from the store's index.json (no request that could trigger a re-check). */
-function localTags(root: string, repo: string): Record<string, string> {
-  const path = join(root, repo, "index.json");
-  if (!existsSync(path)) return {};
-  const out: Record<string, string> = {};
-  for (const m of JSON.parse(readFileSync(path, "utf8")).manifests) {
-    const tag = m.annotations?.["org.opencontainers.image.ref.name"];
-    if (tag) out[tag] = m.digest;
-  }
-  return out;
-}
-
 beforeAll(async () => {
   work = makeTemp("berth-warm-");
   upstream = await startUpstream();
