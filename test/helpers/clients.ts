@@ -479,3 +479,26 @@ export function hasBlob(root: string, repo: string, digest: string): boolean {
   const [alg, hex] = digest.split(":");
   return existsSync(join(root, repo, "blobs", alg!, hex!));
 }
+
+/** The errors of an OCI error body (`{"errors":[{code,message,detail}]}`). */
+export async function errorsOf(res: Response): Promise<{ code: string; message: string; detail: string }[]> {
+  return ((await res.json()) as { errors: { code: string; message: string; detail: string }[] }).errors;
+}
+
+/** The last run of a sync task, as GET /api/v1/sync shows it. */
+export interface SyncLastRun {
+  at: string;
+  report?: Record<string, number>;
+  error?: string;
+}
+
+/** GET /api/v1/sync, the parts tests read. */
+export interface SyncView {
+  registries: { name: string; state: string; lastError: string | null; lastRun: SyncLastRun | null }[];
+  fetches: { digest: string; written: number }[];
+}
+
+/** GET /api/v1/sync of the daemon at `url`. */
+export async function syncView(url: string): Promise<SyncView> {
+  return (await (await fetch(`${url}/api/v1/sync`)).json()) as SyncView;
+}
