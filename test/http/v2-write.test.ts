@@ -185,7 +185,11 @@ describe("blob uploads (end-4 … end-6, end-13, end-14)", () => {
     expect(await (await r.call("GET", `/v2/up/blobs/${digest}`)).text()).toBe("five-twelve");
     const mono = sha512("mono512");
     expect((await r.call("POST", `/v2/up/blobs/uploads/?digest=${mono}`, { body: "mono512" })).status).toBe(201);
-    expect((await r.call("POST", "/v2/up/blobs/uploads/?digest-algorithm=md5")).status).toBe(400);
+    const md5 = await r.call("POST", "/v2/up/blobs/uploads/?digest-algorithm=md5");
+    expect(md5.status).toBe(400);
+    const error = ((await md5.json()) as { errors: { code: string; detail: string }[] }).errors[0]!;
+    expect(error.code).toBe("DIGEST_INVALID");
+    expect(error.detail).toContain("md5");
   });
 
   test("a blob over max_blob_bytes is 413 and nothing is stored", async () => {
