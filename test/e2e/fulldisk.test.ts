@@ -6,14 +6,14 @@
  * meta.db as it was (opened without a write) and without it (rebuilt in memory, degraded).
  */
 import { expect, test } from "bun:test";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { OCI_MANIFEST } from "../../daemon/oci/mediatypes";
 import { startDaemon } from "../helpers/daemon";
+import { sha256 as sha, uploadBlob } from "../helpers/clients";
 
-const sha = (b: Uint8Array | string) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
 
 /** A tmpfs of `size` mounted on a fresh directory; unmounted and removed on dispose. */
 function mountTmpfs(size: string): { path: string; [Symbol.dispose](): void } {
@@ -58,15 +58,6 @@ function fillToTheLastByte(file: string): void {
   expect(free(file)).toBe(0);
 }
 
-async function pushBlob(base: string, repo: string, data: Uint8Array): Promise<Response> {
-  const post = await fetch(`${base}/v2/${repo}/blobs/uploads/`, { method: "POST" });
-  if (post.status !== 202) return post;
-  const loc = new URL(post.headers.get("location")!, base);
-  const patch = await fetch(loc, { method: "PATCH", body: data });
-  if (patch.status !== 202) return patch;
-  return await fetch(`${new URL(patch.headers.get("location")!, base)}?digest=${sha(data)}`, { method: "PUT" });
-}
-
 function manifestOf(config: Uint8Array, layer: Uint8Array): string {
   return JSON.stringify({
     schemaVersion: 2,
@@ -79,7 +70,7 @@ function manifestOf(config: Uint8Array, layer: Uint8Array): string {
 async function pushImage(base: string, repo: string, tag: string, layerBytes: number) {
   const layer = randomBytes(layerBytes);
   const config = new TextEncoder().encode(JSON.stringify({ architecture: "amd64", os: "linux", tag }));
-  for (const b of [layer, config]) expect((await pushBlob(base, repo, b)).status).toBe(201);
+  for (const b of [layer, config]) expect((await uploadBlob(base, repo, b, "session")).status).toBe(201);
   const manifest = manifestOf(config, layer);
   const put = await fetch(`${base}/v2/${repo}/manifests/${tag}`, { method: "PUT", body: manifest, headers: { "Content-Type": OCI_MANIFEST } });
   expect(put.status).toBe(201);
@@ -109,7 +100,7 @@ test("a disk full to the last byte: 507 for pushes, DELETE and GC free space, a 
     fillToTheLastByte(filler);
 
     // pushes are refused with 507, a blob (admitted against the reserve) and a manifest (a raw ENOSPC)
-    const blob = await pushBlob(d.url, "apps/new", randomBytes(64 * 1024));
+    const blob = await uploadBlob(d.url, "apps/new", randomBytes(64 * 1024), "session");
     expect(blob.status).toBe(507);
     expect(((await blob.json()) as { errors: { code: string }[] }).errors[0]!.code).toBeString();
     const other = manifestOf(kept.config, kept.layer).replace('"schemaVersion":2', '"schemaVersion":2,"annotations":{"x":"y"}');
@@ -141,7 +132,7 @@ test("a disk full to the last byte: 507 for pushes, DELETE and GC free space, a 
     expect(readFileSync(join(root, ".berth", "lock"), "utf8").trim()).toBe(String(d.proc.pid));
     await expectPull(d.url, "apps/kept", "1", kept);
     expect((await fetch(`${d.url}/v2/_catalog`)).status).toBe(200);
-    expect((await pushBlob(d.url, "apps/new", randomBytes(64 * 1024))).status).toBe(507);
+    expect((await uploadBlob(d.url, "apps/new", randomBytes(64 * 1024), "session")).status).toBe(507);
     expect(await d.stop()).toBe(0);
   }
 
@@ -153,7 +144,7 @@ test("a disk full to the last byte: 507 for pushes, DELETE and GC free space, a 
     expect(d.logs()).toContain("kept in memory");
     await expectPull(d.url, "apps/kept", "1", kept);
     expect((await fetch(`${d.url}/v2/apps/kept/tags/list`)).status).toBe(200);
-    expect((await pushBlob(d.url, "apps/new", randomBytes(64 * 1024))).status).toBe(507);
+    expect((await uploadBlob(d.url, "apps/new", randomBytes(64 * 1024), "session")).status).toBe(507);
   }
   expect(existsSync(join(root, ".berth", "lock"))).toBe(true);
 }, 90_000);

@@ -5,9 +5,9 @@
  * and hostile nesting refused at once. After each, the daemon serves a normal push.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { createHash } from "node:crypto";
 import { connect } from "node:net";
 import { type Daemon, startDaemon } from "../helpers/daemon";
+import { sha256 } from "../helpers/clients";
 
 let d: Daemon;
 beforeAll(async () => {
@@ -17,7 +17,6 @@ afterAll(async () => {
   await d[Symbol.asyncDispose]();
 });
 
-const sha256 = (s: string) => `sha256:${createHash("sha256").update(s).digest("hex")}`;
 const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 
 /**

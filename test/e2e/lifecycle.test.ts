@@ -11,6 +11,8 @@ import { join, resolve } from "node:path";
 import { readProcIo } from "../../daemon/platform/procio";
 import { startDaemon, tempDir, writeConfig } from "../helpers/daemon";
 import { imageManifest, sha256 } from "../helpers/registry";
+import { traceSyscalls } from "../helpers/strace-attach";
+import { waitFor } from "../helpers/clients";
 import { OCI_MANIFEST } from "../../daemon/oci/mediatypes";
 
 const MAIN = resolve(import.meta.dir, "../../daemon/main.ts");
@@ -65,14 +67,23 @@ describe("the daemon's storage lifecycle", () => {
     const gcBefore = stats.gcPasses as number;
     const io0 = readProcIo(pid)!;
     const files0 = mtimes(d.root);
-    for (let i = 0; i < 14; i++) {
-      await Bun.sleep(250); // observation window, not waiting for an event
-      const io = readProcIo(pid)!;
-      expect(io.write_bytes).toBe(io0.write_bytes);
-      // The runtime may wake its event loop (an 8-byte eventfd write) when the periodic
-      // passes run; anything else written (a log line, a file) would break this.
-      expect(io.wchar - io0.wchar).toBe(8 * (io.syscw - io0.syscw));
-    }
+    const logged0 = d.logs().length;
+    // Every write-family call of every thread is traced. The runtime may wake its event
+    // loop through an eventfd when the periodic passes run, and at "info" each finished
+    // periodic task logs one line to the log stream (a socket here); a write to anything
+    // else (a file, another socket, any other log line) is a write the idle daemon must not make.
+    await using trace = await traceSyscalls(pid, ["write", "writev", "pwrite64", "pwritev", "pwritev2", "sendto", "sendmsg", "fsync", "fdatasync", "rename", "renameat", "renameat2", "unlink", "unlinkat"]);
+    await Bun.sleep(3500); // observation window (several GC and flush intervals), not waiting for an event
+    const calls = await trace.stop();
+    const others = calls.filter((c) => c.fdPath !== "anon_inode:[eventfd]");
+    expect(others.filter((c) => !(/^(write|sendto)$/.test(c.name) && c.fdPath?.startsWith("socket:"))).map((c) => c.line)).toEqual([]);
+    const logBytes = others.reduce((n, c) => n + Number(/= (\d+)$/.exec(c.line)?.[1] ?? Number.NaN), 0);
+    const logged = () => d.logs().slice(logged0);
+    await waitFor("the traced log writes to reach the captured log", () => Buffer.byteLength(logged()) >= logBytes);
+    expect(Buffer.byteLength(logged())).toBe(logBytes);
+    const lines = logged().split("\n").filter((l) => l !== "");
+    expect(lines.filter((l) => (JSON.parse(l) as { msg: string }).msg !== "task finished")).toEqual([]);
+    expect(readProcIo(pid)!.write_bytes).toBe(io0.write_bytes);
     expect(mtimes(d.root)).toEqual(files0);
     expect((await storageStats(d.url)).gcPasses).toBeGreaterThan(gcBefore + 1);
   }, 30_000);
@@ -109,9 +120,17 @@ describe("the daemon's storage lifecycle", () => {
     expect(scrub.blobsChecked).toBe(3);
     expect(scrub.quarantined).toEqual([]);
     expect(await (await fetch(`${d.url}/api/v1/storage/quarantine`)).json()).toEqual({ quarantined: [] });
+    const io0 = readProcIo(d.proc.pid)!;
     const stats = await storageStats(d.url);
+    const io1 = readProcIo(d.proc.pid)!;
     expect(stats.scrub.runs).toBe(1);
-    expect(stats.writes.process.write_bytes).toBeGreaterThanOrEqual(0);
+    // The daemon's own kernel I/O accounting, read while it answered this request.
+    const own = stats.writes.process as { wchar: number; syscw: number; write_bytes: number };
+    expect(own.wchar).toBeGreaterThan(0);
+    for (const key of ["wchar", "syscw", "write_bytes"] as const) {
+      expect(own[key]).toBeGreaterThanOrEqual(io0[key]);
+      expect(own[key]).toBeLessThanOrEqual(io1[key]);
+    }
     expect(stats.writes.berth.fileSyncs).toBeGreaterThan(0);
   }, 30_000);
 

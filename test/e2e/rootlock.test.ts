@@ -6,15 +6,15 @@
  * `berth scrub` refuse a live root. Plus the lock primitive in-process.
  */
 import { expect, test } from "bun:test";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { lockRoot, RootInUseError } from "../../daemon/platform/rootlock";
 import { startDaemon, tempDir } from "../helpers/daemon";
+import { sha256 as sha } from "../helpers/clients";
 
 const MAIN = resolve(import.meta.dir, "../../daemon/main.ts");
-const sha = (b: Uint8Array) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
 
 /** Runs `berth <args>` to completion with a generated config; returns its exit code and stderr. */
 async function runBerth(dir: string, args: string[], root: string, port = 0): Promise<{ code: number; stderr: string }> {

@@ -5,11 +5,11 @@
  * abandoned session expires on its own timer.
  */
 import { expect, test } from "bun:test";
-import { createHash } from "node:crypto";
 import { existsSync, readdirSync } from "node:fs";
 import { type Socket, connect } from "node:net";
 import { join, resolve } from "node:path";
 import { type Daemon, startDaemon } from "../helpers/daemon";
+import { sha256 } from "../helpers/clients";
 
 const MAIN = resolve(import.meta.dir, "../../daemon/main.ts");
 const FD_LIMIT = 256;
@@ -26,7 +26,6 @@ function openFds(d: Daemon): number {
   return readdirSync(`/proc/${d.proc.pid}/fd`).length;
 }
 
-const sha256 = (s: string) => `sha256:${createHash("sha256").update(s).digest("hex")}`;
 
 /** Pushes a one-layer image the ordinary way (POST, PATCH, PUT, manifest PUT); returns the statuses. */
 async function push(d: Daemon, repo: string, seed: string): Promise<number[]> {

@@ -434,3 +434,71 @@ export async function catalog(url: string): Promise<string[]> {
 export async function headBlob(url: string, name: string, digest: string): Promise<number> {
   return (await fetch(`${url}/v2/${name}/blobs/${digest}`, { method: "HEAD" })).status;
 }
+
+/**
+ * Uploads a blob to the registry at `base`: "monolithic" is one POST with ?digest=; "session"
+ * is POST, PATCH with the bytes, PUT with ?digest=. Returns the last response (the first
+ * one that was not the expected status, or the final PUT), so callers can check refusals.
+ */
+export async function uploadBlob(base: string, repo: string, data: Uint8Array | string, flow: "monolithic" | "session" = "monolithic"): Promise<Response> {
+  const digest = sha256(data);
+  if (flow === "monolithic") {
+    return await fetch(`${base}/v2/${repo}/blobs/uploads/?digest=${digest}`, { method: "POST", body: data, headers: { "Content-Type": "application/octet-stream" } });
+  }
+  const post = await fetch(`${base}/v2/${repo}/blobs/uploads/`, { method: "POST" });
+  if (post.status !== 202) return post;
+  const patch = await fetch(new URL(post.headers.get("location")!, base), { method: "PATCH", body: data, headers: { "Content-Type": "application/octet-stream" } });
+  if (patch.status !== 202) return patch;
+  const put = new URL(patch.headers.get("location")!, base);
+  put.searchParams.set("digest", digest);
+  return await fetch(put, { method: "PUT" });
+}
+
+/** Pushes a blob (see {@link uploadBlob}) and returns its descriptor; throws unless the registry answered 201. */
+export async function pushBlobTo(base: string, repo: string, data: Uint8Array | string, flow: "monolithic" | "session" = "monolithic"): Promise<{ digest: string; size: number }> {
+  const res = await uploadBlob(base, repo, data, flow);
+  if (res.status !== 201) throw new Error(`push of a blob to ${base}/v2/${repo}: ${res.status} ${await res.text()}`);
+  return { digest: sha256(data), size: typeof data === "string" ? Buffer.byteLength(data) : data.byteLength };
+}
+
+/** Tag -> digest as the OCI layout of `repo` under `root` lists them ({} when it has no index.json yet). */
+export function localTags(root: string, repo: string): Record<string, string> {
+  const path = join(root, repo, "index.json");
+  if (!existsSync(path)) return {};
+  const out: Record<string, string> = {};
+  const index = JSON.parse(readFileSync(path, "utf8")) as { manifests: { digest: string; annotations?: Record<string, string> }[] };
+  for (const m of index.manifests) {
+    const tag = m.annotations?.["org.opencontainers.image.ref.name"];
+    if (tag) out[tag] = m.digest;
+  }
+  return out;
+}
+
+/** Whether the OCI layout of `repo` under `root` holds the blob (any digest algorithm). */
+export function hasBlob(root: string, repo: string, digest: string): boolean {
+  const [alg, hex] = digest.split(":");
+  return existsSync(join(root, repo, "blobs", alg!, hex!));
+}
+
+/** The errors of an OCI error body (`{"errors":[{code,message,detail}]}`). */
+export async function errorsOf(res: Response): Promise<{ code: string; message: string; detail: string }[]> {
+  return ((await res.json()) as { errors: { code: string; message: string; detail: string }[] }).errors;
+}
+
+/** The last run of a sync task, as GET /api/v1/sync shows it. */
+export interface SyncLastRun {
+  at: string;
+  report?: Record<string, number>;
+  error?: string;
+}
+
+/** GET /api/v1/sync, the parts tests read. */
+export interface SyncView {
+  registries: { name: string; state: string; lastError: string | null; lastRun: SyncLastRun | null }[];
+  fetches: { digest: string; written: number }[];
+}
+
+/** GET /api/v1/sync of the daemon at `url`. */
+export async function syncView(url: string): Promise<SyncView> {
+  return (await (await fetch(`${url}/api/v1/sync`)).json()) as SyncView;
+}

@@ -9,8 +9,8 @@
  * A refused manifest push must be MANIFEST_BLOB_UNKNOWN (a blob collected before the
  * manifest arrived), never anything else.
  */
-import { createHash } from "node:crypto";
 import { OCI_INDEX, OCI_MANIFEST } from "../../daemon/oci/mediatypes";
+import { sha256 as sha } from "./clients";
 
 /** Options for {@link runGcStress}. */
 export interface GcStressOptions {
@@ -49,7 +49,6 @@ export interface GcStressResult {
   blobsChecked: number;
 }
 
-const sha = (b: string | Uint8Array) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
 
 interface Acked {
   repo: string;

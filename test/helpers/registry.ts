@@ -3,6 +3,7 @@
  * handler is called with Request objects directly, no port is opened.
  */
 import { createHash } from "node:crypto";
+import { sha256 } from "./clients";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,6 +21,9 @@ import type { AuditTrail } from "../../daemon/audit/audit";
 import type { Principal } from "../../daemon/auth/identity";
 import { authenticatedV2, type FrontAuth } from "../../daemon/http/app";
 import type { V2Auth } from "../../daemon/http/v2";
+
+/** sha256 digest of bytes or text (the one helper, from clients.ts). */
+export { sha256 };
 
 /** A registry under test. */
 export interface TestRegistry extends AsyncDisposable {
@@ -103,10 +107,6 @@ export async function createTestRegistry(options: TestRegistryOptions = {}): Pro
   return self;
 }
 
-/** sha256 digest of bytes or text, as "sha256:<hex>". */
-export function sha256(data: Uint8Array | string): string {
-  return `sha256:${createHash("sha256").update(data).digest("hex")}`;
-}
 
 /** sha512 digest of bytes or text. */
 export function sha512(data: Uint8Array | string): string {

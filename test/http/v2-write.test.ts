@@ -151,7 +151,10 @@ describe("blob uploads (end-4 … end-6, end-13, end-14)", () => {
   test("a session belongs to its repository", async () => {
     const loc = await startSession("up");
     const elsewhere = loc.replace("/v2/up/", "/v2/other/");
-    expect((await r.call("PATCH", elsewhere, { body: "x" })).status).toBe(404);
+    const res = await r.call("PATCH", elsewhere, { body: "x" });
+    expect(res.status).toBe(404);
+    expect(await errorCode(res)).toBe("BLOB_UPLOAD_UNKNOWN");
+    expect((await r.call("GET", loc)).headers.get("range")).toBe("0-0");
   });
 
   test("DELETE cancels a session: 204, then 404", async () => {
@@ -182,7 +185,11 @@ describe("blob uploads (end-4 … end-6, end-13, end-14)", () => {
     expect(await (await r.call("GET", `/v2/up/blobs/${digest}`)).text()).toBe("five-twelve");
     const mono = sha512("mono512");
     expect((await r.call("POST", `/v2/up/blobs/uploads/?digest=${mono}`, { body: "mono512" })).status).toBe(201);
-    expect((await r.call("POST", "/v2/up/blobs/uploads/?digest-algorithm=md5")).status).toBe(400);
+    const md5 = await r.call("POST", "/v2/up/blobs/uploads/?digest-algorithm=md5");
+    expect(md5.status).toBe(400);
+    const error = ((await md5.json()) as { errors: { code: string; detail: string }[] }).errors[0]!;
+    expect(error.code).toBe("DIGEST_INVALID");
+    expect(error.detail).toContain("md5");
   });
 
   test("a blob over max_blob_bytes is 413 and nothing is stored", async () => {
@@ -367,6 +374,10 @@ describe("manifests (end-7, end-9)", () => {
     const body = imageManifest("{}", []);
     const res = await r.call("PUT", `/v2/m/manifests/${sha256(body)}?tag=-bad`, { headers: { "Content-Type": OCI_MANIFEST }, body });
     expect(res.status).toBe(400);
+    const error = ((await res.json()) as { errors: { code: string; detail: string }[] }).errors[0]!;
+    expect(error.code).toBe("MANIFEST_INVALID");
+    expect(error.detail).toContain('"-bad"');
+    expect((await r.call("GET", `/v2/m/manifests/${sha256(body)}`)).status).toBe(404);
   });
 
   test("a body without mediaType is served with the Content-Type it was pushed with", async () => {
@@ -450,9 +461,13 @@ describe("content management (end-9, end-10)", () => {
     await pushBlob(r, "m", "{}");
     const subject = { mediaType: OCI_MANIFEST, digest: sha256("s"), size: 1 };
     const body = imageManifest("{}", [], { subject });
-    await r.call("PUT", `/v2/m/manifests/${sha256(body)}`, { headers: { "Content-Type": OCI_MANIFEST }, body });
-    await r.call("DELETE", `/v2/m/manifests/${sha256(body)}`);
-    expect(((await (await r.call("GET", `/v2/m/referrers/${subject.digest}`)).json()) as { manifests: unknown[] }).manifests).toEqual([]);
+    const digest = sha256(body);
+    const referrers = async () => ((await (await r.call("GET", `/v2/m/referrers/${subject.digest}`)).json()) as { manifests: { digest: string }[] }).manifests;
+    expect((await r.call("PUT", `/v2/m/manifests/${digest}`, { headers: { "Content-Type": OCI_MANIFEST }, body })).status).toBe(201);
+    expect((await referrers()).map((m) => m.digest)).toEqual([digest]);
+    expect((await r.call("DELETE", `/v2/m/manifests/${digest}`)).status).toBe(202);
+    expect((await r.call("GET", `/v2/m/manifests/${digest}`)).status).toBe(404);
+    expect(await referrers()).toEqual([]);
   });
 
   test("DELETE of a blob: 202, then 404; of an unknown blob 404", async () => {

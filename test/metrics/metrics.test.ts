@@ -4,7 +4,12 @@
  * repositories sharing a layer), uploads, host figures; and the provider registry's format.
  */
 import { expect, setDefaultTimeout, test } from "bun:test";
-import { startDaemon } from "../helpers/daemon";
+import { join } from "node:path";
+import { startDaemon, tempDir } from "../helpers/daemon";
+import { configOf } from "../helpers/auth";
+import { pushBlobTo } from "../helpers/clients";
+import { silentLogger } from "../../daemon/log";
+import { startDaemon as startBerth } from "../../daemon/main";
 import { MetricsRegistry, renderFamilies } from "../../daemon/metrics/registry";
 import { parseMeminfo } from "../../daemon/platform/host";
 
@@ -15,20 +20,13 @@ function value(page: string, series: string): number | undefined {
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
 
-async function pushBlob(url: string, repo: string, data: Uint8Array): Promise<string> {
-  const digest = `sha256:${new Bun.CryptoHasher("sha256").update(data).digest("hex")}`;
-  const r = await fetch(`${url}/v2/${repo}/blobs/uploads/?digest=${digest}`, { method: "POST", body: data, headers: { "Content-Type": "application/octet-stream" } });
-  expect(r.status).toBe(201);
-  return digest;
-}
-
 test("/metrics reflects requests, bytes, storage per repository and dedupe savings", async () => {
   await using daemon = await startDaemon();
   const layer = crypto.getRandomValues(new Uint8Array(50_000));
   const config = new TextEncoder().encode('{"architecture":"amd64","os":"linux"}');
   for (const repo of ["team/a", "team/b"]) {
-    const l = await pushBlob(daemon.url, repo, layer);
-    const c = await pushBlob(daemon.url, repo, config);
+    const l = (await pushBlobTo(daemon.url, repo, layer)).digest;
+    const c = (await pushBlobTo(daemon.url, repo, config)).digest;
     const manifest = JSON.stringify({
       schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json",
       config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: c, size: config.length },
@@ -39,7 +37,7 @@ test("/metrics reflects requests, bytes, storage per repository and dedupe savin
   }
   for (let i = 0; i < 3; i++) expect((await fetch(`${daemon.url}/v2/team/a/manifests/v1`)).status).toBe(200);
   expect((await fetch(`${daemon.url}/v2/team/a/manifests/nope`)).status).toBe(404);
-  const blob = await fetch(`${daemon.url}/v2/team/a/blobs/${(await pushBlob(daemon.url, "team/a", layer))}`);
+  const blob = await fetch(`${daemon.url}/v2/team/a/blobs/${(await pushBlobTo(daemon.url, "team/a", layer)).digest}`);
   expect((await blob.arrayBuffer()).byteLength).toBe(layer.length);
 
   const res = await fetch(`${daemon.url}/metrics`);
@@ -88,6 +86,22 @@ test("metrics.enabled = false: no /metrics page (and no counting)", async () => 
   await using daemon = await startDaemon({ storage: "[metrics]\nenabled = false" });
   const res = await fetch(`${daemon.url}/metrics`);
   expect(res.status).toBe(404);
+  expect(await res.text()).not.toContain("berth_");
+});
+
+test("metrics.enabled = false: requests are not counted (in-process daemon, its registry read directly)", async () => {
+  using dir = tempDir("berth-nometrics-");
+  const started = await startBerth(configOf(`[http]\naddress = "127.0.0.1"\nport = 0\n[storage]\nroot = "${join(dir.path, "root")}"\n[metrics]\nenabled = false\n`), silentLogger);
+  try {
+    for (let i = 0; i < 3; i++) expect((await fetch(`http://127.0.0.1:${started.server.port}/v2/`)).status).toBe(200);
+    const page = await started.metrics.render();
+    // The family is still declared (the registry is built either way); it has no samples.
+    expect(page).toContain("# TYPE berth_http_requests_total counter");
+    expect(page).not.toMatch(/^berth_http_requests_total\{/m);
+    expect(page).toMatch(/^berth_http_requests_in_flight 0$/m);
+  } finally {
+    await started.close(1000);
+  }
 });
 
 test("providers: plain objects rendered in the text format; a failing provider is counted, not fatal", async () => {

@@ -1,5 +1,6 @@
 /** The memory governor collects only when over budget, and only while there is traffic. */
-import { expect, test } from "bun:test";
+import { expect, jest, test } from "bun:test";
+import { waitFor } from "../helpers/clients";
 import { memoryGovernor } from "../../daemon/platform/memory";
 
 test("ingress checks every interval and collects only over the soft limit", () => {
@@ -19,17 +20,31 @@ test("ingress checks every interval and collects only over the soft limit", () =
   expect(g.stats().collections).toBe(1);
 });
 
-test("while requests arrive the timer checks; after a quiet tick it stops", async () => {
-  let collections = 0;
-  const g = memoryGovernor({ softLimitBytes: 64, checkInterval: 1 << 20, tickMs: 5, rss: () => 100 }, () => collections++);
-  g.request();
-  let waited = 0;
-  while (collections === 0 && waited++ < 200) await Bun.sleep(5);
-  expect(collections).toBe(1);
-  // No more requests: the next tick stops the timer and nothing more is collected.
-  for (let i = 0; i < 10; i++) await Bun.sleep(5);
-  expect(collections).toBe(1);
-  g.stop();
+test("while requests arrive the timer checks; after a quiet tick it stops", () => {
+  // Fake timers: each tick is stepped explicitly, so "no more looks" is shown tick by tick.
+  jest.useFakeTimers();
+  try {
+    let collections = 0;
+    let looks = 0;
+    const g = memoryGovernor({ softLimitBytes: 64, checkInterval: 1 << 20, tickMs: 5, rss: () => (looks++, 100) }, () => collections++);
+    g.request();
+    expect(looks).toBe(0);
+    jest.advanceTimersByTime(5); // first tick: a request arrived since the last one, so it looks
+    expect([looks, collections]).toEqual([1, 1]);
+    g.request();
+    jest.advanceTimersByTime(5); // traffic continues: it looks again
+    expect([looks, collections]).toEqual([2, 2]);
+    jest.advanceTimersByTime(5); // a quiet tick: no look, and the timer stops
+    expect(jest.getTimerCount()).toBe(0);
+    jest.advanceTimersByTime(50);
+    expect([looks, collections]).toEqual([2, 2]);
+    g.request(); // traffic again starts the timer again
+    expect(jest.getTimerCount()).toBe(1);
+    g.stop();
+    expect(jest.getTimerCount()).toBe(0);
+  } finally {
+    jest.useRealTimers();
+  }
 });
 
 test("a zero soft limit disables it", () => {
@@ -52,10 +67,10 @@ test("a resident set that cannot be read (EMFILE) skips the look: nothing throws
   expect(() => g.ingress(10)).not.toThrow();
   g.request();
   // the timer looks too; an exception there would be uncaught and fail this test run
-  for (let i = 0; i < 200 && looks < 3; i++) {
+  await waitFor("the timer to look three times", () => {
     g.request();
-    await Bun.sleep(5);
-  }
+    return looks >= 3;
+  }, 5000, 5);
   expect(looks).toBeGreaterThanOrEqual(3);
   expect(collections).toBe(0);
   g.stop();

@@ -76,14 +76,18 @@ describe("scheduler", () => {
     let heavyRan = false;
     s.add({ name: "scrub", heavy: true, run: async () => void (heavyRan = true) });
     let aborted = false;
-    s.add({ name: "light", run: (ctx) => new Promise<void>((_, rej) => ctx.signal.addEventListener("abort", () => ((aborted = true), rej(ctx.signal.reason)))) });
-    await Bun.sleep(20);
+    let lightStarted = false;
+    s.add({ name: "light", run: (ctx) => new Promise<void>((_, rej) => ((lightStarted = true), ctx.signal.addEventListener("abort", () => ((aborted = true), rej(ctx.signal.reason))))) });
+    let laterRan = false;
+    s.add({ name: "later", run: async () => void (laterRan = true) });
+    // Ordering, not time: both light tasks queued behind the heavy one have run (one is still
+    // running), so the scheduler has passed over the heavy task, which did not run.
+    await waitFor("the light tasks queued after the heavy one to run", () => lightStarted && laterRan, 5000, 1);
     expect(heavyRan).toBe(false);
     expect(s.state().queue.map((q) => q.name)).toEqual(["scrub"]);
     clock = at(3, 0);
     s.add({ name: "poke", run: async () => {} });
-    for (let i = 0; i < 100 && !heavyRan; i++) await Bun.sleep(5);
-    expect(heavyRan).toBe(true);
+    await waitFor("the heavy task to run inside the window", () => heavyRan, 5000, 1);
     await s.stop();
     expect(aborted).toBe(true);
     expect(s.state().recent.find((r) => r.name === "light")?.outcome).toBe("aborted");

@@ -4,10 +4,10 @@
  * wrong credentials and an untrusted CA give clear errors, never "manifest unknown".
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startDaemon } from "../helpers/daemon";
-import { Skopeo, makeTemp } from "../helpers/clients";
+import { Skopeo, catalog, makeTemp, sha256, waitFor } from "../helpers/clients";
 import { type BuiltImage, type UpstreamRegistry, buildLayout, makeCertificates, startUpstream } from "../helpers/upstream";
 
 let upstream: UpstreamRegistry;
@@ -42,28 +42,44 @@ describe("credentials and TLS", () => {
     await using berth = await startDaemon({ extra: registry("good.toml", certs.ca) });
     const out = join(work, "out");
     await skopeo.ok(["copy", "--src-tls-verify=false", `docker://${berth.host}/team/app:v1`, `oci:${out}:v1`]);
+    const pulled = JSON.parse(readFileSync(join(out, "index.json"), "utf8")) as { manifests: { digest: string }[] };
+    expect(pulled.manifests.map((m) => m.digest)).toEqual([img.digest]);
     const res = await fetch(`${berth.url}/v2/team/app/manifests/v1`, { headers: ACCEPT });
+    expect(res.status).toBe(200);
     expect(res.headers.get("docker-content-digest")).toBe(img.digest);
+    expect(sha256(new Uint8Array(await res.arrayBuffer()))).toBe(img.digest);
+    // stored by berth, not only relayed
+    const stored = () => {
+      try {
+        return (JSON.parse(readFileSync(join(berth.root, "team/app/index.json"), "utf8")) as { manifests: { digest: string }[] }).manifests.map((m) => m.digest);
+      } catch {
+        return [];
+      }
+    };
+    await waitFor("the image to be in berth's layout", () => stored().includes(img.digest));
   }, 60_000);
 
   test("wrong credentials: DENIED (502) saying the upstream refused berth", async () => {
     await using berth = await startDaemon({ extra: registry("bad.toml", certs.ca) });
     const res = await fetch(`${berth.url}/v2/team/app/manifests/v1`, { headers: ACCEPT });
     expect(res.status).toBe(502);
-    const err = ((await res.json()) as any).errors[0];
+    const err = ((await res.json()) as { errors: { code: string; detail: string }[] }).errors[0]!;
     expect(err.code).toBe("DENIED");
     expect(err.detail).toContain("upstream secure: refused berth's credentials (401)");
+    expect(await catalog(berth.url)).toEqual([]);
   }, 30_000);
 
   test("an untrusted CA: UNKNOWN (502) saying the TLS certificate is not trusted", async () => {
     await using berth = await startDaemon({ extra: registry("good.toml", certs.otherCa) });
     const res = await fetch(`${berth.url}/v2/team/app/manifests/v1`, { headers: ACCEPT });
     expect(res.status).toBe(502);
-    const err = ((await res.json()) as any).errors[0];
+    const err = ((await res.json()) as { errors: { code: string; detail: string }[] }).errors[0]!;
     expect(err.code).toBe("UNKNOWN");
     expect(err.detail).toMatch(/^upstream secure: TLS certificate not trusted/);
     const blob = await fetch(`${berth.url}/v2/team/app/blobs/${img.digest}`);
     expect(blob.status).toBe(502);
+    expect(((await blob.json()) as { errors: { detail: string }[] }).errors[0]!.detail).toMatch(/^upstream secure: TLS certificate not trusted/);
+    expect(await catalog(berth.url)).toEqual([]);
   }, 30_000);
 
   test("a missing credentials file stops start-up with a message naming it", async () => {

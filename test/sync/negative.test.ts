@@ -9,15 +9,15 @@
  * The cache itself (TTL, LRU bound) is tested with a fake clock.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { type Daemon, startDaemon } from "../helpers/daemon";
 import { NegativeCache } from "../../daemon/sync/negative";
 import { parseConfig } from "../../daemon/config/load";
 import { UpstreamError } from "../../daemon/sync/errors";
+import { sha256 as sha } from "../helpers/clients";
 
-const sha = (b: Uint8Array) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
 
 /** Blobs the fake upstream lies about: it serves other bytes of the same length. */
 const small = randomBytes(1000);

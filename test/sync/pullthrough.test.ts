@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { type Daemon, startDaemon } from "../helpers/daemon";
-import { Skopeo, makeTemp, sha256, waitFor } from "../helpers/clients";
+import { errorsOf, hasBlob as hasBlobIn, makeTemp, sha256, Skopeo, waitFor } from "../helpers/clients";
 import { type BuiltImage, type UpstreamRegistry, buildLayout, startUpstream } from "../helpers/upstream";
 
 let upstream: UpstreamRegistry;
@@ -19,7 +19,7 @@ let single: BuiltImage;
 let multi: BuiltImage;
 let big: BuiltImage;
 
-const hasBlob = (repo: string, digest: string) => existsSync(join(berth.root, repo, "blobs", "sha256", digest.slice(7)));
+const hasBlob = (repo: string, digest: string) => hasBlobIn(berth.root, repo, digest);
 const upstreamGets = (needle: string) => upstream.requests().filter((r) => r.method === "GET" && r.uri.includes(needle)).length;
 
 beforeAll(async () => {
@@ -102,12 +102,12 @@ describe("pull-through", () => {
   test("content missing upstream too is MANIFEST_UNKNOWN / BLOB_UNKNOWN naming the upstream", async () => {
     const m = await fetch(`${berth.url}/v2/cache/single/manifests/nope`);
     expect(m.status).toBe(404);
-    const body = (await m.json()) as any;
-    expect(body.errors[0].code).toBe("MANIFEST_UNKNOWN");
-    expect(body.errors[0].detail).toContain("upstream up");
+    const error = (await errorsOf(m))[0]!;
+    expect(error.code).toBe("MANIFEST_UNKNOWN");
+    expect(error.detail).toContain("upstream up");
     const b = await fetch(`${berth.url}/v2/cache/single/blobs/sha256:${"0".repeat(64)}`);
     expect(b.status).toBe(404);
-    expect(((await b.json()) as any).errors[0].code).toBe("BLOB_UNKNOWN");
+    expect((await errorsOf(b))[0]!.code).toBe("BLOB_UNKNOWN");
   });
 
   test("repositories outside dest_prefix are not pulled through", async () => {

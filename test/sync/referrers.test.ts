@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { startDaemon } from "../helpers/daemon";
-import { Skopeo, makeTemp, sha256, waitFor } from "../helpers/clients";
+import { makeTemp, pushBlobTo, sha256, Skopeo, syncView, waitFor } from "../helpers/clients";
 import { type BuiltImage, type UpstreamRegistry, buildLayout, startUpstream } from "../helpers/upstream";
 import { OCI_INDEX, OCI_MANIFEST } from "../../daemon/oci/mediatypes";
 
@@ -23,17 +23,7 @@ let img: BuiltImage;
 let artifact: { digest: string; size: number; payload: string };
 
 /** Pushes a blob straight to the upstream's /v2 API (POST then PUT). */
-async function pushBlob(repo: string, bytes: Uint8Array | string): Promise<{ digest: string; size: number }> {
-  const data = typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes;
-  const digest = sha256(data);
-  const start = await fetch(`${upstream.url}/v2/${repo}/blobs/uploads/`, { method: "POST" });
-  expect(start.status).toBe(202);
-  const location = new URL(start.headers.get("location")!, upstream.url);
-  location.searchParams.set("digest", digest);
-  const put = await fetch(location, { method: "PUT", body: data, headers: { "Content-Type": "application/octet-stream" } });
-  expect(put.status).toBe(201);
-  return { digest, size: data.byteLength };
-}
+const pushBlob = (repo: string, bytes: Uint8Array | string) => pushBlobTo(upstream.url, repo, bytes, "session");
 
 /** Pushes a manifest straight to the upstream; returns its descriptor fields. */
 async function pushManifest(repo: string, ref: string | undefined, body: string, mediaType: string): Promise<{ digest: string; size: number }> {
@@ -88,13 +78,13 @@ describe("referrers mirroring", () => {
     await using berth = await startDaemon({
       extra: `[scheduler]\njitter_ms = 0\n[[sync.registries]]\nname = "up"\nurls = ["${upstream.url}"]\nrepos = ["apps/signed"]\ninterval = 3600\non_demand = false\n`,
     });
-    const status = async () => ((await (await fetch(`${berth.url}/api/v1/sync`)).json()) as any).registries[0];
+    const status = async () => (await syncView(berth.url)).registries[0]!;
     await waitFor("the first sync run to finish", async () => (await status()).lastRun !== null, 30_000);
-    const first = (await status()).lastRun;
+    const first = (await status()).lastRun!;
     expect(first.error).toBeUndefined();
-    expect(first.report.referrers).toBe(1);
+    expect(first.report!.referrers).toBe(1);
     // the image is mirrored; the fallback tag is not (berth answers the referrers API itself)
-    expect(first.report.images).toBe(1);
+    expect(first.report!.images).toBe(1);
     expect(((await (await fetch(`${berth.url}/v2/apps/signed/tags/list`)).json()) as { tags: string[] }).tags).toEqual(["v1"]);
 
     const res = await fetch(`${berth.url}/v2/apps/signed/referrers/${img.digest}`);
@@ -113,7 +103,7 @@ describe("referrers mirroring", () => {
 
     // a second run finds nothing new and still lists the one referrer
     expect((await fetch(`${berth.url}/api/v1/sync/up/run`, { method: "POST" })).status).toBe(202);
-    await waitFor("the second run to finish", async () => (await status()).lastRun.at !== first.at, 30_000);
+    await waitFor("the second run to finish", async () => (await status()).lastRun?.at !== first.at, 30_000);
     const again = (await (await fetch(`${berth.url}/v2/apps/signed/referrers/${img.digest}`)).json()) as { manifests: unknown[] };
     expect(again.manifests).toHaveLength(1);
   }, 60_000);

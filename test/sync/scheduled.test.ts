@@ -8,7 +8,7 @@ import { existsSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Database } from "bun:sqlite";
 import { startDaemon } from "../helpers/daemon";
-import { Skopeo, makeTemp, waitFor } from "../helpers/clients";
+import { hasBlob, localTags, makeTemp, Skopeo, syncView, waitFor } from "../helpers/clients";
 import { type BuiltImage, type UpstreamRegistry, buildLayout, startUpstream } from "../helpers/upstream";
 
 let upstream: UpstreamRegistry;
@@ -22,17 +22,6 @@ async function push(name: string, repo: string, tag: string, platforms: string[]
   await skopeo.ok(["copy", ...(platforms.length > 1 ? ["--all"] : []), "--dest-tls-verify=false", `oci:${dir}:${tag}`, `docker://${upstream.host}/${repo}:${tag}`]);
 }
 
-function localTags(root: string, repo: string): Record<string, string> {
-  const path = join(root, repo, "index.json");
-  if (!existsSync(path)) return {};
-  const out: Record<string, string> = {};
-  for (const m of JSON.parse(readFileSync(path, "utf8")).manifests) {
-    const tag = m.annotations?.["org.opencontainers.image.ref.name"];
-    if (tag) out[tag] = m.digest;
-  }
-  return out;
-}
-const hasBlob = (root: string, repo: string, d: string) => existsSync(join(root, repo, "blobs", "sha256", d.slice(7)));
 
 beforeAll(async () => {
   work = makeTemp("berth-sched-");
@@ -60,8 +49,8 @@ describe("scheduled sync", () => {
         `tags = "^\\\\d"\nexclude_tags = "debug"\nsemver = "^1.0.0"\nplatforms = ["linux/arm64"]\ndest_prefix = "mirror"\ninterval = 3600\non_demand = false\npinned = ["apps/web:latest"]\n`,
     });
     await waitFor("the first sync to finish", async () => {
-      const s = (await (await fetch(`${berth.url}/api/v1/sync`)).json()) as any;
-      return s.registries[0].lastRun?.report !== undefined;
+      const s = await syncView(berth.url);
+      return s.registries[0]!.lastRun?.report !== undefined;
     }, 30_000);
     const web = localTags(berth.root, "mirror/apps/web");
     // 1.2.0 (semver ^1 and the tag regex), latest (pinned, filters do not apply); not 2.0.0 (semver), not 1.3.0-debug (exclude)
@@ -78,7 +67,7 @@ describe("scheduled sync", () => {
     expect(db.query("SELECT repo, tag FROM sync_pins").all()).toEqual([{ repo: "mirror/apps/web", tag: "latest" }]);
     db.close();
     // scheduler state is visible
-    const sched = (await (await fetch(`${berth.url}/api/v1/scheduler`)).json()) as any;
+    const sched = (await (await fetch(`${berth.url}/api/v1/scheduler`)).json()) as { recent: { name: string; outcome: string }[]; queue: { name: string }[] };
     expect(sched.recent.some((r: { name: string; outcome: string }) => r.name === "sync:up" && r.outcome === "ok")).toBe(true);
     expect(sched.queue.some((q: { name: string }) => q.name === "sync:up")).toBe(true);
   }, 60_000);
@@ -91,14 +80,14 @@ describe("scheduled sync", () => {
     const img = images["big/blob:1.0.0"]!;
     const layer = img.platforms["linux/amd64"]!.blobs[1]!;
     await waitFor("the layer fetch to be under way", async () => {
-      const s = (await (await fetch(`${berth.url}/api/v1/sync`)).json()) as any;
+      const s = await syncView(berth.url);
       return s.fetches.some((f: { digest: string; written: number }) => f.digest === layer && f.written > 0);
     }, 20_000, 10);
     await upstream.stop();
     // Generous: on a loaded 2-core machine the failing run can take a while to wind down.
     await waitFor("the sync run to fail", async () => {
-      const s = (await (await fetch(`${berth.url}/api/v1/sync`)).json()) as any;
-      return s.registries[0].lastRun !== null;
+      const s = await syncView(berth.url);
+      return s.registries[0]!.lastRun !== null;
     }, 45_000);
     expect(localTags(berth.root, "big/blob")).toEqual({});
     expect(hasBlob(berth.root, "big/blob", layer)).toBe(false);
@@ -106,7 +95,7 @@ describe("scheduled sync", () => {
     // nothing half-written is left in the uploads area
     await waitFor("temp files to be gone", () => readdirSync(join(berth.root, ".berth/uploads")).length === 0);
     await upstream.restart();
-    await waitFor("the upstream to be marked up", async () => ((await (await fetch(`${berth.url}/api/v1/sync`)).json()) as any).registries[0].state === "up", 10_000);
+    await waitFor("the upstream to be marked up", async () => (await syncView(berth.url)).registries[0]!.state === "up", 10_000);
     expect((await fetch(`${berth.url}/api/v1/sync/up/run`, { method: "POST" })).status).toBe(202);
     await waitFor("the image to be complete", () => localTags(berth.root, "big/blob")["1.0.0"] === img.digest, 30_000);
     expect(hasBlob(berth.root, "big/blob", layer)).toBe(true);

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startDaemon } from "../helpers/daemon";
-import { Skopeo, makeTemp } from "../helpers/clients";
+import { errorsOf, makeTemp, Skopeo } from "../helpers/clients";
 import { type TokenServer, startTokenServer } from "../helpers/tokenserver";
 import { type BuiltImage, type UpstreamRegistry, buildLayout, startUpstream } from "../helpers/upstream";
 
@@ -70,20 +70,20 @@ describe("Bearer token auth to the upstream", () => {
     await using berth = await startDaemon({ extra: registry("bad.toml") });
     const res = await fetch(`${berth.url}/v2/team/app/manifests/v1`, { headers: ACCEPT });
     expect(res.status).toBe(502);
-    const err = ((await res.json()) as any).errors[0];
+    const err = (await errorsOf(res))[0]!;
     expect(err.code).toBe("DENIED");
     expect(err.detail).toContain("upstream tok: token service");
     expect(err.detail).toContain("refused berth (401)");
     expect(err.detail).not.toContain("wrong");
     const blob = await fetch(`${berth.url}/v2/team/app/blobs/${img.platforms["linux/amd64"]!.blobs[0]}`);
     expect(blob.status).toBe(502);
-    expect(((await blob.json()) as any).errors[0].code).toBe("DENIED");
+    expect((await errorsOf(blob))[0]!.code).toBe("DENIED");
   }, 30_000);
 
   test("no credentials: the anonymous token request is refused, DENIED (502)", async () => {
     await using berth = await startDaemon({ extra: registry() });
     const res = await fetch(`${berth.url}/v2/team/app/manifests/v1`, { headers: ACCEPT });
     expect(res.status).toBe(502);
-    expect(((await res.json()) as any).errors[0].code).toBe("DENIED");
+    expect((await errorsOf(res))[0]!.code).toBe("DENIED");
   }, 30_000);
 });

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { startDaemon } from "../helpers/daemon";
-import { Skopeo, makeTemp, waitFor } from "../helpers/clients";
+import { makeTemp, Skopeo, syncView, waitFor } from "../helpers/clients";
 import { type BuiltImage, type UpstreamRegistry, buildLayout, startUpstream } from "../helpers/upstream";
 
 const PLATFORMS = ["linux/arm/v6", "linux/arm/v7", "linux/arm64", "linux/amd64"];
@@ -45,8 +45,8 @@ describe("platform filter with variants", () => {
   test("linux/arm/v7 keeps only the v7 image; linux/arm64/v8 matches the variant-less arm64 entry", async () => {
     await using berth = await startDaemon({ extra: `[scheduler]\njitter_ms = 0\n${registry("armv7", "linux/arm/v7")}${registry("arm64", "linux/arm64/v8")}` });
     await waitFor("both sync runs to finish", async () => {
-      const s = (await (await fetch(`${berth.url}/api/v1/sync`)).json()) as any;
-      return s.registries.every((r: any) => r.lastRun?.report !== undefined);
+      const s = await syncView(berth.url);
+      return s.registries.every((r) => r.lastRun?.report !== undefined);
     }, 30_000);
     const has = (repo: string, d: string) => existsSync(join(berth.root, repo, "blobs", "sha256", d.slice(7)));
     const kept: Record<string, string> = { "armv7/multi/app": "linux/arm/v7", "arm64/multi/app": "linux/arm64" };

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { startDaemon } from "../helpers/daemon";
-import { Skopeo, makeTemp, waitFor } from "../helpers/clients";
+import { localTags, makeTemp, Skopeo, syncView, waitFor } from "../helpers/clients";
 import { type BuiltImage, type UpstreamRegistry, buildLayout, startUpstream } from "../helpers/upstream";
 
 let upstream: UpstreamRegistry;
@@ -23,17 +23,6 @@ async function push(dir: string, repo: string, tag: string): Promise<BuiltImage>
 }
 
 /** Local tags of `repo`, read from the store's index.json (no request that could trigger a re-check). */
-function localTags(root: string, repo: string): Record<string, string> {
-  const path = join(root, repo, "index.json");
-  if (!existsSync(path)) return {};
-  const out: Record<string, string> = {};
-  for (const m of JSON.parse(readFileSync(path, "utf8")).manifests) {
-    const tag = m.annotations?.["org.opencontainers.image.ref.name"];
-    if (tag) out[tag] = m.digest;
-  }
-  return out;
-}
-
 beforeAll(async () => {
   work = makeTemp("berth-warm-");
   upstream = await startUpstream();
@@ -68,8 +57,8 @@ describe("warm set", () => {
     // the whole new image is stored, so a client pull now is served locally
     for (const d of v2.platforms["linux/amd64"]!.blobs) expect(existsSync(join(berth.root, "apps/warm/blobs/sha256", d.slice(7)))).toBe(true);
     // no client asked: the freshness task re-checked the tag (HEAD) and copied the new image
-    const s = ((await (await fetch(`${berth.url}/api/v1/sync`)).json()) as any).registries[0];
-    expect(s.lastRun.error).toBeUndefined();
+    const s = (await syncView(berth.url)).registries[0]!;
+    expect(s.lastRun!.error).toBeUndefined();
     expect(upstream.requests().some((r) => r.method === "HEAD" && r.uri === "/v2/apps/warm/manifests/stable")).toBe(true);
     // the tag-less pull of apps/cold is not in the warm set: no tag, and never asked upstream by tag
     expect(localTags(berth.root, "apps/cold")).toEqual({});
@@ -88,7 +77,7 @@ describe("warm set", () => {
     // the upstream drops the pulled tag
     const del = await fetch(`${upstream.url}/v2/apps/gone/manifests/${img.digest}`, { method: "DELETE" });
     expect(del.status).toBe(202);
-    const lastRun = async () => ((await (await fetch(`${berth.url}/api/v1/sync`)).json()) as any).registries[0].lastRun;
+    const lastRun = async () => (await syncView(berth.url)).registries[0]!.lastRun;
     const nextRun = async () => {
       const at = (await lastRun())?.at;
       await waitFor("another freshness run", async () => (await lastRun())?.at !== at, 20_000, 50);
@@ -97,11 +86,11 @@ describe("warm set", () => {
     await nextRun();
     // this run started after the delete: it finds the tag gone, and that is not a failure
     const found = await nextRun();
-    expect(found.report).toMatchObject({ failed: 0 });
+    expect(found!.report).toMatchObject({ failed: 0 });
     const asked = () => upstream.requests().filter((r) => r.uri === "/v2/apps/gone/manifests/stable").length;
     const before = asked();
     const after = await nextRun();
-    expect(after.report).toMatchObject({ failed: 0, gone: 0 });
+    expect(after!.report).toMatchObject({ failed: 0, gone: 0 });
     // the gone tag left the warm set: it is not asked for again
     expect(asked()).toBe(before);
     expect(upstream.requests().some((r) => r.uri === "/v2/apps/gone/manifests/never" && r.method === "HEAD")).toBe(false);
