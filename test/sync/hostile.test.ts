@@ -85,7 +85,7 @@ function answer(req: Request, path: string): Response | undefined {
   const [, repo, kind, ref] = m as unknown as [string, string, string, string];
   const name = repo.split("/")[1]!;
   if (kind === "tags") return Response.json({ name: repo, tags: ["v1"] });
-  const s = name === "good" ? undefined : S[name];
+  const s = name === "good" ? undefined : name === "lonecut" ? S.cut : S[name];
   const img = s?.image ?? good;
   if (kind === "manifests") {
     if (name === "digestlie" && ref === "v1" && repo.startsWith("sched/")) return new Response(lyingIndex, { headers: { "content-type": INDEX, "docker-content-digest": sha(lyingIndex) } });
@@ -103,7 +103,7 @@ function answer(req: Request, path: string): Response | undefined {
   }
   if (ref === sha(img.config)) return new Response(img.config);
   if (ref !== img.layerDigest) return undefined;
-  if (name === "cut" || name === "cutbig") return new Response(brokenBody(img.layer, img.layer.byteLength >> 1));
+  if (name === "cut" || name === "cutbig" || name === "lonecut") return new Response(brokenBody(img.layer, img.layer.byteLength >> 1));
   if (name === "pingpong") return Response.redirect(new URL("/loop-a", req.url).href, 302);
   if (name === "dripblob") return new Response(drippingBody(img.layer, 400));
   return new Response(img.layer);
@@ -238,6 +238,16 @@ describe("pull-through from a hostile upstream", () => {
       await servesGood(pull, "lib/good");
     });
   }
+
+  test("a blob asked for alone (no image pulled) and cut off: an error or a broken connection, nothing stored, logged", async () => {
+    const s = { ...S.cut!, repo: "lib/lonecut" };
+    const b = await fetchBody(`${pull.url}/v2/${s.repo}/blobs/${s.image.layerDigest}`);
+    if (b.res) await expectUpstreamError(b.res, /./);
+    expect(b.status === 200 && !b.broken).toBe(false);
+    await waitFor("a log line saying why the lone blob failed", () => why(pull, s.repo, s.says) !== undefined, GUARD_MS);
+    nothingStored(pull.root, s.repo, s);
+    await servesGood(pull, "lib/good");
+  });
 });
 
 describe("scheduled sync from a hostile upstream", () => {
