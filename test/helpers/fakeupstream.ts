@@ -72,3 +72,48 @@ export function drippingBody(bytes: Uint8Array, everyMs: number): ReadableStream
     },
   });
 }
+
+/** A raw answer: the status line and headers as written (CRLFs added), then the body bytes. */
+export interface RawAnswer {
+  head: string[];
+  body: Uint8Array;
+}
+
+/**
+ * A fake upstream on a bare TCP socket, for answers an HTTP server will not send: a
+ * Content-Length that does not match the bytes that follow. Each connection gets one answer
+ * (`Connection: close`) and is closed; `GET /v2/` answers `{}`, unknown paths 404. Bodies
+ * are written at once: keep them small (a few KiB, within a socket buffer).
+ */
+export function startRawUpstream(answer: (method: string, path: string) => RawAnswer | undefined): FakeUpstream {
+  const counts = new Map<string, number>();
+  const enc = new TextEncoder();
+  const server = Bun.listen<{ buf: string }>({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      open(socket) {
+        socket.data = { buf: "" };
+      },
+      data(socket, chunk) {
+        socket.data.buf += new TextDecoder().decode(chunk);
+        if (!socket.data.buf.includes("\r\n\r\n")) return;
+        const [method = "GET", path = "/"] = socket.data.buf.split("\r\n")[0]!.split(" ");
+        counts.set(path, (counts.get(path) ?? 0) + 1);
+        const a = path === "/v2/" ? { head: ["HTTP/1.1 200 OK", "Content-Length: 2"], body: enc.encode("{}") } : answer(method, path);
+        const r = a ?? { head: ["HTTP/1.1 404 Not Found", "Content-Type: application/json", "Content-Length: 2"], body: enc.encode("{}") };
+        socket.write(enc.encode(`${[...r.head, "Connection: close"].join("\r\n")}\r\n\r\n`));
+        if (method !== "HEAD") socket.write(r.body);
+        socket.end();
+      },
+    },
+  });
+  return {
+    port: server.port,
+    url: `http://127.0.0.1:${server.port}`,
+    hits: (path) => counts.get(path) ?? 0,
+    async [Symbol.asyncDispose]() {
+      server.stop(true);
+    },
+  };
+}

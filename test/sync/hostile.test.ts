@@ -1,8 +1,9 @@
 /**
  * Hostile upstreams, against the real daemon and a scripted fake upstream
  * (test/helpers/fakeupstream.ts): manifests whose bytes do not match the digest announced
- * (by tag, by digest, in another algorithm), blobs longer or shorter than their descriptor,
- * bodies cut off midway, redirect loops, and bodies that drip slower than `timeout_ms`.
+ * (by tag, by digest, in another algorithm), blobs longer or shorter than their descriptor
+ * or than their Content-Length (a raw-socket upstream), bodies cut off midway, redirect
+ * loops, and bodies that drip slower than `timeout_ms`.
  * Each is driven through pull-through (a client GET on a daemon with on-demand sync) and a
  * scheduled sync (POST /api/v1/sync/<name>/run on a daemon without on-demand sync), and
  * each must end the same way: the client gets an OCI error naming the upstream (or, for a
@@ -17,7 +18,7 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { waitFor } from "../helpers/clients";
 import { type Daemon, startDaemon } from "../helpers/daemon";
-import { type FakeUpstream, brokenBody, drippingBody, startFakeUpstream } from "../helpers/fakeupstream";
+import { type FakeUpstream, brokenBody, drippingBody, startFakeUpstream, startRawUpstream } from "../helpers/fakeupstream";
 
 const hex = (alg: "sha256" | "sha512", b: Uint8Array) => createHash(alg).update(b).digest("hex");
 const sha = (b: Uint8Array) => `sha256:${hex("sha256", b)}`;
@@ -109,7 +110,19 @@ function answer(req: Request, path: string): Response | undefined {
   return new Response(img.layer);
 }
 
+/** A blob the raw upstream serves with a Content-Length that lies: fewer or more bytes follow. */
+const lengthLie = image(3000);
+
+function rawAnswer(_method: string, path: string) {
+  const m = /^\/v2\/raw\/(lenshort|lenlong)\/blobs\/(.+)$/.exec(path);
+  if (!m || m[2] !== lengthLie.layerDigest) return undefined;
+  const head = (n: number) => ["HTTP/1.1 200 OK", "Content-Type: application/octet-stream", `Content-Length: ${n}`];
+  // lenshort: 3000 announced, 1500 sent, then the close; lenlong: 1500 announced, all 3000 sent
+  return m[1] === "lenshort" ? { head: head(3000), body: lengthLie.layer.subarray(0, 1500) } : { head: head(1500), body: lengthLie.layer };
+}
+
 let fake: FakeUpstream;
+let raw: FakeUpstream;
 let pull: Daemon;
 let sched: Daemon;
 /**
@@ -123,7 +136,9 @@ const common = `urls = ["URL"]\ntimeout_ms = 200\nretries = 0\nbreaker_failures 
 beforeAll(async () => {
   fake = startFakeUpstream(answer);
   const registry = common.replace("URL", fake.url);
-  pull = await startDaemon({ extra: `[[sync.registries]]\nname = "fake"\n${registry}repos = ["lib/**"]\n` });
+  raw = startRawUpstream(rawAnswer);
+  const rawRegistry = common.replace("URL", raw.url);
+  pull = await startDaemon({ extra: `[[sync.registries]]\nname = "fake"\n${registry}repos = ["lib/**"]\n[[sync.registries]]\nname = "raw"\n${rawRegistry}repos = ["raw/**"]\n` });
   const repos = ["sched/good", ...Object.keys(S).map((n) => `sched/${n}`)];
   sched = await startDaemon({ extra: `[[sync.registries]]\nname = "fake"\n${registry}repos = ${JSON.stringify(repos)}\non_demand = false\n` });
 }, 30_000);
@@ -132,6 +147,7 @@ afterAll(async () => {
   await pull?.[Symbol.asyncDispose]();
   await sched?.[Symbol.asyncDispose]();
   await fake?.[Symbol.asyncDispose]();
+  await raw?.[Symbol.asyncDispose]();
 });
 
 /** Every blob file under the store: its path and whether its bytes hash to its name. */
@@ -247,6 +263,27 @@ describe("pull-through from a hostile upstream", () => {
     nothingStored(pull.root, s.repo, s);
     await servesGood(pull, "lib/good");
   });
+});
+
+describe("pull-through from an upstream whose Content-Length lies", () => {
+  for (const [name, says] of [["lenshort", /broke off|ECONNRESET/], ["lenlong", /hashing to|do not match/]] as const) {
+    test(`${name}: an error or a broken connection, nothing stored, logged`, async () => {
+      const repo = `raw/${name}`;
+      const b = await fetchBody(`${pull.url}/v2/${repo}/blobs/${lengthLie.layerDigest}`);
+      if (b.res) {
+        expect([502, 503]).toContain(b.res.status);
+        const e = ((await b.res.json()) as { errors: { code: string; detail: string }[] }).errors[0]!;
+        expect(e.code).toBe("UNKNOWN");
+        expect(e.detail).toContain("upstream raw");
+      }
+      expect(b.status === 200 && !b.broken).toBe(false);
+      expect(raw.hits(`/v2/${repo}/blobs/${lengthLie.layerDigest}`)).toBe(1);
+      const line = () => pull.logs().split("\n").find((l) => /"level":"warn"/.test(l) && !l.includes("for want of resources") && l.includes('"upstream":"raw"') && l.includes(repo) && says.test(l));
+      await waitFor(`a log line saying why ${name} failed`, () => line() !== undefined, GUARD_MS);
+      nothingStored(pull.root, repo, { repo, image: lengthLie, says, manifestLies: false });
+      await servesGood(pull, "lib/good");
+    });
+  }
 });
 
 describe("scheduled sync from a hostile upstream", () => {
