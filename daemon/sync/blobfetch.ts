@@ -356,6 +356,14 @@ export class BlobFetches {
           receivedBytes: f.received,
           error: f.error.detail,
         });
+      } else if (f.error instanceof UpstreamError && f.error.fault !== "not-found" && f.error.fault !== "down") {
+        this.log.warn("an upstream blob transfer failed; nothing was stored", {
+          repo: f.repo,
+          digest: f.digest.value,
+          upstream: opts.upstream,
+          receivedBytes: f.received,
+          error: f.error.detail,
+        });
       }
       throw f.error;
     } finally {

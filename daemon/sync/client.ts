@@ -201,7 +201,7 @@ export class UpstreamClient {
     const headers: Record<string, string> = { "User-Agent": "berth-sync" };
     if (opts.accept) headers.Accept = opts.accept;
     if (authorization) headers.Authorization = authorization;
-    // the timeout covers the response headers only; a long body may take as long as it needs
+    // this timeout covers the response headers; limitBody bounds each wait for body bytes
     const timeout = new AbortController();
     const timer = setTimeout(() => timeout.abort(new DOMException("timed out", "TimeoutError")), this.config.timeoutMs);
     const signal = opts.signal ? AbortSignal.any([opts.signal, timeout.signal]) : timeout.signal;
@@ -264,22 +264,40 @@ export class UpstreamClient {
     return `Bearer ${token}`;
   }
 
-  /** Applies the byte rate limit to a response body. */
+  /**
+   * Guards a response body: a body that sends nothing for `timeout_ms` fails with a
+   * `timeout` (a stalled or dripping upstream must not hold a fetch forever), and the byte
+   * rate limit applies.
+   */
   private limitBody(res: Response): Response {
-    if (this.config.bytesPerSecond <= 0 || !res.body) return res;
-    const bucket = this.bytes;
+    if (!res.body) return res;
+    const bucket = this.config.bytesPerSecond > 0 ? this.bytes : undefined;
+    const idleMs = this.config.timeoutMs;
+    const name = this.name;
     const reader = res.body.getReader();
     const body = new ReadableStream<Uint8Array>({
       async pull(controller) {
-        const { done, value } = await reader.read();
-        if (done) return controller.close();
-        for (let i = 0; i < 1000; i++) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const stalled = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new UpstreamError("timeout", name, `the response body stalled: no bytes for ${idleMs} ms`)), idleMs);
+        });
+        let next: Awaited<ReturnType<typeof reader.read>>;
+        try {
+          next = await Promise.race([reader.read(), stalled]);
+        } catch (err) {
+          reader.cancel(err).catch(() => {});
+          throw err;
+        } finally {
+          clearTimeout(timer);
+        }
+        if (next.done) return controller.close();
+        for (let i = 0; bucket && i < 1000; i++) {
           const wait = bucket.waitMs();
           if (wait === 0) break;
           await sleep(wait);
         }
-        bucket.charge(value.byteLength);
-        controller.enqueue(value);
+        bucket?.charge(next.value.byteLength);
+        controller.enqueue(next.value);
       },
       cancel: (reason) => reader.cancel(reason),
     });

@@ -81,6 +81,8 @@ export function classifyFetchError(err: unknown, upstream: string, timeoutMs: nu
   const e = err as { name?: string; code?: string; message?: string };
   if (e?.name === "TimeoutError") return new UpstreamError("timeout", upstream, `no answer within ${timeoutMs} ms`);
   const code = e?.code ?? "";
+  // a redirect loop is the upstream misbehaving, not an outage: it must not trip the breaker
+  if (code === "TooManyRedirects") return new UpstreamError("invalid", upstream, "redirected too many times (a redirect loop)");
   const tls = TLS_CODES[code];
   if (tls) return new UpstreamError("tls", upstream, `${tls} (${code})`);
   if (/CERT|TLS|SSL/i.test(code)) return new UpstreamError("tls", upstream, `TLS handshake failed (${code})`);

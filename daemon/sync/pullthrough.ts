@@ -133,6 +133,10 @@ export class PullThrough {
       return pulled(this.admit(await this.fetchManifest(route.upstream, route.name, repo, reference, false), accept));
     } catch (err) {
       route.upstream.misses.remember(key, err);
+      // once per miss and negative-cache TTL: the answer is remembered above
+      if (err instanceof UpstreamError && err.fault !== "not-found" && err.fault !== "down") {
+        this.log.warn("pull-through could not fetch a manifest; nothing was stored", { repo, reference, upstream: route.upstream.name, error: err.message });
+      }
       if (err instanceof UpstreamError) throw err.toRegistryError("MANIFEST_UNKNOWN");
       throw err;
     }

@@ -69,8 +69,10 @@ export class Upstream {
     const algorithm = wanted?.algorithm ?? "sha256";
     const digest = `${algorithm}:${hashBytes(algorithm, bytes)}`;
     if (wanted && wanted.value !== digest) throw new UpstreamError("digest", this.name, `sent a manifest hashing to ${digest} for ${ref}`);
-    if (header && header.algorithm === algorithm && header.value !== digest) {
-      throw new UpstreamError("digest", this.name, `sent a manifest hashing to ${digest} while announcing ${header.value}`);
+    // the announced digest is checked in its own algorithm: a sha512 header must not escape the check
+    const announced = header && (header.algorithm === algorithm ? digest : `${header.algorithm}:${hashBytes(header.algorithm, bytes)}`);
+    if (header && header.value !== announced) {
+      throw new UpstreamError("digest", this.name, `sent a manifest hashing to ${announced} while announcing ${header.value}`);
     }
     let parsed: ParsedManifest;
     try {

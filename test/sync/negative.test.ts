@@ -1,7 +1,7 @@
 /**
  * Pull-through misses and lying upstreams, against the real daemon and a small scripted
- * upstream (a Bun.serve on port 0 that counts every request it gets and serves wrong bytes
- * for chosen digests): identical misses cost one upstream request per negative-cache TTL,
+ * upstream (test/helpers/fakeupstream.ts: counts every request it gets and serves wrong
+ * bytes for chosen digests): identical misses cost one upstream request per negative-cache TTL,
  * however many clients ask and whether they ask at once or one after another; a blob whose
  * upstream bytes fail their digest is logged and counted, trips nothing (the breaker stays
  * up even at `breaker_failures = 1`), gives a small blob's client a 502 and a large blob's
@@ -13,6 +13,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { type Daemon, startDaemon } from "../helpers/daemon";
+import { type FakeUpstream, startFakeUpstream } from "../helpers/fakeupstream";
 import { NegativeCache } from "../../daemon/sync/negative";
 import { parseConfig } from "../../daemon/config/load";
 import { UpstreamError } from "../../daemon/sync/errors";
@@ -31,38 +32,30 @@ const unsized = randomBytes(2 * 1024 * 1024);
 const UNSIZED = sha(unsized);
 const MISSING = `sha256:${"e".repeat(64)}`;
 
-let fake: ReturnType<typeof Bun.serve>;
-const hits = new Map<string, number>();
-const count = (path: string) => hits.get(path) ?? 0;
+let fake: FakeUpstream;
+const count = (path: string) => fake.hits(path);
 let berth: Daemon;
 
 beforeAll(async () => {
-  fake = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    fetch(req) {
-      const path = new URL(req.url).pathname;
-      hits.set(path, count(path) + 1);
-      if (path === "/v2/") return new Response("{}");
-      const blob = /^\/v2\/lib\/[a-z]+\/blobs\/(sha256:[0-9a-f]{64})$/.exec(path)?.[1];
-      const lie = (b: Uint8Array) => new Response(randomBytes(b.byteLength), { headers: { "content-type": "application/octet-stream" } });
-      if (blob === SMALL) return lie(small);
-      if (blob === LARGE) return lie(large);
-      if (blob === GOOD) return new Response(good);
-      if (blob === UNSIZED) {
-        const wrong = randomBytes(unsized.byteLength);
-        let at = 0;
-        const body = new ReadableStream<Uint8Array>({
-          pull(c) {
-            if (at >= wrong.byteLength) return c.close();
-            c.enqueue(wrong.subarray(at, at + 256 * 1024));
-            at += 256 * 1024;
-          },
-        });
-        return new Response(body);
-      }
-      return Response.json({ errors: [{ code: "MANIFEST_UNKNOWN", message: "not here" }] }, { status: 404 });
-    },
+  fake = startFakeUpstream((_req, path) => {
+    const blob = /^\/v2\/lib\/[a-z]+\/blobs\/(sha256:[0-9a-f]{64})$/.exec(path)?.[1];
+    const lie = (b: Uint8Array) => new Response(randomBytes(b.byteLength), { headers: { "content-type": "application/octet-stream" } });
+    if (blob === SMALL) return lie(small);
+    if (blob === LARGE) return lie(large);
+    if (blob === GOOD) return new Response(good);
+    if (blob === UNSIZED) {
+      const wrong = randomBytes(unsized.byteLength);
+      let at = 0;
+      const body = new ReadableStream<Uint8Array>({
+        pull(c) {
+          if (at >= wrong.byteLength) return c.close();
+          c.enqueue(wrong.subarray(at, at + 256 * 1024));
+          at += 256 * 1024;
+        },
+      });
+      return new Response(body);
+    }
+    return undefined;
   });
   berth = await startDaemon({
     extra: `[[sync.registries]]\nname = "fake"\nurls = ["http://127.0.0.1:${fake.port}"]\nrepos = ["lib/**"]\nbreaker_failures = 1\nnegative_cache_ttl = 600\n`,
@@ -71,7 +64,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await berth?.[Symbol.asyncDispose]();
-  fake?.stop(true);
+  await fake?.[Symbol.asyncDispose]();
 });
 
 async function errorOf(res: Response): Promise<{ code: string; detail: string }> {
