@@ -225,6 +225,7 @@ export function createV2Handler(
   const { log } = options;
   // a storm of refusals for want of descriptors or space is logged once per interval, not per request
   const shortOf = throttledWarn(log, "requests refused for want of resources (descriptors, memory or disk)");
+  const upstreamFault = throttledWarn(log, "requests answered with an upstream's error (pull-through)");
   const manifestBudget = new ByteBudget(options.manifestBudgetBytes ?? 0);
   const bodyLimits = { maxBytes: options.maxManifestBytes, budget: manifestBudget, timeoutMs: options.bodyTimeoutMs ?? 0 };
   const auth = options.auth;
@@ -476,7 +477,9 @@ export function createV2Handler(
       return req.method === "HEAD" && res.body ? new Response(null, { status: res.status, headers: res.headers }) : res;
     } catch (err) {
       if (err instanceof RegistryError) {
-        if (err.status === 503 || err.status === 507) shortOf({ method: req.method, path, status: err.status, detail: err.detail });
+        // an upstream's fault (pull-through) is logged where it happened, in sync/; here only counted, throttled
+        if (err.status >= 500 && err.detail?.startsWith("upstream ")) upstreamFault({ method: req.method, path, status: err.status, detail: err.detail });
+        else if (err.status === 503 || err.status === 507) shortOf({ method: req.method, path, status: err.status, detail: err.detail });
         else if (err.status >= 500) log.error("request failed", { method: req.method, path, code: err.code, detail: err.detail });
         return errorResponse(err, req.method);
       }
