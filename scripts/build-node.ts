@@ -42,11 +42,12 @@ const result = await Bun.build({
   outdir: join(pkg, "lib"),
   target: "node",
   format: "esm",
+  splitting: true,
   minify: true,
   // Elysia imports file-type lazily, only to check uploaded files (berth takes none); its
   // regular expressions use the `v` flag, which Node.js 18 cannot parse.
   external: ["file-type"],
-  naming: { entry: "[name].mjs", asset: "[name]-[hash].[ext]" },
+  naming: { entry: "[name].mjs", chunk: "chunk-[hash].mjs", asset: "[name]-[hash].[ext]" },
   define: {
     __BERTH_VERSION__: JSON.stringify(version),
     __BERTH_COMPILED__: "false",
@@ -83,8 +84,11 @@ writeFileSync(
   `#!/bin/sh
 # berth on Node.js (>= 18): runs the bundled daemon and CLI with the node found on PATH,
 # or with $BERTH_NODE when set.
+# The V8 flags trade JIT and GC parallelism for memory, as a small board wants: no V8
+# worker threads (--single-threaded, --v8-pool-size=0) and a 1 MiB young generation
+# (measured: idle RSS ~80 MiB instead of ~130 MiB). $BERTH_NODE_FLAGS replaces them.
 here=$(dirname "$(readlink -f "$0")")
-exec "\${BERTH_NODE:-node}" "$here/../lib/berth.mjs" "$@"
+exec "\${BERTH_NODE:-node}" \${BERTH_NODE_FLAGS---single-threaded --v8-pool-size=0 --max-semi-space-size=1} "$here/../lib/berth.mjs" "$@"
 `,
 );
 chmodSync(join(pkg, "bin", "berth"), 0o755);
@@ -93,13 +97,18 @@ mkdirSync(join(pkg, "systemd", "berth.service.d"), { recursive: true });
 cpSync(join(root, "systemd"), join(pkg, "systemd"), { recursive: true });
 writeFileSync(
   join(pkg, "systemd", "berth.service.d", "node.conf"),
-  `# berth on Node.js: the launcher is a shell script that execs node, and readiness is sent
-# with systemd-notify (Node.js cannot send unix datagrams), so any process of the unit may
-# notify. Install as /etc/systemd/system/berth.service.d/node.conf beside the unit.
+  `# berth on Node.js (armv7): Node.js cannot send the unix datagrams of sd_notify (the Bun
+# build sends them through libc), so the service is started as Type=exec (started once node
+# runs) without the watchdog; everything else in berth.service applies unchanged.
+# Installed by ./install as /etc/systemd/system/berth.service.d/node.conf.
 [Service]
-NotifyAccess=all
+Type=exec
+WatchdogSec=0
 `,
 );
+cpSync(join(root, "board"), join(pkg, "board"), { recursive: true });
+copyFileSync(join(root, "README.md"), join(pkg, "README.md"));
+copyFileSync(join(root, "scripts", "install"), join(pkg, "install"));
 writeFileSync(join(pkg, "VERSION"), `${version}\n`);
 
 const tarball = join(out, "berth-linux-armv7.tar.gz");

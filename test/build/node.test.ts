@@ -8,9 +8,9 @@
  * against a second process (flock(1), as the Node.js build has no bun:ffi).
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { type Fixtures, Skopeo, buildFixtures, makeTemp, runOk } from "../helpers/clients";
+import { type Fixtures, Skopeo, buildFixtures, makeTemp, run, runOk } from "../helpers/clients";
 import { startDaemon } from "../helpers/daemon";
 import { roundTrip } from "../helpers/roundtrip";
 
@@ -52,6 +52,29 @@ describe("scripts/build-node.ts (berth-linux-armv7.tar.gz)", () => {
     for (const file of ["bin/berth", "lib/berth.mjs", "lib/uploadhash-thread.mjs", "lib/node-sqlite3-wasm.wasm", "systemd/berth.service", "systemd/berth.service.d/node.conf", "VERSION"]) {
       expect(existsSync(join(work, "berth", file))).toBe(true);
     }
+  });
+
+  test("./install from the tarball lays out the Node.js build with the unit's drop-in; systemd-analyze verify accepts both", async () => {
+    const root = join(work, "sysroot-install");
+    await runOk(["mkdir", "-p", root]);
+    await runOk([join(work, "berth/install"), "--root", root]);
+    expect(readlinkSync(join(root, "usr/bin/berth"))).toBe("/usr/lib/berth/bin/berth");
+    for (const f of ["usr/lib/berth/bin/berth", "usr/lib/berth/lib/berth.mjs", "usr/lib/berth/lib/node-sqlite3-wasm.wasm", "etc/systemd/system/berth.service",
+      "etc/systemd/system/berth.service.d/node.conf", "etc/berth/berth.toml", "usr/share/berth/board/rpi4.toml"]) {
+      expect(existsSync(join(root, f))).toBe(true);
+    }
+    const installed = join(root, "usr/lib/berth/bin/berth");
+    expect((await runOk([installed, "verify", join(root, "etc/berth/berth.toml")])).stdout).toContain("valid");
+    // The unit with its drop-in, ExecStart pointing at the installed launcher.
+    const dir = join(work, "verify-node");
+    mkdirSync(join(dir, "berth.service.d"), { recursive: true });
+    writeFileSync(join(dir, "berth.service"), readFileSync(join(root, "etc/systemd/system/berth.service"), "utf8").replaceAll("/usr/bin/berth", installed));
+    copyFileSync(join(root, "etc/systemd/system/berth.service.d/node.conf"), join(dir, "berth.service.d/node.conf"));
+    const verify = await run(["systemd-analyze", "verify", join(dir, "berth.service")]);
+    expect(`${verify.stdout}${verify.stderr}`).toBe("");
+    expect(verify.code).toBe(0);
+    const show = await run(["systemd-analyze", "security", "--offline=true", "--threshold=20", join(dir, "berth.service")]);
+    expect(show.code).toBe(0);
   });
 
   test("under this machine's Node.js: round trip with docs and /metrics, a second process refused, data kept across a restart", async () => {
