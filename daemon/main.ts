@@ -46,6 +46,7 @@ import { setupAuth, type AuthSetup } from "./auth/setup";
 import type { TokenAuth } from "./auth/tokensetup";
 import type { LoginResult } from "./auth/tokenservice";
 import type { Identified } from "./auth/authenticator";
+import { setTimeout as sleep } from "node:timers/promises";
 
 /** Runs `fn`, printing a configuration error (exit 1) instead of throwing it. */
 async function withConfigErrors(fn: () => Promise<number>): Promise<number> {
@@ -185,7 +186,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     onAdmin: (req, path, status, address, principal) => audit.admin({ principal, address }, req.method, path, status),
     ...(auth ? { auth: auth.front } : {}),
   });
-  const server = serveOrRelease(rootLock, (req, peer) => {
+  const server = await serveOrRelease(rootLock, (req, peer) => {
     governor.request();
     return app(req, peer);
   }, {
@@ -234,7 +235,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
       await advertisement?.stop();
       const stopping = server.stop(false);
       const deadline = Date.now() + graceMs;
-      while (server.pendingRequests() > 0 && Date.now() < deadline) await Bun.sleep(50);
+      while (server.pendingRequests() > 0 && Date.now() < deadline) await sleep(50);
       await server.stop(true);
       await stopping;
       await scheduler.stop();
@@ -311,9 +312,9 @@ function loginResult(who: Identified): LoginResult {
 }
 
 /** {@link serve}, releasing the root lock when the port cannot be had (an in-process caller may retry). */
-function serveOrRelease(lock: { release(): void }, ...args: Parameters<typeof serve>): ReturnType<typeof serve> {
+async function serveOrRelease(lock: { release(): void }, ...args: Parameters<typeof serve>): ReturnType<typeof serve> {
   try {
-    return serve(...args);
+    return await serve(...args);
   } catch (err) {
     lock.release();
     throw err;
@@ -333,7 +334,8 @@ function parseArgs(rest: string[], usage: string, flags: readonly string[] = [])
   return out;
 }
 
-async function main(argv: string[]): Promise<number> {
+/** Runs the command line `argv` (without the program name); resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   // help: `berth`, `berth -h|--help`, `berth help [COMMAND]`, `berth COMMAND -h|--help`; on stdout, exit 0
   if (command === undefined || isHelpFlag(command)) return (console.log(USAGE), 0);

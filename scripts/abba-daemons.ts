@@ -15,14 +15,18 @@ const CONCURRENCY = 32;
 /** A running daemon of the comparison. */
 export interface BenchDaemon {
   url: string;
+  pid: number;
   stop(): Promise<void>;
 }
 
-/** Starts a daemon whose config has `extra` (TOML) after [storage]; pushes the image b/app:v1. */
-export async function startBenchDaemon(extra: string): Promise<BenchDaemon> {
+/**
+ * Starts a daemon whose config has `extra` (TOML) after [storage]; pushes the image b/app:v1.
+ * `command` runs another build (the program before its arguments; default: this source under Bun).
+ */
+export async function startBenchDaemon(extra: string, command: string[] = [process.execPath, MAIN]): Promise<BenchDaemon> {
   const work = mkdtempSync(join(tmpdir(), "berth-bench-abba-"));
   writeFileSync(join(work, "c.toml"), `[http]\naddress = "127.0.0.1"\nport = 0\n[storage]\nroot = "${join(work, "root")}"\n${extra}[log]\nlevel = "warn"\n`);
-  const proc = Bun.spawn([process.execPath, MAIN, "serve", "--config", join(work, "c.toml")], { stderr: "pipe" });
+  const proc = Bun.spawn([...command, "serve", "--config", join(work, "c.toml")], { stderr: "pipe" });
   const port = await listeningPort(proc.pid);
   const url = `http://127.0.0.1:${port}`;
   const config = new TextEncoder().encode("{}");
@@ -33,6 +37,7 @@ export async function startBenchDaemon(extra: string): Promise<BenchDaemon> {
   if (put.status !== 201) throw new Error(`push failed: ${put.status}`);
   return {
     url,
+    pid: proc.pid,
     async stop() {
       proc.kill("SIGKILL");
       await proc.exited;
@@ -43,7 +48,7 @@ export async function startBenchDaemon(extra: string): Promise<BenchDaemon> {
 
 /** The TCP port `pid` listens on (level = warn hides the listening line), read from /proc. */
 async function listeningPort(pid: number): Promise<number> {
-  for (let i = 0; i < 500; i++) {
+  for (let i = 0; i < 6000; i++) {
     await Bun.sleep(10);
     const tcp = await Bun.file("/proc/net/tcp").text();
     const inodes = new Set<string>();

@@ -15,7 +15,7 @@ if (process.argv[2] === "serve") {
   // child: serve until stdin closes; print the port
   const [, , , mode, cert, key, ca] = process.argv;
   const big = new Uint8Array(MiB).fill(42);
-  const server = serve((req) => (new URL(req.url).pathname === "/big" ? new Response(big) : new Response("ok")), {
+  const server = await serve((req) => (new URL(req.url).pathname === "/big" ? new Response(big) : new Response("ok")), {
     hostname: "127.0.0.1",
     port: 0,
     maxRequestBodySize: 1 << 20,

@@ -19,6 +19,7 @@
  */
 import { timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { sha256Bytes } from "../platform/hash";
 import { ACTIONS, type Action, type PasswordSource, type Principal, type ScopeLimit, type Verdict } from "./identity";
 import { checkSecretFile, writeSecretFile } from "./secretfile";
 
@@ -61,7 +62,7 @@ const MAX_SCOPES = 32;
 const KEY_FORMAT = /^berth_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
 const GLOB = /^[a-z0-9._\-/*?]{1,255}$/;
 
-const sha256 = (text: string) => new Bun.CryptoHasher("sha256").update(text).digest();
+const sha256 = (text: string) => Buffer.from(sha256Bytes(text));
 
 function checkScopes(value: unknown, where: string): ScopeLimit[] {
   if (value === undefined || value === null) return [];

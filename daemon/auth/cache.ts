@@ -4,6 +4,8 @@
  * no password, and a changed or removed entry (a new stored hash) can never hit an old
  * key. Bounded in entries (the oldest goes first) and in time (a short TTL).
  */
+import { sha256Base64 } from "../platform/hash";
+
 /** A bounded, expiring set of verified (user, password, stored hash) triples. */
 export class VerifiedCache {
   private readonly entries = new Map<string, number>();
@@ -16,7 +18,7 @@ export class VerifiedCache {
 
   /** The cache key of a triple (Bun's one-shot SHA-256: half the cost of a node:crypto hasher on the hot path). */
   static key(user: string, password: string, storedHash: string): string {
-    return Bun.SHA256.hash(`${user}\0${password}\0${storedHash}`, "base64");
+    return sha256Base64(`${user}\0${password}\0${storedHash}`);
   }
 
   /** True when the triple was verified within the TTL. */

@@ -11,6 +11,7 @@
  */
 import { readFileSync, statSync } from "node:fs";
 import type { Logger } from "../log";
+import { verifyPassword } from "../platform/password";
 import { VerifiedCache } from "./cache";
 import type { CachedPasswordSource } from "./chain";
 import type { Principal, Verdict } from "./identity";
@@ -174,7 +175,7 @@ export class HtpasswdSource implements CachedPasswordSource {
     if (!this.cache.has(key)) {
       let ok = false;
       try {
-        ok = await Bun.password.verify(password, hash);
+        ok = await verifyPassword(password, hash);
       } catch {
         ok = false;
       }

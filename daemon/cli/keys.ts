@@ -4,6 +4,7 @@
  * prompt without echo, or from standard input with `--password-stdin`; never from an argument.
  */
 import { readFileSync } from "node:fs";
+import { text } from "node:stream/consumers";
 import { parseDuration } from "../config/schema";
 import { COMMAND_HELP, usageError } from "./usage";
 
@@ -63,7 +64,7 @@ function parse(argv: string[]): Args | string {
 
 /** Reads a password: all of stdin (one trailing newline dropped), or a no-echo terminal prompt. */
 async function readPassword(fromStdin: boolean, user: string): Promise<string> {
-  if (fromStdin) return (await Bun.stdin.text()).replace(/\r?\n$/, "");
+  if (fromStdin) return (await text(process.stdin)).replace(/\r?\n$/, "");
   if (!process.stdin.isTTY) throw new Error("no terminal to ask for the password on; pass it on standard input with --password-stdin");
   process.stderr.write(`Password for ${user}: `);
   const stdin = process.stdin;

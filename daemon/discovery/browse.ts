@@ -4,6 +4,7 @@
  */
 import { Bonjour } from "bonjour-service";
 import { type Advertised, SERVICE_TYPE, fromTxt } from "./txt";
+import { setTimeout as sleep } from "node:timers/promises";
 
 /** A registry found on the LAN. */
 export interface Found extends Advertised {
@@ -34,7 +35,7 @@ export async function discover(options: { timeoutMs: number; interfaceAddress?: 
     browser.on("srv-update", take);
     // Ask again half-way: the first query may go out before the socket joined the group.
     const again = setTimeout(() => browser.update(), Math.floor(options.timeoutMs / 2));
-    await Bun.sleep(options.timeoutMs);
+    await sleep(options.timeoutMs);
     clearTimeout(again);
     browser.stop();
   } finally {

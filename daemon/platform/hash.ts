@@ -68,3 +68,15 @@ export async function hashFile(algorithm: Algorithm, path: string): Promise<stri
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(chunk as Uint8Array);
   return h.hex();
 }
+
+const BunSha256 = (globalThis as { Bun?: { SHA256?: { hash(data: string, encoding: "base64"): string } } }).Bun?.SHA256;
+
+/** SHA-256 of a short text, base64 (Bun's one-shot hash: half the cost of a node:crypto hasher on a hot path). */
+export function sha256Base64(text: string): string {
+  return BunSha256 ? BunSha256.hash(text, "base64") : createHash("sha256").update(text).digest("base64");
+}
+
+/** SHA-256 of a short text, as bytes. */
+export function sha256Bytes(text: string): Uint8Array {
+  return BunHasher ? (new BunHasher("sha256").update(new TextEncoder().encode(text)) as BunHasherLike & { digest(): Uint8Array }).digest() : createHash("sha256").update(text).digest();
+}

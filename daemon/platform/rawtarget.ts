@@ -23,6 +23,29 @@ function altered(segment: string): boolean {
 }
 
 /**
+ * For a server that sees the raw target itself (node:http in the Node.js build): true when
+ * `path` (the target's path as sent, before `?`) has a segment the URL parser would resolve
+ * or rewrite, or more segments than any route admits. Percent-encoded segments are decoded
+ * first (`%2e%2e` is `..`); one that does not decode is left as it is.
+ */
+export function rawPathRewritten(path: string): boolean {
+  const segments = path.split("/");
+  if (segments.length - 1 >= MAX_SEGMENTS) return true;
+  for (const segment of segments) {
+    let decoded = segment;
+    if (segment.includes("%")) {
+      try {
+        decoded = decodeURIComponent(segment);
+      } catch {
+        // not decodable: the URL parser leaves it alone too
+      }
+    }
+    if (altered(decoded) || segment.includes("\\")) return true;
+  }
+  return false;
+}
+
+/**
  * Route table and fallback for Bun.serve that call `fetch` for every request, marking in
  * `rewritten` the requests whose raw target the URL parser changed.
  */

@@ -10,9 +10,10 @@
  * (a root from an older berth on a full disk), the `.berth` directory itself is locked; every
  * holder locks the directory too, so the two forms exclude each other.
  *
- * flock comes from libc through bun:ffi (Bun has no binding for it), behind {@link Flock} so
- * that a Node.js build can supply its own.
+ * flock comes from libc through bun:ffi (Bun has no binding for it), or from flock(1) where
+ * bun:ffi is missing (the Node.js build), behind {@link Flock} so that a caller can supply its own.
  */
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import { platform } from "node:os";
 import { join } from "node:path";
@@ -50,11 +51,20 @@ const PID_WIDTH = 16;
 
 let ffiFlock: Flock | null | undefined;
 
-/** flock(2) through libc with bun:ffi; null where libc cannot be loaded (then no locking). */
+/**
+ * flock(2) through libc with bun:ffi; where bun:ffi is missing (the Node.js build), through
+ * util-linux's flock(1); null where neither works (then no locking).
+ */
 async function libcFlock(): Promise<Flock | null> {
   if (ffiFlock !== undefined) return ffiFlock;
   if (platform() !== "linux") return (ffiFlock = null);
-  const { dlopen, FFIType, read } = await import("bun:ffi");
+  let ffi: typeof import("bun:ffi");
+  try {
+    ffi = await import("bun:ffi");
+  } catch {
+    return (ffiFlock = flockCommand());
+  }
+  const { dlopen, FFIType, read } = ffi;
   const symbols = {
     flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
     __errno_location: { args: [], returns: FFIType.ptr },
@@ -74,6 +84,24 @@ async function libcFlock(): Promise<Flock | null> {
     }
   }
   return (ffiFlock = null);
+}
+
+/**
+ * flock(2) through the flock(1) command: the child is handed our descriptor as its fd 3 and
+ * locks it. A flock belongs to the open file description, which the child shares, so the
+ * lock outlives the child and is held until this process closes the descriptor or dies,
+ * exactly as if it had called flock(2) itself. Null when the command is not installed.
+ */
+export function flockCommand(command = "flock"): Flock | null {
+  const BUSY = 75;
+  const probe = spawnSync(command, ["--version"], { stdio: "ignore" });
+  if (probe.error || probe.status !== 0) return null;
+  return (fd) => {
+    const run = spawnSync(command, ["--nonblock", "--conflict-exit-code", String(BUSY), "3"], { stdio: ["ignore", "ignore", "pipe", fd] });
+    if (run.status === 0) return "locked";
+    if (run.status === BUSY) return "busy";
+    throw new Error(`flock failed on descriptor ${fd}: ${run.error?.message ?? run.stderr.toString().trim()}`);
+  };
 }
 
 function code(err: unknown): string | undefined {

@@ -1,8 +1,10 @@
 /**
- * The HTTP server seam (Bun.serve today) and file-backed response bodies, which Bun sends
+ * The HTTP server seam (Bun.serve) and file-backed response bodies, which Bun sends
  * with sendfile(2) so blob bytes never pass through JavaScript. Every request goes through
- * rawtarget.ts, which tells whether its target was rewritten by the URL parser.
+ * rawtarget.ts, which tells whether its target was rewritten by the URL parser. The Node.js
+ * build (armv7) replaces this module with node/serve.ts, which has the same exports.
  */
+import { AddressInUseError } from "./addressinuse";
 import { rawTargetRoutes } from "./rawtarget";
 import { type ClientCertificate, listenTlsFront, type TlsFront } from "./tlsfront";
 
@@ -55,13 +57,7 @@ export interface RequestPeer {
   clientCertificate?(request: Request): ClientCertificate | undefined;
 }
 
-/** Thrown when the address and port are taken by another socket; the message names them. */
-export class AddressInUseError extends Error {
-  constructor(hostname: string, port: number) {
-    super(`Cannot listen on ${hostname}:${port}: the address is in use by another process; stop it or set another [http] port`);
-    this.name = "AddressInUseError";
-  }
-}
+export { AddressInUseError } from "./addressinuse";
 
 /**
  * Starts an HTTP server that answers every request with `fetch` (told the request's peer).
@@ -70,7 +66,7 @@ export class AddressInUseError extends Error {
  * connections. (Measured with Bun 1.4.5: with `development: false` and `reusePort` left
  * unset, two processes both bound 127.0.0.1:<port>; without `development` they did not.)
  */
-export function serve(fetch: (request: Request, peer: RequestPeer) => Promise<Response> | Response, options: ServeOptions): Server {
+export async function serve(fetch: (request: Request, peer: RequestPeer) => Promise<Response> | Response, options: ServeOptions): Promise<Server> {
   let server: ReturnType<typeof listen>;
   try {
     if (options.tls?.clientCaFile) return serveWithClientCertificates(fetch, options, options.tls as Required<ServeOptions>["tls"] & { clientCaFile: string });

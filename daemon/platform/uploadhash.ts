@@ -13,7 +13,7 @@
  */
 import { Worker } from "node:worker_threads";
 import type { Algorithm } from "../oci/digest";
-import { COMPILED } from "../version";
+import { COMPILED, NODE_BUILD } from "../version";
 import { type Hasher, createHasher } from "./hash";
 
 /** The running hash of one upload's file. */
@@ -68,7 +68,9 @@ type Reply = { id: number; hex?: string; error?: string; code?: string };
  * binary's own, so a URL relative to it would miss the `platform/` folder); a relative
  * specifier is resolved against that root.
  */
-function threadEntry(): string {
+function threadEntry(): string | URL {
+  // The Node.js bundle keeps the thread as a file beside itself (scripts/build-node).
+  if (NODE_BUILD) return new URL("./uploadhash-thread.mjs", import.meta.url);
   return COMPILED ? "./platform/uploadhash-thread.js" : new URL("./uploadhash-thread.ts", import.meta.url).pathname;
 }
 

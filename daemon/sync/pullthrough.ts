@@ -34,6 +34,7 @@ import type { BlobFile, ManifestContent, Registry } from "../registry/registry";
 import type { BlobFetches } from "./blobfetch";
 import { UpstreamError } from "./errors";
 import type { FetchedManifest, Upstream } from "./upstream";
+import { setTimeout as sleep } from "node:timers/promises";
 
 /** How long a pull of a cached tag waits for its upstream re-check before serving the cached one. */
 export const RECHECK_WAIT_MS = 500;
@@ -118,7 +119,7 @@ export class PullThrough {
     if (local) {
       if (!tag || !this.due(route.upstream, repo, reference)) return pulled(local);
       const check = this.recheck(route.upstream, route.name, repo, reference, local.digest, accept);
-      const winner = await Promise.race([check, Bun.sleep(RECHECK_WAIT_MS).then(() => undefined)]);
+      const winner = await Promise.race([check, sleep(RECHECK_WAIT_MS).then(() => undefined)]);
       return pulled(winner ?? local);
     }
     const pending = this.pending.get(`${repo}@${reference}`) ?? this.pending.get(`${repo}:${reference}`);

@@ -5,10 +5,10 @@
  * binary) and serves it back byte-exact, and reports the stamped version.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { readFileSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { startDaemon } from "../helpers/daemon";
-import { type Fixtures, Skopeo, buildFixtures, layoutBlobs, layoutTag, makeTemp, runOk } from "../helpers/clients";
+import { type Fixtures, Skopeo, buildFixtures, makeTemp, runOk } from "../helpers/clients";
+import { roundTrip } from "../helpers/roundtrip";
 
 setDefaultTimeout(180_000);
 
@@ -35,36 +35,12 @@ afterAll(() => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-async function roundTrip(command: string[], checkDocs = false) {
-  const version = await runOk([...command, "version"], { timeoutMs: 60_000 });
-  expect(version.stdout.trim()).toBe(`berth ${STAMP}`);
-  await using daemon = await startDaemon({ command });
-  const flags = ["--src-tls-verify=false", "--dest-tls-verify=false"];
-  await skopeo.ok(["copy", "-q", ...flags, `oci:${fx.single}:v1`, `docker://${daemon.host}/edge/app:v1`]);
-  const out = join(work, `out-${Math.random().toString(36).slice(2)}`);
-  await skopeo.ok(["copy", "-q", ...flags, `docker://${daemon.host}/edge/app:v1`, `oci:${out}:v1`]);
-  expect(layoutTag(out, "v1").digest).toBe(layoutTag(fx.single, "v1").digest);
-  const before = layoutBlobs(fx.single);
-  const after = layoutBlobs(out);
-  expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
-  for (const [digest, content] of after) expect(content).toBe(digest); // every file hashes to its name
-  if (checkDocs) {
-    // The UI's assets are embedded in the binary, byte for byte.
-    const js = await fetch(`${daemon.url}/api/docs/assets/swagger-ui-bundle.js`);
-    expect(js.status).toBe(200);
-    expect(new Uint8Array(await js.arrayBuffer())).toEqual(new Uint8Array(readFileSync(join(REPO, "node_modules/swagger-ui-dist/swagger-ui-bundle.js"))));
-    expect((await fetch(`${daemon.url}/metrics`)).status).toBe(200);
-  }
-  expect(daemon.logs()).not.toContain('"level":"error"');
-  expect(await daemon.stop()).toBe(0);
-}
-
 describe("scripts/build binaries", () => {
   test("linux-x64 binary: version stamped, push and pull byte-exact, docs assets and /metrics served", async () => {
-    await roundTrip([join(work, "dist/berth-linux-x64")], true);
+    await roundTrip({ work, fx, skopeo, stamp: STAMP }, [join(work, "dist/berth-linux-x64")], true);
   });
 
   test("linux-arm64 binary under qemu-aarch64-static: version stamped, push and pull byte-exact", async () => {
-    await roundTrip([...QEMU, join(work, "dist/berth-linux-arm64")]);
+    await roundTrip({ work, fx, skopeo, stamp: STAMP }, [...QEMU, join(work, "dist/berth-linux-arm64")]);
   });
 });

@@ -50,6 +50,8 @@ export interface DaemonOptions {
   env?: Record<string, string>;
   /** Full config text to use instead of the generated one (port 0 and a root are up to the caller). */
   config?: string;
+  /** How long to wait for "berth listening" (default 30 s; emulated runs need more). */
+  startTimeoutMs?: number;
 }
 
 /** Starts berth and resolves once it listens. */
@@ -79,7 +81,8 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     }
     rejectPort(new Error(`berth exited before listening:\n${logs}`));
   })();
-  const timer = setTimeout(() => rejectPort(new Error(`berth did not start within 30 s:\n${logs}`)), 30_000);
+  const startMs = options.startTimeoutMs ?? 30_000;
+  const timer = setTimeout(() => rejectPort(new Error(`berth did not start within ${startMs / 1000} s:\n${logs}`)), startMs);
   let port: number;
   try {
     port = await portPromise;

@@ -16,12 +16,12 @@ let expired: CertFiles;
 const identity = new ClientCertIdentity({ identity: "cn", groups: "ou" });
 const BIG = 3 * 1024 * 1024 + 17;
 
-beforeAll(() => {
+beforeAll(async () => {
   pki = makePki();
   device = pki.client("device", { subject: "/O=fleet/OU=line1/CN=device-1" });
   foreign = pki.client("foreign", { subject: "/CN=device-1", foreign: true });
   expired = pki.client("expired", { subject: "/CN=device-1", expired: true });
-  server = serve(
+  server = await serve(
     async (req, peer) => {
       const url = new URL(req.url);
       if (url.pathname === "/big") return new Response(new Uint8Array(BIG).fill(7));
