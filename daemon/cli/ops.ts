@@ -33,11 +33,11 @@ export async function onlinePassCommand(kind: "gc" | "scrub", argv: string[]): P
 /** One upstream as /api/v1/sync shows it (the fields the table reads). */
 interface Upstream {
   name: string;
-  url?: string;
-  up?: boolean;
+  preferredUrl?: string;
+  /** The circuit breaker's state: "up", "down", "probing"… */
   state?: string;
-  lastRun?: { at?: string; ok?: boolean; error?: string } | null;
-  [k: string]: unknown;
+  lastError?: string | null;
+  lastRun?: { at?: string; error?: string } | null;
 }
 
 /** `berth sync status` and `berth sync run NAME [--wait]`. */
@@ -52,7 +52,7 @@ export async function syncCommand(argv: string[]): Promise<number> {
     if (a.flags.has("--json")) return (printJson(view), EXIT.ok);
     const ups = view.registries ?? [];
     if (ups.length === 0) console.log("no upstreams configured ([[sync.registries]])");
-    else console.log(table(["UPSTREAM", "URL", "STATE", "LAST RUN"], ups.map((u) => [u.name, u.url ?? "-", u.state ?? (u.up === undefined ? "-" : u.up ? "up" : "down"), u.lastRun?.at ? `${u.lastRun.at}${u.lastRun.ok === false ? ` failed: ${u.lastRun.error ?? ""}` : ""}` : "never"])));
+    else console.log(table(["UPSTREAM", "URL", "STATE", "LAST RUN"], ups.map((u) => [u.name, u.preferredUrl ?? "-", `${u.state ?? "-"}${u.state !== "up" && u.lastError ? ` (${u.lastError})` : ""}`, u.lastRun?.at ? `${u.lastRun.at}${u.lastRun.error ? ` failed: ${u.lastRun.error}` : ""}` : "never"])));
     console.log(`fetches in flight: ${view.fetches?.length ?? 0}, pins: ${view.pins?.length ?? 0}`);
     return EXIT.ok;
   }
@@ -86,7 +86,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
   };
   const [storage, sync] = await Promise.all([optional("/api/v1/storage"), optional("/api/v1/sync")]);
   if (a.flags.has("--json")) return (printJson({ url: client.url, info, storage, sync }), EXIT.ok);
-  const usage = (storage?.usage ?? storage) as Record<string, unknown> | null;
+  const quota = (storage?.quota ?? null) as { usedBytes?: number; freeBytes?: number; maxBytes?: number } | null;
   const ups = ((sync?.registries as Upstream[] | undefined) ?? []);
   const lines: [string, string][] = [
     ["Registry", client.url],
@@ -96,8 +96,10 @@ export async function statusCommand(argv: string[]): Promise<number> {
     ["Memory", bytes(Number(info.rssBytes))],
     ["Uploads", String(info.uploadsInFlight)],
   ];
-  if (usage && typeof usage.usedBytes === "number") lines.push(["Storage", `${bytes(usage.usedBytes)} used`]);
-  lines.push(["Upstreams", ups.length === 0 ? "none" : ups.map((u) => `${u.name} (${u.state ?? (u.up === false ? "down" : "up")})`).join(", ")]);
+  if (quota && typeof quota.usedBytes === "number") {
+    lines.push(["Storage", `${bytes(quota.usedBytes)} used${quota.maxBytes ? ` of ${bytes(quota.maxBytes)}` : ""}${typeof quota.freeBytes === "number" ? `, ${bytes(quota.freeBytes)} free on disk` : ""}`]);
+  }
+  lines.push(["Upstreams", ups.length === 0 ? "none" : ups.map((u) => `${u.name} (${u.state ?? "?"})`).join(", ")]);
   console.log(lines.map(([k, v]) => `${(k + ":").padEnd(11)}${v}`).join("\n"));
   return EXIT.ok;
 }

@@ -76,7 +76,7 @@ export class RegistryClient {
       return await fetch(url, { ...init, signal: controller.signal, redirect: "follow", ...(this.tls ? { tls: this.tls } : {}) });
     } catch (err) {
       const e = err as Error & { code?: string };
-      const why = controller.signal.aborted && controller.signal.reason instanceof Error ? controller.signal.reason.message : `${e.code ? `${e.code}: ` : ""}${e.message}`;
+      const why = controller.signal.aborted && controller.signal.reason instanceof Error ? controller.signal.reason.message : e.code && !e.message.includes(e.code) ? `${e.code}: ${e.message}` : e.message;
       throw new ClientError(`cannot reach ${new URL(url).origin}: ${why}`, EXIT.unreachable);
     } finally {
       clearTimeout(timer);
