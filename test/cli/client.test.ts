@@ -199,6 +199,22 @@ describe("admin commands and tasks", () => {
     expect(unknown.code, shown(unknown)).toBe(3);
   });
 
+  test("sync run --wait follows the run as a task to its end; sync status shows the last run", async () => {
+    await using mirror = await startDaemon({ extra: `[scheduler]\njitter_ms = 0\n[[sync.registries]]\nname = "up"\nurls = ["${daemon.url}"]\nrepos = ["bench/push"]\n` });
+    const r = await run("sync", "run", "up", "--wait", "-r", mirror.url, "--json");
+    expect(r.code, shown(r)).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ kind: "sync", state: "succeeded", result: { upstream: "up" } });
+    expect(r.stderr).toBe("");
+    // the run is over when the task is: the mirror holds the upstream's tags now
+    expect((await listTags(mirror.url, "bench/push")).sort()).toEqual((await listTags(daemon.url, "bench/push")).sort());
+    const status = await run("sync", "status", "-r", mirror.url, "--json");
+    const view = JSON.parse(status.stdout);
+    expect(view.registries[0].name).toBe("up");
+    expect(view.registries[0].lastRun.at).toBeString();
+    const human = await run("sync", "status", "-r", mirror.url);
+    expect(human.stdout).toMatch(/^UPSTREAM\s+URL\s+STATE\s+LAST RUN\nup\s+http/);
+  });
+
   test("--help on every client command exits 0 with its usage", async () => {
     for (const cmd of ["login", "logout", "repos", "images", "inspect", "rm", "search", "sync", "status", "bench", "gc", "scrub"]) {
       const r = await run(cmd, "--help");
