@@ -49,6 +49,7 @@ export class TooManyTasksError extends Error {}
 interface Entry {
   view: TaskView;
   seq: number;
+  ended: Promise<TaskView>;
 }
 
 /** The tasks of one daemon: started, followed, and forgotten in order. */
@@ -73,7 +74,6 @@ export class TaskBoard {
     const seq = ++this.seq;
     const id = `${kind}-${Date.now().toString(36)}-${seq}`;
     const view: TaskView = { id, kind, state: "running", done: 0, total: null, bytes: 0, totalBytes: null, started: new Date().toISOString(), finished: null, result: null, error: null };
-    this.tasks.set(id, { view, seq });
     const progress = (p: TaskProgress) => {
       if (view.state !== "running") return;
       if (p.done !== undefined) view.done = p.done;
@@ -89,9 +89,11 @@ export class TaskBoard {
       this.trim();
     };
     // started on the next turn so that the caller has the view before any progress
-    Promise.resolve()
+    const ended = Promise.resolve()
       .then(() => run(progress))
-      .then((result) => end("succeeded", result ?? null, null), (err) => end("failed", null, err instanceof Error ? err.message : String(err)));
+      .then((result) => end("succeeded", result ?? null, null), (err) => end("failed", null, err instanceof Error ? err.message : String(err)))
+      .then(() => view);
+    this.tasks.set(id, { view, seq, ended });
     return view;
   }
 
@@ -100,6 +102,11 @@ export class TaskBoard {
     let running = 0;
     for (const e of this.tasks.values()) if (e.view.state === "running") running++;
     return running >= this.maxRunning;
+  }
+
+  /** Resolves with the task's final view once it has ended (undefined for an unknown id). */
+  settled(id: string): Promise<TaskView> | undefined {
+    return this.tasks.get(id)?.ended;
   }
 
   /** One task by id, or undefined (unknown or forgotten). */

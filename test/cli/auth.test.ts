@@ -45,7 +45,7 @@ const credentials = (h: string) => join(h, "berth", "credentials.json");
 async function tagsOf(d: Daemon): Promise<string[]> {
   const res = await fetch(`${d.url}/v2/team/app/tags/list`, { headers: basic("root", "root-pw") });
   if (res.status === 401) {
-    const token = await (await fetch(`${d.url}/auth/token?service=${encodeURIComponent(new URL(d.url).host)}&scope=repository:team/app:pull`, { headers: basic("root", "root-pw") })).json();
+    const token = (await (await fetch(`${d.url}/auth/token?service=${encodeURIComponent(new URL(d.url).host)}&scope=repository:team/app:pull`, { headers: basic("root", "root-pw") })).json()) as { token?: string; access_token?: string };
     return ((await (await fetch(`${d.url}/v2/team/app/tags/list`, { headers: { Authorization: `Bearer ${token.token ?? token.access_token}` } })).json()) as { tags: string[] }).tags;
   }
   return ((await res.json()) as { tags: string[] }).tags;
@@ -88,6 +88,10 @@ describe.each([
     // not an admin: the admin commands are denied too
     expect((await berth(viewer, ["status"])).code).toBe(4);
     expect((await berth(viewer, ["gc", "--registry", d.url, "--dry-run"])).code).toBe(4);
+    // the task API is the admin API's: nothing of it for a non-admin or for nobody
+    expect((await fetch(`${d.url}/api/v1/tasks`, { headers: basic("viewer", "viewer-pw") })).status).toBe(403);
+    expect((await fetch(`${d.url}/api/v1/tasks`)).status).toBe(401);
+    expect((await fetch(`${d.url}/api/v1/storage/scrub?async=true`, { method: "POST", headers: basic("viewer", "viewer-pw") })).status).toBe(403);
     const removed = await berth(ci, ["rm", "team/app:bench-3-0", "--yes"]);
     expect(removed.code, shown(removed)).toBe(0);
     expect(await tagsOf(d)).toEqual(["bench-3-1"]);

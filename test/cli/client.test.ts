@@ -12,6 +12,7 @@ import { startDaemon, type Daemon } from "../helpers/daemon";
 import { berth, shown } from "../helpers/cli";
 import { listTags } from "../helpers/clients";
 import { startFakeUpstream } from "../helpers/fakeupstream";
+import type { TaskView } from "../../daemon/tasks/tasks";
 
 let daemon: Daemon;
 let home: string;
@@ -162,22 +163,33 @@ describe("admin commands and tasks", () => {
     expect(both.stderr).toContain("not both");
   });
 
+  test("on a terminal the progress line is drawn (script(1) gives the command a pty)", async () => {
+    const cmd = [process.execPath, join(import.meta.dir, "../../daemon/main.ts"), "scrub", "-r", daemon.url].map((a) => `'${a}'`).join(" ");
+    const proc = Bun.spawn(["script", "-qec", cmd, "/dev/null"], { stdout: "pipe", stderr: "pipe", stdin: "ignore", env: { ...process.env, XDG_CONFIG_HOME: home } });
+    const [out, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+    expect(code, out).toBe(0);
+    // the bar: redrawn in place, with the blob count, bytes and a rate
+    expect(out).toMatch(/\r\x1b\[Kscrub \[[#.]{24}\] 100% \d+\/\d+ [\d.]+ [KMG]?i?B\/[\d.]+ [KMG]?i?B [\d.]+ [KMG]?i?B\/s/);
+    expect(out).toMatch(/scrub: \d+ blobs/);
+  });
+
   test("the task API: 202 + Location, progress to done/total, result; synchronous answer kept", async () => {
     const res = await fetch(`${daemon.url}/api/v1/storage/scrub?async=true`, { method: "POST" });
     expect(res.status).toBe(202);
     const location = res.headers.get("Location")!;
-    const started = await res.json();
+    const started = (await res.json()) as TaskView;
     expect(location).toBe(`/api/v1/tasks/${started.id}`);
     expect(started).toMatchObject({ kind: "scrub", state: "running" });
     let task = started;
-    for (let i = 0; i < 400 && task.state === "running"; i++) task = await (await fetch(daemon.url + location)).json();
+    for (let i = 0; i < 400 && task.state === "running"; i++) task = (await (await fetch(daemon.url + location)).json()) as TaskView;
     expect(task.state).toBe("succeeded");
     expect(task.total).toBeGreaterThan(0);
-    expect(task.done).toBe(task.result.blobsChecked);
-    expect(task.bytes).toBe(task.result.bytesChecked);
+    const result = task.result as { blobsChecked: number; bytesChecked: number };
+    expect(task.done).toBe(result.blobsChecked);
+    expect(task.bytes).toBe(result.bytesChecked);
     expect(task.finished).not.toBeNull();
-    const list = await (await fetch(`${daemon.url}/api/v1/tasks`)).json();
-    expect(list.tasks.map((t: { id: string }) => t.id)).toContain(started.id);
+    const list = (await (await fetch(`${daemon.url}/api/v1/tasks`)).json()) as { tasks: TaskView[] };
+    expect(list.tasks.map((t) => t.id)).toContain(started.id);
     expect((await fetch(`${daemon.url}/api/v1/tasks/nope`)).status).toBe(404);
     const prefer = await fetch(`${daemon.url}/api/v1/storage/gc?dry_run=true`, { method: "POST", headers: { Prefer: "respond-async" } });
     expect(prefer.status).toBe(202);
