@@ -67,7 +67,10 @@ export async function syncCommand(argv: string[]): Promise<number> {
   }
   const task = await runTask(client, path, `sync run "${name}"`, new ProgressBar(`sync ${name}`));
   if (a.flags.has("--json")) printJson(task);
-  else console.error(`sync of "${name}" done`);
+  else {
+    const r = ((task.result as { report?: Record<string, number> } | null)?.report ?? {}) as Record<string, number>;
+    console.log(`sync of "${name}" done: ${r.images ?? 0} images, ${r.unchanged ?? 0} unchanged, ${r.failed ?? 0} failed, ${r.gone ?? 0} gone`);
+  }
   return EXIT.ok;
 }
 

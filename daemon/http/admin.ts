@@ -28,7 +28,7 @@ export interface AdminDeps {
   /** Sync's state: upstreams (up/down), fetches in flight, last runs, pins. */
   sync?: () => unknown;
   /** Queues a full sync of the named upstream; false when there is none. `done` is told when the run ends. */
-  syncRun?: (name: string, done?: (error?: string) => void) => boolean;
+  syncRun?: (name: string, done?: (error?: string, report?: unknown) => void) => boolean;
   /** The storage lifecycle (GC, scrub, retention, quota, write accounting), when present. */
   storage?: StorageAdmin;
 }
@@ -170,9 +170,9 @@ export function createAdminApp(deps: AdminDeps): (req: Request) => Response | Pr
             if (wantsAsync(query, headers)) {
               if (tasks.full()) return maybeAsync(tasks, "sync", { query, headers, set }, async () => undefined);
               // the task ends when the queued run does
-              let finish!: (error?: string) => void;
-              const ended = new Promise<unknown>((resolve, reject) => (finish = (error) => (error === undefined ? resolve({ upstream: params.name }) : reject(new Error(error)))));
-              if (!deps.syncRun?.(params.name, (error) => finish(error))) return missing();
+              let finish!: (error?: string, report?: unknown) => void;
+              const ended = new Promise<unknown>((resolve, reject) => (finish = (error, report) => (error === undefined ? resolve({ upstream: params.name, report: report ?? null }) : reject(new Error(error)))));
+              if (!deps.syncRun?.(params.name, finish)) return missing();
               return maybeAsync(tasks, "sync", { query, headers, set }, () => ended);
             }
             if (deps.syncRun?.(params.name)) {

@@ -91,8 +91,8 @@ export class SyncService {
     }));
   }
 
-  /** Queues a full sync of `name` now (admin API); false when there is no such registry. `done` is told when the run ends (with the error message if it failed). */
-  runNow(name: string, done?: (error?: string) => void): boolean {
+  /** Queues a full sync of `name` now (admin API); false when there is no such registry. `done` is told when the run ends (with the error message if it failed, else its report). */
+  runNow(name: string, done?: (error?: string, report?: MirrorReport) => void): boolean {
     const u = this.upstreams.find((x) => x.name === name);
     if (!u) return false;
     const queued = this.scheduler.add({
@@ -100,7 +100,7 @@ export class SyncService {
       priority: 6,
       run: (ctx) =>
         this.record(`sync:${u.name}`, () => (this.flush(), this.mirror.syncAll(u, ctx))).then(
-          (r) => (done?.(), r),
+          (r) => (done?.(undefined, this.last.get(`sync:${u.name}`)?.report), r),
           (err) => (done?.(err instanceof Error ? err.message : String(err)), Promise.reject(err)),
         ),
     });

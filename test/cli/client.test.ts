@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startDaemon, type Daemon } from "../helpers/daemon";
 import { berth, shown } from "../helpers/cli";
-import { listTags } from "../helpers/clients";
+import { listTags, waitFor } from "../helpers/clients";
 import { startFakeUpstream } from "../helpers/fakeupstream";
 import type { TaskView } from "../../daemon/tasks/tasks";
 
@@ -63,9 +63,11 @@ describe("berth bench", () => {
   });
 
   test("bad sizes and workloads are usage errors", async () => {
-    for (const args of [["--size", "lots"], ["--workload", "dance"], ["--count", "0"]]) {
-      const r = await run("bench", daemon.url, ...args);
+    for (const [flag, value] of [["--size", "lots"], ["--workload", "dance"], ["--count", "0"]] as const) {
+      const r = await run("bench", daemon.url, flag, value);
       expect(r.code, shown(r)).toBe(2);
+      expect(r.stderr).toStartWith(`berth: ${flag} "${value}"`);
+      expect(r.stderr).toContain("usage: berth bench");
     }
   });
 });
@@ -215,7 +217,8 @@ describe("admin commands and tasks", () => {
     await using mirror = await startDaemon({ extra: `[scheduler]\njitter_ms = 0\n[[sync.registries]]\nname = "up"\nurls = ["${daemon.url}"]\nrepos = ["bench/push"]\n` });
     const r = await run("sync", "run", "up", "--wait", "-r", mirror.url, "--json");
     expect(r.code, shown(r)).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({ kind: "sync", state: "succeeded", result: { upstream: "up" } });
+    const upstreamTags = await listTags(daemon.url, "bench/push");
+    expect(JSON.parse(r.stdout)).toMatchObject({ kind: "sync", state: "succeeded", result: { upstream: "up", report: { images: upstreamTags.length, failed: 0 } } });
     expect(r.stderr).toBe("");
     // the run is over when the task is: the mirror holds the upstream's tags now
     expect((await listTags(mirror.url, "bench/push")).sort()).toEqual((await listTags(daemon.url, "bench/push")).sort());
@@ -225,6 +228,27 @@ describe("admin commands and tasks", () => {
     expect(view.registries[0].lastRun.at).toBeString();
     const human = await run("sync", "status", "-r", mirror.url);
     expect(human.stdout).toMatch(/^UPSTREAM\s+URL\s+STATE\s+LAST RUN\nup\s+http/);
+  });
+
+  test("a sync task stays running while the upstream holds the run, and ends with it", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    await using fake = startFakeUpstream(async (_req, path) => {
+      if (path !== "/v2/lib/app/tags/list") return undefined;
+      await gate;
+      return Response.json({ name: "lib/app", tags: [] });
+    });
+    await using mirror = await startDaemon({ extra: `[scheduler]\njitter_ms = 0\n[[sync.registries]]\nname = "held"\nurls = ["${fake.url}"]\nrepos = ["lib/app"]\non_demand = false\n` });
+    const res = await fetch(`${mirror.url}/api/v1/sync/held/run?async=true`, { method: "POST" });
+    expect(res.status).toBe(202);
+    const location = res.headers.get("Location")!;
+    await waitFor("the sync run to ask the upstream", () => fake.hits("/v2/lib/app/tags/list") > 0);
+    const held = (await (await fetch(mirror.url + location)).json()) as TaskView;
+    expect(held).toMatchObject({ kind: "sync", state: "running", finished: null });
+    release();
+    let task = held;
+    await waitFor("the sync task to end", async () => (task = (await (await fetch(mirror.url + location)).json()) as TaskView).state !== "running");
+    expect(task).toMatchObject({ state: "succeeded", result: { upstream: "held", report: { images: 0, failed: 0 } } });
   });
 
   test("--help on every client command exits 0 with its usage", async () => {
