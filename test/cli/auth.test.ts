@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { startDaemon, type Daemon } from "../helpers/daemon";
 import { writeHtpasswd, basic } from "../helpers/auth";
 import { berth, shown } from "../helpers/cli";
+import { makePki } from "../helpers/pki";
 
 const ACCESS = `
 [[access]]
@@ -117,5 +118,25 @@ describe("credentials file", () => {
     // no credentials at all
     const anonymous = await berth(h, ["repos", "-r", tokens.url]);
     expect(anonymous.code, shown(anonymous)).toBe(4);
+  });
+});
+
+describe("TLS with a custom CA", () => {
+  test("--ca at login is stored and used; without it the registry is unreachable (exit 5)", async () => {
+    using pki = makePki();
+    await using d = await startDaemon({ http: `tls_cert = "${pki.server.cert}"\ntls_key = "${pki.server.key}"` });
+    const url = `https://127.0.0.1:${d.port}`;
+    const h = home();
+    const untrusted = await berth(h, ["repos", "-r", url]);
+    expect(untrusted.code, shown(untrusted)).toBe(5);
+    expect(untrusted.stderr).toContain(`cannot reach ${url}`);
+    const login = await berth(h, ["login", url, "--alias", "tls", "--user", "any", "--password-stdin", "--ca", pki.ca], "x");
+    expect(login.code, shown(login)).toBe(0);
+    expect(JSON.parse(readFileSync(credentials(h), "utf8")).registries.tls.ca).toBe(pki.ca);
+    const repos = await berth(h, ["repos", "--json"]);
+    expect(repos.code, shown(repos)).toBe(0);
+    expect(JSON.parse(repos.stdout)).toEqual({ repositories: [] });
+    // --ca on the command line works without a login
+    expect((await berth(home(), ["repos", "-r", url, "--ca", pki.ca])).code).toBe(0);
   });
 });
