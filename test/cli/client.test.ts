@@ -125,6 +125,20 @@ describe("content commands", () => {
 });
 
 describe("search", () => {
+  test("GlobalSearch on berth's own search API; off in config, exit 6", async () => {
+    const r = await run("search", "push", "-r", daemon.url, "--json");
+    expect(r.code, shown(r)).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.repositories.map((x: { Name: string }) => x.Name)).toContain("bench/push");
+    const tagsFound = await run("search", "bench/push:", "-r", daemon.url, "--json");
+    expect(tagsFound.code, shown(tagsFound)).toBe(0);
+    expect(JSON.parse(tagsFound.stdout).images.map((i: { Tag: string }) => i.Tag).sort()).toEqual((await listTags(daemon.url, "bench/push")).sort());
+    await using off = await startDaemon({ extra: "[search]\nenabled = false\n" });
+    const none = await run("search", "push", "-r", off.url);
+    expect(none.code, shown(none)).toBe(6);
+    expect(none.stderr).toContain("has no search API");
+  });
+
   test("a registry without the search API exits 6 and says so", async () => {
     await using fake = startFakeUpstream((_req, path) => (path === "/v2/" ? new Response("{}") : new Response('{"errors":[{"code":"NOT_FOUND","message":"no"}]}', { status: 404 })));
     const r = await run("search", "app", "-r", fake.url);
@@ -183,7 +197,7 @@ describe("admin commands and tasks", () => {
     expect(location).toBe(`/api/v1/tasks/${started.id}`);
     expect(started).toMatchObject({ kind: "scrub", state: "running" });
     let task = started;
-    for (let i = 0; i < 400 && task.state === "running"; i++) task = (await (await fetch(daemon.url + location)).json()) as TaskView;
+    await waitFor("the scrub task to end", async () => (task = (await (await fetch(daemon.url + location)).json()) as TaskView).state !== "running", 20_000);
     expect(task.state).toBe("succeeded");
     expect(task.total).toBeGreaterThan(0);
     const result = task.result as { blobsChecked: number; bytesChecked: number };
