@@ -99,6 +99,31 @@ describe.each([
   });
 });
 
+describe("API keys", () => {
+  test("a key is a password with any user name: login with it, pull-scoped key cannot delete", async () => {
+    const created = await fetch(`${tokens.url}/api/v1/keys`, {
+      method: "POST",
+      headers: { ...basic("ci", "ci-pw"), "Content-Type": "application/json" },
+      body: JSON.stringify({ label: "cli", scopes: [{ repos: ["team/**"], actions: ["pull"] }] }),
+    });
+    expect(created.status).toBe(201);
+    const { key } = (await created.json()) as { key: string };
+    const h = home();
+    const login = await berth(h, ["login", tokens.url, "--user", "robot", "--password-stdin"], key);
+    expect(login.code, shown(login)).toBe(0);
+    const push = await berth(home(), ["bench", tokens.url, "--repo", "team/keyed", "--count", "1", "--size", "1KiB", "--seed", "5"], "", {});
+    expect(push.code).toBe(4); // anonymous: no push
+    const ci = home();
+    expect((await berth(ci, ["login", tokens.url, "--user", "ci", "--password-stdin"], "ci-pw")).code).toBe(0);
+    expect((await berth(ci, ["bench", "--repo", "team/keyed", "--count", "1", "--size", "1KiB", "--seed", "5"])).code).toBe(0);
+    const images = await berth(h, ["images", "team/keyed", "--json"]);
+    expect(images.code, shown(images)).toBe(0);
+    expect(JSON.parse(images.stdout).images.map((i: { tag: string }) => i.tag)).toEqual(["bench-5-0"]);
+    const rm = await berth(h, ["rm", "team/keyed:bench-5-0", "--yes"]);
+    expect(rm.code, shown(rm)).toBe(4);
+  });
+});
+
 describe("credentials file", () => {
   test("a file readable by others is refused; logout removes the alias; anonymous is denied", async () => {
     const h = home();
