@@ -13,6 +13,8 @@ import { createApp } from "./http/app";
 import { createV2Handler, serverError } from "./http/v2";
 import { createLogger, type Logger } from "./log";
 import { Meta } from "./meta/meta";
+import { lazySearch } from "./search/lazy";
+import { searchSource } from "./search/source";
 import { realDisk } from "./platform/disk";
 import { memoryGovernor, residentBytes } from "./platform/memory";
 import { inlineHashing, workerHashing } from "./platform/uploadhash";
@@ -36,7 +38,7 @@ import { Lifecycle } from "./lifecycle/lifecycle";
 import { runOffline } from "./lifecycle/offline";
 import { lifecycleOptions } from "./lifecycle/options";
 import { countingDisk } from "./platform/countingdisk";
-import { COMMAND_HELP, USAGE, helpFor, isHelpFlag, usageError } from "./cli/usage";
+import { CLIENT_COMMANDS, COMMAND_HELP, USAGE, helpFor, isHelpFlag, usageError } from "./cli/usage";
 import { configWarnings } from "./config/deprecated";
 import { loadAndCheck, readTokenFile } from "./config/verify";
 import { lockoutFor, rateLimiterFor } from "./http/limits";
@@ -137,6 +139,19 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     log,
     onServe: (bytes) => budget.foreground(bytes, "read"),
     ...(auth ? { auth: auth.v2 } : {}),
+    ...(config.search.enabled ? {
+      search: lazySearch(() => ({
+        db,
+        source: searchSource(store, meta),
+        referrers: (repo, digest) => meta.referrers(repo, digest),
+        usage: lc.usage,
+        ...(auth ? { access: auth.v2.access } : {}),
+        maxManifestBytes: config.storage.max_manifest_bytes,
+        maxResults: config.search.max_results,
+        maxQueryBytes: config.search.max_query_bytes,
+        log,
+      })),
+    } : {}),
   });
   const info = () => ({
     root: config.storage.root,
@@ -170,7 +185,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     quarantine: () => lc.scrubber.quarantine(),
     gc: (dryRun: boolean) => lc.gc({ dryRun }),
     retention: (dryRun: boolean) => lc.retention({ dryRun }),
-    scrub: () => lc.scrub(),
+    scrub: (progress?: (p: { done: number; total: number; bytes: number; totalBytes: number }) => void) => lc.scrub(undefined, false, progress),
   };
   const app = createApp({
     v2,
@@ -179,7 +194,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     info,
     scheduler: () => scheduler.state(),
     sync: () => sync?.info() ?? { registries: [], fetches: [], pins: syncState.pins() },
-    syncRun: (name) => sync?.runNow(name) ?? false,
+    syncRun: (name, done) => sync?.runNow(name, done) ?? false,
     ...(config.metrics.enabled ? { metrics: { http: httpMetrics, render: () => metrics.render() } } : {}),
     ...(adminToken !== undefined ? { adminToken } : {}),
     ...rateLimiterFor(config),
@@ -365,6 +380,9 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     });
   }
+  // the client (cli/client.ts), loaded on demand; gc/scrub go to a running daemon with --registry, offline with --config
+  const online = (command === "gc" || command === "scrub") && rest.some((a) => a === "--registry" || a === "-r" || a.startsWith("--registry="));
+  if (CLIENT_COMMANDS.includes(command) || online) return await (await import("./cli/client")).clientCommand(command, rest);
   if (command === "gc" || command === "scrub") {
     const args = parseArgs(rest, usage, command === "gc" ? ["--dry-run"] : []);
     if (!args) return 2;

@@ -1,7 +1,9 @@
 /**
- * Benchmark client: runs the same registry workloads against berth and
+ * The project's reference benchmark: runs the same registry workloads against berth and
  * distribution (Debian's docker-registry) on loopback, alternating between
  * them round by round, and prints medians, ratios, peak RSS and targets.
+ * For users, `berth bench` (daemon/client/bench.ts) benchmarks any registry (push, pull,
+ * mixed; percentiles; --compare); this script stays for the figures in docs/BENCHMARKS.md.
  *
  * Normally started by `scripts/bench`, which launches both servers and passes
  * their addresses and PIDs through the environment:

@@ -62,8 +62,8 @@ function parse(argv: string[]): Args | string {
   return a;
 }
 
-/** Reads a password: all of stdin (one trailing newline dropped), or a no-echo terminal prompt. */
-async function readPassword(fromStdin: boolean, user: string): Promise<string> {
+/** Reads a password (exported for berth login): all of stdin (one trailing newline dropped), or a no-echo terminal prompt. */
+export async function readPassword(fromStdin: boolean, user: string): Promise<string> {
   if (fromStdin) return (await text(process.stdin)).replace(/\r?\n$/, "");
   if (!process.stdin.isTTY) throw new Error("no terminal to ask for the password on; pass it on standard input with --password-stdin");
   process.stderr.write(`Password for ${user}: `);

@@ -10,12 +10,38 @@ export const USAGE = `usage:
   berth serve [--config FILE]   run the registry (embedded default configuration without --config)
   berth verify FILE             check a configuration file and everything it names; report every problem
   berth gc [--dry-run] --config FILE   one retention + garbage-collection pass, offline; prints what it removes
-  berth scrub --config FILE     re-hash every blob offline; quarantine the bad ones
+  berth gc [--dry-run] --registry R    one GC pass on a running registry, followed with a progress bar
+  berth scrub --config FILE | --registry R   re-hash every blob (offline, or on a running registry)
   berth version                 print the version
   berth board detect [--config FILE] [--json]   identify this board and the profile "auto" picks
   berth discover [--write containerd|crio|podman] ...   find berth registries on the LAN
   berth keys create|list|revoke --url URL --user USER ...   manage API keys through a running registry
+
+client commands (a running registry: --registry ALIAS|URL, else $BERTH_REGISTRY, else the default login):
+  berth login URL --user USER [--alias NAME]   store credentials (0600) for a registry alias
+  berth logout [ALIAS]          forget an alias's credentials
+  berth repos                   list repositories
+  berth images [REPO]           list tags with digest, size and platforms
+  berth inspect REF             show a manifest, its config, layers, labels
+  berth rm REF [--yes]          delete a tag or manifest (asks first)
+  berth search TEXT             search repositories and images (the search API)
+  berth sync status|run NAME    upstreams up/down, last runs; queue a sync
+  berth status                  version, readiness, memory, storage, upstreams
+  berth bench URL [--compare URL2] ...   push/pull benchmark of any OCI registry
+  (--json for scripts; exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 denied, 5 unreachable, 6 unsupported)
+
   berth help [COMMAND]          this text, or a command's (also: berth COMMAND --help)`;
+
+/** The commands of the client (cli/client.ts), loaded only when one is run. */
+export const CLIENT_COMMANDS: readonly string[] = ["login", "logout", "repos", "images", "inspect", "rm", "search", "sync", "status", "bench"];
+
+/** What every client command's help ends with. */
+const CLIENT_COMMON = `
+Common options: --registry ALIAS|URL (-r; default: $BERTH_REGISTRY, else the default
+alias of berth login), --ca FILE (CA certificate for https), --timeout SECONDS (default 30),
+--json (machine-readable output on stdout).
+Exit codes: 0 ok, 1 other failure, 2 usage, 3 not found, 4 denied (401/403),
+5 unreachable (connection, DNS, TLS, timeout), 6 unsupported (the registry lacks the API).`;
 
 /** Help of each command, by name. */
 export const COMMAND_HELP: Readonly<Record<string, string>> = {
@@ -32,13 +58,84 @@ schema, and every file and directory it names (TLS certificate and key, the stor
 the admin token file, sync credentials and certificates). Prints "FILE: valid" and exits 0,
 or prints every problem and exits 1.`,
   gc: `usage: berth gc [--dry-run] --config FILE
+       berth gc [--dry-run] --registry ALIAS|URL [--json] [--ca FILE] [--timeout SECONDS]
 
-One retention and garbage-collection pass over the storage root of FILE, offline (the
-daemon must not be running on that root). --dry-run prints what would be removed.`,
+With --config: one retention and garbage-collection pass over the storage root of FILE,
+offline (the daemon must not be running on that root). With --registry: one GC pass on the
+running registry through its admin API, run as a task and followed (a progress line on a
+terminal, nothing in a pipe); --json prints the finished task. --dry-run reports only.
+--config and --registry exclude each other.
+Exit codes (--registry): 0 ok, 1 failure, 2 usage, 4 denied, 5 unreachable.`,
   scrub: `usage: berth scrub --config FILE
+       berth scrub --registry ALIAS|URL [--json] [--ca FILE] [--timeout SECONDS]
 
-Re-hashes every blob under the storage root of FILE, offline, and moves blobs whose bytes
-do not match their digest into quarantine.`,
+Re-hashes every blob and moves blobs whose bytes do not match their digest into
+quarantine: with --config offline on the storage root of FILE; with --registry on the
+running registry, as a task followed with a progress bar (blobs, bytes, ETA) on a terminal.
+Exit codes (--registry): 0 ok, 1 failure, 2 usage, 4 denied, 5 unreachable.`,
+  login: `usage: berth login URL|ALIAS --user USER [--alias NAME] [--password-stdin] [--ca FILE] [--default]
+       berth login URL|ALIAS --token-stdin [--alias NAME] [--ca FILE] [--default]
+
+Checks credentials against the registry (the Docker token flow when it issues tokens) and
+stores them under ALIAS (default: host:port of URL) in $XDG_CONFIG_HOME/berth/credentials.json
+(~/.config/berth/…, or $BERTH_CREDENTIALS), mode 0600; a file readable by others is refused.
+The password (or an API key) is asked for without echo, or read from standard input with
+--password-stdin; --token-stdin stores the admin token of [http] admin_token_file instead.
+The first alias, or one given --default, is used when a command names no --registry.
+A bare host:port is https, except loopback (http). Refused credentials are not stored (exit 4).`,
+  logout: `usage: berth logout [ALIAS]
+
+Removes ALIAS (default: the default alias) and its credentials. Exit 3 when unknown.`,
+  repos: `usage: berth repos [--registry R] [--json]
+
+Lists the repositories the credentials may see (/v2/_catalog, every page).
+${CLIENT_COMMON}`,
+  images: `usage: berth images [REPO] [--registry R] [--json]
+
+Lists the tags of REPO (or of every repository) with digest, total size and platforms.
+${CLIENT_COMMON}`,
+  inspect: `usage: berth inspect REF [--registry R] [--json]
+
+Shows a manifest (REF is REPO[:TAG] or REPO@DIGEST): digest, media type, size, platforms
+of an index, the image config (platform, created, labels, history) and layers.
+${CLIENT_COMMON}`,
+  rm: `usage: berth rm REF [--yes] [--registry R] [--json]
+
+Deletes a tag (REPO:TAG) or a manifest (REPO@DIGEST). Asks for confirmation on the
+terminal; without a terminal --yes is required (else exit 2, nothing deleted).
+${CLIENT_COMMON}`,
+  search: `usage: berth search TEXT [--registry R] [--json]
+
+Searches repositories and images (GlobalSearch of the zot-compatible search API,
+/v2/_zot/ext/search). A registry without that API exits 6 with a message saying so.
+${CLIENT_COMMON}`,
+  sync: `usage: berth sync status [--registry R] [--json]
+       berth sync run NAME [--wait] [--registry R] [--json]
+
+status: the upstreams ([[sync.registries]]) with their state and last run, fetches in
+flight and pins. run: queues a full sync of upstream NAME; --wait follows it as a task
+until it ends (exit 1 if it failed). Needs an admin's credentials. Exit 3: no such upstream.
+${CLIENT_COMMON}`,
+  bench: `usage: berth bench [URL|ALIAS] [--compare URL|ALIAS] [--workload push|pull|mixed]
+                   [--count N] [--size SIZE] [--concurrency N] [--images N] [--push-ratio R]
+                   [--repo NAME] [--seed N] [--json] [--ca FILE] [--timeout SECONDS]
+
+Benchmarks any OCI registry through the distribution API (berth, zot, distribution…).
+Each operation pushes or pulls one image: a layer of SIZE bytes (default 1MiB; 4KiB, 64MiB…)
+and a small config. push: COUNT new images (default 20); pull: pushes --images N first (not
+measured; default min(COUNT, 8)) and pulls them COUNT times in turn, checking every digest;
+mixed: pulls with a share R of pushes (default 0.2). CONCURRENCY workers (default 4).
+Prints per operation the count, errors, latency p50/p90/p99/max and throughput; --compare
+runs the same workload against a second registry and prints both side by side with B/A
+ratios. Memory stays bounded: layers are generated and streamed in 256 KiB chunks. Images go
+to --repo (default berth-bench) with tags bench-SEED-N; nothing is deleted afterwards.
+Exit 1 when an operation failed.
+${CLIENT_COMMON}`,
+  status: `usage: berth status [--registry R] [--json]
+
+The running registry at a glance: version, readiness, uptime, memory, storage, upstreams.
+Needs an admin's credentials (or the admin token: berth login --token-stdin).
+${CLIENT_COMMON}`,
   version: `usage: berth version
 
 Prints berth's version.`,

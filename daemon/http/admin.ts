@@ -13,6 +13,7 @@ import swaggerJs from "swagger-ui-dist/swagger-ui-bundle.js" with { type: "file"
 import { resourceError } from "../registry/translate";
 import { fileBody } from "../platform/serve";
 import { VERSION } from "../version";
+import { TaskBoard, TooManyTasksError, wantsAsync, type TaskProgress } from "../tasks/tasks";
 
 /** What the admin API reads. */
 export interface AdminDeps {
@@ -26,8 +27,8 @@ export interface AdminDeps {
   scheduler?: () => unknown;
   /** Sync's state: upstreams (up/down), fetches in flight, last runs, pins. */
   sync?: () => unknown;
-  /** Queues a full sync of the named upstream; false when there is none. */
-  syncRun?: (name: string) => boolean;
+  /** Queues a full sync of the named upstream; false when there is none. `done` is told when the run ends. */
+  syncRun?: (name: string, done?: (error?: string, report?: unknown) => void) => boolean;
   /** The storage lifecycle (GC, scrub, retention, quota, write accounting), when present. */
   storage?: StorageAdmin;
 }
@@ -40,7 +41,8 @@ export interface StorageAdmin {
   quarantine(): unknown[];
   gc(dryRun: boolean): Promise<unknown>;
   retention(dryRun: boolean): Promise<unknown>;
-  scrub(): Promise<unknown>;
+  /** A scrub; `progress` (optional) is told blobs and bytes checked out of the totals. */
+  scrub(progress?: (p: TaskProgress) => void): Promise<unknown>;
 }
 
 /** Where the document and the UI are served. */
@@ -83,8 +85,33 @@ function noStorage(set: { status?: number | string }): { error: string } {
   return { error: "the storage lifecycle is not running" };
 }
 
+/**
+ * Runs `work` as the request asks: synchronously (the result is the answer, as before), or
+ * with `?async=true` / `Prefer: respond-async` as a task (202, the task, `Location` of it).
+ */
+function maybeAsync(
+  tasks: TaskBoard,
+  kind: string,
+  ctx: { query: Record<string, string | undefined>; headers: Record<string, string | undefined>; set: { status?: number | string; headers: Record<string, string | number> } },
+  work: (progress: (p: TaskProgress) => void) => Promise<unknown>,
+): unknown {
+  if (!wantsAsync(ctx.query, ctx.headers)) return work(() => {});
+  try {
+    const task = tasks.start(kind, work);
+    ctx.set.status = 202;
+    ctx.set.headers["Location"] = `/api/v1/tasks/${task.id}`;
+    return task;
+  } catch (err) {
+    if (!(err instanceof TooManyTasksError)) throw err;
+    ctx.set.status = 429;
+    return { error: err.message };
+  }
+}
+
 /** Builds the Elysia app and returns its request handler. */
 export function createAdminApp(deps: AdminDeps): (req: Request) => Response | Promise<Response> {
+  // tasks live as long as the admin app (built on the first /api request): none before
+  const tasks = new TaskBoard();
   // not the time of this call: the admin app is built on the first /api request
   const started = deps.startedAt ?? performance.timeOrigin;
   const app = new Elysia()
@@ -135,30 +162,61 @@ export function createAdminApp(deps: AdminDeps): (req: Request) => Response | Pr
         })
         .post(
           "/sync/:name/run",
-          ({ params, set }) => {
+          ({ params, set, query, headers }) => {
+            const missing = () => {
+              set.status = 404;
+              return { error: `no upstream named "${params.name}" in [[sync.registries]]` };
+            };
+            if (wantsAsync(query, headers)) {
+              if (tasks.full()) return maybeAsync(tasks, "sync", { query, headers, set }, async () => undefined);
+              // the task ends when the queued run does
+              let finish!: (error?: string, report?: unknown) => void;
+              const ended = new Promise<unknown>((resolve, reject) => (finish = (error, report) => (error === undefined ? resolve({ upstream: params.name, report: report ?? null }) : reject(new Error(error)))));
+              if (!deps.syncRun?.(params.name, finish)) return missing();
+              return maybeAsync(tasks, "sync", { query, headers, set }, () => ended);
+            }
             if (deps.syncRun?.(params.name)) {
               set.status = 202;
               return { queued: params.name };
             }
-            set.status = 404;
-            return { error: `no upstream named "${params.name}" in [[sync.registries]]` };
+            return missing();
           },
-          { detail: { tags: ["admin"], summary: "Queue a full sync of one upstream now" } },
+          { detail: { tags: ["admin"], summary: "Queue a full sync of one upstream now (?async=true: as a task that ends with the run)" } },
         )
+        .get("/tasks", () => ({ tasks: tasks.list() }), {
+          detail: { tags: ["admin"], summary: "Long tasks started with ?async=true, newest first (the last 32 finished are kept)" },
+        })
+        .get("/tasks/:id", ({ params, set }) => {
+          const task = tasks.get(params.id);
+          if (task) return task;
+          set.status = 404;
+          return { error: `no task "${params.id}" (unknown, or finished long enough ago to be forgotten)` };
+        }, {
+          detail: { tags: ["admin"], summary: "One task: state, done/total, bytes, started/finished, result" },
+        })
         .get("/storage", ({ set }) => (deps.storage ? deps.storage.stats() : noStorage(set)), {
           detail: { tags: ["storage"], summary: "Usage, quotas, write counters, scrub counters, last passes" },
         })
         .get("/storage/quarantine", ({ set }) => (deps.storage ? { quarantined: deps.storage.quarantine() } : noStorage(set)), {
           detail: { tags: ["storage"], summary: "Blobs moved to quarantine by scrub" },
         })
-        .post("/storage/gc", ({ query, set }) => (deps.storage ? deps.storage.gc(dryRun(query)) : noStorage(set)), {
-          detail: { tags: ["storage"], summary: "Run a garbage-collection pass now (?dry_run=true reports only)" },
+        .post("/storage/gc", ({ query, set, headers }) => {
+          const storage = deps.storage;
+          return storage ? maybeAsync(tasks, "gc", { query, headers, set }, () => storage.gc(dryRun(query))) : noStorage(set);
+        }, {
+          detail: { tags: ["storage"], summary: "Run a garbage-collection pass now (?dry_run=true reports only; ?async=true answers 202 with a task)" },
         })
-        .post("/storage/retention", ({ query, set }) => (deps.storage ? deps.storage.retention(dryRun(query)) : noStorage(set)), {
-          detail: { tags: ["storage"], summary: "Apply the retention policies now (?dry_run=true reports only)" },
+        .post("/storage/retention", ({ query, set, headers }) => {
+          const storage = deps.storage;
+          return storage ? maybeAsync(tasks, "retention", { query, headers, set }, () => storage.retention(dryRun(query))) : noStorage(set);
+        }, {
+          detail: { tags: ["storage"], summary: "Apply the retention policies now (?dry_run=true reports only; ?async=true answers 202 with a task)" },
         })
-        .post("/storage/scrub", ({ set }) => (deps.storage ? deps.storage.scrub() : noStorage(set)), {
-          detail: { tags: ["storage"], summary: "Re-hash every stored blob now; mismatches go to quarantine" },
+        .post("/storage/scrub", ({ query, set, headers }) => {
+          const storage = deps.storage;
+          return storage ? maybeAsync(tasks, "scrub", { query, headers, set }, (progress) => storage.scrub(progress)) : noStorage(set);
+        }, {
+          detail: { tags: ["storage"], summary: "Re-hash every stored blob now; mismatches go to quarantine (?async=true answers 202 with a task)" },
         }),
     );
   return (req) => app.handle(req);

@@ -24,7 +24,7 @@ import { PinPatterns, RepoPatterns } from "./patterns";
 import { Quota, type QuotaOptions } from "./quota";
 import { Retention, type RetentionPolicy, type RetentionReport } from "./retention";
 import type { Task } from "../scheduler/task";
-import { Scrubber, type ScrubReport } from "./scrub";
+import { Scrubber, type ScrubProgress, type ScrubReport } from "./scrub";
 import { Touches } from "./touches";
 
 /** Everything the lifecycle is configured with (times in milliseconds). */
@@ -159,8 +159,8 @@ export class Lifecycle {
   }
 
   /** One scrub; a manual one, or one that quarantined something, logs its summary. */
-  async scrub(signal?: AbortSignal, scheduled = false): Promise<ScrubReport> {
-    const report = await this.attached.scrubber.run(signal);
+  async scrub(signal?: AbortSignal, scheduled = false, progress?: (p: ScrubProgress) => void): Promise<ScrubReport> {
+    const report = await this.attached.scrubber.run(signal, progress);
     if (!scheduled || report.quarantined.length > 0) {
       this.log.info("scrub: done", {
         trigger: scheduled ? "scheduled" : "manual",

@@ -40,6 +40,14 @@ export interface ScrubCounters {
   lastDurationMs?: number;
 }
 
+/** Progress of a running scrub: blobs and bytes checked, of the pool's totals. */
+export interface ScrubProgress {
+  done: number;
+  total: number;
+  bytes: number;
+  totalBytes: number;
+}
+
 /** What one scrub found. */
 export interface ScrubReport {
   blobsChecked: number;
@@ -75,13 +83,16 @@ export class Scrubber {
     return [...this.found, ...older];
   }
 
-  /** Runs a scrub; a call while one runs joins it. */
-  run(signal?: AbortSignal): Promise<ScrubReport> {
-    this.running ??= this.scrub(signal).finally(() => (this.running = undefined));
+  /**
+   * Runs a scrub; a call while one runs joins it (and its `progress` is not told). `progress`
+   * hears blobs and bytes checked against the pool's totals after each blob.
+   */
+  run(signal?: AbortSignal, progress?: (p: ScrubProgress) => void): Promise<ScrubReport> {
+    this.running ??= this.scrub(signal, progress).finally(() => (this.running = undefined));
     return this.running;
   }
 
-  private async scrub(signal?: AbortSignal): Promise<ScrubReport> {
+  private async scrub(signal?: AbortSignal, progress?: (p: ScrubProgress) => void): Promise<ScrubReport> {
     const { disk, paths } = this.store;
     const started = Date.now();
     this.counters.runs++;
@@ -104,11 +115,19 @@ export class Scrubber {
       this.counters.blobsChecked++;
       this.counters.bytesChecked += info.size;
       if (actual !== hex) report.quarantined.push(await this.isolate(alg, hex, actual, path, info.size));
+      progress?.({ done: report.blobsChecked, total: Math.max(total, report.blobsChecked), bytes: report.bytesChecked, totalBytes: Math.max(totalBytes, report.bytesChecked) });
     };
+    let total = 0;
+    let totalBytes = 0;
     const repos = await this.store.repositories();
     const sources: [Algorithm, string, string][] = [];
     for (const alg of ["sha256", "sha512"] as const) {
       for (const hex of disk.readdir(paths.poolDir(alg))) if (!hex.startsWith(TEMP_PREFIX)) sources.push([alg, hex, paths.poolBlob(alg, hex)]);
+    }
+    if (progress) {
+      // the totals a progress bar needs: the pool (repository blobs are mostly links into it)
+      total = sources.length;
+      for (const [, , path] of sources) totalBytes += disk.stat(path)?.size ?? 0;
     }
     outer: for (const [alg, hex, path] of sources) {
       if (signal?.aborted) break outer;

@@ -91,11 +91,20 @@ export class SyncService {
     }));
   }
 
-  /** Queues a full sync of `name` now (admin API); false when there is no such registry. */
-  runNow(name: string): boolean {
+  /** Queues a full sync of `name` now (admin API); false when there is no such registry. `done` is told when the run ends (with the error message if it failed, else its report). */
+  runNow(name: string, done?: (error?: string, report?: MirrorReport) => void): boolean {
     const u = this.upstreams.find((x) => x.name === name);
     if (!u) return false;
-    this.scheduler.add({ name: `sync:${u.name}`, priority: 6, run: (ctx) => this.record(`sync:${u.name}`, () => (this.flush(), this.mirror.syncAll(u, ctx))) });
+    const queued = this.scheduler.add({
+      name: `sync:${u.name}`,
+      priority: 6,
+      run: (ctx) =>
+        this.record(`sync:${u.name}`, () => (this.flush(), this.mirror.syncAll(u, ctx))).then(
+          (r) => (done?.(undefined, this.last.get(`sync:${u.name}`)?.report), r),
+          (err) => (done?.(err instanceof Error ? err.message : String(err)), Promise.reject(err)),
+        ),
+    });
+    if (!queued) done?.("the scheduler is stopping");
     return true;
   }
 
