@@ -62,7 +62,7 @@ function parse(argv: string[]): Args | string {
 }
 
 /** Reads a password: all of stdin (one trailing newline dropped), or a no-echo terminal prompt. */
-async function readPassword(fromStdin: boolean, user: string): Promise<string> {
+export async function readPassword(fromStdin: boolean, user: string): Promise<string> {
   if (fromStdin) return (await Bun.stdin.text()).replace(/\r?\n$/, "");
   if (!process.stdin.isTTY) throw new Error("no terminal to ask for the password on; pass it on standard input with --password-stdin");
   process.stderr.write(`Password for ${user}: `);

@@ -184,6 +184,29 @@ require_signature = true
     expect(await berth.trust!.trustOf("public/app", digest)).toEqual({ isSigned: false, signatures: [] });
   });
 
+  test("berth trust keys add|list|rm drive the admin API; a status flips with them", async () => {
+    const main = join(import.meta.dir, "../../daemon/main.ts");
+    const pair = keyPair("p384");
+    const pemFile = join(dir.path, "p384.pub");
+    writeFileSync(pemFile, pair.publicPem);
+    const digest = await pushImage(url, "secure/cli", "v1", "cli", ADMIN);
+    await pushCosignSignature(url, "secure/cli", digest, pair, digest, ADMIN);
+    // the daemon runs in this process: the CLI is awaited, never run synchronously
+    const cli = async (args: string[], user = "root") => {
+      const p = Bun.spawn([process.execPath, main, "trust", "keys", ...args, "--url", url, "--user", user, "--password-stdin"], { stdin: Buffer.from(`${user}-pw\n`), stdout: "pipe", stderr: "pipe" });
+      const [out, err, code] = [await new Response(p.stdout).text(), await new Response(p.stderr).text(), await p.exited];
+      return { code, out, err };
+    };
+    expect(await cli(["add", "p384.pub", pemFile])).toMatchObject({ code: 0 });
+    expect((await cli(["list"])).out).toMatch(/^p384\.pub\s+key \(ec\)/m);
+    expect((await status("secure/cli", digest)).state).toBe("verified");
+    expect(await cli(["rm", "p384.pub"])).toMatchObject({ code: 0, out: "removed p384.pub\n" });
+    expect((await status("secure/cli", digest)).state).toBe("unverified");
+    const bob = await cli(["list"], "bob");
+    expect(bob.code).toBe(1);
+    expect(bob.err).toContain("403");
+  });
+
   test("a bad file in keys_dir is reported, the others still count (re-read on reload)", async () => {
     writeFileSync(join(dir.path, "keys", "broken.pem"), "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n");
     berth.trust!.reload();
