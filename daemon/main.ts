@@ -126,14 +126,20 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   lifecycle = lc;
   lifecycle.attach(registry, meta);
   const syncState = new SyncState(db);
+  let trust: TrustSetup | undefined;
   const sync = config.sync.registries.length > 0
-    ? new SyncService(store, registry, syncState, scheduler, { registries: config.sync.registries, maxManifestBytes: config.storage.max_manifest_bytes }, log)
+    ? new SyncService(store, registry, syncState, scheduler, {
+      registries: config.sync.registries,
+      maxManifestBytes: config.storage.max_manifest_bytes,
+      // only_signed: verified with the trust store, built below (none without [trust]: nothing verifies)
+      ...(config.sync.registries.some((r) => r.onlySigned) ? { signatures: (u, repo, m, signal) => (trust ? trust.verifyUpstream(u, repo, m, signal) : Promise.resolve({ ok: false, detail: "[trust] is not enabled: there is no key to verify with" })) } : {}),
+    }, log)
     : undefined;
   if (sync) lc.evictor.setUpstreamPolicy({ serves: (repo) => sync.serves(repo), pinned: (repo, tag) => sync.pinned(repo, tag) });
   const audit = new AuditTrail(auditLog, { pulls: config.audit.pulls, pullIntervalMs: config.audit.pull_interval * 1000 });
   // failed logins: counted, locked out and audited, around the authenticator's password checks
   auth?.plug({ events: new LoginAttempts(lockoutFor(config), audit) });
-  const trust = config.trust.enabled ? await plugTrust(config, db, store, meta, audit, log) : undefined;
+  trust = config.trust.enabled ? await plugTrust(config, db, store, meta, audit, log) : undefined;
   trustHooks = trust?.hooks;
   const served = sync ? sync.decorate() : registry;
   const v2 = createV2Handler(trust ? trust.decorate(served) : served, {

@@ -14,6 +14,7 @@ import { digestOfCosignTag } from "./cosign";
 import { requireSignatures, signatureRequired, type OnRefused, type TrustPolicyConfig } from "./policy";
 import { TrustIndex, type TrustSource } from "./status";
 import { TrustStore } from "./store";
+import { type UpstreamManifest, type UpstreamReader, type UpstreamVerdict, verifyUpstream } from "./upstream";
 
 /** `[trust]` as the schema validates it. */
 export interface TrustConfig {
@@ -36,6 +37,8 @@ export interface TrustSetup {
   reload(): void;
   /** For the search API: zot's `IsSigned` and `SignatureInfo` of a manifest. */
   trustOf: TrustIndex["trustOf"];
+  /** Sync's `only_signed`: verifies an upstream image's signatures with the trust store. */
+  verifyUpstream<M extends UpstreamManifest>(upstream: UpstreamReader<M>, repo: string, m: M, signal?: AbortSignal): Promise<UpstreamVerdict<M>>;
 }
 
 /** Builds the trust module; `root` is the storage root (default keys_dir: `<root>/.berth/trust`). */
@@ -68,5 +71,6 @@ export function setupTrust(config: TrustConfig, root: string, db: SqlDatabase, s
     api: createTrustApi(store, index),
     reload: report,
     trustOf: (repo, digest) => index.trustOf(repo, digest),
+    verifyUpstream: (upstream, repo, m, signal) => verifyUpstream(upstream, repo, m, store.current(), signal),
   };
 }
