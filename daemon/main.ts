@@ -132,7 +132,13 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
       registries: config.sync.registries,
       maxManifestBytes: config.storage.max_manifest_bytes,
       // only_signed: verified with the trust store, built below (none without [trust]: nothing verifies)
-      ...(config.sync.registries.some((r) => r.onlySigned) ? { signatures: (u, repo, m, signal) => (trust ? trust.verifyUpstream(u, repo, m, signal) : Promise.resolve({ ok: false, detail: "[trust] is not enabled: there is no key to verify with" })) } : {}),
+      // (a child manifest fetched on demand passes when a stored index lists it: that index passed)
+      ...(config.sync.registries.some((r) => r.onlySigned) ? {
+        signatures: (u, repo, m, signal, local) => {
+          if (local !== undefined && meta.parentsOf(local, m.digest).length > 0) return Promise.resolve({ ok: true, detail: "listed by a verified index" });
+          return trust ? trust.verifyUpstream(u, repo, m, signal) : Promise.resolve({ ok: false, detail: "[trust] is not enabled: there is no key to verify with" });
+        },
+      } : {}),
     }, log)
     : undefined;
   if (sync) lc.evictor.setUpstreamPolicy({ serves: (repo) => sync.serves(repo), pinned: (repo, tag) => sync.pinned(repo, tag) });

@@ -32,7 +32,7 @@ function isCosignTag(tag: string): boolean {
  * `only_signed` (trust/upstream.ts): verifies an upstream image's signatures; the image is
  * mirrored only when `ok`, and a cosign tag-scheme signature it returns is mirrored with it.
  */
-export type SignatureGate = (upstream: Upstream, repo: string, m: FetchedManifest, signal?: AbortSignal) => Promise<UpstreamVerdict<FetchedManifest>>;
+export type SignatureGate = (upstream: Upstream, repo: string, m: FetchedManifest, signal?: AbortSignal, local?: string) => Promise<UpstreamVerdict<FetchedManifest>>;
 
 /**
  * True for a tag of the referrers tag schema (`sha256-<64 hex>`, `sha512-<128 hex>`): an

@@ -45,7 +45,7 @@ export class SyncService {
   ) {
     this.upstreams = options.registries.map((c) => new Upstream(c, options.maxManifestBytes, log));
     this.fetches = new BlobFetches(store, scheduler.budget, log);
-    this.pullThrough = new PullThrough(registry, this.upstreams, this.fetches, state, log);
+    this.pullThrough = new PullThrough(registry, this.upstreams, this.fetches, state, log, options.signatures);
     this.mirror = new Mirror(registry, this.fetches, state, log, options.signatures);
     for (const u of this.upstreams) {
       const pins = u.config.pinned.flatMap((p) => {

@@ -78,3 +78,24 @@ test("only_signed mirrors only the image whose signature verifies, with its sign
   expect(trust.state).toBe("verified");
   expect(berth.logs()).toContain("not mirrored: no signature verifies (only_signed)");
 }, 60_000);
+
+test("only_signed on demand: a pull-through of an unsigned or wrongly signed image is DENIED; a verified one is served and its signature stored", async () => {
+  const keys = join(work, "keys-od");
+  mkdirSync(keys);
+  writeFileSync(join(keys, "release.pub"), release.publicPem);
+  await using berth = await startDaemon({
+    extra: `[trust]\nenabled = true\nkeys_dir = "${keys}"\n[[sync.registries]]\nname = "up"\nurls = ["${upstream.url}"]\nrepos = ["apps/**"]\ninterval = 0\non_demand = true\nonly_signed = true\n`,
+  });
+  const get = (repo: string, ref: string) => fetch(`${berth.url}/v2/${repo}/manifests/${ref}`, { headers: { Accept: OCI_MANIFEST } });
+  const good = await get("apps/good", "v1");
+  expect(good.status).toBe(200);
+  expect(good.headers.get("docker-content-digest")).toBe(digests.good!);
+  for (const repo of ["apps/bad", "apps/none"]) {
+    const res = await get(repo, "v1");
+    expect(res.status).toBe(403);
+    expect(((await res.json()) as { errors: { code: string; detail: string }[] }).errors[0]).toMatchObject({ code: "DENIED" });
+  }
+  // the signature came with the image; a client fetching it (to verify) gets it
+  await waitFor("the cosign signature to be stored", async () => (await fetch(`${berth.url}/v2/apps/good/tags/list`).then((r) => r.json()) as { tags?: string[] }).tags?.includes(`${digests.good!.replace(":", "-")}.sig`) ?? false, 10_000);
+  expect((await get("apps/good", `${digests.good!.replace(":", "-")}.sig`)).status).toBe(200);
+}, 60_000);
