@@ -145,7 +145,17 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   const audit = new AuditTrail(auditLog, { pulls: config.audit.pulls, pullIntervalMs: config.audit.pull_interval * 1000 });
   // failed logins: counted, locked out and audited, around the authenticator's password checks
   auth?.plug({ events: new LoginAttempts(lockoutFor(config), audit) });
-  trust = config.trust.enabled ? await plugTrust(config, db, store, meta, audit, log) : undefined;
+  try {
+    trust = config.trust.enabled ? await plugTrust(config, db, store, meta, audit, log) : undefined;
+  } catch (err) {
+    // an unusable keys_dir is a configuration error: release what is open so a caller may retry
+    store.uploads.stop();
+    governor.stop();
+    await hashing.shutdown();
+    db.close();
+    rootLock.release();
+    throw err;
+  }
   trustHooks = trust?.hooks;
   const served = sync ? sync.decorate() : registry;
   const v2 = createV2Handler(trust ? trust.decorate(served) : served, {

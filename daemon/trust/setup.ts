@@ -6,6 +6,7 @@
  */
 import { join } from "node:path";
 import type { Logger } from "../log";
+import { ConfigError } from "../config/load";
 import type { SqlDatabase } from "../platform/sqlite";
 import type { RegistryHooks } from "../registry/hooks";
 import type { V2Registry } from "../registry/api";
@@ -47,7 +48,11 @@ export function setupTrust(config: TrustConfig, root: string, db: SqlDatabase, s
   const report = () => {
     for (const p of store.reload()) log.error("trust: a file of the keys directory is not used", { file: p.name, error: p.error });
   };
-  report();
+  try {
+    report();
+  } catch (err) {
+    throw new ConfigError("trust.keys_dir", [`${store.dir} cannot be read or created (${(err as Error).message})`]);
+  }
   const index = new TrustIndex(db, source, () => store.current());
   store.onChange(() => {
     index.keysChanged();
@@ -69,7 +74,13 @@ export function setupTrust(config: TrustConfig, root: string, db: SqlDatabase, s
     },
     decorate: (registry) => (config.policy.some((p) => p.require_signature) ? requireSignatures(registry, index, required, onRefused) : registry),
     api: createTrustApi(store, index),
-    reload: report,
+    reload: () => {
+      try {
+        report();
+      } catch (err) {
+        log.error("trust: the keys directory cannot be read; keeping the keys loaded before", { dir: store.dir, error: (err as Error).message });
+      }
+    },
     trustOf: (repo, digest) => index.trustOf(repo, digest),
     verifyUpstream: (upstream, repo, m, signal) => verifyUpstream(upstream, repo, m, store.current(), signal),
   };
