@@ -75,6 +75,8 @@ export class TrustIndex {
   private readonly inflight = new Map<string, Promise<TrustStatus>>();
   private readonly pending = new Set<string>();
   private draining: Promise<void> | undefined;
+  /** False when the table could not be brought in line with the trust set: every status is recomputed. */
+  private rowsUsable = true;
 
   constructor(
     private readonly db: SqlDatabase,
@@ -105,21 +107,29 @@ export class TrustIndex {
     this.keysChanged();
   }
 
-  /** Forgets every status when the trust set differs from the one they were computed with. */
+  /**
+   * Forgets every status when the trust set differs from the one they were computed with.
+   * If that cannot be written (a full disk), no stored row is trusted for the rest of the run.
+   */
   keysChanged(): void {
     const print = trustFingerprint(this.trust());
-    if (this.q.info.get("trust_set")?.value === print) return;
-    this.db.transaction(() => {
-      this.db.exec("DELETE FROM trust_status");
-      this.q.setInfo.run("trust_set", print);
-    });
+    try {
+      if (this.rowsUsable && this.q.info.get("trust_set")?.value === print) return;
+      this.db.transaction(() => {
+        this.db.exec("DELETE FROM trust_status");
+        this.q.setInfo.run("trust_set", print);
+      });
+      this.rowsUsable = true;
+    } catch {
+      this.rowsUsable = false;
+    }
   }
 
   /** The status of manifest `digest` of `repo` (recomputed when stale). */
   async status(repo: string, digest: string): Promise<TrustStatus> {
     const stamp = await this.source.stamp(repo);
     if (stamp === undefined) return { state: "unsigned", signatures: [] };
-    const row = this.q.get.get(repo, digest);
+    const row = this.rowsUsable ? this.q.get.get(repo, digest) : undefined;
     if (row && row.stamp === stamp && Math.abs(this.now() - row.checked) < RECHECK_MS) return statusOf(JSON.parse(row.signatures));
     const key = `${repo}\u0000${digest}`;
     let running = this.inflight.get(key);
@@ -196,7 +206,13 @@ export class TrustIndex {
       signatures.push(...(await verifySignatureManifest(doc, sigDigest, digest, target?.bytes, read, trust, now)));
     }
     // the trust set may have changed while this ran: then the row is not stored
-    if (trust === this.trust()) this.q.put.run(repo, digest, stamp, now, JSON.stringify(signatures));
+    if (trust === this.trust() && this.rowsUsable) {
+      try {
+        this.q.put.run(repo, digest, stamp, now, JSON.stringify(signatures));
+      } catch {
+        // derived data: not caching it (a full disk) only costs a recomputation next time
+      }
+    }
     return statusOf(signatures);
   }
 }

@@ -108,9 +108,9 @@ require_signature = true
   });
 
   test("a signature that arrives before its image counts once the image lands", async () => {
-    // the image's digest is known before it is pushed (its bytes are)
+    // an unsigned image makes the repository exist (and stays refused)
     const layerFirst = await pushImage(url, "secure/early", undefined, "early", ADMIN);
-    // delete nothing: push the signature of a second image before the image itself
+    // a second image's digest is known before it is pushed (its bytes are): its signature goes first
     const future = { schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json", config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", size: 2 }, layers: [] };
     const bytes = Buffer.from(JSON.stringify(future));
     const { createHash } = await import("node:crypto");
