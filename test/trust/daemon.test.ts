@@ -92,6 +92,11 @@ require_signature = true
     expect((await getManifest(url, "secure/flip", "v1", ADMIN)).status).toBe(403);
     expect((await addKey("release.pub", release.publicPem)).status).toBe(201);
     expect((await getManifest(url, "secure/flip", "v1", ADMIN)).status).toBe(200);
+    // deleting the signature flips it too
+    const sig = await fetch(`${url}/v2/secure/flip/manifests/${digest.replace(":", "-")}.sig`, { method: "HEAD", headers: { ...ADMIN, Accept: "application/vnd.oci.image.manifest.v1+json" } });
+    expect((await fetch(`${url}/v2/secure/flip/manifests/${sig.headers.get("docker-content-digest")}`, { method: "DELETE", headers: ADMIN })).status).toBe(202);
+    expect((await status("secure/flip", digest)).state).toBe("unsigned");
+    expect((await getManifest(url, "secure/flip", "v1", ADMIN)).body).toContain("has no signature");
   });
 
   test("a signature made with the wrong key, or for another digest, does not verify", async () => {
