@@ -21,6 +21,7 @@ import { inlineHashing, workerHashing } from "./platform/uploadhash";
 import { AddressInUseError, serve } from "./platform/serve";
 import { lockRoot, RootInUseError } from "./platform/rootlock";
 import { openIndex } from "./meta/open";
+import type { SqlDatabase } from "./platform/sqlite";
 import { Registry } from "./registry/registry";
 import { IoBudget, PROFILES } from "./scheduler/budget";
 import { Scheduler } from "./scheduler/scheduler";
@@ -49,6 +50,8 @@ import type { TokenAuth } from "./auth/tokensetup";
 import type { LoginResult } from "./auth/tokenservice";
 import type { Identified } from "./auth/authenticator";
 import { setTimeout as sleep } from "node:timers/promises";
+import { chainHooks, type RegistryHooks } from "./registry/hooks";
+import type { TrustSetup } from "./trust/setup";
 
 /** Runs `fn`, printing a configuration error (exit 1) instead of throwing it. */
 async function withConfigErrors(fn: () => Promise<number>): Promise<number> {
@@ -112,11 +115,13 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     uploadLimits: { maxSessions: config.storage.max_uploads, maxPerClient: config.storage.max_uploads_per_client, expiryMs: config.storage.upload_expiry * 1000 },
   }, log);
   const recovery = await store.recover();
+  // the trust module's hooks, once it is built (it needs meta.db); only with [trust] enabled
+  let trustHooks: RegistryHooks | undefined;
   // on a full disk the derived index lives in memory for this run (meta/open.ts)
   const opened = await openIndex(store.paths.metaDb, log, async (db) => {
     const meta = new Meta(db);
     const lc = new Lifecycle(store, db, log, lifecycleOptions(config), counted.counters);
-    const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes, hooks: lc.hooks }, log);
+    const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes, hooks: config.trust.enabled ? chainHooks(lc.hooks, { pushed: (...a) => trustHooks?.pushed?.(...a) }) : lc.hooks }, log);
     return { meta, lc, registry, reindexed: await registry.reconcileAll(recovery.repositories) };
   });
   const { db } = opened;
@@ -124,14 +129,39 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   lifecycle = lc;
   lifecycle.attach(registry, meta);
   const syncState = new SyncState(db);
+  let trust: TrustSetup | undefined;
   const sync = config.sync.registries.length > 0
-    ? new SyncService(store, registry, syncState, scheduler, { registries: config.sync.registries, maxManifestBytes: config.storage.max_manifest_bytes }, log)
+    ? new SyncService(store, registry, syncState, scheduler, {
+      registries: config.sync.registries,
+      maxManifestBytes: config.storage.max_manifest_bytes,
+      // only_signed: verified with the trust store, built below (none without [trust]: nothing verifies)
+      // (a child manifest fetched on demand passes when a stored index lists it: that index passed)
+      ...(config.sync.registries.some((r) => r.onlySigned) ? {
+        signatures: (u, repo, m, signal, local) => {
+          if (local !== undefined && meta.parentsOf(local, m.digest).length > 0) return Promise.resolve({ ok: true, detail: "listed by a verified index" });
+          return trust ? trust.verifyUpstream(u, repo, m, signal) : Promise.resolve({ ok: false, detail: "[trust] is not enabled: there is no key to verify with" });
+        },
+      } : {}),
+    }, log)
     : undefined;
   if (sync) lc.evictor.setUpstreamPolicy({ serves: (repo) => sync.serves(repo), pinned: (repo, tag) => sync.pinned(repo, tag) });
   const audit = new AuditTrail(auditLog, { pulls: config.audit.pulls, pullIntervalMs: config.audit.pull_interval * 1000 });
   // failed logins: counted, locked out and audited, around the authenticator's password checks
   auth?.plug({ events: new LoginAttempts(lockoutFor(config), audit) });
-  const v2 = createV2Handler(sync ? sync.decorate() : registry, {
+  try {
+    trust = config.trust.enabled ? await plugTrust(config, db, store, meta, audit, log) : undefined;
+  } catch (err) {
+    // an unusable keys_dir is a configuration error: release what is open so a caller may retry
+    store.uploads.stop();
+    governor.stop();
+    await hashing.shutdown();
+    db.close();
+    rootLock.release();
+    throw err;
+  }
+  trustHooks = trust?.hooks;
+  const served = sync ? sync.decorate() : registry;
+  const v2 = createV2Handler(trust ? trust.decorate(served) : served, {
     audit,
     maxManifestBytes: config.storage.max_manifest_bytes,
     manifestBudgetBytes: config.http.manifest_body_budget,
@@ -200,6 +230,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     ...rateLimiterFor(config),
     onAdmin: (req, path, status, address, principal) => audit.admin({ principal, address }, req.method, path, status),
     ...(auth ? { auth: auth.front } : {}),
+    ...(trust ? { trustApi: trust.api } : {}),
   });
   const server = await serveOrRelease(rootLock, (req, peer) => {
     governor.request();
@@ -237,9 +268,12 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     lifecycle: lc,
     /** Authentication and authorization (undefined without [auth]): where the token service, API keys, LDAP, mTLS and audit plug in. */
     auth,
+    /** Signature verification (undefined without [trust] enabled); `trust.trustOf` is the search API's read. */
+    trust,
     /** Applies a re-read configuration (SIGHUP): the access policy and user groups. */
     reload(next: Config) {
       auth?.reload(next);
+      trust?.reload();
       if (JSON.stringify([next.auth.ldap, next.auth.mtls, next.http.tls_client_ca]) !== JSON.stringify([config.auth.ldap, config.auth.mtls, config.http.tls_client_ca])) {
         log.error("reload: changes to [auth.ldap], [auth.mtls] or http.tls_client_ca need a restart; keeping the running ones");
       }
@@ -265,6 +299,30 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
       rootLock.release();
     },
   };
+}
+
+/**
+ * Builds the trust module (`[trust] enabled`, loaded on demand): it reads the registry
+ * through a second, hookless {@link Registry} (its reads are not clients' pulls).
+ */
+async function plugTrust(config: Config, db: SqlDatabase, store: Store, meta: Meta, audit: AuditTrail, log: Logger): Promise<TrustSetup> {
+  const { setupTrust } = await import("./trust/setup");
+  const reader = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes }, log);
+  const quiet = <T>(p: Promise<T>): Promise<T | undefined> => p.catch(() => undefined);
+  return setupTrust(config.trust, config.storage.root, db, {
+    stamp: async (repo) => (await quiet(store.layouts.index(repo)))?.stamp,
+    manifest: (repo, reference) => quiet(reader.manifest(repo, reference, null)),
+    blob: async (repo, digest, max) => {
+      try {
+        const b = reader.blob(repo, digest);
+        return b.size > max ? undefined : await Bun.file(b.path).bytes();
+      } catch {
+        return undefined;
+      }
+    },
+    referrers: async (repo, digest) => ((await quiet(reader.referrers(repo, digest))) ?? []).map((d) => d.digest),
+    parents: (repo, digest) => meta.parentsOf(repo, digest),
+  }, (repo, reference, digest, reason) => audit.unsigned(repo, reference, digest, reason), log);
 }
 
 /** Starts the mDNS advertisement (loaded on demand), saying whether credentials are needed. */
@@ -371,6 +429,7 @@ export async function main(argv: string[]): Promise<number> {
   if (command === "board") return await withConfigErrors(async () => (await import("./cli/board")).boardCommand(rest));
   if (command === "discover") return await (await import("./cli/discover")).discoverCommand(rest);
   if (command === "keys") return await (await import("./cli/keys")).keysCommand(rest);
+  if (command === "trust") return await (await import("./cli/trust")).trustCommand(rest);
   if (command === "verify") {
     if (rest.length !== 1) return usageError(rest.length === 0 ? "verify needs a FILE" : `verify takes one FILE, got ${rest.length} arguments`, usage);
     return withConfigErrors(async () => {

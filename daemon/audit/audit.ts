@@ -116,6 +116,11 @@ export class AuditTrail {
     });
   }
 
+  /** A manifest was not served because its repository requires a verified signature it lacks. */
+  unsigned(repo: string, reference: string, digest: string, reason: string): void {
+    this.log.info("audit", { audit: "signature-refused", repo, reference, digest, reason });
+  }
+
   /** An admin API request that changes something (or was refused), with its answer's status. */
   admin(actor: Actor, method: string, path: string, status: number): void {
     this.log.info("audit", { audit: "admin", ...who(actor), method, path, status });

@@ -16,6 +16,7 @@ export const USAGE = `usage:
   berth board detect [--config FILE] [--json]   identify this board and the profile "auto" picks
   berth discover [--write containerd|crio|podman] ...   find berth registries on the LAN
   berth keys create|list|revoke --url URL --user USER ...   manage API keys through a running registry
+  berth trust keys add|list|rm --url URL ...   manage the signature trust store through a running registry
 
 client commands (a running registry: --registry ALIAS|URL, else $BERTH_REGISTRY, else the default login):
   berth login URL --user USER [--alias NAME]   store credentials (0600) for a registry alias
@@ -165,6 +166,17 @@ the key once: it is not stored and cannot be shown again. --expires takes a dura
 delete, comma-separated), e.g. --scope 'factory/*:pull,push'; without --scope the key has its
 owner's rights. list shows your keys (an admin's: every key), never their secrets. revoke
 takes effect at once. --ca: the CA certificate to trust for an https URL.`,
+  trust: `usage: berth trust keys add  --url URL (--user USER | --token-file FILE) NAME FILE [--replace]
+       berth trust keys list --url URL (--user USER | --token-file FILE) [--json]
+       berth trust keys rm   --url URL (--user USER | --token-file FILE) NAME
+       (each also takes [--password-stdin] [--ca FILE])
+
+Manages the trust store signatures are verified against ([trust] keys_dir) through the
+registry's admin API (/api/v1/trust/keys), as an admin. FILE is PEM: public keys (cosign)
+and/or CA certificates (certificate-based cosign signatures, notation); NAME is the entry's
+file name in keys_dir. Every signature status is recomputed at once. --user: the password
+is asked for on the terminal or read with --password-stdin; --token-file: the admin token
+([http] admin_token_file) when [auth] is off. --ca: the CA certificate for an https URL.`,
   help: `usage: berth help [COMMAND]
 
 Prints the overview, or the help of COMMAND.`,

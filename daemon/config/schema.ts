@@ -237,6 +237,19 @@ export const SCHEMA = {
   board: {
     profile: { kind: "string", default: "none", nonEmpty: true, doc: 'Board profile whose defaults apply under this file: "auto" (detected), "none", or a name from board/ (rpi4, rpi5, arm64-emmc, x64-server).' },
   },
+  trust: {
+    enabled: { kind: "boolean", default: false, doc: "Verify cosign and notation signatures against the trust store (keys_dir); off: nothing of it is loaded." },
+    keys_dir: { kind: "string", default: "", doc: "Directory of trusted PEM files (public keys, CA certificates), re-read on SIGHUP and on changes through the API; empty: <root>/.berth/trust." },
+    policy: {
+      kind: "tables",
+      required: ["repositories"],
+      doc: "Signature policies; the first whose repositories match a repository applies to it.",
+      fields: {
+        repositories: { kind: "strings", default: [], checkEntry: globProblem, doc: "Repository globs (* within a path component, ** across)." },
+        require_signature: { kind: "boolean", default: false, doc: "Serve a manifest only when it (or an index listing it) has a signature that verifies; pushes still land." },
+      },
+    },
+  },
   mdns: {
     enabled: { kind: "boolean", default: false, doc: "Advertise the registry on the LAN over mDNS/DNS-SD (_oci._tcp)." },
     interfaces: { kind: "strings", default: [], doc: 'Network interfaces to advertise on (e.g. ["eth0"]); empty: every interface with multicast.' },

@@ -35,6 +35,8 @@ export interface SyncRegistryConfig {
   stripPrefix: string;
   /** Fetch what local clients ask for and do not find. */
   onDemand: boolean;
+  /** Mirror an image only when one of its upstream signatures verifies with the trust store ([trust]). */
+  onlySigned: boolean;
   /** Seconds between scheduled syncs of the configured content; 0 = none. */
   interval: number;
   /** Windows in which scheduled syncs may run, "HH:MM-HH:MM"; empty = any time. */
@@ -85,6 +87,7 @@ const FIELDS: Record<string, [keyof SyncRegistryConfig, Spec]> = {
   dest_prefix: ["destPrefix", { kind: "string", default: "" }],
   strip_prefix: ["stripPrefix", { kind: "string", default: "" }],
   on_demand: ["onDemand", { kind: "bool", default: true }],
+  only_signed: ["onlySigned", { kind: "bool", default: false }],
   interval: ["interval", { kind: "int", default: 0, min: 0, max: 30 * 86400 }],
   windows: ["windows", { kind: "strings", default: [] }],
   pinned: ["pinned", { kind: "strings", default: [] }],

@@ -34,6 +34,11 @@ export interface AppDeps extends AdminDeps {
   onAdmin?: (req: Request, path: string, status: number, address: string | undefined, principal: Principal | undefined) => void;
   /** Authentication and authorization (`[auth]`); absent: berth is open as before (see {@link adminGuard}). */
   auth?: FrontAuth;
+  /**
+   * The trust store's routes (trust/api.ts, with `[trust] enabled`): /api/v1/trust/* and
+   * zot's /v2/_zot/ext/cosign and /v2/_zot/ext/notation, admins only (as the admin API).
+   */
+  trustApi?: (req: Request, path: string) => Promise<Response>;
 }
 
 /**
@@ -97,6 +102,28 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
   };
   const auth = deps.auth;
   const v2 = auth ? authenticatedV2(auth, deps.v2) : deps.v2;
+  /** zot's key and certificate uploads: admins only, as the admin API (OCI error shape: they live under /v2). */
+  const trustUpload = (req: Request, path: string, server: Peer | undefined): Promise<Response> | Response => {
+    const trustApi = deps.trustApi!;
+    const denied = (status: number, code: "UNAUTHORIZED" | "DENIED", detail: string, headers: Record<string, string> = {}) =>
+      new Response(errorBody(code, detail), { status, headers: { ...JSON_HEADERS, "Docker-Distribution-API-Version": "registry/2.0", ...headers } });
+    if (!auth) {
+      // the admin token's rule, as for /api/v1 changes (loopback only while no token is set)
+      const refused = guard(req, `${API_PREFIX}/trust`, server);
+      if (refused) return audited(req, `${API_PREFIX}/trust`, server, undefined, refused.status === 401 ? denied(401, "UNAUTHORIZED", "uploading trust material needs the admin token", { "WWW-Authenticate": 'Bearer realm="berth-admin"' }) : denied(403, "DENIED", "uploading trust material is accepted only from loopback while no admin token is set"));
+      return audited(req, `${API_PREFIX}/trust`, server, deps.adminToken !== undefined ? ADMIN_TOKEN_PRINCIPAL : undefined, trustApi(req, path));
+    }
+    if (auth && !isReadMethod(req.method) && crossSite(req)) return denied(403, "DENIED", FORGED);
+    return identified(auth, req, server, (who) => {
+      if (who.kind === "refused") return v2Refusal(auth, req, who);
+      const principal = principalOf(who);
+      if (!auth.access.admin(principal)) {
+        const answer = principal ? denied(403, "DENIED", `"${principal.name}" is not an admin; see [auth] admins`) : denied(401, "UNAUTHORIZED", "uploading trust material needs an admin's credentials", { "WWW-Authenticate": auth.authenticator.challenge(req) });
+        return audited(req, `${API_PREFIX}/trust`, server, principal, answer);
+      }
+      return audited(req, `${API_PREFIX}/trust`, server, principal, trustApi(req, path));
+    });
+  };
   const route = (req: Request, server?: Peer): Promise<Response> | Response => {
     const url = req.url;
     // Bun hands over a bare path when the Host header is unusable
@@ -107,6 +134,10 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
     if (limiter && !isProbe(url, pathStart)) {
       const refused = limit(limiter, req, peerAddress(server, req));
       if (refused) return refused;
+    }
+    if (deps.trustApi && url.startsWith("/v2/_zot/ext/", pathStart)) {
+      const zotPath = url.slice(pathStart).split("?")[0]!;
+      if (zotPath === "/v2/_zot/ext/cosign" || zotPath === "/v2/_zot/ext/notation") return trustUpload(req, zotPath, server);
     }
     if (url.startsWith("/v2", pathStart)) {
       const next = url.charCodeAt(pathStart + 3);
@@ -164,6 +195,7 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
         }
         const forwarded = new Request(`http://localhost${pathAndQuery}`, req);
         if (principal) PRINCIPALS.set(forwarded, principal);
+        if (isTrustPath(path!) && deps.trustApi) return audited(req, path!, server, principal, deps.trustApi(forwarded, path!));
         return audited(req, path!, server, principal, adminApp().then((handle) => handle(forwarded)));
       });
     }
@@ -171,7 +203,9 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
     if (refused) return audited(req, path!, server, undefined, refused);
     // Elysia misreads the path of a URL whose host is very short ("http://reg/api/…", a
     // plausible LAN alias), so it is handed the request under a canonical origin.
-    const answer = adminApp().then((handle) => handle(new Request(`http://localhost${pathAndQuery}`, req)));
+    const answer = isTrustPath(path!) && deps.trustApi
+      ? deps.trustApi(new Request(`http://localhost${pathAndQuery}`, req), path!)
+      : adminApp().then((handle) => handle(new Request(`http://localhost${pathAndQuery}`, req)));
     // without [auth], a request the guard let through with the admin token is the token's holder
     return audited(req, path!, server, deps.adminToken !== undefined ? ADMIN_TOKEN_PRINCIPAL : undefined, answer);
   };
@@ -320,6 +354,11 @@ function rewrittenTarget(v2: boolean): Response {
 }
 
 const API_PREFIX = "/api/v1";
+
+/** True for the trust store's admin routes (trust/api.ts). */
+function isTrustPath(path: string): boolean {
+  return path === `${API_PREFIX}/trust` || path.startsWith(`${API_PREFIX}/trust/`);
+}
 /** The API key routes (http/keys.ts, loaded by the composition root only with [auth] on). */
 const KEYS_PREFIX = `${API_PREFIX}/keys`;
 

@@ -17,3 +17,15 @@ export interface RegistryHooks {
   /** A client looked at, uploaded or mounted blob `digest` of `repo` (it may be referenced soon). */
   touched?(repo: string, digest: string): void;
 }
+
+/** Hooks that call each of `list` in turn (the lifecycle's, then the trust module's). */
+export function chainHooks(...list: RegistryHooks[]): RegistryHooks {
+  const each = <K extends keyof RegistryHooks>(k: K) => list.map((h) => h[k]?.bind(h)).filter((f) => f !== undefined) as NonNullable<RegistryHooks[K]>[];
+  const pulled = each("pulled"), pushed = each("pushed"), deleted = each("deleted"), touched = each("touched");
+  return {
+    pulled: (...a) => { for (const f of pulled) f(...a); },
+    pushed: (...a) => { for (const f of pushed) f(...a); },
+    deleted: (...a) => { for (const f of deleted) f(...a); },
+    touched: (...a) => { for (const f of touched) f(...a); },
+  };
+}

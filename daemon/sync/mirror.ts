@@ -21,6 +21,18 @@ import type { TaskContext } from "../scheduler/task";
 import type { BlobFetches } from "./blobfetch";
 import { UpstreamError } from "./errors";
 import type { FetchedManifest, Upstream } from "./upstream";
+import type { UpstreamVerdict } from "../trust/upstream";
+
+/** True for a cosign signature tag (`sha256-<hex>.sig`); not imported from trust/, which sync without [trust] must not load. */
+function isCosignTag(tag: string): boolean {
+  return /^(sha256-[0-9a-f]{64}|sha512-[0-9a-f]{128})\.sig$/.test(tag);
+}
+
+/**
+ * `only_signed` (trust/upstream.ts): verifies an upstream image's signatures; the image is
+ * mirrored only when `ok`, and a cosign tag-scheme signature it returns is mirrored with it.
+ */
+export type SignatureGate = (upstream: Upstream, repo: string, m: FetchedManifest, signal?: AbortSignal, local?: string) => Promise<UpstreamVerdict<FetchedManifest>>;
 
 /**
  * True for a tag of the referrers tag schema (`sha256-<64 hex>`, `sha512-<128 hex>`): an
@@ -40,13 +52,15 @@ export interface MirrorReport {
   referrers: number;
   /** Tags the upstream no longer has (404): skipped, and dropped from the warm set. */
   gone: number;
+  /** Images not mirrored because no signature verified (`only_signed`). */
+  unsigned: number;
 }
 
 /** Where a tag to mirror came from. */
 type Origin = "listed" | "pinned" | "warm";
 
 function emptyReport(): MirrorReport {
-  return { images: 0, unchanged: 0, failed: 0, referrers: 0, gone: 0 };
+  return { images: 0, unchanged: 0, failed: 0, referrers: 0, gone: 0, unsigned: 0 };
 }
 
 /** Copies content from upstreams into the registry. */
@@ -56,6 +70,7 @@ export class Mirror {
     private readonly fetches: BlobFetches,
     private readonly state: SyncState,
     private readonly log: Logger,
+    private readonly signatures?: SignatureGate,
   ) {}
 
   /** The whole configured content of `upstream`, then pins and the warm set. */
@@ -68,7 +83,8 @@ export class Mirror {
       if (f.toLocal(repo) === undefined) continue;
       let tags: string[];
       try {
-        tags = (await upstream.tags(repo, { signal: ctx.signal })).filter((t) => !isReferrersTag(t) && f.tag(t));
+        // with only_signed, cosign's signature tags are not images: each comes with the image it signs
+        tags = (await upstream.tags(repo, { signal: ctx.signal })).filter((t) => !isReferrersTag(t) && f.tag(t) && !(upstream.config.onlySigned && isCosignTag(t)));
       } catch (err) {
         if (err instanceof UpstreamError && err.fault === "not-found") continue;
         throw err;
@@ -162,8 +178,23 @@ export class Mirror {
       if (gone(err)) return "gone";
       throw err;
     }
+    let verdict: UpstreamVerdict<FetchedManifest> | undefined;
+    if (upstream.config.onlySigned) {
+      verdict = this.signatures ? await this.signatures(upstream, repo, m, ctx.signal) : { ok: false, detail: "[trust] is not enabled: there is no key to verify with" };
+      if (!verdict.ok) {
+        report.unsigned++;
+        this.log.warn("not mirrored: no signature verifies (only_signed)", { upstream: upstream.name, repo: local, tag, digest: m.digest, reason: verdict.detail });
+        return undefined;
+      }
+    }
     await this.copy(upstream, repo, local, m, ctx, report);
     await this.registry.putManifest(local, m.digest, m.bytes, m.mediaType, [tag], { partialIndex: this.partial(upstream, m) });
+    if (verdict?.cosign) {
+      // the signature goes with the image, under its cosign tag
+      const sig = verdict.cosign.manifest;
+      await this.copy(upstream, repo, local, sig, ctx, report);
+      await this.registry.putManifest(local, sig.digest, sig.bytes, sig.mediaType, [verdict.cosign.tag], { partialIndex: true });
+    }
     this.state.markChecked(upstream.name, local, tag, m.digest);
     report.images++;
     this.log.info("synced", { upstream: upstream.name, repo: local, tag, digest: m.digest });

@@ -35,6 +35,7 @@ import type { BlobFetches } from "./blobfetch";
 import { UpstreamError } from "./errors";
 import type { FetchedManifest, Upstream } from "./upstream";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { SignatureGate } from "./mirror";
 
 /** How long a pull of a cached tag waits for its upstream re-check before serving the cached one. */
 export const RECHECK_WAIT_MS = 500;
@@ -72,6 +73,7 @@ export class PullThrough {
     private readonly fetches: BlobFetches,
     private readonly state: SyncState,
     private readonly log: Logger,
+    private readonly signatures?: SignatureGate,
   ) {}
 
   /** The upstream serving local repository `repo` on demand, and its upstream name. */
@@ -195,6 +197,7 @@ export class PullThrough {
     if (flight) return flight;
     const p = (async () => {
       const m = await upstream.manifest(name, reference, { background, signal });
+      if (upstream.config.onlySigned) await this.requireSigned(upstream, name, repo, reference, m, signal);
       const tags = isTag(reference) ? [reference] : [];
       if (m.parsed.kind === "index") {
         await this.registry.putManifest(repo, m.digest, m.bytes, m.mediaType, tags, { partialIndex: true });
@@ -210,6 +213,21 @@ export class PullThrough {
     })().finally(() => this.manifestFlights.delete(key));
     this.manifestFlights.set(key, p);
     return p;
+  }
+
+  /**
+   * `only_signed`: refuses (DENIED) an upstream manifest none of whose signatures verifies,
+   * and stores the cosign signature of one that does. Signatures and other referrers (a
+   * cosign tag, a manifest with a subject) pass: clients fetch them to verify.
+   */
+  private async requireSigned(upstream: Upstream, name: string, repo: string, reference: string, m: FetchedManifest, signal?: AbortSignal): Promise<void> {
+    if (m.parsed.subject || /^(sha256|sha512)-[0-9a-f]+\.sig$/.test(reference)) return;
+    const verdict = this.signatures ? await this.signatures(upstream, name, m, signal, repo) : { ok: false, detail: "[trust] is not enabled: there is no key to verify with" };
+    if (!verdict.ok) {
+      this.log.warn("pull-through refused an image: no signature verifies (only_signed)", { repo, reference, digest: m.digest, upstream: upstream.name, reason: verdict.detail });
+      throw new RegistryError("DENIED", `${repo}@${m.digest} is not fetched from ${upstream.name}: it mirrors only signed images (only_signed) and ${verdict.detail}`);
+    }
+    if (verdict.cosign) await this.complete(upstream, name, repo, verdict.cosign.manifest, [verdict.cosign.tag], true, signal);
   }
 
   /** Fetches the blobs of image manifest `m` and stores it (with `tags`) once they are in. */

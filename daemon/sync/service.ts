@@ -13,7 +13,7 @@ import { inWindows, parseWindow, type Window } from "../scheduler/windows";
 import type { Store } from "../storage/store";
 import type { V2Registry } from "../registry/api";
 import { BlobFetches } from "./blobfetch";
-import { Mirror, type MirrorReport } from "./mirror";
+import { Mirror, type MirrorReport, type SignatureGate } from "./mirror";
 import { PullThrough } from "./pullthrough";
 import { Upstream } from "./upstream";
 
@@ -23,6 +23,8 @@ export interface SyncOptions {
   maxManifestBytes: number;
   /** How often recorded pulls are written to the state table (ms). */
   flushIntervalMs?: number;
+  /** Verifies upstream signatures for `only_signed` upstreams (trust/upstream.ts). */
+  signatures?: SignatureGate;
 }
 
 /** Sync, wired. */
@@ -43,8 +45,8 @@ export class SyncService {
   ) {
     this.upstreams = options.registries.map((c) => new Upstream(c, options.maxManifestBytes, log));
     this.fetches = new BlobFetches(store, scheduler.budget, log);
-    this.pullThrough = new PullThrough(registry, this.upstreams, this.fetches, state, log);
-    this.mirror = new Mirror(registry, this.fetches, state, log);
+    this.pullThrough = new PullThrough(registry, this.upstreams, this.fetches, state, log, options.signatures);
+    this.mirror = new Mirror(registry, this.fetches, state, log, options.signatures);
     for (const u of this.upstreams) {
       const pins = u.config.pinned.flatMap((p) => {
         const at = p.lastIndexOf(":");

@@ -118,10 +118,11 @@ export class Skopeo implements Disposable {
   private readonly policy: string;
   private disposed = false;
 
-  constructor() {
+  /** `policy`: the signature policy (policy.json text); default: accept anything. */
+  constructor(policy: string = POLICY) {
     this.dir = makeTemp("berth-skopeo-");
     this.policy = join(this.dir, "policy.json");
-    writeFileSync(this.policy, POLICY);
+    writeFileSync(this.policy, policy);
     sandboxOpened();
   }
 

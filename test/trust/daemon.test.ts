@@ -1,0 +1,222 @@
+/**
+ * Signatures on the daemon (in process, over HTTP): trust status per manifest and per index
+ * child, `require_signature` (403 DENIED naming the reason, an audit line, pushes and
+ * signatures still landing), keys added and removed through the admin API and zot's upload
+ * endpoints (status flips), signatures that arrive before the image, and the trust routes'
+ * access control (nothing of a forbidden repository leaks).
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { writeFileSync } from "node:fs";
+import { startDaemon as startBerth } from "../../daemon/main";
+import { createLogger } from "../../daemon/log";
+import { configOf, basic, writeHtpasswd } from "../helpers/auth";
+import { tempDir } from "../helpers/daemon";
+import { der, keyPair, makePki, notationJws } from "./fixtures";
+import { getManifest, pushCosignSignature, pushImage, pushIndex, pushManifest, pushNotationSignature } from "./push";
+
+const ADMIN = basic("root", "root-pw");
+const BOB = basic("bob", "bob-pw");
+
+type Berth = Awaited<ReturnType<typeof startBerth>>;
+
+describe("trust on the daemon", () => {
+  const dir = tempDir("berth-trust-");
+  const pki = makePki();
+  const release = keyPair("p256");
+  const intruder = keyPair("p256");
+  let berth: Berth;
+  let url: string;
+  const lines: string[] = [];
+
+  beforeAll(async () => {
+    const htpasswd = await writeHtpasswd(dir.path, { root: "root-pw", bob: "bob-pw" });
+    const keys = join(dir.path, "keys");
+    const config = configOf(`
+[http]
+address = "127.0.0.1"
+port = 0
+[storage]
+root = "${join(dir.path, "root")}"
+[auth]
+htpasswd = "${htpasswd}"
+admins = ["root"]
+[[access]]
+repos = ["public/**"]
+users = { bob = ["pull", "push"] }
+[trust]
+enabled = true
+keys_dir = "${keys}"
+[[trust.policy]]
+repositories = ["secure/**"]
+require_signature = true
+`);
+    const log = createLogger("info", "json", (line) => void lines.push(line));
+    berth = await startBerth(config, log, log);
+    url = `http://127.0.0.1:${berth.server.port}`;
+  });
+  afterAll(async () => {
+    await berth?.close(1000);
+    pki[Symbol.dispose]();
+    dir[Symbol.dispose]();
+  });
+
+  const addKey = (name: string, pem: string) => fetch(`${url}/api/v1/trust/keys?name=${name}`, { method: "POST", body: pem, headers: { ...ADMIN, "Content-Type": "application/x-pem-file" } });
+  const status = async (repo: string, digest: string) => (await (await fetch(`${url}/api/v1/trust/status?repo=${repo}&digest=${digest}`, { headers: ADMIN })).json()) as { state: string; signatures: { tool: string; isTrusted: boolean; author: string; reason?: string }[] };
+
+  test("an unsigned image in a repository that requires signatures is refused with DENIED and an audit line; a verified one is served", async () => {
+    const digest = await pushImage(url, "secure/app", "v1", "layer one", ADMIN);
+    const refused = await getManifest(url, "secure/app", "v1", ADMIN);
+    expect(refused.status).toBe(403);
+    expect(JSON.parse(refused.body).errors[0]).toMatchObject({ code: "DENIED" });
+    expect(refused.body).toContain(`${digest} has no signature`);
+    expect(lines.some((l) => l.includes('"audit":"signature-refused"') && l.includes(digest))).toBe(true);
+    // signed after the push, with a key nobody installed yet: still refused, saying why
+    await pushCosignSignature(url, "secure/app", digest, release, digest, ADMIN);
+    expect((await getManifest(url, "secure/app", "v1", ADMIN)).body).toContain("no public key is installed");
+    expect((await status("secure/app", digest)).state).toBe("unverified");
+    expect((await addKey("release.pub", release.publicPem)).status).toBe(201);
+    expect((await getManifest(url, "secure/app", "v1", ADMIN)).status).toBe(200);
+    expect((await getManifest(url, "secure/app", digest, ADMIN)).status).toBe(200);
+    expect(await berth.trust!.trustOf("secure/app", digest)).toEqual({ isSigned: true, signatures: [{ tool: "cosign", isTrusted: true, author: "release.pub" }] });
+    // the signature itself is served (clients verify it)
+    expect((await getManifest(url, "secure/app", `${digest.replace(":", "-")}.sig`, ADMIN)).status).toBe(200);
+  });
+
+  test("removing the key flips the status back", async () => {
+    const digest = await pushImage(url, "secure/flip", "v1", "flip", ADMIN);
+    await pushCosignSignature(url, "secure/flip", digest, release, digest, ADMIN);
+    expect((await status("secure/flip", digest)).state).toBe("verified");
+    expect((await fetch(`${url}/api/v1/trust/keys/release.pub`, { method: "DELETE", headers: ADMIN })).status).toBe(204);
+    expect((await status("secure/flip", digest)).state).toBe("unverified");
+    expect((await getManifest(url, "secure/flip", "v1", ADMIN)).status).toBe(403);
+    expect((await addKey("release.pub", release.publicPem)).status).toBe(201);
+    expect((await getManifest(url, "secure/flip", "v1", ADMIN)).status).toBe(200);
+    // deleting the signature flips it too
+    const sig = await fetch(`${url}/v2/secure/flip/manifests/${digest.replace(":", "-")}.sig`, { method: "HEAD", headers: { ...ADMIN, Accept: "application/vnd.oci.image.manifest.v1+json" } });
+    expect((await fetch(`${url}/v2/secure/flip/manifests/${sig.headers.get("docker-content-digest")}`, { method: "DELETE", headers: ADMIN })).status).toBe(202);
+    expect((await status("secure/flip", digest)).state).toBe("unsigned");
+    expect((await getManifest(url, "secure/flip", "v1", ADMIN)).body).toContain("has no signature");
+  });
+
+  test("a signature made with the wrong key, or for another digest, does not verify", async () => {
+    const digest = await pushImage(url, "secure/wrong", "v1", "wrong", ADMIN);
+    await pushCosignSignature(url, "secure/wrong", digest, intruder, digest, ADMIN);
+    const s = await status("secure/wrong", digest);
+    expect(s.state).toBe("unverified");
+    expect(s.signatures[0]!.reason).toContain("does not verify with any of");
+    const other = await pushImage(url, "secure/wrong", "v2", "other", ADMIN);
+    // a valid signature of `other`, stored under this image's .sig tag
+    await pushCosignSignature(url, "secure/wrong", digest, release, other, ADMIN);
+    expect((await status("secure/wrong", digest)).signatures[0]!.reason).toContain(`signs ${other}`);
+    expect((await getManifest(url, "secure/wrong", "v1", ADMIN)).status).toBe(403);
+  });
+
+  test("a signature that arrives before its image counts once the image lands", async () => {
+    // an unsigned image makes the repository exist (and stays refused)
+    const layerFirst = await pushImage(url, "secure/early", undefined, "early", ADMIN);
+    // a second image's digest is known before it is pushed (its bytes are): its signature goes first
+    const future = { schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json", config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", size: 2 }, layers: [] };
+    const bytes = Buffer.from(JSON.stringify(future));
+    const { createHash } = await import("node:crypto");
+    const futureDigest = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+    await pushCosignSignature(url, "secure/early", futureDigest, release, futureDigest, ADMIN);
+    expect((await status("secure/early", futureDigest)).state).toBe("verified");
+    expect(await pushManifest(url, "secure/early", "late", future, undefined, ADMIN)).toBe(futureDigest);
+    expect((await getManifest(url, "secure/early", "late", ADMIN)).status).toBe(200);
+    expect((await getManifest(url, "secure/early", layerFirst, ADMIN)).status).toBe(403);
+  });
+
+  test("a signature on the index covers its children; one on a child covers only that child", async () => {
+    const a = await pushImage(url, "secure/multi", undefined, "amd64", ADMIN);
+    const b = await pushImage(url, "secure/multi", undefined, "arm64", ADMIN);
+    const idx = await pushIndex(url, "secure/multi", "v1", [a, b], ADMIN);
+    await pushCosignSignature(url, "secure/multi", a, release, a, ADMIN);
+    expect((await getManifest(url, "secure/multi", a, ADMIN)).status).toBe(200);
+    expect((await getManifest(url, "secure/multi", b, ADMIN)).status).toBe(403);
+    expect((await getManifest(url, "secure/multi", "v1", ADMIN)).status).toBe(403);
+    await pushCosignSignature(url, "secure/multi", idx, release, idx, ADMIN);
+    expect((await getManifest(url, "secure/multi", "v1", ADMIN)).status).toBe(200);
+    expect((await getManifest(url, "secure/multi", b, ADMIN)).status).toBe(200);
+  });
+
+  test("notation: a JWS chained to a CA uploaded through zot's endpoint verifies; an expired signature does not", async () => {
+    const digest = await pushImage(url, "secure/notation", "v1", "notation", ADMIN);
+    await pushNotationSignature(url, "secure/notation", digest, notationJws(pki.leaf, digest, { chain: [der(pki.interPem)], expiry: new Date(Date.now() - 1000) }), ADMIN);
+    expect((await status("secure/notation", digest)).signatures[0]!.reason).toContain("signature expired");
+    const upload = await fetch(`${url}/v2/_zot/ext/notation?truststoreType=ca`, { method: "POST", body: pki.caPem, headers: ADMIN });
+    expect(upload.status).toBe(200);
+    expect((await getManifest(url, "secure/notation", "v1", ADMIN)).status).toBe(403);
+    await pushNotationSignature(url, "secure/notation", digest, notationJws(pki.leaf, digest, { chain: [der(pki.interPem)] }), ADMIN);
+    await berth.trust!.index.idle();
+    expect((await getManifest(url, "secure/notation", "v1", ADMIN)).status).toBe(200);
+    const s = await status("secure/notation", digest);
+    expect(s.signatures.map((x) => [x.tool, x.isTrusted, x.author]).sort()).toEqual([["notation", false, ""], ["notation", true, "CN=release signer, O=acme"]]);
+  });
+
+  test("zot's cosign endpoint installs a key; list shows it; a private key is refused", async () => {
+    const pair = keyPair("ed25519");
+    expect((await fetch(`${url}/v2/_zot/ext/cosign`, { method: "POST", body: pair.publicPem, headers: ADMIN })).status).toBe(200);
+    const list = (await (await fetch(`${url}/api/v1/trust/keys`, { headers: ADMIN })).json()) as { keys: { name: string; kind: string; keyType?: string }[] };
+    expect(list.keys.some((k) => k.name.startsWith("cosign-") && k.keyType === "ed25519")).toBe(true);
+    const priv = pair.privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+    const refused = await fetch(`${url}/api/v1/trust/keys?name=oops`, { method: "POST", body: priv, headers: ADMIN });
+    expect(refused.status).toBe(400);
+    expect(((await refused.json()) as { error: string }).error).toContain("PRIVATE KEY");
+  });
+
+  test("access: the trust routes are for admins only and leak nothing of a forbidden repository", async () => {
+    const digest = await pushImage(url, "secure/hidden", "v1", "hidden", ADMIN);
+    const asBob = [
+      await fetch(`${url}/api/v1/trust/status?repo=secure/hidden&digest=${digest}`, { headers: BOB }),
+      await fetch(`${url}/api/v1/trust/keys`, { headers: BOB }),
+      await fetch(`${url}/api/v1/trust/keys?name=x`, { method: "POST", body: release.publicPem, headers: BOB }),
+      await fetch(`${url}/v2/_zot/ext/cosign`, { method: "POST", body: release.publicPem, headers: BOB }),
+      await fetch(`${url}/v2/_zot/ext/notation`, { method: "POST", body: pki.caPem }),
+    ];
+    expect(asBob.map((r) => r.status)).toEqual([403, 403, 403, 403, 401]);
+    for (const r of asBob) expect(await r.text()).not.toContain(digest.slice(7, 20));
+    // bob's pull of the forbidden repository is the access refusal, not the signature's reason
+    const pull = await getManifest(url, "secure/hidden", "v1", BOB);
+    expect(pull.status).toBe(403);
+    expect(pull.body).not.toContain("signature");
+    expect(pull.body).not.toContain(digest);
+  });
+
+  test("repositories without a policy are served unsigned, with their status still reported", async () => {
+    const digest = await pushImage(url, "public/app", "v1", "public", BOB);
+    expect((await getManifest(url, "public/app", "v1", BOB)).status).toBe(200);
+    expect(await berth.trust!.trustOf("public/app", digest)).toEqual({ isSigned: false, signatures: [] });
+  });
+
+  test("berth trust keys add|list|rm drive the admin API; a status flips with them", async () => {
+    const main = join(import.meta.dir, "../../daemon/main.ts");
+    const pair = keyPair("p384");
+    const pemFile = join(dir.path, "p384.pub");
+    writeFileSync(pemFile, pair.publicPem);
+    const digest = await pushImage(url, "secure/cli", "v1", "cli", ADMIN);
+    await pushCosignSignature(url, "secure/cli", digest, pair, digest, ADMIN);
+    // the daemon runs in this process: the CLI is awaited, never run synchronously
+    const cli = async (args: string[], user = "root") => {
+      const p = Bun.spawn([process.execPath, main, "trust", "keys", ...args, "--url", url, "--user", user, "--password-stdin"], { stdin: Buffer.from(`${user}-pw\n`), stdout: "pipe", stderr: "pipe" });
+      const [out, err, code] = [await new Response(p.stdout).text(), await new Response(p.stderr).text(), await p.exited];
+      return { code, out, err };
+    };
+    expect(await cli(["add", "p384.pub", pemFile])).toMatchObject({ code: 0 });
+    expect((await cli(["list"])).out).toMatch(/^p384\.pub\s+key \(ec\)/m);
+    expect((await status("secure/cli", digest)).state).toBe("verified");
+    expect(await cli(["rm", "p384.pub"])).toMatchObject({ code: 0, out: "removed p384.pub\n" });
+    expect((await status("secure/cli", digest)).state).toBe("unverified");
+    const bob = await cli(["list"], "bob");
+    expect(bob.code).toBe(1);
+    expect(bob.err).toContain("403");
+  });
+
+  test("a bad file in keys_dir is reported, the others still count (re-read on reload)", async () => {
+    writeFileSync(join(dir.path, "keys", "broken.pem"), "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n");
+    berth.trust!.reload();
+    const list = (await (await fetch(`${url}/api/v1/trust/keys`, { headers: ADMIN })).json()) as { keys: { name: string }[]; problems: { name: string; error: string }[] };
+    expect(list.problems.map((p) => p.name)).toEqual(["broken.pem"]);
+    expect(list.keys.some((k) => k.name === "release.pub")).toBe(true);
+  });
+});
