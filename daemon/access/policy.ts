@@ -19,7 +19,7 @@
  * (`Principal.limits`: an API key's scopes, a token's access claims) intersect the grant.
  */
 import type { Action, Principal, ScopeLimit } from "../auth/identity";
-import { type NameMatcher, globMatcher, globToRegExp } from "../oci/glob";
+import { type NameMatcher, globMatcher, globToRegExp, globSpecificity, moreSpecificFirst } from "../oci/glob";
 
 /** Action bits: a set of actions as a number (cheap to cache and intersect). */
 export const PULL = 1;
@@ -87,18 +87,6 @@ export interface Policy {
   readonly anonymousPullsAny: boolean;
 }
 
-function specificity(glob: string, ruleIndex: number): [number, number, number, number, number] {
-  const firstWild = glob.search(/[*?]/);
-  const literal = firstWild < 0 ? glob.length : firstWild;
-  const doubles = (glob.match(/\*\*/g) ?? []).length;
-  const singles = (glob.replace(/\*\*/g, "").match(/[*?]/g) ?? []).length;
-  return [literal, -doubles, -singles, glob.length, -ruleIndex];
-}
-
-function compare(a: readonly number[], b: readonly number[]): number {
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return b[i]! - a[i]!;
-  return 0;
-}
 
 function grantMap(table: Record<string, string[]>): Map<string, number> {
   return new Map(Object.entries(table).map(([k, v]) => [k, bitsOf(v)]));
@@ -115,9 +103,9 @@ export function compilePolicy(rules: readonly AccessRuleConfig[], roles: RolesCo
       users: grantMap(r.users),
       groups: grantMap(r.groups),
     };
-    for (const g of r.repos) globs.push({ re: globToRegExp(g), rank: specificity(g, index), rule });
+    for (const g of r.repos) globs.push({ re: globToRegExp(g), rank: globSpecificity(g, index), rule });
   });
-  globs.sort((a, b) => compare(a.rank, b.rank));
+  globs.sort((a, b) => moreSpecificFirst(a.rank, b.rank));
   // conservative: a rule for every name exists, and every rule lets anonymous callers pull
   const anonymousPullsAll = rules.some((r) => r.repos.includes("**")) && rules.every((r) => (bitsOf(r.anonymous) & PULL) !== 0);
   const anonymousPullsAny = rules.some((r) => (bitsOf(r.anonymous) & PULL) !== 0);

@@ -243,7 +243,7 @@ export const SCHEMA = {
     policy: {
       kind: "tables",
       required: ["repositories"],
-      doc: "Signature policies; the first whose repositories match a repository applies to it.",
+      doc: "Signature policies; for a repository, the most specific matching glob decides (as for [[access]]).",
       fields: {
         repositories: { kind: "strings", default: [], checkEntry: globProblem, doc: "Repository globs (* within a path component, ** across)." },
         require_signature: { kind: "boolean", default: false, doc: "Serve a manifest only when it (or an index listing it) has a signature that verifies; pushes still land." },

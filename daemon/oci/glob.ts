@@ -79,3 +79,23 @@ export function globMatcher(glob: string): NameMatcher {
     },
   };
 }
+
+/**
+ * How specific a glob is, as a sort key (greater is more specific): the longer literal
+ * prefix first, then fewer `**`, fewer `*`/`?`, the longer glob, and the earlier entry
+ * (`index`). Access rules and signature policies use it so that one rule decides for a
+ * repository and an operator reads the same precedence everywhere.
+ */
+export function globSpecificity(glob: string, index: number): [number, number, number, number, number] {
+  const firstWild = glob.search(/[*?]/);
+  const literal = firstWild < 0 ? glob.length : firstWild;
+  const doubles = (glob.match(/\*\*/g) ?? []).length;
+  const singles = (glob.replace(/\*\*/g, "").match(/[*?]/g) ?? []).length;
+  return [literal, -doubles, -singles, glob.length, -index];
+}
+
+/** Orders {@link globSpecificity} keys most specific first (for Array.sort). */
+export function moreSpecificFirst(a: readonly number[], b: readonly number[]): number {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return b[i]! - a[i]!;
+  return 0;
+}

@@ -12,7 +12,7 @@
  * only by a digest read from a manifest, which is what is refused; it may be shared with a
  * verified image; and checking every blob GET would put a reverse lookup on the hot path.
  */
-import { globToRegExp } from "../oci/glob";
+import { globSpecificity, globToRegExp, moreSpecificFirst } from "../oci/glob";
 import { RegistryError } from "../oci/errors";
 import { delegate, type V2Registry } from "../registry/api";
 import type { TrustIndex } from "./status";
@@ -24,10 +24,16 @@ export interface TrustPolicyConfig {
   require_signature: boolean;
 }
 
-/** Whether repository `repo` requires a signature: the first policy whose globs match decides. */
+/**
+ * Whether repository `repo` requires a signature: the most specific glob that matches decides
+ * (the precedence of the access rules, oci/glob.ts `globSpecificity`), so a narrow policy can
+ * lift a requirement a broad one sets, and the other way round.
+ */
 export function signatureRequired(policies: readonly TrustPolicyConfig[]): (repo: string) => boolean {
-  const compiled = policies.map((p) => ({ res: p.repositories.map(globToRegExp), require: p.require_signature }));
-  return (repo) => compiled.find((p) => p.res.some((re) => re.test(repo)))?.require ?? false;
+  const globs = policies
+    .flatMap((p, index) => p.repositories.map((g) => ({ re: globToRegExp(g), rank: globSpecificity(g, index), require: p.require_signature })))
+    .sort((a, b) => moreSpecificFirst(a.rank, b.rank));
+  return (repo) => globs.find((g) => g.re.test(repo))?.require ?? false;
 }
 
 /** True for a manifest that is itself a signature or attached to a subject (served unchecked). */
