@@ -242,6 +242,9 @@ export const SCHEMA = {
     interfaces: { kind: "strings", default: [], doc: 'Network interfaces to advertise on (e.g. ["eth0"]); empty: every interface with multicast.' },
     name: { kind: "string", default: "", doc: "Instance name shown to browsers; empty: berth on <hostname>." },
   },
+  ui: {
+    enabled: { kind: "boolean", default: true, doc: "Serve the web UI at / (static assets built into the binary; loaded on the first visit, so an unvisited UI costs nothing; data comes from the public APIs under the access policies)." },
+  },
   metrics: {
     enabled: { kind: "boolean", default: true, doc: "Serve Prometheus metrics at /metrics." },
     host_interval: { kind: "integer", default: 15, min: 1, max: 3600, doc: "Seconds between samples of host figures (disk free, temperature, memory) while /metrics is scraped." },

@@ -1,0 +1,85 @@
+/**
+ * Serves the web UI (ui/): `GET /` is the page, `/ui/app.<hash>.js|css` its two assets.
+ * app.ts imports this module on the first UI request only, so a registry nobody browses
+ * never loads it. The assets come from the bundle embedded in the binary (scripts/build runs
+ * ui/build.ts, and `bun build --compile` embeds its one output file), or, in a source run,
+ * from Bun.build on the first request. They are kept in memory with their gzip form
+ * (~10 KiB in all), served with content-hashed names (immutable for a year) from a page
+ * that is never cached, under a Content-Security-Policy that allows this origin only.
+ */
+import { gzipSync } from "node:zlib";
+import { COMPILED } from "../version";
+
+/** What the page tells the script about the server (no secrets: the same for everyone). */
+export interface UiFlags {
+  /** `[auth]` is on (a login means something). */
+  auth: boolean;
+  /** The token service answers /auth/token (used to ask what an identity may delete). */
+  tokens: boolean;
+  /** API keys can be managed (/api/v1/keys). */
+  keys: boolean;
+}
+
+interface Asset {
+  body: Uint8Array;
+  gzip: Uint8Array;
+  type: string;
+  cache: string;
+}
+
+/** Everything a UI response carries: this origin only; no framing, no referrer to other sites. */
+export const UI_HEADERS: Record<string, string> = {
+  "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+  "X-Content-Type-Options": "nosniff",
+  "Referrer-Policy": "no-referrer",
+  "X-Frame-Options": "DENY",
+};
+
+const IMMUTABLE = "public, max-age=31536000, immutable";
+
+/** The built script and stylesheet: embedded in a compiled binary, built now in a source run. */
+async function loadBundle(): Promise<{ js: string; css: string }> {
+  if (COMPILED) {
+    const { default: path } = await import("./ui-embedded");
+    return JSON.parse(await Bun.file(path).text());
+  }
+  const { buildUi } = await import("../../ui/build");
+  return buildUi();
+}
+
+function asset(text: string, type: string, cache: string): Asset {
+  const body = new TextEncoder().encode(text);
+  return { body, gzip: gzipSync(body, { level: 9 }), type, cache };
+}
+
+function page(js: string, css: string, flags: UiFlags): string {
+  const meta = (name: string, on: boolean) => `<meta name="berth-${name}" content="${on ? "on" : "off"}">`;
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">` +
+    `<title>berth</title>${meta("auth", flags.auth)}${meta("token", flags.tokens)}${meta("keys", flags.keys)}` +
+    `<link rel="stylesheet" href="/ui/${css}"><script type="module" src="/ui/${js}"></script></head><body></body></html>`;
+}
+
+/** Builds the UI's request handler (asynchronously: the bundle is read or built first). */
+export async function createUi(flags: UiFlags): Promise<(req: Request, path: string) => Response> {
+  const bundle = await loadBundle();
+  const hash = (s: string) => new Bun.CryptoHasher("sha256").update(s).digest("hex").slice(0, 16);
+  const jsName = `app.${hash(bundle.js)}.js`;
+  const cssName = `app.${hash(bundle.css)}.css`;
+  const assets = new Map<string, Asset>([
+    ["/", asset(page(jsName, cssName, flags), "text/html; charset=utf-8", "no-cache")],
+    [`/ui/${jsName}`, asset(bundle.js, "text/javascript; charset=utf-8", IMMUTABLE)],
+    [`/ui/${cssName}`, asset(bundle.css, "text/css; charset=utf-8", IMMUTABLE)],
+  ]);
+  return (req, path) => {
+    const a = assets.get(path);
+    if (!a) return new Response(JSON.stringify({ error: `no UI asset "${path.slice(0, 200)}"` }), { status: 404, headers: { "Content-Type": "application/json", ...UI_HEADERS } });
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      return new Response(JSON.stringify({ error: `method ${req.method} is not supported on the web UI` }), { status: 405, headers: { "Content-Type": "application/json", Allow: "GET, HEAD" } });
+    }
+    const gzip = /\bgzip\b/.test(req.headers.get("accept-encoding") ?? "");
+    const body = gzip ? a.gzip : a.body;
+    const headers: Record<string, string> = { ...UI_HEADERS, "Content-Type": a.type, "Cache-Control": a.cache, Vary: "Accept-Encoding", "Content-Length": String(body.length) };
+    if (gzip) headers["Content-Encoding"] = "gzip";
+    return new Response(req.method === "HEAD" ? null : body, { headers });
+  };
+}
