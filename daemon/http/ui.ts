@@ -55,7 +55,7 @@ function asset(text: string, type: string, cache: string): Asset {
 function page(js: string, css: string, flags: UiFlags): string {
   const meta = (name: string, on: boolean) => `<meta name="berth-${name}" content="${on ? "on" : "off"}">`;
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">` +
-    `<title>berth</title>${meta("auth", flags.auth)}${meta("token", flags.tokens)}${meta("keys", flags.keys)}` +
+    `<title>berth</title><link rel="icon" href="data:,">${meta("auth", flags.auth)}${meta("token", flags.tokens)}${meta("keys", flags.keys)}` +
     `<link rel="stylesheet" href="/ui/${css}"><script type="module" src="/ui/${js}"></script></head><body></body></html>`;
 }
 
