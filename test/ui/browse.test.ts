@@ -79,6 +79,9 @@ describe("the web UI in Chromium", () => {
     await login(page, "viewer");
     // the policy's view: secret/vault is not listed
     expect((await repoNames(page)).sort()).toEqual(["apps/db", "apps/web", "tools/cli"]);
+    // not an admin: the appliance pages (the admin API's) are not offered
+    await page.waitForFunction(() => document.querySelector("#admin-links")?.hasAttribute("hidden") === true);
+    expect(await page.isVisible("#nav >> text=Storage")).toBe(false);
     await page.fill("#search", "web");
     expect(await repoNames(page)).toEqual(["apps/web"]);
     await page.fill("#search", "");
@@ -93,6 +96,9 @@ describe("the web UI in Chromium", () => {
     const byTag = Object.fromEntries(rows.map((r) => [r[0], r]));
     expect(Object.keys(byTag).sort()).toEqual(["1.0", "latest", "latest-amd64", "latest-arm64"]);
     expect(byTag.latest![2]).toBe("linux/amd64, linux/arm64/v8");
+    // an index's size is its platforms' images, as its two single-platform tags show
+    expect(byTag.latest![3]).toBe("14.9 KiB");
+    expect(byTag["latest-amd64"]![3]).toBe("7.46 KiB");
     expect(byTag["1.0"]![2]).toBe("linux/amd64");
     expect(byTag["1.0"]![5]).toContain("signed");
     expect(byTag["1.0"]![5]).toContain("SBOM");
@@ -161,7 +167,7 @@ describe("the web UI in Chromium", () => {
     await login(page, "admin");
     // apps/db stays, empty, after its last tag was deleted
     expect((await repoNames(page)).sort()).toEqual(["apps/db", "apps/web", "secret/vault", "tools/cli"]);
-    await page.goto(`${berth.url}/#/storage`);
+    await page.click("#nav >> text=Storage");
     await page.waitForSelector('[data-action="gc"]');
     await page.click('[data-action="gc"]');
     await page.click("dialog[open] [data-confirm]");

@@ -122,6 +122,8 @@ let rights: Promise<Rights> | undefined;
 
 /** The identity's rights (asked once per login). */
 export function myRights(): Promise<Rights> {
+  // with [auth], an anonymous caller is no admin: no need to ask (and log a 401)
+  if (server.auth && !user()) return Promise.resolve({ admin: false, delete: new Map() });
   return (rights ??= call("/api/v1/info").then((r) => ({ admin: r.ok, delete: new Map() }), () => ({ admin: false, delete: new Map() })));
 }
 

@@ -38,15 +38,17 @@ export async function storagePage(main: HTMLElement): Promise<void> {
   const [stats, rights] = await Promise.all([json<Record<string, unknown>>("/api/v1/storage"), myRights()]);
   const q = await json<{ quarantined: unknown[] }>("/api/v1/storage/quarantine").catch(() => ({ quarantined: [] }));
   const status = h("div", { id: "status", role: "status" });
-  const u = stats.usage as Record<string, unknown> | undefined;
-  const used = num(u, "bytes") ?? num(u, "usedBytes") ?? num(u, "storedBytes");
-  const logical = num(u, "logicalBytes");
+  const quota = stats.quota as Record<string, unknown> | undefined;
+  const max = num(quota, "maxBytes");
+  const writes = num(stats, "writes", "berth", "bytesWritten");
   mount(main, h("h1", null, "Storage"), status,
-    h("div", { class: "cards" },
-      card("Used", bytes(used)),
-      card("Quota", num(stats.quota, "limitBytes") !== undefined ? bytes(num(stats.quota, "limitBytes")) : (stats.quota as { active?: boolean })?.active === false ? "none" : "–"),
-      card("Dedupe savings", logical !== undefined && used !== undefined ? bytes(logical - used) : "–"),
-      card("Free", bytes(num(u, "freeBytes") ?? num(u, "diskFreeBytes"))),
+    h("div", { class: "cards", id: "storage-cards" },
+      card("Used", bytes(num(quota, "usedBytes"))),
+      card("Quota", max === undefined ? "–" : max === 0 ? "none" : bytes(max)),
+      card("Free on disk", bytes(num(quota, "freeBytes"))),
+      card("Disk size", bytes(num(quota, "totalBytes"))),
+      card("Written by berth", bytes(writes)),
+      card("Dedupe savings", "not reported"),
       card("Quarantined", String(q.quarantined.length))),
     rights.admin ? h("div", { class: "row actions" },
       h("button", { type: "button", "data-action": "gc", onclick: () => act(status, "Run a garbage-collection pass now? It deletes blobs nothing refers to.", "Run GC", "/api/v1/storage/gc") }, "Run GC"),

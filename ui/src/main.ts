@@ -4,7 +4,7 @@
  * through api.ts; nothing is kept between pages but the tab's login.
  */
 import "./style.css";
-import { server, user } from "./api";
+import { myRights, server, user } from "./api";
 import { doLogout, keysPage, loginPage } from "./account";
 import { healthPage, storagePage, syncPage, tasksPage } from "./appliance";
 import { h, mount } from "./dom";
@@ -21,12 +21,14 @@ function navigation(): void {
   const link = (href: string, text: string) => h("a", { href, class: here.startsWith(href) ? "here" : undefined }, text);
   mount(nav,
     h("a", { href: "#/repos", class: "brand" }, "berth"),
-    link("#/repos", "Repositories"), link("#/storage", "Storage"), link("#/sync", "Sync"), link("#/tasks", "Tasks"), link("#/health", "Health"),
+    link("#/repos", "Repositories"), h("span", { id: "admin-links", hidden: true }, link("#/storage", "Storage"), link("#/sync", "Sync"), link("#/tasks", "Tasks")), link("#/health", "Health"),
     who && server.keys ? link("#/keys", "API keys") : null,
     h("span", { class: "spacer" }),
     who
       ? [h("span", { class: "who", id: "who" }, who), h("button", { type: "button", class: "small", id: "logout", onclick: () => { doLogout(); location.hash = "#/repos"; route(); } }, "Log out")]
       : h("a", { href: "#/login", id: "login" }, "Log in"));
+  // the appliance pages are the admin API's: offered to identities it answers
+  void myRights().then((r) => nav.querySelector("#admin-links")?.toggleAttribute("hidden", !r.admin));
 }
 
 async function route(): Promise<void> {

@@ -55,7 +55,11 @@ async function tagInfo(repo: string, tag: string): Promise<TagInfo> {
     let platforms = platformsOf(body);
     let size = (body.config?.size ?? 0) + (body.layers ?? []).reduce((s, l) => s + l.size, 0);
     let created: string | undefined;
-    if (body.manifests) size = body.manifests.reduce((s, d) => s + d.size, 0);
+    if (body.manifests) {
+      // an index's size is its platforms' images (a few manifest GETs; the first 8 platforms)
+      const children = await Promise.all(body.manifests.slice(0, 8).map((d) => manifest(repo, d.digest).then((m) => (m.body.config?.size ?? 0) + (m.body.layers ?? []).reduce((s, l) => s + l.size, 0), () => d.size)));
+      size = children.reduce((a, b) => a + b, 0);
+    }
     if (body.config && /image\.config|container\.image/.test(body.config.mediaType)) {
       const cfg = await json<{ created?: string; os?: string; architecture?: string; variant?: string }>(`/v2/${repo}/blobs/${body.config.digest}`).catch(() => undefined);
       created = cfg?.created;
@@ -113,7 +117,7 @@ export async function repoPage(main: HTMLElement, repo: string): Promise<void> {
       h("td", null, i.platforms.join(", ") || "–"),
       h("td", { class: "num" }, bytes(i.size)),
       h("td", null, when(i.created)),
-      h("td", null, kinds.includes("signature") ? h("span", { class: "badge ok" }, "signed") : h("span", { class: "badge" }, "unsigned"), kinds.filter((k) => k !== "signature").map((k) => h("span", { class: "badge" }, k))),
+      h("td", null, kinds.includes("signature") ? h("span", { class: "badge ok", title: "A signature refers to this image (berth does not verify it)" }, "signed") : h("span", { class: "badge" }, "unsigned"), kinds.filter((k) => k !== "signature").map((k) => h("span", { class: "badge" }, k))),
       h("td", null, canDelete ? h("button", { type: "button", class: "danger small", "data-delete": i.tag, onclick: async () => { if (await deleteTag(repo, i.tag, status)) row.remove(); } }, "Delete") : null));
     return row;
   });
