@@ -62,6 +62,24 @@ async function tagsOf(repo: string): Promise<string[]> {
 }
 
 describe("the web UI in Chromium", () => {
+  test("the UI's files are public, the data behind them is not; the admin API still refuses other sites' pages", async () => {
+    const page = await fetch(`${berth.url}/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get("set-cookie")).toBeNull();
+    expect(await page.text()).toContain('<meta name="berth-auth" content="on">');
+    expect((await fetch(`${berth.url}/v2/_catalog`)).status).toBe(401);
+    expect((await fetch(`${berth.url}/api/v1/storage`)).status).toBe(401);
+    const gc = (headers: Record<string, string>) => fetch(`${berth.url}/api/v1/storage/gc?dry_run=true`, { method: "POST", headers: { ...basic("admin", USERS.admin), ...headers } });
+    // a page of another site, even with an admin's credential (a browser-cached one), is refused
+    for (const forged of [{ Origin: "http://evil.example" }, { "Sec-Fetch-Site": "cross-site" }]) {
+      const res = await gc(forged);
+      expect(res.status).toBe(403);
+      expect(await res.json()).toEqual({ error: "admin changes from a web page of another site are refused" });
+    }
+    // what the UI sends (same origin, its own Authorization header) passes
+    expect((await gc({ Origin: berth.url, "Sec-Fetch-Site": "same-origin" })).status).toBe(200);
+  });
+
   test("anonymous: the page loads, the catalog is refused, a login is offered", async () => {
     const { page, problems } = await open();
     await page.goto(`${berth.url}/`);
