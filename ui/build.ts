@@ -12,10 +12,12 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { gzipSync } from "node:zlib";
 
-/** The built UI: the script and the stylesheet, as text. */
+/** The built UI: the script and the stylesheet, as text, and (written files only) their gzip forms in base64. */
 export interface UiBundle {
   js: string;
   css: string;
+  jsGzip?: string;
+  cssGzip?: string;
 }
 
 /** Where scripts/build leaves the bundle for `bun build --compile` to embed. */
@@ -45,7 +47,9 @@ if (import.meta.main) {
   const out = process.argv[2] ?? DEFAULT_OUT;
   const bundle = await buildUi();
   mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(out, JSON.stringify(bundle));
+  // precompressed here, so a compiled daemon never runs zlib for the UI
+  const packed: UiBundle = { ...bundle, jsGzip: gzipSync(bundle.js, { level: 9 }).toString("base64"), cssGzip: gzipSync(bundle.css, { level: 9 }).toString("base64") };
+  writeFileSync(out, JSON.stringify(packed));
   const size = (s: string) => `${Buffer.byteLength(s)} B raw, ${gzipSync(s, { level: 9 }).length} B gzipped`;
   console.error(`ui: script ${size(bundle.js)}; stylesheet ${size(bundle.css)} -> ${out}`);
 }

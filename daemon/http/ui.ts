@@ -3,11 +3,10 @@
  * app.ts imports this module on the first UI request only, so a registry nobody browses
  * never loads it. The assets come from the bundle embedded in the binary (scripts/build runs
  * ui/build.ts, and `bun build --compile` embeds its one output file), or, in a source run,
- * from Bun.build on the first request. They are kept in memory with their gzip form
- * (~10 KiB in all), served with content-hashed names (immutable for a year) from a page
+ * from Bun.build on the first request. They are kept in memory with their gzip forms
+ * (precompressed by ui/build.ts in a binary; ~35 KiB in all), served with content-hashed names (immutable for a year) from a page
  * that is never cached, under a Content-Security-Policy that allows this origin only.
  */
-import { gzipSync } from "node:zlib";
 import { COMPILED } from "../version";
 
 /** What the page tells the script about the server (no secrets: the same for everyone). */
@@ -22,7 +21,7 @@ export interface UiFlags {
 
 interface Asset {
   body: Uint8Array;
-  gzip: Uint8Array;
+  gzip?: Uint8Array;
   type: string;
   cache: string;
 }
@@ -38,7 +37,7 @@ export const UI_HEADERS: Record<string, string> = {
 const IMMUTABLE = "public, max-age=31536000, immutable";
 
 /** The built script and stylesheet: embedded in a compiled binary, built now in a source run. */
-async function loadBundle(): Promise<{ js: string; css: string }> {
+async function loadBundle(): Promise<{ js: string; css: string; jsGzip?: string; cssGzip?: string }> {
   if (COMPILED) {
     const { default: path } = await import("./ui-embedded");
     return JSON.parse(await Bun.file(path).text());
@@ -47,9 +46,11 @@ async function loadBundle(): Promise<{ js: string; css: string }> {
   return buildUi();
 }
 
-function asset(text: string, type: string, cache: string): Asset {
+/** An asset; its gzip form as built (base64), else compressed now, else none (the page: a few hundred bytes). */
+function asset(text: string, type: string, cache: string, gzip?: string | "now"): Asset {
   const body = new TextEncoder().encode(text);
-  return { body, gzip: gzipSync(body, { level: 9 }), type, cache };
+  const packed = gzip === undefined ? undefined : gzip === "now" ? Bun.gzipSync(body, { level: 9 }) : Uint8Array.from(Buffer.from(gzip, "base64"));
+  return { body, ...(packed ? { gzip: packed } : {}), type, cache };
 }
 
 function page(js: string, css: string, flags: UiFlags): string {
@@ -67,8 +68,8 @@ export async function createUi(flags: UiFlags): Promise<(req: Request, path: str
   const cssName = `app.${hash(bundle.css)}.css`;
   const assets = new Map<string, Asset>([
     ["/", asset(page(jsName, cssName, flags), "text/html; charset=utf-8", "no-cache")],
-    [`/ui/${jsName}`, asset(bundle.js, "text/javascript; charset=utf-8", IMMUTABLE)],
-    [`/ui/${cssName}`, asset(bundle.css, "text/css; charset=utf-8", IMMUTABLE)],
+    [`/ui/${jsName}`, asset(bundle.js, "text/javascript; charset=utf-8", IMMUTABLE, bundle.jsGzip ?? "now")],
+    [`/ui/${cssName}`, asset(bundle.css, "text/css; charset=utf-8", IMMUTABLE, bundle.cssGzip ?? "now")],
   ]);
   return (req, path) => {
     const a = assets.get(path);
@@ -76,8 +77,8 @@ export async function createUi(flags: UiFlags): Promise<(req: Request, path: str
     if (req.method !== "GET" && req.method !== "HEAD") {
       return new Response(JSON.stringify({ error: `method ${req.method} is not supported on the web UI` }), { status: 405, headers: { "Content-Type": "application/json", Allow: "GET, HEAD" } });
     }
-    const gzip = /\bgzip\b/.test(req.headers.get("accept-encoding") ?? "");
-    const body = gzip ? a.gzip : a.body;
+    const gzip = a.gzip !== undefined && /\bgzip\b/.test(req.headers.get("accept-encoding") ?? "");
+    const body = gzip ? a.gzip! : a.body;
     const headers: Record<string, string> = { ...UI_HEADERS, "Content-Type": a.type, "Cache-Control": a.cache, Vary: "Accept-Encoding", "Content-Length": String(body.length) };
     if (gzip) headers["Content-Encoding"] = "gzip";
     return new Response(req.method === "HEAD" ? null : body, { headers });

@@ -14,6 +14,18 @@ import { launchChromium, screenshot, watchProblems, type PageProblems } from "..
 import { type Daemon, startDaemon, tempDir } from "../helpers/daemon";
 import { fillStore } from "./fill";
 
+/** The page's document, in the functions run in the browser (the tests are typed without the DOM library). */
+declare const document: { querySelector(s: string): Element | null; querySelectorAll(s: string): Element[]; documentElement: { scrollWidth: number } };
+interface Element {
+  tagName: string;
+  id: string;
+  className: string;
+  textContent: string | null;
+  hasAttribute(name: string): boolean;
+  closest(s: string): Element | null;
+  getBoundingClientRect(): { right: number };
+}
+
 const USERS = { admin: "admin-pw", dev: "dev-pw", viewer: "viewer-pw" };
 
 let dir: ReturnType<typeof tempDir>;
@@ -71,7 +83,8 @@ describe("the web UI in Chromium", () => {
     expect((await fetch(`${berth.url}/api/v1/storage`)).status).toBe(401);
     const gc = (headers: Record<string, string>) => fetch(`${berth.url}/api/v1/storage/gc?dry_run=true`, { method: "POST", headers: { ...basic("admin", USERS.admin), ...headers } });
     // a page of another site, even with an admin's credential (a browser-cached one), is refused
-    for (const forged of [{ Origin: "http://evil.example" }, { "Sec-Fetch-Site": "cross-site" }]) {
+    const forgeries: Record<string, string>[] = [{ Origin: "http://evil.example" }, { "Sec-Fetch-Site": "cross-site" }];
+    for (const forged of forgeries) {
       const res = await gc(forged);
       expect(res.status).toBe(403);
       expect(await res.json()).toEqual({ error: "admin changes from a web page of another site are refused" });
@@ -222,7 +235,7 @@ describe("the web UI in Chromium", () => {
       await page.goto(`${berth.url}/#/${route}`);
       await page.waitForFunction(() => !document.querySelector("#loading"));
       expect(await page.$("#page-error")).toBeNull();
-      const wide = await page.evaluate(() => [...document.querySelectorAll("body *")].filter((e) => e.getBoundingClientRect().right > 361 && !e.closest(".scroll, pre, .cmd code")).map((e) => `${e.tagName}#${e.id}.${e.className}`).slice(0, 5));
+      const wide = await page.evaluate(() => [...document.querySelectorAll("body *")].filter((e: Element) => e.getBoundingClientRect().right > 361 && !e.closest(".scroll, pre, .cmd code")).map((e: Element) => `${e.tagName}#${e.id}.${e.className}`).slice(0, 5));
       expect({ route, wide }).toEqual({ route, wide: [] });
       expect({ route, width: await page.evaluate(() => document.documentElement.scrollWidth) }).toEqual({ route, width: 360 });
       await screenshot(page, `phone-${route.replace(/[/:]/g, "_")}`);
