@@ -2,12 +2,14 @@
  * The single-file binaries from scripts/build: the x64 one natively, the arm64 one under
  * qemu-aarch64-static (user-mode emulation with Debian's arm64 libc). Each starts, accepts a
  * push from skopeo (the upload is hashed in the worker thread, which must be embedded in the
- * binary) and serves it back byte-exact, and reports the stamped version.
+ * binary) and serves it back byte-exact, and reports the stamped version. The x64 one also
+ * serves its embedded assets: the API docs and the web UI.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { startDaemon } from "../helpers/daemon";
+import { buildUi } from "../../ui/build";
 import { type Fixtures, Skopeo, buildFixtures, layoutBlobs, layoutTag, makeTemp, runOk } from "../helpers/clients";
 
 setDefaultTimeout(180_000);
@@ -54,6 +56,13 @@ async function roundTrip(command: string[], checkDocs = false) {
     expect(js.status).toBe(200);
     expect(new Uint8Array(await js.arrayBuffer())).toEqual(new Uint8Array(readFileSync(join(REPO, "node_modules/swagger-ui-dist/swagger-ui-bundle.js"))));
     expect((await fetch(`${daemon.url}/metrics`)).status).toBe(200);
+    // the web UI is embedded too: the page, and its script as ui/build.ts builds it from these sources
+    const page = await (await fetch(`${daemon.url}/`)).text();
+    const script = /src="(\/ui\/app\.[0-9a-f]{16}\.js)"/.exec(page)?.[1];
+    expect(script).toBeDefined();
+    const served = await fetch(`${daemon.url}${script}`, { headers: { "Accept-Encoding": "identity" } });
+    expect(served.status).toBe(200);
+    expect(await served.text()).toBe((await buildUi()).js);
   }
   expect(daemon.logs()).not.toContain('"level":"error"');
   expect(await daemon.stop()).toBe(0);
