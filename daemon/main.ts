@@ -13,6 +13,8 @@ import { createApp } from "./http/app";
 import { createV2Handler, serverError } from "./http/v2";
 import { createLogger, type Logger } from "./log";
 import { Meta } from "./meta/meta";
+import { lazySearch } from "./search/lazy";
+import { searchSource } from "./search/source";
 import { realDisk } from "./platform/disk";
 import { memoryGovernor, residentBytes } from "./platform/memory";
 import { inlineHashing, workerHashing } from "./platform/uploadhash";
@@ -136,6 +138,19 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     log,
     onServe: (bytes) => budget.foreground(bytes, "read"),
     ...(auth ? { auth: auth.v2 } : {}),
+    ...(config.search.enabled ? {
+      search: lazySearch(() => ({
+        db,
+        source: searchSource(store, meta),
+        referrers: (repo, digest) => meta.referrers(repo, digest),
+        usage: lc.usage,
+        ...(auth ? { access: auth.v2.access } : {}),
+        maxManifestBytes: config.storage.max_manifest_bytes,
+        maxResults: config.search.max_results,
+        maxQueryBytes: config.search.max_query_bytes,
+        log,
+      })),
+    } : {}),
   });
   const info = () => ({
     root: config.storage.root,

@@ -245,6 +245,11 @@ export const SCHEMA = {
   ui: {
     enabled: { kind: "boolean", default: true, doc: "Serve the web UI at / (static assets built into the binary; loaded on the first visit, so an unvisited UI costs nothing; data comes from the public APIs under the access policies)." },
   },
+  search: {
+    enabled: { kind: "boolean", default: true, doc: "Serve zot's GraphQL search API at /v2/_zot/ext/search (loaded on the first search request; nothing is loaded or indexed before)." },
+    max_results: { kind: "integer", default: 1000, min: 1, max: 100_000, doc: "Most results one page of a search returns; `limit: 0` (all) and larger limits get this many, with the true TotalCount." },
+    max_query_bytes: { kind: "bytes", default: 16 * 1024, min: 1024, max: 1024 * 1024, doc: "Largest search request (GraphQL text or JSON body); a larger one is refused with 413." },
+  },
   metrics: {
     enabled: { kind: "boolean", default: true, doc: "Serve Prometheus metrics at /metrics." },
     host_interval: { kind: "integer", default: 15, min: 1, max: 3600, doc: "Seconds between samples of host figures (disk free, temperature, memory) while /metrics is scraped." },

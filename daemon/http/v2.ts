@@ -23,6 +23,7 @@ import type { Actor, AuditTrail } from "../audit/audit";
 import type { Access } from "../access/access";
 import type { AuthEvents } from "../auth/hooks";
 import type { Action, Principal } from "../auth/identity";
+import { type SearchExtension, discoverBody } from "../search/lazy";
 
 /** Options for {@link createV2Handler}. */
 export interface V2Options {
@@ -38,6 +39,8 @@ export interface V2Options {
   audit?: AuditTrail;
   /** Authorization (`[auth]`): every route asks the policy before the registry; absent = open as before. */
   auth?: V2Auth;
+  /** zot's search API at /v2/_zot/ext/search (`[search]`, loaded lazily: search/lazy.ts); absent = switched off. */
+  search?: SearchExtension;
 }
 
 /** What the handler needs to authorize requests (see {@link createV2Handler}). */
@@ -56,6 +59,8 @@ const JSON_TYPE = "application/json";
 type Route =
   | { op: "base" }
   | { op: "catalog" }
+  | { op: "search" }
+  | { op: "discover" }
   | { op: "tags"; name: string }
   | { op: "manifest"; name: string; reference: string }
   | { op: "uploads"; name: string }
@@ -95,6 +100,8 @@ export function route(path: string): Route | undefined {
   if (!path.startsWith("/v2/")) return undefined;
   const tail = path.slice(4);
   if (tail === "_catalog") return { op: "catalog" };
+  if (tail === "_zot/ext/search") return { op: "search" };
+  if (tail === "_oci/ext/discover") return { op: "discover" };
   for (const [re, make] of TAIL_ROUTES) {
     const m = re.exec(tail);
     if (m) return make(m);
@@ -267,6 +274,8 @@ export function createV2Handler(
         if (!access.base(principal)) refuse(req, principal, undefined, "pull", "pull", client);
         return;
       case "catalog":
+      case "search": // answers are filtered per repository by the same policy (search/resolvers.ts)
+      case "discover":
         if (!principal && !access.policy.anonymousPullsAny) refuse(req, principal, undefined, "pull", "pull", client);
         return;
       case "tags":
@@ -321,6 +330,14 @@ export function createV2Handler(
         if (page.next !== undefined) extra.Link = `</v2/_catalog?n=${n}&last=${encodeURIComponent(page.next)}>; rel="next"`;
         return json({ repositories: page.items }, extra);
       }
+
+      case "search":
+        if (!options.search) throw new RegistryError("UNSUPPORTED", "search is switched off here ([search] enabled = false)", { status: 404 });
+        return options.search.handle(req, principal);
+
+      case "discover":
+        if (method !== "GET") methodNotAllowed(method, "GET");
+        return json(discoverBody(options.search !== undefined));
 
       case "tags": {
         if (method !== "GET") methodNotAllowed(method, "GET");

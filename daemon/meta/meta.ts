@@ -37,6 +37,16 @@ export interface ManifestRecord {
   parsed: ParsedManifest;
 }
 
+/** A manifest row of the index, as {@link Meta.manifestsOf} lists it. */
+export interface IndexedManifest {
+  digest: string;
+  mediaType: string;
+  size: number;
+  artifactType?: string;
+  subject?: string;
+  annotations?: Record<string, string>;
+}
+
 interface ReferrerRow {
   digest: string;
   media_type: string;
@@ -181,6 +191,28 @@ export class Meta {
       return d;
     });
   }
+
+  /** Every indexed repository with the index.json stamp its rows were built from (search compares them). */
+  repoStamps(): { name: string; stamp: string }[] {
+    return (this.stampsQuery ??= this.db.prepare<{ name: string; stamp: string }>("SELECT name, stamp FROM repos")).all();
+  }
+
+  /** The manifests of `repo` the index knows (listed ones and the children of indexes). */
+  manifestsOf(repo: string): IndexedManifest[] {
+    this.manifestsQuery ??= this.db.prepare<{ digest: string; media_type: string; size: number; artifact_type: string | null; subject: string | null; annotations: string | null }>(
+      "SELECT digest, media_type, size, artifact_type, subject, annotations FROM manifests WHERE repo = ?",
+    );
+    return this.manifestsQuery.all(repo).map((r) => {
+      const m: IndexedManifest = { digest: r.digest, mediaType: r.media_type, size: r.size };
+      if (r.artifact_type) m.artifactType = r.artifact_type;
+      if (r.subject) m.subject = r.subject;
+      if (r.annotations) m.annotations = JSON.parse(r.annotations) as Record<string, string>;
+      return m;
+    });
+  }
+
+  private stampsQuery: Statement<{ name: string; stamp: string }> | undefined;
+  private manifestsQuery: Statement<{ digest: string; media_type: string; size: number; artifact_type: string | null; subject: string | null; annotations: string | null }> | undefined;
 
   private insert(repo: string, m: ManifestRecord): void {
     const p = m.parsed;

@@ -21,6 +21,11 @@ import type { AuditTrail } from "../../daemon/audit/audit";
 import type { Principal } from "../../daemon/auth/identity";
 import { authenticatedV2, type FrontAuth } from "../../daemon/http/app";
 import type { V2Auth } from "../../daemon/http/v2";
+import { UsageStats } from "../../daemon/meta/usage";
+import { type SearchExtension, lazySearch } from "../../daemon/search/lazy";
+import { searchSource } from "../../daemon/search/source";
+import type { TrustProvider, VulnerabilityProvider } from "../../daemon/search/providers";
+import type { QueryLimits } from "../../daemon/search/limits";
 
 /** sha256 digest of bytes or text (the one helper, from clients.ts). */
 export { sha256 };
@@ -28,6 +33,8 @@ export { sha256 };
 /** A registry under test. */
 export interface TestRegistry extends AsyncDisposable {
   root: string;
+  /** The search extension, when `options.search` was given. */
+  search?: SearchExtension;
   store: Store;
   registry: Registry;
   /** Calls the handler; `peer` stands for the connection (its address is the client), `principal` for the caller. */
@@ -55,6 +62,8 @@ export interface TestRegistryOptions {
   audit?: AuditTrail;
   /** Authentication and authorization, as the front and the daemon wire them (auth/setup.ts). */
   auth?: { front: FrontAuth; v2: V2Auth };
+  /** Serves the search API (lazily loaded, as main.ts wires it), with pull statistics; providers optional. */
+  search?: { trust?: TrustProvider; vulns?: VulnerabilityProvider; maxResults?: number; limits?: Partial<QueryLimits> };
 }
 
 /** Builds a registry on a fresh temp root (or `options.root`). */
@@ -72,8 +81,26 @@ export async function createTestRegistry(options: TestRegistryOptions = {}): Pro
   }, silentLogger);
   const report = await store.recover();
   const db = openDatabase(store.paths.metaDb);
-  const registry = new Registry(store, new Meta(db), { maxManifestBytes }, silentLogger);
+  const meta = new Meta(db);
+  const usage = options.search ? new UsageStats(db) : undefined;
+  const hooks = usage ? { hooks: { pulled: usage.pulled.bind(usage), pushed: usage.pushed.bind(usage), deleted: usage.forget.bind(usage) } } : {};
+  const registry = new Registry(store, meta, { maxManifestBytes, ...hooks }, silentLogger);
   await registry.reconcileAll(report.repositories);
+  const s = options.search;
+  const search = s && usage ? lazySearch(() => ({
+    db,
+    source: searchSource(store, meta),
+    referrers: (repo, digest) => meta.referrers(repo, digest),
+    usage,
+    ...(s.trust ? { trust: s.trust } : {}),
+    ...(s.vulns ? { vulns: s.vulns } : {}),
+    ...(options.auth ? { access: options.auth.v2.access } : {}),
+    maxManifestBytes,
+    maxResults: s.maxResults ?? 1000,
+    maxQueryBytes: 16 * 1024,
+    ...(s.limits ? { limits: s.limits } : {}),
+    log: silentLogger,
+  })) : undefined;
   const v2 = createV2Handler(registry, {
     maxManifestBytes,
     ...(options.auth ? { auth: options.auth.v2 } : {}),
@@ -81,10 +108,12 @@ export async function createTestRegistry(options: TestRegistryOptions = {}): Pro
     ...(options.manifestBudgetBytes !== undefined ? { manifestBudgetBytes: options.manifestBudgetBytes } : {}),
     ...(options.bodyTimeoutMs !== undefined ? { bodyTimeoutMs: options.bodyTimeoutMs } : {}),
     ...(options.audit ? { audit: options.audit } : {}),
+    ...(search ? { search } : {}),
   });
   const handle = options.auth ? (req: Request, peer?: RequestPeer) => Promise.resolve(authenticatedV2(options.auth!.front, v2)(req, peer)) : v2;
   const self: TestRegistry = {
     root,
+    ...(search ? { search } : {}),
     store,
     registry,
     handle,

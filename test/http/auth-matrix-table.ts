@@ -145,9 +145,10 @@ export class ResponseLog {
     return this.seen[identity]?.length ?? 0;
   }
 
-  /** Throws when any response to `identity` contains one of `markers`. */
-  expectNoLeak(identity: string, markers: readonly string[]): void {
+  /** Throws when any response to `identity` (those `which` accepts, by label) contains one of `markers`. */
+  expectNoLeak(identity: string, markers: readonly string[], which: (label: string) => boolean = () => true): void {
     for (const { label, text } of this.seen[identity] ?? []) {
+      if (!which(label)) continue;
       for (const marker of markers) {
         if (text.includes(marker)) throw new Error(`${identity}: "${marker}" appears in the response to ${label}:\n${text.slice(0, 500)}`);
       }

@@ -1,0 +1,376 @@
+/**
+ * Search's own index: one row per manifest with what a search answer needs of its config
+ * (platform, created time, labels, history) and of its layers, plus each repository's tags,
+ * in tables of meta.db beside the derived index. It is derived from the derived index (which
+ * repositories and manifests exist, at which index.json stamp) and from the manifest and
+ * config bytes, read through the registry's blob reader once per new manifest; a repository
+ * whose stamp moved is brought up to date before a query is answered, so no query walks the
+ * disk. Everything here can be dropped and rebuilt (the tables carry a version).
+ *
+ * A light model of every manifest (platform, sizes, times, children) is kept in memory for
+ * listing, filtering and sorting; the heavy fields (history, labels, annotations, layer
+ * lists) stay in SQLite and are read only for the results a page returns.
+ *
+ * Table version 1.
+ */
+import type { SqlDatabase, Statement } from "../platform/sqlite";
+import type { IndexedManifest } from "../meta/meta";
+import { extractConfig, extractManifest, type ManifestFacts } from "./extract";
+
+const VERSION = "1";
+
+const TABLES = `
+CREATE TABLE IF NOT EXISTS search_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS search_repos (repo TEXT PRIMARY KEY, stamp TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS search_tags (repo TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT NOT NULL, PRIMARY KEY (repo, tag)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS search_manifests (
+  repo TEXT NOT NULL, digest TEXT NOT NULL, media_type TEXT NOT NULL, kind TEXT NOT NULL, size INTEGER NOT NULL,
+  config_digest TEXT, config_media_type TEXT, config_size INTEGER, artifact_type TEXT, subject TEXT,
+  os TEXT, arch TEXT, variant TEXT, created INTEGER, first_layer TEXT, layers TEXT, children TEXT,
+  labels TEXT, annotations TEXT, history TEXT,
+  PRIMARY KEY (repo, digest)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS search_manifests_by_first_layer ON search_manifests (first_layer) WHERE first_layer IS NOT NULL;
+`;
+
+/** What search needs from the rest of the daemon to build its index. */
+export interface CatalogSource {
+  /** Every indexed repository and the index.json stamp its derived rows were built from. */
+  repoStamps(): { name: string; stamp: string }[];
+  /** The manifests the derived index knows in `repo`. */
+  manifestsOf(repo: string): IndexedManifest[];
+  /** The tags of `repo` (tag -> manifest digest); undefined when the repository is gone. */
+  tags(repo: string): Promise<Map<string, string> | undefined>;
+  /** The bytes of blob `digest` of `repo` when it exists and has at most `maxBytes`; else undefined. */
+  read(repo: string, digest: string, maxBytes: number): Promise<Uint8Array | undefined>;
+}
+
+/** A manifest as kept in memory: enough to list, filter and sort without reading SQLite. */
+export interface ManifestLite {
+  digest: string;
+  mediaType: string;
+  kind: "image" | "index";
+  /** Bytes of the manifest, its config and layers (an index: the index alone). */
+  ownSize: number;
+  /** {@link ownSize}, and for an index the total sizes of its children. */
+  totalSize: number;
+  configDigest?: string;
+  artifactType?: string;
+  os?: string;
+  arch?: string;
+  variant?: string;
+  /** Creation time from the config (an index: the newest of its children), ms since the epoch. */
+  created?: number;
+  firstLayer?: string;
+  /** An index's children, in its order. */
+  children?: string[];
+  vendor?: string;
+}
+
+/** One repository in memory. */
+export interface RepoLite {
+  name: string;
+  tags: Map<string, string>;
+  manifests: Map<string, ManifestLite>;
+}
+
+/** The heavy fields of one manifest, read on demand. */
+export interface ManifestDetail {
+  layers: { digest: string; size: number }[];
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  history: { created?: string; createdBy?: string; author?: string; comment?: string; emptyLayer?: boolean }[];
+  configSize?: number;
+  configMediaType?: string;
+}
+
+interface Row {
+  repo: string;
+  digest: string;
+  media_type: string;
+  kind: string;
+  size: number;
+  config_digest: string | null;
+  artifact_type: string | null;
+  os: string | null;
+  arch: string | null;
+  variant: string | null;
+  created: number | null;
+  first_layer: string | null;
+  children: string | null;
+  layers: string | null;
+  config_size: number | null;
+  annotations: string | null;
+  labels: string | null;
+}
+
+/** Options for {@link Catalog}. */
+export interface CatalogOptions {
+  /** Largest manifest read (the registry's `max_manifest_bytes`). */
+  maxManifestBytes: number;
+  /** Largest config blob read; a larger one is indexed without its config facts. */
+  maxConfigBytes: number;
+}
+
+/** Search's index: tables in meta.db and the light model in memory. */
+export class Catalog {
+  private readonly repos = new Map<string, RepoLite>();
+  private readonly stamps = new Map<string, string>();
+  private refreshing: Promise<void> | undefined;
+  private readonly q: {
+    put: Statement<never>;
+    drop: Statement<never>;
+    dropRepo: Statement<never>;
+    dropTags: Statement<never>;
+    putTag: Statement<never>;
+    setStamp: Statement<never>;
+    dropStamp: Statement<never>;
+    detail: Statement<{ layers: string | null; labels: string | null; annotations: string | null; history: string | null; config_size: number | null; config_media_type: string | null }>;
+    byFirstLayer: Statement<{ repo: string; digest: string; layers: string }>;
+    containing: Statement<{ repo: string; digest: string }>;
+  };
+
+  constructor(
+    private readonly db: SqlDatabase,
+    private readonly source: CatalogSource,
+    private readonly options: CatalogOptions,
+  ) {
+    const version = (() => {
+      try {
+        return db.prepare<{ value: string }>("SELECT value FROM search_info WHERE key = 'version'").get()?.value;
+      } catch {
+        return undefined;
+      }
+    })();
+    if (version !== VERSION) {
+      db.transaction(() => {
+        db.exec("DROP TABLE IF EXISTS search_manifests; DROP TABLE IF EXISTS search_tags; DROP TABLE IF EXISTS search_repos; DROP TABLE IF EXISTS search_info;");
+        db.exec(TABLES);
+        db.prepare("INSERT INTO search_info (key, value) VALUES ('version', ?)").run(VERSION);
+      });
+    }
+    this.q = {
+      put: db.prepare(
+        `INSERT OR REPLACE INTO search_manifests (repo, digest, media_type, kind, size, config_digest, config_media_type, config_size, artifact_type, subject,
+          os, arch, variant, created, first_layer, layers, children, labels, annotations, history) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ),
+      drop: db.prepare("DELETE FROM search_manifests WHERE repo = ? AND digest = ?"),
+      dropRepo: db.prepare("DELETE FROM search_manifests WHERE repo = ?"),
+      dropTags: db.prepare("DELETE FROM search_tags WHERE repo = ?"),
+      putTag: db.prepare("INSERT OR REPLACE INTO search_tags (repo, tag, digest) VALUES (?, ?, ?)"),
+      setStamp: db.prepare("INSERT OR REPLACE INTO search_repos (repo, stamp) VALUES (?, ?)"),
+      dropStamp: db.prepare("DELETE FROM search_repos WHERE repo = ?"),
+      detail: db.prepare("SELECT layers, labels, annotations, history, config_size, config_media_type FROM search_manifests WHERE repo = ? AND digest = ?"),
+      byFirstLayer: db.prepare("SELECT repo, digest, layers FROM search_manifests WHERE first_layer = ?"),
+      containing: db.prepare("SELECT repo, digest FROM search_manifests WHERE digest LIKE ?1 ESCAPE '\\' OR config_digest LIKE ?1 ESCAPE '\\' OR layers LIKE ?1 ESCAPE '\\'"),
+    };
+    this.load();
+  }
+
+  /** Every repository in memory (call {@link refresh} first). */
+  repositories(): Iterable<RepoLite> {
+    return this.repos.values();
+  }
+
+  /** One repository, if indexed. */
+  repo(name: string): RepoLite | undefined {
+    return this.repos.get(name);
+  }
+
+  /** Number of manifests in memory (figures). */
+  size(): number {
+    let n = 0;
+    for (const r of this.repos.values()) n += r.manifests.size;
+    return n;
+  }
+
+  /** The heavy fields of a manifest (one SQLite read). */
+  detail(repo: string, digest: string): ManifestDetail {
+    const r = this.q.detail.get(repo, digest);
+    const out: ManifestDetail = {
+      layers: r?.layers ? (JSON.parse(r.layers) as [string, number][]).map(([d, s]) => ({ digest: d, size: s })) : [],
+      labels: r?.labels ? (JSON.parse(r.labels) as Record<string, string>) : {},
+      annotations: r?.annotations ? (JSON.parse(r.annotations) as Record<string, string>) : {},
+      history: r?.history ? (JSON.parse(r.history) as ManifestDetail["history"]) : [],
+    };
+    if (r?.config_size != null) out.configSize = r.config_size;
+    if (r?.config_media_type) out.configMediaType = r.config_media_type;
+    return out;
+  }
+
+  /** Image manifests whose first layer is `digest`, with their layer digests (base/derived images). */
+  byFirstLayer(digest: string): { repo: string; digest: string; layers: string[] }[] {
+    return this.q.byFirstLayer.all(digest).map((r) => ({ repo: r.repo, digest: r.digest, layers: (JSON.parse(r.layers) as [string, number][]).map(([d]) => d) }));
+  }
+
+  /** Manifests whose own, config or layer digest contains `text` (zot's ImageListForDigest match). */
+  containing(text: string): { repo: string; digest: string }[] {
+    return this.q.containing.all(`%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+  }
+
+  /**
+   * Brings the index up to date with the derived index: repositories whose index.json stamp
+   * moved are re-read (only manifests not yet indexed are parsed); gone ones are dropped.
+   * Concurrent callers share one refresh.
+   */
+  refresh(): Promise<void> {
+    return (this.refreshing ??= this.doRefresh().finally(() => (this.refreshing = undefined)));
+  }
+
+  private async doRefresh(): Promise<void> {
+    const current = this.source.repoStamps();
+    const present = new Set<string>();
+    for (const { name, stamp } of current) {
+      present.add(name);
+      if (this.stamps.get(name) !== stamp) await this.reindex(name, stamp);
+    }
+    for (const name of [...this.stamps.keys()]) {
+      if (present.has(name)) continue;
+      this.db.transaction(() => {
+        this.q.dropRepo.run(name);
+        this.q.dropTags.run(name);
+        this.q.dropStamp.run(name);
+      });
+      this.stamps.delete(name);
+      this.repos.delete(name);
+    }
+  }
+
+  private async reindex(name: string, stamp: string): Promise<void> {
+    const tags = await this.source.tags(name);
+    const known = this.repos.get(name)?.manifests ?? new Map<string, ManifestLite>();
+    const indexed = tags ? this.source.manifestsOf(name) : [];
+    const fresh: { lite: ManifestLite; facts: ManifestFacts; subject?: string; size: number }[] = [];
+    for (const m of indexed) {
+      if (known.has(m.digest)) continue;
+      const facts = await this.read(name, m);
+      if (facts) fresh.push({ lite: liteOf(m, facts), facts, size: m.size, ...(m.subject ? { subject: m.subject } : {}) });
+    }
+    const keep = new Set(indexed.map((m) => m.digest));
+    const manifests = new Map<string, ManifestLite>();
+    for (const [d, lite] of known) if (keep.has(d)) manifests.set(d, lite);
+    for (const f of fresh) manifests.set(f.lite.digest, f.lite);
+    rollUpIndexes(manifests);
+    this.db.transaction(() => {
+      for (const d of known.keys()) if (!keep.has(d)) this.q.drop.run(name, d);
+      for (const f of fresh) this.write(name, f.lite, f.facts, f.size, f.subject);
+      this.q.dropTags.run(name);
+      for (const [tag, digest] of tags ?? []) this.q.putTag.run(name, tag, digest);
+      if (tags) this.q.setStamp.run(name, stamp);
+      else this.q.dropStamp.run(name);
+    });
+    if (!tags) {
+      this.repos.delete(name);
+      this.stamps.delete(name);
+      return;
+    }
+    this.repos.set(name, { name, tags, manifests });
+    this.stamps.set(name, stamp);
+  }
+
+  /** The facts of one manifest from its bytes and its config's; undefined when unreadable. */
+  private async read(repo: string, m: IndexedManifest): Promise<ManifestFacts | undefined> {
+    const bytes = await this.source.read(repo, m.digest, this.options.maxManifestBytes);
+    if (!bytes) return undefined;
+    const facts = extractManifest(bytes, m.mediaType);
+    if (!facts) return undefined;
+    if (facts.kind === "image" && facts.config) {
+      const config = await this.source.read(repo, facts.config.digest, this.options.maxConfigBytes);
+      if (config) Object.assign(facts, extractConfig(config));
+    }
+    return facts;
+  }
+
+  private write(repo: string, lite: ManifestLite, f: ManifestFacts, size: number, subject: string | undefined): void {
+    const json = (v: unknown) => (v === undefined ? null : JSON.stringify(v));
+    this.q.put.run(
+      repo, lite.digest, lite.mediaType, lite.kind, size,
+      f.config?.digest ?? null, f.config?.mediaType ?? null, f.config?.size ?? null, lite.artifactType ?? null, subject ?? null,
+      lite.os ?? null, lite.arch ?? null, lite.variant ?? null, lite.created ?? null, lite.firstLayer ?? null,
+      json(f.layers.map((l) => [l.digest, l.size])), json(f.children?.map((c) => c.digest)),
+      json(f.labels), json(f.annotations), json(f.history),
+    );
+  }
+
+  /** Fills the model from the tables (once, when search is first used). */
+  private load(): void {
+    for (const r of this.db.prepare<{ repo: string; stamp: string }>("SELECT repo, stamp FROM search_repos").all()) {
+      this.stamps.set(r.repo, r.stamp);
+      this.repos.set(r.repo, { name: r.repo, tags: new Map(), manifests: new Map() });
+    }
+    for (const t of this.db.prepare<{ repo: string; tag: string; digest: string }>("SELECT repo, tag, digest FROM search_tags").all()) {
+      this.repos.get(t.repo)?.tags.set(t.tag, t.digest);
+    }
+    const rows = this.db.prepare<Row>(
+      "SELECT repo, digest, media_type, kind, size, config_digest, artifact_type, os, arch, variant, created, first_layer, children, layers, config_size, annotations, labels FROM search_manifests",
+    ).all();
+    for (const r of rows) {
+      const repo = this.repos.get(r.repo);
+      if (!repo) continue;
+      const layers = r.layers ? (JSON.parse(r.layers) as [string, number][]) : [];
+      const annotations = r.annotations ? (JSON.parse(r.annotations) as Record<string, string>) : {};
+      const labels = r.labels ? (JSON.parse(r.labels) as Record<string, string>) : {};
+      const lite: ManifestLite = {
+        digest: r.digest,
+        mediaType: r.media_type,
+        kind: r.kind === "index" ? "index" : "image",
+        ownSize: r.size + (r.config_size ?? 0) + layers.reduce((a, [, s]) => a + s, 0),
+        totalSize: 0,
+      };
+      lite.totalSize = lite.ownSize;
+      if (r.config_digest) lite.configDigest = r.config_digest;
+      if (r.artifact_type) lite.artifactType = r.artifact_type;
+      if (r.os) lite.os = r.os;
+      if (r.arch) lite.arch = r.arch;
+      if (r.variant) lite.variant = r.variant;
+      if (r.created !== null) lite.created = r.created;
+      if (r.first_layer) lite.firstLayer = r.first_layer;
+      if (r.children) lite.children = JSON.parse(r.children) as string[];
+      const vendor = annotations["org.opencontainers.image.vendor"] ?? labels["org.opencontainers.image.vendor"];
+      if (vendor) lite.vendor = vendor;
+      repo.manifests.set(r.digest, lite);
+    }
+    for (const repo of this.repos.values()) rollUpIndexes(repo.manifests);
+  }
+}
+
+function liteOf(m: IndexedManifest, f: ManifestFacts): ManifestLite {
+  const lite: ManifestLite = {
+    digest: m.digest,
+    mediaType: m.mediaType,
+    kind: f.kind,
+    ownSize: m.size + (f.config?.size ?? 0) + f.layers.reduce((a, l) => a + l.size, 0),
+    totalSize: 0,
+  };
+  lite.totalSize = lite.ownSize;
+  if (f.config) lite.configDigest = f.config.digest;
+  const artifactType = f.artifactType ?? (f.kind === "image" ? f.config?.mediaType : undefined);
+  if (artifactType) lite.artifactType = artifactType;
+  if (f.os) lite.os = f.os;
+  if (f.arch) lite.arch = f.arch;
+  if (f.variant) lite.variant = f.variant;
+  if (f.created !== undefined) lite.created = f.created;
+  if (f.layers[0]) lite.firstLayer = f.layers[0].digest;
+  if (f.children) lite.children = f.children.map((c) => c.digest);
+  const vendor = f.annotations?.["org.opencontainers.image.vendor"] ?? f.labels?.["org.opencontainers.image.vendor"];
+  if (vendor) lite.vendor = vendor;
+  return lite;
+}
+
+/** An index's total size and created time come from its children (known in the same repository). */
+function rollUpIndexes(manifests: Map<string, ManifestLite>): void {
+  for (const m of manifests.values()) {
+    if (m.kind !== "index" || !m.children) continue;
+    let size = 0;
+    let created: number | undefined;
+    for (const d of m.children) {
+      const c = manifests.get(d);
+      if (!c || c.kind !== "image") continue;
+      size += c.totalSize;
+      if (c.created !== undefined && (created === undefined || c.created > created)) created = c.created;
+    }
+    m.totalSize = m.ownSize + size;
+    if (created !== undefined) m.created = created;
+  }
+}
+
