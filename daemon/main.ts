@@ -199,7 +199,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     ...rateLimiterFor(config),
     onAdmin: (req, path, status, address, principal) => audit.admin({ principal, address }, req.method, path, status),
     ...(auth ? { auth: auth.front } : {}),
-    ...(config.ui.enabled ? { ui: { auth: auth !== undefined, tokens: auth?.front.tokenEndpoint !== undefined, keys: auth?.front.keysApi !== undefined } } : {}),
+    ...(config.ui.enabled ? { ui: { auth: auth !== undefined, tokens: auth?.front.tokenEndpoint !== undefined, keys: auth?.front.keysApi !== undefined, search: config.search.enabled } } : {}),
   });
   const server = serveOrRelease(rootLock, (req, peer) => {
     governor.request();

@@ -17,6 +17,8 @@ export interface UiFlags {
   tokens: boolean;
   /** API keys can be managed (/api/v1/keys). */
   keys: boolean;
+  /** The search API answers (/v2/_zot/ext/search): push and pull times, pulls, signatures, vulnerabilities. */
+  search?: boolean;
 }
 
 interface Asset {
@@ -56,7 +58,7 @@ function asset(text: string, type: string, cache: string, gzip?: string | "now")
 function page(js: string, css: string, flags: UiFlags): string {
   const meta = (name: string, on: boolean) => `<meta name="berth-${name}" content="${on ? "on" : "off"}">`;
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">` +
-    `<title>berth</title><link rel="icon" href="data:,">${meta("auth", flags.auth)}${meta("token", flags.tokens)}${meta("keys", flags.keys)}` +
+    `<title>berth</title><link rel="icon" href="data:,">${meta("auth", flags.auth)}${meta("token", flags.tokens)}${meta("keys", flags.keys)}${meta("search", flags.search === true)}` +
     `<link rel="stylesheet" href="/ui/${css}"><script type="module" src="/ui/${js}"></script></head><body></body></html>`;
 }
 

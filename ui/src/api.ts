@@ -116,7 +116,30 @@ export const server = {
   auth: document.querySelector('meta[name="berth-auth"]')?.getAttribute("content") === "on",
   tokens: document.querySelector('meta[name="berth-token"]')?.getAttribute("content") === "on",
   keys: document.querySelector('meta[name="berth-keys"]')?.getAttribute("content") === "on",
+  search: document.querySelector('meta[name="berth-search"]')?.getAttribute("content") === "on",
 };
+
+/** Asks the search API (zot's GraphQL at /v2/_zot/ext/search); throws on an error answer. */
+export async function search<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
+  const res = await call("/v2/_zot/ext/search", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ query, variables }) });
+  if (!res.ok) throw await failure(res);
+  const body = (await res.json()) as { data?: T; errors?: { message: string }[] };
+  if (body.errors?.length) throw new ApiError(200, `search: ${body.errors.map((e) => e.message).join("; ")}`);
+  return body.data as T;
+}
+
+/** A vulnerability summary as search gives it (zot's ImageVulnerabilitySummary). */
+export interface VulnSummary {
+  MaxSeverity?: string | null;
+  Count?: number | null;
+}
+
+/** "not scanned", "none found", or "HIGH (3)". */
+export function vulnText(v: VulnSummary | null | undefined): string {
+  if (!v || !v.MaxSeverity) return "not scanned";
+  if (v.MaxSeverity === "NONE" || v.Count === 0) return "none found";
+  return `${v.MaxSeverity} (${v.Count ?? "?"})`;
+}
 
 let rights: Promise<Rights> | undefined;
 

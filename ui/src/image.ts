@@ -3,7 +3,7 @@
  * (platform, created, entrypoint, environment, labels), history and layers, with the
  * referrers (signatures, SBOMs) and the pull commands.
  */
-import { json, manifest, mayDelete, type Descriptor } from "./api";
+import { json, manifest, mayDelete, search, server, vulnText, type Descriptor, type VulnSummary } from "./api";
 import { bytes, fields, h, mount, short, when } from "./dom";
 import { deleteTag, kindOf, pullCommands } from "./repo";
 
@@ -37,13 +37,39 @@ function referrersTable(repo: string, refs: Descriptor[]): HTMLElement {
       h("td", { class: "num" }, bytes(d.size)))))));
 }
 
+interface Cve {
+  Id?: string | null;
+  Severity?: string | null;
+  Title?: string | null;
+  PackageList?: { Name?: string | null; InstalledVersion?: string | null; FixedVersion?: string | null }[] | null;
+}
+
+/** The vulnerabilities section: search's summary and, once scanned, the CVE list. */
+async function vulnerabilities(repo: string, ref: string): Promise<HTMLElement> {
+  if (!server.search) return h("p", { class: "muted", id: "vulns" }, "Not available: vulnerabilities come with the search API ([search] enabled) and scanning.");
+  const image = ref.startsWith("sha256:") ? `${repo}@${ref}` : `${repo}:${ref}`;
+  try {
+    const r = await search<{ Image: { Vulnerabilities?: VulnSummary | null } }>(`query($image: String!) { Image(image: $image) { Vulnerabilities { MaxSeverity Count } } }`, { image });
+    const summary = r.Image.Vulnerabilities;
+    if (!summary?.MaxSeverity || summary.Count === 0) return h("p", { class: "muted", id: "vulns" }, vulnText(summary));
+    const list = await search<{ CVEListForImage: { CVEList: Cve[] | null } }>(`query($image: String!) { CVEListForImage(image: $image, requestedPage: {limit: 500, sortBy: SEVERITY}) { CVEList { Id Severity Title PackageList { Name InstalledVersion FixedVersion } } } }`, { image });
+    return h("div", { id: "vulns" }, h("p", null, vulnText(summary)), h("div", { class: "scroll" }, h("table", null,
+      h("thead", null, h("tr", null, ["CVE", "Severity", "Title", "Packages (installed → fixed)"].map((c) => h("th", null, c)))),
+      h("tbody", null, (list.CVEListForImage.CVEList ?? []).map((c) => h("tr", null, h("td", { class: "mono" }, c.Id ?? ""), h("td", null, c.Severity ?? ""), h("td", null, c.Title ?? ""),
+        h("td", null, (c.PackageList ?? []).map((p) => `${p.Name} ${p.InstalledVersion} → ${p.FixedVersion || "no fix"}`).join("; "))))))));
+  } catch (err) {
+    return h("p", { class: "error", id: "vulns" }, `Vulnerabilities unavailable: ${(err as Error).message}`);
+  }
+}
+
 /** Renders the image page for `ref` (the part of the hash after #/image/). */
 export async function imagePage(main: HTMLElement, full: string): Promise<void> {
   const { repo, ref, tag } = splitRef(full);
   const { digest, body } = await manifest(repo, ref);
-  const [refs, canDelete] = await Promise.all([
+  const [refs, canDelete, vulns] = await Promise.all([
     json<{ manifests?: Descriptor[] }>(`/v2/${repo}/referrers/${digest}`).then((r) => r.manifests ?? [], () => []),
     tag ? mayDelete(repo) : Promise.resolve(false),
+    vulnerabilities(repo, tag ?? digest),
   ]);
   const status = h("p", { id: "status", role: "status" });
   const head = [
@@ -64,6 +90,7 @@ export async function imagePage(main: HTMLElement, full: string): Promise<void> 
           h("td", { class: "mono" }, h("a", { href: `#/image/${repo}@${d.digest}` }, short(d.digest))),
           h("td", { class: "num" }, bytes(d.size))))))),
       h("h2", null, "Referrers"), referrersTable(repo, refs),
+      h("h2", null, "Vulnerabilities"), vulns,
       body.annotations ? [h("h2", null, "Annotations"), fields(body.annotations)] : null);
     return;
   }
@@ -94,7 +121,7 @@ export async function imagePage(main: HTMLElement, full: string): Promise<void> 
       h("thead", null, h("tr", null, ["Created", "Command", ""].map((x) => h("th", null, x)))),
       h("tbody", null, cfg.history.map((s) => h("tr", null, h("td", null, when(s.created)), h("td", { class: "mono wrap" }, s.created_by ?? s.comment ?? ""), h("td", null, s.empty_layer ? "empty" : ""))))))] : null,
     h("h2", null, "Referrers"), referrersTable(repo, refs),
-    h("h2", null, "Vulnerabilities"), h("p", { class: "muted" }, "Not available: vulnerability data comes with the search extension and scanning."),
+    h("h2", null, "Vulnerabilities"), vulns,
     h("details", null, h("summary", null, "Raw manifest"), h("pre", null, JSON.stringify(body, null, 2))),
     cfg ? h("details", null, h("summary", null, "Raw config"), h("pre", null, JSON.stringify(cfg, null, 2))) : null);
 }

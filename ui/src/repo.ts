@@ -3,7 +3,7 @@
  * signatures and SBOMs (from the referrers API and cosign's tag scheme), the pull commands
  * for the usual clients, and deleting a tag for identities allowed to.
  */
-import { call, failure, json, manifest, mayDelete, type Descriptor, type Manifest } from "./api";
+import { call, failure, json, manifest, mayDelete, search, server, vulnText, type Descriptor, type Manifest, type VulnSummary } from "./api";
 import { bytes, confirmDialog, copyable, h, mount, short, when } from "./dom";
 
 /** Tags whose details are fetched (each costs a manifest GET and a referrers GET). */
@@ -72,6 +72,14 @@ async function tagInfo(repo: string, tag: string): Promise<TagInfo> {
   }
 }
 
+/** A tag's row from search's summary, with its referrers from /v2 (which no pull count sees). */
+async function fromSearch(repo: string, s: Searched): Promise<TagInfo> {
+  const digest = s.Digest!;
+  const refs = await json<{ manifests?: Descriptor[] }>(`/v2/${repo}/referrers/${digest}`).catch(() => ({ manifests: [] }));
+  const platforms = [...new Set((s.Manifests ?? []).filter((m) => m.Platform?.Os).map((m) => `${m.Platform!.Os}/${m.Platform!.Arch}`))];
+  return { tag: s.Tag ?? "", digest, platforms, size: Number(s.Size ?? 0), ...(s.LastUpdated ? { created: s.LastUpdated } : {}), referrers: refs.manifests ?? [] };
+}
+
 /** The pull commands for `ref` (repo:tag or repo@digest) on this host. */
 export function pullCommands(ref: string): HTMLElement {
   const host = location.host;
@@ -100,13 +108,41 @@ export async function deleteTag(repo: string, tag: string, status: HTMLElement):
   return true;
 }
 
+/** What search knows of one tag (zot's ImageSummary). */
+interface Searched {
+  Tag?: string | null;
+  Digest?: string | null;
+  Size?: string | null;
+  LastUpdated?: string | null;
+  Manifests?: { Platform?: { Os?: string | null; Arch?: string | null } | null }[] | null;
+  PushTimestamp?: string | null;
+  LastPullTimestamp?: string | null;
+  DownloadCount?: number | null;
+  IsSigned?: boolean | null;
+  Vulnerabilities?: VulnSummary | null;
+}
+
+const EXPANDED = `query($repo: String!) { ExpandedRepoInfo(repo: $repo) { Images { Tag Digest Size LastUpdated Manifests { Platform { Os Arch } } PushTimestamp LastPullTimestamp DownloadCount IsSigned Vulnerabilities { MaxSeverity Count } } } }`;
+
+/** Tag -> what search knows (empty without search, or when it fails: the page still shows /v2's view). */
+async function searched(repo: string): Promise<Map<string, Searched>> {
+  if (!server.search) return new Map();
+  try {
+    const r = await search<{ ExpandedRepoInfo: { Images: Searched[] | null } }>(EXPANDED, { repo });
+    return new Map((r.ExpandedRepoInfo.Images ?? []).map((i) => [i.Tag ?? "", i]));
+  } catch {
+    return new Map();
+  }
+}
+
 /** Renders the repository page. */
 export async function repoPage(main: HTMLElement, repo: string): Promise<void> {
-  const list = await json<{ tags?: string[] | null }>(`/v2/${repo}/tags/list`);
+  const [list, known] = await Promise.all([json<{ tags?: string[] | null }>(`/v2/${repo}/tags/list`), searched(repo)]);
   const tags = (list.tags ?? []).slice().sort();
   const cosign = new Set(tags.filter((t) => /^sha256-[0-9a-f]{64}\.(sig|sbom|att)$/.test(t)));
   const plain = tags.filter((t) => !cosign.has(t));
-  const [infos, canDelete] = await Promise.all([pool(plain.slice(0, DETAILED_TAGS), 6, (t) => tagInfo(repo, t)), mayDelete(repo)]);
+  // what search knows is taken from it: a manifest GET from the UI would count as a pull
+  const [infos, canDelete] = await Promise.all([pool(plain.slice(0, DETAILED_TAGS), 6, (t) => (known.get(t)?.Digest ? fromSearch(repo, known.get(t)!) : tagInfo(repo, t))), mayDelete(repo)]);
   const status = h("p", { id: "status", role: "status" });
   const rows = infos.map((i) => {
     const legacy = i.digest ? [...cosign].filter((t) => t.startsWith(i.digest.replace(":", "-"))).map((t) => t.slice(t.lastIndexOf(".") + 1)) : [];
@@ -117,7 +153,13 @@ export async function repoPage(main: HTMLElement, repo: string): Promise<void> {
       h("td", null, i.platforms.join(", ") || "–"),
       h("td", { class: "num" }, bytes(i.size)),
       h("td", null, when(i.created)),
-      h("td", null, kinds.includes("signature") ? h("span", { class: "badge ok", title: "A signature refers to this image (berth does not verify it)" }, "signed") : h("span", { class: "badge" }, "unsigned"), kinds.filter((k) => k !== "signature").map((k) => h("span", { class: "badge" }, k))),
+      server.search ? [
+        h("td", null, when(known.get(i.tag)?.PushTimestamp)),
+        h("td", null, when(known.get(i.tag)?.LastPullTimestamp)),
+        h("td", { class: "num" }, known.get(i.tag)?.DownloadCount ?? 0),
+        h("td", null, vulnText(known.get(i.tag)?.Vulnerabilities)),
+      ] : null,
+      h("td", null, kinds.includes("signature") || known.get(i.tag)?.IsSigned ? h("span", { class: "badge ok", title: "A signature refers to this image (berth does not verify it)" }, "signed") : h("span", { class: "badge" }, "unsigned"), kinds.filter((k) => k !== "signature").map((k) => h("span", { class: "badge" }, k))),
       h("td", null, canDelete ? h("button", { type: "button", class: "danger small", "data-delete": i.tag, onclick: async () => { if (await deleteTag(repo, i.tag, status)) row.remove(); } }, "Delete") : null));
     return row;
   });
@@ -125,11 +167,11 @@ export async function repoPage(main: HTMLElement, repo: string): Promise<void> {
   mount(main,
     h("p", { class: "crumbs" }, h("a", { href: "#/repos" }, "Repositories"), " / "),
     h("h1", null, repo),
-    h("p", { class: "muted" }, `${plain.length} tags${plain.length > DETAILED_TAGS ? ` (details for the first ${DETAILED_TAGS})` : ""}${cosign.size ? `, ${cosign.size} signature/SBOM tags` : ""}. Last pulled and vulnerabilities need the search extension.`),
+    h("p", { class: "muted" }, `${plain.length} tags${plain.length > DETAILED_TAGS ? ` (details for the first ${DETAILED_TAGS})` : ""}${cosign.size ? `, ${cosign.size} signature/SBOM tags` : ""}.${server.search ? "" : " Push and pull times, pulls and vulnerabilities come with the search API ([search] enabled)."}`),
     status,
     first ? pullCommands(`${repo}:${first}`) : null,
     h("div", { class: "scroll" }, h("table", { id: "tags" },
-      h("thead", null, h("tr", null, ["Tag", "Digest", "Platforms", "Size", "Created", "Signature / SBOM", ""].map((c) => h("th", null, c)))),
+      h("thead", null, h("tr", null, ["Tag", "Digest", "Platforms", "Size", "Created", ...(server.search ? ["Pushed", "Last pulled", "Pulls", "Vulnerabilities"] : []), "Signature / SBOM", ""].map((c) => h("th", null, c)))),
       h("tbody", null, rows))),
     plain.length > DETAILED_TAGS ? h("ul", { class: "plain" }, plain.slice(DETAILED_TAGS).map((t) => h("li", null, h("a", { href: `#/image/${repo}:${t}` }, t)))) : null);
 }
