@@ -12,7 +12,7 @@
  *
  *   bun scripts/bench-search.ts     (BERTH_IMAGES, BERTH_TAGS per repository, BERTH_QUERIES)
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createTestRegistry, imageManifest, pushBlob, sha256 } from "../test/helpers/registry";
 import { startDaemon, tempDir } from "../test/helpers/daemon";
 
@@ -23,16 +23,16 @@ const REPOS = Math.ceil(IMAGES / TAGS);
 const WORDS = ["app", "base", "db", "proxy", "agent", "sensor", "gateway", "ml", "cache", "web"];
 
 using dir = tempDir("berth-bench-search-");
-const root = `${dir.path}/root`;
-let firstLayer = "";
-{
+// BERTH_ROOT: fill that root once and reuse it on later runs (the fill takes a minute or more)
+const root = process.env.BERTH_ROOT ?? `${dir.path}/root`;
+const firstLayer = sha256("shared base layer of 0");
+if (!existsSync(`${root}/.berth/meta.db`)) {
   const t0 = performance.now();
   await using r = await createTestRegistry({ root });
   for (let i = 0; i < REPOS; i++) {
     const repo = `fleet${i % 7}/${WORDS[i % WORDS.length]}-${i}`;
     const layers = [`shared base layer of ${i % 20}`, `repo layer of ${i}`];
     for (const l of layers) await pushBlob(r, repo, l);
-    if (i === 0) firstLayer = sha256(layers[0]!);
     for (let t = 0; t < TAGS && i * TAGS + t < IMAGES; t++) {
       const config = JSON.stringify({
         architecture: t % 2 ? "arm64" : "amd64", os: "linux", created: new Date(Date.UTC(2024, 0, 1) + (i * TAGS + t) * 60_000).toISOString(),
