@@ -31,8 +31,6 @@ export interface SearchContext {
   maxResults: number;
 }
 
-type Lazy<T> = () => T | Promise<T>;
-
 const SEVERITIES: readonly (Severity | "NONE")[] = ["NONE", "UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL"];
 
 /** RFC 3339 of a time in ms, or null; whole seconds without a fraction, as Go (zot) writes them. */
@@ -312,4 +310,3 @@ function once<T>(f: () => T): () => T {
   };
 }
 
-export type { Lazy };
