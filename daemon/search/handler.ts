@@ -116,7 +116,10 @@ function prepare(schema: GraphQLSchema, p: Params, limits: QueryLimits): { docum
   if (large) return large;
   const ops = document.definitions.filter((d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION);
   const op = p.operationName ? ops.find((o) => o.name?.value === p.operationName) : ops.length === 1 ? ops[0] : undefined;
-  if (!op) return { errors: [new GraphQLError(p.operationName ? `no operation named "${p.operationName.slice(0, 100)}" in the query` : "the query has several operations; name one in operationName")] };
+  if (!op) {
+    const why = p.operationName ? `no operation named "${p.operationName.slice(0, 100)}" in the query` : ops.length === 0 ? "the query has no operation" : "the query has several operations; name one in operationName";
+    return { errors: [new GraphQLError(why)] };
+  }
   const expensive = costly(checkCost(document, op, limits));
   if (expensive) return expensive;
   const errors = validate(schema, document, specifiedRules, { maxErrors: 20 });

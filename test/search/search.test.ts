@@ -70,6 +70,15 @@ describe("endpoints", () => {
     expect(((await res.json()) as { errors: { code: string; detail: string }[] }).errors[0]).toMatchObject({ code: "UNSUPPORTED", detail: expect.stringContaining("[search] enabled") });
   });
 
+  test("variables, named operations, fragments and aliases", async () => {
+    const query = `query A($repo: String!) { x: ImageList(repo: $repo) { Results { ...S } } } query B { ImageList(repo: "lib/app") { Results { Tag } } } fragment S on ImageSummary { RepoName Tag }`;
+    const res = await r.handle(new Request("http://registry.test/v2/_zot/ext/search", { method: "POST", body: JSON.stringify({ query, variables: { repo: "lib/base" }, operationName: "A" }) }));
+    expect(await res.json()).toEqual({ data: { x: { Results: [{ RepoName: "lib/base", Tag: "1.0" }] } } });
+    const none = await gql(r, query, { repo: "lib/base" });
+    expect(none.status).toBe(422);
+    expect(none.body.errors![0]!.message).toBe("the query has several operations; name one in operationName");
+  });
+
   test("GET with ?query= answers as POST does", async () => {
     const q = "{ ImageList(repo: \"lib/base\") { Results { RepoName Tag } } }";
     const res = await r.call("GET", `/v2/_zot/ext/search?query=${encodeURIComponent(q)}`);
