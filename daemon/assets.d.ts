@@ -7,3 +7,8 @@ declare module "swagger-ui-dist/swagger-ui-bundle.js" {
   const path: string;
   export default path;
 }
+/** The web UI's bundle (ui/build.ts), embedded by `bun build --compile` (http/ui-embedded.ts). */
+declare module "*.berthui" {
+  const path: string;
+  export default path;
+}

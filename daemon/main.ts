@@ -7,6 +7,7 @@
  * and the others listed in cli/usage.ts, with its help conventions.
  * The configuration is read here, once; every module receives plain options.
  */
+import { readFile } from "node:fs/promises";
 import { ConfigError, loadConfig } from "./config/load";
 import type { Config } from "./config/schema";
 import { createApp } from "./http/app";
@@ -231,6 +232,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     onAdmin: (req, path, status, address, principal) => audit.admin({ principal, address }, req.method, path, status),
     ...(auth ? { auth: auth.front } : {}),
     ...(trust ? { trustApi: trust.api } : {}),
+    ...(config.ui.enabled ? { ui: { auth: auth !== undefined, tokens: auth?.front.tokenEndpoint !== undefined, keys: auth?.front.keysApi !== undefined, search: config.search.enabled } } : {}),
   });
   const server = await serveOrRelease(rootLock, (req, peer) => {
     governor.request();
@@ -315,7 +317,7 @@ async function plugTrust(config: Config, db: SqlDatabase, store: Store, meta: Me
     blob: async (repo, digest, max) => {
       try {
         const b = reader.blob(repo, digest);
-        return b.size > max ? undefined : await Bun.file(b.path).bytes();
+        return b.size > max ? undefined : new Uint8Array(await readFile(b.path));
       } catch {
         return undefined;
       }

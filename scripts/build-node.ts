@@ -37,6 +37,9 @@ const pkg = join(stage, "berth");
 rmSync(stage, { recursive: true, force: true });
 mkdirSync(join(pkg, "lib"), { recursive: true });
 
+// The web UI's bundle, embedded as a file beside the program (http/ui-embedded.ts).
+if (spawnSync(process.execPath, [join(root, "ui", "build.ts")], { stdio: ["ignore", "ignore", "inherit"] }).status !== 0) process.exit(1);
+
 const result = await Bun.build({
   entrypoints: [join(platformDir, "node", "entry.ts"), join(platformDir, "uploadhash-thread.ts")],
   outdir: join(pkg, "lib"),

@@ -255,6 +255,9 @@ export const SCHEMA = {
     interfaces: { kind: "strings", default: [], doc: 'Network interfaces to advertise on (e.g. ["eth0"]); empty: every interface with multicast.' },
     name: { kind: "string", default: "", doc: "Instance name shown to browsers; empty: berth on <hostname>." },
   },
+  ui: {
+    enabled: { kind: "boolean", default: true, doc: "Serve the web UI at / (static assets built into the binary; loaded on the first visit, so an unvisited UI costs nothing; data comes from the public APIs under the access policies)." },
+  },
   search: {
     enabled: { kind: "boolean", default: true, doc: "Serve zot's GraphQL search API at /v2/_zot/ext/search (loaded on the first search request; nothing is loaded or indexed before)." },
     max_results: { kind: "integer", default: 1000, min: 1, max: 100_000, doc: "Most results one page of a search returns; `limit: 0` (all) and larger limits get this many, with the true TotalCount." },

@@ -16,6 +16,7 @@ import { ADMIN_TOKEN_PRINCIPAL, type Authenticator, type Identified } from "../a
 import { TOKEN_PATH, type TokenEndpoint } from "../auth/hooks";
 import type { KeysApi } from "./keys";
 import type { Principal } from "../auth/identity";
+import type { UiFlags } from "./ui";
 
 /** What the front needs. */
 export interface AppDeps extends AdminDeps {
@@ -39,6 +40,8 @@ export interface AppDeps extends AdminDeps {
    * zot's /v2/_zot/ext/cosign and /v2/_zot/ext/notation, admins only (as the admin API).
    */
   trustApi?: (req: Request, path: string) => Promise<Response>;
+  /** The web UI at `/` (`[ui] enabled`), told what the server offers; absent: no UI. Loaded on its first request. */
+  ui?: UiFlags;
 }
 
 /**
@@ -101,6 +104,7 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
     return res instanceof Response ? report(res) : res.then(report);
   };
   const auth = deps.auth;
+  const ui = deps.ui && webUi(deps.ui);
   const v2 = auth ? authenticatedV2(auth, deps.v2) : deps.v2;
   /** zot's key and certificate uploads: admins only, as the admin API (OCI error shape: they live under /v2). */
   const trustUpload = (req: Request, path: string, server: Peer | undefined): Promise<Response> | Response => {
@@ -150,6 +154,7 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
       const ready = deps.ready();
       return new Response(JSON.stringify({ status: ready ? "ready" : "starting" }), { status: ready ? 200 : 503, headers: JSON_HEADERS });
     }
+    if (ui && (path === "/" || path!.startsWith("/ui/"))) return ui(req, path!);
     if (path === "/metrics" && deps.metrics) {
       const metrics = deps.metrics;
       const render = () => metrics.render().then((text) => new Response(text, { headers: METRICS_HEADERS }));
@@ -235,6 +240,23 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
         throw err;
       },
     );
+  };
+}
+
+/**
+ * The web UI's handler, imported on its first request (http/ui.ts); a failed load (a
+ * source run whose UI does not build) answers 503 and is tried again on the next request.
+ */
+function webUi(flags: UiFlags): (req: Request, path: string) => Promise<Response> {
+  let handler: Promise<(req: Request, path: string) => Response> | undefined;
+  return async (req, path) => {
+    const loading = (handler ??= import("./ui").then((m) => m.createUi(flags)));
+    try {
+      return (await loading)(req, path);
+    } catch (err) {
+      if (handler === loading) handler = undefined;
+      return adminError(503, `the web UI could not be loaded: ${(err as Error).message}`);
+    }
   };
 }
 

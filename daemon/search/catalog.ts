@@ -11,13 +11,13 @@
  * listing, filtering and sorting; the heavy fields (history, labels, annotations, layer
  * lists) stay in SQLite and are read only for the results a page returns.
  *
- * Table version 1.
+ * Table version 2 (2: search_layers, digest indexes).
  */
 import type { SqlDatabase, Statement } from "../platform/sqlite";
 import type { IndexedManifest } from "../meta/meta";
 import { extractConfig, extractManifest, type ManifestFacts } from "./extract";
 
-const VERSION = "1";
+const VERSION = "2";
 
 const TABLES = `
 CREATE TABLE IF NOT EXISTS search_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -31,6 +31,10 @@ CREATE TABLE IF NOT EXISTS search_manifests (
   PRIMARY KEY (repo, digest)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS search_manifests_by_first_layer ON search_manifests (first_layer) WHERE first_layer IS NOT NULL;
+CREATE INDEX IF NOT EXISTS search_manifests_by_digest ON search_manifests (digest);
+CREATE INDEX IF NOT EXISTS search_manifests_by_config ON search_manifests (config_digest) WHERE config_digest IS NOT NULL;
+CREATE TABLE IF NOT EXISTS search_layers (layer TEXT NOT NULL, repo TEXT NOT NULL, manifest TEXT NOT NULL, PRIMARY KEY (layer, repo, manifest)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS search_layers_by_manifest ON search_layers (repo, manifest);
 `;
 
 /** What search needs from the rest of the daemon to build its index. */
@@ -128,6 +132,10 @@ export class Catalog {
     detail: Statement<{ layers: string | null; labels: string | null; annotations: string | null; history: string | null; config_size: number | null; config_media_type: string | null }>;
     byFirstLayer: Statement<{ repo: string; digest: string; layers: string }>;
     containing: Statement<{ repo: string; digest: string }>;
+    exact: Statement<{ repo: string; digest: string }>;
+    putLayer: Statement<never>;
+    dropLayers: Statement<never>;
+    dropRepoLayers: Statement<never>;
   };
 
   constructor(
@@ -144,7 +152,7 @@ export class Catalog {
     })();
     if (version !== VERSION) {
       db.transaction(() => {
-        db.exec("DROP TABLE IF EXISTS search_manifests; DROP TABLE IF EXISTS search_tags; DROP TABLE IF EXISTS search_repos; DROP TABLE IF EXISTS search_info;");
+        db.exec("DROP TABLE IF EXISTS search_layers; DROP TABLE IF EXISTS search_manifests; DROP TABLE IF EXISTS search_tags; DROP TABLE IF EXISTS search_repos; DROP TABLE IF EXISTS search_info;");
         db.exec(TABLES);
         db.prepare("INSERT INTO search_info (key, value) VALUES ('version', ?)").run(VERSION);
       });
@@ -163,6 +171,12 @@ export class Catalog {
       detail: db.prepare("SELECT layers, labels, annotations, history, config_size, config_media_type FROM search_manifests WHERE repo = ? AND digest = ?"),
       byFirstLayer: db.prepare("SELECT repo, digest, layers FROM search_manifests WHERE first_layer = ?"),
       containing: db.prepare("SELECT repo, digest FROM search_manifests WHERE digest LIKE ?1 ESCAPE '\\' OR config_digest LIKE ?1 ESCAPE '\\' OR layers LIKE ?1 ESCAPE '\\'"),
+      exact: db.prepare(
+        "SELECT repo, digest FROM search_manifests WHERE digest = ?1 UNION SELECT repo, digest FROM search_manifests WHERE config_digest = ?1 UNION SELECT repo, manifest AS digest FROM search_layers WHERE layer = ?1",
+      ),
+      putLayer: db.prepare("INSERT OR IGNORE INTO search_layers (layer, repo, manifest) VALUES (?, ?, ?)"),
+      dropLayers: db.prepare("DELETE FROM search_layers WHERE repo = ? AND manifest = ?"),
+      dropRepoLayers: db.prepare("DELETE FROM search_layers WHERE repo = ?"),
     };
     this.load();
   }
@@ -203,8 +217,12 @@ export class Catalog {
     return this.q.byFirstLayer.all(digest).map((r) => ({ repo: r.repo, digest: r.digest, layers: (JSON.parse(r.layers) as [string, number][]).map(([d]) => d) }));
   }
 
-  /** Manifests whose own, config or layer digest contains `text` (zot's ImageListForDigest match). */
+  /**
+   * Manifests whose own, config or layer digest contains `text` (zot's ImageListForDigest
+   * match): a whole sha256 digest is looked up in the indexes, anything shorter scans.
+   */
   containing(text: string): { repo: string; digest: string }[] {
+    if (/^sha256:[0-9a-f]{64}$/.test(text)) return this.q.exact.all(text);
     return this.q.containing.all(`%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
   }
 
@@ -228,6 +246,7 @@ export class Catalog {
       if (present.has(name)) continue;
       this.db.transaction(() => {
         this.q.dropRepo.run(name);
+        this.q.dropRepoLayers.run(name);
         this.q.dropTags.run(name);
         this.q.dropStamp.run(name);
       });
@@ -252,7 +271,11 @@ export class Catalog {
     for (const f of fresh) manifests.set(f.lite.digest, f.lite);
     rollUpIndexes(manifests);
     this.db.transaction(() => {
-      for (const d of known.keys()) if (!keep.has(d)) this.q.drop.run(name, d);
+      for (const d of known.keys()) {
+        if (keep.has(d)) continue;
+        this.q.drop.run(name, d);
+        this.q.dropLayers.run(name, d);
+      }
       for (const f of fresh) this.write(name, f.lite, f.facts, f.size, f.subject);
       this.q.dropTags.run(name);
       for (const [tag, digest] of tags ?? []) this.q.putTag.run(name, tag, digest);
@@ -290,6 +313,7 @@ export class Catalog {
       json(f.layers.map((l) => [l.digest, l.size])), json(f.children?.map((c) => c.digest)),
       json(f.labels), json(f.annotations), json(f.history),
     );
+    for (const l of f.layers) this.q.putLayer.run(l.digest, repo, lite.digest);
   }
 
   /** Fills the model from the tables (once, when search is first used). */

@@ -18,7 +18,7 @@ import type { Logger } from "../log";
 import type { SqlDatabase } from "../platform/sqlite";
 import type { Descriptor } from "../oci/manifest";
 import { Catalog, type CatalogSource } from "./catalog";
-import { DEFAULT_LIMITS, type QueryLimits, checkCost, workBudget } from "./limits";
+import { DEFAULT_LIMITS, type QueryLimits, checkCost, checkSize, workBudget } from "./limits";
 import { NOT_SCANNED, type TrustProvider, UNSIGNED, type VulnerabilityProvider } from "./providers";
 import { QUERIES } from "./resolvers";
 import { SCHEMA_SDL } from "./schema";
@@ -110,14 +110,22 @@ function prepare(schema: GraphQLSchema, p: Params, limits: QueryLimits): { docum
   } catch (err) {
     return { errors: [err instanceof GraphQLError ? err : new GraphQLError(String(err))] };
   }
-  const errors = validate(schema, document, specifiedRules, { maxErrors: 20 });
-  if (errors.length > 0) return { errors };
+  const costly = (message: string | undefined) => (message ? { errors: [new GraphQLError(message, { extensions: { code: "QUERY_TOO_COSTLY" } })] } : undefined);
+  // bounds first: validation itself costs time quadratic in the selections
+  const large = costly(checkSize(document, limits));
+  if (large) return large;
   const ops = document.definitions.filter((d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION);
   const op = p.operationName ? ops.find((o) => o.name?.value === p.operationName) : ops.length === 1 ? ops[0] : undefined;
-  if (!op) return { errors: [new GraphQLError(p.operationName ? `no operation named "${p.operationName.slice(0, 100)}" in the query` : "the query has several operations; name one in operationName")] };
+  if (!op) {
+    const why = p.operationName ? `no operation named "${p.operationName.slice(0, 100)}" in the query` : ops.length === 0 ? "the query has no operation" : "the query has several operations; name one in operationName";
+    return { errors: [new GraphQLError(why)] };
+  }
+  const expensive = costly(checkCost(document, op, limits));
+  if (expensive) return expensive;
+  const errors = validate(schema, document, specifiedRules, { maxErrors: 20 });
+  if (errors.length > 0) return { errors };
   if (op.operation !== "query") return { errors: [new GraphQLError(`only queries are supported, not ${op.operation}s`)] };
-  const costly = checkCost(document, op, limits);
-  return costly ? { errors: [new GraphQLError(costly, { extensions: { code: "QUERY_TOO_COSTLY" } })] } : { document };
+  return { document };
 }
 
 /** The query, variables and operation name of a GET or POST request; OCI errors for transport faults. */

@@ -18,6 +18,13 @@ export interface QueryLimits {
   maxFields: number;
   /** Top-level query fields (aliases included). */
   maxRootFields: number;
+  /**
+   * Selections written in the document (fields, spreads, inline fragments), checked before
+   * validation: graphql-js's overlapping-fields rule is quadratic in them.
+   */
+  maxSelections: number;
+  /** Fragment definitions in the document. */
+  maxFragments: number;
   /** Work units (result objects, rows examined, items sorted) one request may spend. */
   maxWork: number;
   /** Milliseconds one request may run. */
@@ -30,15 +37,38 @@ export const DEFAULT_LIMITS: QueryLimits = {
   maxDepth: 15,
   maxFields: 2000,
   maxRootFields: 16,
+  maxSelections: 500,
+  maxFragments: 50,
   maxWork: 2_000_000,
   timeoutMs: 5000,
 };
+
+/** Checks the size of the document as written (before validation); returns an error message or undefined. */
+export function checkSize(doc: DocumentNode, limits: QueryLimits): string | undefined {
+  let fragments = 0;
+  let selections = 0;
+  const walk = (set: SelectionSetNode | undefined): void => {
+    if (!set) return;
+    for (const s of set.selections) {
+      selections++;
+      if (s.kind !== Kind.FRAGMENT_SPREAD) walk(s.selectionSet);
+    }
+  };
+  for (const d of doc.definitions) {
+    if (d.kind === Kind.FRAGMENT_DEFINITION) fragments++;
+    if (d.kind === Kind.FRAGMENT_DEFINITION || d.kind === Kind.OPERATION_DEFINITION) walk(d.selectionSet);
+  }
+  if (fragments > limits.maxFragments) return `the query defines ${fragments} fragments; at most ${limits.maxFragments} are allowed`;
+  if (selections > limits.maxSelections) return `the query has ${selections} selections; at most ${limits.maxSelections} are allowed`;
+  return undefined;
+}
 
 /** Checks depth and field count of the operation to run; returns an error message or undefined. */
 export function checkCost(doc: DocumentNode, operation: OperationDefinitionNode, limits: QueryLimits): string | undefined {
   const fragments = new Map<string, FragmentDefinitionNode>();
   for (const d of doc.definitions) if (d.kind === Kind.FRAGMENT_DEFINITION) fragments.set(d.name.value, d);
-  // per fragment: [fields, depth], memoised (validation has already refused cycles)
+  // per fragment: [fields, depth], memoised; an unknown or cyclic spread counts nothing here
+  // (this runs before validation, which then refuses the document)
   const memo = new Map<string, [number, number]>();
   const measure = (set: SelectionSetNode, seen: Set<string>): [number, number] => {
     let fields = 0;
@@ -57,7 +87,7 @@ export function checkCost(doc: DocumentNode, operation: OperationDefinitionNode,
         let m = memo.get(name);
         if (!m) {
           const def = fragments.get(name);
-          if (!def || seen.has(name)) return [Infinity, Infinity];
+          if (!def || seen.has(name)) continue;
           m = measure(def.selectionSet, new Set(seen).add(name));
           memo.set(name, m);
         }

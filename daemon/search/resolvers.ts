@@ -12,7 +12,7 @@
  */
 import type { ManifestLite, RepoLite } from "./catalog";
 import {
-  type RepoFacts, type SearchContext, archOf, badInput, downloads, imageSummary, platformsOf,
+  type RankedRepo, type SearchContext, archOf, badInput, downloads, imageSummary, platformsOf,
   referrers, repoFacts, repoSummary, severityRank, summariseCves, vulnSummary,
 } from "./summary";
 import type { CveRecord } from "./providers";
@@ -70,13 +70,13 @@ function imageSorts(ctx: SearchContext): Record<string, (a: Hit, b: Hit) => numb
   };
 }
 
-const repoName = (a: RepoFacts, b: RepoFacts) => (a.repo.name < b.repo.name ? -1 : a.repo.name > b.repo.name ? 1 : 0);
-const REPO_SORTS: Record<string, (a: RepoFacts, b: RepoFacts) => number> = {
+const repoName = (a: RankedRepo, b: RankedRepo) => (a.facts.repo.name < b.facts.repo.name ? -1 : a.facts.repo.name > b.facts.repo.name ? 1 : 0);
+const REPO_SORTS: Record<string, (a: RankedRepo, b: RankedRepo) => number> = {
   RELEVANCE: (a, b) => (a.rank ?? 0) - (b.rank ?? 0) || repoName(a, b),
   ALPHABETIC_ASC: repoName,
   ALPHABETIC_DSC: (a, b) => repoName(b, a),
-  UPDATE_TIME: (a, b) => (b.lastUpdated ?? 0) - (a.lastUpdated ?? 0) || repoName(a, b),
-  DOWNLOADS: (a, b) => b.downloads - a.downloads || repoName(a, b),
+  UPDATE_TIME: (a, b) => (b.facts.lastUpdated ?? 0) - (a.facts.lastUpdated ?? 0) || repoName(a, b),
+  DOWNLOADS: (a, b) => b.downloads() - a.downloads() || repoName(a, b),
   STARS: repoName, // nobody stars here: every count is 0
 };
 
@@ -211,8 +211,8 @@ export function rankRepoName(text: string, name: string): number {
   return k !== -1 ? (k + 1) * 100 : -1;
 }
 
-async function repoPage(ctx: SearchContext, facts: RepoFacts[], filter: Filter | undefined | null, page: PageInput | undefined): Promise<{ Page: unknown; Results: unknown[] }> {
-  const kept = await filtered(ctx, facts, filter, (f) => ({ repo: f.repo, ms: f.newest ? platformsOf(f.repo, f.newest.m) : [], ...(f.newest ? { digest: f.newest.m.digest } : {}) }));
+async function repoPage(ctx: SearchContext, repos: RankedRepo[], filter: Filter | undefined | null, page: PageInput | undefined): Promise<{ Page: unknown; Results: unknown[] }> {
+  const kept = await filtered(ctx, repos, filter, ({ facts: f }) => ({ repo: f.repo, ms: f.newest ? platformsOf(f.repo, f.newest.m) : [], ...(f.newest ? { digest: f.newest.m.digest } : {}) }));
   const { items, info } = paginate(ctx, kept, page, REPO_SORTS, "repositories");
   return { Page: info, Results: items.map((f) => repoSummary(ctx, f)) };
 }
@@ -270,15 +270,12 @@ export const QUERIES: Record<string, (args: Args, ctx: SearchContext) => unknown
     const page = args.requestedPage as PageInput | undefined;
     const none = { Page: { TotalCount: 0, ItemCount: 0 }, Images: [], Repos: [], Layers: [] };
     if (!/[:@]/.test(query)) {
-      const facts: RepoFacts[] = [];
+      const ranked: RankedRepo[] = [];
       for (const r of visibleRepos(ctx)) {
         const rank = rankRepoName(query, r.name);
-        if (rank < 0) continue;
-        const f = repoFacts(ctx, r);
-        f.rank = rank;
-        facts.push(f);
+        if (rank >= 0) ranked.push(repoFacts(ctx, r, rank));
       }
-      const { Page, Results } = await repoPage(ctx, facts, filter, page);
+      const { Page, Results } = await repoPage(ctx, ranked, filter, page);
       return { ...none, Page, Repos: Results };
     }
     let hits: Hit[];

@@ -31,8 +31,6 @@ export interface SearchContext {
   maxResults: number;
 }
 
-type Lazy<T> = () => T | Promise<T>;
-
 const SEVERITIES: readonly (Severity | "NONE")[] = ["NONE", "UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL"];
 
 /** RFC 3339 of a time in ms, or null; whole seconds without a fraction, as Go (zot) writes them. */
@@ -218,23 +216,46 @@ export interface RepoFacts {
   lastUpdated?: number;
   newest?: { tag: string; m: ManifestLite };
   size: number;
-  downloads: number;
   platforms: { os: string; arch: string }[];
   vendors: string[];
-  rank?: number;
 }
 
-/** Aggregates a repository's tagged images (newest image: the most recently created). */
-export function repoFacts(ctx: SearchContext, repo: RepoLite): RepoFacts {
-  const f: RepoFacts = { repo, size: 0, downloads: 0, platforms: [], vendors: [] };
+/** {@link RepoFacts} for one query: the rank of the match, and pull counts read on demand. */
+export interface RankedRepo {
+  facts: RepoFacts;
+  rank?: number;
+  /** Pulls of every tag (read from the statistics when first asked). */
+  downloads(): number;
+}
+
+// Facts depend only on the repository's content: a RepoLite is replaced whenever it changes.
+const FACTS = new WeakMap<RepoLite, RepoFacts>();
+
+/** Aggregates a repository's tagged images (newest image: the most recently created); cached per content. */
+export function repoFacts(ctx: SearchContext, repo: RepoLite, rank?: number): RankedRepo {
+  let f = FACTS.get(repo);
+  if (!f) {
+    ctx.work(repo.tags.size);
+    f = aggregate(repo);
+    FACTS.set(repo, f);
+  }
+  let pulls: number | undefined;
+  const facts = f;
+  return {
+    facts,
+    ...(rank !== undefined ? { rank } : {}),
+    downloads: () => (pulls ??= [...repo.tags].reduce((n, [tag, digest]) => n + downloads(ctx, repo.name, tag, digest), 0)),
+  };
+}
+
+function aggregate(repo: RepoLite): RepoFacts {
+  const f: RepoFacts = { repo, size: 0, platforms: [], vendors: [] };
   const seen = new Set<string>();
   const platforms = new Set<string>();
   const vendors = new Set<string>();
   for (const [tag, digest] of repo.tags) {
     const m = repo.manifests.get(digest);
     if (!m) continue;
-    ctx.work(1);
-    f.downloads += downloads(ctx, repo.name, tag, digest);
     if (m.created !== undefined && (f.lastUpdated === undefined || m.created > f.lastUpdated)) f.lastUpdated = m.created;
     if (!f.newest || (m.created ?? 0) > (f.newest.m.created ?? 0) || ((m.created ?? 0) === (f.newest.m.created ?? 0) && tag > f.newest.tag)) f.newest = { tag, m };
     if (seen.has(digest)) continue;
@@ -255,7 +276,8 @@ export function repoFacts(ctx: SearchContext, repo: RepoLite): RepoFacts {
 }
 
 /** zot's RepoSummary. */
-export function repoSummary(ctx: SearchContext, f: RepoFacts): Record<string, unknown> {
+export function repoSummary(ctx: SearchContext, r: RankedRepo): Record<string, unknown> {
+  const f = r.facts;
   return {
     Name: f.repo.name,
     LastUpdated: iso(f.lastUpdated),
@@ -263,11 +285,11 @@ export function repoSummary(ctx: SearchContext, f: RepoFacts): Record<string, un
     Platforms: f.platforms.map((p) => ({ Os: p.os, Arch: p.arch })),
     Vendors: f.vendors,
     NewestImage: f.newest ? () => imageSummary(ctx, f.repo, f.newest!.tag, f.newest!.m) : null,
-    DownloadCount: f.downloads,
+    DownloadCount: () => r.downloads(),
     StarCount: 0,
     IsBookmarked: false,
     IsStarred: false,
-    Rank: f.rank ?? null,
+    Rank: r.rank ?? null,
   };
 }
 
@@ -288,4 +310,3 @@ function once<T>(f: () => T): () => T {
   };
 }
 
-export type { Lazy };

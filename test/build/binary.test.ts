@@ -2,7 +2,8 @@
  * The single-file binaries from scripts/build: the x64 one natively, the arm64 one under
  * qemu-aarch64-static (user-mode emulation with Debian's arm64 libc). Each starts, accepts a
  * push from skopeo (the upload is hashed in the worker thread, which must be embedded in the
- * binary) and serves it back byte-exact, and reports the stamped version.
+ * binary) and serves it back byte-exact, and reports the stamped version. The x64 one also
+ * serves its embedded assets: the API docs and the web UI.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { rmSync } from "node:fs";

@@ -2,13 +2,14 @@
  * The round trip every build of berth must pass, whatever runs it (the x64 and arm64
  * binaries, the Node.js bundle natively and under qemu-arm-static): the stamped version,
  * a push from skopeo (hashed in the upload thread) served back byte-exact, and optionally
- * the embedded API docs' assets and /metrics.
+ * the embedded API docs' assets, /metrics and the web UI.
  */
 import { expect } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { type Fixtures, type Skopeo, layoutBlobs, layoutTag, runOk } from "./clients";
 import { type Daemon, type DaemonOptions, startDaemon } from "./daemon";
+import { buildUi } from "../../ui/build";
 
 const REPO = resolve(import.meta.dir, "../..");
 
@@ -50,6 +51,13 @@ export async function roundTrip(
     expect(js.status).toBe(200);
     expect(new Uint8Array(await js.arrayBuffer())).toEqual(new Uint8Array(readFileSync(join(REPO, "node_modules/swagger-ui-dist/swagger-ui-bundle.js"))));
     expect((await fetch(`${daemon.url}/metrics`)).status).toBe(200);
+    // the web UI is embedded too: the page, and its script as ui/build.ts builds it from these sources
+    const page = await (await fetch(`${daemon.url}/`)).text();
+    const script = /src="(\/ui\/app\.[0-9a-f]{16}\.js)"/.exec(page)?.[1];
+    expect(script).toBeDefined();
+    const served = await fetch(`${daemon.url}${script}`, { headers: { "Accept-Encoding": "identity" } });
+    expect(served.status).toBe(200);
+    expect(await served.text()).toBe((await buildUi()).js);
   }
   await options.before?.(daemon);
   expect(daemon.logs()).not.toContain('"level":"error"');

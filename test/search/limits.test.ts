@@ -38,6 +38,9 @@ test.each([
   ["a fragment bomb", fragmentBomb(12), "more than 2000 fields"],
   ["an alias bomb", `{ ${Array.from({ length: 40 }, (_, i) => `q${i}: GlobalSearch(query: "") { Page { TotalCount } }`).join(" ")} }`, "top-level fields"],
   ["a mutation", `mutation { x }`, "only queries are supported"],
+  ["too many selections (validation is quadratic in them)", `{ __type(name: "ImageSummary") { ${Array.from({ length: 600 }, (_, i) => `a${i}: name`).join(" ")} } }`, "601 selections"],
+  ["too many fragments", `{ __type(name: "X") { ...F0 } }\n${Array.from({ length: 60 }, (_, i) => `fragment F${i} on __Type { name }`).join("\n")}`, "60 fragments"],
+  ["a fragment cycle (refused by validation)", `{ __type(name: "X") { ...A } } fragment A on __Type { ofType { ...B } } fragment B on __Type { ofType { ...A } }`, "Cannot spread fragment"],
 ])("%s: 422 with a GraphQL error and no data", async (_label, query, message) => {
   const { status, body } = await gql(r, query);
   expect(status).toBe(422);

@@ -10,6 +10,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type TestRegistry, createTestRegistry, sha256 } from "../helpers/registry";
 import { type Filled, fill, gql, pushConfigured } from "./fixture";
 import type { CveRecord } from "../../daemon/search/providers";
+import { Database } from "bun:sqlite";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
 
 let r: TestRegistry;
 let f: Filled;
@@ -67,6 +70,15 @@ describe("endpoints", () => {
     expect(((await res.json()) as { errors: { code: string; detail: string }[] }).errors[0]).toMatchObject({ code: "UNSUPPORTED", detail: expect.stringContaining("[search] enabled") });
   });
 
+  test("variables, named operations, fragments and aliases", async () => {
+    const query = `query A($repo: String!) { x: ImageList(repo: $repo) { Results { ...S } } } query B { ImageList(repo: "lib/app") { Results { Tag } } } fragment S on ImageSummary { RepoName Tag }`;
+    const res = await r.handle(new Request("http://registry.test/v2/_zot/ext/search", { method: "POST", body: JSON.stringify({ query, variables: { repo: "lib/base" }, operationName: "A" }) }));
+    expect(await res.json()).toEqual({ data: { x: { Results: [{ RepoName: "lib/base", Tag: "1.0" }] } } });
+    const none = await gql(r, query, { repo: "lib/base" });
+    expect(none.status).toBe(422);
+    expect(none.body.errors![0]!.message).toBe("the query has several operations; name one in operationName");
+  });
+
   test("GET with ?query= answers as POST does", async () => {
     const q = "{ ImageList(repo: \"lib/base\") { Results { RepoName Tag } } }";
     const res = await r.call("GET", `/v2/_zot/ext/search?query=${encodeURIComponent(q)}`);
@@ -84,6 +96,25 @@ describe("endpoints", () => {
     const res = await r.call(method, "/v2/_zot/ext/search", { headers: type ? { "Content-Type": type } : {}, body });
     expect(res.status).toBe(status);
     expect(((await res.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe(code);
+  });
+});
+
+describe("the index", () => {
+  test("answers the same after a restart (persisted) and after its tables are dropped (rebuilt from meta and blobs)", async () => {
+    const q = `{ ImageList(repo: "") { Page { TotalCount } Results { RepoName Tag Digest Size LastUpdated Manifests { Platform { Os Arch } Layers { Digest } } } } }`;
+    const first = await createTestRegistry({ search: {} });
+    await fill(first);
+    const before = (await gql(first, q)).body;
+    expect(before.data!.ImageList.Page.TotalCount).toBe(6);
+    const again = await first.reopen();
+    expect((await gql(again, q)).body).toEqual(before);
+    await again[Symbol.asyncDispose]();
+    const db = new Database(join(first.root, ".berth", "meta.db"));
+    db.exec("DROP TABLE search_manifests; DROP TABLE search_tags; DROP TABLE search_repos; DROP TABLE search_layers; DROP TABLE search_info;");
+    db.close();
+    await using rebuilt = await createTestRegistry({ root: first.root, search: {} });
+    expect((await gql(rebuilt, q)).body).toEqual(before);
+    rmSync(first.root, { recursive: true, force: true });
   });
 });
 
@@ -175,6 +206,15 @@ describe("queries, in zot's shapes", () => {
     expect(list.RepoListWithNewestImage.Page).toEqual({ TotalCount: 4, ItemCount: 4 });
     expect(list.RepoListWithNewestImage.Results[1]).toMatchObject({ Name: "lib/base", LastUpdated: "2024-01-01T00:00:00Z", Vendors: ["Base Corp"], NewestImage: { Tag: "1.0", LastUpdated: "2024-01-01T00:00:00Z" } });
     for (const x of list.RepoListWithNewestImage.Results) expect(x.LastUpdated).toMatch(RFC3339);
+  });
+
+  test("a partial digest (scanned) finds what the whole one (looked up) finds", async () => {
+    const whole = sha256("base layer two");
+    const q = (id: string) => `{ ImageListForDigest(id: "${id}") { Results { RepoName Tag } } }`;
+    const full = await data(q(whole));
+    expect(full.ImageListForDigest.Results.length).toBe(3);
+    expect(await data(q(whole.slice(0, 30)))).toEqual(full);
+    expect(await data(q(whole.slice(7, 40).toUpperCase()))).toEqual(full);
   });
 
   test("DerivedImageList and BaseImageList by shared leading layers", async () => {

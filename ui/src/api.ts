@@ -1,0 +1,185 @@
+/**
+ * How the UI talks to berth: only its public HTTP APIs (/v2, /api/v1, /auth/token, the
+ * health probes). The logged-in user's Basic credential is kept in sessionStorage (this tab
+ * only, gone when it closes) and sent as an `Authorization` header by this module alone,
+ * with `credentials: "omit"`: no cookie and no browser-cached credential is ever attached,
+ * so another site's page cannot make the browser act for the user (no CSRF surface).
+ */
+
+const KEY = "berth.auth";
+const USER = "berth.user";
+
+/** An API answer that was not 2xx, with the server's message. */
+export class ApiError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+/** The logged-in user's name, or undefined. */
+export function user(): string | undefined {
+  return sessionStorage.getItem(USER) ?? undefined;
+}
+
+/** The Basic credential of `name`/`password`. */
+export function basicOf(name: string, password: string): string {
+  const bytes = new TextEncoder().encode(`${name}:${password}`);
+  return `Basic ${btoa(String.fromCharCode(...bytes))}`;
+}
+
+/** Remembers the credential for this tab. */
+export function setLogin(name: string, credential: string): void {
+  sessionStorage.setItem(KEY, credential);
+  sessionStorage.setItem(USER, name);
+}
+
+/** Forgets it. */
+export function logout(): void {
+  sessionStorage.removeItem(KEY);
+  sessionStorage.removeItem(USER);
+}
+
+/** fetch() with the session's credential (or `credential`), never cookies, never cached. */
+export function call(path: string, init: RequestInit = {}, credential = sessionStorage.getItem(KEY)): Promise<Response> {
+  const headers = new Headers(init.headers);
+  if (credential && !headers.has("Authorization")) headers.set("Authorization", credential);
+  return fetch(path, { ...init, headers, credentials: "omit", cache: "no-store" });
+}
+
+/** The error message of a failed answer: OCI `{errors:[…]}`, admin `{error}`, or the status. */
+export async function failure(res: Response): Promise<ApiError> {
+  let msg = `${res.status} ${res.statusText}`;
+  try {
+    const body = await res.json();
+    if (Array.isArray(body?.errors) && body.errors[0]) msg = `${body.errors[0].code}: ${body.errors[0].message}${body.errors[0].detail ? ` (${typeof body.errors[0].detail === "string" ? body.errors[0].detail : JSON.stringify(body.errors[0].detail)})` : ""}`;
+    else if (typeof body?.error === "string") msg = body.error;
+    else if (typeof body?.error_description === "string") msg = body.error_description;
+  } catch {
+    // not JSON: the status line says enough
+  }
+  return new ApiError(res.status, msg);
+}
+
+/** GET `path` as JSON; throws {@link ApiError} on a non-2xx answer. */
+export async function json<T = unknown>(path: string, init: RequestInit = {}): Promise<T> {
+  const res = await call(path, init);
+  if (!res.ok) throw await failure(res);
+  return (await res.json()) as T;
+}
+
+/** Media types a manifest GET accepts. */
+export const MANIFEST_ACCEPT = [
+  "application/vnd.oci.image.index.v1+json",
+  "application/vnd.oci.image.manifest.v1+json",
+  "application/vnd.docker.distribution.manifest.list.v2+json",
+  "application/vnd.docker.distribution.manifest.v2+json",
+].join(", ");
+
+/** A manifest or index by tag or digest, with its digest. */
+export async function manifest(repo: string, ref: string): Promise<{ digest: string; body: Manifest }> {
+  const res = await call(`/v2/${repo}/manifests/${encodeURIComponent(ref)}`, { headers: { Accept: MANIFEST_ACCEPT } });
+  if (!res.ok) throw await failure(res);
+  return { digest: res.headers.get("Docker-Content-Digest") ?? ref, body: (await res.json()) as Manifest };
+}
+
+/** A descriptor (OCI image-spec descriptor.md). */
+export interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  artifactType?: string;
+  platform?: { os: string; architecture: string; variant?: string };
+  annotations?: Record<string, string>;
+}
+
+/** An image manifest or an index. */
+export interface Manifest {
+  mediaType?: string;
+  artifactType?: string;
+  config?: Descriptor;
+  layers?: Descriptor[];
+  manifests?: Descriptor[];
+  subject?: Descriptor;
+  annotations?: Record<string, string>;
+}
+
+/** What the signed-in identity may do, as the server says. */
+export interface Rights {
+  /** The admin API answers (reads; changes may still be refused, e.g. off-loopback without a token). */
+  admin: boolean;
+  /** Repositories where delete was granted (asked lazily). */
+  delete: Map<string, boolean>;
+}
+
+/** The server's flags, from index.html's meta tags. */
+export const server = {
+  auth: document.querySelector('meta[name="berth-auth"]')?.getAttribute("content") === "on",
+  tokens: document.querySelector('meta[name="berth-token"]')?.getAttribute("content") === "on",
+  keys: document.querySelector('meta[name="berth-keys"]')?.getAttribute("content") === "on",
+  search: document.querySelector('meta[name="berth-search"]')?.getAttribute("content") === "on",
+};
+
+/** Asks the search API (zot's GraphQL at /v2/_zot/ext/search); throws on an error answer. */
+export async function search<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
+  const res = await call("/v2/_zot/ext/search", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ query, variables }) });
+  if (!res.ok) throw await failure(res);
+  const body = (await res.json()) as { data?: T; errors?: { message: string }[] };
+  if (body.errors?.length) throw new ApiError(200, `search: ${body.errors.map((e) => e.message).join("; ")}`);
+  return body.data as T;
+}
+
+/** A vulnerability summary as search gives it (zot's ImageVulnerabilitySummary). */
+export interface VulnSummary {
+  MaxSeverity?: string | null;
+  Count?: number | null;
+}
+
+/** "not scanned", "none found", or "HIGH (3)". */
+export function vulnText(v: VulnSummary | null | undefined): string {
+  if (!v || !v.MaxSeverity) return "not scanned";
+  if (v.MaxSeverity === "NONE" || v.Count === 0) return "none found";
+  return `${v.MaxSeverity} (${v.Count ?? "?"})`;
+}
+
+let rights: Promise<Rights> | undefined;
+
+/** The identity's rights (asked once per login). */
+export function myRights(): Promise<Rights> {
+  // with [auth], an anonymous caller is no admin: no need to ask (and log a 401)
+  if (server.auth && !user()) return Promise.resolve({ admin: false, delete: new Map() });
+  return (rights ??= call("/api/v1/info").then((r) => ({ admin: r.ok, delete: new Map() }), () => ({ admin: false, delete: new Map() })));
+}
+
+/** Forgets the rights (after a login or logout). */
+export function resetRights(): void {
+  rights = undefined;
+}
+
+/**
+ * May this identity delete in `repo`? Without [auth] the registry is open (the server still
+ * decides); an admin may; otherwise the token endpoint's grant says (it never grants more
+ * than the policy allows). Without a token service a non-admin is not offered deletes.
+ */
+export async function mayDelete(repo: string): Promise<boolean> {
+  if (!server.auth) return true;
+  if (!user()) return false;
+  const r = await myRights();
+  if (r.admin) return true;
+  if (!server.tokens) return false;
+  const known = r.delete.get(repo);
+  if (known !== undefined) return known;
+  let granted = false;
+  try {
+    const res = await call(`/auth/token?scope=${encodeURIComponent(`repository:${repo}:delete`)}`);
+    if (res.ok) {
+      const body = (await res.json()) as { token?: string; access_token?: string };
+      const jwt = body.token ?? body.access_token ?? "";
+      const claims = JSON.parse(atob(jwt.split(".")[1]!.replace(/-/g, "+").replace(/_/g, "/")));
+      granted = (claims.access ?? []).some((a: { name: string; actions: string[] }) => a.name === repo && a.actions.includes("delete"));
+    }
+  } catch {
+    granted = false;
+  }
+  r.delete.set(repo, granted);
+  return granted;
+}
