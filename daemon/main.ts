@@ -110,7 +110,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   }, log);
   const recovery = await store.recover();
   // on a full disk the derived index lives in memory for this run (meta/open.ts)
-  const opened = await openIndex(store.paths.metaDb, log, async (db) => {
+  const opened = await openIndex(store.metaDbPath, log, async (db) => {
     const meta = new Meta(db);
     const lc = new Lifecycle(store, db, log, lifecycleOptions(config), counted.counters);
     const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes, hooks: lc.hooks }, log);
@@ -155,6 +155,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   const httpMetrics = new HttpMetrics();
   registerStandard(metrics, {
     root: config.storage.root,
+    storageFigures: () => store.meter.figures(),
     http: httpMetrics,
     uploadsInFlight: () => store.uploads.count(),
     ingressBytes: () => ingressBytes,

@@ -14,7 +14,7 @@ import type { Logger } from "../log";
 import type { UsageStats } from "../meta/usage";
 import { parseDigest } from "../oci/digest";
 import type { Registry } from "../registry/registry";
-import type { Store } from "../storage/store";
+import type { Storage } from "../storage/api";
 import { type GarbageCollector, emptyReport } from "./gc";
 import { closure, readGraph } from "./graph";
 import { type PinPatterns, type RepoPatterns } from "./patterns";
@@ -54,7 +54,7 @@ export class Evictor {
   private upstream: UpstreamPolicy | undefined;
 
   constructor(
-    private readonly deps: { store: Store; registry: Registry; gc: GarbageCollector; usage?: UsageStats; log: Logger },
+    private readonly deps: { store: Storage; registry: Registry; gc: GarbageCollector; usage?: UsageStats; log: Logger },
     private readonly evictablePatterns: RepoPatterns,
     private readonly pins: PinPatterns,
     private readonly maxManifestBytes: number,
@@ -122,10 +122,10 @@ export class Evictor {
    */
   private async evict(c: Candidate): Promise<number> {
     const { registry, store } = this.deps;
-    if (!store.layouts.exists(c.repo)) return 0;
+    if (!store.indexes.exists(c.repo)) return 0;
     let deleted = false;
     try {
-      await store.layouts.transaction(c.repo, async (tx) => {
+      await store.indexes.transaction(c.repo, async (tx) => {
         const graph = await readGraph(store, c.repo, this.maxManifestBytes, { cache: this.deps.gc.cache });
         if (!graph || graph.incomplete) return;
         const done = await removeDecided(registry, graph, tx, { tags: c.tag === undefined ? [] : [{ tag: c.tag, digest: c.digest }], manifests: [c.digest] });

@@ -17,7 +17,7 @@ import { readProcIo } from "../platform/procio";
 import type { SqlDatabase } from "../platform/sqlite";
 import type { RegistryHooks } from "../registry/hooks";
 import type { Registry } from "../registry/registry";
-import type { Store } from "../storage/store";
+import type { Storage } from "../storage/api";
 import { Evictor } from "./evict";
 import { type Excluded, GarbageCollector, type GcOptions, type GcReport } from "./gc";
 import { PinPatterns, RepoPatterns } from "./patterns";
@@ -56,7 +56,7 @@ export class Lifecycle {
   private gcPasses = 0;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: Storage,
     db: SqlDatabase,
     private readonly log: Logger,
     private readonly options: LifecycleOptions,

@@ -35,7 +35,7 @@ export async function runOffline(config: Config, command: "gc" | "scrub", dryRun
   let db: ReturnType<typeof openDatabase> | undefined;
   try {
     const repositories = dryRun ? await store.repositories() : (await store.recover()).repositories;
-    db = openDatabase(dryRun ? ":memory:" : store.paths.metaDb);
+    db = openDatabase(dryRun ? ":memory:" : store.metaDbPath);
     const meta = new Meta(db);
     const options = lifecycleOptions(config);
     const lc = new Lifecycle(store, db, log, options);

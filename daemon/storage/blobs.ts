@@ -11,11 +11,12 @@
  * are copied instead; this is logged once.
  */
 import { dirname } from "node:path";
-import type { Digest } from "../oci/digest";
+import type { Algorithm, Digest } from "../oci/digest";
 import type { Disk, FileInfo } from "../platform/disk";
 import { hashFile } from "../platform/hash";
 import type { Logger } from "../log";
 import type { Paths } from "./paths";
+import type { BlobBody, BlobIngest, BlobStore, ByteRange, IngestOptions } from "./api";
 
 const LINK_UNSUPPORTED = new Set(["EXDEV", "EPERM", "ENOTSUP", "EOPNOTSUPP", "EMLINK", "ENOSYS"]);
 /** Opening a file for writing failed for want of permission (another owner, a read-only mount). */
@@ -27,8 +28,8 @@ export interface BlobStoreOptions {
   dedupe: boolean;
 }
 
-/** Blob files of every repository, deduplicated through the pool. */
-export class BlobStore {
+/** Blob files of every repository, deduplicated through the pool: the local {@link BlobStore}. */
+export class LocalBlobs implements BlobStore {
   private linksWork = true;
   private readonly madeDirs = new Set<string>();
 
@@ -37,9 +38,23 @@ export class BlobStore {
     private readonly disk: Disk,
     private readonly options: BlobStoreOptions,
     private readonly log: Logger,
+    /** Opens an ingest (storage/ingest.ts); set by the store that composes this. */
+    private readonly starter?: (repo: string, algorithm: Algorithm, options: IngestOptions) => Promise<BlobIngest>,
   ) {}
 
-  /** Path of `digest` in `repo` (it may not exist). */
+  /** Starts writing a blob for `repo` (storage/ingest.ts). */
+  ingest(repo: string, algorithm: Algorithm, options: IngestOptions = {}): Promise<BlobIngest> {
+    if (!this.starter) throw new Error("this blob store was made without an ingest path");
+    return this.starter(repo, algorithm, options);
+  }
+
+  /** The blob's file as a `Blob` (sent with sendfile), whole or `range` of it. */
+  open(repo: string, digest: Digest, range?: ByteRange): BlobBody {
+    const file = Bun.file(this.path(repo, digest));
+    return { kind: "file", file: range ? file.slice(range.start, range.end + 1) : file };
+  }
+
+  /** Path of `digest` in `repo` (it may not exist); for the storage layer only. */
   path(repo: string, digest: Digest): string {
     return this.paths.blob(repo, digest.algorithm, digest.hex);
   }
@@ -53,11 +68,6 @@ export class BlobStore {
   /** Reads a small blob whole (manifests only; callers check the size first). */
   read(repo: string, digest: Digest): Promise<Uint8Array> {
     return this.disk.readFile(this.path(repo, digest));
-  }
-
-  /** True when the pool holds `digest`. */
-  inPool(digest: Digest): boolean {
-    return this.disk.stat(this.paths.poolBlob(digest.algorithm, digest.hex)) !== undefined;
   }
 
   /**

@@ -21,61 +21,15 @@ import { StorageError, isNoSpace } from "./errors";
 import type { Paths } from "./paths";
 import type { Logger } from "../log";
 import { SessionTable, type UploadLimits } from "./sessions";
+import { EarlyFlush, type Publish } from "./ingest";
+import type { UploadSession, UploadStore } from "./api";
+
+export type { UploadSession } from "./api";
 
 export type { UploadLimits } from "./sessions";
 
 /** Bytes gathered before one write to the file. */
 const WRITE_BATCH = 1 << 20;
-/** Bytes written between early flushes (see {@link EarlyFlush}). */
-const EARLY_FLUSH = 4 << 20;
-
-/**
- * Early flushes of a file being written: an fdatasync starts in the background every
- * EARLY_FLUSH bytes, so writeback overlaps with receiving and the fsync that completes the
- * file only has the tail left. Durability is decided by that final fsync. A failed flush is
- * kept, not left as an unhandled rejection (which would end the process), and thrown by
- * `settle()`: on Linux a later fsync may succeed after a writeback error, so it must not be
- * lost. Used by uploads and by fetches from upstreams.
- */
-export class EarlyFlush {
-  private unflushed = 0;
-  private pending: Promise<void> | undefined;
-  private error: unknown;
-
-  constructor(private readonly file: AppendFile) {}
-
-  /** `bytes` more were written. */
-  wrote(bytes: number): void {
-    this.unflushed += bytes;
-    if (this.unflushed < EARLY_FLUSH || this.pending) return;
-    this.unflushed = 0;
-    this.pending = this.file.sync().catch((err: unknown) => void (this.error ??= err)).finally(() => (this.pending = undefined));
-  }
-
-  /** Waits for a flush in progress; throws the first that failed. */
-  async settle(): Promise<void> {
-    await this.pending;
-    if (this.error) throw this.error;
-  }
-
-  /** Waits for a flush in progress, whatever its outcome (before closing the file). */
-  async idle(): Promise<void> {
-    await this.pending;
-  }
-}
-
-/** One upload in flight. */
-export interface UploadSession {
-  readonly id: string;
-  readonly repo: string;
-  readonly algorithm: Algorithm;
-  /** Bytes received so far. */
-  size: number;
-  readonly started: number;
-  lastActive: number;
-  /** The peer address that opened it (per-client cap), when known. */
-  readonly client?: string;
-}
 
 interface Session extends UploadSession {
   hasher: UploadHasher | undefined;
@@ -100,10 +54,12 @@ export interface UploadOptions {
   limits?: UploadLimits;
   /** Where expiries and failed removals are logged. */
   log?: Logger;
+  /** Links a verified, fsynced data file into its repository (storage/ingest.ts). */
+  publish: Publish;
 }
 
-/** The upload sessions of one storage root. */
-export class Uploads {
+/** The upload sessions of one storage root: the local {@link UploadStore}. */
+export class Uploads implements UploadStore {
   private readonly sessions: SessionTable<Session>;
 
   constructor(
@@ -248,13 +204,14 @@ export class Uploads {
   }
 
   /**
-   * Completes the session: verifies that its bytes hash to `digest`, makes them durable,
-   * hands the path of the data file to `publish`, and then discards the session. The
-   * session stays busy until `publish` has settled, so neither the expiry timer nor a GC
-   * pass nor a DELETE removes the file while it is being linked. On a mismatch the session
-   * is discarded and digest-mismatch is thrown; when `publish` fails the session stays.
+   * Completes the session: verifies that its bytes hash to `digest`, makes them durable and
+   * publishes them as blob `digest` of the repository (`beforeLink` runs first), then
+   * discards the session. The session stays busy until publishing has settled, so neither
+   * the expiry timer nor a GC pass nor a DELETE removes the file while it is being linked.
+   * On a mismatch the session is discarded and digest-mismatch is thrown; when publishing
+   * fails the session stays.
    */
-  async complete(repo: string, id: string, digest: Digest, publish: (path: string) => Promise<void>): Promise<void> {
+  async complete(repo: string, id: string, digest: Digest, beforeLink?: () => void): Promise<void> {
     const session = this.session(repo, id);
     if (session.busy) throw new StorageError("upload-busy", "another request is writing to this upload");
     session.busy = true;
@@ -279,7 +236,8 @@ export class Uploads {
       } finally {
         await file.close();
       }
-      await publish(path);
+      beforeLink?.();
+      await this.options.publish(repo, digest, path);
       await this.discard(id);
     } finally {
       session.busy = false;
@@ -289,13 +247,12 @@ export class Uploads {
 
   /**
    * Writes small in-memory bytes (a manifest) to a fresh fsynced file beside the upload
-   * sessions, for publishing with the same ordered links as a blob. Returns its path and a
-   * function that removes it.
+   * sessions and publishes it as blob `digest` of `repo`, with the same ordered links as a
+   * blob; admitted first unless `admit` is false.
    */
-  async stage(bytes: Uint8Array, repo?: string): Promise<{ path: string; discard: () => Promise<void> }> {
-    if (repo !== undefined) await this.options.admit?.(repo, bytes.byteLength);
+  async putSmall(repo: string, digest: Digest, bytes: Uint8Array, admit = true): Promise<void> {
+    if (admit) await this.options.admit?.(repo, bytes.byteLength);
     const path = this.paths.upload(`stage-${randomUUID()}`);
-    const discard = () => this.disk.unlink(path);
     try {
       const file = await this.disk.openAppend(path);
       try {
@@ -304,11 +261,12 @@ export class Uploads {
       } finally {
         await file.close();
       }
-      return { path, discard };
+      await this.options.publish(repo, digest, path);
     } catch (err) {
-      await discard();
       if (isNoSpace(err)) throw new StorageError("no-space", "the disk is full");
       throw err;
+    } finally {
+      await this.disk.unlink(path);
     }
   }
 

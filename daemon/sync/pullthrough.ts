@@ -31,6 +31,8 @@ import { isTag, requireName } from "../oci/names";
 import { type BlobStream, type V2Registry, delegate } from "../registry/api";
 import type { SyncState } from "../meta/syncstate";
 import type { BlobFile, ManifestContent, Registry } from "../registry/registry";
+import { translate } from "../registry/translate";
+import { StorageError } from "../storage/errors";
 import type { BlobFetches } from "./blobfetch";
 import { UpstreamError } from "./errors";
 import type { FetchedManifest, Upstream } from "./upstream";
@@ -178,6 +180,7 @@ export class PullThrough {
         return { digest: digest.value, size: f.size, open: () => f.reader() };
       } catch (e) {
         if (e instanceof UpstreamError) throw e.toRegistryError("BLOB_UNKNOWN");
+        if (e instanceof StorageError) translate(e); // refused by quota or min_free, as a push is
         throw e;
       }
     }

@@ -10,7 +10,7 @@ import type { SyncState } from "../meta/syncstate";
 import type { Registry } from "../registry/registry";
 import type { Scheduler } from "../scheduler/scheduler";
 import { inWindows, parseWindow, type Window } from "../scheduler/windows";
-import type { Store } from "../storage/store";
+import type { Storage } from "../storage/api";
 import type { V2Registry } from "../registry/api";
 import { BlobFetches } from "./blobfetch";
 import { Mirror, type MirrorReport } from "./mirror";
@@ -34,7 +34,7 @@ export class SyncService {
   private readonly last = new Map<string, { at: string; report?: MirrorReport; error?: string }>();
 
   constructor(
-    store: Store,
+    store: Storage,
     registry: Registry,
     private readonly state: SyncState,
     private readonly scheduler: Scheduler,

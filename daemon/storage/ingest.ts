@@ -1,0 +1,173 @@
+/**
+ * The one ingest path of the local backend: bytes that become a blob (a sync fetch, a
+ * layout adoption, a manifest, and the completion of a client's upload session) are written
+ * through the `Disk` seam into a file under `<root>/.berth/uploads/`, admitted against quota
+ * and free space batch by batch, hashed as they are written, flushed early, fsynced, and only
+ * then published (pool link, repository link, each directory fsynced: blobs.ts). A failure
+ * at any step leaves nothing visible; the file is removed, and start-up removes any a power
+ * cut left. Client upload sessions (uploads.ts) keep their own resumable state across
+ * requests but end in the same {@link Publish} step.
+ */
+import { randomUUID } from "node:crypto";
+import type { Algorithm, Digest } from "../oci/digest";
+import type { AppendFile, Disk } from "../platform/disk";
+import { hashFile } from "../platform/hash";
+import { type UploadHasher, type UploadHashing, inlineHashing } from "../platform/uploadhash";
+import type { BlobIngest, IngestOptions } from "./api";
+import { StorageError, isNoSpace } from "./errors";
+import type { Paths } from "./paths";
+
+/** Bytes written between early flushes (see {@link EarlyFlush}). */
+const EARLY_FLUSH = 4 << 20;
+
+/**
+ * Early flushes of a file being written: an fdatasync starts in the background every
+ * EARLY_FLUSH bytes, so writeback overlaps with receiving and the fsync that completes the
+ * file only has the tail left. Durability is decided by that final fsync. A failed flush is
+ * kept, not left as an unhandled rejection (which would end the process), and thrown by
+ * `settle()`: on Linux a later fsync may succeed after a writeback error, so it must not be
+ * lost. Used by uploads and by fetches from upstreams.
+ */
+export class EarlyFlush {
+  private unflushed = 0;
+  private pending: Promise<void> | undefined;
+  private error: unknown;
+
+  constructor(private readonly file: AppendFile) {}
+
+  /** `bytes` more were written. */
+  wrote(bytes: number): void {
+    this.unflushed += bytes;
+    if (this.unflushed < EARLY_FLUSH || this.pending) return;
+    this.unflushed = 0;
+    this.pending = this.file.sync().catch((err: unknown) => void (this.error ??= err)).finally(() => (this.pending = undefined));
+  }
+
+  /** Waits for a flush in progress; throws the first that failed. */
+  async settle(): Promise<void> {
+    await this.pending;
+    if (this.error) throw this.error;
+  }
+
+  /** Waits for a flush in progress, whatever its outcome (before closing the file). */
+  async idle(): Promise<void> {
+    await this.pending;
+  }
+}
+
+/** Makes the fsynced file at `path`, verified to hash to `digest`, blob `digest` of `repo`. */
+export type Publish = (repo: string, digest: Digest, path: string) => Promise<void>;
+
+/** What an ingest needs of the local store. */
+export interface IngestDeps {
+  disk: Disk;
+  paths: Paths;
+  hashing: UploadHashing;
+  publish: Publish;
+  /** Where a committed blob of `repo` is read back from. */
+  published: (repo: string, digest: Digest) => string;
+  /** Quota and free-space admission (StorageError "quota" or "no-space" to refuse). */
+  admit?: (repo: string, bytes: number) => Promise<void>;
+}
+
+/** Opens an ingest of a blob for `repo` (see {@link BlobIngest}). */
+export async function startIngest(deps: IngestDeps, repo: string, algorithm: Algorithm, options: IngestOptions = {}): Promise<BlobIngest> {
+  const admit = options.admit === false ? undefined : deps.admit;
+  if (admit && options.expectedSize !== undefined && options.expectedSize > 0) await admit(repo, options.expectedSize);
+  const path = deps.paths.upload(`ingest-${randomUUID()}`);
+  let file: AppendFile;
+  try {
+    file = await deps.disk.openAppend(path);
+  } catch (err) {
+    await deps.disk.unlink(path).catch(() => {});
+    throw noSpace(err);
+  }
+  const hashing = options.inlineHash ? inlineHashing : deps.hashing;
+  return new LocalIngest(deps, repo, algorithm, path, file, hashing.create(algorithm, path), options.expectedSize === undefined ? admit : undefined);
+}
+
+class LocalIngest implements BlobIngest {
+  written = 0;
+  private readonly flusher: EarlyFlush;
+  private hex: string | undefined;
+  private committed: Digest | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly deps: IngestDeps,
+    private readonly repo: string,
+    private readonly algorithm: Algorithm,
+    private readonly path: string,
+    private readonly file: AppendFile,
+    private hasher: UploadHasher | undefined,
+    private readonly admit: ((repo: string, bytes: number) => Promise<void>) | undefined,
+  ) {
+    this.flusher = new EarlyFlush(file);
+  }
+
+  async write(chunks: Uint8Array[]): Promise<void> {
+    if (this.closed || !this.hasher) throw new Error(`the ingest of a blob for ${this.repo} is closed`);
+    let bytes = 0;
+    for (const c of chunks) bytes += c.byteLength;
+    if (bytes === 0) return;
+    if (this.admit) await this.admit(this.repo, bytes);
+    try {
+      await this.file.write(chunks);
+    } catch (err) {
+      throw noSpace(err);
+    }
+    this.written += bytes;
+    this.hasher.advance(chunks, this.written);
+    this.flusher.wrote(bytes);
+  }
+
+  async readBack(offset: number, length: number): Promise<Uint8Array> {
+    const source = this.committed ? this.deps.published(this.repo, this.committed) : this.path;
+    return new Uint8Array(await Bun.file(source).slice(offset, offset + length).arrayBuffer());
+  }
+
+  async digest(): Promise<string> {
+    if (this.hex !== undefined) return this.hex;
+    await this.flusher.settle();
+    const hasher = this.hasher;
+    this.hasher = undefined;
+    if (!hasher) throw new Error(`the ingest of a blob for ${this.repo} is closed`);
+    this.hex = await hasher.digest();
+    return this.hex;
+  }
+
+  async commit(digest: Digest): Promise<void> {
+    try {
+      const hex = digest.algorithm === this.algorithm ? await this.digest() : await hashFile(digest.algorithm, this.path);
+      if (hex !== digest.hex) throw new StorageError("digest-mismatch", `the bytes hash to ${digest.algorithm}:${hex}, not ${digest.value}`);
+      await this.flusher.settle();
+      await this.file.sync();
+      await this.close();
+      await this.deps.publish(this.repo, digest, this.path);
+      this.committed = digest;
+    } catch (err) {
+      await this.cancel();
+      throw noSpace(err);
+    }
+    await this.deps.disk.unlink(this.path).catch(() => {});
+  }
+
+  async cancel(): Promise<void> {
+    await this.close();
+    if (!this.committed) await this.deps.disk.unlink(this.path).catch(() => {});
+  }
+
+  private async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.hasher?.close();
+    this.hasher = undefined;
+    await this.flusher.idle();
+    await this.file.close().catch(() => {});
+  }
+}
+
+/** A full disk as storage's own fault; anything else unchanged. */
+function noSpace(err: unknown): unknown {
+  return isNoSpace(err) && !(err instanceof StorageError) ? new StorageError("no-space", "the disk is full") : err;
+}
