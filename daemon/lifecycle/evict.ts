@@ -122,7 +122,7 @@ export class Evictor {
    */
   private async evict(c: Candidate): Promise<number> {
     const { registry, store } = this.deps;
-    if (!store.indexes.exists(c.repo)) return 0;
+    if (!(await store.indexes.exists(c.repo))) return 0;
     let deleted = false;
     try {
       await store.indexes.transaction(c.repo, async (tx) => {

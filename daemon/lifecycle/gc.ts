@@ -128,7 +128,7 @@ export class GarbageCollector {
     const max = this.options.maxManifestBytes;
     // Outside the lock: fills the parse cache, so that the read under the lock is stats and lookups.
     if (!(await readGraph(store, repo, max, { cache: this.cache, pacer: state.pacer }))) return;
-    if (!store.indexes.exists(repo)) return;
+    if (!(await store.indexes.exists(repo))) return;
     await store.indexes.transaction(repo, async (tx) => {
       // The decision is taken on the graph as it is under the lock: a manifest acknowledged
       // before this point is in it, one that comes later re-checks its references after.
@@ -143,7 +143,7 @@ export class GarbageCollector {
         this.deps.log.warn("gc: a manifest of the repository cannot be read at all; nothing of it is collected", { repo });
         return;
       }
-      const indexBefore = store.indexes.changedAt(repo);
+      const indexBefore = await store.indexes.changedAt(repo);
       // Manifests a dry run of retention would delete are decided on as already gone (so are their referrers).
       for (const d of excluded ?? []) {
         const node = graph.nodes.get(d);
@@ -227,7 +227,7 @@ export class GarbageCollector {
     const live = referencedBlobs(graph, await state.pacer.run(closureSteps(graph, roots, false)));
     let remaining = 0;
     try {
-      for (const info of store.repoBlobs(repo)) {
+      for await (const info of store.repoBlobs(repo)) {
         await state.pacer.tick();
         const digest = info.digest;
         if (live.has(digest) || !parseDigest(digest)) {
@@ -263,7 +263,7 @@ export class GarbageCollector {
         }
         // The unlink changed the change time of the inode's other names: remember the old
         // one, so that this pass judges them by the time they had, as a dry run does.
-        const other = shared ? store.sweep.stored(digest) : undefined;
+        const other = shared ? await store.sweep.stored(digest) : undefined;
         if (other && other.id !== undefined && other.id === info.id) state.ctimes.set(info.id, { before: this.ctimeOf(info, state), after: other.ctimeMs ?? 0 });
       }
     } finally {
@@ -289,7 +289,7 @@ export class GarbageCollector {
   private async sweep(report: GcReport, state: PassState): Promise<void> {
     const { store } = this.deps;
     try {
-      for (const info of store.storedBlobs()) {
+      for await (const info of store.storedBlobs()) {
         await state.pacer.tick();
         const digest = info.digest;
         const links = (info.links ?? 1) - (report.dryRun ? (state.dropped.get(digest) ?? 0) : 0);

@@ -89,7 +89,7 @@ export class Retention {
       }
       // Outside the lock: fills the parse cache, so that the read under the lock is stats and lookups.
       if (!(await readGraph(this.store, repo, this.maxManifestBytes, { cache: this.cache }))) continue;
-      if (!this.store.indexes.exists(repo)) continue;
+      if (!(await this.store.indexes.exists(repo))) continue;
       await this.store.indexes.transaction(repo, async (tx) => {
         // Decided and deleted in one hold of the lock: a tag pushed or moved before this point is in the graph.
         const graph = await readGraph(this.store, repo, this.maxManifestBytes, { cache: this.cache });

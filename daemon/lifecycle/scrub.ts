@@ -72,7 +72,7 @@ export class Scrubber {
     this.counters.runs++;
     this.counters.lastStarted = started;
     const report: ScrubReport = { blobsChecked: 0, bytesChecked: 0, quarantined: [], aborted: false };
-    for (const item of this.store.audit.auditItems()) {
+    for await (const item of this.store.audit.auditItems()) {
       if (signal?.aborted) break;
       const actual = await item.hash();
       if (actual === undefined) continue; // removed meanwhile

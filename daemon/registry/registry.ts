@@ -404,7 +404,7 @@ export class Registry {
   async referrers(repo: string, digestText: string, artifactType?: string): Promise<Descriptor[]> {
     requireName(repo);
     const digest = requireDigest(digestText);
-    if (!(await this.reconcile(repo)) && !this.store.indexes.exists(repo)) return [];
+    if (!(await this.reconcile(repo)) && !(await this.store.indexes.exists(repo))) return [];
     const all = this.meta.referrers(repo, digest.value);
     return artifactType === undefined ? all : all.filter((d) => d.artifactType === artifactType);
   }

@@ -50,7 +50,7 @@ export class BlobUploads {
       const digest = requireDigest(opts.mount!);
       this.hooks?.touched?.(repo, digest.value);
       if (await this.store.blobs.holdsDurably(repo, digest)) return { kind: "created", digest: digest.value };
-      if (this.store.blobs.canMount(digest, opts.from)) {
+      if (await this.store.blobs.canMount(digest, opts.from)) {
         await this.store.indexes.ensure(repo);
         if (await this.store.blobs.mount(repo, digest, opts.from)) return { kind: "created", digest: digest.value };
       }

@@ -27,6 +27,15 @@ import type { Descriptor } from "../oci/manifest";
 import type { IndexDoc } from "../oci/layoutindex";
 import type { ManifestCache } from "./cache";
 
+/**
+ * A value a backend may answer at once (the local backend: a stat) or after a round trip
+ * (an object store): callers always `await` it.
+ */
+export type Awaitable<T> = T | Promise<T>;
+
+/** A sequence a backend may list at once or page by page: callers use `for await`. */
+export type Listing<T> = Iterable<T> | AsyncIterable<T>;
+
 /** What storage knows of one stored blob. */
 export interface BlobInfo {
   size: number;
@@ -101,7 +110,12 @@ export interface BlobIngest {
 
 /** Content-addressed blobs, linked into the repositories that hold them. */
 export interface BlobStore {
-  /** The blob as `repo` holds it, or undefined. */
+  /**
+   * The blob as `repo` holds it, or undefined. Synchronous: the registry's blob GET and
+   * HEAD answer from it without a turn of the event loop, and `Registry.blob` is synchronous
+   * for its callers. A remote backend answers from what it keeps in memory of its
+   * repositories' links (loaded at start, kept by its own writes, refreshed on a miss).
+   */
   stat(repo: string, digest: Digest): BlobInfo | undefined;
   /** Reads a small blob whole (manifests; callers check the size first). */
   read(repo: string, digest: Digest): Promise<Uint8Array>;
@@ -110,7 +124,7 @@ export interface BlobStore {
   /** True when `repo` holds `digest` durably (a concurrent link is made durable first). */
   holdsDurably(repo: string, digest: Digest): Promise<boolean>;
   /** True when {@link mount} has a source: `from` holds the blob, or (no `from`) the store does. */
-  canMount(digest: Digest, from?: string): boolean;
+  canMount(digest: Digest, from?: string): Awaitable<boolean>;
   /** Links the blob `from` holds (or, without `from`, any stored copy) into `repo`; false without a source. */
   mount(repo: string, digest: Digest, from?: string): Promise<boolean>;
   /** Removes the blob from `repo` durably; false when the repository did not hold it. */
@@ -143,11 +157,11 @@ export interface IndexTransaction {
 /** The repositories' indexes. Writes are compare-and-swap on {@link RepoIndex.stamp}. */
 export interface RepoIndexStore {
   /** True when the repository exists. */
-  exists(repo: string): boolean;
+  exists(repo: string): Awaitable<boolean>;
   /** The repository's index, or undefined when there is no such repository. */
   index(repo: string): Promise<RepoIndex | undefined>;
   /** When the stored index last changed (ms since the epoch), or undefined. */
-  changedAt(repo: string): number | undefined;
+  changedAt(repo: string): Awaitable<number | undefined>;
   /** Creates the repository if it does not exist yet (an empty index). */
   ensure(repo: string): Promise<void>;
   /**
@@ -211,12 +225,10 @@ export interface UploadStore {
 export interface StorageWalk {
   /** Every repository, in lexical order. */
   repositories(): Promise<string[]>;
-  /** The same, without yielding (callers that must not interleave with themselves). */
-  repositoriesSync(): string[];
   /** The blobs `repo` holds. */
-  repoBlobs(repo: string): Iterable<BlobEntry>;
+  repoBlobs(repo: string): Listing<BlobEntry>;
   /** Every distinct stored blob (the pool), once each. */
-  storedBlobs(): Iterable<BlobEntry>;
+  storedBlobs(): Listing<BlobEntry>;
 }
 
 /** Ability: unlinking blobs in bulk for garbage collection. */
@@ -226,14 +238,17 @@ export interface BlobSweep {
   /** Links `digest` back into `repo` from the stored copy, if there still is one. */
   relink(repo: string, digest: string): Promise<boolean>;
   /** The stored (pooled) copy of `digest`, if any. */
-  stored(digest: string): BlobInfo | undefined;
+  stored(digest: string): Awaitable<BlobInfo | undefined>;
   /** Removes the stored copy of `digest`; durable only after {@link settle}. */
   unlinkStored(digest: string): Promise<void>;
   /** Makes every unlink so far durable. */
   settle(): Promise<void>;
 }
 
-/** Ability: measuring what the store holds and what room is left. */
+/**
+ * Ability: measuring what the store holds and what room is left. Synchronous: quota checks
+ * run under one lock and must not interleave; a remote backend answers from counters it keeps.
+ */
 export interface UsageMeter {
   /** Bytes held (each distinct blob once, plus upload data), and per repository prefix. */
   usage(prefixes: readonly string[]): { total: number; byPrefix: Map<string, number> };
@@ -274,7 +289,7 @@ export interface AuditItem {
 /** Ability: re-hashing stored blobs and setting bad ones aside. */
 export interface BlobAudit {
   /** Every distinct stored blob, each once. */
-  auditItems(): Iterable<AuditItem>;
+  auditItems(): Listing<AuditItem>;
   /** Keeps a copy of the bad bytes and removes the digest from every repository and the pool. */
   quarantine(item: AuditItem, actual: string): Promise<QuarantinedBlob>;
   /** Blobs set aside by earlier runs (from what the quarantine holds). */

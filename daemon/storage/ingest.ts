@@ -55,6 +55,52 @@ export class EarlyFlush {
   }
 }
 
+/**
+ * The write step every ingest shares (a {@link BlobIngest}, and each request of a client's
+ * upload session): a batch is admitted (quota, free space), written through the `Disk` seam,
+ * hashed, and counted for the early flushes. A full disk becomes StorageError "no-space".
+ */
+export class IngestWriter {
+  private readonly flusher: EarlyFlush;
+
+  constructor(
+    private readonly file: AppendFile,
+    private readonly hasher: UploadHasher | undefined,
+    /** Bytes the file holds already. */
+    public written: number,
+    /** Asked before each batch is written; undefined: admitted already (or never). */
+    private readonly admit?: (bytes: number) => Promise<void>,
+  ) {
+    this.flusher = new EarlyFlush(file);
+  }
+
+  /** Admits, writes, hashes and counts one batch. */
+  async write(chunks: Uint8Array[]): Promise<void> {
+    let bytes = 0;
+    for (const c of chunks) bytes += c.byteLength;
+    if (bytes === 0) return;
+    if (this.admit) await this.admit(bytes);
+    try {
+      await this.file.write(chunks);
+    } catch (err) {
+      throw noSpace(err);
+    }
+    this.written += bytes;
+    this.hasher?.advance(chunks, this.written);
+    this.flusher.wrote(bytes);
+  }
+
+  /** Waits for an early flush in progress; throws the first that failed. */
+  settle(): Promise<void> {
+    return this.flusher.settle();
+  }
+
+  /** Waits for an early flush in progress, whatever its outcome (before closing the file). */
+  idle(): Promise<void> {
+    return this.flusher.idle();
+  }
+}
+
 /** Makes the fsynced file at `path`, verified to hash to `digest`, blob `digest` of `repo`. */
 export type Publish = (repo: string, digest: Digest, path: string) => Promise<void>;
 
@@ -87,8 +133,7 @@ export async function startIngest(deps: IngestDeps, repo: string, algorithm: Alg
 }
 
 class LocalIngest implements BlobIngest {
-  written = 0;
-  private readonly flusher: EarlyFlush;
+  private readonly writer: IngestWriter;
   private hex: string | undefined;
   private committed: Digest | undefined;
   private closed = false;
@@ -100,25 +145,18 @@ class LocalIngest implements BlobIngest {
     private readonly path: string,
     private readonly file: AppendFile,
     private hasher: UploadHasher | undefined,
-    private readonly admit: ((repo: string, bytes: number) => Promise<void>) | undefined,
+    admit: ((repo: string, bytes: number) => Promise<void>) | undefined,
   ) {
-    this.flusher = new EarlyFlush(file);
+    this.writer = new IngestWriter(file, hasher, 0, admit && ((bytes) => admit(repo, bytes)));
+  }
+
+  get written(): number {
+    return this.writer.written;
   }
 
   async write(chunks: Uint8Array[]): Promise<void> {
     if (this.closed || !this.hasher) throw new Error(`the ingest of a blob for ${this.repo} is closed`);
-    let bytes = 0;
-    for (const c of chunks) bytes += c.byteLength;
-    if (bytes === 0) return;
-    if (this.admit) await this.admit(this.repo, bytes);
-    try {
-      await this.file.write(chunks);
-    } catch (err) {
-      throw noSpace(err);
-    }
-    this.written += bytes;
-    this.hasher.advance(chunks, this.written);
-    this.flusher.wrote(bytes);
+    await this.writer.write(chunks);
   }
 
   async readBack(offset: number, length: number): Promise<Uint8Array> {
@@ -128,7 +166,7 @@ class LocalIngest implements BlobIngest {
 
   async digest(): Promise<string> {
     if (this.hex !== undefined) return this.hex;
-    await this.flusher.settle();
+    await this.writer.settle();
     const hasher = this.hasher;
     this.hasher = undefined;
     if (!hasher) throw new Error(`the ingest of a blob for ${this.repo} is closed`);
@@ -140,7 +178,7 @@ class LocalIngest implements BlobIngest {
     try {
       const hex = digest.algorithm === this.algorithm ? await this.digest() : await hashFile(digest.algorithm, this.path);
       if (hex !== digest.hex) throw new StorageError("digest-mismatch", `the bytes hash to ${digest.algorithm}:${hex}, not ${digest.value}`);
-      await this.flusher.settle();
+      await this.writer.settle();
       await this.file.sync();
       await this.close();
       await this.deps.publish(this.repo, digest, this.path);
@@ -162,7 +200,7 @@ class LocalIngest implements BlobIngest {
     this.closed = true;
     this.hasher?.close();
     this.hasher = undefined;
-    await this.flusher.idle();
+    await this.writer.idle();
     await this.file.close().catch(() => {});
   }
 }

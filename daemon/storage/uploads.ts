@@ -21,7 +21,7 @@ import { StorageError, isNoSpace } from "./errors";
 import type { Paths } from "./paths";
 import type { Logger } from "../log";
 import { SessionTable, type UploadLimits } from "./sessions";
-import { EarlyFlush, type Publish } from "./ingest";
+import { IngestWriter, type Publish } from "./ingest";
 import type { UploadSession, UploadStore } from "./api";
 
 export type { UploadSession } from "./api";
@@ -170,23 +170,16 @@ export class Uploads implements UploadStore {
       throw err;
     }
     session.hasher?.checkpoint();
-    const flusher = new EarlyFlush(file);
-    let offset = startSize;
-    const write = async (chunks: Uint8Array[]) => {
-      await file.write(chunks);
-      const before = offset;
-      for (const c of chunks) offset += c.byteLength;
-      session.hasher?.advance(chunks, offset);
-      flusher.wrote(offset - before);
-    };
     const announced = opts.range ? opts.range.end - opts.range.start + 1 : opts.length;
+    // the one write step of every ingest (storage/ingest.ts); batches are admitted only when no length was announced
+    const admit = this.options.admit;
+    const writer = new IngestWriter(file, session.hasher, startSize, announced === undefined && admit ? (bytes) => admit(repo, bytes) : undefined);
     try {
-      if (announced !== undefined && announced > 0) await this.options.admit?.(repo, announced);
-      const written = body ? await this.pump(session, body, write, announced === undefined) : 0;
-      await flusher.settle();
-      const expected = opts.range ? opts.range.end - opts.range.start + 1 : opts.length;
-      if (expected !== undefined && written !== expected) {
-        throw new StorageError("size-mismatch", `received ${written} bytes where ${expected} were announced`);
+      if (announced !== undefined && announced > 0) await admit?.(repo, announced);
+      const written = body ? await this.pump(session, body, writer) : 0;
+      await writer.settle();
+      if (announced !== undefined && written !== announced) {
+        throw new StorageError("size-mismatch", `received ${written} bytes where ${announced} were announced`);
       }
       return session;
     } catch (err) {
@@ -196,7 +189,7 @@ export class Uploads implements UploadStore {
       if (isNoSpace(err)) throw new StorageError("no-space", "the disk is full");
       throw err;
     } finally {
-      await flusher.idle();
+      await writer.idle();
       await file.close().catch(() => {});
       session.busy = false;
       session.lastActive = Date.now();
@@ -299,13 +292,7 @@ export class Uploads implements UploadStore {
   }
 
   /** Streams `body` through the hasher into the file; returns the bytes received. */
-  private async pump(
-    session: Session,
-    body: ReadableStream<Uint8Array>,
-    write: (chunks: Uint8Array[]) => Promise<void>,
-    admitBatches: boolean,
-  ): Promise<number> {
-    const admit = admitBatches ? this.options.admit : undefined;
+  private async pump(session: Session, body: ReadableStream<Uint8Array>, writer: IngestWriter): Promise<number> {
     const limit = this.options.maxBlobBytes;
     const reader = body.getReader();
     let batch: Uint8Array[] = [];
@@ -329,16 +316,12 @@ export class Uploads implements UploadStore {
         batch.push(chunk);
         batchBytes += chunk.byteLength;
         if (batchBytes >= WRITE_BATCH) {
-          await admit?.(session.repo, batchBytes);
-          await write(batch);
+          await writer.write(batch);
           batch = [];
           batchBytes = 0;
         }
       }
-      if (batch.length > 0) {
-        await admit?.(session.repo, batchBytes);
-        await write(batch);
-      }
+      if (batch.length > 0) await writer.write(batch);
     } finally {
       reader.releaseLock();
     }
