@@ -6,7 +6,7 @@
  * {@link Storage}.
  */
 import { statfsSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { Algorithm, Digest } from "../oci/digest";
 import { type Disk, TEMP_PREFIX } from "../platform/disk";
 import { type UploadHashing, inlineHashing } from "../platform/uploadhash";
@@ -117,10 +117,14 @@ export class Store implements Storage {
    */
   async recover(): Promise<RecoveryReport> {
     for (const dir of [this.paths.root, this.paths.internal, this.paths.uploads, this.paths.poolDir("sha256"), this.paths.poolDir("sha512")]) {
-      if (!this.disk.stat(dir)) {
-        await this.disk.mkdirp(dir);
-        await this.disk.syncDir(join(dir, ".."));
-      }
+      // every directory made here has its entry fsynced in its parent: `mkdirp` of
+      // pool/sha256 makes pool/ too, whose entry in .berth/ must survive a power cut as well
+      // (found by the storage contract on the power-cut simulator)
+      const missing: string[] = [];
+      for (let d = dir; !this.disk.stat(d) && dirname(d) !== d; d = dirname(d)) missing.push(d);
+      if (missing.length === 0) continue;
+      await this.disk.mkdirp(dir);
+      for (const d of missing.reverse()) await this.disk.syncDir(dirname(d));
     }
     const uploadsRemoved = await this.uploads.clearLeftovers();
     let tempFilesRemoved = 0;
