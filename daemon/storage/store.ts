@@ -8,7 +8,7 @@
 import { statfsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Algorithm, Digest } from "../oci/digest";
-import { type Disk, TEMP_PREFIX } from "../platform/disk";
+import { type Disk, TEMP_PREFIX, realDisk } from "../platform/disk";
 import { type UploadHashing, inlineHashing } from "../platform/uploadhash";
 import type { Logger } from "../log";
 import type { BlobEntry, BlobIngest, IngestOptions, Storage, StorageFigures } from "./api";
@@ -86,6 +86,11 @@ export class Store implements Storage {
     this.meter = { usage: (prefixes) => this.walk.usage(prefixes), space, figures: () => this.walk.figures() };
   }
 
+  /** True when the root exists as a directory (offline commands refuse a missing one). */
+  rootIsDirectory(): boolean {
+    return this.disk.stat(this.paths.root)?.isDirectory === true;
+  }
+
   /** Where the derived index lives (main wiring and offline commands open it). */
   get metaDbPath(): string {
     return this.paths.metaDb;
@@ -154,4 +159,9 @@ export class Store implements Storage {
     if (removed > 0) await this.disk.syncDir(dir);
     return removed;
   }
+}
+
+/** The local backend of `options.root` on the real file system (offline commands). */
+export function openLocalStore(options: StoreOptions, log: Logger): Store {
+  return new Store(realDisk, options, log);
 }
