@@ -51,8 +51,12 @@ export class BlobUploads {
       this.hooks?.touched?.(repo, digest.value);
       if (await this.store.blobs.holdsDurably(repo, digest)) return { kind: "created", digest: digest.value };
       if (await this.store.blobs.canMount(digest, opts.from)) {
-        await this.store.indexes.ensure(repo);
-        if (await this.store.blobs.mount(repo, digest, opts.from)) return { kind: "created", digest: digest.value };
+        try {
+          await this.store.indexes.ensure(repo);
+          if (await this.store.blobs.mount(repo, digest, opts.from)) return { kind: "created", digest: digest.value };
+        } catch (err) {
+          translate(err); // a mount that must copy is admitted like a push (quota, min_free)
+        }
       }
     }
     let algorithm: Algorithm = "sha256";

@@ -26,6 +26,11 @@ const NOT_WRITABLE = new Set(["EACCES", "EPERM", "EROFS"]);
 export interface BlobStoreOptions {
   /** Share identical blobs across repositories through the pool. */
   dedupe: boolean;
+  /**
+   * Quota and free-space admission (storage/ingest.ts), asked before a mount writes bytes:
+   * a copy where links are not possible, or of a file berth may not write to.
+   */
+  admit?: (repo: string, bytes: number) => Promise<void>;
 }
 
 /** Blob files of every repository, deduplicated through the pool: the local {@link BlobStore}. */
@@ -137,7 +142,9 @@ export class LocalBlobs implements BlobStore {
   async mount(repo: string, digest: Digest, from?: string): Promise<boolean> {
     const pool = this.paths.poolBlob(digest.algorithm, digest.hex);
     if (from === undefined) {
-      if (!this.disk.stat(pool)) return false;
+      const pooled = this.disk.stat(pool);
+      if (!pooled) return false;
+      if (!this.linksWork) await this.options.admit?.(repo, pooled.size);
       try {
         await this.place(pool, this.path(repo, digest));
       } catch (err) {
@@ -155,6 +162,7 @@ export class LocalBlobs implements BlobStore {
     // berth may not open for writing is copied instead (a copy is fsynced).
     let copyOnly = false;
     if (!this.disk.stat(pool)) copyOnly = !(await this.syncData(source));
+    if (copyOnly || !this.linksWork) await this.options.admit?.(repo, info.size);
     if (this.options.dedupe && this.linksWork && !this.disk.stat(pool)) {
       if ((await hashFile(digest.algorithm, source)) !== digest.hex) {
         this.log.warn("blob does not match its digest; not mounting it", { repo: from, digest: digest.value });

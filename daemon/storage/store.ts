@@ -77,7 +77,7 @@ export class Store implements Storage {
       await this.blobs.publish(repo, digest, path);
     };
     const ingestDeps = { disk, paths: this.paths, hashing, publish, published: (repo: string, d: Digest) => this.blobs.path(repo, d), admit: options.admit };
-    this.blobs = new LocalBlobs(this.paths, disk, { dedupe: options.dedupe }, log, (repo: string, algorithm: Algorithm, o: IngestOptions): Promise<BlobIngest> => startIngest(ingestDeps, repo, algorithm, o));
+    this.blobs = new LocalBlobs(this.paths, disk, { dedupe: options.dedupe, admit: options.admit }, log, (repo: string, algorithm: Algorithm, o: IngestOptions): Promise<BlobIngest> => startIngest(ingestDeps, repo, algorithm, o));
     this.indexes = new Layouts(this.paths, disk, log, () => this.reserve.release(), (dir) => this.blobs.forgetDirs(dir));
     this.uploads = new Uploads(this.paths, disk, { maxBlobBytes: options.maxBlobBytes, onIngress: options.onIngress, hashing, admit: options.admit, limits: options.uploadLimits, log, publish });
     this.manifests = new ManifestCache(options.manifestCacheBytes);
