@@ -1,10 +1,8 @@
 #!/usr/bin/env bun
 /**
- * berth's composition root and command line:
- *   berth serve [--config FILE]   run the registry (embedded default config without --config)
- *   berth verify FILE             check a configuration; print every problem with its key
- *   berth version                 print the version
- * and the others listed in cli/usage.ts, with its help conventions.
+ * berth's composition root and command line: `serve`, `verify`, `gc`, `scrub`, `version`,
+ * `board detect`, `discover`, `keys` and `help`, as cli/usage.ts lists and documents them
+ * (one help text per command there, with the conventions every command follows).
  * The configuration is read here, once; every module receives plain options.
  */
 import { ConfigError, loadConfig } from "./config/load";

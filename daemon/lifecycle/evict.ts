@@ -1,8 +1,8 @@
 /**
  * Eviction: when a write would cross a quota or the free-space floor, content that can be
  * fetched again is removed, least recently pulled (or pushed) first. Only evictable
- * repositories qualify: those matching the configured globs, and those sync marks at run
- * time (`markEvictable`) because their content came from an upstream. Pinned tags (by
+ * repositories qualify: those matching the configured globs, and those sync says it fills
+ * from an upstream (`setUpstreamPolicy`: their content can be fetched again). Pinned tags (by
  * `repo:tag` glob; a bare repository glob pins everything in it) are never evicted.
  *
  * One call evicts images one at a time until one of them frees bytes: the tag is deleted,
@@ -48,7 +48,6 @@ export interface UpstreamPolicy {
 
 /** Chooses and removes evictable content. */
 export class Evictor {
-  private readonly marked = new Set<string>();
   readonly history: EvictionRecord[] = [];
   /** What sync says about upstream content: repositories it fills, tags it pins. */
   private upstream: UpstreamPolicy | undefined;
@@ -60,12 +59,6 @@ export class Evictor {
     private readonly maxManifestBytes: number,
   ) {}
 
-  /** Marks (or unmarks) a repository as holding content fetched from an upstream (set by sync). */
-  markEvictable(repo: string, evictable = true): void {
-    if (evictable) this.marked.add(repo);
-    else this.marked.delete(repo);
-  }
-
   /** Lets sync say which repositories it fills (evictable) and which tags it pins (never evicted). */
   setUpstreamPolicy(policy: UpstreamPolicy): void {
     this.upstream = policy;
@@ -73,7 +66,7 @@ export class Evictor {
 
   /** True when content of `repo` may be evicted. */
   evictable(repo: string): boolean {
-    return this.marked.has(repo) || this.evictablePatterns.matches(repo) || this.upstream?.serves(repo) === true;
+    return this.evictablePatterns.matches(repo) || this.upstream?.serves(repo) === true;
   }
 
   private pinned(repo: string, tag: string | undefined): boolean {

@@ -43,6 +43,18 @@ export interface Shortfall {
 /** Frees room; returns false when nothing more can be evicted for `shortfall`. */
 export type Evict = (shortfall: Shortfall) => Promise<boolean>;
 
+/** What {@link Quota.figures} reports (the admin API's `quota`). */
+export interface QuotaFigures {
+  usedBytes: number;
+  maxBytes: number;
+  freeBytes: number;
+  totalBytes: number;
+  minFreeBytes: number;
+  prefixes: { prefix: string; maxBytes: number; usedBytes: number }[];
+  evictions: number;
+  refusals: number;
+}
+
 /** Measures usage and admits or refuses upload bytes. */
 export class Quota {
   private measured: { total: number; byPrefix: Map<string, number> } | undefined;
@@ -94,7 +106,7 @@ export class Quota {
   }
 
   /** Usage figures for the admin API (measures afresh). */
-  figures(): Record<string, unknown> {
+  figures(): QuotaFigures {
     this.measure();
     const fs = this.store.meter.space();
     return {

@@ -120,7 +120,7 @@ export class SyncService {
 
   /**
    * True when local repository `repo` is filled from an upstream: its content can be fetched
-   * again, so quota eviction may remove it (issue 3's evictor asks).
+   * again, so quota eviction may remove it (lifecycle/evict.ts asks).
    */
   serves(repo: string): boolean {
     return this.upstreams.some((u) => {
