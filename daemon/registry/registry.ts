@@ -109,6 +109,15 @@ export class Registry {
     return { digest: digest.value, size: info.size, body: (range) => blobs.open(repo, digest, range) };
   }
 
+  /**
+   * True when `repo` holds `digest` (a blob or a manifest's bytes). For background checks
+   * (sync): no touch mark is refreshed, and an invalid name or digest is simply false.
+   */
+  hasBlob(repo: string, digestText: string): boolean {
+    const digest = parseDigest(digestText);
+    return digest !== undefined && this.store.blobs.stat(repo, digest) !== undefined;
+  }
+
   /** Deletes a blob from a repository. Manifests are deleted through the manifests endpoint. */
   async deleteBlob(repo: string, digestText: string): Promise<void> {
     requireName(repo);

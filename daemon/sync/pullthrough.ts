@@ -259,12 +259,7 @@ export class PullThrough {
   }
 
   private hasBlob(repo: string, digest: string): boolean {
-    try {
-      this.registry.blob(repo, digest);
-      return true;
-    } catch {
-      return false;
-    }
+    return this.registry.hasBlob(repo, digest);
   }
 
   private due(upstream: Upstream, repo: string, tag: string): boolean {
