@@ -67,6 +67,11 @@ const descriptor = (d: Digest, size: number, tag?: string): Descriptor => ({
   ...(tag ? { annotations: { "org.opencontainers.image.ref.name": tag } } : {}),
 });
 
+/** `test` when the backend can show what the test needs, else nothing is registered. */
+function testIf(on: boolean): typeof test {
+  return on ? test : ((() => undefined) as unknown as typeof test);
+}
+
 /** Registers the contract's tests for one backend. */
 export function storageContract(name: string, make: ContractFactory, options: ContractOptions): void {
   describe(`storage contract: ${name}`, () => {
@@ -114,7 +119,7 @@ export function storageContract(name: string, make: ContractFactory, options: Co
         expect(s.meter.usage([]).total).toBe(0);
       });
 
-      test.if(options.readableBodies)("what was written can be read back before and after the commit", async () => {
+      testIf(options.readableBodies)("what was written can be read back before and after the commit", async () => {
         await using b = await make({});
         const s = b.storage;
         const data = bytesOf("read me back while I am written");
@@ -352,7 +357,7 @@ export function storageContract(name: string, make: ContractFactory, options: Co
         expect(await all(s.storedBlobs())).toEqual([]);
       });
 
-      test.if(options.readableBodies)("an audit hashes every stored blob once and quarantines one whose bytes changed", async () => {
+      testIf(options.readableBodies)("an audit hashes every stored blob once and quarantines one whose bytes changed", async () => {
         await using b = await make({});
         const s = b.storage;
         const good = bytesOf("good bytes");
@@ -375,7 +380,7 @@ export function storageContract(name: string, make: ContractFactory, options: Co
       });
     });
 
-    test.if(options.powerCut)("what a commit acknowledged survives a power cut, and what was cancelled does not appear", async () => {
+    testIf(options.powerCut)("what a commit acknowledged survives a power cut, and what was cancelled does not appear", async () => {
       await using b = await make({});
       const s = b.storage;
       const kept = bytesOf("acknowledged");
