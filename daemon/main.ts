@@ -1,13 +1,11 @@
 #!/usr/bin/env bun
 /**
- * berth's composition root and command line:
- *   berth serve [--config FILE]   run the registry (embedded default config without --config)
- *   berth verify FILE             check a configuration; print every problem with its key
- *   berth version                 print the version
- * and the others listed in cli/usage.ts, with its help conventions.
+ * berth's composition root and command line: `serve`, `verify`, `gc`, `scrub`, `version`,
+ * `board detect`, `discover`, `keys` and `help`, as cli/usage.ts lists and documents them
+ * (one help text per command there, with the conventions every command follows).
  * The configuration is read here, once; every module receives plain options.
  */
-import { readFile } from "node:fs/promises";
+import { parseDigest } from "./oci/digest";
 import { ConfigError, loadConfig } from "./config/load";
 import type { Config } from "./config/schema";
 import { createApp } from "./http/app";
@@ -119,7 +117,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   // the trust module's hooks, once it is built (it needs meta.db); only with [trust] enabled
   let trustHooks: RegistryHooks | undefined;
   // on a full disk the derived index lives in memory for this run (meta/open.ts)
-  const opened = await openIndex(store.paths.metaDb, log, async (db) => {
+  const opened = await openIndex(store.metaDbPath, log, async (db) => {
     const meta = new Meta(db);
     const lc = new Lifecycle(store, db, log, lifecycleOptions(config), counted.counters);
     const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes, hooks: config.trust.enabled ? chainHooks(lc.hooks, { pushed: (...a) => trustHooks?.pushed?.(...a) }) : lc.hooks }, log);
@@ -202,6 +200,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   const httpMetrics = new HttpMetrics();
   registerStandard(metrics, {
     root: config.storage.root,
+    storageFigures: () => store.meter.figures(),
     http: httpMetrics,
     uploadsInFlight: () => store.uploads.count(),
     ingressBytes: () => ingressBytes,
@@ -312,15 +311,13 @@ async function plugTrust(config: Config, db: SqlDatabase, store: Store, meta: Me
   const reader = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes }, log);
   const quiet = <T>(p: Promise<T>): Promise<T | undefined> => p.catch(() => undefined);
   return setupTrust(config.trust, config.storage.root, db, {
-    stamp: async (repo) => (await quiet(store.layouts.index(repo)))?.stamp,
+    stamp: async (repo) => (await quiet(store.indexes.index(repo)))?.stamp,
     manifest: (repo, reference) => quiet(reader.manifest(repo, reference, null)),
-    blob: async (repo, digest, max) => {
-      try {
-        const b = reader.blob(repo, digest);
-        return b.size > max ? undefined : new Uint8Array(await readFile(b.path));
-      } catch {
-        return undefined;
-      }
+    blob: async (repo, digestText, max) => {
+      const digest = parseDigest(digestText);
+      const info = digest && store.blobs.stat(repo, digest);
+      if (!digest || !info || info.size > max) return undefined;
+      return quiet(store.blobs.read(repo, digest));
     },
     referrers: async (repo, digest) => ((await quiet(reader.referrers(repo, digest))) ?? []).map((d) => d.digest),
     parents: (repo, digest) => meta.parentsOf(repo, digest),

@@ -115,7 +115,7 @@ function regexProblem(pattern: string): string | undefined {
   }
 }
 
-/** The storage lifecycle sections (issue 3): gc, scrub, retention, quota, stats. */
+/** The storage lifecycle sections: gc, scrub, retention, quota, stats. */
 const LIFECYCLE_SCHEMA = {
   gc: {
     interval: { kind: "duration", default: 3600, min: 0, max: YEARS, doc: "Seconds between online garbage-collection passes; 0 turns periodic GC off." },

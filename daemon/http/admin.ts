@@ -35,8 +35,8 @@ export interface AdminDeps {
 
 /** What the storage admin routes call. */
 export interface StorageAdmin {
-  /** Usage, quota, write counters, scrub counters, last passes. */
-  stats(): Record<string, unknown>;
+  /** Usage, quota, write counters, scrub counters, last passes (sent as JSON). */
+  stats(): object;
   /** Quarantined blobs. */
   quarantine(): unknown[];
   gc(dryRun: boolean): Promise<unknown>;

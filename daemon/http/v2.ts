@@ -15,8 +15,8 @@ import { RegistryError, errorBody } from "../oci/errors";
 import { OCI_INDEX, bareMediaType } from "../oci/mediatypes";
 import type { V2Registry } from "../registry/api";
 import type { BlobFile } from "../registry/registry";
-import type { UploadSession } from "../storage/uploads";
-import { type RequestPeer, fileBody } from "../platform/serve";
+import type { BlobBody, UploadSession } from "../storage/api";
+import type { RequestPeer } from "../platform/serve";
 import { resourceError } from "../registry/translate";
 import { ByteBudget, contentLength, readManifestBody } from "./body";
 import type { Actor, AuditTrail } from "../audit/audit";
@@ -476,10 +476,20 @@ export function createV2Handler(
     if (range) {
       const length = range.end - range.start + 1;
       const h = headers({ ...base, "Content-Range": `bytes ${range.start}-${range.end}/${blob.size}`, "Content-Length": String(length) });
-      return new Response(req.method === "HEAD" ? null : fileBody(blob.path, range.start, length), { status: 206, headers: h });
+      return req.method === "HEAD" ? new Response(null, { status: 206, headers: h }) : sendBody(blob.body(range), 206, h);
     }
     const h = headers({ ...base, "Content-Length": String(blob.size) });
-    return new Response(req.method === "HEAD" ? null : fileBody(blob.path), { status: 200, headers: h });
+    return req.method === "HEAD" ? new Response(null, { status: 200, headers: h }) : sendBody(blob.body(), 200, h);
+  }
+
+  /** A response carrying a stored blob: its local file (sendfile), its stream, or a redirect to it. */
+  function sendBody(body: BlobBody, status: number, h: Headers): Response {
+    if (body.kind === "file") return new Response(body.file, { status, headers: h });
+    if (body.kind === "stream") return new Response(body.open(), { status, headers: h });
+    h.delete("Content-Length");
+    h.delete("Content-Range");
+    h.set("Location", body.url);
+    return new Response(null, { status: 307, headers: h });
   }
 
   return async function handleV2(req: Request, peer?: RequestPeer, principal?: Principal): Promise<Response> {

@@ -1,8 +1,8 @@
 /**
  * Eviction: when a write would cross a quota or the free-space floor, content that can be
  * fetched again is removed, least recently pulled (or pushed) first. Only evictable
- * repositories qualify: those matching the configured globs, and those sync marks at run
- * time (`markEvictable`) because their content came from an upstream. Pinned tags (by
+ * repositories qualify: those matching the configured globs, and those sync says it fills
+ * from an upstream (`setUpstreamPolicy`: their content can be fetched again). Pinned tags (by
  * `repo:tag` glob; a bare repository glob pins everything in it) are never evicted.
  *
  * One call evicts images one at a time until one of them frees bytes: the tag is deleted,
@@ -14,7 +14,7 @@ import type { Logger } from "../log";
 import type { UsageStats } from "../meta/usage";
 import { parseDigest } from "../oci/digest";
 import type { Registry } from "../registry/registry";
-import type { Store } from "../storage/store";
+import type { Storage } from "../storage/api";
 import { type GarbageCollector, emptyReport } from "./gc";
 import { closure, readGraph } from "./graph";
 import { type PinPatterns, type RepoPatterns } from "./patterns";
@@ -48,23 +48,16 @@ export interface UpstreamPolicy {
 
 /** Chooses and removes evictable content. */
 export class Evictor {
-  private readonly marked = new Set<string>();
   readonly history: EvictionRecord[] = [];
   /** What sync says about upstream content: repositories it fills, tags it pins. */
   private upstream: UpstreamPolicy | undefined;
 
   constructor(
-    private readonly deps: { store: Store; registry: Registry; gc: GarbageCollector; usage?: UsageStats; log: Logger },
+    private readonly deps: { store: Storage; registry: Registry; gc: GarbageCollector; usage?: UsageStats; log: Logger },
     private readonly evictablePatterns: RepoPatterns,
     private readonly pins: PinPatterns,
     private readonly maxManifestBytes: number,
   ) {}
-
-  /** Marks (or unmarks) a repository as holding content fetched from an upstream (set by sync). */
-  markEvictable(repo: string, evictable = true): void {
-    if (evictable) this.marked.add(repo);
-    else this.marked.delete(repo);
-  }
 
   /** Lets sync say which repositories it fills (evictable) and which tags it pins (never evicted). */
   setUpstreamPolicy(policy: UpstreamPolicy): void {
@@ -73,7 +66,7 @@ export class Evictor {
 
   /** True when content of `repo` may be evicted. */
   evictable(repo: string): boolean {
-    return this.marked.has(repo) || this.evictablePatterns.matches(repo) || this.upstream?.serves(repo) === true;
+    return this.evictablePatterns.matches(repo) || this.upstream?.serves(repo) === true;
   }
 
   private pinned(repo: string, tag: string | undefined): boolean {
@@ -122,10 +115,10 @@ export class Evictor {
    */
   private async evict(c: Candidate): Promise<number> {
     const { registry, store } = this.deps;
-    if (!store.layouts.exists(c.repo)) return 0;
+    if (!(await store.indexes.exists(c.repo))) return 0;
     let deleted = false;
     try {
-      await store.layouts.transaction(c.repo, async (tx) => {
+      await store.indexes.transaction(c.repo, async (tx) => {
         const graph = await readGraph(store, c.repo, this.maxManifestBytes, { cache: this.deps.gc.cache });
         if (!graph || graph.incomplete) return;
         const done = await removeDecided(registry, graph, tx, { tags: c.tag === undefined ? [] : [{ tag: c.tag, digest: c.digest }], manifests: [c.digest] });

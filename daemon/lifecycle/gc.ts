@@ -33,10 +33,9 @@ import type { Meta } from "../meta/meta";
 import type { UsageStats } from "../meta/usage";
 import { parseDigest } from "../oci/digest";
 import { tagOf } from "../oci/layoutindex";
-import { type FileInfo, TEMP_PREFIX } from "../platform/disk";
 import type { Registry } from "../registry/registry";
-import type { IndexTransaction } from "../storage/layouts";
-import type { Store } from "../storage/store";
+import type { BlobInfo, IndexTransaction } from "../storage/api";
+import type { Storage } from "../storage/api";
 import { Pacer, ParseCache, type RepoGraph, closureSteps, orphanReferrerSteps, readGraph, referencedBlobs } from "./graph";
 import { type GcReport, HeldTally, emptyReport } from "./gcreport";
 import type { Touches } from "./touches";
@@ -57,7 +56,7 @@ export interface GcOptions {
 
 /** What the collector works with. */
 export interface GcDeps {
-  store: Store;
+  store: Storage;
   registry: Registry;
   meta: Meta;
   touches?: Touches;
@@ -129,8 +128,8 @@ export class GarbageCollector {
     const max = this.options.maxManifestBytes;
     // Outside the lock: fills the parse cache, so that the read under the lock is stats and lookups.
     if (!(await readGraph(store, repo, max, { cache: this.cache, pacer: state.pacer }))) return;
-    if (!store.layouts.exists(repo)) return;
-    await store.layouts.transaction(repo, async (tx) => {
+    if (!(await store.indexes.exists(repo))) return;
+    await store.indexes.transaction(repo, async (tx) => {
       // The decision is taken on the graph as it is under the lock: a manifest acknowledged
       // before this point is in it, one that comes later re-checks its references after.
       const graph = await readGraph(store, repo, max, { cache: this.cache, pacer: state.pacer });
@@ -144,7 +143,7 @@ export class GarbageCollector {
         this.deps.log.warn("gc: a manifest of the repository cannot be read at all; nothing of it is collected", { repo });
         return;
       }
-      const indexBefore = store.disk.stat(store.paths.index(repo));
+      const indexBefore = await store.indexes.changedAt(repo);
       // Manifests a dry run of retention would delete are decided on as already gone (so are their referrers).
       for (const d of excluded ?? []) {
         const node = graph.nodes.get(d);
@@ -219,7 +218,7 @@ export class GarbageCollector {
     gone: ReadonlySet<string>,
     report: GcReport,
     state: PassState,
-    indexBefore: FileInfo | undefined,
+    indexChangedAt: number | undefined,
     excluded: ReadonlySet<string> = new Set(),
   ): Promise<void> {
     const { store } = this.deps;
@@ -227,16 +226,10 @@ export class GarbageCollector {
     const roots = [...graph.nodes.values()].filter((n) => n.listed && !gone.has(n.digest)).map((n) => n.digest);
     const live = referencedBlobs(graph, await state.pacer.run(closureSteps(graph, roots, false)));
     let remaining = 0;
-    for (const alg of store.disk.readdir(join(store.paths.repo(repo), "blobs"))) {
-      const dir = join(store.paths.repo(repo), "blobs", alg);
-      let removed = 0;
-      for (const hex of store.disk.readdir(dir)) {
+    try {
+      for await (const info of store.repoBlobs(repo)) {
         await state.pacer.tick();
-        if (hex.startsWith(TEMP_PREFIX)) continue;
-        const digest = `${alg}:${hex}`;
-        const path = join(dir, hex);
-        const info = store.disk.stat(path);
-        if (!info?.isFile) continue;
+        const digest = info.digest;
         if (live.has(digest) || !parseDigest(digest)) {
           remaining++;
           continue;
@@ -253,68 +246,53 @@ export class GarbageCollector {
           state.held.bytes(digest, info.size, at);
           continue;
         }
+        const shared = (info.links ?? 1) > 1;
         report.blobs.push({ repo, digest, size: info.size });
-        if (info.nlink <= 1) report.bytesFreed += info.size;
+        if (!shared) report.bytesFreed += info.size;
         state.dropped.set(digest, (state.dropped.get(digest) ?? 0) + 1);
         if (report.dryRun) continue;
-        await store.disk.unlink(path);
-        removed++;
-        const pool = join(store.paths.pool, alg, hex);
+        await store.sweep.unlink(repo, digest);
         // A client that looked at the blob (HEAD) while it was being unlinked was told it
         // exists and will reference it next: put it back from the pool.
-        if (this.deps.touches?.blobIsFresh(repo, digest) && store.disk.stat(pool) && (await store.disk.link(pool, path).catch(() => false))) {
+        if (this.deps.touches?.blobIsFresh(repo, digest) && (await store.sweep.relink(repo, digest))) {
           report.blobs.pop();
-          if (info.nlink <= 1) report.bytesFreed -= info.size;
+          if (!shared) report.bytesFreed -= info.size;
           state.dropped.set(digest, (state.dropped.get(digest) ?? 1) - 1);
           remaining++;
           continue;
         }
         // The unlink changed the change time of the inode's other names: remember the old
         // one, so that this pass judges them by the time they had, as a dry run does.
-        const other = info.nlink > 1 ? store.disk.stat(pool) : undefined;
-        if (other && other.ino === info.ino) state.ctimes.set(info.ino, { before: this.ctimeOf(info, state), after: other.ctimeMs ?? 0 });
+        const other = shared ? await store.sweep.stored(digest) : undefined;
+        if (other && other.id !== undefined && other.id === info.id) state.ctimes.set(info.id, { before: this.ctimeOf(info, state), after: other.ctimeMs ?? 0 });
       }
-      if (removed > 0) await store.disk.syncDir(dir);
+    } finally {
+      await store.sweep.settle();
     }
-    if (this.options.emptyRepositories && remaining === 0 && roots.length === 0) await this.removeEmpty(repo, report, indexBefore);
+    if (this.options.emptyRepositories && remaining === 0 && roots.length === 0) await this.removeEmpty(repo, report, indexChangedAt);
   }
 
   /** Removes an empty repository's layout (caller holds its lock and checked it is empty). */
-  private async removeEmpty(repo: string, report: GcReport, indexInfo: FileInfo | undefined): Promise<void> {
+  private async removeEmpty(repo: string, report: GcReport, indexChangedAt: number | undefined): Promise<void> {
     const { store } = this.deps;
     // Judged by index.json as it was before this pass unlisted anything, as a dry run judges it.
-    if (!indexInfo || Math.max(indexInfo.mtimeMs, indexInfo.ctimeMs ?? 0) + this.options.graceMs > this.now()) return;
+    if (indexChangedAt === undefined || indexChangedAt + this.options.graceMs > this.now()) return;
     if (this.deps.touches?.repoIsFresh(repo)) return;
     if (store.uploads.list().some((s) => s.repo === repo)) return;
     report.emptyRepositories.push(repo);
     if (report.dryRun) return;
-    const dir = store.paths.repo(repo);
-    await store.disk.unlink(store.paths.index(repo));
-    await store.disk.syncDir(dir);
-    await store.disk.unlink(store.paths.ociLayout(repo));
-    await store.disk.removeTree(join(dir, "blobs"));
-    store.blobs.forgetDirs(dir);
-    for (const name of store.disk.readdir(dir)) if (name.startsWith(TEMP_PREFIX)) await store.disk.unlink(join(dir, name));
-    if (store.disk.readdir(dir).length === 0) await store.disk.removeTree(dir);
-    await store.disk.syncDir(join(dir, ".."));
+    await store.indexes.drop(repo);
     this.deps.meta.dropRepo(repo);
-    await store.layouts.index(repo); // drops the cached index
   }
 
   /** Removes pool entries that no repository links to. */
   private async sweep(report: GcReport, state: PassState): Promise<void> {
     const { store } = this.deps;
-    for (const alg of ["sha256", "sha512"] as const) {
-      const dir = store.paths.poolDir(alg);
-      let removed = 0;
-      for (const hex of store.disk.readdir(dir)) {
+    try {
+      for await (const info of store.storedBlobs()) {
         await state.pacer.tick();
-        if (hex.startsWith(TEMP_PREFIX)) continue;
-        const path = join(dir, hex);
-        const info = store.disk.stat(path);
-        if (!info?.isFile) continue;
-        const digest = `${alg}:${hex}`;
-        const links = info.nlink - (report.dryRun ? (state.dropped.get(digest) ?? 0) : 0);
+        const digest = info.digest;
+        const links = (info.links ?? 1) - (report.dryRun ? (state.dropped.get(digest) ?? 0) : 0);
         if (links > 1) continue;
         // No age check here: removing a repository's link changes the inode's ctime, and a
         // pool entry is only ever created while another link (the upload's file) holds it.
@@ -328,17 +306,17 @@ export class GarbageCollector {
         report.pool.push({ digest, size: info.size });
         report.bytesFreed += info.size;
         if (report.dryRun) continue;
-        await store.disk.unlink(path);
-        removed++;
+        await store.sweep.unlinkStored(digest);
       }
-      if (removed > 0) await store.disk.syncDir(dir);
+    } finally {
+      await store.sweep.settle();
     }
   }
 
   /** The inode's change time, less the changes this pass made by unlinking another of its names. */
-  private ctimeOf(info: FileInfo, state: PassState): number {
+  private ctimeOf(info: BlobInfo, state: PassState): number {
     const ctime = info.ctimeMs ?? 0;
-    const known = state.ctimes.get(info.ino);
+    const known = info.id === undefined ? undefined : state.ctimes.get(info.id);
     return known && known.after === ctime ? known.before : ctime;
   }
 
@@ -346,7 +324,7 @@ export class GarbageCollector {
    * When blob `digest` of `repo` may be collected: `grace` after its file was last linked
    * or changed (`info`, or stat'ed here) and after a client last touched it.
    */
-  private collectableAt(repo: string, digest: string, info: FileInfo | undefined, state: PassState): number {
+  private collectableAt(repo: string, digest: string, info: BlobInfo | undefined, state: PassState): number {
     let file = info;
     if (!file) {
       const d = parseDigest(digest);

@@ -24,8 +24,8 @@
 import { parseDigest } from "../oci/digest";
 import { tagOf } from "../oci/layoutindex";
 import { MANIFEST_TYPES } from "../oci/mediatypes";
-import type { RepoIndex } from "../storage/layouts";
-import type { Store } from "../storage/store";
+import type { RepoIndex } from "../storage/api";
+import type { Storage } from "../storage/api";
 import { type ParseCache, parseNode } from "./refs";
 
 export { ParseCache } from "./refs";
@@ -90,8 +90,8 @@ export interface ReadOptions {
 }
 
 /** Reads the graph of `repo`; undefined when the repository does not exist. */
-export async function readGraph(store: Store, repo: string, maxManifestBytes: number, opts: ReadOptions = {}): Promise<RepoGraph | undefined> {
-  const index = await store.layouts.index(repo);
+export async function readGraph(store: Storage, repo: string, maxManifestBytes: number, opts: ReadOptions = {}): Promise<RepoGraph | undefined> {
+  const index = await store.indexes.index(repo);
   if (!index) return undefined;
   const graph: RepoGraph = { repo, index, nodes: new Map(), incomplete: false, unreadable: [] };
   const oversize: { node: ManifestNode; mediaType: string }[] = [];

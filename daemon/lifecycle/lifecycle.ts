@@ -17,14 +17,14 @@ import { readProcIo } from "../platform/procio";
 import type { SqlDatabase } from "../platform/sqlite";
 import type { RegistryHooks } from "../registry/hooks";
 import type { Registry } from "../registry/registry";
-import type { Store } from "../storage/store";
-import { Evictor } from "./evict";
+import type { Storage } from "../storage/api";
+import { type EvictionRecord, Evictor } from "./evict";
 import { type Excluded, GarbageCollector, type GcOptions, type GcReport } from "./gc";
 import { PinPatterns, RepoPatterns } from "./patterns";
-import { Quota, type QuotaOptions } from "./quota";
+import { Quota, type QuotaFigures, type QuotaOptions } from "./quota";
 import { Retention, type RetentionPolicy, type RetentionReport } from "./retention";
 import type { Task } from "../scheduler/task";
-import { Scrubber, type ScrubProgress, type ScrubReport } from "./scrub";
+import { type ScrubCounters, Scrubber, type ScrubProgress, type ScrubReport } from "./scrub";
 import { Touches } from "./touches";
 
 /** Everything the lifecycle is configured with (times in milliseconds). */
@@ -56,7 +56,7 @@ export class Lifecycle {
   private gcPasses = 0;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: Storage,
     db: SqlDatabase,
     private readonly log: Logger,
     private readonly options: LifecycleOptions,
@@ -198,9 +198,9 @@ export class Lifecycle {
     this.usage.flush();
   }
 
-  /** Figures for the admin API and the metrics endpoint (a plain object). */
-  stats(): Record<string, unknown> {
-    const out: Record<string, unknown> = {
+  /** Figures for the admin API and the metrics endpoint. */
+  stats(): LifecycleStats {
+    const out: LifecycleStats = {
       writes: { berth: this.diskCounters ? { ...this.diskCounters } : undefined, process: readProcIo() },
       usage: this.usage.figures(),
       gcPasses: this.gcPasses,
@@ -215,6 +215,23 @@ export class Lifecycle {
     return out;
   }
 }
+
+/** What {@link Lifecycle.stats} reports: the admin API's /storage and the metrics' source. */
+export interface LifecycleStats {
+  writes: { berth: DiskCounters | undefined; process: ReturnType<typeof readProcIo> };
+  usage: ReturnType<UsageStats["figures"]>;
+  gcPasses: number;
+  touches: number;
+  quota: QuotaFigures | { active: false };
+  scrub: ScrubCounters | undefined;
+  quarantined: number | undefined;
+  evictions: EvictionRecord[];
+  lastGc?: GcSummary;
+  lastRetention?: { tags: number; manifests: number };
+}
+
+/** The figures of a GC report, for the log and the admin API. */
+export type GcSummary = ReturnType<typeof summary>;
 
 /** The figures of a GC report, for the log and the admin API. */
 function summary(r: GcReport) {

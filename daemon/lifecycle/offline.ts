@@ -8,24 +8,23 @@
 import type { Config } from "../config/schema";
 import type { Logger } from "../log";
 import { Meta } from "../meta/meta";
-import { realDisk } from "../platform/disk";
 import { lockRoot } from "../platform/rootlock";
 import { openDatabase } from "../platform/sqlite";
 import { Registry } from "../registry/registry";
-import { Store } from "../storage/store";
+import { openLocalStore } from "../storage/store";
 import type { Excluded } from "./gc";
 import { Lifecycle } from "./lifecycle";
 import { lifecycleOptions } from "./options";
 
 /** Runs `gc` or `scrub` once over the configured root; prints to `out`; returns the exit code. */
 export async function runOffline(config: Config, command: "gc" | "scrub", dryRun: boolean, log: Logger, out: (line: string) => void): Promise<number> {
-  const store = new Store(realDisk, {
+  const store = openLocalStore({
     root: config.storage.root,
     dedupe: config.storage.dedupe,
     maxBlobBytes: config.storage.max_blob_bytes,
     manifestCacheBytes: config.storage.manifest_cache_bytes,
   }, log);
-  if (!realDisk.stat(store.paths.root)?.isDirectory) {
+  if (!store.rootIsDirectory()) {
     out(`${config.storage.root}: no such storage root`);
     return 1;
   }
@@ -35,7 +34,7 @@ export async function runOffline(config: Config, command: "gc" | "scrub", dryRun
   let db: ReturnType<typeof openDatabase> | undefined;
   try {
     const repositories = dryRun ? await store.repositories() : (await store.recover()).repositories;
-    db = openDatabase(dryRun ? ":memory:" : store.paths.metaDb);
+    db = openDatabase(dryRun ? ":memory:" : store.metaDbPath);
     const meta = new Meta(db);
     const options = lifecycleOptions(config);
     const lc = new Lifecycle(store, db, log, options);

@@ -7,7 +7,7 @@
  * index.json write in the same lock hold (Registry.removeLocked).
  */
 import type { Registry } from "../registry/registry";
-import type { IndexTransaction } from "../storage/layouts";
+import type { IndexTransaction } from "../storage/api";
 import { type RepoGraph, closure } from "./graph";
 
 /** Tags and manifests a policy decided to delete. */

@@ -13,12 +13,10 @@
  * nothing already stored is touched. Admissions are serialised so two uploads never evict
  * for the same room.
  */
-import { statfsSync } from "node:fs";
-import { join } from "node:path";
 import type { Space } from "../config/schema";
 import type { Logger } from "../log";
 import { StorageError } from "../storage/errors";
-import type { Store } from "../storage/store";
+import type { Storage } from "../storage/api";
 import { KeyedLock } from "../storage/lock";
 
 /** Options for {@link Quota}. */
@@ -45,10 +43,16 @@ export interface Shortfall {
 /** Frees room; returns false when nothing more can be evicted for `shortfall`. */
 export type Evict = (shortfall: Shortfall) => Promise<boolean>;
 
-/** Free and total bytes of the file system under `path`. */
-export function fileSystemSpace(path: string): { free: number; total: number } {
-  const s = statfsSync(path);
-  return { free: s.bavail * s.bsize, total: s.blocks * s.bsize };
+/** What {@link Quota.figures} reports (the admin API's `quota`). */
+export interface QuotaFigures {
+  usedBytes: number;
+  maxBytes: number;
+  freeBytes: number;
+  totalBytes: number;
+  minFreeBytes: number;
+  prefixes: { prefix: string; maxBytes: number; usedBytes: number }[];
+  evictions: number;
+  refusals: number;
 }
 
 /** Measures usage and admits or refuses upload bytes. */
@@ -62,10 +66,9 @@ export class Quota {
   evictions = 0;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: Storage,
     private readonly options: QuotaOptions,
     private readonly log: Logger,
-    private readonly space: (path: string) => { free: number; total: number } = fileSystemSpace,
   ) {}
 
   /** True when any limit is configured. */
@@ -103,9 +106,9 @@ export class Quota {
   }
 
   /** Usage figures for the admin API (measures afresh). */
-  figures(): Record<string, unknown> {
+  figures(): QuotaFigures {
     this.measure();
-    const fs = this.space(this.store.paths.root);
+    const fs = this.store.meter.space();
     return {
       usedBytes: this.measured!.total,
       maxBytes: this.options.maxBytes,
@@ -118,43 +121,12 @@ export class Quota {
     };
   }
 
-  /** Walks the store and records what it holds (distinct inodes). */
+  /** Measures what the store holds (storage's one walk) and records it. */
   measure(): { total: number; byPrefix: Map<string, number> } {
-    const { disk, paths } = this.store;
-    const seen = new Set<number>();
-    let total = 0;
-    const add = (path: string, into?: { seen: Set<number>; sum: number }) => {
-      const info = disk.stat(path);
-      if (!info?.isFile) return;
-      if (into && !into.seen.has(info.ino)) {
-        into.seen.add(info.ino);
-        into.sum += info.size;
-      }
-      if (seen.has(info.ino)) return;
-      seen.add(info.ino);
-      total += info.size;
-    };
-    for (const alg of disk.readdir(paths.pool)) for (const hex of disk.readdir(join(paths.pool, alg))) add(join(paths.pool, alg, hex));
-    for (const id of disk.readdir(paths.uploads)) {
-      add(join(paths.uploads, id));
-      for (const f of disk.readdir(join(paths.uploads, id))) add(join(paths.uploads, id, f)); // an older layout's session directory
-    }
-    const perPrefix = this.options.prefixes.map((p) => ({ prefix: p.prefix, seen: new Set<number>(), sum: 0 }));
-    const walkRepo = (repo: string) => {
-      const acc = perPrefix.filter((p) => repo.startsWith(p.prefix));
-      const blobs = join(paths.repo(repo), "blobs");
-      for (const alg of disk.readdir(blobs)) {
-        for (const hex of disk.readdir(join(blobs, alg))) {
-          const path = join(blobs, alg, hex);
-          add(path);
-          for (const a of acc) add(path, a);
-        }
-      }
-    };
-    for (const repo of this.repositoriesSync()) walkRepo(repo);
+    const m = this.store.meter.usage(this.options.prefixes.map((p) => p.prefix));
     const sessions = this.store.uploads.list();
-    for (const a of perPrefix) for (const s of sessions) if (s.repo.startsWith(a.prefix)) a.sum += s.size;
-    this.measured = { total, byPrefix: new Map(perPrefix.map((p) => [p.prefix, p.sum])) };
+    for (const p of this.options.prefixes) for (const s of sessions) if (s.repo.startsWith(p.prefix)) m.byPrefix.set(p.prefix, (m.byPrefix.get(p.prefix) ?? 0) + s.size);
+    this.measured = m;
     this.admittedSince = 0;
     this.admittedByPrefix.clear();
     return this.measured;
@@ -176,7 +148,7 @@ export class Quota {
         return { limit: "prefix", prefix: p.prefix, bytes: m ? used + bytes - p.maxBytes : bytes, message: `storage quota exceeded: repositories under "${p.prefix}" may hold ${p.maxBytes} bytes (in use: ${m ? used : "unknown"}); ${bytes} more do not fit, and nothing evictable is left` };
       }
     }
-    const fs = this.space(this.store.paths.root);
+    const fs = this.store.meter.space();
     const floor = this.floor(fs.total);
     if (floor > 0 && fs.free - bytes < floor) {
       return { limit: "floor", bytes: floor - (fs.free - bytes), message: `not enough free space: storing ${bytes} more bytes would leave less than the ${floor} bytes that must stay free (free: ${fs.free}), and nothing evictable is left` };
@@ -187,23 +159,5 @@ export class Quota {
   private floor(total: number): number {
     const f = this.options.minFree;
     return "bytes" in f ? f.bytes : Math.ceil((total * f.percent) / 100);
-  }
-
-  /** Repository names from a synchronous walk (the quota check must not interleave with itself). */
-  private repositoriesSync(): string[] {
-    const { disk, paths } = this.store;
-    const out: string[] = [];
-    const walk = (dir: string, rel: string) => {
-      const names = disk.readdir(dir);
-      const isLayout = names.includes("index.json");
-      if (isLayout && rel) out.push(rel);
-      for (const n of names) {
-        if (n.startsWith(".") || (isLayout && n === "blobs")) continue;
-        const child = join(dir, n);
-        if (disk.stat(child)?.isDirectory) walk(child, rel ? `${rel}/${n}` : n);
-      }
-    };
-    walk(paths.root, "");
-    return out;
   }
 }

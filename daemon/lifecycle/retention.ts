@@ -21,7 +21,7 @@ import type { Logger } from "../log";
 import type { UsageStats } from "../meta/usage";
 import { parseDigest } from "../oci/digest";
 import type { Registry } from "../registry/registry";
-import type { Store } from "../storage/store";
+import type { Storage } from "../storage/api";
 import { type ParseCache, type RepoGraph, closure, readGraph } from "./graph";
 import { RepoPatterns } from "./patterns";
 import { removeDecided } from "./prune";
@@ -53,7 +53,7 @@ export class Retention {
   private readonly policies: Compiled[];
 
   constructor(
-    private readonly store: Store,
+    private readonly store: Storage,
     private readonly registry: Registry,
     private readonly usage: UsageStats | undefined,
     policies: readonly RetentionPolicy[],
@@ -89,8 +89,8 @@ export class Retention {
       }
       // Outside the lock: fills the parse cache, so that the read under the lock is stats and lookups.
       if (!(await readGraph(this.store, repo, this.maxManifestBytes, { cache: this.cache }))) continue;
-      if (!this.store.layouts.exists(repo)) continue;
-      await this.store.layouts.transaction(repo, async (tx) => {
+      if (!(await this.store.indexes.exists(repo))) continue;
+      await this.store.indexes.transaction(repo, async (tx) => {
         // Decided and deleted in one hold of the lock: a tag pushed or moved before this point is in the graph.
         const graph = await readGraph(this.store, repo, this.maxManifestBytes, { cache: this.cache });
         if (!graph) return;

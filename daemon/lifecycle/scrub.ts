@@ -10,12 +10,8 @@
  * it again. Each quarantine is logged, counted and listed by the admin API. Scrubbing only
  * reads unless it finds something; it yields between blobs and stops when aborted.
  */
-import { join } from "node:path";
 import type { Logger } from "../log";
-import { type Algorithm, isAlgorithm } from "../oci/digest";
-import { TEMP_PREFIX } from "../platform/disk";
-import { hashFile } from "../platform/hash";
-import type { Store } from "../storage/store";
+import type { AuditItem, Storage } from "../storage/api";
 
 /** One quarantined blob. */
 export interface QuarantineEntry {
@@ -56,31 +52,21 @@ export interface ScrubReport {
   aborted: boolean;
 }
 
-/** Re-hashes blobs and quarantines the bad ones. */
+/** Re-hashes blobs and quarantines the bad ones (through storage's {@link BlobAudit}). */
 export class Scrubber {
   readonly counters: ScrubCounters = { runs: 0, blobsChecked: 0, bytesChecked: 0, mismatches: 0 };
   private readonly found: QuarantineEntry[] = [];
   private running: Promise<ScrubReport> | undefined;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: Storage,
     private readonly log: Logger,
-    /** Hashes a file (injectable for tests that run on a simulated disk). */
-    private readonly hash: (algorithm: Algorithm, path: string) => Promise<string> = hashFile,
   ) {}
 
-  /** Quarantined blobs: those found by this process, then older files in the quarantine directory. */
+  /** Quarantined blobs: those found by this process, then older ones the quarantine holds. */
   quarantine(): QuarantineEntry[] {
     const known = new Set(this.found.map((q) => q.file));
-    const dir = this.quarantineDir();
-    const older: QuarantineEntry[] = [];
-    for (const name of this.store.disk.readdir(dir)) {
-      const m = /^(sha256|sha512)-([0-9a-f]+)-(\d+)$/.exec(name);
-      if (!m || known.has(join(dir, name))) continue;
-      const info = this.store.disk.stat(join(dir, name));
-      older.push({ digest: `${m[1]}:${m[2]}`, actual: "", size: info?.size ?? 0, repositories: [], file: join(dir, name), at: Number(m[3]) });
-    }
-    return [...this.found, ...older];
+    return [...this.found, ...this.store.audit.quarantined().filter((q) => !known.has(q.file))];
   }
 
   /**
@@ -93,54 +79,29 @@ export class Scrubber {
   }
 
   private async scrub(signal?: AbortSignal, progress?: (p: ScrubProgress) => void): Promise<ScrubReport> {
-    const { disk, paths } = this.store;
+    // the totals a progress bar needs: the pool (repository blobs are mostly links into it)
+    let total = 0;
+    let totalBytes = 0;
+    if (progress) {
+      for await (const blob of this.store.storedBlobs()) {
+        total++;
+        totalBytes += blob.size;
+      }
+    }
     const started = Date.now();
     this.counters.runs++;
     this.counters.lastStarted = started;
     const report: ScrubReport = { blobsChecked: 0, bytesChecked: 0, quarantined: [], aborted: false };
-    const seen = new Set<number>();
-    const check = async (alg: Algorithm, hex: string, path: string) => {
-      const info = disk.stat(path);
-      if (!info?.isFile || seen.has(info.ino)) return;
-      seen.add(info.ino);
-      let actual: string;
-      try {
-        actual = await this.hash(alg, path);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === "ENOENT") return; // removed meanwhile
-        throw err;
-      }
+    for await (const item of this.store.audit.auditItems()) {
+      if (signal?.aborted) break;
+      const actual = await item.hash();
+      if (actual === undefined) continue; // removed meanwhile
       report.blobsChecked++;
-      report.bytesChecked += info.size;
+      report.bytesChecked += item.size;
       this.counters.blobsChecked++;
-      this.counters.bytesChecked += info.size;
-      if (actual !== hex) report.quarantined.push(await this.isolate(alg, hex, actual, path, info.size));
+      this.counters.bytesChecked += item.size;
+      if (actual !== item.digest.hex) report.quarantined.push(await this.isolate(item, actual));
       progress?.({ done: report.blobsChecked, total: Math.max(total, report.blobsChecked), bytes: report.bytesChecked, totalBytes: Math.max(totalBytes, report.bytesChecked) });
-    };
-    let total = 0;
-    let totalBytes = 0;
-    const repos = await this.store.repositories();
-    const sources: [Algorithm, string, string][] = [];
-    for (const alg of ["sha256", "sha512"] as const) {
-      for (const hex of disk.readdir(paths.poolDir(alg))) if (!hex.startsWith(TEMP_PREFIX)) sources.push([alg, hex, paths.poolBlob(alg, hex)]);
-    }
-    if (progress) {
-      // the totals a progress bar needs: the pool (repository blobs are mostly links into it)
-      total = sources.length;
-      for (const [, , path] of sources) totalBytes += disk.stat(path)?.size ?? 0;
-    }
-    outer: for (const [alg, hex, path] of sources) {
-      if (signal?.aborted) break outer;
-      await check(alg, hex, path);
-    }
-    for (const repo of repos) {
-      for (const alg of disk.readdir(join(paths.repo(repo), "blobs"))) {
-        if (!isAlgorithm(alg)) continue;
-        for (const hex of disk.readdir(paths.blobDir(repo, alg))) {
-          if (signal?.aborted) break;
-          if (!hex.startsWith(TEMP_PREFIX)) await check(alg, hex, paths.blob(repo, alg, hex));
-        }
-      }
     }
     report.aborted = signal?.aborted ?? false;
     this.counters.lastFinished = Date.now();
@@ -148,50 +109,19 @@ export class Scrubber {
     return report;
   }
 
-  /** Moves the bad bytes to the quarantine and removes every link to the digest. */
-  private async isolate(alg: Algorithm, hex: string, actual: string, badPath: string, size: number): Promise<QuarantineEntry> {
-    const { disk, paths } = this.store;
-    const digest = `${alg}:${hex}`;
-    const dir = this.quarantineDir();
-    if (!disk.stat(dir)) {
-      await disk.mkdirp(dir);
-      await disk.syncDir(paths.internal);
-    }
-    const file = join(dir, `${alg}-${hex}-${Date.now()}`);
-    // Keep one copy of the bad bytes for inspection: a new link, so moving it cannot
-    // leave the digest's name pointing at nothing half-way.
-    if (!(await disk.link(badPath, file).catch(() => false))) await disk.copy(badPath, file).catch(() => false);
-    await disk.syncDir(dir);
-    const repositories: string[] = [];
-    for (const repo of await this.store.repositories()) {
-      const path = paths.blob(repo, alg, hex);
-      if (!disk.stat(path)) continue;
-      await this.store.layouts.withLock(repo, async () => {
-        await disk.unlink(path);
-        await disk.syncDir(paths.blobDir(repo, alg));
-      });
-      repositories.push(repo);
-    }
-    const pool = paths.poolBlob(alg, hex);
-    if (disk.stat(pool)) {
-      await disk.unlink(pool);
-      await disk.syncDir(paths.poolDir(alg));
-    }
-    this.store.manifests.delete(digest);
-    const entry: QuarantineEntry = { digest, actual: `${alg}:${actual}`, size, repositories, file, at: Date.now() };
+  /** Sets the bad bytes aside and removes every link to the digest. */
+  private async isolate(item: AuditItem, actual: string): Promise<QuarantineEntry> {
+    const entry = await this.store.audit.quarantine(item, actual);
+    this.store.manifests.delete(entry.digest);
     this.found.push(entry);
     this.counters.mismatches++;
     this.log.error("scrub: a blob does not match its digest; it is quarantined and no longer served", {
-      digest,
+      digest: entry.digest,
       actual: entry.actual,
-      size,
-      repositories,
-      file,
+      size: entry.size,
+      repositories: entry.repositories,
+      file: entry.file,
     });
     return entry;
-  }
-
-  private quarantineDir(): string {
-    return join(this.store.paths.internal, "quarantine");
   }
 }

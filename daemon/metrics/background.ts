@@ -4,6 +4,7 @@
  * fetches in flight). Each reads the plain-object state its module already keeps, at scrape
  * time only.
  */
+import type { LifecycleStats } from "../lifecycle/lifecycle";
 import type { Family } from "./registry";
 
 type Obj = Record<string, unknown>;
@@ -16,20 +17,17 @@ function obj(value: unknown): Obj {
   return typeof value === "object" && value !== null ? (value as Obj) : {};
 }
 
-/** Families from `Lifecycle.stats()`. */
-export function lifecycleFamilies(lc: { stats(): Obj }): Family[] {
+/** Families from `Lifecycle.stats()` (typed: a renamed field is a compile error, not a silent 0). */
+export function lifecycleFamilies(lc: { stats(): LifecycleStats }): Family[] {
   const s = lc.stats();
-  const scrub = obj(s.scrub);
-  const berthWrites = obj(obj(s.writes).berth);
-  const lastGc = obj(s.lastGc);
   return [
-    { name: "berth_gc_passes_total", help: "Online garbage-collection passes completed.", type: "counter", samples: [{ value: num(s.gcPasses) }] },
-    { name: "berth_gc_last_freed_bytes", help: "Bytes the last garbage-collection pass freed.", type: "gauge", samples: [{ value: num(lastGc.bytesFreed) }] },
-    { name: "berth_scrub_runs_total", help: "Scrubs completed.", type: "counter", samples: [{ value: num(scrub.runs) }] },
-    { name: "berth_scrub_checked_bytes_total", help: "Bytes re-hashed by scrubs.", type: "counter", samples: [{ value: num(scrub.bytesChecked) }] },
-    { name: "berth_scrub_mismatches_total", help: "Blobs whose bytes did not match their digest (moved to quarantine).", type: "counter", samples: [{ value: num(scrub.mismatches) }] },
-    { name: "berth_quarantined_blobs", help: "Blobs in quarantine.", type: "gauge", samples: [{ value: num(s.quarantined) }] },
-    { name: "berth_disk_written_bytes_total", help: "Bytes berth wrote through its storage layer.", type: "counter", samples: [{ value: num(berthWrites.bytesWritten) }] },
+    { name: "berth_gc_passes_total", help: "Online garbage-collection passes completed.", type: "counter", samples: [{ value: s.gcPasses }] },
+    { name: "berth_gc_last_freed_bytes", help: "Bytes the last garbage-collection pass freed.", type: "gauge", samples: [{ value: s.lastGc?.bytesFreed ?? 0 }] },
+    { name: "berth_scrub_runs_total", help: "Scrubs completed.", type: "counter", samples: [{ value: s.scrub?.runs ?? 0 }] },
+    { name: "berth_scrub_checked_bytes_total", help: "Bytes re-hashed by scrubs.", type: "counter", samples: [{ value: s.scrub?.bytesChecked ?? 0 }] },
+    { name: "berth_scrub_mismatches_total", help: "Blobs whose bytes did not match their digest (moved to quarantine).", type: "counter", samples: [{ value: s.scrub?.mismatches ?? 0 }] },
+    { name: "berth_quarantined_blobs", help: "Blobs in quarantine.", type: "gauge", samples: [{ value: s.quarantined ?? 0 }] },
+    { name: "berth_disk_written_bytes_total", help: "Bytes berth wrote through its storage layer.", type: "counter", samples: [{ value: s.writes.berth?.bytesWritten ?? 0 }] },
   ];
 }
 

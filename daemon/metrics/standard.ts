@@ -11,10 +11,14 @@ import { VERSION } from "../version";
 import type { HttpMetrics } from "./http";
 import type { Family, MetricsRegistry } from "./registry";
 import { storageProvider } from "./storage";
+import type { StorageFigures } from "../storage/api";
 
 /** What the standard providers read. */
 export interface StandardSources {
+  /** The storage root (host figures: the file system it is on). */
   root: string;
+  /** Storage's figures (storage/api.ts, UsageMeter.figures); none: no storage families. */
+  storageFigures?: () => StorageFigures;
   http: HttpMetrics;
   uploadsInFlight: () => number;
   /** Blob bytes written into storage so far (uploads). */
@@ -31,7 +35,7 @@ export function registerStandard(registry: MetricsRegistry, s: StandardSources):
     { name: "berth_start_time_seconds", help: "Unix time the daemon started.", type: "gauge", samples: [{ value: started }] },
   ]);
   registry.provide("http", () => s.http.families());
-  registry.provide("storage", storageProvider(s.root, s.hostIntervalMs));
+  if (s.storageFigures) registry.provide("storage", storageProvider(s.storageFigures, s.hostIntervalMs));
   registry.provide("uploads", () => [
     { name: "berth_uploads_in_flight", help: "Blob upload sessions open now.", type: "gauge", samples: [{ value: s.uploadsInFlight() }] },
     { name: "berth_storage_ingress_bytes_total", help: "Blob bytes written by uploads (any transfer coding).", type: "counter", samples: [{ value: s.ingressBytes() }] },

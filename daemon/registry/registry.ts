@@ -13,8 +13,8 @@ import { acceptAdmits } from "../oci/mediatypes";
 import { isTag, requireName, requireTag } from "../oci/names";
 import type { Meta, ManifestRecord } from "../meta/meta";
 import { hashBytes } from "../platform/hash";
-import type { IndexTransaction, RepoIndex } from "../storage/layouts";
-import type { Store } from "../storage/store";
+import type { BlobBody, ByteRange, IndexTransaction, RepoIndex } from "../storage/api";
+import type { Storage } from "../storage/api";
 import type { RegistryHooks } from "./hooks";
 import { translate } from "./translate";
 import { BlobUploads } from "./uploads";
@@ -35,11 +35,12 @@ export interface ManifestContent {
   bytes: Uint8Array;
 }
 
-/** A blob ready to be served from its file. */
+/** A stored blob ready to be served: `body` says how (a local file, a stream or a redirect). */
 export interface BlobFile {
   digest: string;
-  path: string;
   size: number;
+  /** How to send the blob, or `range` of it (storage/api.ts, {@link BlobBody}). */
+  body(range?: ByteRange): BlobBody;
 }
 
 /** One page of a list (tags, catalog). */
@@ -76,7 +77,7 @@ export class Registry {
   private readonly uploads: BlobUploads;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: Storage,
     private readonly meta: Meta,
     private readonly options: RegistryOptions,
     private readonly log: Logger,
@@ -104,14 +105,24 @@ export class Registry {
     const info = this.store.blobs.stat(repo, digest);
     if (!info) throw new RegistryError("BLOB_UNKNOWN", `${digest.value} is not in ${repo}`);
     this.options.hooks?.touched?.(repo, digest.value);
-    return { digest: digest.value, path: this.store.blobs.path(repo, digest), size: info.size };
+    const blobs = this.store.blobs;
+    return { digest: digest.value, size: info.size, body: (range) => blobs.open(repo, digest, range) };
+  }
+
+  /**
+   * True when `repo` holds `digest` (a blob or a manifest's bytes). For background checks
+   * (sync): no touch mark is refreshed, and an invalid name or digest is simply false.
+   */
+  hasBlob(repo: string, digestText: string): boolean {
+    const digest = parseDigest(digestText);
+    return digest !== undefined && this.store.blobs.stat(repo, digest) !== undefined;
   }
 
   /** Deletes a blob from a repository. Manifests are deleted through the manifests endpoint. */
   async deleteBlob(repo: string, digestText: string): Promise<void> {
     requireName(repo);
     const digest = requireDigest(digestText);
-    const index = await this.store.layouts.index(repo);
+    const index = await this.store.indexes.index(repo);
     if (index?.manifests.has(digest.value)) {
       throw new RegistryError("UNSUPPORTED", `${digest.value} is a manifest of ${repo}; delete it with DELETE /v2/${repo}/manifests/${digest.value}`);
     }
@@ -153,7 +164,7 @@ export class Registry {
    */
   async manifest(repo: string, reference: string, accept: string | null): Promise<ManifestContent> {
     requireName(repo);
-    const index = await this.store.layouts.index(repo);
+    const index = await this.store.indexes.index(repo);
     if (!index) throw new RegistryError("NAME_UNKNOWN", `repository ${repo} is not known`);
     const content = await this.loadManifest(repo, index, reference);
     if (!acceptAdmits(accept, content.mediaType)) {
@@ -225,23 +236,21 @@ export class Registry {
     }
     await this.checkReferences(repo, parsed, opts.partialIndex === true);
 
-    await this.store.layouts.ensure(repo);
+    await this.store.indexes.ensure(repo);
     const desc: Descriptor = { mediaType: parsed.mediaType, digest, size: bytes.byteLength };
     const record: ManifestRecord = { digest, mediaType: parsed.mediaType, size: bytes.byteLength, parsed };
     // The bytes are published outside the repository's lock (fsyncs of concurrent pushes
     // overlap); listing them is one step under the lock, which re-checks that the references
     // and the manifest's own blob are still there: a concurrent DELETE of the same manifest,
-    // or a GC sweep (both take the lock), may have removed them in between. The staged copy
-    // is kept until then so the bytes can be published again.
+    // or a GC sweep (both take the lock), may have removed them in between; then the bytes
+    // are published again (not admitted again: admission may evict, which takes locks).
     const d = parseDigest(digest)!;
-    let staged: { path: string; discard: () => Promise<void> } | undefined;
     let moved: { tag: string; from: string }[] = [];
     try {
-      staged = await this.store.uploads.stage(bytes, repo);
-      await this.store.blobs.publish(repo, d, staged.path);
-      await this.store.layouts.transaction(repo, async (tx) => {
+      await this.store.uploads.putSmall(repo, d, bytes);
+      await this.store.indexes.transaction(repo, async (tx) => {
         await this.checkReferences(repo, parsed, opts.partialIndex === true);
-        if (!this.store.blobs.stat(repo, d)) await this.store.blobs.publish(repo, d, staged!.path);
+        if (!this.store.blobs.stat(repo, d)) await this.store.uploads.putSmall(repo, d, bytes, false);
         const before = (await tx.current()).doc.manifests;
         // tags that pointed at another manifest (the audit trail's tag moves)
         moved = before.flatMap((e) => {
@@ -254,8 +263,6 @@ export class Registry {
       });
     } catch (err) {
       translate(err);
-    } finally {
-      await staged?.discard();
     }
     this.store.manifests.set(digest, { bytes, mediaType: parsed.mediaType });
     this.options.hooks?.pushed?.(repo, digest, tags);
@@ -301,10 +308,10 @@ export class Registry {
    */
   async deleteManifest(repo: string, reference: string): Promise<void> {
     requireName(repo);
-    const index = await this.store.layouts.index(repo);
+    const index = await this.store.indexes.index(repo);
     if (!index) throw new RegistryError("NAME_UNKNOWN", `repository ${repo} is not known`);
     if (isTag(reference)) {
-      await this.store.layouts.update(repo, (entries) => {
+      await this.store.indexes.update(repo, (entries) => {
         const next = withoutTag(entries, reference);
         if (!next) throw new RegistryError("MANIFEST_UNKNOWN", `tag "${reference}" is not in ${repo}`);
         return next;
@@ -319,7 +326,7 @@ export class Registry {
     await this.reconcile(repo);
     let tags: string[] = [];
     let blobs: string[] = [];
-    await this.store.layouts.transaction(repo, async (tx) => {
+    await this.store.indexes.transaction(repo, async (tx) => {
       const entries = (await tx.current()).doc.manifests;
       tags = entries.flatMap((e) => (e.digest === digest.value ? (tagOf(e) ?? []) : []));
       const listed = entries.some((e) => e.digest === digest.value);
@@ -384,7 +391,7 @@ export class Registry {
   /** A page of the repository's tags in lexical order. */
   async tags(repo: string, n: number | undefined, last: string | undefined): Promise<Page> {
     requireName(repo);
-    const index = await this.store.layouts.index(repo);
+    const index = await this.store.indexes.index(repo);
     if (!index) throw new RegistryError("NAME_UNKNOWN", `repository ${repo} is not known`);
     return paginate(index.sortedTags(), n, last);
   }
@@ -406,7 +413,7 @@ export class Registry {
   async referrers(repo: string, digestText: string, artifactType?: string): Promise<Descriptor[]> {
     requireName(repo);
     const digest = requireDigest(digestText);
-    if (!(await this.reconcile(repo)) && !this.store.layouts.exists(repo)) return [];
+    if (!(await this.reconcile(repo)) && !(await this.store.indexes.exists(repo))) return [];
     const all = this.meta.referrers(repo, digest.value);
     return artifactType === undefined ? all : all.filter((d) => d.artifactType === artifactType);
   }
@@ -428,7 +435,7 @@ export class Registry {
    * were built. Returns true if it rebuilt them.
    */
   private async reconcile(repo: string): Promise<boolean> {
-    const index = await this.store.layouts.index(repo);
+    const index = await this.store.indexes.index(repo);
     if (!index) {
       if (this.meta.stampOf(repo) !== undefined) this.meta.dropRepo(repo);
       this.indexed.delete(repo);

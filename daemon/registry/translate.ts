@@ -3,7 +3,7 @@
  */
 import { RegistryError } from "../oci/errors";
 import { StorageError, isNoSpace } from "../storage/errors";
-import type { UploadSession } from "../storage/uploads";
+import type { UploadSession } from "../storage/api";
 
 /** Seconds a client is asked to wait (`Retry-After`) after a refusal for want of resources. */
 export const RETRY_AFTER_SECONDS = 5;

@@ -8,8 +8,8 @@
 import { type Algorithm, type Digest, clip, isAlgorithm, requireDigest } from "../oci/digest";
 import { RegistryError } from "../oci/errors";
 import { nameProblem, requireName } from "../oci/names";
-import type { Store } from "../storage/store";
-import type { UploadSession } from "../storage/uploads";
+import type { Storage } from "../storage/api";
+import type { UploadSession } from "../storage/api";
 import type { RegistryHooks } from "./hooks";
 import { translate } from "./translate";
 
@@ -21,7 +21,7 @@ export type UploadStart =
 /** The upload use cases of one registry. */
 export class BlobUploads {
   constructor(
-    private readonly store: Store,
+    private readonly store: Storage,
     private readonly hooks?: RegistryHooks,
   ) {}
 
@@ -50,9 +50,13 @@ export class BlobUploads {
       const digest = requireDigest(opts.mount!);
       this.hooks?.touched?.(repo, digest.value);
       if (await this.store.blobs.holdsDurably(repo, digest)) return { kind: "created", digest: digest.value };
-      if (this.store.blobs.canMount(digest, opts.from)) {
-        await this.store.layouts.ensure(repo);
-        if (await this.store.blobs.mount(repo, digest, opts.from)) return { kind: "created", digest: digest.value };
+      if (await this.store.blobs.canMount(digest, opts.from)) {
+        try {
+          await this.store.indexes.ensure(repo);
+          if (await this.store.blobs.mount(repo, digest, opts.from)) return { kind: "created", digest: digest.value };
+        } catch (err) {
+          translate(err); // a mount that must copy is admitted like a push (quota, min_free)
+        }
       }
     }
     let algorithm: Algorithm = "sha256";
@@ -149,10 +153,6 @@ export class BlobUploads {
 
   private async publish(repo: string, id: string, digest: Digest): Promise<void> {
     // published while the session is still busy: no expiry or DELETE can remove the file meanwhile
-    await this.store.uploads.complete(repo, id, digest, async (path) => {
-      this.hooks?.touched?.(repo, digest.value);
-      await this.store.layouts.ensure(repo);
-      await this.store.blobs.publish(repo, digest, path);
-    });
+    await this.store.uploads.complete(repo, id, digest, () => this.hooks?.touched?.(repo, digest.value));
   }
 }

@@ -9,6 +9,7 @@
  * by at most that long after it ends.
  */
 import type { BackgroundIo } from "./task";
+import { abortableSleep } from "../platform/sleep";
 
 /** Read or write. */
 export type IoKind = "read" | "write";
@@ -65,20 +66,6 @@ export class TokenBucket {
   }
 }
 
-function abortable(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
 
 interface Counters {
   bytes: number;
@@ -121,7 +108,7 @@ export class IoBudget implements BackgroundIo {
       const wait = Math.max(b.bytes.waitMs(), b.ops.waitMs());
       if (wait === 0) break;
       this.waitedMs += wait;
-      await abortable(Math.min(wait, 1000), signal);
+      await abortableSleep(Math.min(wait, 1000), signal);
     }
     signal?.throwIfAborted();
     b.bytes.charge(bytes);

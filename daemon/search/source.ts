@@ -6,16 +6,16 @@
  */
 import { parseDigest } from "../oci/digest";
 import type { Meta } from "../meta/meta";
-import type { Store } from "../storage/store";
+import type { Storage } from "../storage/api";
 import type { CatalogSource } from "./catalog";
 
 /** The catalog source of a running daemon. */
-export function searchSource(store: Store, meta: Meta): CatalogSource {
+export function searchSource(store: Storage, meta: Meta): CatalogSource {
   return {
     repoStamps: () => meta.repoStamps(),
     manifestsOf: (repo) => meta.manifestsOf(repo),
     async tags(repo) {
-      const index = await store.layouts.index(repo);
+      const index = await store.indexes.index(repo);
       if (!index) return undefined;
       const out = new Map<string, string>();
       for (const [tag, desc] of index.tags) out.set(tag, desc.digest);

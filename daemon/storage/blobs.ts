@@ -10,12 +10,14 @@
  * Where hard links are not possible (another file system, FAT, a link-count limit) blobs
  * are copied instead; this is logged once.
  */
+import { fileBody } from "../platform/serve";
 import { dirname } from "node:path";
-import type { Digest } from "../oci/digest";
+import type { Algorithm, Digest } from "../oci/digest";
 import type { Disk, FileInfo } from "../platform/disk";
 import { hashFile } from "../platform/hash";
 import type { Logger } from "../log";
 import type { Paths } from "./paths";
+import type { BlobBody, BlobIngest, BlobStore, ByteRange, IngestOptions } from "./api";
 
 const LINK_UNSUPPORTED = new Set(["EXDEV", "EPERM", "ENOTSUP", "EOPNOTSUPP", "EMLINK", "ENOSYS"]);
 /** Opening a file for writing failed for want of permission (another owner, a read-only mount). */
@@ -25,10 +27,15 @@ const NOT_WRITABLE = new Set(["EACCES", "EPERM", "EROFS"]);
 export interface BlobStoreOptions {
   /** Share identical blobs across repositories through the pool. */
   dedupe: boolean;
+  /**
+   * Quota and free-space admission (storage/ingest.ts), asked before a mount writes bytes:
+   * a copy where links are not possible, or of a file berth may not write to.
+   */
+  admit?: (repo: string, bytes: number) => Promise<void>;
 }
 
-/** Blob files of every repository, deduplicated through the pool. */
-export class BlobStore {
+/** Blob files of every repository, deduplicated through the pool: the local {@link BlobStore}. */
+export class LocalBlobs implements BlobStore {
   private linksWork = true;
   private readonly madeDirs = new Set<string>();
 
@@ -37,9 +44,23 @@ export class BlobStore {
     private readonly disk: Disk,
     private readonly options: BlobStoreOptions,
     private readonly log: Logger,
+    /** Opens an ingest (storage/ingest.ts); set by the store that composes this. */
+    private readonly starter?: (repo: string, algorithm: Algorithm, options: IngestOptions) => Promise<BlobIngest>,
   ) {}
 
-  /** Path of `digest` in `repo` (it may not exist). */
+  /** Starts writing a blob for `repo` (storage/ingest.ts). */
+  ingest(repo: string, algorithm: Algorithm, options: IngestOptions = {}): Promise<BlobIngest> {
+    if (!this.starter) throw new Error("this blob store was made without an ingest path");
+    return this.starter(repo, algorithm, options);
+  }
+
+  /** The blob's file as a `Blob` (sent with sendfile), whole or `range` of it. */
+  open(repo: string, digest: Digest, range?: ByteRange): BlobBody {
+    const path = this.path(repo, digest);
+    return { kind: "file", file: range ? fileBody(path, range.start, range.end - range.start + 1) : fileBody(path) };
+  }
+
+  /** Path of `digest` in `repo` (it may not exist); for the storage layer only. */
   path(repo: string, digest: Digest): string {
     return this.paths.blob(repo, digest.algorithm, digest.hex);
   }
@@ -53,11 +74,6 @@ export class BlobStore {
   /** Reads a small blob whole (manifests only; callers check the size first). */
   read(repo: string, digest: Digest): Promise<Uint8Array> {
     return this.disk.readFile(this.path(repo, digest));
-  }
-
-  /** True when the pool holds `digest`. */
-  inPool(digest: Digest): boolean {
-    return this.disk.stat(this.paths.poolBlob(digest.algorithm, digest.hex)) !== undefined;
   }
 
   /**
@@ -127,7 +143,9 @@ export class BlobStore {
   async mount(repo: string, digest: Digest, from?: string): Promise<boolean> {
     const pool = this.paths.poolBlob(digest.algorithm, digest.hex);
     if (from === undefined) {
-      if (!this.disk.stat(pool)) return false;
+      const pooled = this.disk.stat(pool);
+      if (!pooled) return false;
+      if (!this.linksWork) await this.options.admit?.(repo, pooled.size);
       try {
         await this.place(pool, this.path(repo, digest));
       } catch (err) {
@@ -145,6 +163,7 @@ export class BlobStore {
     // berth may not open for writing is copied instead (a copy is fsynced).
     let copyOnly = false;
     if (!this.disk.stat(pool)) copyOnly = !(await this.syncData(source));
+    if (copyOnly || !this.linksWork) await this.options.admit?.(repo, info.size);
     if (this.options.dedupe && this.linksWork && !this.disk.stat(pool)) {
       if ((await hashFile(digest.algorithm, source)) !== digest.hex) {
         this.log.warn("blob does not match its digest; not mounting it", { repo: from, digest: digest.value });

@@ -5,28 +5,18 @@
  * without a restart. index.json is only ever replaced atomically (temp file, fsync, rename,
  * fsync of the directory), and writes to one repository are serialised.
  */
-import { dirname, relative } from "node:path";
+import { dirname, join, relative } from "node:path";
 import type { Descriptor } from "../oci/manifest";
 import { type IndexDoc, emptyIndex, parseIndexDoc, tagOf } from "../oci/layoutindex";
 import { OCI_LAYOUT_VERSION } from "../oci/mediatypes";
-import type { Disk } from "../platform/disk";
+import { type Disk, TEMP_PREFIX } from "../platform/disk";
 import type { Logger } from "../log";
 import { isNoSpace } from "./errors";
 import { KeyedLock } from "./lock";
 import type { Paths } from "./paths";
+import type { IndexTransaction, RepoIndex, RepoIndexStore } from "./api";
 
-/** A repository's index.json, parsed, with lookups built once per version of the file. */
-export interface RepoIndex {
-  /** Identifies this version of index.json on disk: inode, size and mtime. */
-  readonly stamp: string;
-  readonly doc: IndexDoc;
-  /** tag -> descriptor */
-  readonly tags: ReadonlyMap<string, Descriptor>;
-  /** digest -> descriptor, for every manifest listed */
-  readonly manifests: ReadonlyMap<string, Descriptor>;
-  /** Tags in lexical order (computed on first use). */
-  sortedTags(): readonly string[];
-}
+export type { IndexTransaction, RepoIndex } from "./api";
 
 function buildIndex(stamp: string, doc: IndexDoc): RepoIndex {
   const tags = new Map<string, Descriptor>();
@@ -46,22 +36,14 @@ function buildIndex(stamp: string, doc: IndexDoc): RepoIndex {
   };
 }
 
-/** What a {@link Layouts.transaction} can do with the repository's index. */
-export interface IndexTransaction {
-  /** The index as it is now. */
-  current(): Promise<RepoIndex>;
-  /** Replaces the list of manifests atomically and durably; returns the new index. */
-  write(entries: Descriptor[]): Promise<RepoIndex>;
-}
-
 /** Stamp of a file's current version, or undefined if it does not exist. */
 function stampOf(disk: Disk, path: string): string | undefined {
   const info = disk.stat(path);
   return info ? `${info.ino}-${info.size}-${info.mtimeMs}` : undefined;
 }
 
-/** The OCI layouts under one storage root. */
-export class Layouts {
+/** The OCI layouts under one storage root: the local {@link RepoIndexStore}. */
+export class Layouts implements RepoIndexStore {
   private readonly cache = new Map<string, RepoIndex>();
   private readonly lock = new KeyedLock();
 
@@ -71,7 +53,37 @@ export class Layouts {
     private readonly log: Logger,
     /** Frees some room when a write that shrinks index.json finds the disk full (storage/reserve.ts). */
     private readonly makeRoom: () => Promise<boolean> = async () => false,
+    /** Told the directory of a repository {@link drop} removed (caches of made directories). */
+    private readonly dropped: (dir: string) => void = () => {},
   ) {}
+
+  /** When index.json last changed (its mtime or inode change, whichever is later). */
+  changedAt(name: string): number | undefined {
+    const info = this.disk.stat(this.paths.index(name));
+    return info ? Math.max(info.mtimeMs, info.ctimeMs ?? 0) : undefined;
+  }
+
+  /** Replaces the manifests if index.json is still version `stamp` (under the repository's lock). */
+  compareAndSwap(name: string, stamp: string, entries: Descriptor[]): Promise<RepoIndex | undefined> {
+    return this.lock.run(name, () => this.swap(name, stamp, entries));
+  }
+
+  /**
+   * Removes an empty repository's layout: index.json first (from then on it is no
+   * repository), then oci-layout and blobs/, then the directory when nothing else is in it.
+   */
+  async drop(name: string): Promise<void> {
+    const dir = this.paths.repo(name);
+    await this.disk.unlink(this.paths.index(name));
+    await this.disk.syncDir(dir);
+    await this.disk.unlink(this.paths.ociLayout(name));
+    await this.disk.removeTree(join(dir, "blobs"));
+    this.dropped(dir);
+    for (const entry of this.disk.readdir(dir)) if (entry.startsWith(TEMP_PREFIX)) await this.disk.unlink(join(dir, entry));
+    if (this.disk.readdir(dir).length === 0) await this.disk.removeTree(dir);
+    await this.disk.syncDir(join(dir, ".."));
+    this.cache.delete(name);
+  }
 
   /** True when `<root>/<name>` is an OCI layout. */
   exists(name: string): boolean {
@@ -122,7 +134,6 @@ export class Layouts {
    */
   async transaction<T>(name: string, fn: (tx: IndexTransaction) => Promise<T>): Promise<T> {
     return this.lock.run(name, async () => {
-      const path = this.paths.index(name);
       const tx: IndexTransaction = {
         current: async () => {
           const index = await this.index(name);
@@ -131,23 +142,33 @@ export class Layouts {
         },
         write: async (entries) => {
           const current = await tx.current();
-          const doc: IndexDoc = { ...current.doc, manifests: entries };
-          const text = `${JSON.stringify(doc)}\n`;
-          try {
-            await this.disk.writeAtomic(path, text);
-          } catch (err) {
-            // A write that removes entries (a delete, GC) may spend the reserve on a full disk.
-            const shrinks = text.length < JSON.stringify(current.doc).length + 1;
-            if (!isNoSpace(err) || !shrinks || !(await this.makeRoom())) throw err;
-            await this.disk.writeAtomic(path, text);
-          }
-          const index = buildIndex(stampOf(this.disk, path) ?? "", doc);
-          this.cache.set(name, index);
+          const index = await this.swap(name, current.stamp, entries);
+          if (!index) throw new Error(`index.json of ${name} changed under a write of berth's (another tool rewrote it); the write was not made`);
           return index;
         },
       };
       return fn(tx);
     });
+  }
+
+  /** The write of {@link compareAndSwap}; the caller holds the repository's lock. */
+  private async swap(name: string, stamp: string, entries: Descriptor[]): Promise<RepoIndex | undefined> {
+    const current = await this.index(name);
+    if (!current || current.stamp !== stamp) return undefined;
+    const path = this.paths.index(name);
+    const doc: IndexDoc = { ...current.doc, manifests: entries };
+    const text = `${JSON.stringify(doc)}\n`;
+    try {
+      await this.disk.writeAtomic(path, text);
+    } catch (err) {
+      // A write that removes entries (a delete, GC) may spend the reserve on a full disk.
+      const shrinks = text.length < JSON.stringify(current.doc).length + 1;
+      if (!isNoSpace(err) || !shrinks || !(await this.makeRoom())) throw err;
+      await this.disk.writeAtomic(path, text);
+    }
+    const index = buildIndex(stampOf(this.disk, path) ?? "", doc);
+    this.cache.set(name, index);
+    return index;
   }
 
   /**

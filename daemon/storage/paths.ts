@@ -11,6 +11,7 @@
  *   <root>/.berth/uploads/<id>            upload sessions in flight, one file each (removed at start-up)
  *   <root>/.berth/meta.db                 derived index (bun:sqlite), rebuilt from the layouts
  *   <root>/.berth/lock                    flock(2)ed by the one process serving the root; holds its PID
+ *   <root>/.berth/quarantine/<alg>-<hex>-<ms>  bytes scrub found not to match their digest
  *   <root>/.berth/reserve                 zeros kept for writes that free space on a full disk
  *   <root>/.berth/token.key               the token service's ES256 signing key, PKCS#8 PEM, 0600
  *                                         (auth/tokenkey.ts; default of [auth.token] key_file)
@@ -23,21 +24,20 @@
 import { join } from "node:path";
 import type { Algorithm } from "../oci/digest";
 
-/** Version of the on-disk tree drawn above. */
-export const LAYOUT_VERSION = 1;
-
 /** Path helpers for one storage root. */
 export class Paths {
   readonly internal: string;
   readonly pool: string;
   readonly uploads: string;
   readonly metaDb: string;
+  readonly quarantine: string;
 
   constructor(readonly root: string) {
     this.internal = join(root, ".berth");
     this.pool = join(this.internal, "pool");
     this.uploads = join(this.internal, "uploads");
     this.metaDb = join(this.internal, "meta.db");
+    this.quarantine = join(this.internal, "quarantine");
   }
   repo(name: string): string {
     return join(this.root, name);

@@ -1,14 +1,21 @@
 /**
- * The storage engine of one root: layouts, blobs, uploads and the manifest cache, plus
- * start-up recovery. No HTTP types and no SQL here.
+ * The local backend of the storage seam (api.ts) for one root: OCI layouts, the blob pool,
+ * upload sessions, the one ingest path, the one walk, GC and scrub abilities and the
+ * manifest cache, plus start-up recovery. No HTTP types and no SQL here. Only main wiring,
+ * the offline commands and tests construct it; everything above storage/ sees
+ * {@link Storage}.
  */
 import { statfsSync } from "node:fs";
-import { join, relative } from "node:path";
-import { nameProblem } from "../oci/names";
-import { type Disk, TEMP_PREFIX } from "../platform/disk";
+import { dirname, join } from "node:path";
+import type { Algorithm, Digest } from "../oci/digest";
+import { type Disk, TEMP_PREFIX, realDisk } from "../platform/disk";
 import { type UploadHashing, inlineHashing } from "../platform/uploadhash";
 import type { Logger } from "../log";
-import { BlobStore } from "./blobs";
+import type { BlobEntry, BlobIngest, IngestOptions, Storage, StorageFigures } from "./api";
+import { LocalBlobs } from "./blobs";
+import { startIngest } from "./ingest";
+import { LocalAudit, LocalSweep } from "./maintenance";
+import { LocalWalk } from "./walk";
 import { ManifestCache } from "./cache";
 import { Layouts } from "./layouts";
 import { Paths } from "./paths";
@@ -38,17 +45,19 @@ export interface RecoveryReport {
   tempFilesRemoved: number;
 }
 
-/** The storage engine. */
-export class Store {
+/** The local storage engine of one root. */
+export class Store implements Storage {
   readonly paths: Paths;
-  readonly layouts: Layouts;
-  readonly blobs: BlobStore;
+  readonly indexes: Layouts;
+  readonly blobs: LocalBlobs;
   readonly uploads: Uploads;
   readonly manifests: ManifestCache;
   /** Room kept for writes that free space on a full disk (storage/reserve.ts). */
   readonly reserve: Reserve;
-  /** How bytes written to the store are hashed (uploads, and fetches from upstreams). */
-  readonly hashing: UploadHashing;
+  readonly sweep: LocalSweep;
+  readonly audit: LocalAudit;
+  readonly meter: { usage: LocalWalk["usage"]; space: () => { free: number; total: number }; figures: () => StorageFigures };
+  private readonly walk: LocalWalk;
 
   constructor(
     readonly disk: Disk,
@@ -56,15 +65,55 @@ export class Store {
     private readonly log: Logger,
   ) {
     this.paths = new Paths(options.root);
-    this.reserve = new Reserve(this.paths.internal, disk, () => {
+    const space = () => {
       const s = statfsSync(this.paths.root);
       return { free: s.bavail * s.bsize, total: s.blocks * s.bsize };
-    }, log);
-    this.layouts = new Layouts(this.paths, disk, log, () => this.reserve.release());
-    this.blobs = new BlobStore(this.paths, disk, { dedupe: options.dedupe }, log);
-    this.hashing = options.hashing ?? inlineHashing;
-    this.uploads = new Uploads(this.paths, disk, { maxBlobBytes: options.maxBlobBytes, onIngress: options.onIngress, hashing: this.hashing, admit: options.admit, limits: options.uploadLimits, log });
+    };
+    this.reserve = new Reserve(this.paths.internal, disk, space, log);
+    this.walk = new LocalWalk(this.paths, disk, log);
+    const hashing = options.hashing ?? inlineHashing;
+    const publish = async (repo: string, digest: Digest, path: string) => {
+      await this.indexes.ensure(repo);
+      await this.blobs.publish(repo, digest, path);
+    };
+    const ingestDeps = { disk, paths: this.paths, hashing, publish, published: (repo: string, d: Digest) => this.blobs.path(repo, d), admit: options.admit };
+    this.blobs = new LocalBlobs(this.paths, disk, { dedupe: options.dedupe, admit: options.admit }, log, (repo: string, algorithm: Algorithm, o: IngestOptions): Promise<BlobIngest> => startIngest(ingestDeps, repo, algorithm, o));
+    this.indexes = new Layouts(this.paths, disk, log, () => this.reserve.release(), (dir) => this.blobs.forgetDirs(dir));
+    this.uploads = new Uploads(this.paths, disk, { maxBlobBytes: options.maxBlobBytes, onIngress: options.onIngress, hashing, admit: options.admit, limits: options.uploadLimits, log, publish });
     this.manifests = new ManifestCache(options.manifestCacheBytes);
+    this.sweep = new LocalSweep(this.paths, disk);
+    this.audit = new LocalAudit(this.paths, disk, this.walk, this.indexes);
+    this.meter = { usage: (prefixes) => this.walk.usage(prefixes), space, figures: () => this.walk.figures() };
+  }
+
+  /** True when the root exists as a directory (offline commands refuse a missing one). */
+  rootIsDirectory(): boolean {
+    return this.disk.stat(this.paths.root)?.isDirectory === true;
+  }
+
+  /** Where the derived index lives (main wiring and offline commands open it). */
+  get metaDbPath(): string {
+    return this.paths.metaDb;
+  }
+
+  /** Every repository, in lexical order (storage/walk.ts defines one). */
+  repositories(): Promise<string[]> {
+    return this.walk.repositories();
+  }
+
+  /** The same, without yielding. */
+  repositoriesSync(): string[] {
+    return this.walk.repositoriesSync();
+  }
+
+  /** The blobs `repo` holds. */
+  repoBlobs(repo: string): Iterable<BlobEntry> {
+    return this.walk.repoBlobs(repo);
+  }
+
+  /** Every distinct stored blob (the pool). */
+  storedBlobs(): Iterable<BlobEntry> {
+    return this.walk.storedBlobs();
   }
 
   /**
@@ -73,51 +122,31 @@ export class Store {
    */
   async recover(): Promise<RecoveryReport> {
     for (const dir of [this.paths.root, this.paths.internal, this.paths.uploads, this.paths.poolDir("sha256"), this.paths.poolDir("sha512")]) {
-      if (!this.disk.stat(dir)) {
-        await this.disk.mkdirp(dir);
-        await this.disk.syncDir(join(dir, ".."));
-      }
+      // every directory made here has its entry fsynced in its parent: `mkdirp` of
+      // pool/sha256 makes pool/ too, whose entry in .berth/ must survive a power cut as well
+      // (found by the storage contract on the power-cut simulator)
+      const missing: string[] = [];
+      for (let d = dir; !this.disk.stat(d) && dirname(d) !== d; d = dirname(d)) missing.push(d);
+      if (missing.length === 0) continue;
+      await this.disk.mkdirp(dir);
+      for (const d of missing.reverse()) await this.disk.syncDir(dirname(d));
     }
     const uploadsRemoved = await this.uploads.clearLeftovers();
     let tempFilesRemoved = 0;
     for (const dir of [this.paths.poolDir("sha256"), this.paths.poolDir("sha512")]) tempFilesRemoved += await this.removeTemps(dir);
-    const repositories = await this.scan((dir) => this.removeTemps(dir).then((n) => void (tempFilesRemoved += n)));
+    const layoutDirs: string[] = [];
+    const repositories: string[] = [];
+    this.walk.layouts((name, dir) => {
+      repositories.push(name);
+      layoutDirs.push(dir);
+    });
+    for (const dir of layoutDirs) {
+      tempFilesRemoved += await this.removeTemps(dir);
+      for (const alg of this.disk.readdir(join(dir, "blobs"))) tempFilesRemoved += await this.removeTemps(join(dir, "blobs", alg));
+    }
+    repositories.sort();
     await this.reserve.restore(); // only when there is room; a full disk starts without it
     return { repositories, uploadsRemoved, tempFilesRemoved };
-  }
-
-  /** Every repository (directory holding an index.json) under the root, in lexical order. */
-  repositories(): Promise<string[]> {
-    return this.scan();
-  }
-
-  /**
-   * Walks the root for OCI layouts. Hidden directories and blob directories are not entered;
-   * `visit` is called for every layout directory and blob directory found (for cleaning).
-   */
-  private async scan(visit?: (dir: string) => Promise<void>): Promise<string[]> {
-    const found: string[] = [];
-    const walk = async (dir: string): Promise<void> => {
-      const names = this.disk.readdir(dir);
-      const isLayout = names.includes("index.json") && this.disk.stat(join(dir, "index.json"))?.isFile;
-      if (isLayout && dir !== this.paths.root) {
-        const name = relative(this.paths.root, dir);
-        const problem = nameProblem(name);
-        if (problem) this.log.once(`bad-repo-${name}`, "a layout under the root has a name that is not a valid repository name; it is not served", { path: name, problem });
-        else found.push(name);
-        if (visit) {
-          await visit(dir);
-          for (const alg of this.disk.readdir(join(dir, "blobs"))) await visit(join(dir, "blobs", alg));
-        }
-      }
-      for (const name of names) {
-        if (name.startsWith(".") || (isLayout && name === "blobs")) continue;
-        const child = join(dir, name);
-        if (this.disk.stat(child)?.isDirectory) await walk(child);
-      }
-    };
-    await walk(this.paths.root);
-    return found.sort();
   }
 
   private async removeTemps(dir: string): Promise<number> {
@@ -130,4 +159,9 @@ export class Store {
     if (removed > 0) await this.disk.syncDir(dir);
     return removed;
   }
+}
+
+/** The local backend of `options.root` on the real file system (offline commands). */
+export function openLocalStore(options: StoreOptions, log: Logger): Store {
+  return new Store(realDisk, options, log);
 }

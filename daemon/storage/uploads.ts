@@ -21,61 +21,15 @@ import { StorageError, isNoSpace } from "./errors";
 import type { Paths } from "./paths";
 import type { Logger } from "../log";
 import { SessionTable, type UploadLimits } from "./sessions";
+import { IngestWriter, type Publish } from "./ingest";
+import type { UploadSession, UploadStore } from "./api";
+
+export type { UploadSession } from "./api";
 
 export type { UploadLimits } from "./sessions";
 
 /** Bytes gathered before one write to the file. */
 const WRITE_BATCH = 1 << 20;
-/** Bytes written between early flushes (see {@link EarlyFlush}). */
-const EARLY_FLUSH = 4 << 20;
-
-/**
- * Early flushes of a file being written: an fdatasync starts in the background every
- * EARLY_FLUSH bytes, so writeback overlaps with receiving and the fsync that completes the
- * file only has the tail left. Durability is decided by that final fsync. A failed flush is
- * kept, not left as an unhandled rejection (which would end the process), and thrown by
- * `settle()`: on Linux a later fsync may succeed after a writeback error, so it must not be
- * lost. Used by uploads and by fetches from upstreams.
- */
-export class EarlyFlush {
-  private unflushed = 0;
-  private pending: Promise<void> | undefined;
-  private error: unknown;
-
-  constructor(private readonly file: AppendFile) {}
-
-  /** `bytes` more were written. */
-  wrote(bytes: number): void {
-    this.unflushed += bytes;
-    if (this.unflushed < EARLY_FLUSH || this.pending) return;
-    this.unflushed = 0;
-    this.pending = this.file.sync().catch((err: unknown) => void (this.error ??= err)).finally(() => (this.pending = undefined));
-  }
-
-  /** Waits for a flush in progress; throws the first that failed. */
-  async settle(): Promise<void> {
-    await this.pending;
-    if (this.error) throw this.error;
-  }
-
-  /** Waits for a flush in progress, whatever its outcome (before closing the file). */
-  async idle(): Promise<void> {
-    await this.pending;
-  }
-}
-
-/** One upload in flight. */
-export interface UploadSession {
-  readonly id: string;
-  readonly repo: string;
-  readonly algorithm: Algorithm;
-  /** Bytes received so far. */
-  size: number;
-  readonly started: number;
-  lastActive: number;
-  /** The peer address that opened it (per-client cap), when known. */
-  readonly client?: string;
-}
 
 interface Session extends UploadSession {
   hasher: UploadHasher | undefined;
@@ -100,10 +54,12 @@ export interface UploadOptions {
   limits?: UploadLimits;
   /** Where expiries and failed removals are logged. */
   log?: Logger;
+  /** Links a verified, fsynced data file into its repository (storage/ingest.ts). */
+  publish: Publish;
 }
 
-/** The upload sessions of one storage root. */
-export class Uploads {
+/** The upload sessions of one storage root: the local {@link UploadStore}. */
+export class Uploads implements UploadStore {
   private readonly sessions: SessionTable<Session>;
 
   constructor(
@@ -214,23 +170,16 @@ export class Uploads {
       throw err;
     }
     session.hasher?.checkpoint();
-    const flusher = new EarlyFlush(file);
-    let offset = startSize;
-    const write = async (chunks: Uint8Array[]) => {
-      await file.write(chunks);
-      const before = offset;
-      for (const c of chunks) offset += c.byteLength;
-      session.hasher?.advance(chunks, offset);
-      flusher.wrote(offset - before);
-    };
     const announced = opts.range ? opts.range.end - opts.range.start + 1 : opts.length;
+    // the one write step of every ingest (storage/ingest.ts); batches are admitted only when no length was announced
+    const admit = this.options.admit;
+    const writer = new IngestWriter(file, session.hasher, startSize, announced === undefined && admit ? (bytes) => admit(repo, bytes) : undefined);
     try {
-      if (announced !== undefined && announced > 0) await this.options.admit?.(repo, announced);
-      const written = body ? await this.pump(session, body, write, announced === undefined) : 0;
-      await flusher.settle();
-      const expected = opts.range ? opts.range.end - opts.range.start + 1 : opts.length;
-      if (expected !== undefined && written !== expected) {
-        throw new StorageError("size-mismatch", `received ${written} bytes where ${expected} were announced`);
+      if (announced !== undefined && announced > 0) await admit?.(repo, announced);
+      const written = body ? await this.pump(session, body, writer) : 0;
+      await writer.settle();
+      if (announced !== undefined && written !== announced) {
+        throw new StorageError("size-mismatch", `received ${written} bytes where ${announced} were announced`);
       }
       return session;
     } catch (err) {
@@ -240,7 +189,7 @@ export class Uploads {
       if (isNoSpace(err)) throw new StorageError("no-space", "the disk is full");
       throw err;
     } finally {
-      await flusher.idle();
+      await writer.idle();
       await file.close().catch(() => {});
       session.busy = false;
       session.lastActive = Date.now();
@@ -248,13 +197,14 @@ export class Uploads {
   }
 
   /**
-   * Completes the session: verifies that its bytes hash to `digest`, makes them durable,
-   * hands the path of the data file to `publish`, and then discards the session. The
-   * session stays busy until `publish` has settled, so neither the expiry timer nor a GC
-   * pass nor a DELETE removes the file while it is being linked. On a mismatch the session
-   * is discarded and digest-mismatch is thrown; when `publish` fails the session stays.
+   * Completes the session: verifies that its bytes hash to `digest`, makes them durable and
+   * publishes them as blob `digest` of the repository (`beforeLink` runs first), then
+   * discards the session. The session stays busy until publishing has settled, so neither
+   * the expiry timer nor a GC pass nor a DELETE removes the file while it is being linked.
+   * On a mismatch the session is discarded and digest-mismatch is thrown; when publishing
+   * fails the session stays.
    */
-  async complete(repo: string, id: string, digest: Digest, publish: (path: string) => Promise<void>): Promise<void> {
+  async complete(repo: string, id: string, digest: Digest, beforeLink?: () => void): Promise<void> {
     const session = this.session(repo, id);
     if (session.busy) throw new StorageError("upload-busy", "another request is writing to this upload");
     session.busy = true;
@@ -279,7 +229,8 @@ export class Uploads {
       } finally {
         await file.close();
       }
-      await publish(path);
+      beforeLink?.();
+      await this.options.publish(repo, digest, path);
       await this.discard(id);
     } finally {
       session.busy = false;
@@ -289,13 +240,12 @@ export class Uploads {
 
   /**
    * Writes small in-memory bytes (a manifest) to a fresh fsynced file beside the upload
-   * sessions, for publishing with the same ordered links as a blob. Returns its path and a
-   * function that removes it.
+   * sessions and publishes it as blob `digest` of `repo`, with the same ordered links as a
+   * blob; admitted first unless `admit` is false.
    */
-  async stage(bytes: Uint8Array, repo?: string): Promise<{ path: string; discard: () => Promise<void> }> {
-    if (repo !== undefined) await this.options.admit?.(repo, bytes.byteLength);
+  async putSmall(repo: string, digest: Digest, bytes: Uint8Array, admit = true): Promise<void> {
+    if (admit) await this.options.admit?.(repo, bytes.byteLength);
     const path = this.paths.upload(`stage-${randomUUID()}`);
-    const discard = () => this.disk.unlink(path);
     try {
       const file = await this.disk.openAppend(path);
       try {
@@ -304,11 +254,12 @@ export class Uploads {
       } finally {
         await file.close();
       }
-      return { path, discard };
+      await this.options.publish(repo, digest, path);
     } catch (err) {
-      await discard();
       if (isNoSpace(err)) throw new StorageError("no-space", "the disk is full");
       throw err;
+    } finally {
+      await this.disk.unlink(path);
     }
   }
 
@@ -341,13 +292,7 @@ export class Uploads {
   }
 
   /** Streams `body` through the hasher into the file; returns the bytes received. */
-  private async pump(
-    session: Session,
-    body: ReadableStream<Uint8Array>,
-    write: (chunks: Uint8Array[]) => Promise<void>,
-    admitBatches: boolean,
-  ): Promise<number> {
-    const admit = admitBatches ? this.options.admit : undefined;
+  private async pump(session: Session, body: ReadableStream<Uint8Array>, writer: IngestWriter): Promise<number> {
     const limit = this.options.maxBlobBytes;
     const reader = body.getReader();
     let batch: Uint8Array[] = [];
@@ -371,16 +316,12 @@ export class Uploads {
         batch.push(chunk);
         batchBytes += chunk.byteLength;
         if (batchBytes >= WRITE_BATCH) {
-          await admit?.(session.repo, batchBytes);
-          await write(batch);
+          await writer.write(batch);
           batch = [];
           batchBytes = 0;
         }
       }
-      if (batch.length > 0) {
-        await admit?.(session.repo, batchBytes);
-        await write(batch);
-      }
+      if (batch.length > 0) await writer.write(batch);
     } finally {
       reader.releaseLock();
     }

@@ -2,32 +2,29 @@
  * Fetching one blob from an upstream into the store, shared by everyone who wants it
  * (singleflight) and readable while it is being written.
  *
- * The upstream body is written in batches into a fresh file under the uploads directory.
+ * The upstream body is written in batches through storage's one ingest path (storage/api.ts,
+ * BlobIngest), which admits each batch against quota and the free-space floor as a push is.
  * Readers (clients pulling the blob) are relayed the bytes from memory: the fetch keeps a
  * bounded window of the most recent chunks, and a reader behind that window (a late joiner,
- * or a client slower than the upstream) reads the file instead, each from byte 0, so
+ * or a client slower than the upstream) reads back what was written instead, each from byte 0, so
  * nobody misses anything and memory stays bounded whatever the client's pace. The digest is
  * computed by the store's hashing (a thread reading the file back from the page cache, when
- * configured), so the event loop only receives, writes and relays.
+ * configured, for the local backend), so the event loop only receives, writes and relays.
  *
- * Only when the last byte is in and the digest and size verify is the file fsynced and
- * published (pool link, repository link): a failed or aborted fetch leaves nothing
- * visible, and its file is removed; its readers get an error instead of an end, so a client
+ * Only when the last byte is in and the digest and size verify is the ingest committed
+ * (made durable and linked into the repository): a failed or aborted fetch leaves nothing
+ * visible; its readers get an error instead of an end, so a client
  * never takes bad bytes for a complete blob. A reader that goes away (client disconnect)
  * only stops reading; the fetch carries on and the blob is stored.
  *
  * Background fetches (scheduled sync) wait for the IO budget before each write; once a
  * client joins, the fetch counts as foreground and is no longer throttled.
  */
-import { randomUUID } from "node:crypto";
-import { type FileHandle, open } from "node:fs/promises";
-import { join } from "node:path";
 import type { Logger } from "../log";
 import type { Digest } from "../oci/digest";
-import { type UploadHasher, inlineHashing } from "../platform/uploadhash";
 import type { IoBudget } from "../scheduler/budget";
-import type { Store } from "../storage/store";
-import { EarlyFlush } from "../storage/uploads";
+import type { BlobIngest, Storage } from "../storage/api";
+import { StorageError } from "../storage/errors";
 import { UpstreamError } from "./errors";
 
 const READ_CHUNK = 1024 * 1024;
@@ -57,7 +54,8 @@ export class BlobFetch {
   /** Resolves once the upstream answered (size known) or the fetch failed. */
   readonly started: Promise<void>;
   background: boolean;
-  readonly path: string;
+  /** Where the bytes go (and are read back from); set once the upstream answered. */
+  ingest: BlobIngest | undefined;
   /** The relay window: received chunks covering bytes [windowStart, received). */
   private window: Uint8Array[] = [];
   private windowStart = 0;
@@ -67,12 +65,9 @@ export class BlobFetch {
   constructor(
     readonly repo: string,
     readonly digest: Digest,
-    readonly dir: string,
     background: boolean,
-    readonly publishedPath: string,
   ) {
     this.background = background;
-    this.path = join(dir, "data");
     this.started = new Promise((res) => (this.resolveStarted = res));
     this.done = new Promise<void>(() => {}); // replaced by BlobFetches
   }
@@ -143,21 +138,14 @@ export class BlobFetch {
   reader(onRead?: (bytes: number) => void): ReadableStream<Uint8Array> {
     this.background = false;
     const cursor: Cursor = { pos: 0, onRead };
-    const close = async () => {
-      const fh = cursor.fh;
-      cursor.fh = undefined;
-      await fh?.close().catch(() => {});
-    };
     return new ReadableStream<Uint8Array>({
       pull: async (controller) => {
         try {
-          if (await this.pull(controller, cursor)) await close();
+          await this.pull(controller, cursor);
         } catch (err) {
-          await close();
           controller.error(this.state === "failed" ? this.error : err);
         }
       },
-      cancel: close,
     });
   }
 
@@ -167,16 +155,15 @@ export class BlobFetch {
       if (this.state === "failed") throw this.error;
       const pos = cursor.pos;
       if (pos < this.windowStart || (this.state === "done" && pos < this.written)) {
-        // behind the window: from the file, which holds every byte before it
+        // behind the window: read back from storage, which holds every byte before it
         const limit = this.state === "done" ? this.written : this.windowStart;
-        cursor.fh ??= await this.openFile();
         const want = Math.min(READ_CHUNK, limit - pos);
-        const buf = Buffer.allocUnsafe(want);
-        const { bytesRead } = await cursor.fh.read(buf, 0, want, pos);
-        if (bytesRead === 0) throw new Error(`${this.path} ended at ${pos} of ${limit} bytes`);
-        cursor.pos += bytesRead;
-        cursor.onRead?.(bytesRead);
-        controller.enqueue(bytesRead === want ? buf : buf.subarray(0, bytesRead));
+        if (!this.ingest) throw new Error(`the fetch of ${this.digest.value} has no bytes to read back`);
+        const bytes = await this.ingest.readBack(pos, want);
+        if (bytes.byteLength === 0) throw new Error(`the stored bytes of ${this.digest.value} ended at ${pos} of ${limit}`);
+        cursor.pos += bytes.byteLength;
+        cursor.onRead?.(bytes.byteLength);
+        controller.enqueue(bytes);
         return false;
       }
       if (pos < this.received) {
@@ -199,21 +186,11 @@ export class BlobFetch {
       await this.changed();
     }
   }
-
-  /** The file being written or, once the fetch is over and it is gone, the published blob. */
-  private async openFile(): Promise<FileHandle> {
-    try {
-      return await open(this.path, "r");
-    } catch {
-      return await open(this.publishedPath, "r");
-    }
-  }
 }
 
 /** Where one reader is. */
 interface Cursor {
   pos: number;
-  fh?: FileHandle;
   onRead?: (bytes: number) => void;
 }
 
@@ -227,7 +204,7 @@ export class BlobFetches {
   readonly corrupt = new Map<string, number>();
 
   constructor(
-    private readonly store: Store,
+    private readonly store: Storage,
     private readonly budget: IoBudget,
     private readonly log: Logger,
   ) {}
@@ -255,8 +232,7 @@ export class BlobFetches {
       if (!opts.background) existing.background = false;
       return existing;
     }
-    const dir = this.store.paths.upload(`sync-${randomUUID()}`);
-    const f = new BlobFetch(repo, digest, dir, opts.background, this.store.blobs.path(repo, digest));
+    const f = new BlobFetch(repo, digest, opts.background);
     this.inflight.set(key, f);
     const done = this.run(f, source, opts).then(
       () => {
@@ -279,9 +255,7 @@ export class BlobFetches {
   }
 
   private async run(f: BlobFetch, source: BlobSource, opts: { signal?: AbortSignal; expectedSize?: number; upstream: string }): Promise<void> {
-    const disk = this.store.disk;
-    await disk.mkdirp(f.dir);
-    let hasher: UploadHasher | undefined;
+    let ingest: BlobIngest | undefined;
     try {
       const res = await source(opts.signal);
       const length = res.headers.get("content-length");
@@ -290,33 +264,34 @@ export class BlobFetches {
         await res.body?.cancel();
         throw new UpstreamError("digest", opts.upstream, `sent ${f.size} bytes for ${f.digest.value}, whose descriptor says ${opts.expectedSize}`);
       }
-      const file = await disk.openAppend(f.path);
-      const flusher = new EarlyFlush(file);
       // The hashing thread takes a client's fetch off the event loop. A small blob is hashed at
       // once rather than queued behind big ones there; a background fetch is hashed inline
       // too: it runs at the budget's pace, and a second busy thread costs clients more tail
       // latency on a small board than its few hundred microseconds per batch (bench-sync (a)).
       const inline = f.background || (f.size !== undefined && f.size <= INLINE_HASH_MAX);
-      hasher = (inline ? inlineHashing : this.store.hashing).create(f.digest.algorithm, f.path);
-      f.markStarted();
       try {
-        if (res.body) {
-          // chunks go to readers at once and to the file in batches
-          let batch: Uint8Array[] = [];
-          let batchBytes = 0;
-          const flush = async () => {
-            if (batchBytes === 0) return;
-            if (f.background) await this.budget.take("write", batchBytes, 1, opts.signal);
-            else this.budget.foreground(batchBytes, "write");
-            const chunks = batch;
-            const bytes = batchBytes;
-            batch = [];
-            batchBytes = 0;
-            await file.write(chunks);
-            f.wrote(f.written + bytes);
-            hasher!.advance(chunks, f.written);
-            flusher.wrote(bytes);
-          };
+        ingest = await this.store.blobs.ingest(f.repo, f.digest.algorithm, { inlineHash: inline, ...(f.size !== undefined ? { expectedSize: f.size } : {}) });
+      } catch (err) {
+        await res.body?.cancel().catch(() => {});
+        throw err;
+      }
+      f.ingest = ingest;
+      f.markStarted();
+      if (res.body) {
+        // chunks go to readers at once and to storage in batches (each admitted: quota, min_free)
+        let batch: Uint8Array[] = [];
+        let batchBytes = 0;
+        const flush = async () => {
+          if (batchBytes === 0) return;
+          if (f.background) await this.budget.take("write", batchBytes, 1, opts.signal);
+          else this.budget.foreground(batchBytes, "write");
+          const chunks = batch;
+          batch = [];
+          batchBytes = 0;
+          await ingest!.write(chunks);
+          f.wrote(ingest!.written);
+        };
+        try {
           for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
             opts.signal?.throwIfAborted();
             if (f.size !== undefined && f.received + chunk.byteLength > f.size) throw new UpstreamError("digest", opts.upstream, `sent more than the ${f.size} bytes announced for ${f.digest.value}`);
@@ -326,27 +301,23 @@ export class BlobFetches {
             if (batchBytes >= (f.background ? BACKGROUND_WRITE_BATCH : WRITE_BATCH)) await flush();
           }
           await flush();
-          await flusher.settle();
+        } catch (err) {
+          await res.body.cancel().catch(() => {});
+          throw err;
         }
-        if (f.size !== undefined && f.written !== f.size) throw new UpstreamError("unreachable", opts.upstream, `the transfer of ${f.digest.value} broke off after ${f.written} of ${f.size} bytes`);
-        const hex = await hasher.digest();
-        hasher = undefined;
-        if (hex !== f.digest.hex) throw new UpstreamError("digest", opts.upstream, `sent bytes hashing to ${f.digest.algorithm}:${hex} for ${f.digest.value}`);
-        f.verified = true;
-        f.notify();
-        await file.sync();
-      } finally {
-        await flusher.idle();
-        await file.close().catch(() => {});
       }
+      if (f.size !== undefined && f.written !== f.size) throw new UpstreamError("unreachable", opts.upstream, `the transfer of ${f.digest.value} broke off after ${f.written} of ${f.size} bytes`);
+      const hex = await ingest.digest();
+      if (hex !== f.digest.hex) throw new UpstreamError("digest", opts.upstream, `sent bytes hashing to ${f.digest.algorithm}:${hex} for ${f.digest.value}`);
+      f.verified = true;
+      f.notify();
+      await ingest.commit(f.digest);
       f.size = f.written;
-      await this.store.layouts.ensure(f.repo);
-      await this.store.blobs.publish(f.repo, f.digest, f.path);
       this.log.debug("blob fetched", { repo: f.repo, digest: f.digest.value, bytes: f.written, upstream: opts.upstream });
     } catch (err) {
-      // readers learn of the failure before the file goes away
+      // readers learn of the failure before the bytes go away
       f.state = "failed";
-      f.error = err instanceof UpstreamError || opts.signal?.aborted ? err : brokenOff(err, f, opts.upstream);
+      f.error = err instanceof UpstreamError || err instanceof StorageError || opts.signal?.aborted ? err : brokenOff(err, f, opts.upstream);
       if (f.error instanceof UpstreamError && f.error.fault === "digest") {
         this.corrupt.set(opts.upstream, (this.corrupt.get(opts.upstream) ?? 0) + 1);
         this.log.warn("upstream sent a blob whose bytes do not match it; nothing was stored", {
@@ -364,12 +335,13 @@ export class BlobFetches {
           receivedBytes: f.received,
           error: f.error.detail,
         });
+      } else if (f.error instanceof StorageError) {
+        this.log.warn("a blob from an upstream was not stored", { repo: f.repo, digest: f.digest.value, upstream: opts.upstream, fault: f.error.fault, error: f.error.message });
       }
+      await ingest?.cancel().catch(() => {});
       throw f.error;
     } finally {
-      hasher?.close();
       f.end();
-      await disk.removeTree(f.dir).catch(() => {});
     }
   }
 }

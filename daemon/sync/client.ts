@@ -14,6 +14,7 @@ import type { Logger } from "../log";
 import { TokenBucket } from "../scheduler/budget";
 import { Breaker } from "./breaker";
 import { UpstreamError, classifyFetchError } from "./errors";
+import { abortableSleep } from "../platform/sleep";
 
 /** Credentials read from a registry's `credentials_file`. */
 export type Credentials = { username: string; password: string } | { token: string };
@@ -57,11 +58,7 @@ export function parseChallenge(header: string): Challenge | undefined {
   return { scheme: m[1]!.toLowerCase(), params };
 }
 
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => (clearTimeout(t), reject(signal.reason)), { once: true });
-  });
+const sleep = abortableSleep;
 
 /** The client of one upstream. */
 export class UpstreamClient {

@@ -16,7 +16,8 @@
 import type { Logger } from "../log";
 import { parseDigest } from "../oci/digest";
 import type { SyncState } from "../meta/syncstate";
-import type { Registry } from "../registry/registry";
+import { type ParsedManifest, parseManifest } from "../oci/manifest";
+import type { ManifestContent, Registry } from "../registry/registry";
 import type { TaskContext } from "../scheduler/task";
 import type { BlobFetches } from "./blobfetch";
 import { UpstreamError } from "./errors";
@@ -160,13 +161,13 @@ export class Mirror {
       if (gone(err)) return "gone";
       throw err;
     }
-    let current: string | undefined;
+    let current: ManifestContent | undefined;
     try {
-      current = (await this.registry.manifest(local, tag, null)).digest;
+      current = await this.registry.manifest(local, tag, null);
     } catch {
       current = undefined;
     }
-    if (digest && digest === current && this.complete(local, digest)) {
+    if (digest && current && digest === current.digest && this.complete(upstream, local, current)) {
       this.state.markChecked(upstream.name, local, tag, digest);
       report.unchanged++;
       return undefined;
@@ -201,17 +202,19 @@ export class Mirror {
     return undefined;
   }
 
-  /** True when `digest` and, for an image, its blobs are all in `repo` (children of an index are checked one level). */
-  private complete(repo: string, digest: string): boolean {
-    const has = (d: string) => {
-      try {
-        this.registry.blob(repo, d);
-        return true;
-      } catch {
-        return false;
-      }
-    };
-    return has(digest);
+  /**
+   * True when manifest `m` of `repo` has everything it references there: an image's config
+   * and layers; an index's child manifests of the platforms kept (one level).
+   */
+  private complete(upstream: Upstream, repo: string, m: ManifestContent): boolean {
+    let parsed: ParsedManifest;
+    try {
+      parsed = parseManifest(m.bytes, m.mediaType, "stored");
+    } catch {
+      return false;
+    }
+    if (!parsed.blobs.every((b) => this.registry.hasBlob(repo, b.digest))) return false;
+    return parsed.manifests.every((c) => !upstream.filters.platform(c.platform) || this.registry.hasBlob(repo, c.digest));
   }
 
   private partial(upstream: Upstream, m: FetchedManifest): boolean {
@@ -229,12 +232,7 @@ export class Mirror {
     }
     for (const desc of m.parsed.blobs) {
       const digest = parseDigest(desc.digest)!;
-      try {
-        this.registry.blob(local, digest.value);
-        continue;
-      } catch {
-        // not here yet
-      }
+      if (this.registry.hasBlob(local, digest.value)) continue;
       const f = this.fetches.fetch(local, digest, (signal) => upstream.blob(repo, digest, { background: true, signal }), {
         background: true,
         signal: ctx.signal,

@@ -31,6 +31,8 @@ import { isTag, requireName } from "../oci/names";
 import { type BlobStream, type V2Registry, delegate } from "../registry/api";
 import type { SyncState } from "../meta/syncstate";
 import type { BlobFile, ManifestContent, Registry } from "../registry/registry";
+import { translate } from "../registry/translate";
+import { StorageError } from "../storage/errors";
 import type { BlobFetches } from "./blobfetch";
 import { UpstreamError } from "./errors";
 import type { FetchedManifest, Upstream } from "./upstream";
@@ -181,6 +183,7 @@ export class PullThrough {
         return { digest: digest.value, size: f.size, open: () => f.reader() };
       } catch (e) {
         if (e instanceof UpstreamError) throw e.toRegistryError("BLOB_UNKNOWN");
+        if (e instanceof StorageError) translate(e); // refused by quota or min_free, as a push is
         throw e;
       }
     }
@@ -275,12 +278,7 @@ export class PullThrough {
   }
 
   private hasBlob(repo: string, digest: string): boolean {
-    try {
-      this.registry.blob(repo, digest);
-      return true;
-    } catch {
-      return false;
-    }
+    return this.registry.hasBlob(repo, digest);
   }
 
   private due(upstream: Upstream, repo: string, tag: string): boolean {

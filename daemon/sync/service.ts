@@ -10,7 +10,7 @@ import type { SyncState } from "../meta/syncstate";
 import type { Registry } from "../registry/registry";
 import type { Scheduler } from "../scheduler/scheduler";
 import { inWindows, parseWindow, type Window } from "../scheduler/windows";
-import type { Store } from "../storage/store";
+import type { Storage } from "../storage/api";
 import type { V2Registry } from "../registry/api";
 import { BlobFetches } from "./blobfetch";
 import { Mirror, type MirrorReport, type SignatureGate } from "./mirror";
@@ -36,7 +36,7 @@ export class SyncService {
   private readonly last = new Map<string, { at: string; report?: MirrorReport; error?: string }>();
 
   constructor(
-    store: Store,
+    store: Storage,
     registry: Registry,
     private readonly state: SyncState,
     private readonly scheduler: Scheduler,
@@ -131,7 +131,7 @@ export class SyncService {
 
   /**
    * True when local repository `repo` is filled from an upstream: its content can be fetched
-   * again, so quota eviction may remove it (issue 3's evictor asks).
+   * again, so quota eviction may remove it (lifecycle/evict.ts asks).
    */
   serves(repo: string): boolean {
     return this.upstreams.some((u) => {

@@ -28,7 +28,7 @@ function code(text: string): string {
   return text
     .replace(/\/\*[\s\S]*?\*\//g, (c) => c.replace(/[^\n]/g, ""))
     .replace(/\/\/.*$/gm, "")
-    .replace(/`(?:\\.|[^`\\])*`|"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*'/g, (s) => (/^["']bun:/.test(s) ? s : '""'));
+    .replace(/"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'/g, (s) => (/^["']bun:/.test(s) ? s : '""'));
 }
 
 test("no module outside daemon/platform/ uses Bun's own API", () => {

@@ -137,7 +137,7 @@ describe("manifests that cannot be parsed", () => {
     await pushBlob(r, "app", badIndex);
     await pushBlob(r, "app", corrupt);
     // Listed without the registry's checks, as a layout dropped into the root would be.
-    await r.store.layouts.update("app", (entries) => [
+    await r.store.indexes.update("app", (entries) => [
       ...entries,
       { mediaType: OCI_INDEX, digest: sha256(badIndex), size: badIndex.length, annotations: { [REF_NAME]: "bad" } },
       { mediaType: OCI_MANIFEST, digest: sha256(corrupt), size: corrupt.length, annotations: { [REF_NAME]: "corrupt" } },
@@ -166,14 +166,14 @@ describe("manifests that cannot be parsed", () => {
     await pushBlob(r, "named", JSON.stringify({ os: "linux" }));
     expect((await r.call("PUT", "/v2/named/manifests/v2", { headers: { "Content-Type": OCI_MANIFEST }, body: naming })).status).toBe(201);
     for (const repo of ["opaque", "named"]) {
-      await r.store.layouts.update(repo, (entries) => [...entries, { mediaType: OCI_MANIFEST, digest: sha256(big), size: big.length }]);
+      await r.store.indexes.update(repo, (entries) => [...entries, { mediaType: OCI_MANIFEST, digest: sha256(big), size: big.length }]);
     }
     // An index whose child descriptor declares a layer type for the large blob (issue 9 item 7).
     await pushBlob(r, "child", big);
     await pushBlob(r, "child", "garbage of child");
     const index = JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: sha256(big), size: big.length }] });
     await pushBlob(r, "child", index);
-    await r.store.layouts.update("child", (entries) => [...entries, { mediaType: OCI_INDEX, digest: sha256(index), size: index.length, annotations: { [REF_NAME]: "v1" } }]);
+    await r.store.indexes.update("child", (entries) => [...entries, { mediaType: OCI_INDEX, digest: sha256(index), size: index.length, annotations: { [REF_NAME]: "v1" } }]);
     const report = await r.lifecycle.gc();
     expect(report.skipped).toEqual(["opaque"]);
     expect(report.blobs.map((b) => `${b.repo}@${b.digest}`).sort()).toEqual([`child@${sha256("garbage of child")}`, `named@${sha256("garbage of named")}`]);

@@ -25,7 +25,7 @@ describe("GC and writes in flight", () => {
       const manifest = imageManifest(config, [layer]);
       const index = JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: OCI_MANIFEST, digest: sha256(manifest), size: manifest.length }] });
       const statuses: number[] = [];
-      beforeNextLock(r.store.layouts, "app", async () => {
+      beforeNextLock(r.store.indexes, "app", async () => {
         // An index push is its child manifest by digest, then the index by tag: both acknowledged here.
         if (kind === "index") statuses.push((await r.call("PUT", `/v2/app/manifests/${sha256(manifest)}`, { headers: { "Content-Type": OCI_MANIFEST }, body: manifest })).status);
         const [type, body] = kind === "image" ? [OCI_MANIFEST, manifest] : [OCI_INDEX, index];

@@ -26,7 +26,7 @@ describe("retention and eviction against pushes in flight", () => {
       // Decided on its own: tag "old" and its manifest go.
       expect((await r.lifecycle.retention({ dryRun: true })).manifests.map((m) => m.digest)).toEqual([old.digest]);
       const statuses: number[] = [];
-      beforeNextLock(r.store.layouts, "app", async () => {
+      beforeNextLock(r.store.indexes, "app", async () => {
         statuses.push((await r.call("PUT", `/v2/app/manifests/${tag}`, { headers: { "Content-Type": OCI_MANIFEST }, body: old.manifest })).status);
       });
       await r.lifecycle.retention();
@@ -43,7 +43,7 @@ describe("retention and eviction against pushes in flight", () => {
     const img = await pushImage(r, "mirror/app", "gone", "evictable image");
     expect((await r.call("DELETE", "/v2/mirror/app/manifests/gone")).status).toBe(202); // listed, untagged: a candidate
     const statuses: number[] = [];
-    beforeNextLock(r.store.layouts, "mirror/app", async () => {
+    beforeNextLock(r.store.indexes, "mirror/app", async () => {
       statuses.push((await r.call("PUT", "/v2/mirror/app/manifests/new", { headers: { "Content-Type": OCI_MANIFEST }, body: img.manifest })).status);
     });
     await r.lifecycle.evictor.evictOne({ limit: "store", bytes: 1, message: "test shortfall" });

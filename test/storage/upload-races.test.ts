@@ -58,8 +58,8 @@ test("an expiry pass while a completed upload is being published leaves its byte
   // publishing waits until an expiry pass has run after the session became old enough
   const publishing = gate();
   let publishStarted = false;
-  const ensure = r.store.layouts.ensure.bind(r.store.layouts);
-  r.store.layouts.ensure = async (repo) => {
+  const ensure = r.store.indexes.ensure.bind(r.store.indexes);
+  r.store.indexes.ensure = async (repo) => {
     publishStarted = true;
     await publishing.wait;
     return ensure(repo);

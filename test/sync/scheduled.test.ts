@@ -100,4 +100,23 @@ describe("scheduled sync", () => {
     await waitFor("the image to be complete", () => localTags(berth.root, "big/blob")["1.0.0"] === img.digest, 30_000);
     expect(hasBlob(berth.root, "big/blob", layer)).toBe(true);
   }, 90_000);
+
+  test("a tag whose manifest is here but a layer is not counts as incomplete: the next run fetches the layer", async () => {
+    await using berth = await startDaemon({
+      extra: `[scheduler]\njitter_ms = 0\n[[sync.registries]]\nname = "up"\nurls = ["${upstream.url}"]\nrepos = ["apps/api"]\ninterval = 3600\non_demand = false\n`,
+    });
+    const img = images["apps/api:1.0.1"]!;
+    await waitFor("the first sync to finish", async () => (await syncView(berth.url)).registries[0]!.lastRun?.report !== undefined, 30_000);
+    const layer = img.platforms["linux/amd64"]!.blobs.at(-1)!;
+    expect(hasBlob(berth.root, "apps/api", layer)).toBe(true);
+    expect((await fetch(`${berth.url}/v2/apps/api/blobs/${layer}`, { method: "DELETE" })).status).toBe(202);
+    expect(hasBlob(berth.root, "apps/api", layer)).toBe(false);
+    const first = (await syncView(berth.url)).registries[0]!.lastRun!.at;
+    expect((await fetch(`${berth.url}/api/v1/sync/up/run`, { method: "POST" })).status).toBe(202);
+    await waitFor("the second run to finish", async () => {
+      const run = (await syncView(berth.url)).registries[0]!.lastRun;
+      return run !== null && run.at !== first && run.report !== undefined;
+    }, 30_000);
+    expect(hasBlob(berth.root, "apps/api", layer)).toBe(true);
+  }, 60_000);
 });

@@ -1,0 +1,140 @@
+/**
+ * The one walk of the local tree (paths.ts draws it), with the one definition of a
+ * repository: a directory under the root, outside `.berth/` and hidden directories, that
+ * holds an `index.json` file and whose name is a valid repository name. A layout's `blobs/`
+ * is not entered when looking for nested repositories. Catalog, GC, quota, scrub and the
+ * storage metrics all list repositories and blobs through here.
+ */
+import { join, relative } from "node:path";
+import { nameProblem } from "../oci/names";
+import { type Disk, type FileInfo, TEMP_PREFIX } from "../platform/disk";
+import type { Logger } from "../log";
+import type { BlobEntry, StorageFigures, StorageWalk } from "./api";
+import type { Paths } from "./paths";
+
+/** A blob entry from a file's stat. */
+export function entryOf(digest: string, info: FileInfo): BlobEntry {
+  return { digest, size: info.size, mtimeMs: info.mtimeMs, ctimeMs: info.ctimeMs, links: info.nlink, id: info.ino };
+}
+
+/** Walks one local root. */
+export class LocalWalk implements StorageWalk {
+  constructor(
+    private readonly paths: Paths,
+    private readonly disk: Disk,
+    private readonly log: Logger,
+  ) {}
+
+  /** Every repository under the root, in lexical order. */
+  async repositories(): Promise<string[]> {
+    return this.repositoriesSync();
+  }
+
+  /** Every repository under the root, in lexical order, without yielding. */
+  repositoriesSync(): string[] {
+    const found: string[] = [];
+    this.layouts((name) => void found.push(name));
+    return found.sort();
+  }
+
+  /**
+   * Calls `visit` for every repository (valid name) found, with its directory; hidden
+   * directories and blob directories are not entered.
+   */
+  layouts(visit: (name: string, dir: string) => void): void {
+    const walk = (dir: string): void => {
+      const names = this.disk.readdir(dir);
+      const isLayout = names.includes("index.json") && this.disk.stat(join(dir, "index.json"))?.isFile === true;
+      if (isLayout && dir !== this.paths.root) {
+        const name = relative(this.paths.root, dir);
+        const problem = nameProblem(name);
+        if (problem) this.log.once(`bad-repo-${name}`, "a layout under the root has a name that is not a valid repository name; it is not served", { path: name, problem });
+        else visit(name, dir);
+      }
+      for (const name of names) {
+        if (name.startsWith(".") || (isLayout && name === "blobs")) continue;
+        const child = join(dir, name);
+        if (this.disk.stat(child)?.isDirectory) walk(child);
+      }
+    };
+    walk(this.paths.root);
+  }
+
+  /** The blob files `repo` holds (temp files left out; a name that is no digest is yielded as found). */
+  *repoBlobs(repo: string): Iterable<BlobEntry> {
+    yield* this.blobsIn(join(this.paths.repo(repo), "blobs"));
+  }
+
+  /** The pool: every distinct blob once. */
+  *storedBlobs(): Iterable<BlobEntry> {
+    yield* this.blobsIn(this.paths.pool);
+  }
+
+  /** Bytes held (distinct inodes: pool, repository links, upload data) and per prefix. */
+  usage(prefixes: readonly string[]): { total: number; byPrefix: Map<string, number> } {
+    const seen = new Set<number>();
+    let total = 0;
+    const add = (info: { size: number; id?: number } | FileInfo | undefined, into?: { seen: Set<number>; sum: number }) => {
+      if (!info) return;
+      const id = "ino" in info ? info.ino : (info.id ?? -1);
+      if (into && !into.seen.has(id)) {
+        into.seen.add(id);
+        into.sum += info.size;
+      }
+      if (seen.has(id)) return;
+      seen.add(id);
+      total += info.size;
+    };
+    for (const e of this.storedBlobs()) add(e);
+    const uploads = this.paths.uploads;
+    for (const id of this.disk.readdir(uploads)) {
+      const info = this.disk.stat(join(uploads, id));
+      if (info?.isFile) add(info);
+      else if (info?.isDirectory) for (const f of this.disk.readdir(join(uploads, id))) add(fileOnly(this.disk.stat(join(uploads, id, f)))); // an older layout's session directory
+    }
+    const perPrefix = prefixes.map((prefix) => ({ prefix, seen: new Set<number>(), sum: 0 }));
+    for (const repo of this.repositoriesSync()) {
+      const acc = perPrefix.filter((p) => repo.startsWith(p.prefix));
+      for (const e of this.repoBlobs(repo)) {
+        add(e);
+        for (const a of acc) add(e, a);
+      }
+    }
+    return { total, byPrefix: new Map(perPrefix.map((p) => [p.prefix, p.sum])) };
+  }
+
+  /** Bytes per repository (shared blobs counted in each) and of the pool. */
+  figures(): StorageFigures {
+    const repositories = new Map<string, { bytes: number; blobs: number }>();
+    for (const repo of this.repositoriesSync()) {
+      let bytes = 0;
+      let blobs = 0;
+      for (const e of this.repoBlobs(repo)) {
+        bytes += e.size;
+        blobs++;
+      }
+      repositories.set(repo, { bytes, blobs });
+    }
+    let poolBytes = 0;
+    let poolBlobs = 0;
+    for (const e of this.storedBlobs()) {
+      poolBytes += e.size;
+      poolBlobs++;
+    }
+    return { repositories, poolBytes, poolBlobs };
+  }
+
+  private *blobsIn(dir: string): Iterable<BlobEntry> {
+    for (const alg of this.disk.readdir(dir)) {
+      for (const hex of this.disk.readdir(join(dir, alg))) {
+        if (hex.startsWith(TEMP_PREFIX)) continue;
+        const info = this.disk.stat(join(dir, alg, hex));
+        if (info?.isFile) yield entryOf(`${alg}:${hex}`, info);
+      }
+    }
+  }
+}
+
+function fileOnly(info: FileInfo | undefined): FileInfo | undefined {
+  return info?.isFile ? info : undefined;
+}
