@@ -175,6 +175,8 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
         referrers: (repo, digest) => meta.referrers(repo, digest),
         usage: lc.usage,
         ...(auth ? { access: auth.v2.access } : {}),
+        // IsSigned / SignatureInfo from the trust store's verdicts (unsigned without [trust])
+        ...(trust ? { trust: { trustOf: (repo: string, digest: string) => trust!.trustOf(repo, digest) } } : {}),
         maxManifestBytes: config.storage.max_manifest_bytes,
         maxResults: config.search.max_results,
         maxQueryBytes: config.search.max_query_bytes,
