@@ -1,0 +1,251 @@
+/**
+ * A real, minimal Ceph cluster for the S3 tests, built from Debian's packages (`scripts/setup
+ * --test-peers`): cephx on, one monitor, one manager (with an empty module directory, so it
+ * loads no Python modules), one OSD on memstore (pool size 1, a raised `memstore device bytes`)
+ * and radosgw on `beast endpoint=127.0.0.1:PORT`, everything under one temp directory with its
+ * own ceph.conf, no system config and no systemd. All keys are made offline with
+ * ceph-authtool into one keyring the monitor imports at mkfs, so the only CLI call on the way
+ * up is `ceph osd new`; an S3 user is then made with radosgw-admin.
+ *
+ * Each daemon is started through `setpriv --pdeathsig SIGTERM`, so should this process die
+ * (even by SIGKILL) the kernel stops its daemons and a test run never leaves a cluster behind.
+ * Only PIDs started here are signalled.
+ *
+ * `s3Peer()` is what tests use: when BERTH_S3_ENDPOINT, BERTH_S3_ACCESS_KEY and
+ * BERTH_S3_SECRET_KEY (and optionally BERTH_S3_REGION) are set it answers that endpoint and
+ * starts nothing; otherwise it starts one cluster per test process, shared by every test file
+ * (the start-up is paid once) and stopped when the process exits. `startCephCluster()` starts
+ * a private one that `await using` tears down completely. A cluster that cannot start throws
+ * with the tail of every daemon's log, so the test fails and says why.
+ */
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+
+/** Where and how to reach an S3 endpoint. */
+export interface S3Peer {
+  /** http://127.0.0.1:PORT (path-style addressing). */
+  readonly endpoint: string;
+  readonly accessKey: string;
+  readonly secretKey: string;
+  readonly region: string;
+}
+
+/** A running cluster; disposing it stops every daemon and removes its directory. */
+export interface CephCluster extends S3Peer, AsyncDisposable {
+  /** The cluster's directory (ceph.conf, keyring, daemon data and logs). */
+  readonly dir: string;
+  /** Milliseconds from an empty directory to S3 answering with the user made. */
+  readonly startMs: number;
+  /** PIDs of the daemons. */
+  pids(): Record<string, number>;
+  /** The last `bytes` of every daemon's log, headed by its name. */
+  logTail(bytes?: number): string;
+  /** SIGKILLs every daemon at once, synchronously (for a process-exit hook). */
+  killNow(): void;
+  /** Stops every daemon (SIGTERM, SIGKILL after 10 s) and waits. */
+  stop(): Promise<void>;
+}
+
+const DAEMONS = ["mon.a", "mgr.x", "osd.0", "client.rgw.gw"] as const;
+
+/** A port that was free a moment ago. */
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function run(cmd: string[], what: string): Promise<string> {
+  const p = Bun.spawn(cmd, { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  const [out, err, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  if (code !== 0) throw new Error(`${what} failed (exit ${code}): ${err.trim() || out.trim()}`);
+  return out;
+}
+
+function conf(dir: string, monPort: number, rgwPort: number, fsid: string): string {
+  return `[global]
+fsid = ${fsid}
+mon host = v2:127.0.0.1:${monPort}
+public addr = 127.0.0.1
+ms bind msgr1 = false
+auth cluster required = cephx
+auth service required = cephx
+auth client required = cephx
+keyring = ${dir}/keyring
+run dir = ${dir}/run
+admin socket = ${dir}/run/$name.asok
+pid file = ${dir}/run/$name.pid
+log file = ${dir}/log/$name.log
+log to stderr = false
+err to stderr = false
+mon cluster log file = ${dir}/log/cluster.log
+crash dir = ${dir}/crash
+osd pool default size = 1
+osd pool default min size = 1
+osd pool default pg num = 8
+osd pool default pgp num = 8
+osd pool default pg autoscale mode = off
+osd crush chooseleaf type = 0
+mon allow pool size one = true
+mon allow pool delete = true
+mon warn on pool no redundancy = false
+mon max pg per osd = 1000
+paxos propose interval = 0.01
+paxos min wait = 0.001
+auth allow insecure global id reclaim = false
+mon data avail warn = 1
+mon data avail crit = 0
+mgr module path = ${dir}/mgr-modules
+mgr initial modules =
+[mon]
+mon data = ${dir}/mon.$id
+[mgr]
+mgr data = ${dir}/mgr.$id
+[osd]
+osd data = ${dir}/osd.$id
+osd objectstore = memstore
+memstore device bytes = ${4 * 1024 ** 3}
+osd fast shutdown = false
+osd op num shards = 1
+osd op num threads per shard = 2
+[client.rgw.gw]
+rgw frontends = beast endpoint=127.0.0.1:${rgwPort}
+rgw data = ${dir}/rgw
+rgw thread pool size = 32
+rgw dynamic resharding = false
+rgw enable usage log = false
+`;
+}
+
+/** Starts a private cluster; `await using` stops it and removes its directory. */
+export async function startCephCluster(): Promise<CephCluster> {
+  const t0 = performance.now();
+  for (const bin of ["ceph-mon", "ceph-mgr", "ceph-osd", "radosgw", "radosgw-admin", "ceph-authtool", "monmaptool", "ceph"]) {
+    if (!Bun.which(bin, { PATH: `${process.env.PATH}:/usr/sbin:/usr/bin` })) throw new Error(`Ceph test peer "${bin}" is missing: run scripts/setup --test-peers (or set BERTH_S3_ENDPOINT, BERTH_S3_ACCESS_KEY and BERTH_S3_SECRET_KEY)`);
+  }
+  const dir = mkdtempSync(join(tmpdir(), "berth-ceph-"));
+  for (const d of ["run", "log", "crash", "mon.a", "mgr.x", "osd.0", "rgw", "mgr-modules"]) mkdirSync(join(dir, d));
+  const [monPort, rgwPort] = [await freePort(), await freePort()];
+  const fsid = crypto.randomUUID();
+  const cfg = join(dir, "ceph.conf");
+  const keyring = join(dir, "keyring");
+  writeFileSync(cfg, conf(dir, monPort, rgwPort, fsid));
+  const procs: { name: string; proc: Subprocess }[] = [];
+  const logTail = (bytes = 3000) =>
+    DAEMONS.map((n) => {
+      const f = join(dir, "log", `${n}.log`);
+      const text = existsSync(f) ? readFileSync(f, "utf8") : "(no log)";
+      return `--- ${n} ---\n${text.slice(-bytes)}`;
+    }).join("\n");
+  const stop = async () => {
+    const all = procs.splice(0);
+    for (const { proc } of all) if (proc.exitCode === null) proc.kill("SIGTERM");
+    await Promise.all(
+      all.map(async ({ proc }) => {
+        const killer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
+        await proc.exited;
+        clearTimeout(killer);
+      }),
+    );
+  };
+  const fail = async (e: unknown): Promise<never> => {
+    await stop();
+    const msg = `Ceph cluster did not start: ${(e as Error).message}\n${logTail()}`;
+    if (!process.env.BERTH_CEPH_KEEP) rmSync(dir, { recursive: true, force: true });
+    throw new Error(msg);
+  };
+  // setpriv makes the kernel SIGTERM the daemon should this process die without stopping it.
+  const spawn = (name: string, cmd: string[]) => {
+    procs.push({ name, proc: Bun.spawn(["setpriv", "--pdeathsig", "SIGTERM", "--", ...cmd], { stdin: "ignore", stdout: "ignore", stderr: "ignore" }) });
+  };
+  try {
+    const tool = (args: string[]) => run(["ceph-authtool", keyring, ...args], "ceph-authtool");
+    await tool(["--create-keyring", "--gen-key", "-n", "mon.", "--cap", "mon", "allow *"]);
+    await tool(["--gen-key", "-n", "client.admin", "--cap", "mon", "allow *", "--cap", "osd", "allow *", "--cap", "mgr", "allow *", "--cap", "mds", "allow *"]);
+    await tool(["--gen-key", "-n", "mgr.x", "--cap", "mon", "allow profile mgr", "--cap", "osd", "allow *", "--cap", "mds", "allow *"]);
+    await tool(["--gen-key", "-n", "osd.0", "--cap", "mon", "allow profile osd", "--cap", "mgr", "allow profile osd", "--cap", "osd", "allow *"]);
+    await tool(["--gen-key", "-n", "client.rgw.gw", "--cap", "mon", "allow rw", "--cap", "osd", "allow rwx", "--cap", "mgr", "allow rw"]);
+    await run(["monmaptool", "--create", "--fsid", fsid, "--addv", "a", `[v2:127.0.0.1:${monPort}]`, join(dir, "monmap")], "monmaptool");
+    await run(["ceph-mon", "-c", cfg, "--mkfs", "-i", "a", "--monmap", join(dir, "monmap"), "--keyring", keyring], "ceph-mon --mkfs");
+    spawn("mon.a", ["ceph-mon", "-f", "-c", cfg, "-i", "a"]);
+    spawn("mgr.x", ["ceph-mgr", "-f", "-c", cfg, "-i", "x"]);
+    const uuid = crypto.randomUUID();
+    const [id] = await Promise.all([
+      run(["ceph", "-c", cfg, "--connect-timeout", "30", "osd", "new", uuid], "ceph osd new"),
+      run(["ceph-osd", "-c", cfg, "-i", "0", "--mkfs", "--osd-uuid", uuid], "ceph-osd --mkfs"),
+    ]);
+    if (id.trim() !== "0") throw new Error(`ceph osd new answered id "${id.trim()}", expected "0"`);
+    spawn("osd.0", ["ceph-osd", "-f", "-c", cfg, "-i", "0"]);
+    spawn("client.rgw.gw", ["radosgw", "-f", "-c", cfg, "-n", "client.rgw.gw"]);
+    const endpoint = `http://127.0.0.1:${rgwPort}`;
+    for (let i = 0; ; i++) {
+      const dead = await Promise.race([Promise.any(procs.map((p) => p.proc.exited.then(() => p.name))), Bun.sleep(0).then(() => "")]);
+      if (dead) throw new Error(`${dead} exited`);
+      const ok = await fetch(endpoint, { signal: AbortSignal.timeout(2000) }).then((r) => r.status < 500, () => false);
+      if (ok) break;
+      if (i >= 600) throw new Error(`radosgw did not answer on ${endpoint} within 120 s`);
+      await Bun.sleep(200);
+    }
+    const accessKey = `BERTH${crypto.randomUUID().replaceAll("-", "").slice(0, 15).toUpperCase()}`;
+    const secretKey = crypto.randomUUID().replaceAll("-", "") + crypto.randomUUID().replaceAll("-", "").slice(0, 8);
+    await run(["radosgw-admin", "-c", cfg, "user", "create", "--uid", "berth", "--display-name", "berth tests", "--access-key", accessKey, "--secret-key", secretKey], "radosgw-admin user create");
+    const startMs = Math.round(performance.now() - t0);
+    return {
+      dir,
+      endpoint,
+      accessKey,
+      secretKey,
+      region: "default",
+      startMs,
+      killNow: () => {
+        for (const { proc } of procs.splice(0)) proc.kill("SIGKILL");
+      },
+      pids: () => Object.fromEntries(procs.map((p) => [p.name, p.proc.pid])),
+      logTail,
+      stop,
+      async [Symbol.asyncDispose]() {
+        await stop();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (e) {
+    return fail(e);
+  }
+}
+
+let shared: Promise<CephCluster> | undefined;
+
+/**
+ * The S3 endpoint for tests: the one named by BERTH_S3_ENDPOINT / BERTH_S3_ACCESS_KEY /
+ * BERTH_S3_SECRET_KEY (BERTH_S3_REGION, default "us-east-1") when set, else this process's
+ * shared Ceph cluster, started on first use and stopped when the process exits.
+ */
+export async function s3Peer(): Promise<S3Peer> {
+  const { BERTH_S3_ENDPOINT: endpoint, BERTH_S3_ACCESS_KEY: accessKey, BERTH_S3_SECRET_KEY: secretKey } = process.env;
+  if (endpoint) {
+    if (!accessKey || !secretKey) throw new Error("BERTH_S3_ENDPOINT is set but BERTH_S3_ACCESS_KEY or BERTH_S3_SECRET_KEY is not");
+    return { endpoint, accessKey, secretKey, region: process.env.BERTH_S3_REGION ?? "us-east-1" };
+  }
+  if (!shared) {
+    shared = startCephCluster();
+    shared.then(
+      (c) =>
+        process.once("exit", () => {
+          c.killNow();
+          try {
+            rmSync(c.dir, { recursive: true, force: true });
+          } catch {}
+        }),
+      () => {},
+    );
+  }
+  return shared;
+}
