@@ -31,6 +31,8 @@ export interface S3Peer {
   readonly accessKey: string;
   readonly secretKey: string;
   readonly region: string;
+  /** True when this is the helper's own Ceph cluster (RGW 16), false for a BERTH_S3_ENDPOINT. */
+  readonly ceph: boolean;
 }
 
 /** A running cluster; disposing it stops every daemon and removes its directory. */
@@ -70,7 +72,7 @@ async function run(cmd: string[], what: string): Promise<string> {
   return out;
 }
 
-function conf(dir: string, monPort: number, rgwPort: number, fsid: string): string {
+function conf(dir: string, monPort: number, rgwPort: number, fsid: string, deviceBytes: number): string {
   return `[global]
 fsid = ${fsid}
 mon host = v2:127.0.0.1:${monPort}
@@ -112,7 +114,7 @@ mgr data = ${dir}/mgr.$id
 [osd]
 osd data = ${dir}/osd.$id
 osd objectstore = memstore
-memstore device bytes = ${4 * 1024 ** 3}
+memstore device bytes = ${deviceBytes}
 osd fast shutdown = false
 osd op num shards = 1
 osd op num threads per shard = 2
@@ -125,8 +127,14 @@ rgw enable usage log = false
 `;
 }
 
+/** Options for {@link startCephCluster}. */
+export interface CephOptions {
+  /** The OSD's memstore capacity (default 4 GiB; only what is stored takes memory). */
+  deviceBytes?: number;
+}
+
 /** Starts a private cluster; `await using` stops it and removes its directory. */
-export async function startCephCluster(): Promise<CephCluster> {
+export async function startCephCluster(options: CephOptions = {}): Promise<CephCluster> {
   const t0 = performance.now();
   for (const bin of ["ceph-mon", "ceph-mgr", "ceph-osd", "radosgw", "radosgw-admin", "ceph-authtool", "monmaptool", "ceph"]) {
     if (!Bun.which(bin, { PATH: `${process.env.PATH}:/usr/sbin:/usr/bin` })) throw new Error(`Ceph test peer "${bin}" is missing: run scripts/setup --test-peers (or set BERTH_S3_ENDPOINT, BERTH_S3_ACCESS_KEY and BERTH_S3_SECRET_KEY)`);
@@ -137,7 +145,7 @@ export async function startCephCluster(): Promise<CephCluster> {
   const fsid = crypto.randomUUID();
   const cfg = join(dir, "ceph.conf");
   const keyring = join(dir, "keyring");
-  writeFileSync(cfg, conf(dir, monPort, rgwPort, fsid));
+  writeFileSync(cfg, conf(dir, monPort, rgwPort, fsid, options.deviceBytes ?? 4 * 1024 ** 3));
   const procs: { name: string; proc: Subprocess }[] = [];
   const logTail = (bytes = 3000) =>
     DAEMONS.map((n) => {
@@ -204,6 +212,7 @@ export async function startCephCluster(): Promise<CephCluster> {
       accessKey,
       secretKey,
       region: "default",
+      ceph: true,
       startMs,
       killNow: () => {
         for (const { proc } of procs.splice(0)) proc.kill("SIGKILL");
@@ -232,7 +241,7 @@ export async function s3Peer(): Promise<S3Peer> {
   const { BERTH_S3_ENDPOINT: endpoint, BERTH_S3_ACCESS_KEY: accessKey, BERTH_S3_SECRET_KEY: secretKey } = process.env;
   if (endpoint) {
     if (!accessKey || !secretKey) throw new Error("BERTH_S3_ENDPOINT is set but BERTH_S3_ACCESS_KEY or BERTH_S3_SECRET_KEY is not");
-    return { endpoint, accessKey, secretKey, region: process.env.BERTH_S3_REGION ?? "us-east-1" };
+    return { endpoint, accessKey, secretKey, region: process.env.BERTH_S3_REGION ?? "us-east-1", ceph: false };
   }
   if (!shared) {
     shared = startCephCluster();
