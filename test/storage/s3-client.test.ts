@@ -131,7 +131,8 @@ describe("objects", () => {
 
   test("wrong credentials are denied; an endpoint that is not there is unavailable after the retries", async () => {
     const wrong = new S3Client({ ...peer, secretKey: "not-the-secret", bucket: s3.bucket });
-    expect((await failure(wrong.head("range").then((i) => i ?? wrong.get("range")))).kind).toBe("denied");
+    expect((await failure(wrong.get("range"))).kind).toBe("denied");
+    expect((await failure(wrong.head("range"))).kind).toBe("denied");
     const gone = new S3Client({ ...peer, endpoint: "http://127.0.0.1:9", bucket: "x", attempts: 2, backoffMs: 1 });
     expect((await failure(gone.put("k", "v"))).kind).toBe("unavailable");
   });

@@ -36,7 +36,7 @@ export async function uploadStream(client: S3Client, key: string, body: Readable
   const concurrency = Math.max(1, options.concurrency ?? 2);
   if (!Number.isInteger(partSize) || partSize < MIN_PART || partSize > MAX_PART) throw new RangeError(`Part size "${partSize}" is outside S3's 5 MiB to 5 GiB`);
   const reader = body.getReader();
-  let buffer = new Uint8Array(partSize);
+  let buffer: Uint8Array = new Uint8Array(partSize);
   let filled = 0;
   let done = false;
   /** Fills `buffer` up to partSize or the end of the stream; a chunk may straddle parts. */
