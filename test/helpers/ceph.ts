@@ -131,6 +131,10 @@ rgw enable usage log = false
 export interface CephOptions {
   /** The OSD's memstore capacity (default 4 GiB; only what is stored takes memory). */
   deviceBytes?: number;
+  /** radosgw's port (default: one found free); for tests of the helper's failure path. */
+  rgwPort?: number;
+  /** How long to wait for S3 to answer, ms (default 120,000). */
+  waitMs?: number;
 }
 
 /** Starts a private cluster; `await using` stops it and removes its directory. */
@@ -141,7 +145,7 @@ export async function startCephCluster(options: CephOptions = {}): Promise<CephC
   }
   const dir = mkdtempSync(join(tmpdir(), "berth-ceph-"));
   for (const d of ["run", "log", "crash", "mon.a", "mgr.x", "osd.0", "rgw", "mgr-modules"]) mkdirSync(join(dir, d));
-  const [monPort, rgwPort] = [await freePort(), await freePort()];
+  const [monPort, rgwPort] = [await freePort(), options.rgwPort ?? (await freePort())];
   const fsid = crypto.randomUUID();
   const cfg = join(dir, "ceph.conf");
   const keyring = join(dir, "keyring");
@@ -197,9 +201,13 @@ export async function startCephCluster(options: CephOptions = {}): Promise<CephC
     for (let i = 0; ; i++) {
       const dead = await Promise.race([Promise.any(procs.map((p) => p.proc.exited.then(() => p.name))), Bun.sleep(0).then(() => "")]);
       if (dead) throw new Error(`${dead} exited`);
-      const ok = await fetch(endpoint, { signal: AbortSignal.timeout(2000) }).then((r) => r.status < 500, () => false);
+      // RGW answers an anonymous GET / with an empty bucket listing; anything else is not it.
+      const ok = await fetch(endpoint, { signal: AbortSignal.timeout(2000) }).then(
+        async (r) => r.status === 200 && (await r.text()).includes("ListAllMyBucketsResult"),
+        () => false,
+      );
       if (ok) break;
-      if (i >= 600) throw new Error(`radosgw did not answer on ${endpoint} within 120 s`);
+      if (i * 200 >= (options.waitMs ?? 120_000)) throw new Error(`radosgw did not answer on ${endpoint} within ${options.waitMs ?? 120_000} ms`);
       await Bun.sleep(200);
     }
     const accessKey = `BERTH${crypto.randomUUID().replaceAll("-", "").slice(0, 15).toUpperCase()}`;
