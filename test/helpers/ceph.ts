@@ -18,7 +18,7 @@
  * a private one that `await using` tears down completely. A cluster that cannot start throws
  * with the tail of every daemon's log, so the test fails and says why.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -45,9 +45,7 @@ export interface CephCluster extends S3Peer, AsyncDisposable {
   pids(): Record<string, number>;
   /** The last `bytes` of every daemon's log, headed by its name. */
   logTail(bytes?: number): string;
-  /** SIGKILLs every daemon at once, synchronously (for a process-exit hook). */
-  killNow(): void;
-  /** Stops every daemon (SIGTERM, SIGKILL after 10 s) and waits. */
+  /** Stops every daemon (SIGTERM, SIGKILL after 10 s) and waits; the directory goes too. */
   stop(): Promise<void>;
 }
 
@@ -115,7 +113,6 @@ mgr data = ${dir}/mgr.$id
 osd data = ${dir}/osd.$id
 osd objectstore = memstore
 memstore device bytes = ${deviceBytes}
-osd fast shutdown = false
 osd op num shards = 1
 osd op num threads per shard = 2
 [client.rgw.gw]
@@ -126,6 +123,24 @@ rgw dynamic resharding = false
 rgw enable usage log = false
 `;
 }
+
+/** sh script: on SIGTERM wait up to 5 s for the daemons listed in "$1"/pids, SIGKILL the rest, remove "$1". */
+const JANITOR = `d="$1"
+cleanup() {
+  kill "$s" 2>/dev/null
+  i=0
+  while [ $i -lt 50 ]; do
+    live=""
+    for p in $(cat "$d/pids" 2>/dev/null); do kill -0 "$p" 2>/dev/null && live=1; done
+    [ -z "$live" ] && break
+    i=$((i + 1)); sleep 0.1
+  done
+  for p in $(cat "$d/pids" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+  rm -rf "$d"
+  exit 0
+}
+trap cleanup TERM
+while :; do sleep 3600 & s=$!; wait $s; done`;
 
 /** Options for {@link startCephCluster}. */
 export interface CephOptions {
@@ -157,11 +172,12 @@ export async function startCephCluster(options: CephOptions = {}): Promise<CephC
       const text = existsSync(f) ? readFileSync(f, "utf8") : "(no log)";
       return `--- ${n} ---\n${text.slice(-bytes)}`;
     }).join("\n");
-  const stop = async () => {
+  const stop = async (keep = false) => {
+    janitor.kill(keep ? "SIGKILL" : "SIGTERM");
     const all = procs.splice(0);
     for (const { proc } of all) if (proc.exitCode === null) proc.kill("SIGTERM");
     await Promise.all(
-      all.map(async ({ proc }) => {
+      [...all, { proc: janitor }].map(async ({ proc }) => {
         const killer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
         await proc.exited;
         clearTimeout(killer);
@@ -169,14 +185,21 @@ export async function startCephCluster(options: CephOptions = {}): Promise<CephC
     );
   };
   const fail = async (e: unknown): Promise<never> => {
-    await stop();
     const msg = `Ceph cluster did not start: ${(e as Error).message}\n${logTail()}`;
-    if (!process.env.BERTH_CEPH_KEEP) rmSync(dir, { recursive: true, force: true });
+    const keep = Boolean(process.env.BERTH_CEPH_KEEP);
+    await stop(keep);
+    if (!keep) rmSync(dir, { recursive: true, force: true });
     throw new Error(msg);
   };
+  // The janitor outlives this process: when it dies (or on dispose) the janitor gets SIGTERM,
+  // waits (bounded) for the daemons listed in pids to exit, SIGKILLs the rest (radosgw may
+  // hang on SIGTERM once the monitor is gone) and removes the cluster's directory.
+  const janitor = Bun.spawn(["setpriv", "--pdeathsig", "SIGTERM", "--", "sh", "-c", JANITOR, "janitor", dir], { stdin: "ignore", stdout: "ignore", stderr: "ignore" });
   // setpriv makes the kernel SIGTERM the daemon should this process die without stopping it.
   const spawn = (name: string, cmd: string[]) => {
-    procs.push({ name, proc: Bun.spawn(["setpriv", "--pdeathsig", "SIGTERM", "--", ...cmd], { stdin: "ignore", stdout: "ignore", stderr: "ignore" }) });
+    const proc = Bun.spawn(["setpriv", "--pdeathsig", "SIGTERM", "--", ...cmd], { stdin: "ignore", stdout: "ignore", stderr: "ignore" });
+    procs.push({ name, proc });
+    appendFileSync(join(dir, "pids"), `${proc.pid}\n`);
   };
   try {
     const tool = (args: string[]) => run(["ceph-authtool", keyring, ...args], "ceph-authtool");
@@ -222,12 +245,9 @@ export async function startCephCluster(options: CephOptions = {}): Promise<CephC
       region: "default",
       ceph: true,
       startMs,
-      killNow: () => {
-        for (const { proc } of procs.splice(0)) proc.kill("SIGKILL");
-      },
       pids: () => Object.fromEntries(procs.map((p) => [p.name, p.proc.pid])),
       logTail,
-      stop,
+      stop: () => stop(),
       async [Symbol.asyncDispose]() {
         await stop();
         rmSync(dir, { recursive: true, force: true });
@@ -252,17 +272,7 @@ export async function s3Peer(): Promise<S3Peer> {
     return { endpoint, accessKey, secretKey, region: process.env.BERTH_S3_REGION ?? "us-east-1", ceph: false };
   }
   if (!shared) {
-    shared = startCephCluster();
-    shared.then(
-      (c) =>
-        process.once("exit", () => {
-          c.killNow();
-          try {
-            rmSync(c.dir, { recursive: true, force: true });
-          } catch {}
-        }),
-      () => {},
-    );
+    shared = startCephCluster(); // stopped and removed by its janitor when this process exits
   }
   return shared;
 }
