@@ -148,6 +148,8 @@ export interface CephOptions {
   deviceBytes?: number;
   /** radosgw's port (default: one found free); for tests of the helper's failure path. */
   rgwPort?: number;
+  /** More ceph.conf lines for [global] (e.g. full ratios). */
+  extraConf?: string;
   /** How long to wait for S3 to answer, ms (default 120,000). */
   waitMs?: number;
 }
@@ -164,7 +166,7 @@ export async function startCephCluster(options: CephOptions = {}): Promise<CephC
   const fsid = crypto.randomUUID();
   const cfg = join(dir, "ceph.conf");
   const keyring = join(dir, "keyring");
-  writeFileSync(cfg, conf(dir, monPort, rgwPort, fsid, options.deviceBytes ?? 4 * 1024 ** 3));
+  writeFileSync(cfg, conf(dir, monPort, rgwPort, fsid, options.deviceBytes ?? 4 * 1024 ** 3).replace("[mon]\n", `${options.extraConf ?? ""}\n[mon]\n`));
   const procs: { name: string; proc: Subprocess }[] = [];
   const logTail = (bytes = 3000) =>
     DAEMONS.map((n) => {
