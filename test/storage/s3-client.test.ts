@@ -138,6 +138,27 @@ describe("objects", () => {
   });
 });
 
+test("a server that never answers times out as unavailable, retried a bounded number of times; a caller's abort stops at once", async () => {
+  let requests = 0;
+  const silent = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => (requests++, new Promise<Response>(() => {})) });
+  try {
+    const slow = new S3Client({ ...peer, endpoint: silent.url.origin, bucket: "b", timeoutMs: 200, attempts: 3, backoffMs: 1 });
+    const e = await failure(slow.head("k"));
+    expect([e.kind, e.message]).toEqual(["unavailable", 'S3 HEAD "k" had no answer within 200 ms']);
+    expect(requests).toBe(3);
+    const ac = new AbortController();
+    const patient = new S3Client({ ...peer, endpoint: silent.url.origin, bucket: "b", timeoutMs: 60_000 });
+    const pending = patient.put("k", "v", { signal: ac.signal }).then(
+      () => "resolved",
+      (err: unknown) => (err as Error).name,
+    );
+    ac.abort();
+    expect(await pending).toBe("AbortError");
+  } finally {
+    silent.stop(true);
+  }
+});
+
 describe("conditional writes", () => {
   test("If-None-Match: * creates once; later creates fail with precondition-failed", async () => {
     await s3.put("cond/create", "first", { ifNoneMatch: "*" });

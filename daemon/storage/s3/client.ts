@@ -268,12 +268,12 @@ export class S3Client {
       signHeaders(this.options, method, url, headers, UNSIGNED_PAYLOAD);
       const ac = new AbortController();
       const timer = setTimeout(() => ac.abort(new S3Error("unavailable", `${what} had no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
-      const onAbort = () => ac.abort(req.signal?.reason);
-      req.signal?.addEventListener("abort", onAbort, { once: true });
+      // AbortSignal.any, not a listener on the caller's (possibly long-lived) signal: nothing piles up on it.
+      const signal = req.signal ? AbortSignal.any([ac.signal, req.signal]) : ac.signal;
       let res: Response | undefined;
       let failure: S3Error | undefined;
       try {
-        res = await fetch(url, { method, headers, body: req.body, signal: ac.signal, redirect: "manual" });
+        res = await fetch(url, { method, headers, body: req.body, signal, redirect: "manual" });
       } catch (e) {
         if (req.signal?.aborted) throw req.signal.reason;
         failure = e instanceof S3Error ? e : new S3Error("unavailable", `${what} failed: ${(e as Error).message}`);
