@@ -23,6 +23,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import type { S3Client } from "../../daemon/storage/s3/client";
 
 /** Where and how to reach an S3 endpoint. */
 export interface S3Peer {
@@ -258,6 +259,18 @@ export async function startCephCluster(options: CephOptions = {}): Promise<CephC
   } catch (e) {
     return fail(e);
   }
+}
+
+/** Removes every object, unfinished upload and then the bucket itself (for runs on a BERTH_S3_ENDPOINT). */
+export async function dropBucket(s3: S3Client): Promise<void> {
+  for (const u of await s3.listMultipartUploads()) await s3.abortMultipart(u.key, u.uploadId);
+  for (;;) {
+    const page = await s3.list({ maxKeys: 1000 });
+    if (page.objects.length === 0) break;
+    const failed = await s3.deleteMany(page.objects.map((o) => o.key));
+    if (failed.length) throw new Error(`Could not empty bucket "${s3.bucket}": ${failed[0]!.key}: ${failed[0]!.code}`);
+  }
+  await s3.deleteBucket();
 }
 
 let shared: Promise<CephCluster> | undefined;

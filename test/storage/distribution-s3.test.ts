@@ -9,7 +9,7 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { S3Client } from "../../daemon/storage/s3/client";
 import { type DistributionS3, startDistributionS3 } from "../../scripts/distribution-s3";
-import { s3Peer } from "../helpers/ceph";
+import { dropBucket, s3Peer } from "../helpers/ceph";
 import { type Fixtures, Skopeo, buildFixtures, layoutBlobs, layoutTag, makeTemp } from "../helpers/clients";
 
 let distribution: DistributionS3;
@@ -24,6 +24,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await distribution?.[Symbol.asyncDispose]();
+  if (distribution) await dropBucket(new S3Client({ ...(await s3Peer()), bucket: distribution.bucket }));
   rmSync(work, { recursive: true, force: true });
 });
 

@@ -6,14 +6,14 @@
  * streamed multipart upload with bounded memory, ranged reads across part boundaries, and a
  * presigned URL fetched with plain fetch. Each run works in a bucket of its own.
  */
-import { beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { S3Client } from "../../daemon/storage/s3/client";
 import { S3Error } from "../../daemon/storage/s3/errors";
 import { uploadStream } from "../../daemon/storage/s3/multipart";
 import { UNSIGNED_PAYLOAD, signHeaders } from "../../daemon/storage/s3/sigv4";
-import { type S3Peer, s3Peer } from "../helpers/ceph";
+import { type S3Peer, dropBucket, s3Peer } from "../helpers/ceph";
 import { byteAt, pattern } from "../helpers/s3-memory";
 
 const MiB = 1024 * 1024;
@@ -26,6 +26,10 @@ beforeAll(async () => {
   s3 = new S3Client({ ...peer, bucket: `berth-client-${crypto.randomUUID().slice(0, 8)}` });
   await s3.createBucket();
 }, 180_000);
+
+afterAll(async () => {
+  if (s3) await dropBucket(s3);
+}, 60_000);
 
 /** The error a promise rejects with (fails the test when it resolves). */
 async function failure(p: Promise<unknown>): Promise<S3Error> {

@@ -110,6 +110,15 @@ export class S3Client {
     }
   }
 
+  /** Removes the bucket, which must be empty (conflict otherwise); an absent bucket is fine. */
+  async deleteBucket(): Promise<void> {
+    try {
+      await this.drain(await this.send("DELETE", undefined, {}));
+    } catch (e) {
+      if (!(e instanceof S3Error && e.kind === "not-found")) throw e;
+    }
+  }
+
   /** Writes a whole object (bodies are bounded by the caller); throws precondition-failed when a condition fails. */
   async put(key: string, body: Uint8Array | string, options: PutOptions = {}): Promise<{ etag: string }> {
     const headers = writeHeaders(options);
