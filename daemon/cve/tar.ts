@@ -241,7 +241,7 @@ export function decompressedLayer(blob: ReadableStream<Uint8Array>): ReadableStr
         n += value.byteLength;
       }
       let first: Uint8Array | undefined = parts.length === 1 ? parts[0] : Bun.concatArrayBuffers(parts, Infinity, true);
-      const b = first;
+      const b = first ?? new Uint8Array(0);
       // created only now: a stream pulls as soon as it exists
       const head = new ReadableStream<Uint8Array>({
         async pull(controller) {
