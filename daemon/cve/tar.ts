@@ -68,6 +68,21 @@ class ByteReader {
     return out;
   }
 
+  /** Passes `n` bytes to `sink` chunk by chunk. */
+  async pipe(n: number, sink: TarSink): Promise<void> {
+    while (n > 0) {
+      if (this.have === 0 && !(await this.fill(1))) throw new TarError(`the archive ends in the middle of an entry (${n} bytes missing)`);
+      const c = this.chunks[0]!;
+      const take = Math.min(c.byteLength, n);
+      await sink.write(c.subarray(0, take));
+      if (take === c.byteLength) this.chunks.shift();
+      else this.chunks[0] = c.subarray(take);
+      this.have -= take;
+      this.consumed += take;
+      n -= take;
+    }
+  }
+
   /** Drops `n` bytes without keeping them; `lenient`: the stream may end first (padding). */
   async skip(n: number, lenient = false): Promise<void> {
     while (n > 0) {
@@ -145,10 +160,16 @@ function parsePax(data: Uint8Array): Map<string, string> {
 
 /**
  * Decides per entry: return the most bytes to keep (the entry is then passed to `found`
- * with its content; an entry larger than that is an error), or `false` to skip its bytes.
+ * with its content; an entry larger than that is an error), `false` to skip its bytes, or
+ * a {@link TarSink} to receive a large file's bytes chunk by chunk (never held whole).
  * Non-file entries are always passed to `found` without content when the chooser says keep.
  */
-export type TarChooser = (entry: TarEntry) => number | false;
+export type TarChooser = (entry: TarEntry) => number | false | TarSink;
+
+/** Receives one entry's bytes in order; awaited per chunk (backpressure). */
+export interface TarSink {
+  write(chunk: Uint8Array): void | Promise<void>;
+}
 
 /**
  * Reads the tar archive in `stream` to its end (or its end-of-archive blocks), calling
@@ -205,6 +226,13 @@ export async function readTar(
       const pad = type === "file" || type === "other" ? padded - size : 0;
       const entry: TarEntry = { path: normalize(name), type, size: type === "file" ? size : 0, linkname };
       const keep = choose(entry);
+      if (typeof keep === "object") {
+        if (type === "file") await r.pipe(size, keep);
+        else await r.skip(dataBytes);
+        await r.skip(pad, true);
+        found(entry, undefined);
+        continue;
+      }
       if (keep === false || type !== "file") {
         await r.skip(dataBytes);
         await r.skip(pad, true); // the last entry's padding may be missing (umoci writes no end blocks)
