@@ -54,8 +54,9 @@ export interface FixtureAdvisory {
 /** Writes a schema v6 database with `advisories` to `path`. */
 export function writeGrypeV6(path: string, advisories: FixtureAdvisory[], built = "2026-11-30T04:12:01Z"): void {
   const db = new Database(path, { create: true });
-  db.exec(V6_SCHEMA);
+  db.exec("PRAGMA synchronous = OFF; PRAGMA journal_mode = MEMORY;");
   db.exec("BEGIN");
+  db.exec(V6_SCHEMA);
   db.prepare("INSERT INTO db_metadata VALUES (?, 6, 0, 2)").run(built);
   let blob = 0;
   const putBlob = (value: unknown) => {
@@ -89,6 +90,7 @@ export function writeGrypeV6(path: string, advisories: FixtureAdvisory[], built 
 /** Writes a schema v5 database with `advisories` (namespace "<distro>:distro:<distro>:<version>"). */
 export function writeGrypeV5(path: string, advisories: FixtureAdvisory[], built = "2026-11-29T04:00:00Z"): void {
   const db = new Database(path, { create: true });
+  db.exec("PRAGMA synchronous = OFF; PRAGMA journal_mode = MEMORY;");
   db.exec(`
 CREATE TABLE id (build_timestamp datetime, schema_version integer);
 CREATE TABLE vulnerability (pk integer PRIMARY KEY, id text, package_name text, namespace text, package_qualifiers text, version_constraint text, version_format text, cpes text, related_vulnerabilities text, fixed_in_versions text, fix_state text, advisories text);
