@@ -46,6 +46,9 @@ import { setupAuth, type AuthSetup } from "./auth/setup";
 import type { TokenAuth } from "./auth/tokensetup";
 import type { LoginResult } from "./auth/tokenservice";
 import type { Identified } from "./auth/authenticator";
+import { withCveHooks } from "./cve/hooks";
+import type { CveService } from "./cve/service";
+import type { SqlDatabase } from "./platform/sqlite";
 
 /** Runs `fn`, printing a configuration error (exit 1) instead of throwing it. */
 async function withConfigErrors(fn: () => Promise<number>): Promise<number> {
@@ -109,17 +112,20 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     uploadLimits: { maxSessions: config.storage.max_uploads, maxPerClient: config.storage.max_uploads_per_client, expiryMs: config.storage.upload_expiry * 1000 },
   }, log);
   const recovery = await store.recover();
+  let cve: CveService | undefined;
   // on a full disk the derived index lives in memory for this run (meta/open.ts)
   const opened = await openIndex(store.paths.metaDb, log, async (db) => {
     const meta = new Meta(db);
     const lc = new Lifecycle(store, db, log, lifecycleOptions(config), counted.counters);
-    const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes, hooks: lc.hooks }, log);
+    const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes, hooks: withCveHooks(lc.hooks, () => cve?.hooks) }, log);
     return { meta, lc, registry, reindexed: await registry.reconcileAll(recovery.repositories) };
   });
   const { db } = opened;
   const { meta, lc, registry, reindexed } = opened.value;
   lifecycle = lc;
   lifecycle.attach(registry, meta);
+  // offline vulnerability scanning (issue 11): loaded only when [cve] enabled
+  if (config.cve.enabled) cve = await startCve(config, { db, registry, meta, store, scheduler, log });
   const syncState = new SyncState(db);
   const sync = config.sync.registries.length > 0
     ? new SyncService(store, registry, syncState, scheduler, { registries: config.sync.registries, maxManifestBytes: config.storage.max_manifest_bytes }, log)
@@ -163,6 +169,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   });
   metrics.provide("lifecycle", () => lifecycleFamilies(lc));
   metrics.provide("scheduler", () => schedulerFamilies(scheduler));
+  if (cve) metrics.provide("cve", () => cve!.metrics());
   if (sync) metrics.provide("sync", () => syncFamilies(sync));
   const storage = {
     stats: () => lc.stats(),
@@ -184,6 +191,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     ...rateLimiterFor(config),
     onAdmin: (req, path, status, address, principal) => audit.admin({ principal, address }, req.method, path, status),
     ...(auth ? { auth: auth.front } : {}),
+    ...(cve ? { cve } : {}),
   });
   const server = serveOrRelease(rootLock, (req, peer) => {
     governor.request();
@@ -244,11 +252,38 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
       store.uploads.stop();
       await hashing.shutdown();
       governor.stop();
+      cve?.close();
       db.close();
       tokenAuth?.close();
       rootLock.release();
     },
   };
+}
+
+/**
+ * Starts vulnerability scanning (loaded on demand): its results tables in meta.db, layers
+ * read through the registry's blob API, scans on the scheduler.
+ */
+async function startCve(
+  config: Config,
+  deps: { db: SqlDatabase; registry: Registry; meta: Meta; store: Store; scheduler: Scheduler; log: Logger },
+): Promise<CveService> {
+  const { CveService } = await import("./cve/service");
+  const { registry, meta, store } = deps;
+  return new CveService(
+    { root: config.storage.root, maxDbBytes: config.cve.max_db_bytes, scanOnPush: config.cve.scan_on_push, maxPending: config.cve.max_queue, maxManifestBytes: config.storage.max_manifest_bytes },
+    {
+      db: deps.db,
+      blob: (repo, digest) => registry.blob(repo, digest),
+      manifests: () => meta.allManifests(),
+      resolve: async (repo, reference) => {
+        if (reference.includes(":")) return meta.hasManifest(repo, reference) ? reference : undefined;
+        return (await store.layouts.index(repo).catch(() => undefined))?.tags.get(reference)?.digest;
+      },
+      scheduler: deps.scheduler,
+      log: deps.log,
+    },
+  );
 }
 
 /** Starts the mDNS advertisement (loaded on demand), saying whether credentials are needed. */

@@ -37,6 +37,8 @@ export class ImportError extends Error {}
 /** The database file and its swaps. */
 export class VulnDbStore {
   private current: GrypeDb | undefined;
+  /** The database swapped out last: kept open until the next swap, for a scan still reading it. */
+  private retired: GrypeDb | undefined;
   private checksum: DbStatus["checksum"];
   private importing = false;
   readonly dir: string;
@@ -111,7 +113,8 @@ export class VulnDbStore {
       const old = this.current;
       this.current = next;
       this.checksum = verified ? "verified" : "absent";
-      old?.close();
+      this.retired?.close();
+      this.retired = old;
       return next.info;
     } catch (err) {
       candidate?.close();
@@ -193,7 +196,8 @@ export class VulnDbStore {
   /** Closes the database. */
   close(): void {
     this.current?.close();
-    this.current = undefined;
+    this.retired?.close();
+    this.current = this.retired = undefined;
   }
 }
 
