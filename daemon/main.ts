@@ -389,6 +389,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === "board") return await withConfigErrors(async () => (await import("./cli/board")).boardCommand(rest));
   if (command === "discover") return await (await import("./cli/discover")).discoverCommand(rest);
   if (command === "keys") return await (await import("./cli/keys")).keysCommand(rest);
+  if (command === "cve") return await (await import("./cli/cve")).cveCommand(rest);
   if (command === "verify") {
     if (rest.length !== 1) return usageError(rest.length === 0 ? "verify needs a FILE" : `verify takes one FILE, got ${rest.length} arguments`, usage);
     return withConfigErrors(async () => {

@@ -15,6 +15,7 @@ export const USAGE = `usage:
   berth board detect [--config FILE] [--json]   identify this board and the profile "auto" picks
   berth discover [--write containerd|crio|podman] ...   find berth registries on the LAN
   berth keys create|list|revoke --url URL --user USER ...   manage API keys through a running registry
+  berth cve REF | db import FILE | db status --url URL ...   vulnerability results and database of a running registry
   berth help [COMMAND]          this text, or a command's (also: berth COMMAND --help)`;
 
 /** Help of each command, by name. */
@@ -68,6 +69,17 @@ the key once: it is not stored and cannot be shown again. --expires takes a dura
 delete, comma-separated), e.g. --scope 'factory/*:pull,push'; without --scope the key has its
 owner's rights. list shows your keys (an admin's: every key), never their secrets. revoke
 takes effect at once. --ca: the CA certificate to trust for an https URL.`,
+  cve: `usage: berth cve REPO[:TAG|@DIGEST] --url URL [--user USER --password-stdin | --token-file FILE] [--ca FILE] [--json]
+       berth cve db import FILE --url URL [credentials as above]
+       berth cve db status --url URL [credentials as above]
+
+Offline vulnerability scanning ([cve] enabled = true) through the registry's API
+(/api/v1/cve). REF shows an image's vulnerabilities (severity, id, package, installed and
+fixed-in versions) as far as you may pull it. db import streams FILE to the registry,
+which verifies it and puts it in service (admins only): Grype's vulnerability.db (schema v6
+or v5), or Grype's published archive of it (.tar.zst, .tar.gz; its checksum is verified).
+db status shows the database in service and its build date. Credentials: a user whose
+password is read from standard input, or the admin token file.`,
   help: `usage: berth help [COMMAND]
 
 Prints the overview, or the help of COMMAND.`,

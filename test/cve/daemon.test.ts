@@ -116,4 +116,26 @@ describe("vulnerability scanning in the daemon", () => {
     expect(text).toMatch(/berth_cve_findings\{repository="secret\/app",severity="critical"\} [1-9]/);
     expect(text).toMatch(/berth_cve_db_built_timestamp_seconds 1796011921/);
   });
+
+  test("the CLI: db import, db status, an image's findings; a forbidden repository is unknown", async () => {
+    const cli = async (args: string[], password: string) => {
+      const proc = Bun.spawn([process.execPath, join(import.meta.dir, "../../daemon/main.ts"), "cve", ...args, "--url", daemon.url, "--password-stdin"], { stdin: new Blob([password]), stdout: "pipe", stderr: "pipe" });
+      const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+      return { out, err, code };
+    };
+    const db = join(work, "grype-cli.db");
+    writeGrypeV6(db, ADVISORIES, "2026-12-01T00:00:00Z");
+    const imported = await cli(["db", "import", db, "--user", "root"], "rootpw");
+    expect(imported.code).toBe(0);
+    expect(imported.out).toContain("imported: Grype schema 6.0.2, built 2026-12-01T00:00:00.000Z");
+    const status = await cli(["db", "status", "--user", "alice"], "alicepw");
+    expect(status.out).toContain("built 2026-12-01T00:00:00.000Z");
+    await waitFor("a rescan with the new database", async () => (await api("/api/v1/cve/image?repo=public/app&reference=v1", ROOT)).body.dbBuilt === "2026-12-01T00:00:00.000Z", 30_000);
+    const image = await cli(["public/app:v1", "--user", "alice"], "alicepw");
+    expect(image.code).toBe(0);
+    expect(image.out).toMatch(/CRITICAL\s+CVE-2026-1001\s+dpkg\s/);
+    const secret = await cli(["secret/app:v1", "--user", "alice"], "alicepw");
+    expect(secret.code).toBe(1);
+    expect(secret.err).toContain('repository "secret/app" is not known');
+  });
 });
