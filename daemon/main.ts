@@ -125,7 +125,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   lifecycle = lc;
   lifecycle.attach(registry, meta);
   // offline vulnerability scanning (issue 11): loaded only when [cve] enabled
-  if (config.cve.enabled) cve = await startCve(config, { db, registry, meta, store, scheduler, log });
+  if (config.cve.enabled) cve = await startCve(config, { db, registry, meta, store, scheduler, log, onRead: (bytes) => governor.ingress(bytes) });
   const syncState = new SyncState(db);
   const sync = config.sync.registries.length > 0
     ? new SyncService(store, registry, syncState, scheduler, { registries: config.sync.registries, maxManifestBytes: config.storage.max_manifest_bytes }, log)
@@ -266,7 +266,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
  */
 async function startCve(
   config: Config,
-  deps: { db: SqlDatabase; registry: Registry; meta: Meta; store: Store; scheduler: Scheduler; log: Logger },
+  deps: { db: SqlDatabase; registry: Registry; meta: Meta; store: Store; scheduler: Scheduler; log: Logger; onRead: (bytes: number) => void },
 ): Promise<CveService> {
   const { CveService } = await import("./cve/service");
   const { registry, meta, store } = deps;
@@ -282,6 +282,7 @@ async function startCve(
       },
       scheduler: deps.scheduler,
       log: deps.log,
+      onRead: deps.onRead,
     },
   );
 }

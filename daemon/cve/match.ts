@@ -88,8 +88,8 @@ function formatOf(advisory: Advisory, pkg: InstalledPackage): VersionFormat {
   return f === "dpkg" || f === "deb" ? "dpkg" : f === "apk" ? "apk" : f === "rpm" ? "rpm" : pkg.format;
 }
 
-/** The findings of `inventory` in `db`. */
-export function match(db: GrypeDb, inventory: Inventory): Finding[] {
+/** The findings of `inventory` in `db`; `tick` is called after each package (a chance to collect garbage). */
+export function match(db: GrypeDb, inventory: Inventory, tick?: () => void): Finding[] {
   const os = osKeyOf(inventory.os);
   if (!os) return [];
   const osIds = db.osIds(os);
@@ -111,6 +111,7 @@ export function match(db: GrypeDb, inventory: Inventory): Finding[] {
         found.set(key, f);
       }
     }
+    tick?.();
   }
   return [...found.values()].sort((a, b) => severityRank(a.severity) - severityRank(b.severity) || a.id.localeCompare(b.id) || a.package.localeCompare(b.package));
 }

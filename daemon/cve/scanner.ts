@@ -30,6 +30,8 @@ export interface ScannerDeps {
   maxManifestBytes: number;
   /** Most manifests waiting; past it, the backlog becomes one full rescan. */
   maxPending: number;
+  /** Told about work done, in bytes read (or their equivalent): the memory governor's cue. */
+  onRead?: (bytes: number) => void;
 }
 
 interface ManifestDoc {
@@ -174,7 +176,9 @@ export class CveScanner {
           os: os ? `${os.id} ${os.versionId}`.trim() : undefined,
           packages: inventory.packages.length,
           dbBuilt: db.info.built,
-          findings: match(db, inventory),
+          // each package's lookups leave garbage (rows, parsed JSON): counted like 256 KiB read, so the
+          // memory governor looks at the resident set every few dozen packages
+          findings: match(db, inventory, () => this.deps.onRead?.(256 << 10)),
         };
         const problems = [...inventory.errors];
         if (os && !osKeyOf(os)) problems.push(`the OS "${os.id} ${os.versionId}" has no data berth can match`);

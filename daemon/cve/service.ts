@@ -40,6 +40,23 @@ export interface CveDeps {
   resolve(repo: string, reference: string): Promise<string | undefined>;
   scheduler: { add(task: Task): boolean };
   log: Logger;
+  /** Told the size of every chunk the scanner reads (the memory governor collects when the resident set grows). */
+  onRead?: (bytes: number) => void;
+}
+
+/** `stream`, telling `onRead` the size of each chunk as it passes. */
+function tapped(stream: ReadableStream<Uint8Array>, onRead: ((bytes: number) => void) | undefined): ReadableStream<Uint8Array> {
+  if (!onRead) return stream;
+  const reader = stream.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const { done, value } = await reader.read();
+      if (done) return controller.close();
+      onRead(value.byteLength);
+      controller.enqueue(value);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  }, { highWaterMark: 0 });
 }
 
 /** Opens a blob the registry's blob API returned: a local file, or a stream. */
@@ -63,7 +80,7 @@ export class CveService {
     if (problem) deps.log.error("the imported vulnerability database cannot be used; import one again", { error: problem });
     this.results = new CveResults(deps.db);
     this.scanner = new CveScanner({
-      openBlob: (repo, digest) => openBlobOf(deps.blob(repo, digest)),
+      openBlob: async (repo, digest) => tapped(await openBlobOf(deps.blob(repo, digest)), deps.onRead),
       manifests: deps.manifests,
       results: this.results,
       store: this.store,
@@ -71,6 +88,7 @@ export class CveService {
       log: deps.log,
       maxManifestBytes: options.maxManifestBytes,
       maxPending: options.maxPending,
+      ...(deps.onRead ? { onRead: deps.onRead } : {}),
     });
   }
 
