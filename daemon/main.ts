@@ -271,7 +271,7 @@ async function startCve(
   const { CveService } = await import("./cve/service");
   const { registry, meta, store } = deps;
   return new CveService(
-    { root: config.storage.root, maxDbBytes: config.cve.max_db_bytes, scanOnPush: config.cve.scan_on_push, maxPending: config.cve.max_queue, maxManifestBytes: config.storage.max_manifest_bytes },
+    { root: config.storage.root, maxDbBytes: config.cve.max_db_bytes, scanOnPush: config.cve.scan_on_push, maxPending: config.cve.max_queue, maxManifestBytes: config.storage.max_manifest_bytes, dbRepository: config.cve.db_repository },
     {
       db: deps.db,
       blob: (repo, digest) => registry.blob(repo, digest),

@@ -11,6 +11,7 @@ import type { Logger } from "../log";
 import type { Family } from "../metrics/registry";
 import type { SqlDatabase } from "../platform/sqlite";
 import type { RegistryHooks } from "../registry/hooks";
+import { budgetedStream } from "../scheduler/budget";
 import type { Task } from "../scheduler/task";
 import { type CveCaller, handleCveApi } from "./api";
 import { type DbInfo, SEVERITIES } from "./grype";
@@ -26,6 +27,8 @@ export interface CveOptions {
   scanOnPush: boolean;
   maxPending: number;
   maxManifestBytes: number;
+  /** Repository whose manifests carry the database as an artifact ("" = none). */
+  dbRepository?: string;
 }
 
 /** What the extension needs from the rest of berth. */
@@ -95,7 +98,8 @@ export class CveService {
   /** Registry hooks: scan on push (and on sync, whose mirrored manifests are stored the same way); forget deleted manifests. */
   readonly hooks: RegistryHooks = {
     pushed: (repo, digest) => {
-      if (this.options.scanOnPush) this.scanner.queue(repo, digest);
+      if (this.options.dbRepository && repo === this.options.dbRepository) this.queueArtifactImport(repo, digest);
+      else if (this.options.scanOnPush) this.scanner.queue(repo, digest);
     },
     deleted: (repo, reference) => {
       if (reference.includes(":")) this.results.drop(repo, reference);
@@ -108,6 +112,37 @@ export class CveService {
     this.deps.log.info("vulnerability database imported", { ...info });
     this.scanner.rescanAll();
     return info;
+  }
+
+  private lastArtifact: string | undefined;
+
+  /**
+   * Imports the database carried by manifest `digest` of the database repository, in the
+   * background: the first layer the import accepts (a .db, .tar.zst or .tar.gz, as pushed
+   * by e.g. `oras push`) is put in service. A manifest whose layer was imported already is
+   * skipped; a refused one is logged and the database in service is kept.
+   */
+  private queueArtifactImport(repo: string, digest: string): void {
+    this.deps.scheduler.add({
+      name: "cve-db-import",
+      priority: 1,
+      run: async (ctx) => {
+        const stream = await openBlobOf(this.deps.blob(repo, digest));
+        const text = await new Response(stream).text();
+        if (text.length > this.options.maxManifestBytes) throw new Error(`the manifest ${digest} is too large`);
+        const doc = JSON.parse(text) as { layers?: { digest?: string; size?: number }[]; blobs?: { digest?: string; size?: number }[] };
+        for (const layer of doc.layers ?? doc.blobs ?? []) {
+          if (!layer.digest || layer.digest === this.lastArtifact) continue;
+          try {
+            await this.importDb(budgetedStream(await openBlobOf(this.deps.blob(repo, layer.digest)), ctx.io, "read", ctx.signal));
+            this.lastArtifact = layer.digest;
+            return;
+          } catch (err) {
+            this.deps.log.warn("a vulnerability database artifact was refused; the database in service is kept", { repo, digest, layer: layer.digest, error: (err as Error).message });
+          }
+        }
+      },
+    });
   }
 
   /** The digest `reference` names in `repo`. */
