@@ -10,6 +10,9 @@ import { describe, expect, test } from "bun:test";
 import { createLifecycleRegistry, type LifecycleRegistry } from "../helpers/lifecycle";
 import { beforeNextLock } from "../helpers/locks";
 import { imageManifest, pushBlob, pushImage, sha256 } from "../helpers/registry";
+import { statSync } from "node:fs";
+import { join } from "node:path";
+import { waitFor } from "../helpers/clients";
 import { OCI_MANIFEST } from "../../daemon/oci/mediatypes";
 
 const put = (r: LifecycleRegistry, repo: string, ref: string, body: string) =>
@@ -17,6 +20,15 @@ const put = (r: LifecycleRegistry, repo: string, ref: string, body: string) =>
 const tagsOf = async (r: LifecycleRegistry, repo: string) =>
   ((await (await r.call("GET", `/v2/${repo}/tags/list`)).json()) as { tags: string[] }).tags;
 const codeOf = async (res: Response) => ((await res.json()) as { errors: { code: string }[] }).errors[0]!.code;
+
+/**
+ * Waits (a bounded poll) for the clock to pass the file's change time: GC with grace 0 holds
+ * back a blob whose file changed in the current millisecond, so a pass right after a write
+ * must not depend on the timing.
+ */
+async function clockPast(path: string): Promise<void> {
+  await waitFor(`the clock to pass the change time of ${path}`, () => Date.now() > Math.max(statSync(path).ctimeMs, statSync(path).mtimeMs), 1_000, 1);
+}
 
 /** The blob as served, checked against its digest. */
 async function expectBlob(r: LifecycleRegistry, repo: string, content: string): Promise<void> {
@@ -82,6 +94,7 @@ describe("deletes against pushes", () => {
     expect(await tagsOf(r, "app")).toEqual(["base"]);
     expect((await r.call("HEAD", `/v2/app/blobs/${sha256(layer)}`)).status).toBe(404);
     // The refused manifest's bytes were published before the lock: unlisted, they are GC's to collect.
+    await clockPast(join(r.root, "app/blobs/sha256", sha256(manifest).slice(7)));
     const report = await r.lifecycle.gc();
     expect(report.blobs.map((b) => b.digest).sort()).toEqual([sha256(config), sha256(manifest)].sort());
     expect((await r.call("GET", `/v2/app/manifests/${sha256(manifest)}`)).status).toBe(404);
@@ -128,6 +141,9 @@ describe("mounts against the GC sweep", () => {
     const statuses: number[] = [];
     beforeNextLock(r.store.layouts, "src", async () => {
       statuses.push((await r.call("POST", `/v2/dst/blobs/uploads/?mount=${digest}&from=src`)).status);
+      // The link changed the inode's ctime, which GC (grace 0) reads as "changed now": wait for
+      // the clock to pass it, so the pass finds src's name collectable whatever the timing.
+      await clockPast(join(r.root, "src/blobs/sha256", digest.slice(7)));
     });
     const report = await r.lifecycle.gc();
     expect(statuses).toEqual([201]);
