@@ -9,7 +9,10 @@
  * must pass. Prints killed/survived per module and each survivor (file:line, the change).
  *
  *   bun scripts/mutate.ts [--per-module 25] [--seed 15] [--timeout 60] [--module registry]
- *                         [--json out.json] [--list]
+ *                         [--json out.json] [--list] [--at daemon/storage/blobs.ts:134]
+ *
+ * `--at file:line` (repeatable) runs every mutant of those lines instead of a sample (to
+ * check that a new test kills a survivor).
  *
  * A small harness of our own rather than StrykerJS: Stryker's TypeScript instrumenter and
  * its runners pull in ~100 MB of packages and Babel, and its command runner gives no
@@ -59,6 +62,7 @@ const { values } = parseArgs({
     module: { type: "string", multiple: true },
     json: { type: "string" },
     list: { type: "boolean", default: false },
+    at: { type: "string", multiple: true },
   },
 });
 const perModule = Number(values["per-module"]);
@@ -92,9 +96,13 @@ function scratchCopy(): string {
   return dir;
 }
 
-/** Runs `tests` in `dir`: "pass", "fail" or "timeout". The run is its own process group, killed whole on timeout. */
-async function runTests(dir: string, tests: string[]): Promise<"pass" | "fail" | "timeout"> {
-  const proc = Bun.spawn(["setsid", "bun", "test", "--bail", ...tests], { cwd: dir, stdout: "ignore", stderr: "ignore", env: { ...process.env, BERTH_MUTANT: "1" } });
+/**
+ * Runs `tests` in `dir`: "pass", "fail" (with the first failing test's name) or "timeout".
+ * The run is its own process group, killed whole on timeout.
+ */
+async function runTests(dir: string, tests: string[]): Promise<{ outcome: "pass" | "fail" | "timeout"; by?: string }> {
+  const proc = Bun.spawn(["setsid", "bun", "test", "--bail", ...tests], { cwd: dir, stdout: "pipe", stderr: "pipe", env: { ...process.env, BERTH_MUTANT: "1" } });
+  const output = Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]).then((t) => t.join("\n"));
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
@@ -106,12 +114,16 @@ async function runTests(dir: string, tests: string[]): Promise<"pass" | "fail" |
   }, timeoutMs);
   const code = await proc.exited;
   clearTimeout(timer);
-  return timedOut ? "timeout" : code === 0 ? "pass" : "fail";
+  const text = await output;
+  const by = /^\(fail\) (.*?)(?: \[[\d.]+m?s\])?$/m.exec(text)?.[1];
+  return { outcome: timedOut ? "timeout" : code === 0 ? "pass" : "fail", by };
 }
 
 interface Outcome extends Mutant {
   file: string;
   result: "killed" | "survived" | "timeout";
+  /** The first test that failed (killed mutants). */
+  by?: string;
 }
 
 const chosen = values.module ?? Object.keys(MODULES);
@@ -128,20 +140,23 @@ try {
       return mutantsOf(source).filter((m) => parses(applyMutant(source, m))).map((m) => ({ ...m, file, source }));
     });
     const random = seeded(Number(values.seed) + [...name].reduce((a, c) => a + c.charCodeAt(0), 0));
-    const picked = sample(pool, perModule, random);
+    const at = values.at;
+    const picked = at ? pool.filter((m) => at.includes(`${m.file}:${m.line}`)) : sample(pool, perModule, random);
+    if (picked.length === 0) continue;
     if (values.list) {
       for (const m of picked) console.log(`${name}\t${m.file}:${m.line}\t${m.operator}\t${m.after.trim()}`);
       continue;
     }
-    if ((await runTests(dir, tests)) !== "pass") throw new Error(`the tests of ${name} fail without any mutant: ${tests.join(" ")}`);
+    const baseline = await runTests(dir, tests);
+    if (baseline.outcome !== "pass") throw new Error(`the tests of ${name} fail without any mutant (${baseline.by ?? baseline.outcome}): ${tests.join(" ")}`);
     results[name] = [];
     for (const m of picked) {
       writeFileSync(join(dir, m.file), applyMutant(m.source, m));
       const r = await runTests(dir, tests);
       writeFileSync(join(dir, m.file), m.source);
-      const result = r === "pass" ? "survived" : r === "timeout" ? "timeout" : "killed";
-      results[name]!.push({ file: m.file, line: m.line, operator: m.operator, before: m.before, after: m.after, result });
-      console.error(`${name} ${m.file}:${m.line} ${m.operator}: ${result}`);
+      const result = r.outcome === "pass" ? "survived" : r.outcome === "timeout" ? "timeout" : "killed";
+      results[name]!.push({ file: m.file, line: m.line, operator: m.operator, before: m.before, after: m.after, result, by: r.by });
+      console.error(`${name} ${m.file}:${m.line} ${m.operator}: ${result}${r.by ? ` by "${r.by}"` : ""}`);
     }
     const out = results[name]!;
     const killed = out.filter((o) => o.result !== "survived").length;
