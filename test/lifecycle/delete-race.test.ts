@@ -14,6 +14,7 @@ import { statSync } from "node:fs";
 import { join } from "node:path";
 import { waitFor } from "../helpers/clients";
 import { OCI_MANIFEST } from "../../daemon/oci/mediatypes";
+import { realDisk } from "../../daemon/platform/disk";
 
 const put = (r: LifecycleRegistry, repo: string, ref: string, body: string) =>
   r.call("PUT", `/v2/${repo}/manifests/${ref}`, { headers: { "Content-Type": OCI_MANIFEST }, body });
@@ -157,5 +158,29 @@ describe("mounts against the GC sweep", () => {
     // a later mount with no source (from the pool) still works
     expect((await r.call("POST", `/v2/third/blobs/uploads/?mount=${digest}`)).status).toBe(201);
     await expectBlob(r, "third", layer);
+  });
+
+  test("a mount from the pool (no `from`) whose pool entry GC removes at that moment falls back to an upload, not a 500", async () => {
+    let armed: { pool: string; names: string[] } | undefined;
+    const disk = {
+      ...realDisk,
+      async link(src: string, dst: string) {
+        if (armed && src === armed.pool && dst.includes("/dst/")) {
+          // what a sweep does between the mount's check of the pool and its link: every name goes
+          for (const n of armed.names) await realDisk.unlink(n);
+          armed = undefined;
+        }
+        return realDisk.link(src, dst);
+      },
+    };
+    await using r = await createLifecycleRegistry({}, { disk });
+    const digest = await pushBlob(r, "src", "a blob in the pool, about to be collected");
+    const pool = `${r.root}/.berth/pool/sha256/${digest.slice(7)}`;
+    armed = { pool, names: [`${r.root}/src/blobs/sha256/${digest.slice(7)}`, pool] };
+    const res = await r.call("POST", `/v2/dst/blobs/uploads/?mount=${digest}`);
+    expect(armed).toBeUndefined();
+    expect(res.status).toBe(202);
+    expect(res.headers.get("location")).toContain("/v2/dst/blobs/uploads/");
+    expect((await r.call("HEAD", `/v2/dst/blobs/${digest}`)).status).toBe(404);
   });
 });
