@@ -30,11 +30,11 @@ import { type Mutant, applyMutant, mutantsOf, sample, seeded } from "./mutate/op
 export const MODULES: Record<string, { files: string[]; tests: string[] }> = {
   storage: {
     files: ["daemon/storage/blobs.ts", "daemon/storage/layouts.ts"],
-    tests: ["test/storage/store.test.ts", "test/storage/upload-races.test.ts", "test/storage/powercut.test.ts", "test/lifecycle/gc-race.test.ts", "test/lifecycle/delete-race.test.ts", "test/http/v2-write.test.ts", "test/http/v2-read.test.ts", "test/storage/mutants.test.ts"],
+    tests: ["test/storage/store.test.ts", "test/storage/upload-races.test.ts", "test/storage/powercut.test.ts", "test/lifecycle/gc-race.test.ts", "test/lifecycle/delete-race.test.ts", "test/http/v2-write.test.ts", "test/http/v2-read.test.ts", "test/storage/reconcile-edges.test.ts"],
   },
   registry: {
     files: ["daemon/registry/registry.ts"],
-    tests: ["test/http/v2-write.test.ts", "test/http/v2-read.test.ts", "test/lifecycle/delete-race.test.ts", "test/lifecycle/gc-race.test.ts", "test/storage/store.test.ts", "test/storage/mutants.test.ts"],
+    tests: ["test/http/v2-write.test.ts", "test/http/v2-read.test.ts", "test/lifecycle/delete-race.test.ts", "test/lifecycle/gc-race.test.ts", "test/lifecycle/prune-race.test.ts", "test/lifecycle/retention.test.ts", "test/storage/store.test.ts", "test/storage/reconcile-edges.test.ts"],
   },
   gc: {
     files: ["daemon/lifecycle/gc.ts"],
