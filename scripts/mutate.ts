@@ -30,7 +30,7 @@ import { type Mutant, applyMutant, mutantsOf, sample, seeded } from "./mutate/op
 export const MODULES: Record<string, { files: string[]; tests: string[] }> = {
   storage: {
     files: ["daemon/storage/blobs.ts", "daemon/storage/layouts.ts"],
-    tests: ["test/storage/store.test.ts", "test/storage/upload-races.test.ts", "test/storage/powercut.test.ts", "test/lifecycle/gc-race.test.ts", "test/lifecycle/delete-race.test.ts", "test/http/v2-write.test.ts", "test/http/v2-read.test.ts", "test/storage/reconcile-edges.test.ts"],
+    tests: ["test/storage/store.test.ts", "test/storage/upload-races.test.ts", "test/storage/powercut.test.ts", "test/lifecycle/gc-race.test.ts", "test/lifecycle/delete-race.test.ts", "test/http/v2-write.test.ts", "test/http/v2-read.test.ts", "test/storage/reconcile-edges.test.ts", "test/storage/reserve-writes.test.ts"],
   },
   registry: {
     files: ["daemon/registry/registry.ts"],
