@@ -56,6 +56,10 @@ describe("GC with untagged and with a grace period", () => {
     await using r = await createLifecycleRegistry(gcWith({ graceMs: HOUR }));
     const img = await pushImage(r, "app", "v1", "only image");
     expect((await r.call("DELETE", `/v2/app/manifests/${img.digest}`)).status).toBe(202);
+    // the first pass frees the deleted manifest's blobs (settled) and keeps the empty repository
+    const first = await r.lifecycle.gc();
+    expect(first.blobs.map((b) => b.digest).sort()).toEqual([sha256(img.config), sha256(img.layer)].sort());
+    expect(first.emptyRepositories).toEqual([]);
     await using again = (await r.reopen()) as LifecycleRegistry;
     const report = await again.lifecycle.gc();
     expect(report.emptyRepositories).toEqual([]);
