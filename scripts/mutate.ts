@@ -12,7 +12,9 @@
  *                         [--json out.json] [--list] [--at daemon/storage/blobs.ts:134]
  *
  * `--at file:line` (repeatable) runs every mutant of those lines instead of a sample (to
- * check that a new test kills a survivor).
+ * check that a new test kills a survivor). `--rerun previous.json` (a `--json` output) runs
+ * the sample of that run again, re-testing only its survivors and keeping its kills: the
+ * score of the same sample after new tests.
  *
  * A small harness of our own rather than StrykerJS: Stryker's TypeScript instrumenter and
  * its runners pull in ~100 MB of packages and Babel, and its command runner gives no
@@ -63,6 +65,7 @@ const { values } = parseArgs({
     json: { type: "string" },
     list: { type: "boolean", default: false },
     at: { type: "string", multiple: true },
+    rerun: { type: "string" },
   },
 });
 const perModule = Number(values["per-module"]);
@@ -141,15 +144,23 @@ try {
     });
     const random = seeded(Number(values.seed) + [...name].reduce((a, c) => a + c.charCodeAt(0), 0));
     const at = values.at;
-    const picked = at ? pool.filter((m) => at.includes(`${m.file}:${m.line}`)) : sample(pool, perModule, random);
-    if (picked.length === 0) continue;
+    const previous = values.rerun ? (JSON.parse(readFileSync(values.rerun, "utf8")) as Record<string, Outcome[]>)[name] : undefined;
+    const same = (o: Outcome, m: Mutant & { file: string }) => o.file === m.file && o.line === m.line && o.operator === m.operator && o.after === m.after;
+    let picked = at ? pool.filter((m) => at.includes(`${m.file}:${m.line}`)) : sample(pool, perModule, random);
+    if (previous) {
+      results[name] = previous.filter((o) => o.result !== "survived");
+      picked = pool.filter((m) => previous.some((o) => o.result === "survived" && same(o, m)));
+      const lost = previous.filter((o) => o.result === "survived" && !pool.some((m) => same(o, m)));
+      for (const o of lost) console.error(`${name} ${o.file}:${o.line} ${o.operator}: the source changed; mutant not found again`);
+    }
+    if (picked.length === 0 && !previous) continue;
     if (values.list) {
       for (const m of picked) console.log(`${name}\t${m.file}:${m.line}\t${m.operator}\t${m.after.trim()}`);
       continue;
     }
     const baseline = await runTests(dir, tests);
     if (baseline.outcome !== "pass") throw new Error(`the tests of ${name} fail without any mutant (${baseline.by ?? baseline.outcome}): ${tests.join(" ")}`);
-    results[name] = [];
+    results[name] ??= [];
     for (const m of picked) {
       writeFileSync(join(dir, m.file), applyMutant(m.source, m));
       const r = await runTests(dir, tests);
