@@ -7,7 +7,8 @@
  * content type, one has no referrers API (404), both of which must fall back to the
  * `sha256-<hex>` tag; and one whose tag serves bytes that are not a manifest. A scheduled
  * sync must mirror the image and its signature from the first three, fail the fourth with
- * a log line saying why, and store nothing of it.
+ * a log line saying why, and store nothing of it. A fifth repository lists its tags over
+ * three pages (Link rel="next", as distribution paginates): every tag is mirrored.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
@@ -41,7 +42,9 @@ const sig = JSON.stringify({
 const sigDesc = { mediaType: MANIFEST, digest: sha(sig), size: sig.length, artifactType: "application/vnd.example.sig" };
 const fallbackTag = `sha256-${sha(manifest).slice(7)}`;
 const fallback = JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests: [sigDesc] });
-const REPOS = ["api", "othertype", "noapi", "garbage"];
+const REPOS = ["api", "othertype", "noapi", "garbage", "paged"];
+/** Tags of lib/paged, one per page. */
+const PAGES = ["p1", "p2", "p3"];
 
 let fake: FakeUpstream;
 let d: Daemon;
@@ -50,6 +53,12 @@ beforeAll(async () => {
     const m = /^\/v2\/lib\/(\w+)\/(manifests|blobs|tags|referrers)\/(.+)$/.exec(path);
     if (!m || !REPOS.includes(m[1]!)) return undefined;
     const [, repo, kind, ref] = m as unknown as [string, string, string, string];
+    if (kind === "tags" && repo === "paged") {
+      const last = new URL(_req.url).searchParams.get("last");
+      const i = last === null ? 0 : PAGES.indexOf(last) + 1;
+      const next = i + 1 < PAGES.length ? { link: `</v2/lib/paged/tags/list?n=1000&last=${PAGES[i]}>; rel="next"` } : undefined;
+      return Response.json({ name: "lib/paged", tags: [PAGES[i]] }, { headers: next });
+    }
     if (kind === "tags") return Response.json({ name: `lib/${repo}`, tags: ["v1"] });
     if (kind === "referrers") {
       if (ref !== sha(manifest)) return undefined;
@@ -63,7 +72,7 @@ beforeAll(async () => {
     if (kind === "manifests") {
       const answer = (body: string, type: string) => new Response(body, { headers: { "content-type": type, "docker-content-digest": sha(body) } });
       if (ref === "v1" && repo === "garbage") return answer("this is not a manifest", MANIFEST);
-      if (ref === "v1" || ref === sha(manifest)) return answer(manifest, MANIFEST);
+      if (ref === "v1" || PAGES.includes(ref) || ref === sha(manifest)) return answer(manifest, MANIFEST);
       if (ref === sha(sig)) return answer(sig, MANIFEST);
       if (ref === fallbackTag && repo !== "api") return answer(fallback, INDEX);
       return undefined;
@@ -78,10 +87,12 @@ afterAll(async () => {
   await fake?.[Symbol.asyncDispose]();
 });
 
-test("the referrers API, a wrong content type and a missing API each yield the signature; bytes that are not a manifest fail that tag only", async () => {
+test("the referrers API, a wrong content type and a missing API each yield the signature; bytes that are not a manifest fail that tag only; paged tags all come", async () => {
   expect((await fetch(`${d.url}/api/v1/sync/fake/run`, { method: "POST" })).status).toBe(202);
   await waitFor("the sync run to end", async () => (await syncView(d.url)).registries[0]!.lastRun !== null, 8_000);
-  expect((await syncView(d.url)).registries[0]!.lastRun!.report).toMatchObject({ images: 3, referrers: 3, failed: 1 });
+  expect((await syncView(d.url)).registries[0]!.lastRun!.report).toMatchObject({ referrers: 4, failed: 1 });
+  const tags = (await (await fetch(`${d.url}/v2/lib/paged/tags/list`)).json()) as { tags: string[] };
+  expect(tags.tags).toEqual(PAGES);
   for (const repo of ["api", "othertype", "noapi"]) {
     const res = await fetch(`${d.url}/v2/lib/${repo}/referrers/${sha(manifest)}`);
     expect(res.status).toBe(200);
