@@ -52,7 +52,7 @@ export const MODULES: Record<string, { files: string[]; tests: string[] }> = {
   },
   "/v2 handler": {
     files: ["daemon/http/v2.ts"],
-    tests: ["test/http/v2-read.test.ts", "test/http/v2-write.test.ts", "test/http/v2-limits.test.ts", "test/http/v2-auth.test.ts", "test/http/target.test.ts", "test/http/v2-faultlog.test.ts", "test/http/v2-range.test.ts"],
+    tests: ["test/http/v2-read.test.ts", "test/http/v2-write.test.ts", "test/http/v2-limits.test.ts", "test/http/v2-auth.test.ts", "test/http/target.test.ts", "test/http/v2-faultlog.test.ts", "test/http/v2-edges.test.ts", "test/sync/range-inflight.test.ts", "test/audit/audit.test.ts"],
   },
 };
 
