@@ -48,7 +48,6 @@ test("a Range request while the blob streams in gets the exact span or the whole
   const guard = AbortSignal.timeout(8_000);
   const first = await fetch(`${d.url}/v2/lib/app/blobs/${digest}`, { signal: guard });
   expect(first.status).toBe(200);
-  expect(first.headers.get("content-length")).toBe(String(layer.byteLength)); // known from the upstream while in flight
   const firstBody = first.arrayBuffer();
   await waitFor("the upstream to hold at 1 MiB", () => sent === 1 << 20, 4_000, 5);
   const [start, end] = [(2 << 20) + 17, (2 << 20) + 4112]; // bytes the upstream has not sent yet
