@@ -75,9 +75,9 @@ export class CompositeStorage implements Storage {
     return this.slots[this.router.route(repo)]!.storage;
   }
 
-  /** The roots that are available. */
+  /** The roots that are available, each once. */
   available(): Storage[] {
-    return this.slots.flatMap((s) => (s.storage ? [s.storage] : []));
+    return [...new Set(this.slots.flatMap((s) => (s.storage ? [s.storage] : [])))];
   }
 
   /** Every repository of every available root, in lexical order (each root lists only the names routed to it). */
@@ -117,13 +117,13 @@ class CompositeBlobs implements BlobStore {
   stat(repo: string, digest: Digest): BlobInfo | undefined {
     return this.c.of(repo).blobs.stat(repo, digest);
   }
-  read(repo: string, digest: Digest): Promise<Uint8Array> {
+  async read(repo: string, digest: Digest): Promise<Uint8Array> {
     return this.c.of(repo).blobs.read(repo, digest);
   }
   open(repo: string, digest: Digest, range?: ByteRange): BlobBody {
     return this.c.of(repo).blobs.open(repo, digest, range);
   }
-  holdsDurably(repo: string, digest: Digest): Promise<boolean> {
+  async holdsDurably(repo: string, digest: Digest): Promise<boolean> {
     return this.c.of(repo).blobs.holdsDurably(repo, digest);
   }
   async canMount(digest: Digest, from?: string): Promise<boolean> {
@@ -143,10 +143,10 @@ class CompositeBlobs implements BlobStore {
     if (await target.blobs.canMount(digest)) return target.blobs.mount(repo, digest);
     return copyAcross(source, from!, target, repo, digest);
   }
-  remove(repo: string, digest: Digest): Promise<boolean> {
+  async remove(repo: string, digest: Digest): Promise<boolean> {
     return this.c.of(repo).blobs.remove(repo, digest);
   }
-  ingest(repo: string, algorithm: Algorithm, options?: IngestOptions): Promise<BlobIngest> {
+  async ingest(repo: string, algorithm: Algorithm, options?: IngestOptions): Promise<BlobIngest> {
     return this.c.of(repo).blobs.ingest(repo, algorithm, options);
   }
 }
@@ -157,28 +157,28 @@ class CompositeIndexes implements RepoIndexStore {
   exists(repo: string) {
     return this.c.of(repo).indexes.exists(repo);
   }
-  index(repo: string): Promise<RepoIndex | undefined> {
+  async index(repo: string): Promise<RepoIndex | undefined> {
     return this.c.of(repo).indexes.index(repo);
   }
   changedAt(repo: string) {
     return this.c.of(repo).indexes.changedAt(repo);
   }
-  ensure(repo: string): Promise<void> {
+  async ensure(repo: string): Promise<void> {
     return this.c.of(repo).indexes.ensure(repo);
   }
-  compareAndSwap(repo: string, stamp: string, entries: Descriptor[]): Promise<RepoIndex | undefined> {
+  async compareAndSwap(repo: string, stamp: string, entries: Descriptor[]): Promise<RepoIndex | undefined> {
     return this.c.of(repo).indexes.compareAndSwap(repo, stamp, entries);
   }
-  transaction<T>(repo: string, fn: (tx: IndexTransaction) => Promise<T>): Promise<T> {
+  async transaction<T>(repo: string, fn: (tx: IndexTransaction) => Promise<T>): Promise<T> {
     return this.c.of(repo).indexes.transaction(repo, fn);
   }
-  update(repo: string, mutate: (entries: Descriptor[]) => Descriptor[] | undefined, after?: (index: RepoIndex) => void): Promise<RepoIndex> {
+  async update(repo: string, mutate: (entries: Descriptor[]) => Descriptor[] | undefined, after?: (index: RepoIndex) => void): Promise<RepoIndex> {
     return this.c.of(repo).indexes.update(repo, mutate, after);
   }
-  withLock<T>(repo: string, fn: () => Promise<T>): Promise<T> {
+  async withLock<T>(repo: string, fn: () => Promise<T>): Promise<T> {
     return this.c.of(repo).indexes.withLock(repo, fn);
   }
-  drop(repo: string): Promise<void> {
+  async drop(repo: string): Promise<void> {
     return this.c.of(repo).indexes.drop(repo);
   }
 }
@@ -186,22 +186,22 @@ class CompositeIndexes implements RepoIndexStore {
 class CompositeUploads implements UploadStore {
   constructor(private readonly c: CompositeStorage) {}
 
-  start(repo: string, algorithm: Algorithm, client?: string): Promise<UploadSession> {
+  async start(repo: string, algorithm: Algorithm, client?: string): Promise<UploadSession> {
     return this.c.of(repo).uploads.start(repo, algorithm, client);
   }
   get(repo: string, id: string): UploadSession {
     return this.c.of(repo).uploads.get(repo, id);
   }
-  append(repo: string, id: string, body: ReadableStream<Uint8Array> | null, opts?: { range?: { start: number; end: number }; length?: number }): Promise<UploadSession> {
+  async append(repo: string, id: string, body: ReadableStream<Uint8Array> | null, opts?: { range?: { start: number; end: number }; length?: number }): Promise<UploadSession> {
     return this.c.of(repo).uploads.append(repo, id, body, opts);
   }
-  complete(repo: string, id: string, digest: Digest, beforeLink?: () => void): Promise<void> {
+  async complete(repo: string, id: string, digest: Digest, beforeLink?: () => void): Promise<void> {
     return this.c.of(repo).uploads.complete(repo, id, digest, beforeLink);
   }
-  putSmall(repo: string, digest: Digest, bytes: Uint8Array, admit?: boolean): Promise<void> {
+  async putSmall(repo: string, digest: Digest, bytes: Uint8Array, admit?: boolean): Promise<void> {
     return this.c.of(repo).uploads.putSmall(repo, digest, bytes, admit);
   }
-  cancel(repo: string, id: string): Promise<void> {
+  async cancel(repo: string, id: string): Promise<void> {
     return this.c.of(repo).uploads.cancel(repo, id);
   }
   async discard(id: string): Promise<void> {
@@ -224,10 +224,10 @@ class CompositeUploads implements UploadStore {
 class CompositeSweep implements BlobSweep {
   constructor(private readonly c: CompositeStorage) {}
 
-  unlink(repo: string, digest: string): Promise<void> {
+  async unlink(repo: string, digest: string): Promise<void> {
     return this.c.of(repo).sweep.unlink(repo, digest);
   }
-  relink(repo: string, digest: string): Promise<boolean> {
+  async relink(repo: string, digest: string): Promise<boolean> {
     return this.c.of(repo).sweep.relink(repo, digest);
   }
   /** The first root's stored copy. */
