@@ -113,6 +113,28 @@ describe("two roots on two directories", () => {
   });
 });
 
+test("each root has its own quota: a push or a cross-root mount over the factory root's max_bytes gets 507, the main root takes it", async () => {
+  using work = tempDir();
+  const main = join(work.path, "sd");
+  const ssd = join(work.path, "ssd");
+  mkdirSync(ssd);
+  await using d = await startDaemon({ config: config(main, ssd, `max_bytes = 2000\nmin_free = 0`) });
+  const big = "x".repeat(4096);
+  const refused = await fetch(`${d.url}/v2/factory/app/blobs/uploads/?digest=${sha256(big)}`, { method: "POST", body: big });
+  expect(refused.status).toBe(507);
+  const lib = await pushBlobTo(d.url, "library/app", big);
+  const mount = await fetch(`${d.url}/v2/factory/app/blobs/uploads/?mount=${lib.digest}&from=library/app`, { method: "POST" });
+  expect(mount.status).toBe(507);
+  expect((await errorsOf(mount))[0]!.detail).toContain("quota");
+  expect(existsSync(poolFile(ssd, lib.digest))).toBe(false);
+  // small enough for the factory root
+  const small = await fetch(`${d.url}/v2/factory/app/blobs/uploads/?digest=${sha256("tiny")}`, { method: "POST", body: "tiny" });
+  expect(small.status).toBe(201);
+  const stats = (await (await fetch(`${d.url}/api/v1/storage`)).json()) as { quota: { maxBytes: number }; roots: { prefix: string; stats: { quota: { maxBytes: number; usedBytes: number } } }[] };
+  expect(stats.quota.maxBytes).toBe(0);
+  expect(stats.roots[1]!.stats.quota).toMatchObject({ maxBytes: 2000, usedBytes: 4 });
+});
+
 describe("a root missing or read-only at start-up", () => {
   test("a missing required root stops berth with an error naming the key and the directory", async () => {
     using work = tempDir();
