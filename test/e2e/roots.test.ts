@@ -135,6 +135,29 @@ test("each root has its own quota: a push or a cross-root mount over the factory
   expect(stats.roots[1]!.stats.quota).toMatchObject({ maxBytes: 2000, usedBytes: 4 });
 });
 
+test("meta.db lives in state_dir, outside every root, and is rebuilt from both roots when lost", async () => {
+  using work = tempDir();
+  const main = join(work.path, "sd");
+  const ssd = join(work.path, "ssd");
+  const state = join(work.path, "state");
+  mkdirSync(ssd);
+  const text = config(main, ssd).replace(`root = "${main}"\n`, `root = "${main}"\nstate_dir = "${state}"\n`);
+  {
+    await using d = await startDaemon({ config: text });
+    await pushImage(d.url, "library/app", "v1", "one");
+    await pushImage(d.url, "factory/app", "v1", "two");
+    expect(await d.stop()).toBe(0);
+  }
+  expect(existsSync(join(state, "meta.db"))).toBe(true);
+  expect(existsSync(join(main, ".berth", "meta.db"))).toBe(false);
+  expect(existsSync(join(ssd, ".berth", "meta.db"))).toBe(false);
+  rmSync(state, { recursive: true, force: true });
+  await using again = await startDaemon({ config: text });
+  expect(again.logs()).toContain(`"reindexed":2`);
+  expect(await catalog(again.url)).toEqual(["factory/app", "library/app"]);
+  expect((await getManifest(again.url, "factory/app", "v1")).status).toBe(200);
+});
+
 describe("a root missing or read-only at start-up", () => {
   test("a missing required root stops berth with an error naming the key and the directory", async () => {
     using work = tempDir();
