@@ -158,6 +158,34 @@ test("meta.db lives in state_dir, outside every root, and is rebuilt from both r
   expect((await getManifest(again.url, "factory/app", "v1")).status).toBe(200);
 });
 
+test("offline berth gc collects every root, and refuses while a daemon holds a subpath root", async () => {
+  using work = tempDir();
+  const main = join(work.path, "sd");
+  const ssd = join(work.path, "ssd");
+  mkdirSync(ssd);
+  const path = join(work.path, "berth.toml");
+  await Bun.write(path, config(main, ssd));
+  let fac: Awaited<ReturnType<typeof pushImage>>;
+  {
+    await using d = await startDaemon({ config: config(main, ssd) });
+    await pushImage(d.url, "library/app", "v1", "kept");
+    fac = await pushImage(d.url, "factory/app", "v1", "collected offline");
+    expect((await fetch(`${d.url}/v2/factory/app/manifests/${fac.manifest}`, { method: "DELETE" })).status).toBe(202);
+    // the subpath root is locked by the daemon: the offline pass refuses it
+    mkdirSync(join(work.path, "elsewhere"));
+    await Bun.write(join(work.path, "other.toml"), config(join(work.path, "elsewhere"), ssd));
+    const held = Bun.spawnSync([process.execPath, MAIN, "gc", "--config", join(work.path, "other.toml")]);
+    expect(held.exitCode).toBe(1);
+    expect(held.stderr.toString()).toContain(`Storage root "${ssd}" is in use by berth process ${d.proc.pid}`);
+    expect(await d.stop()).toBe(0);
+  }
+  const gc = Bun.spawnSync([process.execPath, MAIN, "gc", "--config", path]);
+  expect(gc.exitCode).toBe(0);
+  expect(gc.stdout.toString()).toContain(`removed pool entry ${fac.layer}`);
+  expect(existsSync(poolFile(ssd, fac.layer))).toBe(false);
+  expect(existsSync(join(main, "library/app/index.json"))).toBe(true);
+});
+
 describe("a root missing or read-only at start-up", () => {
   test("a missing required root stops berth with an error naming the key and the directory", async () => {
     using work = tempDir();
