@@ -205,6 +205,20 @@ describe("the composite over two roots", () => {
   });
 });
 
+describe("upload caps over several roots", () => {
+  test("max_uploads and max_uploads_per_client count the sessions of every root together, concurrent starts included", async () => {
+    using r = await twoRoots();
+    const s = new CompositeStorage([{ prefix: "", storage: r.stores[0] }, { prefix: "factory/", storage: r.stores[1] }], 1 << 20, { maxSessions: 3, maxPerClient: 2 });
+    const results = await Promise.allSettled([s.uploads.start("a", "sha256", "c1"), s.uploads.start("factory/a", "sha256", "c1"), s.uploads.start("factory/b", "sha256", "c1")]);
+    expect(results.map((x) => x.status)).toEqual(["fulfilled", "fulfilled", "rejected"]);
+    expect((results[2] as PromiseRejectedResult).reason).toMatchObject({ fault: "too-many-uploads" });
+    await s.uploads.start("factory/c", "sha256", "c2");
+    await expect(s.uploads.start("b", "sha256", "c3")).rejects.toMatchObject({ fault: "too-many-uploads" });
+    expect(s.uploads.count()).toBe(3);
+    expect(r.stores[1].uploads.count()).toBe(2);
+  });
+});
+
 describe("opening the roots", () => {
   function work() {
     const base = mkdtempSync(join(tmpdir(), "berth-open-"));

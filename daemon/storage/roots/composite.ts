@@ -44,10 +44,14 @@ export class CompositeStorage implements Storage {
   readonly reserve: WriteReserve;
   readonly router: RootRouter;
 
-  /** `slots[0]` is the main root (prefix ""). */
+  /**
+   * `slots[0]` is the main root (prefix ""). `uploadLimits` caps the upload sessions of all
+   * roots together (each root's own cap alone would allow one full set per root).
+   */
   constructor(
     readonly slots: readonly RootSlot[],
     manifestCacheBytes: number,
+    readonly uploadLimits?: { maxSessions: number; maxPerClient: number },
   ) {
     this.router = new RootRouter(slots.map((s) => s.prefix));
     this.manifests = new ManifestCache(manifestCacheBytes);
@@ -186,8 +190,21 @@ class CompositeIndexes implements RepoIndexStore {
 class CompositeUploads implements UploadStore {
   constructor(private readonly c: CompositeStorage) {}
 
+  /**
+   * Checks the caps over all roots, then starts the session in its root without a turn of the
+   * event loop in between: a root counts a session from the call on (the local backend's
+   * start registers it before its first await), so concurrent starts cannot pass the caps together.
+   */
   async start(repo: string, algorithm: Algorithm, client?: string): Promise<UploadSession> {
-    return this.c.of(repo).uploads.start(repo, algorithm, client);
+    const root = this.c.of(repo);
+    const limits = this.c.uploadLimits;
+    if (limits) {
+      const open = this.count();
+      if (open >= limits.maxSessions) throw new StorageError("too-many-uploads", `${open} upload sessions are open, the most the registry allows; retry later`);
+      const mine = client === undefined ? 0 : this.countFor(client);
+      if (mine >= limits.maxPerClient) throw new StorageError("too-many-uploads", `this client has ${mine} upload sessions open, the most one client may have; finish or cancel one first`);
+    }
+    return root.uploads.start(repo, algorithm, client);
   }
   get(repo: string, id: string): UploadSession {
     return this.c.of(repo).uploads.get(repo, id);

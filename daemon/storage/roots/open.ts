@@ -134,7 +134,8 @@ export async function openRoots(disk: Disk, mainRoot: string, subpaths: readonly
       uploadsRemoved += rec.uploadsRemoved;
       tempFilesRemoved += rec.tempFilesRemoved;
     }
-    const storage = new CompositeStorage(roots.map((r) => ({ prefix: r.prefix, storage: r.store })), options.manifestCacheBytes);
+    const limits = options.base.uploadLimits;
+    const storage = new CompositeStorage(roots.map((r) => ({ prefix: r.prefix, storage: r.store })), options.manifestCacheBytes, limits && { maxSessions: limits.maxSessions, maxPerClient: limits.maxPerClient });
     for (const s of await storage.shadowed()) {
       log.warn("repositories in a storage root that another root's prefix now claims are not served (move them, or change [[storage.subpaths]])", { rootPrefix: s.prefix, repositories: s.repositories.slice(0, 20), count: s.repositories.length });
     }
