@@ -25,6 +25,11 @@ import { StorageError } from "../../daemon/storage/errors";
 import { CompositeStorage } from "../../daemon/storage/roots/composite";
 import { openRoots } from "../../daemon/storage/roots/open";
 import { RootRouter } from "../../daemon/storage/roots/route";
+import { RootLifecycles } from "../../daemon/storage/roots/lifecycles";
+import { lifecycleOptions } from "../../daemon/lifecycle/options";
+import { Meta } from "../../daemon/meta/meta";
+import { openDatabase } from "../../daemon/platform/sqlite";
+import { Registry } from "../../daemon/registry/registry";
 import { Store } from "../../daemon/storage/store";
 
 const enc = new TextEncoder();
@@ -216,6 +221,37 @@ describe("upload caps over several roots", () => {
     await expect(s.uploads.start("b", "sha256", "c3")).rejects.toMatchObject({ fault: "too-many-uploads" });
     expect(s.uploads.count()).toBe(3);
     expect(r.stores[1].uploads.count()).toBe(2);
+  });
+});
+
+describe("one lifecycle per root", () => {
+  test("per-root quota, gc and scrub options; scheduled tasks named by prefix; hooks routed to the repository's root", async () => {
+    using w = { base: mkdtempSync(join(tmpdir(), "berth-lc-")), [Symbol.dispose]() { rmSync(this.base, { recursive: true, force: true }); } };
+    mkdirSync(join(w.base, "main"));
+    mkdirSync(join(w.base, "ssd"));
+    const { config } = validate({ storage: { root: join(w.base, "main") }, gc: { interval: 60 }, scrub: { interval: 120 }, quota: { max_bytes: 5000 } });
+    const ssd = { prefix: "factory/", root: join(w.base, "ssd"), required: true, dedupe: undefined, maxBytes: 1000, minFree: { bytes: 0 }, gc: false, scrub: true };
+    const opened = await openRoots(realDisk, config.storage.root, [ssd], { base: { maxBlobBytes: 0 }, manifestCacheBytes: 1 << 20, dedupe: true }, silentLogger);
+    const db = openDatabase(":memory:");
+    try {
+      const lcs = new RootLifecycles(opened.roots, opened.storage.router, db, silentLogger, lifecycleOptions(config));
+      const meta = new Meta(db);
+      lcs.attach(new Registry(opened.storage, meta, { maxManifestBytes: 1 << 20, hooks: lcs.hooks }, silentLogger), meta);
+      const scheduled: [string, number][] = [];
+      lcs.start((ms, make) => void scheduled.push([make().name, ms]));
+      expect(scheduled).toEqual([["gc", 60_000], ["scrub", 120_000], ["scrub factory/", 120_000]]);
+      const quota = (i: number) => lcs.roots[i]!.lc.quota.figures();
+      expect([quota(0).maxBytes, quota(1).maxBytes]).toEqual([5000, 1000]);
+      await expect(lcs.admit(1, "factory/x", 2000)).rejects.toMatchObject({ fault: "quota" });
+      await lcs.admit(0, "library/x", 2000);
+      lcs.hooks.touched?.("factory/x", "sha256:" + "a".repeat(64));
+      expect([lcs.roots[0]!.lc.touches.size(), lcs.roots[1]!.lc.touches.size()]).toEqual([0, 1]);
+      await lcs.close();
+    } finally {
+      db.close();
+      opened.storage.uploads.stop();
+      opened.release();
+    }
   });
 });
 
