@@ -13,6 +13,7 @@ import { mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError } from "../../daemon/config/load";
+import { checkPaths } from "../../daemon/config/verify";
 import { validate } from "../../daemon/config/schema";
 import { subpathLayoutProblems, type SubpathConfig } from "../../daemon/config/subpaths";
 import { silentLogger } from "../../daemon/log";
@@ -114,6 +115,31 @@ describe("[[storage.subpaths]] config", () => {
     expect(subpathLayoutProblems("/srv/berth", [sp("a/", "/mnt/a/b"), sp("b/", "/mnt/a")])).toEqual([`storage.subpaths[0].root: "/mnt/a/b" lies inside storage.subpaths[1].root ("/mnt/a"); roots must not nest`]);
     expect(subpathLayoutProblems("/srv/berth", [sp("a/", "/srv/berthx")])).toEqual([]);
   });
+});
+
+test("berth verify's checks report nested roots, duplicate prefixes and a missing required root together", () => {
+  const base = mkdtempSync(join(tmpdir(), "berth-verify-"));
+  try {
+    const { config, problems } = validate({
+      storage: {
+        root: join(base, "main"),
+        subpaths: [
+          { prefix: "a/", root: join(base, "main", "inner") },
+          { prefix: "a/", root: join(base, "gone") },
+          { prefix: "b/", root: join(base, "optional"), required: false },
+        ],
+      },
+    });
+    expect(problems).toEqual([]);
+    expect(checkPaths(config)).toEqual([
+      `storage.subpaths[1].prefix: "a/" is already the prefix of storage.subpaths[0]`,
+      `storage.subpaths[0].root: "${join(base, "main", "inner")}" lies inside storage.root ("${join(base, "main")}"); roots must not nest`,
+      `storage.subpaths[0].root: storage root for "a/": "${join(base, "main", "inner")}" does not exist (is its disk mounted?); berth does not create a subpath root`,
+      `storage.subpaths[1].root: storage root for "a/": "${join(base, "gone")}" does not exist (is its disk mounted?); berth does not create a subpath root`,
+    ]);
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
 });
 
 describe("the composite over two roots", () => {
