@@ -36,10 +36,22 @@ export function signatureRequired(policies: readonly TrustPolicyConfig[]): (repo
   return (repo) => globs.find((g) => g.re.test(repo))?.require ?? false;
 }
 
-/** True for a manifest that is itself a signature or attached to a subject (served unchecked). */
+/**
+ * A layer a container runtime unpacks into a root filesystem (OCI `image.layer.*`, Docker
+ * `image.rootfs.*`, or any `tar` type): a manifest with one is runnable whatever else it says.
+ */
+const FILESYSTEM_LAYER = /^application\/vnd\.(oci\.image\.layer\.|docker\.image\.rootfs\.)|tar/i;
+
+/**
+ * True for a manifest that is itself a signature or attached to a subject (served unchecked),
+ * and holds no filesystem layer: a runtime ignores `subject` and `artifactType` and runs the
+ * layers, so an image that merely names a subject, or dresses as a signature, still needs one.
+ */
 export function isAttachment(bytes: Uint8Array): boolean {
   const doc = manifestDoc(bytes);
-  return doc !== undefined && (doc.subject !== undefined || signatureKind(doc) !== undefined);
+  if (doc === undefined || (doc.subject === undefined && signatureKind(doc) === undefined)) return false;
+  const layers = Array.isArray(doc.layers) ? doc.layers : [];
+  return !layers.some((l) => typeof l?.mediaType !== "string" || FILESYSTEM_LAYER.test(l.mediaType));
 }
 
 /** Called for every refusal (the audit trail). */
