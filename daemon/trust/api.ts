@@ -40,8 +40,26 @@ export type TrustApi = (req: Request, path: string) => Promise<Response>;
 async function boundedText(req: Request): Promise<string | undefined> {
   const length = Number(req.headers.get("content-length") ?? "0");
   if (length > MAX_PEM_BYTES) return undefined;
-  const text = await req.text().catch(() => undefined);
-  return text !== undefined && Buffer.byteLength(text) <= MAX_PEM_BYTES ? text : undefined;
+  if (!req.body) return "";
+  // read as it streams (a chunked body has no length to check first), stopping past the cap
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = req.body.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > MAX_PEM_BYTES) {
+        await reader.cancel().catch(() => undefined);
+        return undefined;
+      }
+      chunks.push(value);
+    }
+  } catch {
+    return undefined;
+  }
+  return new TextDecoder().decode(Buffer.concat(chunks));
 }
 
 /** Builds the handler over the store and the status index. */
