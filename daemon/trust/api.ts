@@ -18,6 +18,7 @@
 import { errorBody } from "../oci/errors";
 import { parseDigest } from "../oci/digest";
 import { nameProblem } from "../oci/names";
+import { readTextAtMost } from "../platform/bodytext";
 import type { TrustIndex } from "./status";
 import { MAX_PEM_BYTES, type TrustStore, TrustStoreError } from "./store";
 
@@ -36,30 +37,9 @@ const ociError = (status: number, code: "UNSUPPORTED" | "DENIED" | "NAME_UNKNOWN
 /** The routes' handler: the request and its path (query excluded). */
 export type TrustApi = (req: Request, path: string) => Promise<Response>;
 
-/** Reads a body of at most {@link MAX_PEM_BYTES} bytes; undefined when larger or unreadable. */
-async function boundedText(req: Request): Promise<string | undefined> {
-  const length = Number(req.headers.get("content-length") ?? "0");
-  if (length > MAX_PEM_BYTES) return undefined;
-  if (!req.body) return "";
-  // read as it streams (a chunked body has no length to check first), stopping past the cap
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const reader = req.body.getReader();
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.byteLength;
-      if (total > MAX_PEM_BYTES) {
-        await reader.cancel().catch(() => undefined);
-        return undefined;
-      }
-      chunks.push(value);
-    }
-  } catch {
-    return undefined;
-  }
-  return new TextDecoder().decode(Buffer.concat(chunks));
+/** Reads a body of at most {@link MAX_PEM_BYTES} bytes (counted as it streams); undefined when larger or unreadable. */
+function boundedText(req: Request): Promise<string | undefined> {
+  return readTextAtMost(req, MAX_PEM_BYTES);
 }
 
 /** Builds the handler over the store and the status index. */

@@ -7,22 +7,7 @@ import { expect, test } from "bun:test";
 import { createTrustApi } from "../../daemon/trust/api";
 import { MAX_PEM_BYTES, type TrustStore } from "../../daemon/trust/store";
 import type { TrustIndex } from "../../daemon/trust/status";
-
-/** A body of `total` bytes in 64 KiB chunks, without a length; counts what was pulled. */
-function endless(total: number): { body: ReadableStream<Uint8Array>; pulled: () => number } {
-  let sent = 0;
-  const chunk = new Uint8Array(64 * 1024).fill(65);
-  return {
-    body: new ReadableStream({
-      pull(c) {
-        if (sent >= total) return c.close();
-        sent += chunk.length;
-        c.enqueue(chunk);
-      },
-    }),
-    pulled: () => sent,
-  };
-}
+import { endlessBody as endless } from "../helpers/endless";
 
 const unused = new Proxy({}, { get: () => () => { throw new Error("the store is not reached for a body that is too large"); } });
 const api = createTrustApi(unused as TrustStore, unused as TrustIndex);
