@@ -206,6 +206,46 @@ require_signature = true
     expect((await getManifest(url, "secure/bypass", `${target.replace(":", "-")}.sig`, ADMIN)).status).toBe(200);
   });
 
+  test("referrers that are no signatures, however many and however their digests sort, do not hide a signature", async () => {
+    // review finding: only the first 64 referrers (by digest) were looked at, so 64 SBOMs or
+    // other attachments pushed beside an image pushed its verified signature out of sight
+    expect((await fetch(`${url}/v2/_zot/ext/notation?truststoreType=ca`, { method: "POST", body: pki.caPem, headers: ADMIN })).status).toBe(200);
+    const digest = await pushImage(url, "secure/crowded", "v1", "crowded", ADMIN);
+    const blob = Buffer.from("an attachment");
+    await pushBlob(url, "secure/crowded", blob, ADMIN);
+    await pushBlob(url, "secure/crowded", Buffer.from("{}"), ADMIN);
+    const envelope = notationJws(pki.leaf, digest, { chain: [der(pki.interPem)] });
+    await pushBlob(url, "secure/crowded", envelope, ADMIN);
+    const signature = {
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      artifactType: "application/vnd.cncf.notary.signature",
+      config: { mediaType: "application/vnd.oci.empty.v1+json", digest: digestOf("{}"), size: 2 },
+      layers: [{ mediaType: "application/jose+json", digest: digestOf(envelope), size: envelope.length }],
+      subject: { mediaType: "application/vnd.oci.image.manifest.v1+json", digest, size: SIZES.get(digest) },
+    };
+    const signatureDigest = digestOf(JSON.stringify(signature));
+    // 70 attachments whose digests all sort before the signature's (found by trying annotations)
+    let pushed = 0;
+    for (let i = 0; pushed < 70; i++) {
+      const sbom = {
+        schemaVersion: 2,
+        mediaType: "application/vnd.oci.image.manifest.v1+json",
+        artifactType: "application/spdx+json",
+        config: { mediaType: "application/vnd.oci.empty.v1+json", digest: digestOf("{}"), size: 2 },
+        layers: [{ mediaType: "application/spdx+json", digest: digestOf(blob), size: blob.length }],
+        subject: { mediaType: "application/vnd.oci.image.manifest.v1+json", digest, size: SIZES.get(digest) },
+        annotations: { n: String(i) },
+      };
+      if (digestOf(JSON.stringify(sbom)) >= signatureDigest) continue;
+      await pushManifest(url, "secure/crowded", undefined, sbom, undefined, ADMIN);
+      pushed++;
+    }
+    expect(await pushManifest(url, "secure/crowded", undefined, signature, undefined, ADMIN)).toBe(signatureDigest);
+    expect((await status("secure/crowded", digest)).state).toBe("verified");
+    expect((await getManifest(url, "secure/crowded", "v1", ADMIN)).status).toBe(200);
+  });
+
   test("repositories without a policy are served unsigned, with their status still reported", async () => {
     const digest = await pushImage(url, "public/app", "v1", "public", BOB);
     expect((await getManifest(url, "public/app", "v1", BOB)).status).toBe(200);
