@@ -14,6 +14,7 @@
  */
 import { globSpecificity, globToRegExp, moreSpecificFirst } from "../oci/glob";
 import { RegistryError } from "../oci/errors";
+import { hasFilesystemLayer } from "../oci/mediatypes";
 import { delegate, type V2Registry } from "../registry/api";
 import type { TrustIndex } from "./status";
 import { manifestDoc, signatureKind } from "./verify";
@@ -37,12 +38,6 @@ export function signatureRequired(policies: readonly TrustPolicyConfig[]): (repo
 }
 
 /**
- * A layer a container runtime unpacks into a root filesystem (OCI `image.layer.*`, Docker
- * `image.rootfs.*`, or any `tar` type): a manifest with one is runnable whatever else it says.
- */
-const FILESYSTEM_LAYER = /^application\/vnd\.(oci\.image\.layer\.|docker\.image\.rootfs\.)|tar/i;
-
-/**
  * True for a manifest that is itself a signature or attached to a subject (served unchecked),
  * and holds no filesystem layer: a runtime ignores `subject` and `artifactType` and runs the
  * layers, so an image that merely names a subject, or dresses as a signature, still needs one.
@@ -50,8 +45,7 @@ const FILESYSTEM_LAYER = /^application\/vnd\.(oci\.image\.layer\.|docker\.image\
 export function isAttachment(bytes: Uint8Array): boolean {
   const doc = manifestDoc(bytes);
   if (doc === undefined || (doc.subject === undefined && signatureKind(doc) === undefined)) return false;
-  const layers = Array.isArray(doc.layers) ? doc.layers : [];
-  return !layers.some((l) => typeof l?.mediaType !== "string" || FILESYSTEM_LAYER.test(l.mediaType));
+  return !hasFilesystemLayer(doc);
 }
 
 /** Called for every refusal (the audit trail). */
