@@ -103,7 +103,12 @@ export function createTrustApi(store: TrustStore, index: TrustIndex): TrustApi {
       return error(405, `method ${req.method} is not supported on ${TRUST_PATH}/keys`);
     }
     if (rest.startsWith("/keys/")) {
-      const name = decodeURIComponent(rest.slice(6));
+      let name: string;
+      try {
+        name = decodeURIComponent(rest.slice(6));
+      } catch {
+        return error(400, `"${rest.slice(6, 86)}" is not a percent-encoded name`);
+      }
       if (req.method !== "DELETE") return error(405, `method ${req.method} is not supported on ${TRUST_PATH}/keys/<name>`);
       return store.remove(name) ? new Response(null, { status: 204 }) : error(404, `no trust store entry "${name.slice(0, 80)}"`);
     }

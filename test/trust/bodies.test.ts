@@ -1,7 +1,8 @@
 /**
  * The trust routes read at most MAX_PEM_BYTES of a body, also when it has no
  * Content-Length (chunked): before, the whole stream was read into memory and only then
- * measured, so one admin-route request could hold any amount of memory.
+ * measured, so one admin-route request could hold any amount of memory. A key name that is
+ * not valid percent-encoding is a 400 (it was an internal error).
  */
 import { expect, test } from "bun:test";
 import { createTrustApi } from "../../daemon/trust/api";
@@ -22,4 +23,10 @@ test.each([
   expect(res.status).toBe(413);
   expect(Object.keys((await res.json()) as object)).toContain(shape);
   expect(s.pulled()).toBeLessThan(MAX_PEM_BYTES + 4 * 64 * 1024);
+});
+
+test("DELETE of a key whose name is not valid percent-encoding is a 400 naming it, not a 500", async () => {
+  const res = await api(new Request("http://localhost/api/v1/trust/keys/%E0%A4%A", { method: "DELETE" }), "/api/v1/trust/keys/%E0%A4%A");
+  expect(res.status).toBe(400);
+  expect(((await res.json()) as { error: string }).error).toContain("%E0%A4%A");
 });
