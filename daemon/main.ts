@@ -51,6 +51,9 @@ import type { Identified } from "./auth/authenticator";
 import { setTimeout as sleep } from "node:timers/promises";
 import { chainHooks, type RegistryHooks } from "./registry/hooks";
 import type { TrustSetup } from "./trust/setup";
+import { withCveHooks } from "./cve/hooks";
+import type { CveService } from "./cve/service";
+import type { CveRecord, Severity, VulnerabilityProvider } from "./search/providers";
 
 /** Runs `fn`, printing a configuration error (exit 1) instead of throwing it. */
 async function withConfigErrors(fn: () => Promise<number>): Promise<number> {
@@ -116,17 +119,21 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   const recovery = await store.recover();
   // the trust module's hooks, once it is built (it needs meta.db); only with [trust] enabled
   let trustHooks: RegistryHooks | undefined;
+  let cve: CveService | undefined;
   // on a full disk the derived index lives in memory for this run (meta/open.ts)
   const opened = await openIndex(store.metaDbPath, log, async (db) => {
     const meta = new Meta(db);
     const lc = new Lifecycle(store, db, log, lifecycleOptions(config), counted.counters);
-    const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes, hooks: config.trust.enabled ? chainHooks(lc.hooks, { pushed: (...a) => trustHooks?.pushed?.(...a) }) : lc.hooks }, log);
+    const hooks = withCveHooks(lc.hooks, () => cve?.hooks);
+    const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes, hooks: config.trust.enabled ? chainHooks(hooks, { pushed: (...a) => trustHooks?.pushed?.(...a) }) : hooks }, log);
     return { meta, lc, registry, reindexed: await registry.reconcileAll(recovery.repositories) };
   });
   const { db } = opened;
   const { meta, lc, registry, reindexed } = opened.value;
   lifecycle = lc;
   lifecycle.attach(registry, meta);
+  // offline vulnerability scanning (issue 11): loaded only when [cve] enabled
+  if (config.cve.enabled) cve = await startCve(config, { db, registry, meta, store, scheduler, log, onRead: (bytes) => governor.ingress(bytes) });
   const syncState = new SyncState(db);
   let trust: TrustSetup | undefined;
   const sync = config.sync.registries.length > 0
@@ -175,6 +182,10 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
         referrers: (repo, digest) => meta.referrers(repo, digest),
         usage: lc.usage,
         ...(auth ? { access: auth.v2.access } : {}),
+        // IsSigned / SignatureInfo from the trust store's verdicts (unsigned without [trust])
+        ...(trust ? { trust: { trustOf: (repo: string, digest: string) => trust!.trustOf(repo, digest) } } : {}),
+        // Vulnerabilities / CVE queries from the scanner's results (not scanned without [cve])
+        ...(cve ? { vulns: vulnerabilitiesForSearch(cve) } : {}),
         maxManifestBytes: config.storage.max_manifest_bytes,
         maxResults: config.search.max_results,
         maxQueryBytes: config.search.max_query_bytes,
@@ -209,6 +220,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   });
   metrics.provide("lifecycle", () => lifecycleFamilies(lc));
   metrics.provide("scheduler", () => schedulerFamilies(scheduler));
+  if (cve) metrics.provide("cve", () => cve!.metrics());
   if (sync) metrics.provide("sync", () => syncFamilies(sync));
   const storage = {
     stats: () => lc.stats(),
@@ -232,6 +244,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     ...(auth ? { auth: auth.front } : {}),
     ...(trust ? { trustApi: trust.api } : {}),
     ...(config.ui.enabled ? { ui: { auth: auth !== undefined, tokens: auth?.front.tokenEndpoint !== undefined, keys: auth?.front.keysApi !== undefined, search: config.search.enabled } } : {}),
+    ...(cve ? { cve } : {}),
   });
   const server = await serveOrRelease(rootLock, (req, peer) => {
     governor.request();
@@ -295,6 +308,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
       store.uploads.stop();
       await hashing.shutdown();
       governor.stop();
+      cve?.close();
       db.close();
       tokenAuth?.close();
       rootLock.release();
@@ -322,6 +336,33 @@ async function plugTrust(config: Config, db: SqlDatabase, store: Store, meta: Me
     referrers: async (repo, digest) => (await quiet(reader.referrers(repo, digest))) ?? [],
     parents: (repo, digest) => meta.parentsOf(repo, digest),
   }, (repo, reference, digest, reason) => audit.unsigned(repo, reference, digest, reason), log);
+}
+
+/**
+ * Starts vulnerability scanning (loaded on demand): its results tables in meta.db, layers
+ * read through the registry's blob API, scans on the scheduler.
+ */
+async function startCve(
+  config: Config,
+  deps: { db: SqlDatabase; registry: Registry; meta: Meta; store: Store; scheduler: Scheduler; log: Logger; onRead: (bytes: number) => void },
+): Promise<CveService> {
+  const { CveService } = await import("./cve/service");
+  const { registry, meta, store } = deps;
+  return new CveService(
+    { root: config.storage.root, maxDbBytes: config.cve.max_db_bytes, scanOnPush: config.cve.scan_on_push, maxPending: config.cve.max_queue, maxManifestBytes: config.storage.max_manifest_bytes, dbRepository: config.cve.db_repository },
+    {
+      db: deps.db,
+      blob: (repo, digest) => registry.blob(repo, digest),
+      manifests: () => meta.allManifests(),
+      resolve: async (repo, reference) => {
+        if (reference.includes(":")) return meta.hasManifest(repo, reference) ? reference : undefined;
+        return (await store.indexes.index(repo).catch(() => undefined))?.tags.get(reference)?.digest;
+      },
+      scheduler: deps.scheduler,
+      log: deps.log,
+      onRead: deps.onRead,
+    },
+  );
 }
 
 /** Starts the mDNS advertisement (loaded on demand), saying whether credentials are needed. */
@@ -429,6 +470,7 @@ export async function main(argv: string[]): Promise<number> {
   if (command === "discover") return await (await import("./cli/discover")).discoverCommand(rest);
   if (command === "keys") return await (await import("./cli/keys")).keysCommand(rest);
   if (command === "trust") return await (await import("./cli/trust")).trustCommand(rest);
+  if (command === "cve") return await (await import("./cli/cve")).cveCommand(rest);
   if (command === "verify") {
     if (rest.length !== 1) return usageError(rest.length === 0 ? "verify needs a FILE" : `verify takes one FILE, got ${rest.length} arguments`, usage);
     return withConfigErrors(async () => {
@@ -508,4 +550,33 @@ function readAdminToken(path: string): string {
   const token = readTokenFile(path, problems);
   if (token === undefined) throw new ConfigError(path, problems);
   return token;
+}
+
+/** zot's severity names (trivy's) for the scanner's (Grype's); "negligible" reads as LOW. */
+const ZOT_SEVERITY: Record<string, Severity> = { critical: "CRITICAL", high: "HIGH", medium: "MEDIUM", low: "LOW", negligible: "LOW", unknown: "UNKNOWN" };
+
+/** The scanner's results as search's vulnerability provider: undefined for an image not scanned yet. */
+function vulnerabilitiesForSearch(cve: CveService): VulnerabilityProvider {
+  return {
+    vulnSummaryOf(repo, digest) {
+      const s = cve.vulnSummaryOf(repo, digest);
+      if (!s) return undefined;
+      const bySeverity: Partial<Record<Severity, number>> = {};
+      for (const [level, n] of Object.entries(s.counts)) {
+        const name = ZOT_SEVERITY[level] ?? "UNKNOWN";
+        if (n > 0) bySeverity[name] = (bySeverity[name] ?? 0) + n;
+      }
+      return { maxSeverity: s.maxSeverity === "none" ? "NONE" : (ZOT_SEVERITY[s.maxSeverity] ?? "UNKNOWN"), count: s.count, bySeverity };
+    },
+    cvesOf(repo, digest) {
+      if (!cve.vulnSummaryOf(repo, digest)) return undefined;
+      const byId = new Map<string, CveRecord>();
+      for (const f of cve.cvesOf(repo, digest)) {
+        let record = byId.get(f.id);
+        if (!record) byId.set(f.id, (record = { id: f.id, title: f.id, description: f.cves.filter((c) => c !== f.id).join(", "), severity: ZOT_SEVERITY[f.severity] ?? "UNKNOWN", packages: [] }));
+        record.packages.push({ name: f.package, installedVersion: f.version, fixedVersion: f.fixedIn ?? "Not Specified" });
+      }
+      return [...byId.values()];
+    },
+  };
 }

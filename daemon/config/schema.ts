@@ -234,6 +234,13 @@ export const SCHEMA = {
   sync: {
     registries: { kind: "custom", default: [] as SyncRegistryConfig[], check: checkSyncRegistries, doc: "Upstream registries ([[sync.registries]]); see daemon/config/sync.ts." },
   },
+  cve: {
+    enabled: { kind: "boolean", default: false, doc: "Offline vulnerability scanning against an imported Grype database (berth cve db import); off: nothing of it is loaded." },
+    scan_on_push: { kind: "boolean", default: true, doc: "Scan each manifest stored by a push or by sync, in the background." },
+    max_db_bytes: { kind: "bytes", default: 4096 * MiB, min: 1 * MiB, max: Number.MAX_SAFE_INTEGER, doc: "Largest vulnerability database accepted for import (uncompressed)." },
+    max_queue: { kind: "integer", default: 10_000, min: 1, max: 10_000_000, doc: "Manifests waiting for a scan at most; past it the backlog becomes one full rescan." },
+    db_repository: { kind: "string", default: "", doc: "Repository whose pushed (or synced) artifacts carry the vulnerability database: each new manifest there is imported from its layer (a Grype .db, .tar.zst or .tar.gz); empty: off." },
+  },
   board: {
     profile: { kind: "string", default: "none", nonEmpty: true, doc: 'Board profile whose defaults apply under this file: "auto" (detected), "none", or a name from board/ (rpi4, rpi5, arm64-emmc, x64-server).' },
   },
