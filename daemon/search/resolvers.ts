@@ -236,6 +236,7 @@ async function cvesOfImage(ctx: SearchContext, h: Hit): Promise<CveRecord[] | un
   for (const m of [h.m, ...platformsOf(h.repo, h.m).filter((x) => x !== h.m)]) {
     const list = await ctx.vulns.cvesOf(h.repo.name, m.digest);
     if (!list) continue;
+    ctx.work(list.length);
     all ??= new Map();
     for (const c of list) if (!all.has(c.id)) all.set(c.id, c);
   }

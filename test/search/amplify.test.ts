@@ -3,15 +3,20 @@
  * query's work budget by its size (review of search): without that, one image with a
  * large description, tagged many times, made a small query build and send a response of
  * tags x description bytes (hundreds of MiB on a board) with no bound checked while the
- * fields resolved.
+ * fields resolved. CVE lists read per image (ImageListForCVE reads every image's) are
+ * charged by their length too.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { type TestRegistry, createTestRegistry } from "../helpers/registry";
 import { gql, pushConfigured } from "./fixture";
 import { OCI_MANIFEST } from "../../daemon/oci/mediatypes";
+import type { CveRecord } from "../../daemon/search/providers";
 
 let r: TestRegistry;
+let scanned: TestRegistry;
 const TAGS = 40;
+/** 2,000 findings for every image: ImageListForCVE reads them all for each image it looks at. */
+const MANY: CveRecord[] = Array.from({ length: 2000 }, (_, i) => ({ id: `CVE-2099-${i}`, title: "t", description: "d", severity: "LOW", packages: [] }));
 
 beforeAll(async () => {
   // 20,000 units: a few result objects and a few KiB of text each, far less than 40 x 256 KiB
@@ -29,6 +34,14 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await r[Symbol.asyncDispose]();
+  await scanned?.[Symbol.asyncDispose]();
+});
+
+test("CVE lists read while answering are charged by their length (ImageListForCVE over many findings)", async () => {
+  scanned = await createTestRegistry({ search: { limits: { maxWork: 20_000 }, vulns: { vulnSummaryOf: () => ({ maxSeverity: "LOW", count: MANY.length, bySeverity: { LOW: MANY.length } }), cvesOf: () => MANY } } });
+  for (let i = 0; i < 20; i++) await pushConfigured(scanned, `cve/app${i}`, "1", { created: "2024-01-01T00:00:00Z", layers: [`layer ${i}`] });
+  const res = await gql(scanned, `{ ImageListForCVE(id: "CVE-2099-1999") { Page { TotalCount } } }`);
+  expect(res.body.errors?.[0]?.message).toContain("units of work");
 });
 
 test("a page of images whose large annotations add up past the budget is refused as too costly", async () => {
