@@ -349,7 +349,7 @@ async function plugTrust(config: Config, db: SqlDatabase, store: Storage, meta: 
       if (!digest || !info || info.size > max) return undefined;
       return quiet(store.blobs.read(repo, digest));
     },
-    referrers: async (repo, digest) => ((await quiet(reader.referrers(repo, digest))) ?? []).map((d) => d.digest),
+    referrers: async (repo, digest) => (await quiet(reader.referrers(repo, digest))) ?? [],
     parents: (repo, digest) => meta.parentsOf(repo, digest),
   }, (repo, reference, digest, reason) => audit.unsigned(repo, reference, digest, reason), log);
 }
