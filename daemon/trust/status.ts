@@ -19,7 +19,7 @@ import { createHash } from "node:crypto";
 import type { SqlDatabase, Statement } from "../platform/sqlite";
 import { cosignTag } from "./cosign";
 import type { TrustSet } from "./keys";
-import { MAX_SIGNATURE_BLOB, manifestDoc, type SignatureInfo, signatureKind, verifySignatureManifest } from "./verify";
+import { MAX_SIGNATURE_BLOB, manifestDoc, type SignatureInfo, signatureKind, verifySignatureManifest, maySign } from "./verify";
 
 const SCHEMA_VERSION = "2";
 /** A verdict is re-checked after this long even when nothing changed: certificates and signatures expire. */
@@ -221,10 +221,6 @@ export class TrustIndex {
   }
 }
 
-/** True for a referrer's artifact type that a signature may have (notation, sigstore; none: decided by its config). */
-function maySign(artifactType: string | undefined): boolean {
-  return artifactType === undefined || /notary|sigstore|cosign/i.test(artifactType);
-}
 
 function statusOf(signatures: SignatureInfo[]): TrustStatus {
   return { state: signatures.length === 0 ? "unsigned" : signatures.some((s) => s.isTrusted) ? "verified" : "unverified", signatures };
