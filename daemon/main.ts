@@ -28,7 +28,8 @@ import { parseWindow, type Window } from "./scheduler/windows";
 import { SyncState } from "./meta/syncstate";
 import { SyncService } from "./sync/service";
 import { runService } from "./service";
-import { Store } from "./storage/store";
+import { Store, type StoreOptions } from "./storage/store";
+import type { Storage } from "./storage/api";
 import { HttpMetrics } from "./metrics/http";
 import { MetricsRegistry } from "./metrics/registry";
 import { registerStandard } from "./metrics/standard";
@@ -99,7 +100,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   const scheduler = new Scheduler(budget, { concurrency: sch.concurrency, jitterMs: sch.jitter_ms, windows: sch.windows.map((w) => parseWindow(w) as Window) }, log);
   const counted = countingDisk(realDisk);
   let lifecycle: Lifecycle | undefined;
-  const store = new Store(counted.disk, {
+  const storeOptions: StoreOptions = {
     root: config.storage.root,
     dedupe: config.storage.dedupe,
     maxBlobBytes: config.storage.max_blob_bytes,
@@ -112,8 +113,14 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     hashing,
     admit: (repo, bytes) => lifecycle?.admit(repo, bytes) ?? Promise.resolve(),
     uploadLimits: { maxSessions: config.storage.max_uploads, maxPerClient: config.storage.max_uploads_per_client, expiryMs: config.storage.upload_expiry * 1000 },
-  }, log);
-  const recovery = await store.recover();
+  };
+  // [storage] backend = "s3": the bucket's store, loaded only then (root keeps meta.db and spooled uploads)
+  const { store, recovery } = config.storage.backend === "s3"
+    ? await (await import("./storage/s3/open")).openS3FromConfig(config, storeOptions, log)
+    : await (async () => {
+      const local = new Store(counted.disk, storeOptions, log);
+      return { store: local, recovery: await local.recover() };
+    })();
   // the trust module's hooks, once it is built (it needs meta.db); only with [trust] enabled
   let trustHooks: RegistryHooks | undefined;
   // on a full disk the derived index lives in memory for this run (meta/open.ts)
@@ -306,7 +313,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
  * Builds the trust module (`[trust] enabled`, loaded on demand): it reads the registry
  * through a second, hookless {@link Registry} (its reads are not clients' pulls).
  */
-async function plugTrust(config: Config, db: SqlDatabase, store: Store, meta: Meta, audit: AuditTrail, log: Logger): Promise<TrustSetup> {
+async function plugTrust(config: Config, db: SqlDatabase, store: Storage, meta: Meta, audit: AuditTrail, log: Logger): Promise<TrustSetup> {
   const { setupTrust } = await import("./trust/setup");
   const reader = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes }, log);
   const quiet = <T>(p: Promise<T>): Promise<T | undefined> => p.catch(() => undefined);

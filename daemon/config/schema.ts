@@ -9,6 +9,7 @@ import { type SyncRegistryConfig, checkSyncRegistries } from "./sync";
 import { type ApiKeysConfig, type TokenConfig, APIKEYS_DEFAULTS, TOKEN_DEFAULTS, checkApiKeysConfig, checkTokenConfig } from "./tokenauth";
 import type { AccessRuleConfig } from "../access/policy";
 import { checkAccessRules, checkAuthGroups } from "./access";
+import { type S3Config, checkS3Config } from "./s3";
 import { checkLdapConfig, checkMtlsConfig, DEFAULT_MTLS, type LdapConfig, type MtlsConfig } from "./authext";
 
 /** A size in bytes: an integer, or a string such as "4 MiB" / "512KiB" / "1GB". */
@@ -217,6 +218,8 @@ export const SCHEMA = {
     max_uploads: { kind: "integer", default: 512, min: 1, max: 1_000_000, doc: "Upload sessions open at once, all clients together; more get 429 with Retry-After." },
     max_uploads_per_client: { kind: "integer", default: 64, min: 1, max: 1_000_000, doc: "Upload sessions one client (peer address) may have open at once; more get 429 with Retry-After." },
     upload_expiry: { kind: "duration", default: 600, min: 1, max: 7 * DAY, doc: "An upload session with no request for this long is removed (by its own timer, not a GC pass)." },
+    backend: { kind: "enum", default: "local", values: ["local", "s3"], doc: 'Where blobs and indexes live: "local" (OCI layouts under root) or "s3" ([storage.s3]; root then holds meta.db and spooled uploads only).' },
+    s3: { kind: "custom", default: null as S3Config | null, check: checkS3Config, doc: "[storage.s3]: the bucket of the S3 backend (endpoint, bucket, prefix, region, credentials_file, part_size, redirect, redirect_expiry, public_endpoint, blob_grace); see daemon/config/s3.ts." },
   },
   memory: {
     rss_soft_limit: { kind: "bytes", default: 64 * MiB, min: 0, max: 64 * 1024 * MiB, doc: "Resident memory above which traffic triggers a garbage collection; 0 leaves it to the runtime." },

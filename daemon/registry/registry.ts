@@ -99,10 +99,10 @@ export class Registry {
   // ---- blobs: distribution spec "Pulling blobs", "Deleting Blobs" ---------------------
 
   /** The blob's file; BLOB_UNKNOWN if the repository does not hold it. */
-  blob(repo: string, digestText: string): BlobFile {
+  async blob(repo: string, digestText: string): Promise<BlobFile> {
     requireName(repo);
     const digest = requireDigest(digestText);
-    const info = this.store.blobs.stat(repo, digest);
+    const info = this.store.blobs.stat(repo, digest) ?? (await this.store.blobs.lookup?.(repo, digest));
     if (!info) throw new RegistryError("BLOB_UNKNOWN", `${digest.value} is not in ${repo}`);
     this.options.hooks?.touched?.(repo, digest.value);
     const blobs = this.store.blobs;

@@ -114,9 +114,9 @@ export class S3Storage implements Storage {
    * Checks (or writes) the bucket's layout marker, clears spooled leftovers of an earlier
    * run, and loads the bucket's view; answers the repositories found.
    */
-  async open(): Promise<{ repositories: string[] }> {
+  async open(): Promise<{ repositories: string[]; uploadsRemoved: number; tempFilesRemoved: number }> {
     await realDisk.mkdirp(this.paths.internal);
-    await this.uploads.clearLeftovers();
+    const uploadsRemoved = await this.uploads.clearLeftovers();
     try {
       await this.s3.put(this.keys.layout, JSON.stringify(LAYOUT), { ifNoneMatch: "*", contentType: "application/json" });
     } catch (e) {
@@ -136,7 +136,7 @@ export class S3Storage implements Storage {
       if (d) this.bad.push({ digest: d.value, actual: "", size: object!.size, repositories: [], file: object!.key, at: object!.lastModified.getTime() });
     }
     await this.state.loadAll();
-    return { repositories: await this.repositories() };
+    return { repositories: await this.repositories(), uploadsRemoved, tempFilesRemoved: 0 };
   }
 
   /** Every repository (an index object that is not a tombstone), in lexical order. */

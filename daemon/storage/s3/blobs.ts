@@ -50,6 +50,16 @@ export class S3Blobs implements BlobStore {
     return info;
   }
 
+  /** After a miss in memory: the link and the blob as the bucket has them (another process may have written them). */
+  async lookup(repo: string, digest: Digest): Promise<BlobInfo | undefined> {
+    const link = await this.s3.head(this.keys.link(repo, digest.value));
+    if (!link) return undefined;
+    const blob = await this.blobInfo(digest.value);
+    if (!blob) return undefined;
+    this.state.linked(repo, digest.value, blob, link.lastModified.getTime());
+    return { size: blob.size, mtimeMs: link.lastModified.getTime() };
+  }
+
   /** Reads a small blob whole. */
   async read(_repo: string, digest: Digest): Promise<Uint8Array> {
     const got = await this.s3.get(this.keys.blob(digest.value));
