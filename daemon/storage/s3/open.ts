@@ -35,7 +35,14 @@ export async function openS3FromConfig(config: Config, common: Omit<StoreOptions
     admit: common.admit,
     uploadLimits: common.uploadLimits,
   }, log);
-  const recovery = await store.open();
+  let recovery;
+  try {
+    recovery = await store.open();
+  } catch (err) {
+    // a start-up that cannot reach or read the bucket stops with what to check, not a stack trace
+    store.uploads.stop();
+    throw new ConfigError("storage.s3", [`bucket "${c.bucket}" at ${c.endpoint} cannot be opened (it must exist and the credentials may read and write it): ${(err as Error).message}`]);
+  }
   log.info("storage: S3 bucket opened", { endpoint: c.endpoint, bucket: c.bucket, prefix: c.prefix, repositories: recovery.repositories.length });
   return { store, recovery };
 }
