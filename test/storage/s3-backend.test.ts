@@ -13,6 +13,7 @@ import { createHash } from "node:crypto";
 import { silentLogger } from "../../daemon/log";
 import { requireDigest } from "../../daemon/oci/digest";
 import type { Descriptor } from "../../daemon/oci/manifest";
+import { MAX_UPLOADS } from "../../daemon/storage/s3/blobs";
 import { S3Client } from "../../daemon/storage/s3/client";
 import { type S3Peer, dropBucket, s3Peer } from "../helpers/ceph";
 import { type TestS3Storage, openTestS3Storage } from "../helpers/s3store";
@@ -160,4 +161,40 @@ describe("one process", () => {
       expect(entries.map((e) => e.links)).toEqual([held ? 2 : 1]);
     }
   });
+
+  test("blob uploads to the bucket are bounded: many pushes completing at once upload at most MAX_UPLOADS at a time, each in parts", async () => {
+    const [a] = await pair({ partSize: 5 * 1024 * 1024 });
+    const s3 = a.storage.s3;
+    let open = 0;
+    let most = 0;
+    let parts = 0;
+    const create = s3.createMultipart.bind(s3);
+    const complete = s3.completeMultipart.bind(s3);
+    const part = s3.uploadPart.bind(s3);
+    s3.createMultipart = async (...args) => {
+      most = Math.max(most, ++open);
+      return create(...args);
+    };
+    s3.completeMultipart = async (...args) => {
+      try {
+        return await complete(...args);
+      } finally {
+        open--;
+      }
+    };
+    s3.uploadPart = async (...args) => {
+      parts++;
+      return part(...args);
+    };
+    const blobs = Array.from({ length: MAX_UPLOADS * 2 }, (_, i) => new Uint8Array(6 * 1024 * 1024).fill(i + 1));
+    await Promise.all(blobs.map(async (bytes) => {
+      const ingest = await a.storage.blobs.ingest("many", "sha256");
+      await ingest.write([bytes]);
+      await ingest.commit(requireDigest(`sha256:${createHash("sha256").update(bytes).digest("hex")}`));
+    }));
+    expect(most).toBeLessThanOrEqual(MAX_UPLOADS);
+    expect(most).toBeGreaterThan(1);
+    expect(parts).toBe(blobs.length * 2);
+    expect(a.storage.meter.figures().repositories.get("many")?.blobs).toBe(blobs.length);
+  }, 60_000);
 });

@@ -7,7 +7,7 @@
  * upload sessions of uploads.ts), spooled, admitted and hashed in the local cache directory,
  * and are published here once verified: the blob key is HEADed, and only when it is absent
  * is the file streamed up (a multipart upload of `partSize` parts, memory (2 + 1) × partSize
- * whatever the blob's size); then the link is written, and the blob is HEADed again so that a
+ * whatever the blob's size, and at most MAX_UPLOADS uploads at once); then the link is written, and the blob is HEADed again so that a
  * GC in another process that removed it meanwhile is noticed and the bytes are sent again.
  * Reads are ranged GETs streamed to the client, or (opt-in) redirects to presigned URLs.
  */
@@ -19,6 +19,11 @@ import type { S3Client } from "./client";
 import type { S3Keys } from "./keys";
 import type { KnownBlob, LinkState } from "./links";
 import { uploadStream } from "./multipart";
+
+/** Blob uploads to the bucket at once (each holds up to PART_CONCURRENCY + 1 part buffers). */
+export const MAX_UPLOADS = 4;
+/** Parts of one upload in flight at once. */
+const PART_CONCURRENCY = 2;
 
 /** How blobs are sent to clients. */
 export interface S3BlobOptions {
@@ -161,11 +166,26 @@ export class S3Blobs implements BlobStore {
     this.state.linked(repo, digest.value, blob);
   }
 
+  /**
+   * Streams the file to `key`. At most {@link MAX_UPLOADS} run at once (the others wait their
+   * turn), so part buffers stay under MAX_UPLOADS × (concurrency + 1) × partSize in all,
+   * however many clients complete pushes at the same moment.
+   */
   private async upload(key: string, path: string): Promise<KnownBlob> {
-    const body = Readable.toWeb(createReadStream(path)) as unknown as ReadableStream<Uint8Array>;
-    const { size } = await uploadStream(this.s3, key, body, { partSize: this.options.partSize });
-    return { size, mtimeMs: Date.now() };
+    while (this.uploading >= MAX_UPLOADS) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.uploading++;
+    try {
+      const body = Readable.toWeb(createReadStream(path)) as unknown as ReadableStream<Uint8Array>;
+      const { size } = await uploadStream(this.s3, key, body, { partSize: this.options.partSize, concurrency: PART_CONCURRENCY });
+      return { size, mtimeMs: Date.now() };
+    } finally {
+      this.uploading--;
+      this.waiting.shift()?.();
+    }
   }
+
+  private uploading = 0;
+  private readonly waiting: (() => void)[] = [];
 }
 
 /** A stream whose GET starts on the first read (so a body that is never read costs no request). */
