@@ -197,4 +197,15 @@ describe("one process", () => {
     expect(parts).toBe(blobs.length * 2);
     expect(a.storage.meter.figures().repositories.get("many")?.blobs).toBe(blobs.length);
   }, 60_000);
+
+  test("a multipart upload a crashed process left is aborted when the store opens", async () => {
+    const prefix = `mp-${crypto.randomUUID().slice(0, 8)}`;
+    const s3 = new S3Client({ ...peer, bucket });
+    await s3.createBucket();
+    await s3.createMultipart(`${prefix}/blobs/sha256/${"ab".repeat(32)}`);
+    expect((await s3.listMultipartUploads(`${prefix}/blobs/`)).length).toBe(1);
+    const t = await openTestS3Storage(peer, { bucket, prefix, staleUploadMs: 0 }, silentLogger);
+    opened.push(t);
+    expect(await s3.listMultipartUploads(`${prefix}/blobs/`)).toEqual([]);
+  });
 });

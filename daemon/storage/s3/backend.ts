@@ -46,6 +46,8 @@ export interface S3StorageOptions {
   redirectSeconds?: number;
   /** The endpoint clients reach the bucket at (signed into redirect URLs); default the endpoint. */
   publicEndpoint?: string;
+  /** Multipart uploads older than this found at open are aborted (default 1 day). */
+  staleUploadMs?: number;
   /** A stored blob younger than this is never swept (default 1 hour). */
   blobGraceMs?: number;
   maxBlobBytes: number;
@@ -135,6 +137,14 @@ export class S3Storage implements Storage {
       const d = object && this.keys.digestOf(object.key);
       if (d) this.bad.push({ digest: d.value, actual: "", size: object!.size, repositories: [], file: object!.key, at: object!.lastModified.getTime() });
     }
+    // multipart uploads a crashed process left (a live one aborts its own on failure): older than a day
+    let abandoned = 0;
+    for (const u of await this.s3.listMultipartUploads(this.keys.blobs)) {
+      if (u.initiated.getTime() + (this.options.staleUploadMs ?? 86_400_000) > Date.now()) continue;
+      await this.s3.abortMultipart(u.key, u.uploadId);
+      abandoned++;
+    }
+    if (abandoned > 0) this.log.info("storage: abandoned multipart uploads aborted", { count: abandoned });
     await this.state.loadAll();
     return { repositories: await this.repositories(), uploadsRemoved, tempFilesRemoved: 0 };
   }
