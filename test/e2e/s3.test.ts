@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { chmodSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { OCI_MANIFEST } from "../../daemon/oci/mediatypes";
+import { OCI_INDEX, OCI_MANIFEST } from "../../daemon/oci/mediatypes";
 import { S3Client } from "../../daemon/storage/s3/client";
 import { S3Keys } from "../../daemon/storage/s3/keys";
 import { type S3Peer, dropBucket, s3Peer } from "../helpers/ceph";
@@ -118,6 +118,20 @@ describe("two berth processes on one bucket", () => {
     const viaB = await getManifest(b.url, repo, "moving");
     expect(viaA.digestHeader).toBe(viaB.digestHeader as string);
   });
+});
+
+test("behind one load balancer: blobs pushed through one process, the manifest through the other, an index through the first again", async () => {
+  const repo = "s3/split";
+  const config = JSON.stringify({ architecture: "arm64", os: "linux", split: true });
+  const layer = `split layer ${crypto.randomUUID()} `.repeat(50);
+  for (const blob of [config, layer]) expect((await fetch(`${a.url}/v2/${repo}/blobs/uploads/?digest=${sha256(blob)}`, { method: "POST", body: blob })).status).toBe(201);
+  const manifest = imageManifest(config, [layer]);
+  const put = await fetch(`${b.url}/v2/${repo}/manifests/arm64`, { method: "PUT", headers: { "Content-Type": OCI_MANIFEST }, body: manifest });
+  expect(put.status).toBe(201);
+  const index = JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ mediaType: OCI_MANIFEST, digest: sha256(manifest), size: manifest.length, platform: { architecture: "arm64", os: "linux" } }] });
+  const putIndex = await fetch(`${a.url}/v2/${repo}/manifests/v1`, { method: "PUT", headers: { "Content-Type": OCI_INDEX }, body: index });
+  expect(putIndex.status).toBe(201);
+  expect((await getManifest(b.url, repo, "v1")).digestHeader).toBe(sha256(index));
 });
 
 describe("lifecycle on the bucket", () => {
