@@ -5,13 +5,16 @@
  * cluster; there is no local power cut to model). Each test gets a fresh prefix in one bucket
  * of this file's, so the prefix handling is exercised too; the bucket is dropped at the end.
  */
-import { afterAll, beforeAll } from "bun:test";
+import { afterAll, beforeAll, setDefaultTimeout } from "bun:test";
 import { rmSync } from "node:fs";
 import { silentLogger } from "../../daemon/log";
 import { S3Client } from "../../daemon/storage/s3/client";
 import { dropBucket, s3Peer } from "../helpers/ceph";
 import { openTestS3Storage } from "../helpers/s3store";
 import { storageContract } from "./contract";
+
+// generous: a test that times out makes bun kill spawned processes, the shared Ceph cluster among them
+setDefaultTimeout(60_000);
 
 const bucket = `berth-contract-${crypto.randomUUID().slice(0, 8)}`;
 let made = false;

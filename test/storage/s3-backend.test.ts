@@ -7,7 +7,7 @@
  * process can revive; redirects are presigned URLs that fetch the bytes; a bucket of another
  * layout version is refused; young unlinked blobs are held from the pool sweep.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { rmSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { silentLogger } from "../../daemon/log";
@@ -18,6 +18,9 @@ import { S3Client } from "../../daemon/storage/s3/client";
 import { type S3Peer, dropBucket, s3Peer } from "../helpers/ceph";
 import { type TestS3Storage, openTestS3Storage } from "../helpers/s3store";
 import { bodyBytes } from "./contract";
+
+// generous: a test that times out makes bun kill spawned processes, the shared Ceph cluster among them
+setDefaultTimeout(60_000);
 
 const bucket = `berth-s3b-${crypto.randomUUID().slice(0, 8)}`;
 let peer: S3Peer;
