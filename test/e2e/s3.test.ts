@@ -134,6 +134,18 @@ test("behind one load balancer: blobs pushed through one process, the manifest t
   expect((await getManifest(b.url, repo, "v1")).digestHeader).toBe(sha256(index));
 });
 
+test("an upload session stays with the process that opened it: the other answers BLOB_UPLOAD_UNKNOWN; the owner completes it and the other serves the blob", async () => {
+  const start = await fetch(`${a.url}/v2/s3/session/blobs/uploads/`, { method: "POST" });
+  expect(start.status).toBe(202);
+  const location = start.headers.get("location")!;
+  const other = await fetch(new URL(location, b.url), { method: "PATCH", body: "chunk", headers: { "content-type": "application/octet-stream" } });
+  expect(other.status).toBe(404);
+  expect(((await other.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe("BLOB_UPLOAD_UNKNOWN");
+  const own = await fetch(new URL(`${location}${location.includes("?") ? "&" : "?"}digest=${sha256("chunk")}`, a.url), { method: "PUT", body: "chunk" });
+  expect(own.status).toBe(201);
+  expect((await fetch(`${b.url}/v2/s3/session/blobs/${sha256("chunk")}`)).status).toBe(200);
+});
+
 describe("lifecycle on the bucket", () => {
   test("GC removes an unreferenced blob from the bucket and keeps what a manifest references; scrub quarantines a rotten blob", async () => {
     const keys = new S3Keys(prefix);
