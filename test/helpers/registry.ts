@@ -145,8 +145,8 @@ export async function createTestRegistry(options: TestRegistryOptions = {}): Pro
 async function s3Registry(root: string, options: TestRegistryOptions): Promise<{ store: Store; report: { repositories: string[] } }> {
   const { s3Peer } = await import("./ceph");
   const { openTestS3Storage } = await import("./s3store");
-  const bucket = (options as { s3Bucket?: string }).s3Bucket ?? `berth-reg-${crypto.randomUUID().slice(0, 8)}`;
-  (options as { s3Bucket?: string }).s3Bucket = bucket;
+  // one bucket per root, so a registry made again on the same root (reopen, seeding) sees the same store
+  const bucket = `berth-reg-${createHash("sha256").update(root).digest("hex").slice(0, 16)}`;
   const t = await openTestS3Storage(await s3Peer(), {
     bucket,
     cacheRoot: root,
