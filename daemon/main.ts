@@ -119,6 +119,22 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     manifestCacheBytes: config.storage.manifest_cache_bytes,
     dedupe: config.storage.dedupe,
     admit: (index, repo, bytes) => lifecycles?.admit(index, repo, bytes) ?? Promise.resolve(),
+    // [storage] backend = "s3": the bucket is the main root (loaded only then; root keeps meta.db and spooled uploads)
+    ...(config.storage.backend === "s3" ? {
+      main: async () => (await import("./storage/s3/open")).openS3FromConfig(config, {
+        root: config.storage.root,
+        maxBlobBytes: config.storage.max_blob_bytes,
+        manifestCacheBytes: 0, // the composite's cache serves
+        onIngress: (bytes) => {
+          ingressBytes += bytes;
+          governor.ingress(bytes);
+          budget.foreground(bytes, "write");
+        },
+        hashing,
+        admit: (repo, bytes) => lifecycles?.admit(0, repo, bytes) ?? Promise.resolve(),
+        uploadLimits: { maxSessions: config.storage.max_uploads, maxPerClient: config.storage.max_uploads_per_client, expiryMs: config.storage.upload_expiry * 1000 },
+      }, log),
+    } : {}),
   }, log).catch((err) => {
     rootLock.release();
     throw err;

@@ -20,6 +20,10 @@ import { lifecycleOptions } from "./options";
 
 /** Runs `gc` or `scrub` once over the configured root; prints to `out`; returns the exit code. */
 export async function runOffline(config: Config, command: "gc" | "scrub", dryRun: boolean, log: Logger, out: (line: string) => void): Promise<number> {
+  if (config.storage.backend === "s3") {
+    out(`berth ${command} runs offline on the local backend only; with [storage] backend = "s3" the running daemon does (berth ${command} --registry URL)`);
+    return 1;
+  }
   if (realDisk.stat(config.storage.root)?.isDirectory !== true) {
     out(`${config.storage.root}: no such storage root`);
     return 1;

@@ -99,10 +99,10 @@ export class Registry {
   // ---- blobs: distribution spec "Pulling blobs", "Deleting Blobs" ---------------------
 
   /** The blob's file; BLOB_UNKNOWN if the repository does not hold it. */
-  blob(repo: string, digestText: string): BlobFile {
+  async blob(repo: string, digestText: string): Promise<BlobFile> {
     requireName(repo);
     const digest = requireDigest(digestText);
-    const info = this.store.blobs.stat(repo, digest);
+    const info = this.store.blobs.stat(repo, digest) ?? (await this.store.blobs.lookup?.(repo, digest));
     if (!info) throw new RegistryError("BLOB_UNKNOWN", `${digest.value} is not in ${repo}`);
     this.options.hooks?.touched?.(repo, digest.value);
     const blobs = this.store.blobs;
@@ -278,8 +278,13 @@ export class Registry {
    * listed. With `partialIndex` children are not checked (sync caches some platforms only).
    */
   private async checkReferences(repo: string, parsed: ParsedManifest, partialIndex = false): Promise<void> {
+    // stat from memory, else the backend itself (S3: pushed through another berth on the bucket)
+    const stat = async (digest: string) => {
+      const d = parseDigest(digest)!;
+      return this.store.blobs.stat(repo, d) ?? (await this.store.blobs.lookup?.(repo, d));
+    };
     for (const blob of parsed.blobs) {
-      const info = this.store.blobs.stat(repo, parseDigest(blob.digest)!);
+      const info = await stat(blob.digest);
       if (!info) throw new RegistryError("MANIFEST_BLOB_UNKNOWN", `blob ${blob.digest} is not in ${repo}; push it before the manifest`);
       if (info.size !== blob.size) {
         throw new RegistryError("MANIFEST_INVALID", `blob ${blob.digest} has ${info.size} bytes, not the ${blob.size} the manifest says`);
@@ -288,7 +293,7 @@ export class Registry {
     if (partialIndex) return;
     let reconciled = false;
     for (const child of parsed.manifests) {
-      if (!this.store.blobs.stat(repo, parseDigest(child.digest)!)) {
+      if (!(await stat(child.digest))) {
         throw new RegistryError("MANIFEST_BLOB_UNKNOWN", `manifest ${child.digest} is not in ${repo}; push it before the index`);
       }
       if (this.meta.hasManifest(repo, child.digest)) continue;

@@ -18,7 +18,8 @@ import type { IndexTransaction, RepoIndex, RepoIndexStore } from "./api";
 
 export type { IndexTransaction, RepoIndex } from "./api";
 
-function buildIndex(stamp: string, doc: IndexDoc): RepoIndex {
+/** A {@link RepoIndex} of `doc` at version `stamp` (lookups built once); the S3 backend builds its own with it. */
+export function buildIndex(stamp: string, doc: IndexDoc): RepoIndex {
   const tags = new Map<string, Descriptor>();
   const manifests = new Map<string, Descriptor>();
   for (const d of doc.manifests) {

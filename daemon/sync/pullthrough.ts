@@ -150,7 +150,7 @@ export class PullThrough {
   /** Blob GET/HEAD: the local file, or the upstream's bytes as they are stored. */
   async blob(repo: string, digestText: string, head: boolean): Promise<BlobFile | BlobStream> {
     try {
-      return this.registry.blob(repo, digestText);
+      return await this.registry.blob(repo, digestText);
     } catch (err) {
       const route = isMiss(err) ? this.route(repo) : undefined;
       if (!route) throw err;
@@ -175,7 +175,7 @@ export class PullThrough {
         });
         await f.started;
         if (f.state === "failed") throw f.error;
-        if (f.state === "done") return this.registry.blob(repo, digestText);
+        if (f.state === "done") return await this.registry.blob(repo, digestText);
         // a small blob is verified before the status goes out: bad bytes become a 502, not a broken 200
         if (f.size !== undefined && f.size <= VERIFY_BEFORE_SEND) {
           await f.whenVerified();

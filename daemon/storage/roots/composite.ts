@@ -121,6 +121,12 @@ class CompositeBlobs implements BlobStore {
   stat(repo: string, digest: Digest): BlobInfo | undefined {
     return this.c.of(repo).blobs.stat(repo, digest);
   }
+
+  /** The routed root's own lookup where it has one (a shared bucket another process writes to); else nothing more is known. */
+  async lookup(repo: string, digest: Digest): Promise<BlobInfo | undefined> {
+    const blobs = this.c.of(repo).blobs;
+    return blobs.lookup ? blobs.lookup(repo, digest) : undefined;
+  }
   async read(repo: string, digest: Digest): Promise<Uint8Array> {
     return this.c.of(repo).blobs.read(repo, digest);
   }

@@ -20,6 +20,7 @@ import type { SubpathConfig } from "../../config/subpaths";
 import type { Disk } from "../../platform/disk";
 import { lockRoot, type RootLock } from "../../platform/rootlock";
 import { type RecoveryReport, Store, type StoreOptions } from "../store";
+import type { Storage } from "../api";
 import { CompositeStorage } from "./composite";
 
 /**
@@ -58,7 +59,7 @@ export interface OpenedRoot {
   /** Its table; undefined for the main root. */
   subpath: SubpathConfig | undefined;
   /** Undefined while unavailable. */
-  store: Store | undefined;
+  store: Storage | undefined;
   /** Why it is unavailable. */
   problem?: string;
 }
@@ -83,6 +84,12 @@ export interface RootStoreOptions {
   recover?: boolean;
   /** Admission for root `index` (0 = main). */
   admit?: (index: number, repo: string, bytes: number) => Promise<void>;
+  /**
+   * Opens the main root's storage itself (the S3 backend: `[storage] backend = "s3"`, whose
+   * bucket is the main root and whose `[storage] root` is only its local cache); default: a
+   * local {@link Store} on `mainRoot`.
+   */
+  main?: () => Promise<{ store: Storage; recovery: RecoveryReport }>;
 }
 
 /**
@@ -120,8 +127,15 @@ export async function openRoots(disk: Disk, mainRoot: string, subpaths: readonly
     let tempFilesRemoved = 0;
     for (const [i, r] of roots.entries()) {
       if (r.problem) continue;
+      if (i === 0 && options.main) {
+        const opened = await options.main();
+        r.store = opened.store;
+        uploadsRemoved += opened.recovery.uploadsRemoved;
+        tempFilesRemoved += opened.recovery.tempFilesRemoved;
+        continue;
+      }
       const admit = options.admit;
-      r.store = new Store(disk, {
+      const store = new Store(disk, {
         ...options.base,
         root: r.dir,
         dedupe: r.subpath?.dedupe ?? options.dedupe,
@@ -129,8 +143,9 @@ export async function openRoots(disk: Disk, mainRoot: string, subpaths: readonly
         manifestCacheBytes: 0,
         ...(admit ? { admit: (repo: string, bytes: number) => admit(i, repo, bytes) } : {}),
       }, log);
+      r.store = store;
       if (options.recover === false) continue;
-      const rec = await r.store.recover();
+      const rec = await store.recover();
       uploadsRemoved += rec.uploadsRemoved;
       tempFilesRemoved += rec.tempFilesRemoved;
     }
