@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { INDEX_ENTRY_OVERHEAD, IndexCache } from "../../daemon/storage/indexcache";
 import { StampMemo } from "../../daemon/registry/stamps";
+import { ParseCache, weighParsed } from "../../daemon/lifecycle/refs";
 import type { RepoIndex } from "../../daemon/storage/api";
 import { Layouts } from "../../daemon/storage/layouts";
 import { Paths } from "../../daemon/storage/paths";
@@ -63,4 +64,14 @@ test("layouts serve every repository right while keeping only what the budget ho
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
+});
+
+test("garbage collection's parse cache keeps at most its budget, evicting the oldest", () => {
+  const cache = new ParseCache(10_000);
+  const d = (i: number) => `sha256:${i.toString(16).padStart(64, "0")}`;
+  for (let i = 0; i < 200; i++) cache.set(d(i), { blobs: [d(i + 1000), d(i + 2000)], children: [] });
+  expect(cache.size()).toBeLessThanOrEqual(10_000);
+  expect(cache.get(d(0))).toBeUndefined();
+  expect(cache.get(d(199))?.blobs).toEqual([d(1199), d(2199)]);
+  expect(weighParsed(d(1), { blobs: [d(2)], children: [] })).toBeGreaterThan(2 * 2 * 71);
 });
