@@ -18,6 +18,7 @@ import type { Storage } from "../storage/api";
 import type { RegistryHooks } from "./hooks";
 import { translate } from "./translate";
 import { BlobUploads } from "./uploads";
+import { StampMemo } from "./stamps";
 
 export type { UploadStart } from "./uploads";
 
@@ -72,8 +73,8 @@ export function paginate(sorted: readonly string[], n: number | undefined, last:
 
 /** The registry. */
 export class Registry {
-  /** index.json stamp each repository's derived rows were last brought up to. */
-  private readonly indexed = new Map<string, string>();
+  /** index.json stamp recently used repositories' derived rows were last brought up to (bounded by bytes). */
+  private readonly indexed = new StampMemo();
   private readonly uploads: BlobUploads;
 
   constructor(
@@ -440,6 +441,14 @@ export class Registry {
    * were built. Returns true if it rebuilt them.
    */
   private async reconcile(repo: string): Promise<boolean> {
+    // a backend that can tell the stamp without reading the index (local: one stat) spares
+    // the read (and the cache entry) when the rows are current: a start-up or catalog walk
+    // over every repository then reads no index.json that did not change
+    const quick = await this.store.indexes.stamp?.(repo);
+    if (quick !== undefined && (this.indexed.get(repo) === quick || this.meta.stampOf(repo) === quick)) {
+      this.indexed.set(repo, quick);
+      return false;
+    }
     const index = await this.store.indexes.index(repo);
     if (!index) {
       if (this.meta.stampOf(repo) !== undefined) this.meta.dropRepo(repo);

@@ -168,6 +168,8 @@ export interface RepoIndexStore {
   index(repo: string): Promise<RepoIndex | undefined>;
   /** When the stored index last changed (ms since the epoch), or undefined. */
   changedAt(repo: string): Awaitable<number | undefined>;
+  /** Optional: the stored index's version stamp without reading it (undefined: no such repository). */
+  stamp?(repo: string): Awaitable<string | undefined>;
   /** Creates the repository if it does not exist yet (an empty index). */
   ensure(repo: string): Promise<void>;
   /**
