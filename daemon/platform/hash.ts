@@ -4,6 +4,7 @@
  * Node.js build possible.
  */
 import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
 import { open } from "node:fs/promises";
 import type { Algorithm } from "../oci/digest";
 

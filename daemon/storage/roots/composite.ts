@@ -16,7 +16,7 @@
 import type { Algorithm, Digest } from "../../oci/digest";
 import type { Descriptor } from "../../oci/manifest";
 import type {
-  AuditItem, BlobAudit, BlobBody, BlobEntry, BlobInfo, BlobIngest, BlobStore, BlobSweep, ByteRange, IndexTransaction, IngestOptions,
+  Awaitable, AuditItem, BlobAudit, BlobBody, BlobEntry, BlobInfo, BlobIngest, BlobStore, BlobSweep, ByteRange, IndexTransaction, IngestOptions,
   QuarantinedBlob, RepoIndex, RepoIndexStore, Storage, StorageFigures, UploadSession, UploadStore, UsageMeter, WriteReserve,
 } from "../api";
 import { ManifestCache } from "../cache";
@@ -166,6 +166,11 @@ class CompositeIndexes implements RepoIndexStore {
 
   exists(repo: string) {
     return this.c.of(repo).indexes.exists(repo);
+  }
+  /** The routed root's cheap stamp (a stat) where it has one; undefined: the caller reads the index. */
+  stamp(repo: string): Awaitable<string | undefined> {
+    const indexes = this.c.of(repo).indexes;
+    return indexes.stamp ? indexes.stamp(repo) : undefined;
   }
   async index(repo: string): Promise<RepoIndex | undefined> {
     return this.c.of(repo).indexes.index(repo);
