@@ -144,11 +144,17 @@ export async function importBundle(client: RegistryClient, file: string, options
           item.bytes += size;
           if (options.dryRun) continue;
           await authorizePush(client, plan.repo);
-          await uploadBlob(client, plan.repo, digest, size, blobBody(file, at, digest, async (n) => {
+          const body = blobBody(file, at, digest, async (n) => {
             progress.bytes += n;
             options.progress?.update(progress);
             await limiter(n);
-          }));
+          });
+          try {
+            await uploadBlob(client, plan.repo, digest, size, body.stream);
+          } catch (err) {
+            // the request failed because the bundle's bytes did (corrupt, unreadable): say that
+            throw body.failure() ?? err;
+          }
           report.blobsUploaded++;
           report.bytesUploaded += size;
         }
@@ -184,11 +190,12 @@ function verify(digest: string, bytes: Uint8Array, what: string): void {
   if (actual !== digest) throw new ClientError(`the bundle is corrupt: ${what} ${digest} hashes to ${actual}`, EXIT.error);
 }
 
-/** A stream of one blob's bytes from the bundle, hashed on the way: it errors (the upload fails) when they do not match. */
-function blobBody(file: string, at: TarEntry, digest: string, onChunk: (n: number) => Promise<void>): ReadableStream<Uint8Array> {
+/** A stream of one blob's bytes from the bundle, hashed on the way: it errors (the upload fails) when they do not match, and `failure` says why. */
+function blobBody(file: string, at: TarEntry, digest: string, onChunk: (n: number) => Promise<void>): { stream: ReadableStream<Uint8Array>; failure(): Error | undefined } {
   const chunks = entryChunks(file, at);
   const h = createHasher(algorithmOf(digest));
-  return new ReadableStream<Uint8Array>({
+  let failed: Error | undefined;
+  const stream = new ReadableStream<Uint8Array>({
     async pull(controller) {
       try {
         const next = await chunks.next();
@@ -201,13 +208,15 @@ function blobBody(file: string, at: TarEntry, digest: string, onChunk: (n: numbe
         await onChunk(next.value.length);
         controller.enqueue(next.value);
       } catch (err) {
-        controller.error(err);
+        failed = err instanceof ClientError ? err : new ClientError(`cannot read blob ${digest} from the bundle: ${(err as Error).message}`, EXIT.error);
+        controller.error(failed);
       }
     },
     async cancel() {
       await chunks.return(undefined);
     },
   });
+  return { stream, failure: () => failed };
 }
 
 /** Opens and cancels an upload session: refuses (exit 4) before anything is written when the caller may not push to `repo`. */
