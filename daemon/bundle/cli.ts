@@ -39,7 +39,8 @@ export async function bundleCommand(argv: string[]): Promise<number> {
     const repo = a.values.get("--repo");
     const { client } = connect(a);
     const { importBundle } = await import("./import");
-    const r = await importBundle(client, a.positional[0]!, { dryRun: a.flags.has("--dry-run"), progress: new ProgressBar("import"), ...(repo && { repo }), ...(rate && { rateBytes: rate }) });
+    const { httpTarget } = await import("./remote");
+    const r = await importBundle(httpTarget(client), a.positional[0]!, { dryRun: a.flags.has("--dry-run"), progress: new ProgressBar("import"), ...(repo && { repo }), ...(rate && { rateBytes: rate }) });
     if (a.flags.has("--json")) return (printJson(r), EXIT.ok);
     console.log(table(["REPOSITORY", "TAG", "DIGEST", "CHANGE", "BLOBS"], r.entries.map((e) => [e.repo, e.tag ?? "-", e.digest, e.state === "update" ? `update (was ${e.was})` : e.state, e.state === "unchanged" ? "-" : `${e.blobs} (${bytes(e.bytes)})`])));
     const changed = r.entries.filter((e) => e.state !== "unchanged").length;

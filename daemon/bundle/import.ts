@@ -18,14 +18,38 @@
  * power cut or a kill continues where the committed state ends, and a second run changes
  * nothing. `dryRun` reports the same plan without writing.
  */
-import { ClientError, EXIT, messageOfBody } from "../client/errors";
-import type { RegistryClient } from "../client/http";
-import type { ProgressBar } from "../client/output";
+import { ClientError, EXIT } from "../client/errors";
+import type { ProgressState } from "../client/output";
 import { createHasher } from "../platform/hash";
 import type { Algorithm } from "../oci/digest";
 import { declaredType, entryTarget, type IndexEntry, MAX_DOC, parseDoc } from "./format";
-import { authorizePush, getManifestRaw, hasBlob, hasManifest, putManifest, uploadBlob, pushScope } from "./remote";
 import { entryChunks, readEntry, scanTar, type TarEntry, TarError } from "./tar";
+
+/**
+ * Where an import writes: a running registry over HTTP (remote.ts, `httpTarget`) or, in
+ * the daemon and offline on a root, the registry and storage in process (local.ts).
+ */
+export interface ImportTarget {
+  /** The digest `tag` of `repo` points at, or undefined. */
+  tagged(repo: string, tag: string): Promise<string | undefined>;
+  hasManifest(repo: string, digest: string): Promise<boolean>;
+  hasBlob(repo: string, digest: string): Promise<boolean>;
+  /** Throws a ClientError (exit 4) when the caller may not push to `repo`; writes nothing. */
+  mayPush(repo: string): Promise<void>;
+  /**
+   * Stores `size` bytes from `chunks` as blob `digest` of `repo` through the one ingest
+   * path. The iteration throws (and nothing is stored) when the bundle's bytes are bad.
+   */
+  putBlob(repo: string, digest: string, size: number, chunks: AsyncIterable<Uint8Array>): Promise<void>;
+  /** Stores manifest bytes under `reference` (a tag, or its digest). */
+  putManifest(repo: string, reference: string, mediaType: string, bytes: Uint8Array): Promise<void>;
+}
+
+/** What an import reports its progress to (a ProgressBar, or a task of the admin API). */
+export interface ImportProgress {
+  update(p: ProgressState): void;
+  finish(): void;
+}
 
 /** Options of {@link importBundle}. */
 export interface ImportOptions {
@@ -34,7 +58,7 @@ export interface ImportOptions {
   dryRun?: boolean;
   /** Upper bound on the upload rate, bytes per second (spares the device's IO). */
   rateBytes?: number;
-  progress?: ProgressBar;
+  progress?: ImportProgress;
 }
 
 /** One image (tagged or not) of the bundle and what importing it did or would do. */
@@ -69,7 +93,7 @@ interface Planned {
 }
 
 /** Reads, verifies and imports the bundle at `file`. */
-export async function importBundle(client: RegistryClient, file: string, options: ImportOptions = {}): Promise<ImportReport> {
+export async function importBundle(target: ImportTarget, file: string, options: ImportOptions = {}): Promise<ImportReport> {
   const files = await scanTar(file).catch((err) => {
     if (err instanceof TarError) throw new ClientError(`"${file}" is not a usable bundle: ${err.message}`, EXIT.error);
     throw new ClientError(`cannot read "${file}": ${(err as Error).message}`, EXIT.error);
@@ -99,7 +123,7 @@ export async function importBundle(client: RegistryClient, file: string, options
       if (plan.manifests.some((m) => m.digest === digest)) return;
       const at = files.get(blobPath(digest));
       if (!at) {
-        if (await hasManifest(client, repo, digest)) return void plan.manifests.push({ digest, mediaType: fallbackType });
+        if (await target.hasManifest(repo, digest)) return void plan.manifests.push({ digest, mediaType: fallbackType });
         throw new ClientError(`the bundle lacks manifest ${digest} of ${repo}${tag ? `:${tag}` : ""}, and ${repo} does not hold it`, EXIT.error);
       }
       const bytes = await readDoc(digest, at);
@@ -118,7 +142,7 @@ export async function importBundle(client: RegistryClient, file: string, options
   plans.sort((a, b) => Number(a.subject !== undefined) - Number(b.subject !== undefined));
 
   const repos = [...new Set(plans.map((p) => p.repo))];
-  if (!options.dryRun) for (const repo of repos) await probePush(client, repo);
+  if (!options.dryRun) for (const repo of repos) await target.mayPush(repo);
 
   const report: ImportReport = { dryRun: options.dryRun === true, entries: [], blobsUploaded: 0, bytesUploaded: 0, manifestsPut: 0 };
   const totalBytes = plans.reduce((a, p) => a + [...p.blobs.values()].reduce((x, y) => x + y, 0), 0);
@@ -127,13 +151,13 @@ export async function importBundle(client: RegistryClient, file: string, options
   try {
     for (const plan of plans) {
       const root = plan.manifests[plan.manifests.length - 1]!;
-      const current = plan.tag !== undefined ? (await getManifestRaw(client, plan.repo, plan.tag))?.digest : (await hasManifest(client, plan.repo, root.digest)) ? root.digest : undefined;
+      const current = plan.tag !== undefined ? await target.tagged(plan.repo, plan.tag) : (await target.hasManifest(plan.repo, root.digest)) ? root.digest : undefined;
       const item: ImportedEntry = { repo: plan.repo, ...(plan.tag !== undefined && { tag: plan.tag }), digest: root.digest, state: current === root.digest ? "unchanged" : current ? "update" : "new", blobs: 0, bytes: 0 };
       if (current && current !== root.digest) item.was = current;
       report.entries.push(item);
       if (item.state !== "unchanged") {
         for (const [digest, size] of plan.blobs) {
-          if (await hasBlob(client, plan.repo, digest)) {
+          if (await target.hasBlob(plan.repo, digest)) {
             progress.bytes += size;
             continue;
           }
@@ -143,18 +167,11 @@ export async function importBundle(client: RegistryClient, file: string, options
           item.blobs++;
           item.bytes += size;
           if (options.dryRun) continue;
-          await authorizePush(client, plan.repo);
-          const body = blobBody(file, at, digest, async (n) => {
+          await target.putBlob(plan.repo, digest, size, verifiedChunks(file, at, digest, async (n) => {
             progress.bytes += n;
             options.progress?.update(progress);
             await limiter(n);
-          });
-          try {
-            await uploadBlob(client, plan.repo, digest, size, body.stream);
-          } catch (err) {
-            // the request failed because the bundle's bytes did (corrupt, unreadable): say that
-            throw body.failure() ?? err;
-          }
+          }));
           report.blobsUploaded++;
           report.bytesUploaded += size;
         }
@@ -162,8 +179,8 @@ export async function importBundle(client: RegistryClient, file: string, options
           for (const m of plan.manifests) {
             const last = m === root;
             if (!m.bytes) continue; // held by the target already (checked while planning)
-            if (!last && (await hasManifest(client, plan.repo, m.digest))) continue;
-            await putManifest(client, plan.repo, last && plan.tag !== undefined ? plan.tag : m.digest, m.mediaType, m.bytes);
+            if (!last && (await target.hasManifest(plan.repo, m.digest))) continue;
+            await target.putManifest(plan.repo, last && plan.tag !== undefined ? plan.tag : m.digest, m.mediaType, m.bytes);
             report.manifestsPut++;
           }
         }
@@ -190,47 +207,20 @@ function verify(digest: string, bytes: Uint8Array, what: string): void {
   if (actual !== digest) throw new ClientError(`the bundle is corrupt: ${what} ${digest} hashes to ${actual}`, EXIT.error);
 }
 
-/** A stream of one blob's bytes from the bundle, hashed on the way: it errors (the upload fails) when they do not match, and `failure` says why. */
-function blobBody(file: string, at: TarEntry, digest: string, onChunk: (n: number) => Promise<void>): { stream: ReadableStream<Uint8Array>; failure(): Error | undefined } {
-  const chunks = entryChunks(file, at);
+/** One blob's bytes from the bundle, hashed on the way: the iteration throws at the end when they do not match `digest`. */
+async function* verifiedChunks(file: string, at: TarEntry, digest: string, onChunk: (n: number) => Promise<void>): AsyncGenerator<Uint8Array> {
   const h = createHasher(algorithmOf(digest));
-  let failed: Error | undefined;
-  const stream = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const next = await chunks.next();
-        if (next.done) {
-          const actual = `${algorithmOf(digest)}:${h.hex()}`;
-          if (actual !== digest) throw new ClientError(`the bundle is corrupt: blob ${digest} hashes to ${actual}`, EXIT.error);
-          return controller.close();
-        }
-        h.update(next.value);
-        await onChunk(next.value.length);
-        controller.enqueue(next.value);
-      } catch (err) {
-        failed = err instanceof ClientError ? err : new ClientError(`cannot read blob ${digest} from the bundle: ${(err as Error).message}`, EXIT.error);
-        controller.error(failed);
-      }
-    },
-    async cancel() {
-      await chunks.return(undefined);
-    },
-  });
-  return { stream, failure: () => failed };
-}
-
-/** Opens and cancels an upload session: refuses (exit 4) before anything is written when the caller may not push to `repo`. */
-async function probePush(client: RegistryClient, repo: string): Promise<void> {
-  const res = await client.request(`/v2/${repo}/blobs/uploads/`, { method: "POST", scope: pushScope(repo) });
-  const text = await res.text();
-  if (res.status === 401 || res.status === 403) throw new ClientError(`the bundle holds ${repo}, to which these credentials may not push: ${res.status} ${messageOfBody(text)}`, EXIT.denied, res.status);
-  if (res.status !== 202) throw new ClientError(`${repo}: opening an upload answered ${res.status} ${messageOfBody(text)}`, EXIT.error, res.status);
-  const location = res.headers.get("Location");
-  if (location) {
-    const path = new URL(location, client.url);
-    const del = await client.request(path.pathname + path.search, { method: "DELETE", scope: pushScope(repo) });
-    await del.body?.cancel();
+  try {
+    for await (const chunk of entryChunks(file, at)) {
+      h.update(chunk);
+      await onChunk(chunk.length);
+      yield chunk;
+    }
+  } catch (err) {
+    throw err instanceof ClientError ? err : new ClientError(`cannot read blob ${digest} from the bundle: ${(err as Error).message}`, EXIT.error);
   }
+  const actual = `${algorithmOf(digest)}:${h.hex()}`;
+  if (actual !== digest) throw new ClientError(`the bundle is corrupt: blob ${digest} hashes to ${actual}`, EXIT.error);
 }
 
 /** Waits so that the bytes passed stay under `rate` per second on average (no limit without one). */

@@ -8,6 +8,7 @@ import { ClientError, EXIT, exitForStatus, messageOfBody } from "../client/error
 import type { RegistryClient } from "../client/http";
 import { MANIFEST_ACCEPT } from "../client/registry";
 import { MAX_DOC } from "./format";
+import type { ImportTarget } from "./import";
 
 const pull = (repo: string) => `repository:${repo}:pull`;
 const push = (repo: string) => `repository:${repo}:pull,push`;
@@ -87,4 +88,60 @@ export async function authorizePush(client: RegistryClient, repo: string): Promi
   await client.authorize(push(repo));
 }
 
-export { pull as pullScope, push as pushScope };
+/** Opens and cancels an upload session: refuses (exit 4) before anything is written when the caller may not push to `repo`. */
+export async function probePush(client: RegistryClient, repo: string): Promise<void> {
+  const res = await client.request(`/v2/${repo}/blobs/uploads/`, { method: "POST", scope: push(repo) });
+  const text = await res.text();
+  if (res.status === 401 || res.status === 403) throw new ClientError(`the bundle holds ${repo}, to which these credentials may not push: ${res.status} ${messageOfBody(text)}`, EXIT.denied, res.status);
+  if (res.status !== 202) throw new ClientError(`${repo}: opening an upload answered ${res.status} ${messageOfBody(text)}`, EXIT.error, res.status);
+  const location = res.headers.get("Location");
+  if (location) {
+    const path = new URL(location, client.url);
+    const del = await client.request(path.pathname + path.search, { method: "DELETE", scope: push(repo) });
+    await del.body?.cancel();
+  }
+}
+
+/** A stream of `chunks`; `failure` is the error the iteration threw (the bundle's bytes, not the network). */
+function streamOf(chunks: AsyncIterable<Uint8Array>): { stream: ReadableStream<Uint8Array>; failure(): unknown } {
+  const it = chunks[Symbol.asyncIterator]();
+  let failed: unknown;
+  const stream = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const next = await it.next();
+        if (next.done) controller.close();
+        else controller.enqueue(next.value);
+      } catch (err) {
+        failed = err;
+        controller.error(err);
+      }
+    },
+    async cancel() {
+      await it.return?.(undefined);
+    },
+  });
+  return { stream, failure: () => failed };
+}
+
+/** The import target of a running registry, over HTTP with the client's credentials. */
+export function httpTarget(client: RegistryClient): ImportTarget {
+  return {
+    tagged: async (repo, tag) => (await getManifestRaw(client, repo, tag))?.digest,
+    hasManifest: (repo, digest) => hasManifest(client, repo, digest),
+    hasBlob: (repo, digest) => hasBlob(client, repo, digest),
+    mayPush: (repo) => probePush(client, repo),
+    async putBlob(repo, digest, size, chunks) {
+      await authorizePush(client, repo);
+      const body = streamOf(chunks);
+      try {
+        await uploadBlob(client, repo, digest, size, body.stream);
+      } catch (err) {
+        // the request failed because the bundle's bytes did (corrupt, unreadable): say that
+        throw body.failure() ?? err;
+      }
+    },
+    putManifest: (repo, reference, mediaType, bytes) => putManifest(client, repo, reference, mediaType, bytes),
+  };
+}
+
