@@ -136,6 +136,8 @@ ${CLIENT_COMMON}`,
   bundle: `usage: berth bundle export -o FILE (REPO[:TAG]|REPO@DIGEST ... | --all) [--platform OS/ARCH[/VARIANT]]
                           [--have INVENTORY] [--no-signatures]
        berth bundle import FILE [--dry-run] [--repo NAME] [--rate SIZE]
+       berth bundle import FILE --config BERTH_TOML [--dry-run] [--repo NAME]
+       berth bundle import --on-device PATH [--dry-run] [--repo NAME]
        berth bundle have [REPO ...] > INVENTORY
 
 Air-gap bundles: one oci-archive file (an OCI image layout in a tar, readable by
@@ -150,6 +152,9 @@ repository, then writes image by image (blobs, then manifests, the tag last), sk
 the registry holds: a rerun after an interruption resumes, a second run changes nothing.
 --dry-run lists what would change. --repo names the repository for entries that name none
 (an archive made with \`skopeo copy ... oci-archive:FILE:TAG\`). --rate caps the upload rate.
+With --config: offline, on the storage root of a stopped daemon (its lock refuses a running
+one). With --on-device: the registry imports PATH from its own disk (a stick mounted under
+[bundle] import_dirs) through its admin API, under its IO budget, followed as a task.
 ${CLIENT_COMMON}`,
   status: `usage: berth status [--registry R] [--json]
 
