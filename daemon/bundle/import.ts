@@ -123,7 +123,9 @@ export async function importBundle(target: ImportTarget, file: string, options: 
       if (plan.manifests.some((m) => m.digest === digest)) return;
       const at = files.get(blobPath(digest));
       if (!at) {
-        if (await target.hasManifest(repo, digest)) return void plan.manifests.push({ digest, mediaType: fallbackType });
+        // an incremental bundle may leave out what the target holds, but a tag can only be set from the bytes
+        const held = root && tag !== undefined ? (await target.tagged(repo, tag)) === digest : await target.hasManifest(repo, digest);
+        if (held) return void plan.manifests.push({ digest, mediaType: fallbackType });
         throw new ClientError(`the bundle lacks manifest ${digest} of ${repo}${tag ? `:${tag}` : ""}, and ${repo} does not hold it`, EXIT.error);
       }
       const bytes = await readDoc(digest, at);
