@@ -86,8 +86,12 @@ interface Planned {
   entry: IndexEntry;
   repo: string;
   tag?: string;
-  /** Manifests children first, root last: [digest, bytes, mediaType] (bytes undefined: the target has it, not in the bundle). */
-  manifests: { digest: string; bytes?: Uint8Array; mediaType: string }[];
+  /**
+   * Manifests children first, root last, with where their bytes are in the bundle (none: the
+   * target holds it). Bytes are read again (and verified again) when written, so a plan of
+   * many images holds no manifest bodies in memory.
+   */
+  manifests: { digest: string; at?: TarEntry; mediaType: string }[];
   blobs: Map<string, number>;
   subject?: string;
 }
@@ -135,7 +139,7 @@ export async function importBundle(target: ImportTarget, file: string, options: 
       for (const c of parsed.manifests) await visit(c.digest, c.mediaType, false);
       for (const b of parsed.blobs) plan.blobs.set(b.digest, b.size);
       if (root && parsed.subject) plan.subject = parsed.subject.digest;
-      plan.manifests.push({ digest, bytes, mediaType });
+      plan.manifests.push({ digest, at, mediaType });
     };
     await visit(entry.digest, entry.mediaType, true);
     plans.push(plan);
@@ -180,9 +184,11 @@ export async function importBundle(target: ImportTarget, file: string, options: 
         if (!options.dryRun) {
           for (const m of plan.manifests) {
             const last = m === root;
-            if (!m.bytes) continue; // held by the target already (checked while planning)
+            if (!m.at) continue; // held by the target already (checked while planning)
             if (!last && (await target.hasManifest(plan.repo, m.digest))) continue;
-            await target.putManifest(plan.repo, last && plan.tag !== undefined ? plan.tag : m.digest, m.mediaType, m.bytes);
+            const bytes = await readDoc(m.digest, m.at);
+            verify(m.digest, bytes, "manifest");
+            await target.putManifest(plan.repo, last && plan.tag !== undefined ? plan.tag : m.digest, m.mediaType, bytes);
             report.manifestsPut++;
           }
         }
