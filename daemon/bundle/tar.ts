@@ -188,7 +188,9 @@ export async function scanTar(path: string): Promise<Map<string, TarEntry>> {
     let longName: string | undefined;
     for (let count = 0; ; count++) {
       if (count > 1_000_000) throw new TarError("the archive has more than 1,000,000 entries");
-      if (pos + BLOCK > total) throw new TarError(`the archive is truncated: it ends at byte ${total} without its end-of-archive blocks`);
+      if (pos + BLOCK > total) {
+        throw new TarError(pos >= total ? `the archive is truncated: it ends at byte ${total} without its end-of-archive blocks` : `the archive is truncated: it ends inside the header at byte ${pos}`);
+      }
       const h = await readExact(fh, pos, BLOCK, "a header");
       if (h.every((b) => b === 0)) return out;
       let sum = 0;
