@@ -110,7 +110,7 @@ export async function exportBundle(client: RegistryClient, file: string, options
   const selectOne = async (repo: string, reference: string, tag: string | undefined, allTags: boolean) => {
     const got = await getManifestRaw(client, repo, reference);
     if (!got) throw new ClientError(`${repo}:${reference} is not in the registry`, EXIT.notFound);
-    let digest = got.digest || `sha256:${hex("sha256", got.bytes)}`;
+    let digest = got.digest;
     checkDigest(digest, got.bytes);
     let mediaType = declaredType(got.bytes, got.mediaType);
     let size = got.bytes.length;

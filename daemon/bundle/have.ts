@@ -18,7 +18,7 @@ export async function inventory(client: RegistryClient, repos?: string[]): Promi
     const visit = async (ref: string, depth: number): Promise<void> => {
       if (manifests.has(ref) || depth > 4) return;
       const got = await getManifestRaw(client, repo, ref);
-      if (!got || !got.digest || manifests.has(got.digest)) return;
+      if (!got || manifests.has(got.digest)) return;
       manifests.add(got.digest);
       const parsed = parseDoc(got.bytes, declaredType(got.bytes, got.mediaType), got.digest);
       for (const b of parsed.blobs) blobs.add(b.digest);

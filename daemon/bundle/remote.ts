@@ -7,6 +7,7 @@
 import { ClientError, EXIT, exitForStatus, messageOfBody } from "../client/errors";
 import type { RegistryClient } from "../client/http";
 import { MANIFEST_ACCEPT } from "../client/registry";
+import { hashBytes } from "../platform/hash";
 import { MAX_DOC } from "./format";
 import type { ImportTarget } from "./import";
 
@@ -21,7 +22,8 @@ export async function getManifestRaw(client: RegistryClient, repo: string, ref: 
   const length = Number(res.headers.get("Content-Length") ?? 0);
   if (length > MAX_DOC) throw new ClientError(`manifest ${repo}:${ref} has ${length} bytes, more than a bundle carries`, EXIT.error);
   const bytes = new Uint8Array(await res.arrayBuffer());
-  const digest = res.headers.get("Docker-Content-Digest") ?? "";
+  // a registry that sends no Docker-Content-Digest: the sha256 of the bytes (the header's digest is checked by callers)
+  const digest = res.headers.get("Docker-Content-Digest") || `sha256:${hashBytes("sha256", bytes)}`;
   return { bytes, mediaType: (res.headers.get("Content-Type") ?? "").split(";")[0]!.trim(), digest };
 }
 
