@@ -28,13 +28,15 @@ import { parseWindow, type Window } from "./scheduler/windows";
 import { SyncState } from "./meta/syncstate";
 import { SyncService } from "./sync/service";
 import { runService } from "./service";
-import { Store } from "./storage/store";
+import type { Storage } from "./storage/api";
+import { metaDbPath, openRoots } from "./storage/roots/open";
+import { RootLifecycles } from "./storage/roots/lifecycles";
+import { rootFamilies } from "./storage/roots/metrics";
 import { HttpMetrics } from "./metrics/http";
 import { MetricsRegistry } from "./metrics/registry";
 import { registerStandard } from "./metrics/standard";
 import { lifecycleFamilies, schedulerFamilies, syncFamilies } from "./metrics/background";
 import { VERSION } from "./version";
-import { Lifecycle } from "./lifecycle/lifecycle";
 import { runOffline } from "./lifecycle/offline";
 import { lifecycleOptions } from "./lifecycle/options";
 import { countingDisk } from "./platform/countingdisk";
@@ -51,6 +53,9 @@ import type { Identified } from "./auth/authenticator";
 import { setTimeout as sleep } from "node:timers/promises";
 import { chainHooks, type RegistryHooks } from "./registry/hooks";
 import type { TrustSetup } from "./trust/setup";
+import { withCveHooks } from "./cve/hooks";
+import type { CveService } from "./cve/service";
+import type { CveRecord, Severity, VulnerabilityProvider } from "./search/providers";
 
 /** Runs `fn`, printing a configuration error (exit 1) instead of throwing it. */
 async function withConfigErrors(fn: () => Promise<number>): Promise<number> {
@@ -98,35 +103,46 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   });
   const scheduler = new Scheduler(budget, { concurrency: sch.concurrency, jitterMs: sch.jitter_ms, windows: sch.windows.map((w) => parseWindow(w) as Window) }, log);
   const counted = countingDisk(realDisk);
-  let lifecycle: Lifecycle | undefined;
-  const store = new Store(counted.disk, {
-    root: config.storage.root,
-    dedupe: config.storage.dedupe,
-    maxBlobBytes: config.storage.max_blob_bytes,
-    manifestCacheBytes: config.storage.manifest_cache_bytes,
-    onIngress: (bytes) => {
-      ingressBytes += bytes;
-      governor.ingress(bytes);
-      budget.foreground(bytes, "write");
+  let lifecycles: RootLifecycles | undefined;
+  // the main root and each [[storage.subpaths]] root (storage/roots/): one Storage routing by prefix
+  const roots = await openRoots(counted.disk, config.storage.root, config.storage.subpaths, {
+    base: {
+      maxBlobBytes: config.storage.max_blob_bytes,
+      onIngress: (bytes) => {
+        ingressBytes += bytes;
+        governor.ingress(bytes);
+        budget.foreground(bytes, "write");
+      },
+      hashing,
+      uploadLimits: { maxSessions: config.storage.max_uploads, maxPerClient: config.storage.max_uploads_per_client, expiryMs: config.storage.upload_expiry * 1000 },
     },
-    hashing,
-    admit: (repo, bytes) => lifecycle?.admit(repo, bytes) ?? Promise.resolve(),
-    uploadLimits: { maxSessions: config.storage.max_uploads, maxPerClient: config.storage.max_uploads_per_client, expiryMs: config.storage.upload_expiry * 1000 },
-  }, log);
-  const recovery = await store.recover();
+    manifestCacheBytes: config.storage.manifest_cache_bytes,
+    dedupe: config.storage.dedupe,
+    admit: (index, repo, bytes) => lifecycles?.admit(index, repo, bytes) ?? Promise.resolve(),
+  }, log).catch((err) => {
+    rootLock.release();
+    throw err;
+  });
+  const store = roots.storage;
+  const recovery = roots.recovery;
   // the trust module's hooks, once it is built (it needs meta.db); only with [trust] enabled
   let trustHooks: RegistryHooks | undefined;
+  let cve: CveService | undefined;
   // on a full disk the derived index lives in memory for this run (meta/open.ts)
-  const opened = await openIndex(store.metaDbPath, log, async (db) => {
+  const opened = await openIndex(metaDbPath(config), log, async (db) => {
     const meta = new Meta(db);
-    const lc = new Lifecycle(store, db, log, lifecycleOptions(config), counted.counters);
-    const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes, hooks: config.trust.enabled ? chainHooks(lc.hooks, { pushed: (...a) => trustHooks?.pushed?.(...a) }) : lc.hooks }, log);
-    return { meta, lc, registry, reindexed: await registry.reconcileAll(recovery.repositories) };
+    const lcs = new RootLifecycles(roots.roots, store.router, db, log, lifecycleOptions(config), counted.counters);
+    const hooks = withCveHooks(lcs.hooks, () => cve?.hooks);
+    const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes, hooks: config.trust.enabled ? chainHooks(hooks, { pushed: (...a) => trustHooks?.pushed?.(...a) }) : hooks }, log);
+    return { meta, lcs, registry, reindexed: await registry.reconcileAll(recovery.repositories) };
   });
   const { db } = opened;
-  const { meta, lc, registry, reindexed } = opened.value;
-  lifecycle = lc;
-  lifecycle.attach(registry, meta);
+  const { meta, lcs, registry, reindexed } = opened.value;
+  lifecycles = lcs;
+  lcs.attach(registry, meta);
+  const lc = lcs.main;
+  // offline vulnerability scanning (issue 11): loaded only when [cve] enabled
+  if (config.cve.enabled) cve = await startCve(config, { db, registry, meta, store, scheduler, log, onRead: (bytes) => governor.ingress(bytes) });
   const syncState = new SyncState(db);
   let trust: TrustSetup | undefined;
   const sync = config.sync.registries.length > 0
@@ -143,7 +159,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
       } : {}),
     }, log)
     : undefined;
-  if (sync) lc.evictor.setUpstreamPolicy({ serves: (repo) => sync.serves(repo), pinned: (repo, tag) => sync.pinned(repo, tag) });
+  if (sync) for (const r of lcs.roots) r.lc.evictor.setUpstreamPolicy({ serves: (repo) => sync.serves(repo), pinned: (repo, tag) => sync.pinned(repo, tag) });
   const audit = new AuditTrail(auditLog, { pulls: config.audit.pulls, pullIntervalMs: config.audit.pull_interval * 1000 });
   // failed logins: counted, locked out and audited, around the authenticator's password checks
   auth?.plug({ events: new LoginAttempts(lockoutFor(config), audit) });
@@ -155,6 +171,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     governor.stop();
     await hashing.shutdown();
     db.close();
+    roots.release();
     rootLock.release();
     throw err;
   }
@@ -175,6 +192,10 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
         referrers: (repo, digest) => meta.referrers(repo, digest),
         usage: lc.usage,
         ...(auth ? { access: auth.v2.access } : {}),
+        // IsSigned / SignatureInfo from the trust store's verdicts (unsigned without [trust])
+        ...(trust ? { trust: { trustOf: (repo: string, digest: string) => trust!.trustOf(repo, digest) } } : {}),
+        // Vulnerabilities / CVE queries from the scanner's results (not scanned without [cve])
+        ...(cve ? { vulns: vulnerabilitiesForSearch(cve) } : {}),
         maxManifestBytes: config.storage.max_manifest_bytes,
         maxResults: config.search.max_results,
         maxQueryBytes: config.search.max_query_bytes,
@@ -184,6 +205,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   });
   const info = () => ({
     root: config.storage.root,
+    ...(config.storage.subpaths.length > 0 ? { roots: lcs.status() } : {}),
     uploadsInFlight: store.uploads.count(),
     manifestCacheBytes: store.manifests.size(),
     rssBytes: residentBytes() ?? 0, // 0 when /proc cannot be read right now (EMFILE)
@@ -208,14 +230,16 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     hostIntervalMs: config.metrics.host_interval * 1000,
   });
   metrics.provide("lifecycle", () => lifecycleFamilies(lc));
+  if (config.storage.subpaths.length > 0) metrics.provide("roots", () => rootFamilies(roots.roots, lcs));
   metrics.provide("scheduler", () => schedulerFamilies(scheduler));
+  if (cve) metrics.provide("cve", () => cve!.metrics());
   if (sync) metrics.provide("sync", () => syncFamilies(sync));
   const storage = {
-    stats: () => lc.stats(),
-    quarantine: () => lc.scrubber.quarantine(),
-    gc: (dryRun: boolean) => lc.gc({ dryRun }),
-    retention: (dryRun: boolean) => lc.retention({ dryRun }),
-    scrub: (progress?: (p: { done: number; total: number; bytes: number; totalBytes: number }) => void) => lc.scrub(undefined, false, progress),
+    stats: () => lcs.stats(),
+    quarantine: () => lcs.quarantine(),
+    gc: (dryRun: boolean) => lcs.gc(dryRun),
+    retention: (dryRun: boolean) => lcs.retention(dryRun),
+    scrub: (progress?: (p: { done: number; total: number; bytes: number; totalBytes: number }) => void) => lcs.scrub(progress),
   };
   const app = createApp({
     v2,
@@ -234,8 +258,9 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     ...(auth ? { auth: auth.front } : {}),
     ...(trust ? { trustApi: trust.api } : {}),
     ...(config.ui.enabled ? { ui: { auth: auth !== undefined, tokens: auth?.front.tokenEndpoint !== undefined, keys: auth?.front.keysApi !== undefined, search: config.search.enabled } } : {}),
+    ...(cve ? { cve } : {}),
   });
-  const server = await serveOrRelease(rootLock, (req, peer) => {
+  const server = await serveOrRelease({ release: () => (roots.release(), rootLock.release()) }, (req, peer) => {
     governor.request();
     return app(req, peer);
   }, {
@@ -251,12 +276,13 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   audit.start();
   const advertisement = config.mdns.enabled ? await advertiseOnLan(config, server.port, log, auth?.access) : undefined;
   ready = true;
-  lc.start((intervalMs, make) => scheduler.every(intervalMs, make));
+  lcs.start((intervalMs, make) => scheduler.every(intervalMs, make));
   log.info("berth listening", {
     version: VERSION,
     address: server.hostname,
     port: server.port,
     root: config.storage.root,
+    ...(config.storage.subpaths.length > 0 ? { roots: lcs.status().map((r) => `${r.prefix || "(rest)"} ${r.root}${r.available ? "" : " (unavailable)"}`) } : {}),
     repositories: recovery.repositories.length,
     reindexed,
     uploadsRemoved: recovery.uploadsRemoved,
@@ -269,6 +295,8 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     /** Where other modules (GC, scrub, scheduler, sync) register their figures; see metrics/registry.ts. */
     metrics,
     lifecycle: lc,
+    /** Every storage root's lifecycle (one entry per available root; `main` is `lifecycle`). */
+    lifecycles: lcs,
     /** Authentication and authorization (undefined without [auth]): where the token service, API keys, LDAP, mTLS and audit plug in. */
     auth,
     /** Signature verification (undefined without [trust] enabled); `trust.trustOf` is the search API's read. */
@@ -293,12 +321,14 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
       await scheduler.stop();
       sync?.close();
       audit.close();
-      await lc.close();
+      await lcs.close();
       store.uploads.stop();
       await hashing.shutdown();
       governor.stop();
+      cve?.close();
       db.close();
       tokenAuth?.close();
+      roots.release();
       rootLock.release();
     },
   };
@@ -308,7 +338,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
  * Builds the trust module (`[trust] enabled`, loaded on demand): it reads the registry
  * through a second, hookless {@link Registry} (its reads are not clients' pulls).
  */
-async function plugTrust(config: Config, db: SqlDatabase, store: Store, meta: Meta, audit: AuditTrail, log: Logger): Promise<TrustSetup> {
+async function plugTrust(config: Config, db: SqlDatabase, store: Storage, meta: Meta, audit: AuditTrail, log: Logger): Promise<TrustSetup> {
   const { setupTrust } = await import("./trust/setup");
   const reader = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes }, log);
   const quiet = <T>(p: Promise<T>): Promise<T | undefined> => p.catch(() => undefined);
@@ -324,6 +354,33 @@ async function plugTrust(config: Config, db: SqlDatabase, store: Store, meta: Me
     referrers: async (repo, digest) => ((await quiet(reader.referrers(repo, digest))) ?? []).map((d) => d.digest),
     parents: (repo, digest) => meta.parentsOf(repo, digest),
   }, (repo, reference, digest, reason) => audit.unsigned(repo, reference, digest, reason), log);
+}
+
+/**
+ * Starts vulnerability scanning (loaded on demand): its results tables in meta.db, layers
+ * read through the registry's blob API, scans on the scheduler.
+ */
+async function startCve(
+  config: Config,
+  deps: { db: SqlDatabase; registry: Registry; meta: Meta; store: Storage; scheduler: Scheduler; log: Logger; onRead: (bytes: number) => void },
+): Promise<CveService> {
+  const { CveService } = await import("./cve/service");
+  const { registry, meta, store } = deps;
+  return new CveService(
+    { root: config.storage.root, maxDbBytes: config.cve.max_db_bytes, scanOnPush: config.cve.scan_on_push, maxPending: config.cve.max_queue, maxManifestBytes: config.storage.max_manifest_bytes, dbRepository: config.cve.db_repository },
+    {
+      db: deps.db,
+      blob: (repo, digest) => registry.blob(repo, digest),
+      manifests: () => meta.allManifests(),
+      resolve: async (repo, reference) => {
+        if (reference.includes(":")) return meta.hasManifest(repo, reference) ? reference : undefined;
+        return (await store.indexes.index(repo).catch(() => undefined))?.tags.get(reference)?.digest;
+      },
+      scheduler: deps.scheduler,
+      log: deps.log,
+      onRead: deps.onRead,
+    },
+  );
 }
 
 /** Starts the mDNS advertisement (loaded on demand), saying whether credentials are needed. */
@@ -431,6 +488,7 @@ export async function main(argv: string[]): Promise<number> {
   if (command === "discover") return await (await import("./cli/discover")).discoverCommand(rest);
   if (command === "keys") return await (await import("./cli/keys")).keysCommand(rest);
   if (command === "trust") return await (await import("./cli/trust")).trustCommand(rest);
+  if (command === "cve") return await (await import("./cli/cve")).cveCommand(rest);
   if (command === "verify") {
     if (rest.length !== 1) return usageError(rest.length === 0 ? "verify needs a FILE" : `verify takes one FILE, got ${rest.length} arguments`, usage);
     return withConfigErrors(async () => {
@@ -510,4 +568,33 @@ function readAdminToken(path: string): string {
   const token = readTokenFile(path, problems);
   if (token === undefined) throw new ConfigError(path, problems);
   return token;
+}
+
+/** zot's severity names (trivy's) for the scanner's (Grype's); "negligible" reads as LOW. */
+const ZOT_SEVERITY: Record<string, Severity> = { critical: "CRITICAL", high: "HIGH", medium: "MEDIUM", low: "LOW", negligible: "LOW", unknown: "UNKNOWN" };
+
+/** The scanner's results as search's vulnerability provider: undefined for an image not scanned yet. */
+function vulnerabilitiesForSearch(cve: CveService): VulnerabilityProvider {
+  return {
+    vulnSummaryOf(repo, digest) {
+      const s = cve.vulnSummaryOf(repo, digest);
+      if (!s) return undefined;
+      const bySeverity: Partial<Record<Severity, number>> = {};
+      for (const [level, n] of Object.entries(s.counts)) {
+        const name = ZOT_SEVERITY[level] ?? "UNKNOWN";
+        if (n > 0) bySeverity[name] = (bySeverity[name] ?? 0) + n;
+      }
+      return { maxSeverity: s.maxSeverity === "none" ? "NONE" : (ZOT_SEVERITY[s.maxSeverity] ?? "UNKNOWN"), count: s.count, bySeverity };
+    },
+    cvesOf(repo, digest) {
+      if (!cve.vulnSummaryOf(repo, digest)) return undefined;
+      const byId = new Map<string, CveRecord>();
+      for (const f of cve.cvesOf(repo, digest)) {
+        let record = byId.get(f.id);
+        if (!record) byId.set(f.id, (record = { id: f.id, title: f.id, description: f.cves.filter((c) => c !== f.id).join(", "), severity: ZOT_SEVERITY[f.severity] ?? "UNKNOWN", packages: [] }));
+        record.packages.push({ name: f.package, installedVersion: f.version, fixedVersion: f.fixedIn ?? "Not Specified" });
+      }
+      return [...byId.values()];
+    },
+  };
 }

@@ -21,8 +21,9 @@ import { Registry } from "../registry/registry";
 import type { BackgroundIo } from "../scheduler/task";
 import type { Storage } from "../storage/api";
 import { StorageError } from "../storage/errors";
-import { openLocalStore } from "../storage/store";
-import { Lifecycle } from "../lifecycle/lifecycle";
+import { realDisk } from "../platform/disk";
+import { metaDbPath, type OpenedRoots, openRoots } from "../storage/roots/open";
+import { RootLifecycles } from "../storage/roots/lifecycles";
 import { lifecycleOptions } from "../lifecycle/options";
 import { importBundle, type ImportOptions, type ImportReport, type ImportTarget } from "./import";
 
@@ -93,34 +94,38 @@ export function localTarget(registry: Registry, storage: Storage, options: Local
 }
 
 /**
- * `berth bundle import FILE --config FILE`: imports into the configured root while the
- * daemon is stopped (its lock refuses a root a daemon holds), after the same start-up
- * recovery the daemon runs; quota and min_free admit the bytes as they would online.
+ * `berth bundle import FILE --config FILE`: imports into the configured roots (the main one
+ * and every `[[storage.subpaths]]` root, each locked) while the daemon is stopped (its lock
+ * refuses a root a daemon holds), after the same start-up recovery the daemon runs; each
+ * root's quota and min_free admit the bytes as they would online.
  */
 export async function importOffline(config: Config, file: string, options: ImportOptions, log: Logger): Promise<ImportReport> {
-  let lifecycle: Lifecycle | undefined;
-  const store = openLocalStore({
-    root: config.storage.root,
-    dedupe: config.storage.dedupe,
-    maxBlobBytes: config.storage.max_blob_bytes,
-    manifestCacheBytes: config.storage.manifest_cache_bytes,
-    admit: (repo, bytes) => lifecycle?.admit(repo, bytes) ?? Promise.resolve(),
-  }, log);
-  if (!store.rootIsDirectory()) throw new ClientError(`${config.storage.root}: no such storage root`, EXIT.error);
+  if (realDisk.stat(config.storage.root)?.isDirectory !== true) throw new ClientError(`${config.storage.root}: no such storage root`, EXIT.error);
   const rootLock = await lockRoot(config.storage.root);
   let db: ReturnType<typeof openDatabase> | undefined;
+  let roots: OpenedRoots | undefined;
+  let lifecycles: RootLifecycles | undefined;
   try {
-    const recovered = options.dryRun ? { repositories: await store.repositories() } : await store.recover();
-    db = openDatabase(options.dryRun ? ":memory:" : store.metaDbPath);
+    roots = await openRoots(realDisk, config.storage.root, config.storage.subpaths, {
+      base: { maxBlobBytes: config.storage.max_blob_bytes },
+      manifestCacheBytes: config.storage.manifest_cache_bytes,
+      dedupe: config.storage.dedupe,
+      recover: !options.dryRun,
+      admit: (index, repo, bytes) => lifecycles?.admit(index, repo, bytes) ?? Promise.resolve(),
+    }, log);
+    const store = roots.storage;
+    db = openDatabase(options.dryRun ? ":memory:" : metaDbPath(config));
     const meta = new Meta(db);
-    const lc = new Lifecycle(store, db, log, lifecycleOptions(config));
+    const lc = new RootLifecycles(roots.roots, store.router, db, log, lifecycleOptions(config));
     const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes, hooks: lc.hooks }, log);
-    await registry.reconcileAll(recovered.repositories);
+    await registry.reconcileAll(roots.recovery.repositories);
     lc.attach(registry, meta);
-    lifecycle = lc;
+    lifecycles = lc;
     return await importBundle(localTarget(registry, store), file, options);
   } finally {
+    roots?.storage.uploads.stop();
     db?.close();
+    roots?.release();
     rootLock.release();
   }
 }

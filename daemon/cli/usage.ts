@@ -31,7 +31,7 @@ client commands (a running registry: --registry ALIAS|URL, else $BERTH_REGISTRY,
   berth bench URL [--compare URL2] ...   push/pull benchmark of any OCI registry
   berth bundle export|import|have ...   air-gap bundles (oci-archive files) out of and into a registry
   (--json for scripts; exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 denied, 5 unreachable, 6 unsupported)
-
+  berth cve REF | db import FILE | db status --url URL ...   vulnerability results and database of a running registry
   berth help [COMMAND]          this text, or a command's (also: berth COMMAND --help)`;
 
 /** The commands of the client (cli/client.ts), loaded only when one is run. */
@@ -201,6 +201,17 @@ and/or CA certificates (certificate-based cosign signatures, notation); NAME is 
 file name in keys_dir. Every signature status is recomputed at once. --user: the password
 is asked for on the terminal or read with --password-stdin; --token-file: the admin token
 ([http] admin_token_file) when [auth] is off. --ca: the CA certificate for an https URL.`,
+  cve: `usage: berth cve REPO[:TAG|@DIGEST] --url URL [--user USER --password-stdin | --token-file FILE] [--ca FILE] [--json]
+       berth cve db import FILE --url URL [credentials as above]
+       berth cve db status --url URL [credentials as above]
+
+Offline vulnerability scanning ([cve] enabled = true) through the registry's API
+(/api/v1/cve). REF shows an image's vulnerabilities (severity, id, package, installed and
+fixed-in versions) as far as you may pull it. db import streams FILE to the registry,
+which verifies it and puts it in service (admins only): Grype's vulnerability.db (schema v6
+or v5), or Grype's published archive of it (.tar.zst, .tar.gz; its checksum is verified).
+db status shows the database in service and its build date. Credentials: a user whose
+password is read from standard input, or the admin token file.`,
   help: `usage: berth help [COMMAND]
 
 Prints the overview, or the help of COMMAND.`,

@@ -10,6 +10,7 @@ import { type ApiKeysConfig, type TokenConfig, APIKEYS_DEFAULTS, TOKEN_DEFAULTS,
 import type { AccessRuleConfig } from "../access/policy";
 import { checkAccessRules, checkAuthGroups } from "./access";
 import { checkLdapConfig, checkMtlsConfig, DEFAULT_MTLS, type LdapConfig, type MtlsConfig } from "./authext";
+import { checkSubpaths, type SubpathConfig } from "./subpaths";
 
 /** A size in bytes: an integer, or a string such as "4 MiB" / "512KiB" / "1GB". */
 export type Bytes = number;
@@ -217,6 +218,8 @@ export const SCHEMA = {
     max_uploads: { kind: "integer", default: 512, min: 1, max: 1_000_000, doc: "Upload sessions open at once, all clients together; more get 429 with Retry-After." },
     max_uploads_per_client: { kind: "integer", default: 64, min: 1, max: 1_000_000, doc: "Upload sessions one client (peer address) may have open at once; more get 429 with Retry-After." },
     upload_expiry: { kind: "duration", default: 600, min: 1, max: 7 * DAY, doc: "An upload session with no request for this long is removed (by its own timer, not a GC pass)." },
+    subpaths: { kind: "custom", default: [] as SubpathConfig[], check: checkSubpaths, doc: "Further storage roots ([[storage.subpaths]] prefix, root, required, dedupe, max_bytes, min_free, gc, scrub), each serving the repositories under its prefix; see daemon/config/subpaths.ts." },
+    state_dir: { kind: "string", default: "", doc: "Directory of the derived index meta.db (rebuilt from the roots when lost); empty: <root>/.berth." },
   },
   memory: {
     rss_soft_limit: { kind: "bytes", default: 64 * MiB, min: 0, max: 64 * 1024 * MiB, doc: "Resident memory above which traffic triggers a garbage collection; 0 leaves it to the runtime." },
@@ -233,6 +236,13 @@ export const SCHEMA = {
   },
   sync: {
     registries: { kind: "custom", default: [] as SyncRegistryConfig[], check: checkSyncRegistries, doc: "Upstream registries ([[sync.registries]]); see daemon/config/sync.ts." },
+  },
+  cve: {
+    enabled: { kind: "boolean", default: false, doc: "Offline vulnerability scanning against an imported Grype database (berth cve db import); off: nothing of it is loaded." },
+    scan_on_push: { kind: "boolean", default: true, doc: "Scan each manifest stored by a push or by sync, in the background." },
+    max_db_bytes: { kind: "bytes", default: 4096 * MiB, min: 1 * MiB, max: Number.MAX_SAFE_INTEGER, doc: "Largest vulnerability database accepted for import (uncompressed)." },
+    max_queue: { kind: "integer", default: 10_000, min: 1, max: 10_000_000, doc: "Manifests waiting for a scan at most; past it the backlog becomes one full rescan." },
+    db_repository: { kind: "string", default: "", doc: "Repository whose pushed (or synced) artifacts carry the vulnerability database: each new manifest there is imported from its layer (a Grype .db, .tar.zst or .tar.gz); empty: off." },
   },
   board: {
     profile: { kind: "string", default: "none", nonEmpty: true, doc: 'Board profile whose defaults apply under this file: "auto" (detected), "none", or a name from board/ (rpi4, rpi5, arm64-emmc, x64-server).' },

@@ -42,6 +42,11 @@ export interface AppDeps extends AdminDeps {
   trustApi?: (req: Request, path: string) => Promise<Response>;
   /** The web UI at `/` (`[ui] enabled`), told what the server offers; absent: no UI. Loaded on its first request. */
   ui?: UiFlags;
+  /**
+   * The vulnerability API (`/api/v1/cve`, `[cve] enabled`): open to readers, each answer cut
+   * to what the caller may pull; imports and scans for admins (see cve/api.ts).
+   */
+  cve?: { handle(req: Request, caller: { admin: boolean; visible: (repo: string) => boolean }): Promise<Response> };
 }
 
 /**
@@ -178,6 +183,21 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
     }
     if (auth && !isReadMethod(req.method) && (path === API_PREFIX || path!.startsWith(`${API_PREFIX}/`)) && crossSite(req)) {
       return audited(req, path!, server, undefined, adminError(403, FORGED));
+    }
+    if (deps.cve && (path === CVE_PREFIX || path!.startsWith(`${CVE_PREFIX}/`))) {
+      const cve = deps.cve;
+      const forwarded = () => new Request(`http://localhost${pathAndQuery}`, req);
+      if (!auth) {
+        // open registry: everyone reads everything; changes as the admin guard allows
+        const refused = guard(req, path!, server);
+        if (refused) return audited(req, path!, server, undefined, refused);
+        return audited(req, path!, server, deps.adminToken !== undefined ? ADMIN_TOKEN_PRINCIPAL : undefined, cve.handle(forwarded(), { admin: true, visible: () => true }));
+      }
+      return identified(auth, req, server, (who) => {
+        if (who.kind === "refused") return audited(req, path!, server, undefined, frontRefusal(auth, req, who));
+        const principal = principalOf(who);
+        return audited(req, path!, server, principal, cve.handle(forwarded(), { admin: auth.access.admin(principal), visible: auth.access.visible(principal) }));
+      });
     }
     if (auth?.keysApi && (path === KEYS_PREFIX || path!.startsWith(`${KEYS_PREFIX}/`))) {
       // API keys: any logged-in identity manages its own (admins: every key); see http/keys.ts
@@ -383,6 +403,7 @@ function isTrustPath(path: string): boolean {
 }
 /** The API key routes (http/keys.ts, loaded by the composition root only with [auth] on). */
 const KEYS_PREFIX = `${API_PREFIX}/keys`;
+const CVE_PREFIX = `${API_PREFIX}/cve`;
 
 /**
  * Who may use the admin API. With a token configured, every /api/v1 request must carry it

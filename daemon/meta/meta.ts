@@ -120,6 +120,11 @@ export class Meta {
     return this.q.repos.all().map((r) => r.name);
   }
 
+  /** Every manifest of every repository (for a full vulnerability rescan). */
+  allManifests(): { repo: string; digest: string }[] {
+    return this.db.prepare<{ repo: string; digest: string }>("SELECT repo, digest FROM manifests ORDER BY repo, digest").all();
+  }
+
   /** Replaces everything known about `repo` with `manifests`, recorded as built from `stamp`. */
   replaceRepo(repo: string, stamp: string, manifests: ManifestRecord[]): void {
     this.db.transaction(() => {

@@ -80,3 +80,14 @@ export function sha256Base64(text: string): string {
 export function sha256Bytes(text: string): Uint8Array {
   return BunHasher ? (new BunHasher("sha256").update(new TextEncoder().encode(text)) as BunHasherLike & { digest(): Uint8Array }).digest() : createHash("sha256").update(text).digest();
 }
+
+const BunNative = (globalThis as { Bun?: { mmap(path: string): Uint8Array; hash: { xxHash64(data: Uint8Array): bigint } } }).Bun;
+
+/** XXH64 (seed 0) of a file, 16 hex digits: mapped and hashed natively under Bun, streamed through platform/xxh64.ts elsewhere. */
+export async function xxh64File(path: string): Promise<string> {
+  if (BunNative) return BunNative.hash.xxHash64(BunNative.mmap(path)).toString(16).padStart(16, "0");
+  const { Xxh64 } = await import("./xxh64");
+  const h = new Xxh64();
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(chunk as Uint8Array);
+  return h.digest().toString(16).padStart(16, "0");
+}

@@ -35,6 +35,20 @@ export function openDatabase(path: string): SqlDatabase {
   // A small page cache: the derived index is read rarely (referrers, catalog, GC), and on a
   // board every MiB of resident memory counts.
   db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA cache_size = -2048; PRAGMA mmap_size = 0; PRAGMA journal_size_limit = 8388608;");
+  return wrap(db);
+}
+
+/** Opens someone else's database file read-only (a vulnerability database): no journal changes, no writes. */
+export function openReadOnly(path: string): SqlDatabase {
+  return wrap(new Database(path, { readonly: true, strict: true }));
+}
+
+/** A read-only database over `bytes` (a small database found inside an image layer), never written to disk. */
+export function openSnapshot(bytes: Uint8Array): SqlDatabase {
+  return wrap(Database.deserialize(bytes, true));
+}
+
+function wrap(db: Database): SqlDatabase {
   return {
     exec: (sql) => db.exec(sql),
     prepare<Row>(sql: string): Statement<Row> {

@@ -66,7 +66,9 @@ export class Upstream {
     const bytes = await this.readCapped(res, repo, ref);
     const wanted = parseDigest(ref);
     const header = parseDigest(res.headers.get("docker-content-digest") ?? "");
-    const algorithm = wanted?.algorithm ?? "sha256";
+    // by tag, the manifest keeps the name the upstream gives it (a sha512 one stays sha512, so
+    // a reference by that digest resolves here too, and the next run finds it unchanged)
+    const algorithm = wanted?.algorithm ?? header?.algorithm ?? "sha256";
     const digest = `${algorithm}:${hashBytes(algorithm, bytes)}`;
     if (wanted && wanted.value !== digest) throw new UpstreamError("digest", this.name, `sent a manifest hashing to ${digest} for ${ref}`);
     // the announced digest is checked in its own algorithm: a sha512 header must not escape the check

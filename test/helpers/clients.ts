@@ -495,7 +495,7 @@ export interface SyncLastRun {
 
 /** GET /api/v1/sync, the parts tests read. */
 export interface SyncView {
-  registries: { name: string; state: string; lastError: string | null; lastRun: SyncLastRun | null }[];
+  registries: { name: string; state: string; lastError: string | null; lastRun: SyncLastRun | null; corruptBlobs: number }[];
   fetches: { digest: string; written: number }[];
 }
 

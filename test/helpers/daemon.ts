@@ -76,7 +76,8 @@ export async function startDaemon(options: DaemonOptions = {}): Promise<Daemon> 
     const decoder = new TextDecoder();
     for await (const chunk of proc.stderr as ReadableStream<Uint8Array>) {
       logs += decoder.decode(chunk, { stream: true });
-      const m = /"msg":"berth listening".*?"port":(\d+)/.exec(logs);
+      // [log] format = "json" (the default) or "text"
+      const m = /"msg":"berth listening".*?"port":(\d+)/.exec(logs) ?? / INFO berth listening .*?\bport=(\d+)/.exec(logs);
       if (m) resolvePort(Number(m[1]));
     }
     rejectPort(new Error(`berth exited before listening:\n${logs}`));

@@ -2,7 +2,15 @@
  * A real upstream registry for sync tests: Debian's docker-registry (CNCF distribution
  * 2.8) started on 127.0.0.1 port 0 with a temp config (optionally htpasswd auth and TLS),
  * its request log parsed from the "response completed" lines, stoppable and restartable on
- * the same port and data. Plus a hand-written OCI layout builder with random layers of
+ * the same port and data. The same port because the daemon under test names its upstream by
+ * URL in its configuration, which SIGHUP does not reload, and the tests are about berth
+ * finding that configured upstream again by itself; a relay on a fixed port in front of a
+ * registry on a new port would turn "connection refused" into "accepted, then closed",
+ * another failure than a stopped upstream. The port is free the moment the killed process
+ * has exited (a listening socket leaves no TIME_WAIT, and distribution binds with
+ * SO_REUSEADDR), but it may meanwhile have been handed out as the local port of someone's
+ * outgoing connection: a re-bind refused with "address already in use" is retried for a
+ * bounded time and then fails with the port named. Plus a hand-written OCI layout builder with random layers of
  * chosen sizes, for pushing with skopeo.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -71,21 +79,35 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
   let proc: Subprocess | undefined;
   let port = 0;
   const scheme = options.tls ? "https" : "http";
-  const launch = async () => {
+  const launchOnce = async (): Promise<"listening" | "port taken"> => {
     writeConfig(port);
     const p = Bun.spawn(["docker-registry", "serve", join(dir, "config.yml")], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
     proc = p;
     const before = logs.length;
-    void (async () => {
+    const drained = (async () => {
       const decoder = new TextDecoder();
       for await (const chunk of p.stderr as ReadableStream<Uint8Array>) logs += decoder.decode(chunk, { stream: true });
     })();
-    await waitFor("docker-registry to listen", () => {
-      if (p.exitCode !== null) throw new Error(`docker-registry exited with ${p.exitCode}:\n${logs}`);
+    let taken = false;
+    await waitFor("docker-registry to listen", async () => {
+      if (p.exitCode !== null) {
+        await drained;
+        if (port !== 0 && /address already in use/.test(logs.slice(before))) return (taken = true);
+        throw new Error(`docker-registry exited with ${p.exitCode}:\n${logs}`);
+      }
       const m = /listening on 127\.0\.0\.1:(\d+)/.exec(logs.slice(before));
       if (m) port = Number(m[1]);
       return m !== null;
     }, 15_000);
+    return taken ? "port taken" : "listening";
+  };
+  const launch = async () => {
+    let outcome = await launchOnce();
+    for (let tries = 1; outcome === "port taken"; tries++) {
+      if (tries === 50) throw new Error(`docker-registry could not bind 127.0.0.1:${port} again: the port stayed in use (${tries} tries)`);
+      await Bun.sleep(100); // the interval of this bounded poll for the port to be free
+      outcome = await launchOnce();
+    }
   };
   await launch();
   const handle: UpstreamRegistry = {

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { waitFor } from "../helpers/clients";
+import { syncView, waitFor } from "../helpers/clients";
 import { type Daemon, startDaemon } from "../helpers/daemon";
 import { type FakeUpstream, brokenBody, drippingBody, startFakeUpstream, startRawUpstream } from "../helpers/fakeupstream";
 
@@ -316,4 +316,12 @@ describe("scheduled sync from a hostile upstream", () => {
     }
     await servesGood(sched, "sched/good");
   }, 30_000);
+});
+
+describe("counting what hostile upstreams sent", () => {
+  test("a blob longer than its descriptor and one shorter are counted as corrupt for that upstream; a cut-off one is not", async () => {
+    const count = async () => (await syncView(sched.url)).registries.find((r) => r.name === "fake")!.corruptBlobs;
+    // the scheduled run above met "short" and "long" (size lies) and the cut-off blobs
+    expect(await count()).toBe(2);
+  });
 });

@@ -74,7 +74,7 @@ async function errorOf(res: Response): Promise<{ code: string; detail: string }>
 
 async function syncInfo(): Promise<{ state: string; corruptBlobs: number; negativeCache: { hits: number } }> {
   const res = await fetch(`${berth.url}/api/v1/sync`);
-  return ((await res.json()) as { registries: any[] }).registries[0];
+  return ((await res.json()) as { registries: { state: string; corruptBlobs: number; negativeCache: { hits: number } }[] }).registries[0]!;
 }
 
 describe("negative cache", () => {

@@ -38,7 +38,8 @@ const registry = (name: string, platform: string) =>
 function tagOf(root: string, repo: string, tag: string): string | undefined {
   const path = join(root, repo, "index.json");
   if (!existsSync(path)) return undefined;
-  return JSON.parse(readFileSync(path, "utf8")).manifests.find((m: any) => m.annotations?.["org.opencontainers.image.ref.name"] === tag)?.digest;
+  const index = JSON.parse(readFileSync(path, "utf8")) as { manifests: { digest: string; annotations?: Record<string, string> }[] };
+  return index.manifests.find((m) => m.annotations?.["org.opencontainers.image.ref.name"] === tag)?.digest;
 }
 
 describe("platform filter with variants", () => {

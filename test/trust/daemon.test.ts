@@ -83,6 +83,26 @@ require_signature = true
     expect((await getManifest(url, "secure/app", `${digest.replace(":", "-")}.sig`, ADMIN)).status).toBe(200);
   });
 
+  test("search shows the trust store's verdicts: IsSigned and SignatureInfo as zot names them", async () => {
+    const digest = await pushImage(url, "public/found", "v1", "searched layer", ADMIN);
+    const other = await pushImage(url, "public/found", "v2", "unsigned layer", ADMIN);
+    await pushCosignSignature(url, "public/found", digest, release, digest, ADMIN); // release.pub is installed by the first test
+    const query = `{ ImageList(repo: "public/found") { Results { Tag Digest IsSigned SignatureInfo { Tool IsTrusted Author } } } }`;
+    const res = await fetch(`${url}/v2/_zot/ext/search`, { method: "POST", body: JSON.stringify({ query }), headers: { ...ADMIN, "Content-Type": "application/json" } });
+    expect(res.status).toBe(200);
+    const results = ((await res.json()) as { data: { ImageList: { Results: { Tag: string; Digest: string; IsSigned: boolean; SignatureInfo: { Tool: string; IsTrusted: boolean; Author: string }[] }[] } } }).data.ImageList.Results;
+    const v1 = results.find((r) => r.Tag === "v1")!;
+    expect(v1.Digest).toBe(digest);
+    expect(v1.IsSigned).toBe(true);
+    expect(v1.SignatureInfo).toHaveLength(1);
+    expect(v1.SignatureInfo[0]).toMatchObject({ Tool: "cosign", IsTrusted: true });
+    expect(v1.SignatureInfo[0]!.Author).toContain("release.pub");
+    const v2 = results.find((r) => r.Tag === "v2")!;
+    expect(v2.Digest).toBe(other);
+    expect(v2.IsSigned).toBe(false);
+    expect(v2.SignatureInfo).toEqual([]);
+  });
+
   test("removing the key flips the status back", async () => {
     const digest = await pushImage(url, "secure/flip", "v1", "flip", ADMIN);
     await pushCosignSignature(url, "secure/flip", digest, release, digest, ADMIN);
