@@ -5,7 +5,7 @@
  * with progress, its bytes counted as background IO of the scheduler's budget).
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Daemon, startDaemon } from "../helpers/daemon";
 import { getManifest, headBlob, makeTemp, sha256 } from "../helpers/clients";
@@ -60,6 +60,21 @@ describe("offline, on a stopped daemon's root", () => {
     expect(sha256(m.bytes)).toBe(img.digest);
     const layer = await fetch(`${daemon.url}/v2/plant/hmi/blobs/${img.layer}`);
     expect(sha256(new Uint8Array(await layer.arrayBuffer()))).toBe(img.layer);
+  });
+});
+
+describe("offline, several roots", () => {
+  test("a repository under a [[storage.subpaths]] prefix lands in that root", async () => {
+    const main = join(work, "main-root");
+    const ssd = join(work, "ssd-root");
+    mkdirSync(main);
+    mkdirSync(ssd);
+    const config = join(work, "roots.toml");
+    writeFileSync(config, `[storage]\nroot = "${main}"\n[[storage.subpaths]]\nprefix = "plant/"\nroot = "${ssd}"\n[log]\nlevel = "warn"\n`);
+    const r = await berth(work, ["bundle", "import", file, "--config", config]);
+    expect(r.code, shown(r)).toBe(0);
+    expect(existsSync(join(ssd, "plant", "hmi", "blobs", "sha256", img.layer.slice(7)))).toBe(true);
+    expect(existsSync(join(main, "plant"))).toBe(false);
   });
 });
 
