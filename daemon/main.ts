@@ -265,6 +265,8 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     scheduler: () => scheduler.state(),
     sync: () => sync?.info() ?? { registries: [], fetches: [], pins: syncState.pins() },
     syncRun: (name, done) => sync?.runNow(name, done) ?? false,
+    // air-gap bundles from the device, loaded on first use; off unless [bundle] import_dirs lists directories
+    ...(config.bundle.import_dirs.length > 0 ? { bundleImport: async (path, options, progress) => (await import("./bundle/admin")).adminImport({ registry, storage: store, io: budget, dirs: config.bundle.import_dirs }, path, options, progress) } : {}),
     ...(config.metrics.enabled ? { metrics: { http: httpMetrics, render: () => metrics.render() } } : {}),
     ...(adminToken !== undefined ? { adminToken } : {}),
     ...rateLimiterFor(config),

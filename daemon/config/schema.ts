@@ -276,6 +276,9 @@ export const SCHEMA = {
     max_results: { kind: "integer", default: 1000, min: 1, max: 100_000, doc: "Most results one page of a search returns; `limit: 0` (all) and larger limits get this many, with the true TotalCount." },
     max_query_bytes: { kind: "bytes", default: 16 * 1024, min: 1024, max: 1024 * 1024, doc: "Largest search request (GraphQL text or JSON body); a larger one is refused with 413." },
   },
+  bundle: {
+    import_dirs: { kind: "strings", default: [], doc: "Directories on the device (a mounted USB stick) from which the admin API may import air-gap bundles (POST /api/v1/bundle/import?path=…); empty: the endpoint is off and nothing of it is loaded. `berth bundle import` through /v2 needs none." },
+  },
   metrics: {
     enabled: { kind: "boolean", default: true, doc: "Serve Prometheus metrics at /metrics." },
     host_interval: { kind: "integer", default: 15, min: 1, max: 3600, doc: "Seconds between samples of host figures (disk free, temperature, memory) while /metrics is scraped." },
