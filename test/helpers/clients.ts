@@ -495,7 +495,7 @@ export interface SyncLastRun {
 
 /** GET /api/v1/sync, the parts tests read. */
 export interface SyncView {
-  registries: { name: string; state: string; lastError: string | null; lastRun: SyncLastRun | null; corruptBlobs: number }[];
+  registries: { name: string; state: string; lastError: string | null; lastRun: SyncLastRun | null; corruptBlobs: number; warmWindowSeconds?: number; warm?: { repo: string; tag: string; pulledAt: number }[] }[];
   fetches: { digest: string; written: number }[];
 }
 
