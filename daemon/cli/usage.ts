@@ -15,7 +15,7 @@ export const USAGE = `usage:
   berth version                 print the version
   berth board detect [--config FILE] [--json]   identify this board and the profile "auto" picks
   berth discover [--write containerd|crio|podman] ...   find berth registries on the LAN
-  berth keys create|list|revoke --url URL --user USER ...   manage API keys through a running registry
+  berth keys create|list|revoke [--url URL --user USER | --registry R] ...   manage API keys through a running registry
   berth trust keys add|list|rm --url URL ...   manage the signature trust store through a running registry
 
 client commands (a running registry: --registry ALIAS|URL, else $BERTH_REGISTRY, else the default login):

@@ -252,9 +252,14 @@ describe("the web UI in Chromium", () => {
     const scrubBar = await page.$eval("#status progress", (e) => [(e as unknown as { value: number }).value, (e as unknown as { max: number }).max]);
     expect(scrubBar[1]).toBeGreaterThan(0);
     expect(scrubBar[0]).toBe(scrubBar[1]);
+    const scrubTask = ((await (await fetch(`${berth.url}/api/v1/tasks`, { headers: basic("admin", USERS.admin) })).json()) as { tasks: { done: number; total: number | null }[] }).tasks[0]!;
+    expect(await page.textContent("#status")).toContain(`${scrubTask.done}/${scrubTask.total}`);
+    await page.click('[data-action="retention"]');
+    await page.click("dialog[open] [data-confirm]");
+    await page.waitForSelector('#status .progress[data-state="succeeded"]');
+    expect(await page.textContent("#status")).toContain("Retention: done.");
     const tasks = ((await (await fetch(`${berth.url}/api/v1/tasks`, { headers: basic("admin", USERS.admin) })).json()) as { tasks: { kind: string; state: string; total: number | null; done: number }[] }).tasks;
-    expect(tasks.map((t) => [t.kind, t.state])).toEqual([["scrub", "succeeded"], ["gc", "succeeded"]]);
-    expect(await page.textContent("#status")).toContain(`${tasks[0]!.done}/${tasks[0]!.total}`);
+    expect(tasks.map((t) => [t.kind, t.state])).toEqual([["retention", "succeeded"], ["scrub", "succeeded"], ["gc", "succeeded"]]);
     await screenshot(page, "storage");
     for (const [hash, heading] of [["sync", "Sync"], ["tasks", "Background tasks"], ["health", "Health and board"]] as const) {
       await page.goto(`${berth.url}/#/${hash}`);
@@ -262,7 +267,7 @@ describe("the web UI in Chromium", () => {
       await screenshot(page, hash);
       if (hash === "tasks") {
         // the recent tasks, newest first; the queue (the lifecycle's periodic work) and the budget
-        expect(await page.$$eval("#tasks tbody tr", (rows) => rows.map((r) => r.getAttribute("data-kind")))).toEqual(["scrub", "gc"]);
+        expect(await page.$$eval("#tasks tbody tr", (rows) => rows.map((r) => r.getAttribute("data-kind")))).toEqual(["retention", "scrub", "gc"]);
         expect(await page.textContent("#tasks")).toContain("succeeded");
         expect(await page.textContent('[data-card="Background reads"] .big')).toBe("unlimited");
       }
