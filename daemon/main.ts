@@ -30,13 +30,15 @@ import { parseWindow, type Window } from "./scheduler/windows";
 import { SyncState } from "./meta/syncstate";
 import { SyncService } from "./sync/service";
 import { runService } from "./service";
-import { Store } from "./storage/store";
+import type { Storage } from "./storage/api";
+import { metaDbPath, openRoots } from "./storage/roots/open";
+import { RootLifecycles } from "./storage/roots/lifecycles";
+import { rootFamilies } from "./storage/roots/metrics";
 import { HttpMetrics } from "./metrics/http";
 import { MetricsRegistry } from "./metrics/registry";
 import { registerStandard } from "./metrics/standard";
 import { lifecycleFamilies, schedulerFamilies, syncFamilies } from "./metrics/background";
 import { VERSION } from "./version";
-import { Lifecycle } from "./lifecycle/lifecycle";
 import { runOffline } from "./lifecycle/offline";
 import { lifecycleOptions } from "./lifecycle/options";
 import { countingDisk } from "./platform/countingdisk";
@@ -103,37 +105,60 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   });
   const scheduler = new Scheduler(budget, { concurrency: sch.concurrency, jitterMs: sch.jitter_ms, windows: sch.windows.map((w) => parseWindow(w) as Window) }, log);
   const counted = countingDisk(realDisk);
-  let lifecycle: Lifecycle | undefined;
-  const store = new Store(counted.disk, {
-    root: config.storage.root,
-    dedupe: config.storage.dedupe,
-    maxBlobBytes: config.storage.max_blob_bytes,
-    manifestCacheBytes: config.storage.manifest_cache_bytes,
-    onIngress: (bytes) => {
-      ingressBytes += bytes;
-      governor.ingress(bytes);
-      budget.foreground(bytes, "write");
+  let lifecycles: RootLifecycles | undefined;
+  // the main root and each [[storage.subpaths]] root (storage/roots/): one Storage routing by prefix
+  const roots = await openRoots(counted.disk, config.storage.root, config.storage.subpaths, {
+    base: {
+      maxBlobBytes: config.storage.max_blob_bytes,
+      onIngress: (bytes) => {
+        ingressBytes += bytes;
+        governor.ingress(bytes);
+        budget.foreground(bytes, "write");
+      },
+      hashing,
+      uploadLimits: { maxSessions: config.storage.max_uploads, maxPerClient: config.storage.max_uploads_per_client, expiryMs: config.storage.upload_expiry * 1000 },
     },
-    hashing,
-    admit: (repo, bytes) => lifecycle?.admit(repo, bytes) ?? Promise.resolve(),
-    uploadLimits: { maxSessions: config.storage.max_uploads, maxPerClient: config.storage.max_uploads_per_client, expiryMs: config.storage.upload_expiry * 1000 },
-  }, log);
-  const recovery = await store.recover();
+    manifestCacheBytes: config.storage.manifest_cache_bytes,
+    dedupe: config.storage.dedupe,
+    admit: (index, repo, bytes) => lifecycles?.admit(index, repo, bytes) ?? Promise.resolve(),
+    // [storage] backend = "s3": the bucket is the main root (loaded only then; root keeps meta.db and spooled uploads)
+    ...(config.storage.backend === "s3" ? {
+      main: async () => (await import("./storage/s3/open")).openS3FromConfig(config, {
+        root: config.storage.root,
+        maxBlobBytes: config.storage.max_blob_bytes,
+        manifestCacheBytes: 0, // the composite's cache serves
+        onIngress: (bytes) => {
+          ingressBytes += bytes;
+          governor.ingress(bytes);
+          budget.foreground(bytes, "write");
+        },
+        hashing,
+        admit: (repo, bytes) => lifecycles?.admit(0, repo, bytes) ?? Promise.resolve(),
+        uploadLimits: { maxSessions: config.storage.max_uploads, maxPerClient: config.storage.max_uploads_per_client, expiryMs: config.storage.upload_expiry * 1000 },
+      }, log),
+    } : {}),
+  }, log).catch((err) => {
+    rootLock.release();
+    throw err;
+  });
+  const store = roots.storage;
+  const recovery = roots.recovery;
   // the trust module's hooks, once it is built (it needs meta.db); only with [trust] enabled
   let trustHooks: RegistryHooks | undefined;
   let cve: CveService | undefined;
   // on a full disk the derived index lives in memory for this run (meta/open.ts)
-  const opened = await openIndex(store.metaDbPath, log, async (db) => {
+  const opened = await openIndex(metaDbPath(config), log, async (db) => {
     const meta = new Meta(db);
-    const lc = new Lifecycle(store, db, log, lifecycleOptions(config), counted.counters);
-    const hooks = withCveHooks(lc.hooks, () => cve?.hooks);
+    const lcs = new RootLifecycles(roots.roots, store.router, db, log, lifecycleOptions(config), counted.counters);
+    const hooks = withCveHooks(lcs.hooks, () => cve?.hooks);
     const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes, hooks: config.trust.enabled ? chainHooks(hooks, { pushed: (...a) => trustHooks?.pushed?.(...a) }) : hooks }, log);
-    return { meta, lc, registry, reindexed: await registry.reconcileAll(recovery.repositories) };
+    return { meta, lcs, registry, reindexed: await registry.reconcileAll(recovery.repositories) };
   });
   const { db } = opened;
-  const { meta, lc, registry, reindexed } = opened.value;
-  lifecycle = lc;
-  lifecycle.attach(registry, meta);
+  const { meta, lcs, registry, reindexed } = opened.value;
+  lifecycles = lcs;
+  lcs.attach(registry, meta);
+  const lc = lcs.main;
   // offline vulnerability scanning (issue 11): loaded only when [cve] enabled
   if (config.cve.enabled) cve = await startCve(config, { db, registry, meta, store, scheduler, log, onRead: (bytes) => governor.ingress(bytes) });
   const syncState = new SyncState(db);
@@ -152,7 +177,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
       } : {}),
     }, log)
     : undefined;
-  if (sync) lc.evictor.setUpstreamPolicy({ serves: (repo) => sync.serves(repo), pinned: (repo, tag) => sync.pinned(repo, tag) });
+  if (sync) for (const r of lcs.roots) r.lc.evictor.setUpstreamPolicy({ serves: (repo) => sync.serves(repo), pinned: (repo, tag) => sync.pinned(repo, tag) });
   const audit = new AuditTrail(auditLog, { pulls: config.audit.pulls, pullIntervalMs: config.audit.pull_interval * 1000 });
   // failed logins: counted, locked out and audited, around the authenticator's password checks
   auth?.plug({ events: new LoginAttempts(lockoutFor(config), audit) });
@@ -164,6 +189,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     governor.stop();
     await hashing.shutdown();
     db.close();
+    roots.release();
     rootLock.release();
     throw err;
   }
@@ -197,6 +223,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   });
   const info = () => ({
     root: config.storage.root,
+    ...(config.storage.subpaths.length > 0 ? { roots: lcs.status() } : {}),
     uploadsInFlight: store.uploads.count(),
     manifestCacheBytes: store.manifests.size(),
     rssBytes: residentBytes() ?? 0, // 0 when /proc cannot be read right now (EMFILE)
@@ -228,15 +255,16 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     hostIntervalMs: config.metrics.host_interval * 1000,
   });
   metrics.provide("lifecycle", () => lifecycleFamilies(lc));
+  if (config.storage.subpaths.length > 0) metrics.provide("roots", () => rootFamilies(roots.roots, lcs));
   metrics.provide("scheduler", () => schedulerFamilies(scheduler));
   if (cve) metrics.provide("cve", () => cve!.metrics());
   if (sync) metrics.provide("sync", () => syncFamilies(sync));
   const storage = {
-    stats: () => lc.stats(),
-    quarantine: () => lc.scrubber.quarantine(),
-    gc: (dryRun: boolean) => lc.gc({ dryRun }),
-    retention: (dryRun: boolean) => lc.retention({ dryRun }),
-    scrub: (progress?: (p: { done: number; total: number; bytes: number; totalBytes: number }) => void) => lc.scrub(undefined, false, progress),
+    stats: () => lcs.stats(),
+    quarantine: () => lcs.quarantine(),
+    gc: (dryRun: boolean) => lcs.gc(dryRun),
+    retention: (dryRun: boolean) => lcs.retention(dryRun),
+    scrub: (progress?: (p: { done: number; total: number; bytes: number; totalBytes: number }) => void) => lcs.scrub(progress),
   };
   const app = createApp({
     v2,
@@ -246,6 +274,8 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     scheduler: () => scheduler.state(),
     sync: () => sync?.info() ?? { registries: [], fetches: [], pins: syncState.pins() },
     syncRun: (name, done) => sync?.runNow(name, done) ?? false,
+    // air-gap bundles from the device, loaded on first use; off unless [bundle] import_dirs lists directories
+    ...(config.bundle.import_dirs.length > 0 ? { bundleImport: async (path, options, progress) => (await import("./bundle/admin")).adminImport({ registry, storage: store, io: budget, dirs: config.bundle.import_dirs }, path, options, progress) } : {}),
     ...(config.metrics.enabled ? { metrics: { http: httpMetrics, render: () => metrics.render() } } : {}),
     ...(adminToken !== undefined ? { adminToken } : {}),
     ...rateLimiterFor(config),
@@ -255,7 +285,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     ...(config.ui.enabled ? { ui: { auth: auth !== undefined, tokens: auth?.front.tokenEndpoint !== undefined, keys: auth?.front.keysApi !== undefined, search: config.search.enabled } } : {}),
     ...(cve ? { cve } : {}),
   });
-  const server = await serveOrRelease(rootLock, (req, peer) => {
+  const server = await serveOrRelease({ release: () => (roots.release(), rootLock.release()) }, (req, peer) => {
     governor.request();
     return app(req, peer);
   }, {
@@ -271,12 +301,13 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   audit.start();
   const advertisement = config.mdns.enabled ? await advertiseOnLan(config, server.port, log, auth?.access) : undefined;
   ready = true;
-  lc.start((intervalMs, make) => scheduler.every(intervalMs, make));
+  lcs.start((intervalMs, make) => scheduler.every(intervalMs, make));
   log.info("berth listening", {
     version: VERSION,
     address: server.hostname,
     port: server.port,
     root: config.storage.root,
+    ...(config.storage.subpaths.length > 0 ? { roots: lcs.status().map((r) => `${r.prefix || "(rest)"} ${r.root}${r.available ? "" : " (unavailable)"}`) } : {}),
     repositories: recovery.repositories.length,
     reindexed,
     uploadsRemoved: recovery.uploadsRemoved,
@@ -289,6 +320,8 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     /** Where other modules (GC, scrub, scheduler, sync) register their figures; see metrics/registry.ts. */
     metrics,
     lifecycle: lc,
+    /** Every storage root's lifecycle (one entry per available root; `main` is `lifecycle`). */
+    lifecycles: lcs,
     /** Authentication and authorization (undefined without [auth]): where the token service, API keys, LDAP, mTLS and audit plug in. */
     auth,
     /** Signature verification (undefined without [trust] enabled); `trust.trustOf` is the search API's read. */
@@ -313,13 +346,14 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
       await scheduler.stop();
       sync?.close();
       audit.close();
-      await lc.close();
+      await lcs.close();
       store.uploads.stop();
       await hashing.shutdown();
       governor.stop();
       cve?.close();
       db.close();
       tokenAuth?.close();
+      roots.release();
       rootLock.release();
     },
   };
@@ -329,7 +363,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
  * Builds the trust module (`[trust] enabled`, loaded on demand): it reads the registry
  * through a second, hookless {@link Registry} (its reads are not clients' pulls).
  */
-async function plugTrust(config: Config, db: SqlDatabase, store: Store, meta: Meta, audit: AuditTrail, log: Logger): Promise<TrustSetup> {
+async function plugTrust(config: Config, db: SqlDatabase, store: Storage, meta: Meta, audit: AuditTrail, log: Logger): Promise<TrustSetup> {
   const { setupTrust } = await import("./trust/setup");
   const reader = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes }, log);
   const quiet = <T>(p: Promise<T>): Promise<T | undefined> => p.catch(() => undefined);
@@ -342,7 +376,7 @@ async function plugTrust(config: Config, db: SqlDatabase, store: Store, meta: Me
       if (!digest || !info || info.size > max) return undefined;
       return quiet(store.blobs.read(repo, digest));
     },
-    referrers: async (repo, digest) => ((await quiet(reader.referrers(repo, digest))) ?? []).map((d) => d.digest),
+    referrers: async (repo, digest) => (await quiet(reader.referrers(repo, digest))) ?? [],
     parents: (repo, digest) => meta.parentsOf(repo, digest),
   }, (repo, reference, digest, reason) => audit.unsigned(repo, reference, digest, reason), log);
 }
@@ -353,7 +387,7 @@ async function plugTrust(config: Config, db: SqlDatabase, store: Store, meta: Me
  */
 async function startCve(
   config: Config,
-  deps: { db: SqlDatabase; registry: Registry; meta: Meta; store: Store; scheduler: Scheduler; log: Logger; onRead: (bytes: number) => void },
+  deps: { db: SqlDatabase; registry: Registry; meta: Meta; store: Storage; scheduler: Scheduler; log: Logger; onRead: (bytes: number) => void },
 ): Promise<CveService> {
   const { CveService } = await import("./cve/service");
   const { registry, meta, store } = deps;

@@ -12,6 +12,7 @@
  * `grant_type=refresh_token` is answered 400 `unsupported_grant_type`.
  */
 import { errorBody } from "../oci/errors";
+import { readTextAtMost } from "../platform/bodytext";
 import type { Action, Principal, Verdict } from "./identity";
 import { type AccessEntry, b64url, type SigningKey, signJwt, type TokenClaims } from "./jwt";
 import { MAX_SCOPES, parseScope, type RequestedScope } from "./scope";
@@ -176,8 +177,9 @@ export function createTokenService(o: TokenServiceOptions): TokenHandler {
     if (length > MAX_FORM_BYTES) return oauthError(400, "invalid_request", `form of ${length} bytes is larger than ${MAX_FORM_BYTES}`);
     let form: URLSearchParams;
     try {
-      const text = await req.text();
-      if (text.length > MAX_FORM_BYTES) return oauthError(400, "invalid_request", `form is larger than ${MAX_FORM_BYTES} bytes`);
+      // counted as it streams: a chunked body has no length to check first
+      const text = await readTextAtMost(req, MAX_FORM_BYTES);
+      if (text === undefined) return oauthError(400, "invalid_request", `form is larger than ${MAX_FORM_BYTES} bytes, or could not be read`);
       form = new URLSearchParams(text);
     } catch {
       return oauthError(400, "invalid_request", "the form body could not be read");

@@ -6,7 +6,7 @@
 import { COMMON, connect, parseArgs, type Parsed } from "../client/args";
 import { runBench, type BenchOptions, type BenchResult } from "../client/bench";
 import { ClientError, EXIT } from "../client/errors";
-import { bytes, parseSize, printJson, ProgressBar, table } from "../client/output";
+import { bytes, parseSize, printable, printJson, ProgressBar, table } from "../client/output";
 
 function intOf(a: Parsed, flag: string, fallback: number, min: number, max: number): number {
   const v = a.values.get(flag);
@@ -87,7 +87,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
   if (a.flags.has("--json")) printJson({ options: { ...o }, results });
   else {
     console.log(`${o.workload}: ${o.count} images of ${bytes(o.size)}, concurrency ${o.concurrency}${o.workload === "mixed" ? `, ${Math.round(o.pushRatio * 100)}% pushes` : ""}`);
-    for (const r of results) console.log(`\n${r.registry} (${r.seconds} s)\n${table(HEAD, rowsOf(r))}${r.errors.length ? `\nfirst errors:\n  ${r.errors.join("\n  ")}` : ""}`);
+    for (const r of results) console.log(`\n${r.registry} (${r.seconds} s)\n${table(HEAD, rowsOf(r))}${r.errors.length ? `\nfirst errors:\n  ${r.errors.map(printable).join("\n  ")}` : ""}`);
     if (results.length === 2) console.log(`\n${comparison(results[0]!, results[1]!)}`);
   }
   return results.some((r) => r.ops.some((s) => s.errors > 0)) ? EXIT.error : EXIT.ok;

@@ -37,6 +37,8 @@ export async function clientCommand(command: string, argv: string[]): Promise<nu
         return await (await import("./ops")).onlinePassCommand(command, argv);
       case "bench":
         return await (await import("./bench")).benchCommand(argv);
+      case "bundle":
+        return await (await import("../bundle/cli")).bundleCommand(argv);
     }
     throw new Error(`"${command}" is not a client command`);
   } catch (err) {

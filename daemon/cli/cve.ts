@@ -8,6 +8,7 @@ import { createReadStream, readFileSync, statSync } from "node:fs";
 import { Readable } from "node:stream";
 import { text as readText } from "node:stream/consumers";
 import { COMMAND_HELP, usageError } from "./usage";
+import { printable } from "../client/output";
 
 const USAGE = COMMAND_HELP.cve!;
 
@@ -100,26 +101,28 @@ export async function cveCommand(argv: string[]): Promise<number> {
       res = await fetch(`${a.url}/api/v1/cve/image?repo=${encodeURIComponent(ref.repo)}&reference=${encodeURIComponent(ref.reference)}`, { headers, ...tls });
     }
     const text = await res.text();
-    if (!res.ok) return (console.error(`berth: cve failed: ${res.status} ${errorText(text)}`), 1);
+    if (!res.ok) return (console.error(`berth: cve failed: ${res.status} ${printable(String(errorText(text)))}`), 1);
     const j = JSON.parse(text);
+    // OS names, package names and versions come from the image's own files: shown, never obeyed by the terminal
+    const p = (v: unknown) => printable(String(v));
     if (a.json) return (console.log(JSON.stringify(j, null, 2)), 0);
     if (first === "db") {
       const s = second === "import" ? j.status : j;
       if (!s.present) return (console.log("no vulnerability database imported"), 0);
-      console.log(`${second === "import" ? "imported: " : ""}Grype schema ${s.schemaVersion}, built ${s.built}, imported ${s.imported}, ${s.bytes} bytes, checksum ${s.checksum ?? "not checked (since restart)"}`);
+      console.log(p(`${second === "import" ? "imported: " : ""}Grype schema ${s.schemaVersion}, built ${s.built}, imported ${s.imported}, ${s.bytes} bytes, checksum ${s.checksum ?? "not checked (since restart)"}`));
       return 0;
     }
-    console.log(`${j.repo}@${j.digest}  ${j.os ?? "unknown OS"}, ${j.packages} packages, scanned ${j.scannedAt} (database built ${j.dbBuilt})`);
-    console.log(`${j.count} vulnerabilities, worst ${j.maxSeverity}: ${Object.entries(j.counts as Record<string, number>).map(([k, v]) => `${k} ${v}`).join(", ")}`);
-    if (j.error) console.log(`note: ${j.error}`);
+    console.log(p(`${j.repo}@${j.digest}  ${j.os ?? "unknown OS"}, ${j.packages} packages, scanned ${j.scannedAt} (database built ${j.dbBuilt})`));
+    console.log(p(`${j.count} vulnerabilities, worst ${j.maxSeverity}: ${Object.entries(j.counts as Record<string, number>).map(([k, v]) => `${k} ${v}`).join(", ")}`));
+    if (j.error) console.log(`note: ${p(j.error)}`);
     type F = { id: string; package: string; version: string; fixedIn?: string; fixState: string; severity: string };
-    const rows = (j.findings as F[]).map((f) => [f.severity.toUpperCase(), f.id, f.package, f.version, f.fixedIn ?? `(${f.fixState})`]);
+    const rows = (j.findings as F[]).map((f) => [String(f.severity).toUpperCase(), f.id, f.package, f.version, f.fixedIn ?? `(${f.fixState})`].map(p));
     const head = ["SEVERITY", "ID", "PACKAGE", "INSTALLED", "FIXED IN"];
     const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
     for (const r of [head, ...rows]) console.log(r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd());
     return 0;
   } catch (err) {
-    console.error(`berth: cve failed: ${(err as Error).message}`);
+    console.error(`berth: cve failed: ${printable((err as Error).message)}`);
     return 1;
   }
 }

@@ -18,6 +18,7 @@ import { derToPem, fingerprintDer } from "../discovery/fingerprint";
 import { writeContainerd, writeRegistriesConf } from "../discovery/runtime-config";
 import { authSummary, credentialAdvice, needsCredentials } from "../discovery/credentials";
 import { COMMAND_HELP, usageError } from "./usage";
+import { printable } from "../client/output";
 
 const USAGE = COMMAND_HELP.discover!;
 
@@ -139,6 +140,8 @@ export async function discoverCommand(args: string[]): Promise<number> {
 class UsageError extends Error {}
 
 function describe(r: Found): string {
-  const where = `${r.addresses[0] ?? r.host}:${r.port}`;
-  return `${r.name}\t${r.tls ? "https" : "http"}://${where}${r.api}\tauth=${authSummary(r.auth)}\tversion=${r.version}\tid=${r.instanceId}\tboard=${r.board}${r.fingerprint ? `\tfp=${r.fingerprint}` : ""}`;
+  // every field came from the LAN: shown, never obeyed by the terminal
+  const where = printable(`${r.addresses[0] ?? r.host}:${r.port}`);
+  const p = (v: unknown) => printable(String(v));
+  return `${p(r.name)}\t${r.tls ? "https" : "http"}://${where}${p(r.api)}\tauth=${p(authSummary(r.auth))}\tversion=${p(r.version)}\tid=${p(r.instanceId)}\tboard=${p(r.board)}${r.fingerprint ? `\tfp=${p(r.fingerprint)}` : ""}`;
 }

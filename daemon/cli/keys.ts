@@ -11,6 +11,7 @@ import { text } from "node:stream/consumers";
 import { parseDuration } from "../config/schema";
 import { readCredentials, resolveRegistry, type RegistryEntry } from "../client/credentials";
 import { ClientError } from "../client/errors";
+import { printable } from "../client/output";
 import { COMMAND_HELP, usageError } from "./usage";
 
 const USAGE = COMMAND_HELP.keys!;
@@ -137,7 +138,7 @@ export async function keysCommand(argv: string[]): Promise<number> {
       } catch {
         // not JSON: show it as it came
       }
-      console.error(`berth: ${a.sub} failed: ${res.status} ${message}`);
+      console.error(`berth: ${a.sub} failed: ${res.status} ${printable(String(message))}`);
       return 1;
     }
     if (a.sub === "revoke") return (console.log(`revoked ${a.positional[0]}`), 0);
@@ -145,17 +146,18 @@ export async function keysCommand(argv: string[]): Promise<number> {
     if (a.json) return (console.log(JSON.stringify(j, null, 2)), 0);
     if (a.sub === "create") {
       console.log(j.key);
-      console.error(`key ${j.id} ("${j.label}", expires ${when(j.expires)}): shown once, store it now; use it as the password with any user name`);
+      console.error(`key ${printable(String(j.id))} ("${printable(String(j.label))}", expires ${when(j.expires)}): shown once, store it now; use it as the password with any user name`);
       return 0;
     }
     type Row = { id: string; owner: string; label: string; expires: string | null; lastUsed: string | null; scopes: { repos: string[]; actions: string[] }[] };
     const rows = (j.keys as Row[]).map((k) => [k.id, k.owner, when(k.expires), when(k.lastUsed), k.scopes.map((s) => `${s.repos.join(",")}:${s.actions.join(",")}`).join(" ") || "(owner's rights)", k.label]);
     const head = ["ID", "OWNER", "EXPIRES", "LAST USED", "SCOPES", "LABEL"];
-    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-    for (const r of [head, ...rows]) console.log(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  "));
+    const shown = rows.map((r) => r.map((c) => printable(String(c))));
+    const widths = head.map((h, i) => Math.max(h.length, ...shown.map((r) => r[i]!.length)));
+    for (const r of [head, ...shown]) console.log(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  "));
     return 0;
   } catch (err) {
-    console.error(`berth: keys ${a.sub}: ${(err as Error).message}`);
+    console.error(`berth: keys ${a.sub}: ${printable((err as Error).message)}`);
     return err instanceof ClientError ? err.exit : 1;
   }
 }

@@ -6,7 +6,7 @@
  */
 import { COMMON, connect, parseArgs } from "../client/args";
 import { ClientError, EXIT } from "../client/errors";
-import { bytes, duration, printJson, ProgressBar, table } from "../client/output";
+import { bytes, duration, printable, printJson, ProgressBar, table } from "../client/output";
 import { runTask } from "../client/registry";
 
 /** `berth gc|scrub --registry R [--dry-run]`: one pass on the running daemon, followed as a task. */
@@ -103,6 +103,6 @@ export async function statusCommand(argv: string[]): Promise<number> {
     lines.push(["Storage", `${bytes(quota.usedBytes)} used${quota.maxBytes ? ` of ${bytes(quota.maxBytes)}` : ""}${typeof quota.freeBytes === "number" ? `, ${bytes(quota.freeBytes)} free on disk` : ""}`]);
   }
   lines.push(["Upstreams", ups.length === 0 ? "none" : ups.map((u) => `${u.name} (${u.state ?? "?"})`).join(", ")]);
-  console.log(lines.map(([k, v]) => `${(k + ":").padEnd(11)}${v}`).join("\n"));
+  console.log(lines.map(([k, v]) => `${(k + ":").padEnd(11)}${printable(v)}`).join("\n"));
   return EXIT.ok;
 }

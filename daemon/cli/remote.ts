@@ -6,7 +6,7 @@
 import { COMMON, connect, parseArgs } from "../client/args";
 import { ClientError, EXIT } from "../client/errors";
 import { blobJson, catalog, deleteManifest, graphql, imageSize, manifest, parseRef, platforms, refPart, tags } from "../client/registry";
-import { bytes, printJson, table } from "../client/output";
+import { bytes, printable, printJson, table } from "../client/output";
 import type { RegistryClient } from "../client/http";
 
 const short = (digest: string) => digest.replace(/^(sha256:)?([0-9a-f]{12})[0-9a-f]*$/, "$2");
@@ -33,7 +33,7 @@ export async function reposCommand(argv: string[]): Promise<number> {
   const repos = await catalog(client);
   if (a.flags.has("--json")) printJson({ repositories: repos });
   else if (repos.length === 0) console.error("no repositories");
-  else console.log(repos.join("\n"));
+  else console.log(repos.map(printable).join("\n"));
   return EXIT.ok;
 }
 
@@ -111,13 +111,13 @@ export async function inspectCommand(argv: string[]): Promise<number> {
   ];
   if (config) lines.push(["Platform", [config.os, config.architecture, config.variant].filter(Boolean).join("/")], ["Created", config.created ?? "-"]);
   if (d.subject) lines.push(["Subject", d.subject.digest]);
-  console.log(lines.map(([k, v]) => `${(k + ":").padEnd(12)}${v}`).join("\n"));
+  console.log(lines.map(([k, v]) => `${(k + ":").padEnd(12)}${printable(v)}`).join("\n"));
   if (out.manifests) console.log(`\nManifests:\n${table(["PLATFORM", "DIGEST", "SIZE"], out.manifests.map((x) => [x.platform ? [x.platform.os, x.platform.architecture, x.platform.variant].filter(Boolean).join("/") : "-", x.digest, bytes(x.size)]))}`);
   if (out.layers) console.log(`\nLayers:\n${table(["DIGEST", "SIZE", "MEDIA TYPE"], out.layers.map((l) => [l.digest, bytes(l.size), l.mediaType]))}`);
   const labels = Object.entries(out.labels ?? {});
-  if (labels.length > 0) console.log(`\nLabels:\n${labels.map(([k, v]) => `  ${k}=${v}`).join("\n")}`);
+  if (labels.length > 0) console.log(`\nLabels:\n${labels.map(([k, v]) => `  ${printable(k)}=${printable(v)}`).join("\n")}`);
   const annotations = Object.entries(out.annotations);
-  if (annotations.length > 0) console.log(`\nAnnotations:\n${annotations.map(([k, v]) => `  ${k}=${v}`).join("\n")}`);
+  if (annotations.length > 0) console.log(`\nAnnotations:\n${annotations.map(([k, v]) => `  ${printable(k)}=${printable(v)}`).join("\n")}`);
   return EXIT.ok;
 }
 

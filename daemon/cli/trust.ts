@@ -8,6 +8,7 @@
  */
 import { readFileSync } from "node:fs";
 import { readPassword } from "./keys";
+import { printable } from "../client/output";
 import { COMMAND_HELP, usageError } from "./usage";
 
 const USAGE = COMMAND_HELP.trust!;
@@ -84,7 +85,7 @@ export async function trustCommand(argv: string[]): Promise<number> {
       } catch {
         // not JSON: show it as it came
       }
-      console.error(`berth: trust keys ${a.sub} failed: ${res.status} ${message}`);
+      console.error(`berth: trust keys ${a.sub} failed: ${res.status} ${printable(String(message))}`);
       return 1;
     }
     if (a.sub === "rm") return (console.log(`removed ${a.positional[0]}`), 0);
@@ -94,12 +95,13 @@ export async function trustCommand(argv: string[]): Promise<number> {
     const entries: Entry[] = a.sub === "add" ? j.installed : j.keys;
     const rows = entries.map((e) => [e.name, e.kind === "key" ? `key (${e.keyType})` : "CA", e.id, e.kind === "ca" ? `${e.subject} until ${e.notAfter}` : ""]);
     const head = ["NAME", "KIND", "ID", "CERTIFICATE"];
-    const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-    for (const r of [head, ...rows]) console.log(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd());
-    for (const p of (a.sub === "list" ? j.problems : []) as { name: string; error: string }[]) console.error(`berth: ${p.name} is not used: ${p.error}`);
+    const shown = rows.map((r) => r.map((c) => printable(String(c))));
+    const widths = head.map((h, i) => Math.max(h.length, ...shown.map((r) => r[i]!.length)));
+    for (const r of [head, ...shown]) console.log(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd());
+    for (const p of (a.sub === "list" ? j.problems : []) as { name: string; error: string }[]) console.error(`berth: ${printable(p.name)} is not used: ${printable(p.error)}`);
     return 0;
   } catch (err) {
-    console.error(`berth: trust keys ${a.sub}: ${(err as Error).message}`);
+    console.error(`berth: trust keys ${a.sub}: ${printable((err as Error).message)}`);
     return 1;
   }
 }

@@ -29,12 +29,13 @@ client commands (a running registry: --registry ALIAS|URL, else $BERTH_REGISTRY,
   berth sync status|run NAME    upstreams up/down, last runs; queue a sync
   berth status                  version, readiness, memory, storage, upstreams
   berth bench URL [--compare URL2] ...   push/pull benchmark of any OCI registry
+  berth bundle export|import|have ...   air-gap bundles (oci-archive files) out of and into a registry
   (--json for scripts; exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 denied, 5 unreachable, 6 unsupported)
   berth cve REF | db import FILE | db status --url URL ...   vulnerability results and database of a running registry
   berth help [COMMAND]          this text, or a command's (also: berth COMMAND --help)`;
 
 /** The commands of the client (cli/client.ts), loaded only when one is run. */
-export const CLIENT_COMMANDS: readonly string[] = ["login", "logout", "repos", "images", "inspect", "rm", "search", "sync", "status", "bench"];
+export const CLIENT_COMMANDS: readonly string[] = ["login", "logout", "repos", "images", "inspect", "rm", "search", "sync", "status", "bench", "bundle"];
 
 /** What every client command's help ends with. */
 const CLIENT_COMMON = `
@@ -131,6 +132,29 @@ runs the same workload against a second registry and prints both side by side wi
 ratios. Memory stays bounded: layers are generated and streamed in 256 KiB chunks. Images go
 to --repo (default berth-bench) with tags bench-SEED-N; nothing is deleted afterwards.
 Exit 1 when an operation failed.
+${CLIENT_COMMON}`,
+  bundle: `usage: berth bundle export -o FILE (REPO[:TAG]|REPO@DIGEST ... | --all) [--platform OS/ARCH[/VARIANT]]
+                          [--have INVENTORY] [--no-signatures]
+       berth bundle import FILE [--dry-run] [--repo NAME] [--rate SIZE]
+       berth bundle import FILE --config BERTH_TOML [--dry-run] [--repo NAME]
+       berth bundle import --on-device PATH [--dry-run] [--repo NAME]
+       berth bundle have [REPO ...] > INVENTORY
+
+Air-gap bundles: one oci-archive file (an OCI image layout in a tar, readable by
+\`skopeo copy oci-archive:FILE:REPO:TAG ...\`) carried on a stick to an offline registry.
+export: the references (REPO alone: every tag) with their cosign tags and referrers (SBOMs,
+signatures), each blob once; index.json names every tagged manifest "REPO:TAG"
+(org.opencontainers.image.ref.name). --platform narrows an index to one platform's
+manifest. --have INVENTORY (written on the target by \`berth bundle have\`) leaves out the
+blobs the target already holds: an incremental bundle, smaller, for that target only.
+import: verifies the archive and every manifest first, checks push rights on every
+repository, then writes image by image (blobs, then manifests, the tag last), skipping what
+the registry holds: a rerun after an interruption resumes, a second run changes nothing.
+--dry-run lists what would change. --repo names the repository for entries that name none
+(an archive made with \`skopeo copy ... oci-archive:FILE:TAG\`). --rate caps the upload rate.
+With --config: offline, on the storage root of a stopped daemon (its lock refuses a running
+one). With --on-device: the registry imports PATH from its own disk (a stick mounted under
+[bundle] import_dirs) through its admin API, under its IO budget, followed as a task.
 ${CLIENT_COMMON}`,
   status: `usage: berth status [--registry R] [--json]
 

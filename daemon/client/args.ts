@@ -10,6 +10,7 @@
  * and ends with `finish(err)` for the message and exit code.
  */
 import { ClientError, EXIT, exitCodeOf, type ExitCode } from "./errors";
+import { printable } from "./output";
 import { readCredentials, resolveRegistry } from "./credentials";
 import { RegistryClient } from "./http";
 
@@ -76,7 +77,8 @@ export function connect(a: Parsed, registry = a.values.get("--registry")): { cli
  */
 export function finish(err: unknown, usage: string): ExitCode {
   const code = exitCodeOf(err);
-  const message = err instanceof Error ? err.message : String(err);
+  // messages quote what servers said: shown, never obeyed by the terminal
+  const message = printable(err instanceof Error ? err.message : String(err));
   if (code === EXIT.usage) console.error(`berth: ${message}\n${usage}`);
   else console.error(`berth: ${message}`);
   if (!(err instanceof ClientError) && err instanceof Error && process.env.BERTH_DEBUG) console.error(err.stack);

@@ -10,7 +10,7 @@
  * `password` may be an API key (`berth_…`); `token` is the admin token of
  * `[http] admin_token_file`, sent as Bearer to /api/v1 only.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { ClientError, EXIT } from "./errors";
@@ -60,7 +60,10 @@ export function writeCredentials(file: CredentialsFile, path = credentialsPath()
   const dir = dirname(path);
   if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
   const temp = `${path}.${process.pid}.tmp`;
-  writeFileSync(temp, JSON.stringify(file, null, 2) + "\n", { mode: 0o600 });
+  // a fresh file (O_EXCL): whatever sits at the temporary name (a leftover, or a symbolic
+  // link someone planted to have the secrets written elsewhere) is removed, not followed
+  rmSync(temp, { force: true });
+  writeFileSync(temp, JSON.stringify(file, null, 2) + "\n", { mode: 0o600, flag: "wx" });
   chmodSync(temp, 0o600); // whatever the umask did
   renameSync(temp, path);
 }

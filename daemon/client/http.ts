@@ -126,10 +126,17 @@ export class RegistryClient {
     const realm = new URL(params.realm!, this.url);
     if (params.service) realm.searchParams.set("service", params.service);
     for (const s of [params.scope, scope]) if (s && !realm.searchParams.getAll("scope").includes(s)) realm.searchParams.append("scope", s);
-    const basic = this.basic();
+    // the realm comes from the server: credentials go only to the registry's own origin (or
+    // its host over https), never to another host or over a downgrade to plain http
+    const home = new URL(this.url);
+    const own = realm.origin === home.origin || (realm.protocol === "https:" && realm.hostname === home.hostname);
+    const basic = own ? this.basic() : undefined;
     const res = await this.send(realm.href, { headers: basic ? { Authorization: basic } : {} });
     const text = await res.text();
-    if (!res.ok) throw new ClientError(`the token service at ${realm.origin}${realm.pathname} refused: ${res.status} ${messageOfBody(text)}`, exitForStatus(res.status), res.status);
+    if (!res.ok) {
+      const why = own || !this.basic() ? "" : ` (asked without credentials: they are sent only to ${home.origin}, and the realm is another origin)`;
+      throw new ClientError(`the token service at ${realm.origin}${realm.pathname} refused: ${res.status} ${messageOfBody(text)}${why}`, exitForStatus(res.status), res.status);
+    }
     try {
       const j = JSON.parse(text) as { token?: string; access_token?: string };
       const token = j.token ?? j.access_token;

@@ -4,8 +4,21 @@
  * is a terminal, so that pipes and scripts see nothing of it.
  */
 
-/** Formats rows under a header as aligned columns (the last column is not padded). */
+/** C0 and C1 control characters and DEL: what a terminal may obey instead of showing. */
+const CONTROL = /[\x00-\x1f\x7f-\x9f]/g;
+
+/**
+ * `text` fit for a terminal: every control character (escape sequences, carriage returns,
+ * newlines) shown as `\xNN` (`\n`, `\r`, `\t`), so a string from a registry can neither drive
+ * the terminal nor fake lines of output. For human output only; JSON output stays exact.
+ */
+export function printable(text: string): string {
+  return text.replace(CONTROL, (c) => (c === "\n" ? "\\n" : c === "\r" ? "\\r" : c === "\t" ? "\\t" : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`));
+}
+
+/** Formats rows under a header as aligned columns (the last column is not padded); cells are made {@link printable}. */
 export function table(head: string[], rows: string[][]): string {
+  rows = rows.map((r) => r.map((c) => printable(c ?? "")));
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   return [head, ...rows].map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd()).join("\n");
 }

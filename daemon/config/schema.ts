@@ -9,7 +9,9 @@ import { type SyncRegistryConfig, checkSyncRegistries } from "./sync";
 import { type ApiKeysConfig, type TokenConfig, APIKEYS_DEFAULTS, TOKEN_DEFAULTS, checkApiKeysConfig, checkTokenConfig } from "./tokenauth";
 import type { AccessRuleConfig } from "../access/policy";
 import { checkAccessRules, checkAuthGroups } from "./access";
+import { type S3Config, checkS3Config } from "./s3";
 import { checkLdapConfig, checkMtlsConfig, DEFAULT_MTLS, type LdapConfig, type MtlsConfig } from "./authext";
+import { checkSubpaths, type SubpathConfig } from "./subpaths";
 
 /** A size in bytes: an integer, or a string such as "4 MiB" / "512KiB" / "1GB". */
 export type Bytes = number;
@@ -217,6 +219,10 @@ export const SCHEMA = {
     max_uploads: { kind: "integer", default: 512, min: 1, max: 1_000_000, doc: "Upload sessions open at once, all clients together; more get 429 with Retry-After." },
     max_uploads_per_client: { kind: "integer", default: 64, min: 1, max: 1_000_000, doc: "Upload sessions one client (peer address) may have open at once; more get 429 with Retry-After." },
     upload_expiry: { kind: "duration", default: 600, min: 1, max: 7 * DAY, doc: "An upload session with no request for this long is removed (by its own timer, not a GC pass)." },
+    subpaths: { kind: "custom", default: [] as SubpathConfig[], check: checkSubpaths, doc: "Further storage roots ([[storage.subpaths]] prefix, root, required, dedupe, max_bytes, min_free, gc, scrub), each serving the repositories under its prefix; see daemon/config/subpaths.ts." },
+    state_dir: { kind: "string", default: "", doc: "Directory of the derived index meta.db (rebuilt from the roots when lost); empty: <root>/.berth." },
+    backend: { kind: "enum", default: "local", values: ["local", "s3"], doc: 'Where blobs and indexes live: "local" (OCI layouts under root) or "s3" ([storage.s3]; root then holds meta.db and spooled uploads only).' },
+    s3: { kind: "custom", default: null as S3Config | null, check: checkS3Config, doc: "[storage.s3]: the bucket of the S3 backend (endpoint, bucket, prefix, region, credentials_file, part_size, redirect, redirect_expiry, public_endpoint, blob_grace); see daemon/config/s3.ts." },
   },
   memory: {
     rss_soft_limit: { kind: "bytes", default: 64 * MiB, min: 0, max: 64 * 1024 * MiB, doc: "Resident memory above which traffic triggers a garbage collection; 0 leaves it to the runtime." },
@@ -269,6 +275,9 @@ export const SCHEMA = {
     enabled: { kind: "boolean", default: true, doc: "Serve zot's GraphQL search API at /v2/_zot/ext/search (loaded on the first search request; nothing is loaded or indexed before)." },
     max_results: { kind: "integer", default: 1000, min: 1, max: 100_000, doc: "Most results one page of a search returns; `limit: 0` (all) and larger limits get this many, with the true TotalCount." },
     max_query_bytes: { kind: "bytes", default: 16 * 1024, min: 1024, max: 1024 * 1024, doc: "Largest search request (GraphQL text or JSON body); a larger one is refused with 413." },
+  },
+  bundle: {
+    import_dirs: { kind: "strings", default: [], doc: "Directories on the device (a mounted USB stick) from which the admin API may import air-gap bundles (POST /api/v1/bundle/import?path=…); empty: the endpoint is off and nothing of it is loaded. `berth bundle import` through /v2 needs none." },
   },
   metrics: {
     enabled: { kind: "boolean", default: true, doc: "Serve Prometheus metrics at /metrics." },

@@ -19,6 +19,8 @@ import { readCredentials } from "../sync/client";
 import { parseHtpasswd } from "../auth/htpasswd";
 import { ConfigError, loadConfig } from "./load";
 import type { Config } from "./schema";
+import { subpathLayoutProblems } from "./subpaths";
+import { rootProblem } from "../storage/roots/open";
 
 /** Shortest admin token accepted (characters on the token file's first line). */
 export const MIN_TOKEN_LENGTH = 16;
@@ -137,6 +139,12 @@ export function checkPaths(config: Config): string[] {
     }
   }
   checkRoot(config.storage.root, problems);
+  // [[storage.subpaths]]: prefixes and roots against each other, and each required root on disk
+  problems.push(...subpathLayoutProblems(config.storage.root, config.storage.subpaths));
+  config.storage.subpaths.forEach((sp, i) => {
+    const problem = sp.required ? rootProblem(sp.root) : undefined;
+    if (problem) problems.push(`storage.subpaths[${i}].root: storage root for "${sp.prefix}": ${problem}`);
+  });
   if (http.admin_token_file) readTokenFile(http.admin_token_file, problems);
   if (config.auth.htpasswd) checkHtpasswd(config.auth.htpasswd, problems);
   if (config.auth.htpasswd !== "" || config.access.length > 0) {

@@ -31,6 +31,12 @@ export interface AdminDeps {
   syncRun?: (name: string, done?: (error?: string, report?: unknown) => void) => boolean;
   /** The storage lifecycle (GC, scrub, retention, quota, write accounting), when present. */
   storage?: StorageAdmin;
+  /**
+   * Imports the air-gap bundle at `path` (on the device) under the IO budget; absent when
+   * `[bundle] import_dirs` is empty. Rejects with an error whose `status` (400, 403, 404,
+   * 422) the synchronous answer takes.
+   */
+  bundleImport?: (path: string, options: { dryRun: boolean; repo?: string }, progress: (p: TaskProgress) => void) => Promise<unknown>;
 }
 
 /** What the storage admin routes call. */
@@ -211,6 +217,24 @@ export function createAdminApp(deps: AdminDeps): (req: Request) => Response | Pr
           return storage ? maybeAsync(tasks, "retention", { query, headers, set }, () => storage.retention(dryRun(query))) : noStorage(set);
         }, {
           detail: { tags: ["storage"], summary: "Apply the retention policies now (?dry_run=true reports only; ?async=true answers 202 with a task)" },
+        })
+        .post("/bundle/import", async ({ query, set, headers }) => {
+          const run = deps.bundleImport;
+          if (!run) return ((set.status = 404), { error: "bundle import through the admin API is off: list the directories it may read in [bundle] import_dirs" });
+          if (!query.path) return ((set.status = 400), { error: "give the bundle's path on the device: ?path=/media/usb/bundle.tar" });
+          const path = query.path;
+          const options = { dryRun: dryRun(query), ...(query.repo ? { repo: query.repo } : {}) };
+          if (wantsAsync(query, headers)) return maybeAsync(tasks, "bundle-import", { query, headers, set }, (progress) => run(path, options, progress));
+          try {
+            return await run(path, options, () => {});
+          } catch (err) {
+            const status = (err as { status?: number }).status;
+            if (status === undefined) throw err;
+            set.status = status;
+            return { error: (err as Error).message };
+          }
+        }, {
+          detail: { tags: ["storage"], summary: "Import an air-gap bundle (oci-archive) from a path on the device under [bundle] import_dirs (?dry_run=true lists what would change; ?repo= names the repository of entries that name none; ?async=true answers 202 with a task)" },
         })
         .post("/storage/scrub", ({ query, set, headers }) => {
           const storage = deps.storage;

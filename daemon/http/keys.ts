@@ -13,6 +13,7 @@
  */
 import { ApiKeyError, type ApiKeyInfo, type ApiKeyStore } from "../auth/apikeys";
 import type { Principal } from "../auth/identity";
+import { readTextAtMost } from "../platform/bodytext";
 
 /** Who is calling, as the front decided. */
 export interface KeysCaller {
@@ -44,8 +45,8 @@ export function createKeysApi(store: ApiKeyStore, now: () => number = Date.now):
   async function create(req: Request, caller: KeysCaller): Promise<Response> {
     const p = caller.principal;
     if (p.source === "apikey" || p.source === "token") return error(403, `keys cannot be created with a credential of kind "${p.source}"; log in with a password`);
-    const text = await req.text().catch(() => undefined);
-    if (text === undefined || text.length > MAX_BODY) return error(400, `the request body must be JSON of at most ${MAX_BODY} bytes`);
+    const text = await readTextAtMost(req, MAX_BODY);
+    if (text === undefined) return error(400, `the request body must be JSON of at most ${MAX_BODY} bytes`);
     let body: Record<string, unknown>;
     try {
       body = JSON.parse(text);

@@ -61,9 +61,11 @@ export class Lifecycle {
     private readonly log: Logger,
     private readonly options: LifecycleOptions,
     private readonly diskCounters?: DiskCounters,
+    /** Pull/push statistics shared by the lifecycles of several storage roots (default: its own). */
+    usage?: UsageStats,
   ) {
     this.touches = new Touches(options.gc.graceMs);
-    this.usage = new UsageStats(db);
+    this.usage = usage ?? new UsageStats(db);
     this.quota = new Quota(store, options.quota, log);
   }
 

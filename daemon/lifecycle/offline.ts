@@ -1,5 +1,6 @@
 /**
- * `berth gc` and `berth scrub`: one pass over a storage root without serving it. Run them
+ * `berth gc` and `berth scrub`: one pass over every storage root (the main one and each
+ * `[[storage.subpaths]]` root, root by root) without serving them. Run them
  * while the daemon is stopped (the daemon runs the same passes online by itself). `gc`
  * applies the retention policies first, then collects garbage; with `--dry-run` nothing is
  * changed (not even start-up recovery runs) and the output lists what a real pass removes.
@@ -11,20 +12,19 @@ import { Meta } from "../meta/meta";
 import { lockRoot } from "../platform/rootlock";
 import { openDatabase } from "../platform/sqlite";
 import { Registry } from "../registry/registry";
-import { openLocalStore } from "../storage/store";
+import { realDisk } from "../platform/disk";
+import { metaDbPath, type OpenedRoots, openRoots } from "../storage/roots/open";
+import { RootLifecycles } from "../storage/roots/lifecycles";
 import type { Excluded } from "./gc";
-import { Lifecycle } from "./lifecycle";
 import { lifecycleOptions } from "./options";
 
 /** Runs `gc` or `scrub` once over the configured root; prints to `out`; returns the exit code. */
 export async function runOffline(config: Config, command: "gc" | "scrub", dryRun: boolean, log: Logger, out: (line: string) => void): Promise<number> {
-  const store = openLocalStore({
-    root: config.storage.root,
-    dedupe: config.storage.dedupe,
-    maxBlobBytes: config.storage.max_blob_bytes,
-    manifestCacheBytes: config.storage.manifest_cache_bytes,
-  }, log);
-  if (!store.rootIsDirectory()) {
+  if (config.storage.backend === "s3") {
+    out(`berth ${command} runs offline on the local backend only; with [storage] backend = "s3" the running daemon does (berth ${command} --registry URL)`);
+    return 1;
+  }
+  if (realDisk.stat(config.storage.root)?.isDirectory !== true) {
     out(`${config.storage.root}: no such storage root`);
     return 1;
   }
@@ -32,14 +32,22 @@ export async function runOffline(config: Config, command: "gc" | "scrub", dryRun
   // RootInUseError reaches the command line, which prints it and exits 1.
   const rootLock = await lockRoot(config.storage.root);
   let db: ReturnType<typeof openDatabase> | undefined;
+  let roots: OpenedRoots | undefined;
   try {
-    const repositories = dryRun ? await store.repositories() : (await store.recover()).repositories;
-    db = openDatabase(dryRun ? ":memory:" : store.metaDbPath);
+    // every root ([[storage.subpaths]] too), each locked; a dry run recovers nothing
+    roots = await openRoots(realDisk, config.storage.root, config.storage.subpaths, {
+      base: { maxBlobBytes: config.storage.max_blob_bytes },
+      manifestCacheBytes: config.storage.manifest_cache_bytes,
+      dedupe: config.storage.dedupe,
+      recover: !dryRun,
+    }, log);
+    const store = roots.storage;
+    db = openDatabase(dryRun ? ":memory:" : metaDbPath(config));
     const meta = new Meta(db);
     const options = lifecycleOptions(config);
-    const lc = new Lifecycle(store, db, log, options);
+    const lc = new RootLifecycles(roots.roots, store.router, db, log, options);
     const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes, hooks: lc.hooks }, log);
-    await registry.reconcileAll(repositories);
+    await registry.reconcileAll(roots.recovery.repositories);
     lc.attach(registry, meta);
     const verb = dryRun ? "would remove" : "removed";
     if (command === "scrub") {
@@ -48,12 +56,12 @@ export async function runOffline(config: Config, command: "gc" | "scrub", dryRun
       out(`scrub: ${r.blobsChecked} blobs, ${r.bytesChecked} bytes checked, ${r.quarantined.length} quarantined`);
       return r.quarantined.length > 0 ? 3 : 0;
     }
-    const retention = await lc.retention({ dryRun: dryRun || options.retention.dryRun });
+    const retention = await lc.retention(dryRun || options.retention.dryRun);
     for (const t of retention.tags) out(`${verb} tag ${t.repo}:${t.tag} (${t.digest}) [retention]`);
     for (const m of retention.manifests) out(`${verb} manifest ${m.repo}@${m.digest} [retention]`);
     const excluded = new Map<string, Set<string>>();
     if (retention.dryRun) for (const m of retention.manifests) (excluded.get(m.repo) ?? excluded.set(m.repo, new Set()).get(m.repo)!).add(m.digest);
-    const gc = await lc.gc({ dryRun, excluded: excluded as Excluded });
+    const gc = await lc.gc(dryRun, excluded as Excluded);
     for (const m of gc.manifests) out(`${verb} manifest ${m.repo}@${m.digest} [gc]`);
     for (const b of gc.blobs) out(`${verb} blob ${b.repo}@${b.digest} (${b.size} bytes)`);
     for (const p of gc.pool) out(`${verb} pool entry ${p.digest} (${p.size} bytes)`);
@@ -65,7 +73,9 @@ export async function runOffline(config: Config, command: "gc" | "scrub", dryRun
     out(`gc${dryRun ? " (dry run)" : ""}: ${gc.repositories} repositories, ${gc.manifests.length + retention.manifests.length} manifests, ${gc.blobs.length} blobs, ${gc.pool.length} pool entries, ${gc.bytesFreed} bytes ${dryRun ? "to free" : "freed"}`);
     return 0;
   } finally {
+    roots?.storage.uploads.stop();
     db?.close();
+    roots?.release();
     rootLock.release();
   }
 }

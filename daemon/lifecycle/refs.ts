@@ -2,7 +2,9 @@
  * What a manifest references, read from its bytes as conservatively as garbage collection
  * needs (see graph.ts): the structured fields, every other digest it mentions, and for bytes
  * that are not a JSON object, every digest-shaped string in them. Parsed forms are cached
- * by digest (content-addressed, so they never change), bounded in count.
+ * by digest (content-addressed, so they never change), bounded in bytes: the cache only
+ * has to span one repository's two reads of a pass (outside, then under its lock), and it
+ * lives as long as the daemon, so a pass over 100,000 manifests must not leave them all.
  */
 import { parseDigest } from "../oci/digest";
 
@@ -16,21 +18,49 @@ export interface Parsed {
   unreadable?: string;
 }
 
-/** Parsed manifests by digest, bounded in count, shared by the passes of one collector. */
-export class ParseCache {
-  private readonly map = new Map<string, Parsed>();
+/** Default budget of a {@link ParseCache}, in estimated bytes. */
+export const PARSE_CACHE_BYTES = 1024 * 1024;
 
-  constructor(private readonly limit = 16_384) {}
+/** Estimated bytes of a parsed form: its strings (two bytes a character) plus a fixed overhead. */
+export function weighParsed(digest: string, p: Parsed): number {
+  let chars = digest.length + (p.subject?.length ?? 0) + (p.unreadable?.length ?? 0);
+  for (const list of [p.blobs, p.children, p.childTypes ?? []]) for (const s of list) chars += s.length + 8;
+  return chars * 2 + 128;
+}
+
+/** Parsed manifests by digest, bounded in bytes (oldest leave first), shared by the passes of one collector. */
+export class ParseCache {
+  private readonly map = new Map<string, { parsed: Parsed; weight: number }>();
+  private used = 0;
+
+  constructor(private readonly budget = PARSE_CACHE_BYTES) {}
 
   /** The parsed form of `digest`, if cached. */
   get(digest: string): Parsed | undefined {
-    return this.map.get(digest);
+    return this.map.get(digest)?.parsed;
   }
 
-  /** Caches `parsed` for `digest`, dropping the oldest entry over the limit. */
+  /** Caches `parsed` for `digest`, dropping the oldest entries over the budget. */
   set(digest: string, parsed: Parsed): void {
-    this.map.set(digest, parsed);
-    if (this.map.size > this.limit) this.map.delete(this.map.keys().next().value!);
+    const old = this.map.get(digest);
+    if (old) {
+      this.map.delete(digest);
+      this.used -= old.weight;
+    }
+    const weight = weighParsed(digest, parsed);
+    if (weight > this.budget) return;
+    this.map.set(digest, { parsed, weight });
+    this.used += weight;
+    for (const [key, entry] of this.map) {
+      if (this.used <= this.budget) break;
+      this.map.delete(key);
+      this.used -= entry.weight;
+    }
+  }
+
+  /** Estimated bytes held. */
+  size(): number {
+    return this.used;
   }
 }
 

@@ -8,6 +8,10 @@
  * nothing at all, so an idle registry stays idle. A power cut loses at most one interval of
  * statistics, which only makes retention and eviction slightly less informed.
  *
+ * Only the changes not yet flushed live in memory (at most MAX_PENDING entries: one more
+ * flushes at once); everything else is read from the table when asked for, so the memory
+ * this costs does not grow with the number of references in the store.
+ *
  * Table version 1 (created beside the derived index; unlike it, not rebuildable from disk).
  */
 import type { SqlDatabase, Statement } from "../platform/sqlite";
@@ -36,12 +40,27 @@ export interface UsageFigures {
   lastFlush?: number;
 }
 
-/** In-memory pull/push statistics with batched flushes to meta.db. */
+/** Changes kept in memory before a flush is forced (about 150 bytes each). */
+export const MAX_PENDING = 8192;
+
+type Row = { ref: string; pushed_at: number | null; pulled_at: number | null; pulls: number };
+
+function entryOf(r: Row): UsageEntry {
+  const e: UsageEntry = { pulls: r.pulls };
+  if (r.pushed_at !== null) e.pushedAt = r.pushed_at;
+  if (r.pulled_at !== null) e.pulledAt = r.pulled_at;
+  return e;
+}
+
+/** Pull/push statistics: changes in memory until a batched flush to meta.db, the rest read from it. */
 export class UsageStats {
-  private readonly entries = new Map<string, UsageEntry>();
-  private readonly dirty = new Set<string>();
+  /** Changes since the last flush: an entry, or null for a forgotten reference. */
+  private readonly pending = new Map<string, UsageEntry | null>();
   private readonly upsert: Statement<never>;
   private readonly remove: Statement<never>;
+  private readonly one: Statement<Row>;
+  private readonly ofOne: Statement<Row>;
+  private readonly count: Statement<{ n: number }>;
   private flushes = 0;
   private rowsWritten = 0;
   private lastFlush: number | undefined;
@@ -54,15 +73,9 @@ export class UsageStats {
     db.exec(TABLE);
     this.upsert = db.prepare("INSERT OR REPLACE INTO usage (repo, ref, pushed_at, pulled_at, pulls) VALUES (?, ?, ?, ?, ?)");
     this.remove = db.prepare("DELETE FROM usage WHERE repo = ? AND ref = ?");
-    const rows = db.prepare<{ repo: string; ref: string; pushed_at: number | null; pulled_at: number | null; pulls: number }>(
-      "SELECT repo, ref, pushed_at, pulled_at, pulls FROM usage",
-    ).all();
-    for (const r of rows) {
-      const e: UsageEntry = { pulls: r.pulls };
-      if (r.pushed_at !== null) e.pushedAt = r.pushed_at;
-      if (r.pulled_at !== null) e.pulledAt = r.pulled_at;
-      this.entries.set(key(r.repo, r.ref), e);
-    }
+    this.one = db.prepare<Row>("SELECT ref, pushed_at, pulled_at, pulls FROM usage WHERE repo = ? AND ref = ?");
+    this.ofOne = db.prepare<Row>("SELECT ref, pushed_at, pulled_at, pulls FROM usage WHERE repo = ?");
+    this.count = db.prepare<{ n: number }>("SELECT count(*) AS n FROM usage");
   }
 
   /** Records a pull of `reference`, and of the digest it resolved to. Memory only. */
@@ -83,21 +96,24 @@ export class UsageStats {
 
   /** Forgets a reference (a deleted tag or manifest). */
   forget(repo: string, ref: string): void {
-    const k = key(repo, ref);
-    if (!this.entries.delete(k)) return;
-    this.dirty.add(k);
+    if (this.get(repo, ref) === undefined) return;
+    this.pending.set(key(repo, ref), null);
+    this.bound();
   }
 
   /** What is known about `ref` of `repo`. */
   get(repo: string, ref: string): UsageEntry | undefined {
-    return this.entries.get(key(repo, ref));
+    const p = this.pending.get(key(repo, ref));
+    if (p !== undefined) return p ?? undefined;
+    const r = this.one.get(repo, ref);
+    return r ? entryOf(r) : undefined;
   }
 
   /** Most recent push or pull of `ref` (and, for a tag, of the digest it points at). */
   lastUsed(repo: string, ref: string, digest?: string): number | undefined {
     let best: number | undefined;
     for (const r of digest && digest !== ref ? [ref, digest] : [ref]) {
-      const e = this.entries.get(key(repo, r));
+      const e = this.get(repo, r);
       for (const t of [e?.pushedAt, e?.pulledAt]) if (t !== undefined && (best === undefined || t > best)) best = t;
     }
     return best;
@@ -106,24 +122,30 @@ export class UsageStats {
   /** Every entry of `repo`, by reference. */
   ofRepo(repo: string): Map<string, UsageEntry> {
     const out = new Map<string, UsageEntry>();
+    for (const r of this.ofOne.all(repo)) out.set(r.ref, entryOf(r));
     const prefix = `${repo}\0`;
-    for (const [k, e] of this.entries) if (k.startsWith(prefix)) out.set(k.slice(prefix.length), e);
+    for (const [k, e] of this.pending) {
+      if (!k.startsWith(prefix)) continue;
+      if (e) out.set(k.slice(prefix.length), e);
+      else out.delete(k.slice(prefix.length));
+    }
     return out;
   }
 
   /** Writes the entries changed since the last flush in one transaction; returns rows written. */
   flush(): number {
-    if (this.dirty.size === 0) return 0;
-    const keys = [...this.dirty];
+    if (this.pending.size === 0) return 0;
+    const changes = [...this.pending];
     this.db.transaction(() => {
-      for (const k of keys) {
+      for (const [k, e] of changes) {
         const [repo, ref] = k.split("\0") as [string, string];
-        const e = this.entries.get(k);
         if (e) this.upsert.run(repo, ref, e.pushedAt ?? null, e.pulledAt ?? null, e.pulls);
         else this.remove.run(repo, ref);
       }
     });
-    for (const k of keys) this.dirty.delete(k);
+    // an entry changed again while this ran (nothing awaits above, but stay exact) stays pending
+    for (const [k, e] of changes) if (this.pending.get(k) === e) this.pending.delete(k);
+    const keys = changes;
     this.flushes++;
     this.rowsWritten += keys.length;
     this.lastFlush = this.now();
@@ -151,17 +173,28 @@ export class UsageStats {
 
   /** Figures for the admin API. */
   figures(): UsageFigures {
-    const f: UsageFigures = { entries: this.entries.size, dirty: this.dirty.size, flushes: this.flushes, rowsWritten: this.rowsWritten };
+    const f: UsageFigures = { entries: this.count.get()?.n ?? 0, dirty: this.pending.size, flushes: this.flushes, rowsWritten: this.rowsWritten };
     if (this.lastFlush !== undefined) f.lastFlush = this.lastFlush;
     return f;
   }
 
   private touch(repo: string, ref: string, change: (e: UsageEntry) => void): void {
     const k = key(repo, ref);
-    let e = this.entries.get(k);
-    if (!e) this.entries.set(k, (e = { pulls: 0 }));
+    let e = this.pending.get(k);
+    if (!e) this.pending.set(k, (e = e === null ? { pulls: 0 } : (this.get(repo, ref) ?? { pulls: 0 })));
     change(e);
-    this.dirty.add(k);
+    this.bound();
+  }
+
+  /** Flushes at once when more changes wait than {@link MAX_PENDING}. */
+  private bound(): void {
+    if (this.pending.size <= MAX_PENDING) return;
+    try {
+      this.flush();
+    } catch {
+      // meta.db cannot be written right now (a full disk): the changes stay pending and the
+      // interval's flush retries (and reports) them
+    }
   }
 }
 

@@ -24,6 +24,7 @@ export type ErrorCode =
   | "DENIED"
   | "UNSUPPORTED"
   | "TOOMANYREQUESTS"
+  | "UNAVAILABLE"
   | "UNKNOWN";
 
 /** Default HTTP status and the spec's message for each code. */
@@ -42,6 +43,8 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, { status: number; message: 
   DENIED: { status: 403, message: "requested access to the resource is denied" },
   UNSUPPORTED: { status: 405, message: "the operation is unsupported" },
   TOOMANYREQUESTS: { status: 429, message: "too many requests" },
+  /** Not in the spec's table; distribution's code for a registry that cannot serve now. */
+  UNAVAILABLE: { status: 503, message: "service unavailable" },
   UNKNOWN: { status: 500, message: "unknown error" },
 };
 

@@ -50,3 +50,22 @@ export function acceptAdmits(accept: string | null, mediaType: string): boolean 
   }
   return !sawAny;
 }
+
+/**
+ * A layer media type a container runtime unpacks into a root filesystem: OCI
+ * `image.layer.*` (also nondistributable), Docker `image.rootfs.*`, or anything `tar`.
+ */
+const FILESYSTEM_LAYER = /^application\/vnd\.(oci\.image\.layer\.|docker\.image\.rootfs\.)|tar/i;
+
+/**
+ * True when the manifest document `doc` (parsed JSON) lists a layer a runtime would unpack
+ * and run, or a layer without a media type: such an image is runnable whatever its
+ * `subject`, `artifactType` or tag say, so it is no mere signature or attachment.
+ */
+export function hasFilesystemLayer(doc: { layers?: unknown }): boolean {
+  const layers = Array.isArray(doc.layers) ? doc.layers : [];
+  return layers.some((l) => {
+    const type = typeof l === "object" && l !== null ? (l as { mediaType?: unknown }).mediaType : undefined;
+    return typeof type !== "string" || FILESYSTEM_LAYER.test(type);
+  });
+}

@@ -4,8 +4,13 @@
  * laziness alone can double the resident set. A full collection stops the event loop for a
  * few milliseconds under load, so it is forced only when needed: the resident set is read
  * (cheap) after every `checkInterval` bytes of request bodies and once a second while
- * requests are arriving, and a collection runs only if it is above the soft limit. An idle
- * registry runs no timer at all.
+ * requests are arriving, and a collection runs only if it is above the soft limit. A
+ * collection that could not bring the resident set under the limit (the allocator keeps
+ * freed pages a while, or live data really is that large) is not repeated every second: the
+ * next one waits until the set has grown by an eighth of the limit beyond what the last one
+ * left. When traffic stops, one last look collects, and while the set stays above the limit
+ * a few follow-up looks (SETTLE_MS, under a minute in all) collect again as the allocator
+ * returns pages; then an idle registry runs no timer at all.
  *
  * Nothing here may throw: it runs on a timer and inside requests. Reading the resident set
  * can fail (Bun reads /proc, which needs a descriptor: under EMFILE it threw "Failed to get
@@ -13,6 +18,9 @@
  */
 
 type Collect = () => void;
+
+/** Delays of the follow-up looks after traffic stops, while the resident set is above the limit. */
+export const SETTLE_MS = [4000, 15000, 30000];
 
 function runtimeCollector(): Collect | undefined {
   const bun = (globalThis as { Bun?: { gc?: (force: boolean) => void } }).Bun;
@@ -67,27 +75,48 @@ export function memoryGovernor(options: GovernorOptions, collect: Collect | unde
   let sinceCheck = 0;
   let requests = 0;
   let timer: ReturnType<typeof setInterval> | undefined;
+  let settling: ReturnType<typeof setTimeout> | undefined;
+  // what the last collection left when that was still above the limit (0: none)
+  let floor = 0;
+  const margin = options.softLimitBytes / 8;
 
-  const check = () => {
+  /** Collects when over the limit (and, under traffic, grown since a vain collection); true if still over. */
+  const check = (idle: boolean): boolean => {
     try {
       const now = rss();
-      if (now === undefined || now <= options.softLimitBytes) return;
+      if (now === undefined) return false;
+      if (now <= options.softLimitBytes) {
+        floor = 0;
+        return false;
+      }
+      if (!idle && floor > 0 && now < floor + margin) return true;
       const t = performance.now();
       collect!();
       stats.collections++;
       stats.totalMs += performance.now() - t;
+      const after = rss();
+      floor = after !== undefined && after > options.softLimitBytes ? after : 0;
+      return floor > 0;
     } catch {
       // a look that fails is skipped; the next one tries again
+      return false;
     }
+  };
+  const settle = (step: number) => {
+    settling = undefined;
+    if (!check(true) || step >= SETTLE_MS.length) return;
+    settling = setTimeout(() => settle(step + 1), SETTLE_MS[step]);
+    settling.unref?.();
   };
   const tick = () => {
     if (requests === 0) {
       clearInterval(timer);
       timer = undefined;
+      settle(0);
       return;
     }
     requests = 0;
-    check();
+    check(false);
   };
   return {
     ingress(bytes) {
@@ -95,11 +124,15 @@ export function memoryGovernor(options: GovernorOptions, collect: Collect | unde
       sinceCheck += bytes;
       if (sinceCheck < options.checkInterval) return;
       sinceCheck = 0;
-      check();
+      check(false);
     },
     request() {
       if (!enabled) return;
       requests++;
+      if (settling) {
+        clearTimeout(settling);
+        settling = undefined;
+      }
       if (!timer) {
         timer = setInterval(tick, options.tickMs ?? 1000);
         timer.unref?.();
@@ -108,7 +141,9 @@ export function memoryGovernor(options: GovernorOptions, collect: Collect | unde
     stats: () => ({ ...stats }),
     stop() {
       clearInterval(timer);
+      clearTimeout(settling);
       timer = undefined;
+      settling = undefined;
     },
   };
 }

@@ -18,6 +18,7 @@ import type { Storage } from "../storage/api";
 import type { RegistryHooks } from "./hooks";
 import { translate } from "./translate";
 import { BlobUploads } from "./uploads";
+import { StampMemo } from "./stamps";
 
 export type { UploadStart } from "./uploads";
 
@@ -72,8 +73,8 @@ export function paginate(sorted: readonly string[], n: number | undefined, last:
 
 /** The registry. */
 export class Registry {
-  /** index.json stamp each repository's derived rows were last brought up to. */
-  private readonly indexed = new Map<string, string>();
+  /** index.json stamp recently used repositories' derived rows were last brought up to (bounded by bytes). */
+  private readonly indexed = new StampMemo();
   private readonly uploads: BlobUploads;
 
   constructor(
@@ -99,10 +100,10 @@ export class Registry {
   // ---- blobs: distribution spec "Pulling blobs", "Deleting Blobs" ---------------------
 
   /** The blob's file; BLOB_UNKNOWN if the repository does not hold it. */
-  blob(repo: string, digestText: string): BlobFile {
+  async blob(repo: string, digestText: string): Promise<BlobFile> {
     requireName(repo);
     const digest = requireDigest(digestText);
-    const info = this.store.blobs.stat(repo, digest);
+    const info = this.store.blobs.stat(repo, digest) ?? (await this.store.blobs.lookup?.(repo, digest));
     if (!info) throw new RegistryError("BLOB_UNKNOWN", `${digest.value} is not in ${repo}`);
     this.options.hooks?.touched?.(repo, digest.value);
     const blobs = this.store.blobs;
@@ -278,8 +279,13 @@ export class Registry {
    * listed. With `partialIndex` children are not checked (sync caches some platforms only).
    */
   private async checkReferences(repo: string, parsed: ParsedManifest, partialIndex = false): Promise<void> {
+    // stat from memory, else the backend itself (S3: pushed through another berth on the bucket)
+    const stat = async (digest: string) => {
+      const d = parseDigest(digest)!;
+      return this.store.blobs.stat(repo, d) ?? (await this.store.blobs.lookup?.(repo, d));
+    };
     for (const blob of parsed.blobs) {
-      const info = this.store.blobs.stat(repo, parseDigest(blob.digest)!);
+      const info = await stat(blob.digest);
       if (!info) throw new RegistryError("MANIFEST_BLOB_UNKNOWN", `blob ${blob.digest} is not in ${repo}; push it before the manifest`);
       if (info.size !== blob.size) {
         throw new RegistryError("MANIFEST_INVALID", `blob ${blob.digest} has ${info.size} bytes, not the ${blob.size} the manifest says`);
@@ -288,7 +294,7 @@ export class Registry {
     if (partialIndex) return;
     let reconciled = false;
     for (const child of parsed.manifests) {
-      if (!this.store.blobs.stat(repo, parseDigest(child.digest)!)) {
+      if (!(await stat(child.digest))) {
         throw new RegistryError("MANIFEST_BLOB_UNKNOWN", `manifest ${child.digest} is not in ${repo}; push it before the index`);
       }
       if (this.meta.hasManifest(repo, child.digest)) continue;
@@ -435,6 +441,14 @@ export class Registry {
    * were built. Returns true if it rebuilt them.
    */
   private async reconcile(repo: string): Promise<boolean> {
+    // a backend that can tell the stamp without reading the index (local: one stat) spares
+    // the read (and the cache entry) when the rows are current: a start-up or catalog walk
+    // over every repository then reads no index.json that did not change
+    const quick = await this.store.indexes.stamp?.(repo);
+    if (quick !== undefined && (this.indexed.get(repo) === quick || this.meta.stampOf(repo) === quick)) {
+      this.indexed.set(repo, quick);
+      return false;
+    }
     const index = await this.store.indexes.index(repo);
     if (!index) {
       if (this.meta.stampOf(repo) !== undefined) this.meta.dropRepo(repo);

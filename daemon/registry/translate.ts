@@ -18,10 +18,13 @@ const SHORT_OF: Readonly<Record<string, string>> = {
 
 /**
  * The client's view of an error from the runtime: running out of descriptors or memory is
- * 503 with `Retry-After` (nothing is wrong with the request), a full disk or quota is 507.
+ * 503 with `Retry-After` (nothing is wrong with the request), a full disk or quota is 507,
+ * a storage root that is unavailable is 503 UNAVAILABLE.
  * Undefined for anything else (an internal fault, 500).
  */
 export function resourceError(err: unknown): RegistryError | undefined {
+  // a storage root missing at start-up (storage/roots): its repositories wait for a restart
+  if (err instanceof StorageError && err.fault === "unavailable") return new RegistryError("UNAVAILABLE", err.message);
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   if (typeof code !== "string") return undefined;
   const what = SHORT_OF[code];
@@ -67,5 +70,7 @@ export function translate(err: unknown, session?: UploadSession): never {
       throw new RegistryError("DENIED", err.message, { status: 507 });
     case "too-many-uploads":
       throw new RegistryError("TOOMANYREQUESTS", err.message, { headers: { "Retry-After": String(RETRY_AFTER_SECONDS) } });
+    case "unavailable":
+      throw resourceError(err)!;
   }
 }

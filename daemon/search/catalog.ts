@@ -86,6 +86,8 @@ export interface ManifestDetail {
   history: { created?: string; createdBy?: string; author?: string; comment?: string; emptyLayer?: boolean }[];
   configSize?: number;
   configMediaType?: string;
+  /** Characters of stored text these fields were parsed from (what reading them cost). */
+  textSize: number;
 }
 
 interface Row {
@@ -206,6 +208,7 @@ export class Catalog {
       labels: r?.labels ? (JSON.parse(r.labels) as Record<string, string>) : {},
       annotations: r?.annotations ? (JSON.parse(r.annotations) as Record<string, string>) : {},
       history: r?.history ? (JSON.parse(r.history) as ManifestDetail["history"]) : [],
+      textSize: (r?.layers?.length ?? 0) + (r?.labels?.length ?? 0) + (r?.annotations?.length ?? 0) + (r?.history?.length ?? 0),
     };
     if (r?.config_size != null) out.configSize = r.config_size;
     if (r?.config_media_type) out.configMediaType = r.config_media_type;

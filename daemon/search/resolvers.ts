@@ -12,7 +12,7 @@
  */
 import type { ManifestLite, RepoLite } from "./catalog";
 import {
-  type RankedRepo, type SearchContext, archOf, badInput, downloads, imageSummary, platformsOf,
+  type RankedRepo, type SearchContext, archOf, badInput, detailOf, downloads, imageSummary, platformsOf,
   referrers, repoFacts, repoSummary, severityRank, summariseCves, vulnSummary,
 } from "./summary";
 import type { CveRecord } from "./providers";
@@ -236,6 +236,7 @@ async function cvesOfImage(ctx: SearchContext, h: Hit): Promise<CveRecord[] | un
   for (const m of [h.m, ...platformsOf(h.repo, h.m).filter((x) => x !== h.m)]) {
     const list = await ctx.vulns.cvesOf(h.repo.name, m.digest);
     if (!list) continue;
+    ctx.work(list.length);
     all ??= new Map();
     for (const c of list) if (!all.has(c.id)) all.set(c.id, c);
   }
@@ -354,7 +355,7 @@ function related(ctx: SearchContext, args: Args, kind: "derived" | "base"): Prom
   const mine = platformsOf(h.repo, h.m).filter((m) => !digest || m.digest === digest);
   const found = new Map<string, Set<string>>();
   for (const m of mine) {
-    const layers = ctx.catalog.detail(h.repo.name, m.digest).layers.map((l) => l.digest);
+    const layers = detailOf(ctx, h.repo.name, m.digest).layers.map((l) => l.digest);
     if (layers.length === 0) continue;
     const candidates = ctx.catalog.byFirstLayer(layers[0]!);
     ctx.work(candidates.length);

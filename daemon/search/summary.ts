@@ -64,8 +64,8 @@ export function imageSummary(ctx: SearchContext, repo: RepoLite, tag: string, m:
   // annotations of the manifest (an index's own, then its first image's), then the config's labels
   const annotation = (key: string): string => {
     if (!facts) {
-      const own = ctx.catalog.detail(repo.name, m.digest);
-      const first = manifests[0] && manifests[0] !== m ? ctx.catalog.detail(repo.name, manifests[0].digest) : own;
+      const own = detailOf(ctx, repo.name, m.digest);
+      const first = manifests[0] && manifests[0] !== m ? detailOf(ctx, repo.name, manifests[0].digest) : own;
       facts = { ...first.labels, ...first.annotations, ...own.annotations };
     }
     return facts[ANNOTATION + key] ?? "";
@@ -104,10 +104,23 @@ export function imageSummary(ctx: SearchContext, repo: RepoLite, tag: string, m:
   };
 }
 
+/** Characters of stored text that cost one unit of work to read and return. */
+const TEXT_PER_UNIT = 64;
+
+/**
+ * The heavy fields of a manifest, charged to the query by their size: a pusher controls
+ * them (a description of megabytes, thousands of layers), and a page repeats them per tag.
+ */
+export function detailOf(ctx: SearchContext, repo: string, digest: string): ManifestDetail {
+  const d = ctx.catalog.detail(repo, digest);
+  ctx.work(1 + Math.floor(d.textSize / TEXT_PER_UNIT));
+  return d;
+}
+
 /** zot's ManifestSummary of image manifest `m`. */
 export function manifestSummary(ctx: SearchContext, repo: RepoLite, m: ManifestLite): Record<string, unknown> {
   ctx.work(1);
-  const detail = once((): ManifestDetail => ctx.catalog.detail(repo.name, m.digest));
+  const detail = once((): ManifestDetail => detailOf(ctx, repo.name, m.digest));
   const trust = once(() => ctx.trust.trustOf(repo.name, m.digest));
   const layers = () => detail().layers.map((l) => ({ Digest: l.digest, Size: String(l.size) }));
   return {
@@ -155,7 +168,9 @@ function signatures(t: { signatures: { tool: string; isTrusted: boolean; author:
 /** zot's Referrer list for `digest` of `repo`. */
 export function referrers(ctx: SearchContext, repo: string, digest: string, types?: readonly string[]): Record<string, unknown>[] {
   const all = ctx.referrers(repo, digest);
-  ctx.work(all.length);
+  let text = 0;
+  for (const d of all) for (const [k, v] of Object.entries(d.annotations ?? {})) text += k.length + v.length;
+  ctx.work(all.length + Math.floor(text / TEXT_PER_UNIT));
   return all
     .filter((d) => !types || types.length === 0 || (d.artifactType !== undefined && types.includes(d.artifactType)))
     .map((d) => ({

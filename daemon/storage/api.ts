@@ -117,6 +117,12 @@ export interface BlobStore {
    * repositories' links (loaded at start, kept by its own writes, refreshed on a miss).
    */
   stat(repo: string, digest: Digest): BlobInfo | undefined;
+  /**
+   * Optional, for backends whose {@link stat} answers from memory that another process may
+   * have outdated (S3): asks the store itself after a miss; the registry's blob GET and HEAD
+   * use it, so a blob pushed through another process is found at once.
+   */
+  lookup?(repo: string, digest: Digest): Promise<BlobInfo | undefined>;
   /** Reads a small blob whole (manifests; callers check the size first). */
   read(repo: string, digest: Digest): Promise<Uint8Array>;
   /** How to send the blob (or `range` of it); the caller checked it exists. */
@@ -162,6 +168,8 @@ export interface RepoIndexStore {
   index(repo: string): Promise<RepoIndex | undefined>;
   /** When the stored index last changed (ms since the epoch), or undefined. */
   changedAt(repo: string): Awaitable<number | undefined>;
+  /** Optional: the stored index's version stamp without reading it (undefined: no such repository). */
+  stamp?(repo: string): Awaitable<string | undefined>;
   /** Creates the repository if it does not exist yet (an empty index). */
   ensure(repo: string): Promise<void>;
   /**

@@ -14,7 +14,9 @@ export type StorageFault =
   | "client-aborted"
   | "no-space"
   | "quota"
-  | "too-many-uploads";
+  | "too-many-uploads"
+  /** The storage root serving the repository was missing or read-only at start-up. */
+  | "unavailable";
 
 /** A storage condition the registry layer translates for the client. */
 export class StorageError extends Error {

@@ -1,6 +1,7 @@
 /**
  * Repositories as OCI image layouts: creation, and index.json read through an in-memory
- * cache that is re-read only when the file changed on disk (its inode, size or mtime), so a
+ * cache bounded by bytes (indexcache.ts: the least recently used leave first) and re-read
+ * only when the file changed on disk (its inode, size or mtime), so a
  * layout that another tool drops into the root or rewrites is picked up on the next request
  * without a restart. index.json is only ever replaced atomically (temp file, fsync, rename,
  * fsync of the directory), and writes to one repository are serialised.
@@ -15,10 +16,12 @@ import { isNoSpace } from "./errors";
 import { KeyedLock } from "./lock";
 import type { Paths } from "./paths";
 import type { IndexTransaction, RepoIndex, RepoIndexStore } from "./api";
+import { IndexCache } from "./indexcache";
 
 export type { IndexTransaction, RepoIndex } from "./api";
 
-function buildIndex(stamp: string, doc: IndexDoc): RepoIndex {
+/** A {@link RepoIndex} of `doc` at version `stamp` (lookups built once); the S3 backend builds its own with it. */
+export function buildIndex(stamp: string, doc: IndexDoc): RepoIndex {
   const tags = new Map<string, Descriptor>();
   const manifests = new Map<string, Descriptor>();
   for (const d of doc.manifests) {
@@ -36,15 +39,18 @@ function buildIndex(stamp: string, doc: IndexDoc): RepoIndex {
   };
 }
 
-/** Stamp of a file's current version, or undefined if it does not exist. */
-function stampOf(disk: Disk, path: string): string | undefined {
+/** Stamp of a file's current version and its size, or undefined if it does not exist. */
+function versionOf(disk: Disk, path: string): { stamp: string; size: number } | undefined {
   const info = disk.stat(path);
-  return info ? `${info.ino}-${info.size}-${info.mtimeMs}` : undefined;
+  return info ? { stamp: `${info.ino}-${info.size}-${info.mtimeMs}`, size: info.size } : undefined;
 }
+
+/** Default of {@link Layouts}' cache budget: bytes of index.json kept parsed. */
+export const INDEX_CACHE_BYTES = 2 * 1024 * 1024;
 
 /** The OCI layouts under one storage root: the local {@link RepoIndexStore}. */
 export class Layouts implements RepoIndexStore {
-  private readonly cache = new Map<string, RepoIndex>();
+  private readonly cache: IndexCache;
   private readonly lock = new KeyedLock();
 
   constructor(
@@ -55,7 +61,16 @@ export class Layouts implements RepoIndexStore {
     private readonly makeRoom: () => Promise<boolean> = async () => false,
     /** Told the directory of a repository {@link drop} removed (caches of made directories). */
     private readonly dropped: (dir: string) => void = () => {},
-  ) {}
+    /** Bytes of index.json kept parsed in memory (least recently used leave first). */
+    cacheBytes: number = INDEX_CACHE_BYTES,
+  ) {
+    this.cache = new IndexCache(cacheBytes);
+  }
+
+  /** The version stamp of `name`'s index.json (one stat, nothing read); undefined when there is no such repository. */
+  stamp(name: string): string | undefined {
+    return versionOf(this.disk, this.paths.index(name))?.stamp;
+  }
 
   /** When index.json last changed (its mtime or inode change, whichever is later). */
   changedAt(name: string): number | undefined {
@@ -96,11 +111,12 @@ export class Layouts implements RepoIndexStore {
    */
   async index(name: string): Promise<RepoIndex | undefined> {
     const path = this.paths.index(name);
-    const stamp = stampOf(this.disk, path);
-    if (stamp === undefined) {
+    const version = versionOf(this.disk, path);
+    if (version === undefined) {
       this.cache.delete(name);
       return undefined;
     }
+    const { stamp } = version;
     const cached = this.cache.get(name);
     if (cached?.stamp === stamp) return cached;
     let doc: IndexDoc;
@@ -111,7 +127,7 @@ export class Layouts implements RepoIndexStore {
       doc = emptyIndex();
     }
     const index = buildIndex(stamp, doc);
-    this.cache.set(name, index);
+    this.cache.set(name, index, version.size);
     return index;
   }
 
@@ -166,8 +182,9 @@ export class Layouts implements RepoIndexStore {
       if (!isNoSpace(err) || !shrinks || !(await this.makeRoom())) throw err;
       await this.disk.writeAtomic(path, text);
     }
-    const index = buildIndex(stampOf(this.disk, path) ?? "", doc);
-    this.cache.set(name, index);
+    const version = versionOf(this.disk, path);
+    const index = buildIndex(version?.stamp ?? "", doc);
+    this.cache.set(name, index, version?.size ?? text.length);
     return index;
   }
 

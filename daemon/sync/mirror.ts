@@ -255,12 +255,7 @@ export class Mirror {
       return;
     }
     for (const r of list) {
-      try {
-        this.registry.blob(local, r.digest);
-        continue;
-      } catch {
-        // not here yet
-      }
+      if (this.registry.hasBlob(local, r.digest)) continue; // stored already
       const rm = await upstream.manifest(repo, r.digest, { background: true, signal: ctx.signal });
       if (rm.parsed.subject?.digest !== m.digest) continue;
       // the subject must be stored before its referrer: store it now (idempotent)

@@ -26,7 +26,7 @@
 import type { Logger } from "../log";
 import { type ErrorCode, RegistryError } from "../oci/errors";
 import { type Digest, parseDigest, requireDigest } from "../oci/digest";
-import { acceptAdmits } from "../oci/mediatypes";
+import { acceptAdmits, hasFilesystemLayer } from "../oci/mediatypes";
 import { isTag, requireName } from "../oci/names";
 import { type BlobStream, type V2Registry, delegate } from "../registry/api";
 import type { SyncState } from "../meta/syncstate";
@@ -150,7 +150,7 @@ export class PullThrough {
   /** Blob GET/HEAD: the local file, or the upstream's bytes as they are stored. */
   async blob(repo: string, digestText: string, head: boolean): Promise<BlobFile | BlobStream> {
     try {
-      return this.registry.blob(repo, digestText);
+      return await this.registry.blob(repo, digestText);
     } catch (err) {
       const route = isMiss(err) ? this.route(repo) : undefined;
       if (!route) throw err;
@@ -175,7 +175,7 @@ export class PullThrough {
         });
         await f.started;
         if (f.state === "failed") throw f.error;
-        if (f.state === "done") return this.registry.blob(repo, digestText);
+        if (f.state === "done") return await this.registry.blob(repo, digestText);
         // a small blob is verified before the status goes out: bad bytes become a 502, not a broken 200
         if (f.size !== undefined && f.size <= VERIFY_BEFORE_SEND) {
           await f.whenVerified();
@@ -224,7 +224,9 @@ export class PullThrough {
    * cosign tag, a manifest with a subject) pass: clients fetch them to verify.
    */
   private async requireSigned(upstream: Upstream, name: string, repo: string, reference: string, m: FetchedManifest, signal?: AbortSignal): Promise<void> {
-    if (m.parsed.subject || /^(sha256|sha512)-[0-9a-f]+\.sig$/.test(reference)) return;
+    // a runnable image (a filesystem layer) is checked whatever its subject or tag claim:
+    // runtimes ignore both and run the layers
+    if ((m.parsed.subject || /^(sha256|sha512)-[0-9a-f]+\.sig$/.test(reference)) && !runnable(m.bytes)) return;
     const verdict = this.signatures ? await this.signatures(upstream, name, m, signal, repo) : { ok: false, detail: "[trust] is not enabled: there is no key to verify with" };
     if (!verdict.ok) {
       this.log.warn("pull-through refused an image: no signature verifies (only_signed)", { repo, reference, digest: m.digest, upstream: upstream.name, reason: verdict.detail });
@@ -323,4 +325,14 @@ export class PullThrough {
 function remembered(err: UpstreamError, notFound: ErrorCode, upstream: Upstream): RegistryError {
   const e = err.toRegistryError(notFound);
   return new RegistryError(e.code, `${e.detail} (a recent answer, asked again upstream after at most ${upstream.config.negativeCacheTtl} s)`, { status: e.status });
+}
+
+/** True for manifest bytes that list a layer a runtime would run (an undecodable manifest counts as runnable). */
+function runnable(bytes: Uint8Array): boolean {
+  try {
+    const doc = JSON.parse(new TextDecoder().decode(bytes)) as unknown;
+    return typeof doc !== "object" || doc === null || hasFilesystemLayer(doc as { layers?: unknown });
+  } catch {
+    return true;
+  }
 }

@@ -111,11 +111,11 @@ export class Upstream {
    * Descriptors of the manifests whose subject is `digest`: the referrers API, or, where the
    * upstream lacks it (404), the fallback tag `<alg>-<hex>` of the distribution spec.
    */
-  async referrers(repo: string, digest: Digest, opts: { signal?: AbortSignal } = {}): Promise<{ digest: string; mediaType: string }[]> {
+  async referrers(repo: string, digest: Digest, opts: { signal?: AbortSignal } = {}): Promise<{ digest: string; mediaType: string; artifactType?: string }[]> {
     const pick = (doc: unknown) =>
-      (((doc as { manifests?: unknown[] })?.manifests ?? []) as { digest?: unknown; mediaType?: unknown }[])
+      (((doc as { manifests?: unknown[] })?.manifests ?? []) as { digest?: unknown; mediaType?: unknown; artifactType?: unknown }[])
         .filter((d) => typeof d.digest === "string" && parseDigest(d.digest))
-        .map((d) => ({ digest: d.digest as string, mediaType: String(d.mediaType ?? "") }));
+        .map((d) => ({ digest: d.digest as string, mediaType: String(d.mediaType ?? ""), ...(typeof d.artifactType === "string" ? { artifactType: d.artifactType } : {}) }));
     try {
       const res = await this.client.request(`/v2/${repo}/referrers/${digest.value}`, { repo, background: true, signal: opts.signal });
       const type = bareMediaType(res.headers.get("content-type"));
@@ -126,7 +126,7 @@ export class Upstream {
     }
     try {
       const fallback = await this.manifest(repo, `${digest.algorithm}-${digest.hex}`, { background: true, signal: opts.signal });
-      return fallback.parsed.manifests.map((d) => ({ digest: d.digest, mediaType: d.mediaType }));
+      return fallback.parsed.manifests.map((d) => ({ digest: d.digest, mediaType: d.mediaType, ...(d.artifactType ? { artifactType: d.artifactType } : {}) }));
     } catch (err) {
       if (err instanceof UpstreamError && err.fault === "not-found") return [];
       throw err;

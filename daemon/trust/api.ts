@@ -18,6 +18,7 @@
 import { errorBody } from "../oci/errors";
 import { parseDigest } from "../oci/digest";
 import { nameProblem } from "../oci/names";
+import { readTextAtMost } from "../platform/bodytext";
 import type { TrustIndex } from "./status";
 import { MAX_PEM_BYTES, type TrustStore, TrustStoreError } from "./store";
 
@@ -36,12 +37,9 @@ const ociError = (status: number, code: "UNSUPPORTED" | "DENIED" | "NAME_UNKNOWN
 /** The routes' handler: the request and its path (query excluded). */
 export type TrustApi = (req: Request, path: string) => Promise<Response>;
 
-/** Reads a body of at most {@link MAX_PEM_BYTES} bytes; undefined when larger or unreadable. */
-async function boundedText(req: Request): Promise<string | undefined> {
-  const length = Number(req.headers.get("content-length") ?? "0");
-  if (length > MAX_PEM_BYTES) return undefined;
-  const text = await req.text().catch(() => undefined);
-  return text !== undefined && Buffer.byteLength(text) <= MAX_PEM_BYTES ? text : undefined;
+/** Reads a body of at most {@link MAX_PEM_BYTES} bytes (counted as it streams); undefined when larger or unreadable. */
+function boundedText(req: Request): Promise<string | undefined> {
+  return readTextAtMost(req, MAX_PEM_BYTES);
 }
 
 /** Builds the handler over the store and the status index. */
@@ -105,7 +103,12 @@ export function createTrustApi(store: TrustStore, index: TrustIndex): TrustApi {
       return error(405, `method ${req.method} is not supported on ${TRUST_PATH}/keys`);
     }
     if (rest.startsWith("/keys/")) {
-      const name = decodeURIComponent(rest.slice(6));
+      let name: string;
+      try {
+        name = decodeURIComponent(rest.slice(6));
+      } catch {
+        return error(400, `"${rest.slice(6, 86)}" is not a percent-encoded name`);
+      }
       if (req.method !== "DELETE") return error(405, `method ${req.method} is not supported on ${TRUST_PATH}/keys/<name>`);
       return store.remove(name) ? new Response(null, { status: 204 }) : error(404, `no trust store entry "${name.slice(0, 80)}"`);
     }

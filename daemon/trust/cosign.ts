@@ -16,7 +16,7 @@
  * to a CA of the trust store (valid now).
  */
 import { createHash, type X509Certificate } from "node:crypto";
-import { certificateOf, certificatesOfPem, oneLine, type TrustSet, verifyChain, verifySignature } from "./keys";
+import { certificateOf, certificatesOfPem, chainTooLong, countPemCertificates, oneLine, type TrustSet, verifyChain, verifySignature } from "./keys";
 
 /** Media type of a simple-signing payload layer. */
 export const SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json";
@@ -74,7 +74,10 @@ export function verifySimpleSigning(layer: LayerDesc, payload: Uint8Array, targe
   const sig = Buffer.from(sigText, "base64");
   const certPem = layer.annotations?.[CERT_ANNOTATION];
   if (certPem) {
-    const chain = [...certificatesOfPem(certPem), ...certificatesOfPem(layer.annotations?.[CHAIN_ANNOTATION] ?? "")];
+    const chainPem = layer.annotations?.[CHAIN_ANNOTATION] ?? "";
+    const tooLong = chainTooLong(countPemCertificates(certPem) + countPemCertificates(chainPem));
+    if (tooLong) return fail(tooLong);
+    const chain = [...certificatesOfPem(certPem), ...certificatesOfPem(chainPem)];
     return byCertificate(chain, payload, sig, trust, now);
   }
   return byKey(payload, sig, trust);
@@ -158,6 +161,8 @@ export function verifyBundle(bundleBytes: Uint8Array, target: string, targetByte
   const vm = b.verificationMaterial ?? {};
   const raw = vm.certificate?.rawBytes ? [vm.certificate.rawBytes] : (vm.x509CertificateChain?.certificates ?? []).map((c) => c.rawBytes ?? "");
   if (raw.length > 0) {
+    const tooLong = chainTooLong(raw.length);
+    if (tooLong) return fail(tooLong);
     const chain = raw.map((r) => certificateOf(Buffer.from(r, "base64")));
     if (chain.some((c) => c === undefined)) return fail("a certificate of the bundle does not parse");
     return byCertificate(chain as X509Certificate[], data, sig, trust, now);

@@ -119,6 +119,17 @@ export function verifySignature(key: KeyObject, data: Uint8Array, signature: Uin
 export type ChainResult = { ok: true; subject: string; ca: string } | { ok: false; reason: string };
 
 const MAX_CHAIN = 8;
+/**
+ * Most certificates a signature may carry (leaf, intermediates, one spare): checked before
+ * any is parsed, since every extra certificate whose issuer name matches costs a signature
+ * verification per chain step, and a signature blob of 1 MiB holds thousands.
+ */
+export const MAX_CHAIN_CERTS = MAX_CHAIN + 2;
+
+/** Why a chain of `count` certificates is not looked at, or undefined when it may be. */
+export function chainTooLong(count: number): string | undefined {
+  return count > MAX_CHAIN_CERTS ? `the signature carries ${count} certificates; at most ${MAX_CHAIN_CERTS} are read` : undefined;
+}
 
 /**
  * Checks that `chain[0]` (the leaf) chains, through the other certificates given, to one of
@@ -127,6 +138,8 @@ const MAX_CHAIN = 8;
  */
 export function verifyChain(chain: readonly X509Certificate[], cas: readonly TrustedCa[], times: readonly number[]): ChainResult {
   if (chain.length === 0) return { ok: false, reason: "the signature carries no certificate" };
+  const tooLong = chainTooLong(chain.length);
+  if (tooLong) return { ok: false, reason: tooLong };
   if (cas.length === 0) return { ok: false, reason: "no CA certificate is installed in the trust store" };
   let current = chain[0]!;
   const pool = chain.slice(1);
@@ -169,6 +182,13 @@ export function certificateOf(bytes: Uint8Array | string): X509Certificate | und
   } catch {
     return undefined;
   }
+}
+
+/** How many CERTIFICATE blocks a PEM text holds (counted without parsing them). */
+export function countPemCertificates(text: string): number {
+  let n = 0;
+  for (const m of text.matchAll(PEM_BLOCK)) if (m[1] === "CERTIFICATE") n++;
+  return n;
 }
 
 /** Every certificate of a PEM text (a chain); empty when none parses. */

@@ -10,7 +10,7 @@
  * store and be valid both now and at the signing time.
  */
 import { type X509Certificate } from "node:crypto";
-import { certificateOf, type HashName, type TrustSet, verifyChain, verifySignature } from "./keys";
+import { certificateOf, chainTooLong, type HashName, type TrustSet, verifyChain, verifySignature } from "./keys";
 import type { Verdict } from "./cosign";
 
 /** Artifact type of a notation signature manifest. */
@@ -80,6 +80,8 @@ export function verifyJws(envelope: Uint8Array, target: string, trust: TrustSet,
   if (signed !== target) return fail(`the signature is for ${signed}, not ${target}`);
   const x5c = Array.isArray(jws.header?.x5c) ? jws.header.x5c : [];
   if (x5c.length === 0) return fail("the JWS header has no x5c certificate chain");
+  const tooLong = chainTooLong(x5c.length);
+  if (tooLong) return fail(tooLong);
   const chain = x5c.map((c) => (typeof c === "string" ? certificateOf(Buffer.from(c, "base64")) : undefined));
   if (chain.some((c) => c === undefined)) return fail("a certificate of the x5c chain does not parse");
   const certs = chain as X509Certificate[];

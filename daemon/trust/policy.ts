@@ -14,6 +14,7 @@
  */
 import { globSpecificity, globToRegExp, moreSpecificFirst } from "../oci/glob";
 import { RegistryError } from "../oci/errors";
+import { hasFilesystemLayer } from "../oci/mediatypes";
 import { delegate, type V2Registry } from "../registry/api";
 import type { TrustIndex } from "./status";
 import { manifestDoc, signatureKind } from "./verify";
@@ -36,10 +37,15 @@ export function signatureRequired(policies: readonly TrustPolicyConfig[]): (repo
   return (repo) => globs.find((g) => g.re.test(repo))?.require ?? false;
 }
 
-/** True for a manifest that is itself a signature or attached to a subject (served unchecked). */
+/**
+ * True for a manifest that is itself a signature or attached to a subject (served unchecked),
+ * and holds no filesystem layer: a runtime ignores `subject` and `artifactType` and runs the
+ * layers, so an image that merely names a subject, or dresses as a signature, still needs one.
+ */
 export function isAttachment(bytes: Uint8Array): boolean {
   const doc = manifestDoc(bytes);
-  return doc !== undefined && (doc.subject !== undefined || signatureKind(doc) !== undefined);
+  if (doc === undefined || (doc.subject === undefined && signatureKind(doc) === undefined)) return false;
+  return !hasFilesystemLayer(doc);
 }
 
 /** Called for every refusal (the audit trail). */

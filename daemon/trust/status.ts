@@ -19,7 +19,7 @@ import { createHash } from "node:crypto";
 import type { SqlDatabase, Statement } from "../platform/sqlite";
 import { cosignTag } from "./cosign";
 import type { TrustSet } from "./keys";
-import { MAX_SIGNATURE_BLOB, manifestDoc, type SignatureInfo, signatureKind, verifySignatureManifest } from "./verify";
+import { MAX_SIGNATURE_BLOB, manifestDoc, type SignatureInfo, signatureKind, verifySignatureManifest, maySign } from "./verify";
 
 const SCHEMA_VERSION = "2";
 /** A verdict is re-checked after this long even when nothing changed: certificates and signatures expire. */
@@ -40,8 +40,8 @@ export interface TrustSource {
   manifest(repo: string, reference: string): Promise<{ digest: string; bytes: Uint8Array } | undefined>;
   /** A blob's bytes if it is at most `max` bytes; undefined when absent or larger. */
   blob(repo: string, digest: string, max: number): Promise<Uint8Array | undefined>;
-  /** Digests of the manifests of `repo` whose subject is `digest`. */
-  referrers(repo: string, digest: string): Promise<string[]>;
+  /** The manifests of `repo` whose subject is `digest` (their digests and artifact types). */
+  referrers(repo: string, digest: string): Promise<{ digest: string; artifactType?: string }[]>;
   /** Digests of the indexes of `repo` that list `digest`. */
   parents(repo: string, digest: string): string[];
 }
@@ -197,7 +197,11 @@ export class TrustIndex {
     const candidates = new Set<string>();
     const tagged = await this.source.manifest(repo, cosignTag(digest));
     if (tagged) candidates.add(tagged.digest);
-    for (const r of (await this.source.referrers(repo, digest)).slice(0, 64)) candidates.add(r);
+    // only referrers that may be signatures count against the bound: attachments of other
+    // types (SBOMs, scans), however many and however their digests sort, cannot crowd a
+    // signature out of the ones looked at
+    const referrers = (await this.source.referrers(repo, digest)).filter((r) => maySign(r.artifactType));
+    for (const r of referrers.slice(0, 64)) candidates.add(r.digest);
     const signatures: SignatureInfo[] = [];
     for (const sigDigest of candidates) {
       const sig = sigDigest === tagged?.digest ? tagged : await this.source.manifest(repo, sigDigest);
@@ -216,6 +220,7 @@ export class TrustIndex {
     return statusOf(signatures);
   }
 }
+
 
 function statusOf(signatures: SignatureInfo[]): TrustStatus {
   return { state: signatures.length === 0 ? "unsigned" : signatures.some((s) => s.isTrusted) ? "verified" : "unverified", signatures };

@@ -8,7 +8,7 @@
  */
 import { cosignTag } from "./cosign";
 import type { TrustSet } from "./keys";
-import { MAX_SIGNATURE_BLOB, manifestDoc, type SignatureInfo, signatureKind, verifySignatureManifest } from "./verify";
+import { MAX_SIGNATURE_BLOB, manifestDoc, maySign, type SignatureInfo, signatureKind, verifySignatureManifest } from "./verify";
 
 /** A manifest fetched from an upstream. */
 export interface UpstreamManifest {
@@ -21,7 +21,7 @@ export interface UpstreamManifest {
 export interface UpstreamReader<M extends UpstreamManifest> {
   manifest(repo: string, ref: string, opts: { background?: boolean; signal?: AbortSignal }): Promise<M>;
   blob(repo: string, digest: { value: string; algorithm: "sha256" | "sha512"; hex: string }, opts: { background?: boolean; signal?: AbortSignal }): Promise<Response>;
-  referrers(repo: string, digest: { value: string; algorithm: "sha256" | "sha512"; hex: string }, opts: { signal?: AbortSignal }): Promise<{ digest: string }[]>;
+  referrers(repo: string, digest: { value: string; algorithm: "sha256" | "sha512"; hex: string }, opts: { signal?: AbortSignal }): Promise<{ digest: string; artifactType?: string }[]>;
 }
 
 /** The verdict on an upstream image. */
@@ -61,7 +61,9 @@ export async function verifyUpstream<M extends UpstreamManifest>(upstream: Upstr
     // no cosign tag upstream
   }
   try {
-    for (const r of (await upstream.referrers(repo, subject, opts)).slice(0, 32)) candidates.push(await upstream.manifest(repo, r.digest, opts));
+    // only referrers a signature may be (an SBOM flood must not crowd the signature out), then at most 32
+    const signatures = (await upstream.referrers(repo, subject, opts)).filter((r) => maySign(r.artifactType));
+    for (const r of signatures.slice(0, 32)) candidates.push(await upstream.manifest(repo, r.digest, opts));
   } catch {
     // no referrers upstream
   }

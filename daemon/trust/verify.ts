@@ -88,3 +88,8 @@ export async function verifySignatureManifest(
   }
   return out;
 }
+
+/** True for a referrer's artifact type that a signature may have (notation, sigstore; none: decided by its config). */
+export function maySign(artifactType: string | undefined): boolean {
+  return artifactType === undefined || /notary|sigstore|cosign/i.test(artifactType);
+}

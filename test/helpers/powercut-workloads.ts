@@ -4,11 +4,16 @@
  * deletes (by tag, by digest, of blobs), garbage collection, retention, sync fetches
  * (sync/blobfetch.ts writing through the Disk, then the manifest stored as the mirror
  * stores it) and the adoption of a layout dropped into the root (served as it is, mounted
- * from into another repository, which adopts its blobs into the pool).
- *
- * Bundles (air-gap import) do not exist in berth yet, so there is no bundle workload.
+ * from into another repository, which adopts its blobs into the pool) and the import of an
+ * air-gap bundle (daemon/bundle: BlobStore.ingest, then Registry.putManifest, tags last).
  */
 import { createHash } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { importBundle } from "../../daemon/bundle/import";
+import { localTarget } from "../../daemon/bundle/local";
+import { writeBundle } from "../bundle/make";
 import { silentLogger } from "../../daemon/log";
 import { parseDigest, type Digest } from "../../daemon/oci/digest";
 import { OCI_MANIFEST } from "../../daemon/oci/mediatypes";
@@ -311,5 +316,37 @@ const adoptForeignOwner: Workload = {
   },
 };
 
+/** The images of the bundle workload: two tags sharing a layer, and a second repository. */
+export const BUNDLE_IMAGES = [
+  { repo: "bundle/a", tag: "v1", img: image("bundle a1", SHARED) },
+  { repo: "bundle/a", tag: "v2", img: image("bundle a2", SHARED, "second layer ".repeat(90)) },
+  { repo: "bundle/b", tag: "v1", img: image("bundle b1", SHARED) },
+];
+
+/** Imports the bundle of {@link BUNDLE_IMAGES} into `w.r` (the file on the real disk, read as from a stick). */
+export async function importTestBundle(r: WorkContext["r"]): Promise<{ blobsUploaded: number; manifestsPut: number }> {
+  const dir = mkdtempSync(join(tmpdir(), "berth-bundle-pc-"));
+  try {
+    const file = join(dir, "bundle.tar");
+    await writeBundle(file, BUNDLE_IMAGES.map((b) => ({ repo: b.repo, tag: b.tag, manifest: b.img.manifest, blobs: [b.img.config, ...b.img.layers] })));
+    return await importBundle(localTarget(r.registry, r.store), file);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const bundles: Workload = {
+  name: "bundle",
+  async run(w) {
+    // every tag is in flight during the import: absent, or present with every blob (never partial)
+    await w.run(BUNDLE_IMAGES.map((b) => [`${b.repo}:${b.tag}`, present(b.img)]), async () => void (await importTestBundle(w.r)));
+    // a rerun writes nothing
+    await w.run([], async () => {
+      const again = await importTestBundle(w.r);
+      if (again.blobsUploaded + again.manifestsPut > 0) throw new Error(`a rerun of the import wrote ${again.blobsUploaded} blobs and ${again.manifestsPut} manifests`);
+    });
+  },
+};
+
 /** Every workload, in the order the script reports them. */
-export const WORKLOADS: Workload[] = [pushes, races, deletes, collection, gcRace, retention, syncs, adoptDurable, adoptFresh, adoptForeignOwner];
+export const WORKLOADS: Workload[] = [pushes, races, deletes, collection, gcRace, retention, syncs, adoptDurable, adoptFresh, adoptForeignOwner, bundles];

@@ -71,16 +71,21 @@ export async function createTestRegistry(options: TestRegistryOptions = {}): Pro
   const owned = options.root === undefined;
   const root = options.root ?? mkdtempSync(join(tmpdir(), "berth-reg-"));
   const maxManifestBytes = options.maxManifestBytes ?? 4 * 1024 * 1024;
-  const store = new Store(options.disk ?? realDisk, {
-    root,
-    dedupe: options.dedupe ?? true,
-    maxBlobBytes: options.maxBlobBytes ?? 0,
-    manifestCacheBytes: 1 << 20,
-    hashing: options.hashing,
-    ...(options.uploadLimits ? { uploadLimits: options.uploadLimits } : {}),
-  }, silentLogger);
-  const report = await store.recover();
-  const db = openDatabase(store.paths.metaDb);
+  // BERTH_TEST_STORAGE=s3: the same tables on the S3 backend (a bucket per registry on the
+  // test S3 peer; tests that look at files under the root are local-only and will say so by failing)
+  const onS3 = process.env.BERTH_TEST_STORAGE === "s3" && !options.disk;
+  const { store, report } = onS3 ? await s3Registry(root, options) : await (async () => {
+    const local = new Store(options.disk ?? realDisk, {
+      root,
+      dedupe: options.dedupe ?? true,
+      maxBlobBytes: options.maxBlobBytes ?? 0,
+      manifestCacheBytes: 1 << 20,
+      hashing: options.hashing,
+      ...(options.uploadLimits ? { uploadLimits: options.uploadLimits } : {}),
+    }, silentLogger);
+    return { store: local, report: await local.recover() };
+  })();
+  const db = openDatabase(store.metaDbPath);
   const meta = new Meta(db);
   const usage = options.search ? new UsageStats(db) : undefined;
   const hooks = usage ? { hooks: { pulled: usage.pulled.bind(usage), pushed: usage.pushed.bind(usage), deleted: usage.forget.bind(usage) } } : {};
@@ -134,6 +139,22 @@ export async function createTestRegistry(options: TestRegistryOptions = {}): Pro
     },
   };
   return self;
+}
+
+/** The S3 backend for {@link createTestRegistry} (BERTH_TEST_STORAGE=s3), typed as the local store for the tables. */
+async function s3Registry(root: string, options: TestRegistryOptions): Promise<{ store: Store; report: { repositories: string[] } }> {
+  const { s3Peer } = await import("./ceph");
+  const { openTestS3Storage } = await import("./s3store");
+  // one bucket per root, so a registry made again on the same root (reopen, seeding) sees the same store
+  const bucket = `berth-reg-${createHash("sha256").update(root).digest("hex").slice(0, 16)}`;
+  const t = await openTestS3Storage(await s3Peer(), {
+    bucket,
+    cacheRoot: root,
+    maxBlobBytes: options.maxBlobBytes ?? 0,
+    ...(options.hashing ? { hashing: options.hashing } : {}),
+    ...(options.uploadLimits ? { uploadLimits: options.uploadLimits } : {}),
+  }, silentLogger);
+  return { store: t.storage as unknown as Store, report: { repositories: await t.storage.repositories() } };
 }
 
 

@@ -1,7 +1,7 @@
 /** The memory governor collects only when over budget, and only while there is traffic. */
 import { expect, jest, test } from "bun:test";
 import { waitFor } from "../helpers/clients";
-import { memoryGovernor } from "../../daemon/platform/memory";
+import { SETTLE_MS, memoryGovernor } from "../../daemon/platform/memory";
 
 test("ingress checks every interval and collects only over the soft limit", () => {
   let rss = 50;
@@ -20,28 +20,96 @@ test("ingress checks every interval and collects only over the soft limit", () =
   expect(g.stats().collections).toBe(1);
 });
 
-test("while requests arrive the timer checks; after a quiet tick it stops", () => {
+test("while requests arrive the timer checks; a quiet tick under the limit stops it", () => {
   // Fake timers: each tick is stepped explicitly, so "no more looks" is shown tick by tick.
   jest.useFakeTimers();
   try {
     let collections = 0;
     let looks = 0;
-    const g = memoryGovernor({ softLimitBytes: 64, checkInterval: 1 << 20, tickMs: 5, rss: () => (looks++, 100) }, () => collections++);
+    let rss = 100;
+    const g = memoryGovernor({ softLimitBytes: 64, checkInterval: 1 << 20, tickMs: 5, rss: () => (looks++, rss) }, () => {
+      collections++;
+      rss = 50; // the collection brings it under the limit
+    });
     g.request();
     expect(looks).toBe(0);
     jest.advanceTimersByTime(5); // first tick: a request arrived since the last one, so it looks
-    expect([looks, collections]).toEqual([1, 1]);
+    expect([looks, collections]).toEqual([2, 1]); // the look, and the one after the collection
+    rss = 100;
     g.request();
     jest.advanceTimersByTime(5); // traffic continues: it looks again
-    expect([looks, collections]).toEqual([2, 2]);
-    jest.advanceTimersByTime(5); // a quiet tick: no look, and the timer stops
+    expect([looks, collections]).toEqual([4, 2]);
+    jest.advanceTimersByTime(5); // a quiet tick: one last look (under the limit now), and no timer is left
+    expect([looks, collections]).toEqual([5, 2]);
     expect(jest.getTimerCount()).toBe(0);
-    jest.advanceTimersByTime(50);
-    expect([looks, collections]).toEqual([2, 2]);
+    jest.advanceTimersByTime(60_000);
+    expect([looks, collections]).toEqual([5, 2]);
     g.request(); // traffic again starts the timer again
     expect(jest.getTimerCount()).toBe(1);
     g.stop();
     expect(jest.getTimerCount()).toBe(0);
+  } finally {
+    jest.useRealTimers();
+  }
+});
+
+test("a collection that leaves the set above the limit is not repeated every tick, only after growth by an eighth", () => {
+  jest.useFakeTimers();
+  try {
+    let collections = 0;
+    let rss = 100;
+    const g = memoryGovernor({ softLimitBytes: 64, checkInterval: 1 << 20, tickMs: 5, rss: () => rss }, () => collections++);
+    for (let i = 0; i < 10; i++) {
+      g.request();
+      jest.advanceTimersByTime(5);
+    }
+    expect(collections).toBe(1); // the set stayed at 100: one vain collection, not ten
+    rss = 100 + 64 / 8; // grown by an eighth of the limit beyond what it left
+    g.request();
+    jest.advanceTimersByTime(5);
+    expect(collections).toBe(2);
+    g.stop();
+  } finally {
+    jest.useRealTimers();
+  }
+});
+
+test("after traffic stops above the limit, follow-up looks collect until it is under, then no timer is left", () => {
+  jest.useFakeTimers();
+  try {
+    let collections = 0;
+    let rss = 100;
+    const g = memoryGovernor({ softLimitBytes: 64, checkInterval: 1 << 20, tickMs: 5, rss: () => rss }, () => collections++);
+    g.request();
+    jest.advanceTimersByTime(5); // traffic: one collection, the set stays at 100
+    expect(collections).toBe(1);
+    jest.advanceTimersByTime(5); // quiet: the last look collects even though the set did not grow
+    expect(collections).toBe(2);
+    expect(jest.getTimerCount()).toBe(1); // a follow-up is due (SETTLE_MS[0])
+    jest.advanceTimersByTime(SETTLE_MS[0]!);
+    expect(collections).toBe(3);
+    rss = 60; // the allocator gave pages back
+    jest.advanceTimersByTime(SETTLE_MS[1]!);
+    expect(collections).toBe(3); // under the limit: no collection, and no further look
+    expect(jest.getTimerCount()).toBe(0);
+    g.stop();
+  } finally {
+    jest.useRealTimers();
+  }
+});
+
+test("the follow-up looks end within a minute even when the set stays above the limit", () => {
+  jest.useFakeTimers();
+  try {
+    let collections = 0;
+    const g = memoryGovernor({ softLimitBytes: 64, checkInterval: 1 << 20, tickMs: 5, rss: () => 100 }, () => collections++);
+    g.request();
+    jest.advanceTimersByTime(10); // a traffic tick, then the quiet one
+    jest.advanceTimersByTime(60_000);
+    expect(collections).toBe(2 + SETTLE_MS.length);
+    expect(SETTLE_MS.reduce((a, b) => a + b, 0)).toBeLessThan(60_000);
+    expect(jest.getTimerCount()).toBe(0);
+    g.stop();
   } finally {
     jest.useRealTimers();
   }

@@ -12,8 +12,8 @@ import { startDaemon as startBerth } from "../../daemon/main";
 import { createLogger } from "../../daemon/log";
 import { configOf, basic, writeHtpasswd } from "../helpers/auth";
 import { tempDir } from "../helpers/daemon";
-import { der, keyPair, makePki, notationJws } from "./fixtures";
-import { getManifest, pushCosignSignature, pushImage, pushIndex, pushManifest, pushNotationSignature } from "./push";
+import { der, digestOf, keyPair, makePki, notationJws } from "./fixtures";
+import { SIZES, getManifest, pushBlob, pushCosignSignature, pushImage, pushIndex, pushManifest, pushNotationSignature } from "./push";
 
 const ADMIN = basic("root", "root-pw");
 const BOB = basic("bob", "bob-pw");
@@ -201,6 +201,69 @@ require_signature = true
     expect(pull.status).toBe(403);
     expect(pull.body).not.toContain("signature");
     expect(pull.body).not.toContain(digest);
+  });
+
+  test("a runnable image that names a subject, or dresses as a notation signature, is not an attachment: it needs its own signature", async () => {
+    // review finding: anything with a subject was served unchecked, so a pusher made any
+    // unsigned image pullable by adding `subject` (runtimes ignore it and run the layers)
+    const target = await pushImage(url, "secure/bypass", "base", "base", ADMIN);
+    const layer = Buffer.from("payload an attacker wants run");
+    await pushBlob(url, "secure/bypass", layer, ADMIN);
+    const jws = Buffer.from("{}");
+    const runnable = {
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", size: 2 },
+      layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", digest: digestOf(layer), size: layer.length }],
+    };
+    await pushManifest(url, "secure/bypass", "with-subject", { ...runnable, subject: { mediaType: "application/vnd.oci.image.manifest.v1+json", digest: target, size: SIZES.get(target) } }, undefined, ADMIN);
+    expect((await getManifest(url, "secure/bypass", "with-subject", ADMIN)).status).toBe(403);
+    await pushBlob(url, "secure/bypass", jws, ADMIN);
+    await pushManifest(url, "secure/bypass", "dressed", { ...runnable, artifactType: "application/vnd.cncf.notary.signature", layers: [...runnable.layers, { mediaType: "application/jose+json", digest: digestOf(jws), size: jws.length }] }, undefined, ADMIN);
+    expect((await getManifest(url, "secure/bypass", "dressed", ADMIN)).status).toBe(403);
+    // a real signature (no filesystem layer) is still served
+    await pushCosignSignature(url, "secure/bypass", target, intruder, target, ADMIN);
+    expect((await getManifest(url, "secure/bypass", `${target.replace(":", "-")}.sig`, ADMIN)).status).toBe(200);
+  });
+
+  test("referrers that are no signatures, however many and however their digests sort, do not hide a signature", async () => {
+    // review finding: only the first 64 referrers (by digest) were looked at, so 64 SBOMs or
+    // other attachments pushed beside an image pushed its verified signature out of sight
+    expect((await fetch(`${url}/v2/_zot/ext/notation?truststoreType=ca`, { method: "POST", body: pki.caPem, headers: ADMIN })).status).toBe(200);
+    const digest = await pushImage(url, "secure/crowded", "v1", "crowded", ADMIN);
+    const blob = Buffer.from("an attachment");
+    await pushBlob(url, "secure/crowded", blob, ADMIN);
+    await pushBlob(url, "secure/crowded", Buffer.from("{}"), ADMIN);
+    const envelope = notationJws(pki.leaf, digest, { chain: [der(pki.interPem)] });
+    await pushBlob(url, "secure/crowded", envelope, ADMIN);
+    const signature = {
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      artifactType: "application/vnd.cncf.notary.signature",
+      config: { mediaType: "application/vnd.oci.empty.v1+json", digest: digestOf("{}"), size: 2 },
+      layers: [{ mediaType: "application/jose+json", digest: digestOf(envelope), size: envelope.length }],
+      subject: { mediaType: "application/vnd.oci.image.manifest.v1+json", digest, size: SIZES.get(digest) },
+    };
+    const signatureDigest = digestOf(JSON.stringify(signature));
+    // 70 attachments whose digests all sort before the signature's (found by trying annotations)
+    let pushed = 0;
+    for (let i = 0; pushed < 70; i++) {
+      const sbom = {
+        schemaVersion: 2,
+        mediaType: "application/vnd.oci.image.manifest.v1+json",
+        artifactType: "application/spdx+json",
+        config: { mediaType: "application/vnd.oci.empty.v1+json", digest: digestOf("{}"), size: 2 },
+        layers: [{ mediaType: "application/spdx+json", digest: digestOf(blob), size: blob.length }],
+        subject: { mediaType: "application/vnd.oci.image.manifest.v1+json", digest, size: SIZES.get(digest) },
+        annotations: { n: String(i) },
+      };
+      if (digestOf(JSON.stringify(sbom)) >= signatureDigest) continue;
+      await pushManifest(url, "secure/crowded", undefined, sbom, undefined, ADMIN);
+      pushed++;
+    }
+    expect(await pushManifest(url, "secure/crowded", undefined, signature, undefined, ADMIN)).toBe(signatureDigest);
+    expect((await status("secure/crowded", digest)).state).toBe("verified");
+    expect((await getManifest(url, "secure/crowded", "v1", ADMIN)).status).toBe(200);
   });
 
   test("repositories without a policy are served unsigned, with their status still reported", async () => {

@@ -99,3 +99,29 @@ test("only_signed on demand: a pull-through of an unsigned or wrongly signed ima
   await waitFor("the cosign signature to be stored", async () => (await fetch(`${berth.url}/v2/apps/good/tags/list`).then((r) => r.json()) as { tags?: string[] }).tags?.includes(`${digests.good!.replace(":", "-")}.sig`) ?? false, 10_000);
   expect((await get("apps/good", `${digests.good!.replace(":", "-")}.sig`)).status).toBe(200);
 }, 60_000);
+
+test("only_signed on demand: an unsigned runnable image is not let through because it names a subject or is tagged like a cosign signature", async () => {
+  // review finding: pull-through passed anything with a subject, and anything asked for by a
+  // `sha256-<hex>.sig` tag, unchecked; runtimes ignore both and run the layers
+  const res = await fetch(`${upstream.url}/v2/apps/none/manifests/v1`, { headers: { Accept: `${OCI_MANIFEST}, application/vnd.oci.image.index.v1+json` } });
+  let doc = (await res.json()) as { mediaType?: string; manifests?: { digest: string }[]; layers?: unknown[] };
+  if (doc.manifests) doc = (await (await fetch(`${upstream.url}/v2/apps/none/manifests/${doc.manifests[0]!.digest}`, { headers: { Accept: OCI_MANIFEST } })).json()) as typeof doc;
+  expect(doc.layers?.length).toBeGreaterThan(0);
+  const put = async (tag: string, body: object) => {
+    const r = await fetch(`${upstream.url}/v2/apps/none/manifests/${tag}`, { method: "PUT", body: JSON.stringify(body), headers: { "Content-Type": OCI_MANIFEST } });
+    expect(r.status).toBe(201);
+  };
+  const fakeSigTag = `sha256-${"0".repeat(64)}.sig`;
+  await put(fakeSigTag, { ...doc, mediaType: OCI_MANIFEST });
+  await put("with-subject", { ...doc, mediaType: OCI_MANIFEST, subject: { mediaType: OCI_MANIFEST, digest: digests.good!, size: 100 } });
+  const keys = join(work, "keys-bypass");
+  mkdirSync(keys);
+  writeFileSync(join(keys, "release.pub"), release.publicPem);
+  await using berth = await startDaemon({
+    extra: `[trust]\nenabled = true\nkeys_dir = "${keys}"\n[[sync.registries]]\nname = "up"\nurls = ["${upstream.url}"]\nrepos = ["apps/**"]\ninterval = 0\non_demand = true\nonly_signed = true\n`,
+  });
+  for (const ref of [fakeSigTag, "with-subject"]) {
+    const r = await fetch(`${berth.url}/v2/apps/none/manifests/${ref}`, { headers: { Accept: OCI_MANIFEST } });
+    expect(r.status, ref).toBe(403);
+  }
+}, 60_000);

@@ -139,6 +139,23 @@ export class S3Client {
     return { body: res.body ?? new Response("").body!, info, range };
   }
 
+  /**
+   * Streams the whole object unless its ETag is still `etag` (a conditional GET: RGW answers
+   * 304 and nothing is transferred); undefined when unchanged. Throws not-found.
+   */
+  async getIfChanged(key: string, etag: string | undefined, signal?: AbortSignal): Promise<GetResult | undefined> {
+    if (etag === undefined) return this.get(key, { signal });
+    const headers = new Headers({ "if-none-match": `"${stripQuotes(etag)}"` });
+    try {
+      const res = await this.send("GET", key, { headers, signal });
+      const info = infoOf(key, res);
+      return { body: res.body ?? new Response("").body!, info, range: { start: 0, end: info.size - 1, total: info.size } };
+    } catch (e) {
+      if (e instanceof S3Error && e.status === 304) return undefined;
+      throw e;
+    }
+  }
+
   /** The object's metadata, or undefined when there is no such object. */
   async head(key: string, signal?: AbortSignal): Promise<ObjectInfo | undefined> {
     try {

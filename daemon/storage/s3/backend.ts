@@ -1,0 +1,321 @@
+/**
+ * The S3 backend of the storage seam (api.ts): a {@link Storage} on one bucket (optionally
+ * under a prefix), composed of the index store (indexes.ts: compare-and-swap by conditional
+ * PUT), the blob store (blobs.ts: content-addressed keys, links, streamed multipart uploads,
+ * ranged GETs, optional presigned redirects) and the in-memory view of the bucket the
+ * synchronous parts of the seam answer from (links.ts). Upload sessions and ingests are the
+ * local backend's, spooled in a local cache directory (which also holds meta.db, a cache
+ * rebuilt from the bucket), and publish into the bucket when verified; sessions stay with the
+ * process that opened them (another process answers BLOB_UPLOAD_UNKNOWN).
+ *
+ * GC on S3 uses the same abilities as on disk: unlink deletes a link, the pool sweep deletes
+ * a blob no repository links, except one younger than `blobGraceMs` (a blob is uploaded
+ * before its first link is written, so a young unlinked blob may be a push in flight in
+ * another process). Scrub streams each blob through the hash; a bad one is copied to
+ * quarantine/ and removed from every repository and the pool.
+ */
+import { statfsSync } from "node:fs";
+import { join } from "node:path";
+import { createHash } from "node:crypto";
+import type { Algorithm, Digest } from "../../oci/digest";
+import { realDisk } from "../../platform/disk";
+import { type UploadHashing, inlineHashing } from "../../platform/uploadhash";
+import type { Logger } from "../../log";
+import type { AuditItem, BlobAudit, BlobEntry, BlobInfo, BlobSweep, IngestOptions, QuarantinedBlob, Storage, StorageFigures, UsageMeter, WriteReserve } from "../api";
+import { ManifestCache } from "../cache";
+import { startIngest } from "../ingest";
+import { Paths } from "../paths";
+import { type UploadLimits, Uploads } from "../uploads";
+import { S3Blobs } from "./blobs";
+import { S3Client, type S3ClientOptions } from "./client";
+import { isS3Error } from "./errors";
+import { S3Indexes } from "./indexes";
+import { S3Keys } from "./keys";
+import { LinkState } from "./links";
+
+/** Options of {@link S3Storage}. */
+export interface S3StorageOptions {
+  client: S3ClientOptions;
+  /** Key prefix inside the bucket ("" for none). */
+  prefix: string;
+  /** Local directory for meta.db and spooled uploads. */
+  cacheRoot: string;
+  /** Multipart part size in bytes (default 8 MiB). */
+  partSize?: number;
+  /** Presigned redirects for blob GETs, valid this many seconds (0: off). */
+  redirectSeconds?: number;
+  /** The endpoint clients reach the bucket at (signed into redirect URLs); default the endpoint. */
+  publicEndpoint?: string;
+  /** Multipart uploads older than this found at open are aborted (default 1 day). */
+  staleUploadMs?: number;
+  /** A stored blob younger than this is never swept (default 1 hour). */
+  blobGraceMs?: number;
+  maxBlobBytes: number;
+  manifestCacheBytes: number;
+  onIngress?: (bytes: number) => void;
+  hashing?: UploadHashing;
+  admit?: (repo: string, bytes: number) => Promise<void>;
+  uploadLimits?: UploadLimits;
+}
+
+const LAYOUT = { version: 1 };
+
+/** Berth's storage in one S3 bucket. */
+export class S3Storage implements Storage {
+  readonly s3: S3Client;
+  readonly keys: S3Keys;
+  readonly paths: Paths;
+  readonly state: LinkState;
+  readonly indexes: S3Indexes;
+  readonly blobs: S3Blobs;
+  readonly uploads: Uploads;
+  readonly manifests: ManifestCache;
+  readonly sweep: BlobSweep;
+  readonly meter: UsageMeter;
+  readonly audit: BlobAudit;
+  readonly reserve: WriteReserve = { restore: async () => {} };
+  private readonly bad: QuarantinedBlob[] = [];
+  private readonly graceMs: number;
+
+  constructor(
+    private readonly options: S3StorageOptions,
+    private readonly log: Logger,
+  ) {
+    this.s3 = new S3Client(options.client);
+    this.keys = new S3Keys(options.prefix);
+    this.paths = new Paths(options.cacheRoot);
+    this.graceMs = options.blobGraceMs ?? 3_600_000;
+    this.state = new LinkState(this.s3, this.keys);
+    this.indexes = new S3Indexes(this.s3, this.keys, log, async (repo, first) => {
+      if (!first || !this.state.knows(repo)) await this.state.refresh(repo);
+    });
+    const hashing = options.hashing ?? inlineHashing;
+    const publish = (repo: string, digest: Digest, path: string) => this.blobs.publish(repo, digest, path);
+    const ingestDeps = { disk: realDisk, paths: this.paths, hashing, publish, published: () => "", admit: options.admit };
+    const presigner = options.publicEndpoint ? new S3Client({ ...options.client, endpoint: options.publicEndpoint }) : this.s3;
+    this.blobs = new S3Blobs(this.s3, this.keys, this.state, {
+      partSize: options.partSize ?? 8 * 1024 * 1024,
+      redirectSeconds: options.redirectSeconds ?? 0,
+      presigner,
+      startIngest: (repo: string, algorithm: Algorithm, o: IngestOptions) => startIngest(ingestDeps, repo, algorithm, o),
+      ensureRepo: (repo) => this.indexes.ensure(repo),
+    });
+    this.uploads = new Uploads(this.paths, realDisk, { maxBlobBytes: options.maxBlobBytes, onIngress: options.onIngress, hashing, admit: options.admit, limits: options.uploadLimits, log, publish });
+    this.manifests = new ManifestCache(options.manifestCacheBytes);
+    this.sweep = this.makeSweep();
+    this.meter = this.makeMeter();
+    this.audit = this.makeAudit();
+  }
+
+  /** Where the derived index lives: the local cache directory. */
+  get metaDbPath(): string {
+    return this.paths.metaDb;
+  }
+
+  /**
+   * Checks (or writes) the bucket's layout marker, clears spooled leftovers of an earlier
+   * run, and loads the bucket's view; answers the repositories found.
+   */
+  async open(): Promise<{ repositories: string[]; uploadsRemoved: number; tempFilesRemoved: number }> {
+    await realDisk.mkdirp(this.paths.internal);
+    const uploadsRemoved = await this.uploads.clearLeftovers();
+    try {
+      await this.s3.put(this.keys.layout, JSON.stringify(LAYOUT), { ifNoneMatch: "*", contentType: "application/json" });
+    } catch (e) {
+      if (!isS3Error(e, "precondition-failed") && !isS3Error(e, "conflict")) throw e;
+      const got = await this.s3.get(this.keys.layout);
+      const text = await new Response(got.body).text();
+      let version: unknown;
+      try {
+        version = (JSON.parse(text) as { version?: unknown }).version;
+      } catch {
+        version = text.slice(0, 40);
+      }
+      if (version !== LAYOUT.version) throw new Error(`Bucket "${this.s3.bucket}" holds berth layout version "${String(version)}", this berth reads version ${LAYOUT.version}`);
+    }
+    for await (const { object } of this.s3.listAll({ prefix: this.keys.quarantine })) {
+      const d = object && this.keys.digestOf(object.key);
+      if (d) this.bad.push({ digest: d.value, actual: "", size: object!.size, repositories: [], file: object!.key, at: object!.lastModified.getTime() });
+    }
+    // multipart uploads a crashed process left (a live one aborts its own on failure): older than a day
+    let abandoned = 0;
+    for (const u of await this.s3.listMultipartUploads(this.keys.blobs)) {
+      if (u.initiated.getTime() + (this.options.staleUploadMs ?? 86_400_000) > Date.now()) continue;
+      await this.s3.abortMultipart(u.key, u.uploadId);
+      abandoned++;
+    }
+    if (abandoned > 0) this.log.info("storage: abandoned multipart uploads aborted", { count: abandoned });
+    await this.state.loadAll();
+    return { repositories: await this.repositories(), uploadsRemoved, tempFilesRemoved: 0 };
+  }
+
+  /** Every repository (an index object that is not a tombstone), in lexical order. */
+  async repositories(): Promise<string[]> {
+    const names: string[] = [];
+    for await (const { object } of this.s3.listAll({ prefix: this.keys.repos })) {
+      const parsed = object && this.keys.parseRepoKey(object.key);
+      if (parsed && "index" in parsed) names.push(parsed.repo);
+    }
+    const out: string[] = [];
+    for (const repo of names) if (await this.indexes.exists(repo)) out.push(repo);
+    return out.sort();
+  }
+
+  /** The blobs `repo` links, listed from the bucket. */
+  async *repoBlobs(repo: string): AsyncIterable<BlobEntry> {
+    const stored = await this.storedCounts();
+    for await (const { object } of this.s3.listAll({ prefix: this.keys.links(repo) })) {
+      const d = object && this.keys.digestOf(object.key);
+      const blob = d && (await this.blobs.blobInfo(d.value));
+      if (!d || !blob) continue;
+      yield { digest: d.value, size: blob.size, mtimeMs: object!.lastModified.getTime(), links: stored.get(d.value) ?? 1 };
+    }
+  }
+
+  /** Every stored blob once; `links` counts the pool entry and each repository's link. */
+  async *storedBlobs(): AsyncIterable<BlobEntry> {
+    const counts = await this.storedCounts();
+    const now = Date.now();
+    for await (const { object } of this.s3.listAll({ prefix: this.keys.blobs })) {
+      const d = object && this.keys.digestOf(object.key);
+      if (!d) continue;
+      const mtimeMs = object!.lastModified.getTime();
+      // a young blob may be a push in flight elsewhere whose link is not written yet: held as linked
+      const young = mtimeMs + this.graceMs > now ? 1 : 0;
+      yield { digest: d.value, size: object!.size, mtimeMs, links: (counts.get(d.value) ?? 1) + young };
+    }
+  }
+
+  /** 1 + how many repositories link each digest, from one listing of repos/. */
+  private async storedCounts(): Promise<Map<string, number>> {
+    const counts = new Map<string, number>();
+    for await (const { object } of this.s3.listAll({ prefix: this.keys.repos })) {
+      const parsed = object && this.keys.parseRepoKey(object.key);
+      if (parsed && "link" in parsed) counts.set(parsed.link, (counts.get(parsed.link) ?? 1) + 1);
+    }
+    return counts;
+  }
+
+  private makeSweep(): BlobSweep {
+    return {
+      unlink: async (repo, digest) => {
+        await this.s3.delete(this.keys.link(repo, digest));
+        this.state.unlinked(repo, digest);
+      },
+      relink: async (repo, digest) => {
+        const d = this.keys.digestOf(digest.replace(":", "/"));
+        return d !== undefined && this.blobs.mount(repo, d);
+      },
+      stored: async (digest): Promise<BlobInfo | undefined> => {
+        const info = await this.s3.head(this.keys.blob(digest));
+        return info && { size: info.size, mtimeMs: info.lastModified.getTime() };
+      },
+      unlinkStored: async (digest) => {
+        await this.s3.delete(this.keys.blob(digest));
+        this.state.dropped(digest);
+      },
+      settle: async () => {},
+    };
+  }
+
+  private makeMeter(): UsageMeter {
+    const state = this.state;
+    return {
+      usage: (prefixes) => {
+        let total = 0;
+        for (const b of state.pool.values()) total += b.size;
+        for (const s of this.uploads.list()) total += s.size;
+        const byPrefix = new Map<string, number>();
+        for (const prefix of prefixes) {
+          const seen = new Set<string>();
+          let sum = 0;
+          for (const [repo, links] of state.repos) {
+            if (!repo.startsWith(prefix)) continue;
+            for (const d of links.keys()) {
+              if (seen.has(d)) continue;
+              seen.add(d);
+              sum += state.pool.get(d)?.size ?? 0;
+            }
+          }
+          byPrefix.set(prefix, sum);
+        }
+        return { total, byPrefix };
+      },
+      // the bucket has no fixed size; what can fill up is the local spool of uploads
+      space: () => {
+        const s = statfsSync(this.paths.root);
+        return { free: s.bavail * s.bsize, total: s.blocks * s.bsize };
+      },
+      figures: (): StorageFigures => {
+        const repositories = new Map<string, { bytes: number; blobs: number }>();
+        for (const [repo, links] of state.repos) {
+          let bytes = 0;
+          let blobs = 0;
+          for (const d of links.keys()) {
+            const b = state.pool.get(d);
+            if (!b) continue;
+            bytes += b.size;
+            blobs++;
+          }
+          repositories.set(repo, { bytes, blobs });
+        }
+        let poolBytes = 0;
+        for (const b of state.pool.values()) poolBytes += b.size;
+        return { repositories, poolBytes, poolBlobs: state.pool.size };
+      },
+    };
+  }
+
+  private makeAudit(): BlobAudit {
+    const self = this;
+    return {
+      async *auditItems(): AsyncIterable<AuditItem> {
+        for await (const { object } of self.s3.listAll({ prefix: self.keys.blobs })) {
+          const digest = object && self.keys.digestOf(object.key);
+          if (!digest) continue;
+          yield {
+            digest,
+            size: object!.size,
+            hash: async () => {
+              let got;
+              try {
+                got = await self.s3.get(self.keys.blob(digest.value));
+              } catch (e) {
+                if (isS3Error(e, "not-found")) return undefined;
+                throw e;
+              }
+              const h = createHash(digest.algorithm);
+              for await (const chunk of got.body as unknown as AsyncIterable<Uint8Array>) h.update(chunk);
+              return h.digest("hex");
+            },
+          };
+        }
+      },
+      async quarantine(item, actual) {
+        const digest = item.digest.value;
+        const file = self.keys.quarantined(digest);
+        await self.s3.copy(self.keys.blob(digest), file, { metadata: { actual } });
+        const repositories: string[] = [];
+        for await (const { object } of self.s3.listAll({ prefix: self.keys.repos })) {
+          const parsed = object && self.keys.parseRepoKey(object.key);
+          if (!parsed || !("link" in parsed) || parsed.link !== digest) continue;
+          await self.s3.delete(object!.key);
+          self.state.unlinked(parsed.repo, digest);
+          repositories.push(parsed.repo);
+        }
+        await self.s3.delete(self.keys.blob(digest));
+        self.state.dropped(digest);
+        const q = { digest, actual, size: item.size, repositories: repositories.sort(), file: `s3://${self.s3.bucket}/${file}`, at: Date.now() };
+        self.bad.push(q);
+        self.log.warn("blob quarantined: its bytes do not match its digest", { digest, actual, repositories });
+        return q;
+      },
+      quarantined: () => [...this.bad],
+    };
+  }
+}
+
+/** The local cache directory of an S3 store under `root` (meta.db and spooled uploads). */
+export function s3CacheRoot(root: string): string {
+  return join(root, "s3-cache");
+}

@@ -1,0 +1,210 @@
+/**
+ * Blobs on S3 (the {@link BlobStore} of the S3 backend). Bytes are content-addressed under
+ * blobs/<alg>/<hex> (written once, never changed, so deduplication is free) and linked into a
+ * repository by an empty object repos/<repo>/_links/<alg>/<hex>.
+ *
+ * Bytes come in through the one ingest path of the local backend (storage/ingest.ts and the
+ * upload sessions of uploads.ts), spooled, admitted and hashed in the local cache directory,
+ * and are published here once verified: the blob key is HEADed, and only when it is absent
+ * is the file streamed up (a multipart upload of `partSize` parts, memory (2 + 1) × partSize
+ * whatever the blob's size, and at most MAX_UPLOADS uploads at once); then the link is written, and the blob is HEADed again so that a
+ * GC in another process that removed it meanwhile is noticed and the bytes are sent again.
+ * Reads are ranged GETs streamed to the client, or (opt-in) redirects to presigned URLs.
+ */
+import { createReadStream } from "node:fs";
+import { Readable } from "node:stream";
+import type { Algorithm, Digest } from "../../oci/digest";
+import type { BlobBody, BlobIngest, BlobInfo, BlobStore, ByteRange, IngestOptions } from "../api";
+import type { S3Client } from "./client";
+import type { S3Keys } from "./keys";
+import type { KnownBlob, LinkState } from "./links";
+import { uploadStream } from "./multipart";
+
+/** Blob uploads to the bucket at once (each holds up to PART_CONCURRENCY + 1 part buffers). */
+export const MAX_UPLOADS = 4;
+/** Parts of one upload in flight at once. */
+const PART_CONCURRENCY = 2;
+
+/** How blobs are sent to clients. */
+export interface S3BlobOptions {
+  /** Bytes per multipart part (5 MiB or more). */
+  partSize: number;
+  /** Redirect whole-blob GETs to presigned URLs valid this long (0: stream through berth). */
+  redirectSeconds: number;
+  /** The client that signs redirect URLs (its endpoint is the one clients can reach). */
+  presigner?: S3Client;
+  /** Opens the local ingest of a blob; `publish` below makes it a blob of the bucket. */
+  startIngest(repo: string, algorithm: Algorithm, options: IngestOptions): Promise<BlobIngest>;
+  /** Creates the repository's index if needed (before its first link). */
+  ensureRepo(repo: string): Promise<void>;
+}
+
+/** The bucket's blobs and each repository's links. */
+export class S3Blobs implements BlobStore {
+  constructor(
+    private readonly s3: S3Client,
+    private readonly keys: S3Keys,
+    readonly state: LinkState,
+    private readonly options: S3BlobOptions,
+  ) {}
+
+  /** From memory (see links.ts); a miss lists the repository again in the background. */
+  stat(repo: string, digest: Digest): BlobInfo | undefined {
+    const info = this.state.stat(repo, digest.value);
+    if (!info) this.state.missed(repo);
+    return info;
+  }
+
+  /** After a miss in memory: the link and the blob as the bucket has them (another process may have written them). */
+  async lookup(repo: string, digest: Digest): Promise<BlobInfo | undefined> {
+    const link = await this.s3.head(this.keys.link(repo, digest.value));
+    if (!link) return undefined;
+    const blob = await this.blobInfo(digest.value);
+    if (!blob) return undefined;
+    this.state.linked(repo, digest.value, blob, link.lastModified.getTime());
+    return { size: blob.size, mtimeMs: link.lastModified.getTime() };
+  }
+
+  /** Reads a small blob whole. */
+  async read(_repo: string, digest: Digest): Promise<Uint8Array> {
+    const got = await this.s3.get(this.keys.blob(digest.value));
+    return new Uint8Array(await new Response(got.body).arrayBuffer());
+  }
+
+  /** A presigned redirect (whole blobs, when configured) or a stream of a ranged GET. */
+  open(_repo: string, digest: Digest, range?: ByteRange): BlobBody {
+    const key = this.keys.blob(digest.value);
+    if (!range && this.options.redirectSeconds > 0 && this.options.presigner) return { kind: "redirect", url: this.options.presigner.presignGet(key, this.options.redirectSeconds) };
+    return { kind: "stream", open: () => lazyGet(this.s3, key, range) };
+  }
+
+  /** True when the link and the blob are in the bucket (asked of S3 when not known here). */
+  async holdsDurably(repo: string, digest: Digest): Promise<boolean> {
+    if (this.state.stat(repo, digest.value)) return true;
+    return (await this.s3.head(this.keys.link(repo, digest.value))) !== undefined && (await this.blobInfo(digest.value)) !== undefined;
+  }
+
+  /** The stored blob, from memory or a HEAD. */
+  async blobInfo(digest: string): Promise<KnownBlob | undefined> {
+    const known = this.state.pool.get(digest);
+    if (known) return known;
+    const info = await this.s3.head(this.keys.blob(digest));
+    if (!info) return undefined;
+    const blob = { size: info.size, mtimeMs: info.lastModified.getTime() };
+    this.state.pool.set(digest, blob);
+    return blob;
+  }
+
+  async canMount(digest: Digest, from?: string): Promise<boolean> {
+    if (from !== undefined && !(await this.holdsDurably(from, digest))) return false;
+    return (await this.blobInfo(digest.value)) !== undefined;
+  }
+
+  /** Writes the link, then checks the blob is still there (a GC elsewhere may have removed it). */
+  async mount(repo: string, digest: Digest, from?: string): Promise<boolean> {
+    if (!(await this.canMount(digest, from))) return false;
+    await this.options.ensureRepo(repo);
+    await this.s3.put(this.keys.link(repo, digest.value), new Uint8Array(0));
+    const blob = await this.s3.head(this.keys.blob(digest.value));
+    if (!blob) {
+      await this.s3.delete(this.keys.link(repo, digest.value));
+      this.state.dropped(digest.value);
+      this.state.unlinked(repo, digest.value);
+      return false;
+    }
+    this.state.linked(repo, digest.value, { size: blob.size, mtimeMs: blob.lastModified.getTime() });
+    return true;
+  }
+
+  /** Removes the repository's link (the bytes stay for other repositories, and GC). */
+  async remove(repo: string, digest: Digest): Promise<boolean> {
+    const key = this.keys.link(repo, digest.value);
+    if (!this.state.stat(repo, digest.value) && !(await this.s3.head(key))) return false;
+    await this.s3.delete(key);
+    this.state.unlinked(repo, digest.value);
+    return true;
+  }
+
+  /** A local ingest whose commit publishes to the bucket; reads back from the bucket once committed. */
+  async ingest(repo: string, algorithm: Algorithm, options: IngestOptions = {}): Promise<BlobIngest> {
+    const inner = await this.options.startIngest(repo, algorithm, options);
+    let committed: Digest | undefined;
+    const s3 = this.s3;
+    const keys = this.keys;
+    return {
+      get written() {
+        return inner.written;
+      },
+      write: (chunks) => inner.write(chunks),
+      async readBack(offset, length) {
+        if (!committed) return inner.readBack(offset, length);
+        if (length <= 0) return new Uint8Array(0);
+        const got = await s3.get(keys.blob(committed.value), { start: offset, end: offset + length - 1 });
+        return new Uint8Array(await new Response(got.body).arrayBuffer());
+      },
+      digest: () => inner.digest(),
+      async commit(digest) {
+        await inner.commit(digest);
+        committed = digest;
+      },
+      cancel: () => inner.cancel(),
+    };
+  }
+
+  /**
+   * Makes the verified file at `path` blob `digest` of `repo`: uploads it unless the bucket
+   * has it, writes the link, and uploads again if the blob vanished in between.
+   */
+  async publish(repo: string, digest: Digest, path: string): Promise<void> {
+    await this.options.ensureRepo(repo);
+    const key = this.keys.blob(digest.value);
+    let blob = (await this.s3.head(key)) ? await this.blobInfo(digest.value) : undefined;
+    if (!blob) blob = await this.upload(key, path);
+    await this.s3.put(this.keys.link(repo, digest.value), new Uint8Array(0));
+    const after = await this.s3.head(key);
+    if (!after) blob = await this.upload(key, path);
+    this.state.linked(repo, digest.value, blob);
+  }
+
+  /**
+   * Streams the file to `key`. At most {@link MAX_UPLOADS} run at once (the others wait their
+   * turn), so part buffers stay under MAX_UPLOADS × (concurrency + 1) × partSize in all,
+   * however many clients complete pushes at the same moment.
+   */
+  private async upload(key: string, path: string): Promise<KnownBlob> {
+    while (this.uploading >= MAX_UPLOADS) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.uploading++;
+    try {
+      const body = Readable.toWeb(createReadStream(path)) as unknown as ReadableStream<Uint8Array>;
+      const { size } = await uploadStream(this.s3, key, body, { partSize: this.options.partSize, concurrency: PART_CONCURRENCY });
+      return { size, mtimeMs: Date.now() };
+    } finally {
+      this.uploading--;
+      this.waiting.shift()?.();
+    }
+  }
+
+  private uploading = 0;
+  private readonly waiting: (() => void)[] = [];
+}
+
+/** A stream whose GET starts on the first read (so a body that is never read costs no request). */
+function lazyGet(s3: S3Client, key: string, range?: ByteRange): ReadableStream<Uint8Array> {
+  let reader: { read(): Promise<{ done: boolean; value?: Uint8Array }>; cancel(reason?: unknown): Promise<void> } | undefined;
+  const abort = new AbortController();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (!reader) {
+        const got = await s3.get(key, { ...(range ? { start: range.start, end: range.end } : {}), signal: abort.signal });
+        reader = got.body.getReader();
+      }
+      const r = await reader.read();
+      if (r.done || !r.value) controller.close();
+      else controller.enqueue(r.value);
+    },
+    async cancel(reason) {
+      abort.abort(reason);
+      await reader?.cancel(reason).catch(() => {});
+    },
+  });
+}
