@@ -31,8 +31,8 @@ import { type Mutant, applyMutant, mutantsOf, sample, seeded } from "./mutate/op
 /** Module -> the source files mutated and the test files that cover them. */
 export const MODULES: Record<string, { files: string[]; tests: string[] }> = {
   storage: {
-    files: ["daemon/storage/blobs.ts", "daemon/storage/layouts.ts"],
-    tests: ["test/storage/store.test.ts", "test/storage/upload-races.test.ts", "test/storage/powercut.test.ts", "test/lifecycle/gc-race.test.ts", "test/lifecycle/delete-race.test.ts", "test/http/v2-write.test.ts", "test/http/v2-read.test.ts", "test/storage/reconcile-edges.test.ts", "test/storage/reserve-writes.test.ts"],
+    files: ["daemon/storage/blobs.ts", "daemon/storage/layouts.ts", "daemon/storage/ingest.ts", "daemon/storage/walk.ts", "daemon/storage/maintenance.ts"],
+    tests: ["test/storage/contract-local.test.ts", "test/storage/store.test.ts", "test/lifecycle/scrub.test.ts", "test/lifecycle/gc-pass.test.ts", "test/sync/quota-fetch.test.ts", "test/storage/upload-races.test.ts", "test/storage/powercut.test.ts", "test/lifecycle/gc-race.test.ts", "test/lifecycle/delete-race.test.ts", "test/http/v2-write.test.ts", "test/http/v2-read.test.ts", "test/storage/reconcile-edges.test.ts", "test/storage/reserve-writes.test.ts"],
   },
   registry: {
     files: ["daemon/registry/registry.ts"],
@@ -48,11 +48,11 @@ export const MODULES: Record<string, { files: string[]; tests: string[] }> = {
   },
   "sync blobfetch": {
     files: ["daemon/sync/blobfetch.ts"],
-    tests: ["test/sync/blobfetch.test.ts", "test/sync/hostile.test.ts", "test/sync/pulls-bound.test.ts", "test/sync/pullthrough.test.ts", "test/storage/powercut.test.ts"],
+    tests: ["test/sync/blobfetch.test.ts", "test/sync/hostile.test.ts", "test/sync/pulls-bound.test.ts", "test/sync/pullthrough.test.ts", "test/sync/quota-fetch.test.ts", "test/storage/powercut.test.ts"],
   },
   "/v2 handler": {
     files: ["daemon/http/v2.ts"],
-    tests: ["test/http/v2-read.test.ts", "test/http/v2-write.test.ts", "test/http/v2-limits.test.ts", "test/http/v2-auth.test.ts", "test/http/target.test.ts", "test/http/v2-faultlog.test.ts", "test/http/v2-edges.test.ts", "test/sync/range-inflight.test.ts", "test/audit/audit.test.ts"],
+    tests: ["test/http/v2-read.test.ts", "test/http/v2-write.test.ts", "test/http/v2-limits.test.ts", "test/http/v2-auth.test.ts", "test/http/target.test.ts", "test/http/v2-faultlog.test.ts", "test/http/v2-edges.test.ts", "test/sync/range-inflight.test.ts", "test/audit/audit.test.ts", "test/auth/plugins.test.ts"],
   },
 };
 
