@@ -266,3 +266,16 @@ describe("GET side of /v2, from the spec's text", () => {
     expect(again.status).toBe(304);
   });
 });
+
+test("each blob body served is counted with its size for the IO budget; HEAD and a 404 count nothing", async () => {
+  const served: number[] = [];
+  await using counted = await createTestRegistry({ onServe: (bytes) => void served.push(bytes) });
+  const body = "a blob whose reads are counted";
+  const digest = await pushBlob(counted, "team/app", body);
+  expect((await counted.call("HEAD", `/v2/team/app/blobs/${digest}`)).status).toBe(200);
+  expect((await counted.call("GET", `/v2/team/app/blobs/${sha256("absent")}`)).status).toBe(404);
+  expect(served).toEqual([]);
+  const res = await counted.call("GET", `/v2/team/app/blobs/${digest}`);
+  expect(await res.text()).toBe(body);
+  expect(served).toEqual([body.length]);
+});
