@@ -44,7 +44,7 @@ export const MODULES: Record<string, { files: string[]; tests: string[] }> = {
   },
   "sync upstream": {
     files: ["daemon/sync/upstream.ts"],
-    tests: ["test/sync/hostile.test.ts", "test/sync/negative.test.ts", "test/sync/pullthrough.test.ts", "test/sync/referrers.test.ts", "test/sync/pulls-bound.test.ts", "test/sync/upstream-referrers.test.ts", "test/sync/sha512-sync.test.ts"],
+    tests: ["test/sync/hostile.test.ts", "test/sync/negative.test.ts", "test/sync/pullthrough.test.ts", "test/sync/referrers.test.ts", "test/sync/pulls-bound.test.ts", "test/sync/upstream-referrers.test.ts", "test/sync/upstream-retry.test.ts", "test/sync/sha512-sync.test.ts"],
   },
   "sync blobfetch": {
     files: ["daemon/sync/blobfetch.ts"],

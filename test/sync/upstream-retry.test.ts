@@ -1,0 +1,34 @@
+/**
+ * The referrers lookup of an upstream is background work (issue 15: a mutant that sent it
+ * as a client's request, without retries, survived): an upstream that answers the referrers
+ * API with a passing 503 once is asked again and its answer used, where a foreground request
+ * (a client waiting on a pull) would fail at once.
+ */
+import { expect, test } from "bun:test";
+import { createHash } from "node:crypto";
+import { checkSyncRegistries } from "../../daemon/config/sync";
+import { silentLogger } from "../../daemon/log";
+import { parseDigest } from "../../daemon/oci/digest";
+import { Upstream } from "../../daemon/sync/upstream";
+import { startFakeUpstream } from "../helpers/fakeupstream";
+
+const sha = (b: string) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
+const INDEX = "application/vnd.oci.image.index.v1+json";
+
+test("a referrers request that meets a passing 503 is retried as background work, and its answer used", async () => {
+  const subject = sha("the subject manifest");
+  const sig = { mediaType: "application/vnd.oci.image.manifest.v1+json", digest: sha("a signature"), size: 11 };
+  let failures = 1;
+  await using fake = startFakeUpstream((_req, path) => {
+    if (path !== `/v2/lib/app/referrers/${subject}`) return undefined;
+    if (failures-- > 0) return new Response("busy", { status: 503 });
+    return new Response(JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests: [sig] }), { headers: { "content-type": INDEX } });
+  });
+  const problems: string[] = [];
+  const [config] = checkSyncRegistries([{ name: "fake", urls: [fake.url], retries: 2, retry_delay_ms: 1, timeout_ms: 5000 }], "sync.registries", problems);
+  expect(problems).toEqual([]);
+  const upstream = new Upstream(config!, 1 << 20, silentLogger);
+  const found = await upstream.referrers("lib/app", parseDigest(subject)!);
+  expect(found).toEqual([{ digest: sig.digest, mediaType: sig.mediaType }]);
+  expect(fake.hits(`/v2/lib/app/referrers/${subject}`)).toBe(2);
+});
