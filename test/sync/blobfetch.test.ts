@@ -8,7 +8,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { silentLogger } from "../../daemon/log";
+import { createLogger, silentLogger } from "../../daemon/log";
 import { type Disk, realDisk } from "../../daemon/platform/disk";
 import { type Digest, requireDigest } from "../../daemon/oci/digest";
 import { type UploadHashing, inlineHashing, workerHashing } from "../../daemon/platform/uploadhash";
@@ -184,5 +184,28 @@ test("a flush that fails while a blob streams in fails the fetch, not the proces
   expect(f.state).toBe("failed");
   expect(syncs).toBeGreaterThan(0);
   expect(existsSync(reg.store.blobs.path("lib/app", digest))).toBe(false);
+  expect(readdirSync(reg.store.paths.uploads)).toEqual([]);
+});
+
+test("each failed fetch gets the log line of its cause: bytes that do not match, a broken transfer; a blob the upstream lacks none", async () => {
+  await using reg = await createTestRegistry({ hashing: inlineHashing });
+  const lines: { level: string; msg: string; upstream?: string; error?: string }[] = [];
+  const fetches = new BlobFetches(reg.store, unlimited(), createLogger("info", "json", (line) => lines.push(JSON.parse(line))));
+  const failed = async (bytes: Uint8Array, digest: Digest, src: () => Promise<Response>) => {
+    await fetches.fetch("lib/app", digest, src, { background: false, upstream: "up" }).done.catch(() => {});
+    const out = lines.map((l) => [l.level, l.msg, l.upstream]);
+    lines.length = 0;
+    return out;
+  };
+  const bytes = randomBytes(300_000);
+  expect(await failed(bytes, digestOf(randomBytes(16)), source(bytes))).toEqual([["warn", "upstream sent a blob whose bytes do not match it; nothing was stored", "up"]]);
+  const broken = source(bytes, (sent) => {
+    if (sent > 0) throw new Error("connection reset");
+  });
+  expect(await failed(bytes, digestOf(bytes), broken)).toEqual([["warn", "an upstream blob transfer failed; nothing was stored", "up"]]);
+  const missing = async () => {
+    throw new UpstreamError("not-found", "up", "the blob is not there");
+  };
+  expect(await failed(bytes, digestOf(bytes), missing)).toEqual([]);
   expect(readdirSync(reg.store.paths.uploads)).toEqual([]);
 });
