@@ -9,6 +9,10 @@ import { join } from "node:path";
 import { type Disk, TEMP_PREFIX, realDisk } from "../../daemon/platform/disk";
 import { createTestRegistry, imageManifest, pushBlob, pushImage, sha256 } from "../helpers/registry";
 import { OCI_MANIFEST } from "../../daemon/oci/mediatypes";
+import { requireDigest } from "../../daemon/oci/digest";
+import { createLogger } from "../../daemon/log";
+import { Store } from "../../daemon/storage/store";
+import { SimDisk } from "../helpers/simdisk";
 
 describe("on-disk layout", () => {
   test("each repository is an OCI image layout with tags as ref.name annotations", async () => {
@@ -200,5 +204,27 @@ describe("manifest writes under the repository lock", () => {
     // Both sides of the race happened: manifests were listed (and checked) and deletes took effect.
     expect(listedChecked).toBeGreaterThan(0);
     expect(deleted).toBeGreaterThan(0);
+  });
+});
+
+describe("a mount from a file berth may not write, without dedupe", () => {
+  test("is copied (its data cannot be fsynced), not linked: hard links stay in use and no link failure is logged", async () => {
+    const ROOT = "/srv/berth";
+    const disk = new SimDisk();
+    await disk.mountPoint(ROOT);
+    const body = new TextEncoder().encode("a layer another user dropped in");
+    const digest = requireDigest(sha256(body));
+    const source = `${ROOT}/dropped/blobs/sha256/${digest.hex}`;
+    await disk.mkdirp(`${ROOT}/dropped/blobs/sha256`);
+    const f = await disk.openAppend(source);
+    await f.write([body]);
+    await f.close();
+    disk.readOnly.add(source);
+    const lines: string[] = [];
+    const store = new Store(disk, { root: ROOT, dedupe: false, maxBlobBytes: 0, manifestCacheBytes: 1 << 20 }, createLogger("debug", "json", (l) => lines.push(l)));
+    await store.recover();
+    expect(await store.blobs.mount("app", digest, "dropped")).toBe(true);
+    expect(new TextDecoder().decode(await disk.readFile(store.blobs.path("app", digest)))).toBe("a layer another user dropped in");
+    expect(lines.filter((l) => l.includes("hard links are not possible"))).toEqual([]);
   });
 });
