@@ -228,3 +228,13 @@ describe("a mount from a file berth may not write, without dedupe", () => {
     expect(lines.filter((l) => l.includes("hard links are not possible"))).toEqual([]);
   });
 });
+
+test("a mount from a dropped-in layout whose blob does not hash to its name is refused, and nothing is linked", async () => {
+  await using r = await createTestRegistry();
+  const digest = requireDigest(sha256("the bytes the name promises"));
+  mkdirSync(join(r.root, "dropped", "blobs", "sha256"), { recursive: true });
+  writeFileSync(join(r.root, "dropped", "blobs", "sha256", digest.hex), "other bytes under that name");
+  expect(await r.store.blobs.mount("app", digest, "dropped")).toBe(false);
+  expect(r.store.blobs.stat("app", digest)).toBeUndefined();
+  expect(existsSync(join(r.root, ".berth", "pool", "sha256", digest.hex))).toBe(false);
+});
