@@ -238,3 +238,21 @@ test("a mount from a dropped-in layout whose blob does not hash to its name is r
   expect(r.store.blobs.stat("app", digest)).toBeUndefined();
   expect(existsSync(join(r.root, ".berth", "pool", "sha256", digest.hex))).toBe(false);
 });
+
+test("usage counts each stored inode once: a blob two repositories of a prefix share once for the prefix, a blob outside the pool too", async () => {
+  await using r = await createTestRegistry();
+  const shared = "a layer both team repositories hold";
+  await pushBlob(r, "team/a", shared);
+  await pushBlob(r, "team/b", shared);
+  await pushBlob(r, "other/c", "a layer of another prefix");
+  // a layout dropped into the root: its blob is not in the pool
+  const dropped = "a blob only the dropped layout holds";
+  mkdirSync(join(r.root, "dropped", "blobs", "sha256"), { recursive: true });
+  writeFileSync(join(r.root, "dropped", "blobs", "sha256", sha256(dropped).slice(7)), dropped);
+  writeFileSync(join(r.root, "dropped", "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+  writeFileSync(join(r.root, "dropped", "index.json"), JSON.stringify({ schemaVersion: 2, manifests: [] }));
+  const usage = r.store.meter.usage(["team/", "other/"]);
+  expect(usage.byPrefix.get("team/")).toBe(shared.length);
+  expect(usage.byPrefix.get("other/")).toBe("a layer of another prefix".length);
+  expect(usage.total).toBe(shared.length + "a layer of another prefix".length + dropped.length);
+});
