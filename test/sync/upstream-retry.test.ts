@@ -44,14 +44,15 @@ function once(url: string) {
   return new Upstream(config!, 1 << 20, silentLogger);
 }
 
-test("a referrers API that answers 400 falls back to the sha256-<hex> tag; one that answers 503 is an error, not an empty list", async () => {
+test("a referrers API that answers 400 falls back to the sha256-<hex> tag; one that answers 503 is an error, not an empty list; without API and tag: none", async () => {
   const subject = sha("the subject manifest");
   const sig = { mediaType: "application/vnd.oci.image.manifest.v1+json", digest: sha("a signature"), size: 11 };
   const fallback = JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests: [sig] });
   await using fake = startFakeUpstream((_req, path) => {
     if (path === `/v2/lib/refused/referrers/${subject}`) return new Response("no", { status: 400 });
     if (path === `/v2/lib/down/referrers/${subject}`) return new Response("busy", { status: 503 });
-    if (path.endsWith(`/manifests/sha256-${subject.slice(7)}`)) return new Response(fallback, { headers: { "content-type": INDEX, "docker-content-digest": sha(fallback) } });
+    if (path === `/v2/lib/tagdown/manifests/sha256-${subject.slice(7)}`) return new Response("busy", { status: 503 });
+    if (path.endsWith(`/manifests/sha256-${subject.slice(7)}`) && !path.includes("/none/")) return new Response(fallback, { headers: { "content-type": INDEX, "docker-content-digest": sha(fallback) } });
     return undefined;
   });
   const upstream = once(fake.url);
@@ -60,4 +61,8 @@ test("a referrers API that answers 400 falls back to the sha256-<hex> tag; one t
   expect(down).toBeInstanceOf(UpstreamError);
   expect((down as UpstreamError).fault).toBe("server");
   expect(fake.hits(`/v2/lib/down/manifests/sha256-${subject.slice(7)}`)).toBe(0);
+  // no referrers API and no fallback tag: no referrers; a fallback tag that cannot be read: an error
+  expect(await upstream.referrers("lib/none", parseDigest(subject)!)).toEqual([]);
+  const tagDown = await upstream.referrers("lib/tagdown", parseDigest(subject)!).then(() => undefined, (e: unknown) => e);
+  expect((tagDown as UpstreamError).fault).toBe("server");
 });
