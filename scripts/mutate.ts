@@ -87,7 +87,8 @@ function parses(code: string): boolean {
 function scratchCopy(): string {
   const dir = mkdtempSync(join(tmpdir(), "berth-mutate-"));
   const listed = Bun.spawnSync(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], { cwd: repo }).stdout.toString().split("\0").filter(Boolean);
-  for (const f of listed) {
+  // node_modules is linked below (a symlinked node_modules is not matched by "node_modules/" in .gitignore)
+  for (const f of listed.filter((f) => f !== "node_modules")) {
     mkdirSync(dirname(join(dir, f)), { recursive: true });
     try {
       cpSync(join(repo, f), join(dir, f));
@@ -95,7 +96,12 @@ function scratchCopy(): string {
       // deleted in the working tree but still in the index
     }
   }
-  symlinkSync(join(repo, "node_modules"), join(dir, "node_modules"));
+  try {
+    symlinkSync(join(repo, "node_modules"), join(dir, "node_modules"));
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   return dir;
 }
 
@@ -172,6 +178,8 @@ try {
     const out = results[name]!;
     const killed = out.filter((o) => o.result !== "survived").length;
     console.error(`${name}: ${killed}/${out.length} killed (of ${pool.length} candidate mutants)`);
+    // written after each module, so an interrupted run keeps what it measured
+    if (values.json) writeFileSync(values.json, JSON.stringify(results, null, 2));
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });
