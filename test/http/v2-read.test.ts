@@ -279,3 +279,11 @@ test("each blob body served is counted with its size for the IO budget; HEAD and
   expect(await res.text()).toBe(body);
   expect(served).toEqual([body.length]);
 });
+
+test("a repository name that is not valid is 400 NAME_INVALID for a tag list and a manifest DELETE too", async () => {
+  for (const [method, path] of [["GET", "/v2/Team/App/tags/list"], ["DELETE", "/v2/Team/App/manifests/v1"]] as const) {
+    const res = await r.call(method, path);
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe("NAME_INVALID");
+  }
+});
