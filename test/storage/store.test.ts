@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } 
 import { join } from "node:path";
 import { type Disk, TEMP_PREFIX, realDisk } from "../../daemon/platform/disk";
 import { createTestRegistry, imageManifest, pushBlob, pushImage, sha256 } from "../helpers/registry";
-import { OCI_MANIFEST } from "../../daemon/oci/mediatypes";
+import { OCI_INDEX, OCI_MANIFEST } from "../../daemon/oci/mediatypes";
 import { requireDigest } from "../../daemon/oci/digest";
 import { createLogger } from "../../daemon/log";
 import { Store } from "../../daemon/storage/store";
@@ -255,4 +255,23 @@ test("usage counts each stored inode once: a blob two repositories of a prefix s
   expect(usage.byPrefix.get("team/")).toBe(shared.length);
   expect(usage.byPrefix.get("other/")).toBe("a layer of another prefix".length);
   expect(usage.total).toBe(shared.length + "a layer of another prefix".length + dropped.length);
+});
+
+test("an index whose platforms are not all here is stored only when the caller (sync) allows a partial index", async () => {
+  await using r = await createTestRegistry();
+  const present = await pushImage(r, "app", "amd64", "the one platform mirrored");
+  const missing = imageManifest(JSON.stringify({ os: "linux", architecture: "arm64" }), ["a layer not mirrored"]);
+  const index = new TextEncoder().encode(JSON.stringify({
+    schemaVersion: 2,
+    mediaType: OCI_INDEX,
+    manifests: [
+      { mediaType: OCI_MANIFEST, digest: present.digest, size: present.manifest.length },
+      { mediaType: OCI_MANIFEST, digest: sha256(missing), size: missing.length },
+    ],
+  }));
+  const refused = await r.registry.putManifest("app", "multi", index, OCI_INDEX).catch((e: unknown) => e);
+  expect((refused as { code?: string }).code).toBe("MANIFEST_BLOB_UNKNOWN");
+  const stored = await r.registry.putManifest("app", "multi", index, OCI_INDEX, [], { partialIndex: true });
+  expect(stored.tags).toEqual(["multi"]);
+  expect(await (await r.call("GET", "/v2/app/manifests/multi")).text()).toBe(new TextDecoder().decode(index));
 });
