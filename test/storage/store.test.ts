@@ -275,3 +275,12 @@ test("an index whose platforms are not all here is stored only when the caller (
   expect(stored.tags).toEqual(["multi"]);
   expect(await (await r.call("GET", "/v2/app/manifests/multi")).text()).toBe(new TextDecoder().decode(index));
 });
+
+test("a tag moves only when it pointed at another manifest: re-pushing the same manifest under its tag moves nothing", async () => {
+  await using r = await createTestRegistry();
+  const a = await pushImage(r, "app", "v1", "image a");
+  const b = await pushImage(r, "app", "other", "image b");
+  const bytes = new TextEncoder().encode(a.manifest);
+  expect((await r.registry.putManifest("app", "v1", bytes, OCI_MANIFEST)).moved).toEqual([]);
+  expect((await r.registry.putManifest("app", "v1", new TextEncoder().encode(b.manifest), OCI_MANIFEST)).moved).toEqual([{ tag: "v1", from: a.digest }]);
+});
