@@ -57,3 +57,18 @@ describe("retention and eviction against pushes in flight", () => {
     expect(r.lifecycle.evictor.history).toEqual([]);
   });
 });
+
+describe("what a decision removes when only part of it can go", () => {
+  test("retention removes a tag whose manifest another kept tag still holds: the tag goes, the manifest stays", async () => {
+    await using r = await createLifecycleRegistry({ retention: { intervalMs: 0, dryRun: false, policies: [keepLast(1)] } });
+    const img = await pushImage(r, "app", "old", "the one image");
+    r.lifecycle.usage.get("app", "old")!.pushedAt = Date.now() - 3_600_000;
+    r.lifecycle.usage.get("app", img.digest)!.pushedAt = Date.now() - 3_600_000;
+    expect((await r.call("PUT", "/v2/app/manifests/new", { headers: { "Content-Type": OCI_MANIFEST }, body: img.manifest })).status).toBe(201);
+    const report = await r.lifecycle.retention();
+    expect(report.tags.map((t) => t.tag)).toEqual(["old"]);
+    expect(report.manifests).toEqual([]);
+    expect(await tagsOf(r, "app")).toEqual(["new"]);
+    expect(await (await r.call("GET", "/v2/app/manifests/new")).text()).toBe(img.manifest);
+  });
+});
