@@ -249,6 +249,18 @@ describe("the grace period's holdings in the pool", () => {
   });
 });
 
+describe("the derived index after a pass", () => {
+  test("is current once a pass unlisted manifests: its stamp is index.json's, so no rebuild follows", async () => {
+    await using r = await createLifecycleRegistry(gcOptions({ untagged: true }));
+    const img = await pushImage(r, "app", "v1", "untagged soon");
+    await pushImage(r, "app", "kept", "tagged image");
+    expect((await r.call("DELETE", "/v2/app/manifests/v1")).status).toBe(202);
+    const report = await r.lifecycle.gc();
+    expect(report.manifests.map((m) => m.digest)).toEqual([img.digest]);
+    expect(r.meta.stampOf("app")).toBe((await r.store.indexes.index("app"))!.stamp);
+  });
+});
+
 describe("manual passes", () => {
   test("log one info line with their summary; a scheduled pass that did nothing logs none", async () => {
     const lines: string[] = [];
