@@ -40,7 +40,7 @@ export const MODULES: Record<string, { files: string[]; tests: string[] }> = {
   },
   gc: {
     files: ["daemon/lifecycle/gc.ts"],
-    tests: ["test/lifecycle/gc.test.ts", "test/lifecycle/gc-pass.test.ts", "test/lifecycle/gc-race.test.ts", "test/lifecycle/delete-race.test.ts", "test/lifecycle/prune-race.test.ts", "test/lifecycle/quota.test.ts", "test/lifecycle/retention.test.ts", "test/lifecycle/gc-grace.test.ts", "test/lifecycle/sha512.test.ts"],
+    tests: ["test/lifecycle/gc.test.ts", "test/lifecycle/gc-pass.test.ts", "test/lifecycle/gc-race.test.ts", "test/lifecycle/delete-race.test.ts", "test/lifecycle/prune-race.test.ts", "test/lifecycle/quota.test.ts", "test/lifecycle/retention.test.ts", "test/lifecycle/gc-grace.test.ts", "test/lifecycle/sha512.test.ts", "test/storage/powercut.test.ts"],
   },
   "sync upstream": {
     files: ["daemon/sync/upstream.ts"],
