@@ -48,7 +48,7 @@ export const MODULES: Record<string, { files: string[]; tests: string[] }> = {
   },
   "sync blobfetch": {
     files: ["daemon/sync/blobfetch.ts"],
-    tests: ["test/sync/blobfetch.test.ts", "test/sync/hostile.test.ts", "test/sync/pulls-bound.test.ts", "test/sync/pullthrough.test.ts", "test/sync/quota-fetch.test.ts", "test/storage/powercut.test.ts"],
+    tests: ["test/sync/blobfetch.test.ts", "test/sync/hostile.test.ts", "test/sync/pulls-bound.test.ts", "test/sync/pullthrough.test.ts", "test/sync/quota-fetch.test.ts", "test/sync/range-inflight.test.ts", "test/storage/powercut.test.ts"],
   },
   "/v2 handler": {
     files: ["daemon/http/v2.ts"],
