@@ -284,3 +284,26 @@ test("a tag moves only when it pointed at another manifest: re-pushing the same 
   expect((await r.registry.putManifest("app", "v1", bytes, OCI_MANIFEST)).moved).toEqual([]);
   expect((await r.registry.putManifest("app", "v1", new TextEncoder().encode(b.manifest), OCI_MANIFEST)).moved).toEqual([{ tag: "v1", from: a.digest }]);
 });
+
+test("an IO error linking a pushed blob into its repository fails the push at once (only a pool entry GC removed meanwhile is retried)", async () => {
+  let failures = 0;
+  let attempts = 0;
+  const disk: Disk = {
+    ...realDisk,
+    async link(src, dst) {
+      if (dst.includes(join("app", "blobs"))) {
+        attempts++;
+        if (failures-- > 0) throw Object.assign(new Error(`EIO: i/o error, link '${src}' -> '${dst}'`), { code: "EIO" });
+      }
+      return realDisk.link(src, dst);
+    },
+  };
+  await using r = await createTestRegistry({ disk });
+  failures = 1;
+  const res = await r.call("POST", `/v2/app/blobs/uploads/?digest=${sha256("io error")}`, { body: "io error" });
+  expect(res.status).toBe(500);
+  expect(attempts).toBe(1);
+  expect((await r.call("HEAD", `/v2/app/blobs/${sha256("io error")}`)).status).toBe(404);
+  // the fault gone, the same push succeeds
+  expect((await r.call("POST", `/v2/app/blobs/uploads/?digest=${sha256("io error")}`, { body: "io error" })).status).toBe(201);
+});
