@@ -51,3 +51,16 @@ test("a manifest is served with the media type its repository's index.json gives
   expect((await r.call("GET", `/v2/a/manifests/${img.digest}`)).headers.get("content-type")).toBe(OCI_MANIFEST);
   expect((await r.call("GET", `/v2/b/manifests/${img.digest}`)).headers.get("content-type")).toBe(DOCKER);
 });
+
+test("reconciling counts the repositories whose derived index was rebuilt: a layout dropped in once, then none", async () => {
+  await using r = await createTestRegistry();
+  const img = await pushImage(r, "a", "v1", "reconciled image");
+  const dir = join(r.root, "dropped");
+  mkdirSync(join(dir, "blobs", "sha256"), { recursive: true });
+  for (const b of [img.manifest, img.config, img.layer]) writeFileSync(join(dir, "blobs", "sha256", sha256(b).slice(7)), b);
+  writeFileSync(join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+  writeFileSync(join(dir, "index.json"), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: OCI_MANIFEST, digest: img.digest, size: img.manifest.length, annotations: { "org.opencontainers.image.ref.name": "v1" } }] }));
+  expect(await r.registry.reconcileAll(["a", "dropped"])).toBe(1);
+  expect(await r.registry.reconcileAll(["a", "dropped"])).toBe(0);
+  expect(await (await r.call("GET", "/v2/dropped/manifests/v1")).text()).toBe(img.manifest);
+});
