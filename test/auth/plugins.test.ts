@@ -175,6 +175,22 @@ describe("password sources and observers", () => {
       `changed ci delete team/app ${sha256(layer)}`,
     ]);
   });
+  test("a finished upload's owner entry is dropped, so it takes no place from live sessions in the bounded table", async () => {
+    await using small = await createTestRegistry({ auth: { front: auth.front, v2: { ...auth.v2, maxOwners: 2 } } });
+    const ci = basic("ci", "ci-pw");
+    const start = async () => {
+      const res = await small.call("POST", "/v2/team/app/blobs/uploads/", { headers: ci });
+      expect(res.status).toBe(202);
+      return res.headers.get("location")!;
+    };
+    const a = await start();
+    const b = await start();
+    const body = "a finished upload";
+    expect((await small.call("PUT", `${b}${b.includes("?") ? "&" : "?"}digest=${sha256(body)}`, { headers: ci, body })).status).toBe(201);
+    await start();
+    // two live sessions fit: the first is still its owner's (had b's entry been kept, a would have been forgotten)
+    expect((await small.call("GET", a, { headers: ci })).status).toBe(204);
+  });
   test("a source that cannot decide fails closed with 503 and Retry-After", async () => {
     auth.chain.register({ name: "ldap", verify: async () => ({ kind: "unavailable", reason: "ldap://dir: ECONNREFUSED" }) }, true);
     const res = await r.call("GET", "/v2/team/app/tags/list", { headers: basic("ci", "ci-pw") });
