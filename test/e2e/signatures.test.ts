@@ -4,9 +4,10 @@
  * `--sign-by-sigstore-private-key` and a policy.json `sigstoreSigned` requirement both fail
  * with "sigstore disabled" (the first test states it, so the day Debian enables it, it fails
  * and says so). The round trip runs with Debian's skopeo source rebuilt without that patch
- * (scripts/build-skopeo-sigstore, run by scripts/setup --test-peers): it signs while pushing
+ * (scripts/build-sigstore-peers, run by scripts/setup --test-peers): it signs while pushing
  * into berth, berth verifies the signature with the installed key and serves the image, and
- * skopeo pulls it back through a `sigstoreSigned` policy (and refuses it for another key).
+ * skopeo and podman (rebuilt the same way) pull it back through a `sigstoreSigned` policy
+ * (and refuse it for another key).
  * Also: a signature the test writes in skopeo's format verifies in berth and in skopeo, and
  * an unsigned image is refused to skopeo.
  * The encrypted private key is made here from cosign's published format: PEM "ENCRYPTED
@@ -21,18 +22,24 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import nacl from "tweetnacl";
 import { type Daemon, startDaemon } from "../helpers/daemon";
-import { type Fixtures, Skopeo, buildFixtures, describeRun, makeTemp } from "../helpers/clients";
+import { type Fixtures, Podman, Skopeo, buildFixtures, describeRun, makeTemp } from "../helpers/clients";
 import { type KeyObject, createHash, sign, verify } from "node:crypto";
 
 setDefaultTimeout(120_000);
 
-/** Debian's skopeo rebuilt with sigstore (scripts/build-skopeo-sigstore). */
-const SIGSTORE_SKOPEO = join(process.env.BERTH_SKOPEO_SIGSTORE_DIR ?? join(homedir(), ".cache/berth-build/skopeo-sigstore"), "skopeo");
+/** Debian's skopeo and podman rebuilt with sigstore (scripts/build-sigstore-peers). */
+const SIGSTORE_PEERS = process.env.BERTH_SIGSTORE_PEERS_DIR ?? join(homedir(), ".cache/berth-build/sigstore-peers");
 
-/** The rebuilt skopeo with `policy`; fails the test, with what to run, when it has not been built. */
+/** The path of a rebuilt peer; fails the test, with what to run, when it has not been built. */
+function sigstorePeer(name: "skopeo" | "podman"): string {
+  const path = join(SIGSTORE_PEERS, name);
+  if (!existsSync(path)) throw new Error(`${name} with sigstore is missing at "${path}": build it with scripts/setup --test-peers (scripts/build-sigstore-peers)`);
+  return path;
+}
+
+/** The rebuilt skopeo with `policy`. */
 function sigstoreSkopeo(policy?: string): Skopeo {
-  if (!existsSync(SIGSTORE_SKOPEO)) throw new Error(`skopeo with sigstore is missing at "${SIGSTORE_SKOPEO}": build it with scripts/setup --test-peers (scripts/build-skopeo-sigstore)`);
-  return new Skopeo(policy, SIGSTORE_SKOPEO);
+  return new Skopeo(policy, sigstorePeer("skopeo"));
 }
 
 let daemon: Daemon;
@@ -193,4 +200,22 @@ test("skopeo's sigstoreSigned policy refuses an image berth serves without a sig
   const pulled = await verifier.run(["copy", "--registries.d", work, "--src-tls-verify=false", ...PULL, `docker://${daemon.host}/open/unsigned:v1`, `oci:${join(work, "open")}:v1`]);
   expect(pulled.code).not.toBe(0);
   expect(pulled.stderr).toContain("A signature was required, but no signature exists");
+});
+
+test("podman, rebuilt the same way, pulls the image skopeo signed through a sigstoreSigned policy and refuses it for another key", async () => {
+  const binary = sigstorePeer("podman");
+  // podman has no --registries.d: inside iso.sh's private mount namespace, /etc/containers is replaced by one holding ours
+  const wrapper = join(work, "podman-sigstore.sh");
+  writeFileSync(wrapper, `#!/bin/sh\nset -e\nmount -n -t tmpfs tmpfs /etc/containers\nmkdir /etc/containers/registries.d\ncp ${join(work, "registries.yaml")} /etc/containers/registries.d/\nexec ${binary} "$@"\n`, { mode: 0o755 });
+  using podman = new Podman([daemon.host], wrapper);
+  const policy = (key: string) => {
+    const path = join(work, `podman-policy-${key}.json`);
+    writeFileSync(path, sigstorePolicy(`${daemon.host}/signed/roundtrip`, join(work, key)));
+    return path;
+  };
+  const pulled = await podman.run(["pull", "--signature-policy", policy("skopeo.pub"), `${daemon.host}/signed/roundtrip:v1`]);
+  expect(pulled.code, describeRun(pulled)).toBe(0);
+  const refused = await podman.run(["pull", "--signature-policy", policy("other.pub"), `${daemon.host}/signed/roundtrip:v1`]);
+  expect(refused.code).not.toBe(0);
+  expect(refused.stderr).toContain("cryptographic signature verification failed");
 });

@@ -171,10 +171,12 @@ export class Podman implements Disposable {
   readonly dir: string;
   private readonly env: Record<string, string>;
   private readonly flags: string[];
+  private readonly binary: string;
   private disposed = false;
 
-  /** `registries` are host:port names podman should treat as plain-HTTP registries. */
-  constructor(registries: readonly string[]) {
+  /** `registries` are host:port names podman should treat as plain-HTTP registries; `binary`: which podman (default: the one on PATH). */
+  constructor(registries: readonly string[], binary = "podman") {
+    this.binary = binary;
     this.dir = makeTemp("berth-podman-");
     const d = this.dir;
     for (const sub of ["root", "run", "tmp", "net"]) mkdirSync(join(d, sub), { recursive: true });
@@ -213,7 +215,7 @@ export class Podman implements Disposable {
   }
 
   run(args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
-    return run([ISO, join(this.dir, "sandbox"), "podman", ...this.flags, ...args], {
+    return run([ISO, join(this.dir, "sandbox"), this.binary, ...this.flags, ...args], {
       ...options,
       env: { ...process.env, ...this.env, ...options.env },
     });
