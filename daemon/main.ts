@@ -23,6 +23,8 @@ import { openIndex } from "./meta/open";
 import type { SqlDatabase } from "./platform/sqlite";
 import { Registry } from "./registry/registry";
 import { IoBudget, PROFILES } from "./scheduler/budget";
+import { profileFor } from "./board/profiles";
+import { identifyBoard } from "./board/identify";
 import { Scheduler } from "./scheduler/scheduler";
 import { parseWindow, type Window } from "./scheduler/windows";
 import { SyncState } from "./meta/syncstate";
@@ -233,7 +235,14 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
       }
     })(),
     forcedCollections: governor.stats(),
+    board: boardInfo(),
   });
+  // the board as configured and as detected (identified once: /proc and /sys reads)
+  let board: Record<string, unknown> | undefined;
+  const boardInfo = () => (board ??= (() => {
+    const id = identifyBoard();
+    return { profile: config.board.profile, detected: profileFor(id) ?? "none", ioProfile: config.scheduler.profile, model: id.model, arch: id.arch, memoryBytes: id.memoryBytes };
+  })());
   const metrics = new MetricsRegistry();
   const httpMetrics = new HttpMetrics();
   registerStandard(metrics, {

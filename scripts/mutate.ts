@@ -31,8 +31,8 @@ import { type Mutant, applyMutant, mutantsOf, sample, seeded } from "./mutate/op
 /** Module -> the source files mutated and the test files that cover them. */
 export const MODULES: Record<string, { files: string[]; tests: string[] }> = {
   storage: {
-    files: ["daemon/storage/blobs.ts", "daemon/storage/layouts.ts"],
-    tests: ["test/storage/store.test.ts", "test/storage/upload-races.test.ts", "test/storage/powercut.test.ts", "test/lifecycle/gc-race.test.ts", "test/lifecycle/delete-race.test.ts", "test/http/v2-write.test.ts", "test/http/v2-read.test.ts", "test/storage/reconcile-edges.test.ts", "test/storage/reserve-writes.test.ts"],
+    files: ["daemon/storage/blobs.ts", "daemon/storage/layouts.ts", "daemon/storage/ingest.ts", "daemon/storage/walk.ts", "daemon/storage/maintenance.ts"],
+    tests: ["test/storage/contract-local.test.ts", "test/storage/store.test.ts", "test/lifecycle/scrub.test.ts", "test/lifecycle/gc-pass.test.ts", "test/sync/quota-fetch.test.ts", "test/storage/upload-races.test.ts", "test/storage/powercut.test.ts", "test/lifecycle/gc-race.test.ts", "test/lifecycle/delete-race.test.ts", "test/http/v2-write.test.ts", "test/http/v2-read.test.ts", "test/storage/reconcile-edges.test.ts", "test/storage/reserve-writes.test.ts"],
   },
   registry: {
     files: ["daemon/registry/registry.ts"],
@@ -40,19 +40,19 @@ export const MODULES: Record<string, { files: string[]; tests: string[] }> = {
   },
   gc: {
     files: ["daemon/lifecycle/gc.ts"],
-    tests: ["test/lifecycle/gc.test.ts", "test/lifecycle/gc-pass.test.ts", "test/lifecycle/gc-race.test.ts", "test/lifecycle/delete-race.test.ts", "test/lifecycle/prune-race.test.ts", "test/lifecycle/quota.test.ts", "test/lifecycle/retention.test.ts", "test/lifecycle/gc-grace.test.ts", "test/lifecycle/sha512.test.ts"],
+    tests: ["test/lifecycle/gc.test.ts", "test/lifecycle/gc-pass.test.ts", "test/lifecycle/gc-race.test.ts", "test/lifecycle/delete-race.test.ts", "test/lifecycle/prune-race.test.ts", "test/lifecycle/quota.test.ts", "test/lifecycle/retention.test.ts", "test/lifecycle/gc-grace.test.ts", "test/lifecycle/sha512.test.ts", "test/storage/powercut.test.ts"],
   },
   "sync upstream": {
     files: ["daemon/sync/upstream.ts"],
-    tests: ["test/sync/hostile.test.ts", "test/sync/negative.test.ts", "test/sync/pullthrough.test.ts", "test/sync/referrers.test.ts", "test/sync/pulls-bound.test.ts", "test/sync/upstream-referrers.test.ts", "test/sync/sha512-sync.test.ts"],
+    tests: ["test/sync/hostile.test.ts", "test/sync/negative.test.ts", "test/sync/pullthrough.test.ts", "test/sync/referrers.test.ts", "test/sync/pulls-bound.test.ts", "test/sync/upstream-referrers.test.ts", "test/sync/upstream-retry.test.ts", "test/sync/sha512-sync.test.ts"],
   },
   "sync blobfetch": {
     files: ["daemon/sync/blobfetch.ts"],
-    tests: ["test/sync/blobfetch.test.ts", "test/sync/hostile.test.ts", "test/sync/pulls-bound.test.ts", "test/sync/pullthrough.test.ts", "test/storage/powercut.test.ts"],
+    tests: ["test/sync/blobfetch.test.ts", "test/sync/hostile.test.ts", "test/sync/pulls-bound.test.ts", "test/sync/pullthrough.test.ts", "test/sync/quota-fetch.test.ts", "test/sync/range-inflight.test.ts", "test/storage/powercut.test.ts"],
   },
   "/v2 handler": {
     files: ["daemon/http/v2.ts"],
-    tests: ["test/http/v2-read.test.ts", "test/http/v2-write.test.ts", "test/http/v2-limits.test.ts", "test/http/v2-auth.test.ts", "test/http/target.test.ts", "test/http/v2-faultlog.test.ts", "test/http/v2-edges.test.ts", "test/sync/range-inflight.test.ts", "test/audit/audit.test.ts"],
+    tests: ["test/http/v2-read.test.ts", "test/http/v2-write.test.ts", "test/http/v2-limits.test.ts", "test/http/v2-auth.test.ts", "test/http/target.test.ts", "test/http/v2-faultlog.test.ts", "test/http/v2-edges.test.ts", "test/sync/range-inflight.test.ts", "test/audit/audit.test.ts", "test/auth/plugins.test.ts"],
   },
 };
 
@@ -87,7 +87,8 @@ function parses(code: string): boolean {
 function scratchCopy(): string {
   const dir = mkdtempSync(join(tmpdir(), "berth-mutate-"));
   const listed = Bun.spawnSync(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], { cwd: repo }).stdout.toString().split("\0").filter(Boolean);
-  for (const f of listed) {
+  // node_modules is linked below (a symlinked node_modules is not matched by "node_modules/" in .gitignore)
+  for (const f of listed.filter((f) => f !== "node_modules")) {
     mkdirSync(dirname(join(dir, f)), { recursive: true });
     try {
       cpSync(join(repo, f), join(dir, f));
@@ -95,7 +96,12 @@ function scratchCopy(): string {
       // deleted in the working tree but still in the index
     }
   }
-  symlinkSync(join(repo, "node_modules"), join(dir, "node_modules"));
+  try {
+    symlinkSync(join(repo, "node_modules"), join(dir, "node_modules"));
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   return dir;
 }
 
@@ -172,6 +178,8 @@ try {
     const out = results[name]!;
     const killed = out.filter((o) => o.result !== "survived").length;
     console.error(`${name}: ${killed}/${out.length} killed (of ${pool.length} candidate mutants)`);
+    // written after each module, so an interrupted run keeps what it measured
+    if (values.json) writeFileSync(values.json, JSON.stringify(results, null, 2));
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });

@@ -1,11 +1,16 @@
 /**
  * `berth keys create|list|revoke`: API keys through a running registry's admin API, never by
- * touching the key store file (the daemon owns it). The user's password comes from a terminal
- * prompt without echo, or from standard input with `--password-stdin`; never from an argument.
+ * touching the key store file (the daemon owns it). The registry and user are `--url` and
+ * `--user`, or come from the client's stored credentials (`berth login`; `--registry ALIAS|URL`,
+ * `$BERTH_REGISTRY` or the default). The password comes from the stored login (for its own
+ * user), a terminal prompt without echo, or standard input with `--password-stdin`; never
+ * from an argument.
  */
 import { readFileSync } from "node:fs";
 import { text } from "node:stream/consumers";
 import { parseDuration } from "../config/schema";
+import { readCredentials, resolveRegistry, type RegistryEntry } from "../client/credentials";
+import { ClientError } from "../client/errors";
 import { printable } from "../client/output";
 import { COMMAND_HELP, usageError } from "./usage";
 
@@ -14,6 +19,7 @@ const USAGE = COMMAND_HELP.keys!;
 interface Args {
   sub: string;
   url?: string;
+  registry?: string;
   user?: string;
   label?: string;
   expires?: number;
@@ -36,6 +42,7 @@ function parse(argv: string[]): Args | string {
       return v;
     };
     if (arg === "--url") a.url = value().replace(/\/+$/, "");
+    else if (arg === "--registry") a.registry = value();
     else if (arg === "--user") a.user = value();
     else if (arg === "--label") a.label = value();
     else if (arg === "--ca") a.ca = value();
@@ -54,9 +61,9 @@ function parse(argv: string[]): Args | string {
     } else if (arg.startsWith("--")) return `unknown argument "${arg}"`;
     else a.positional.push(arg);
   }
-  if (!a.url) return "--url is required";
-  if (!/^https?:\/\//.test(a.url)) return `--url "${a.url}" must start with http:// or https://`;
-  if (a.user === undefined) return "--user is required";
+  if (a.url !== undefined && a.registry !== undefined) return "give --url or --registry, not both";
+  if (a.url !== undefined && !/^https?:\/\//.test(a.url)) return `--url "${a.url}" must start with http:// or https://`;
+  if (a.url !== undefined && a.user === undefined) return "--user is required with --url";
   if (a.sub === "create" && a.label === undefined) return "keys create needs --label";
   if (a.sub === "revoke" && a.positional.length !== 1) return "keys revoke needs one key ID";
   if (a.sub !== "revoke" && a.positional.length > 0) return `unexpected argument "${a.positional[0]}"`;
@@ -107,10 +114,15 @@ export async function keysCommand(argv: string[]): Promise<number> {
   }
   if (typeof a === "string") return usageError(a, USAGE);
   try {
-    const password = await readPassword(a.passwordStdin, a.user!);
-    const headers: Record<string, string> = { Authorization: `Basic ${Buffer.from(`${a.user}:${password}`).toString("base64")}` };
-    const tls = a.ca ? { tls: { ca: readFileSync(a.ca, "utf8") } } : {};
-    const base = `${a.url}/api/v1/keys`;
+    // without --url: the registry (and its login) from the stored credentials
+    const stored: RegistryEntry = a.url !== undefined ? { url: a.url } : resolveRegistry(a.registry, readCredentials()).entry;
+    const user = a.user ?? stored.username;
+    if (user === undefined) return usageError(`no user for ${stored.url}: pass --user, or run berth login first`, USAGE);
+    const password = !a.passwordStdin && stored.password !== undefined && user === stored.username ? stored.password : await readPassword(a.passwordStdin, user);
+    const headers: Record<string, string> = { Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}` };
+    const ca = a.ca ?? stored.ca;
+    const tls = ca ? { tls: { ca: readFileSync(ca, "utf8") } } : {};
+    const base = `${stored.url.replace(/\/+$/, "")}/api/v1/keys`;
     let res: Response;
     if (a.sub === "create") {
       const body = { label: a.label, ...(a.expires !== undefined && { expires_in: a.expires }), ...(a.scopes.length > 0 && { scopes: a.scopes }) };
@@ -146,6 +158,6 @@ export async function keysCommand(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     console.error(`berth: keys ${a.sub}: ${printable((err as Error).message)}`);
-    return 1;
+    return err instanceof ClientError ? err.exit : 1;
   }
 }

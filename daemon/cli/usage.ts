@@ -15,7 +15,7 @@ export const USAGE = `usage:
   berth version                 print the version
   berth board detect [--config FILE] [--json]   identify this board and the profile "auto" picks
   berth discover [--write containerd|crio|podman] ...   find berth registries on the LAN
-  berth keys create|list|revoke --url URL --user USER ...   manage API keys through a running registry
+  berth keys create|list|revoke [--url URL --user USER | --registry R] ...   manage API keys through a running registry
   berth trust keys add|list|rm --url URL ...   manage the signature trust store through a running registry
 
 client commands (a running registry: --registry ALIAS|URL, else $BERTH_REGISTRY, else the default login):
@@ -178,13 +178,15 @@ mirror of each --mirror-of registry (default docker.io). --dir: containerd's hos
 directory (default /etc/containerd/certs.d), or for crio/podman a root under which
 etc/containers/... is written (default /). With TLS the registry's certificate must match
 its advertised fingerprint, else nothing is written.`,
-  keys: `usage: berth keys create --url URL --user USER --label LABEL [--expires DURATION]
-                         [--scope GLOB:ACTIONS]... [--password-stdin] [--ca FILE] [--json]
-       berth keys list   --url URL --user USER [--password-stdin] [--ca FILE] [--json]
-       berth keys revoke --url URL --user USER ID [--password-stdin] [--ca FILE]
+  keys: `usage: berth keys create [--url URL --user USER | --registry ALIAS|URL] --label LABEL
+                         [--expires DURATION] [--scope GLOB:ACTIONS]... [--password-stdin] [--ca FILE] [--json]
+       berth keys list   [--url URL --user USER | --registry ALIAS|URL] [--password-stdin] [--ca FILE] [--json]
+       berth keys revoke [--url URL --user USER | --registry ALIAS|URL] ID [--password-stdin] [--ca FILE]
 
 Manages API keys through the registry's admin API (/api/v1/keys), as USER (the password is
-asked for on the terminal, or read from standard input with --password-stdin). create prints
+asked for on the terminal, or read from standard input with --password-stdin). Without --url,
+the registry and the user come from berth login's stored credentials (--registry, else
+$BERTH_REGISTRY, else the default), and so does the password of that user. create prints
 the key once: it is not stored and cannot be shown again. --expires takes a duration such as
 90d or 12h; --scope limits the key to repositories matching GLOB and to ACTIONS (pull, push,
 delete, comma-separated), e.g. --scope 'factory/*:pull,push'; without --scope the key has its

@@ -17,7 +17,7 @@ import { readProcIo } from "../platform/procio";
 import type { SqlDatabase } from "../platform/sqlite";
 import type { RegistryHooks } from "../registry/hooks";
 import type { Registry } from "../registry/registry";
-import type { Storage } from "../storage/api";
+import type { DedupeFigures, Storage } from "../storage/api";
 import { type EvictionRecord, Evictor } from "./evict";
 import { type Excluded, GarbageCollector, type GcOptions, type GcReport } from "./gc";
 import { PinPatterns, RepoPatterns } from "./patterns";
@@ -205,6 +205,8 @@ export class Lifecycle {
     const out: LifecycleStats = {
       writes: { berth: this.diskCounters ? { ...this.diskCounters } : undefined, process: readProcIo() },
       usage: this.usage.figures(),
+      // the last pool walk's figure (quota, metrics) when under a minute old, else a walk of the pool alone
+      dedupe: this.store.meter.dedupe(),
       gcPasses: this.gcPasses,
       touches: this.touches.size(),
       quota: this.quota.active ? this.quota.figures() : { active: false },
@@ -222,6 +224,8 @@ export class Lifecycle {
 export interface LifecycleStats {
   writes: { berth: DiskCounters | undefined; process: ReturnType<typeof readProcIo> };
   usage: ReturnType<UsageStats["figures"]>;
+  /** Bytes dedupe saves (each pooled blob's size times its repository links - 1). */
+  dedupe: DedupeFigures;
   gcPasses: number;
   touches: number;
   quota: QuotaFigures | { active: false };

@@ -264,6 +264,22 @@ export interface UsageMeter {
   space(): { free: number; total: number };
   /** Bytes each repository links (shared blobs counted in each) and the distinct stored bytes. */
   figures(): StorageFigures;
+  /**
+   * Bytes dedupe saves: over the pool, each blob's size times (its repository links - 1).
+   * From the last walk of the pool (usage or figures) when younger than `maxAgeMs`, else
+   * from a walk of the pool alone (one stat per distinct blob).
+   */
+  dedupe(maxAgeMs?: number): DedupeFigures;
+}
+
+/** What {@link UsageMeter.dedupe} reports. */
+export interface DedupeFigures {
+  /** Bytes that would be stored again without dedupe (0 with dedupe off). */
+  savedBytes: number;
+  /** Pool blobs linked into more than one repository. */
+  sharedBlobs: number;
+  /** When the pool was walked for this figure (ms since the epoch). */
+  at: number;
 }
 
 /** What {@link UsageMeter.figures} reports. */
@@ -271,6 +287,8 @@ export interface StorageFigures {
   repositories: Map<string, { bytes: number; blobs: number }>;
   poolBytes: number;
   poolBlobs: number;
+  /** Dedupe savings, from the same walk of the pool. */
+  dedupe: DedupeFigures;
 }
 
 /** One blob found not to match its digest and set aside. */

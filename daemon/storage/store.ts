@@ -56,7 +56,7 @@ export class Store implements Storage {
   readonly reserve: Reserve;
   readonly sweep: LocalSweep;
   readonly audit: LocalAudit;
-  readonly meter: { usage: LocalWalk["usage"]; space: () => { free: number; total: number }; figures: () => StorageFigures };
+  readonly meter: { usage: LocalWalk["usage"]; space: () => { free: number; total: number }; figures: () => StorageFigures; dedupe: LocalWalk["dedupe"] };
   private readonly walk: LocalWalk;
 
   constructor(
@@ -83,7 +83,7 @@ export class Store implements Storage {
     this.manifests = new ManifestCache(options.manifestCacheBytes);
     this.sweep = new LocalSweep(this.paths, disk);
     this.audit = new LocalAudit(this.paths, disk, this.walk, this.indexes);
-    this.meter = { usage: (prefixes) => this.walk.usage(prefixes), space, figures: () => this.walk.figures() };
+    this.meter = { usage: (prefixes) => this.walk.usage(prefixes), space, figures: () => this.walk.figures(), dedupe: (maxAgeMs) => this.walk.dedupe(maxAgeMs) };
   }
 
   /** True when the root exists as a directory (offline commands refuse a missing one). */

@@ -9,7 +9,7 @@ import { join, relative } from "node:path";
 import { nameProblem } from "../oci/names";
 import { type Disk, type FileInfo, TEMP_PREFIX } from "../platform/disk";
 import type { Logger } from "../log";
-import type { BlobEntry, StorageFigures, StorageWalk } from "./api";
+import type { BlobEntry, DedupeFigures, StorageFigures, StorageWalk } from "./api";
 import type { Paths } from "./paths";
 
 /** A blob entry from a file's stat. */
@@ -17,8 +17,19 @@ export function entryOf(digest: string, info: FileInfo): BlobEntry {
   return { digest, size: info.size, mtimeMs: info.mtimeMs, ctimeMs: info.ctimeMs, links: info.nlink, id: info.ino };
 }
 
+/** Adds one pool entry to running dedupe figures: its name in the pool is one of its links. */
+function countShared(d: DedupeFigures, e: BlobEntry): void {
+  const repoLinks = (e.links ?? 1) - 1;
+  if (repoLinks < 2) return;
+  d.savedBytes += e.size * (repoLinks - 1);
+  d.sharedBlobs++;
+}
+
 /** Walks one local root. */
 export class LocalWalk implements StorageWalk {
+  /** Dedupe savings from the last walk of the pool (usage, figures or dedupe itself). */
+  private lastDedupe: DedupeFigures | undefined;
+
   constructor(
     private readonly paths: Paths,
     private readonly disk: Disk,
@@ -85,7 +96,12 @@ export class LocalWalk implements StorageWalk {
       seen.add(id);
       total += info.size;
     };
-    for (const e of this.storedBlobs()) add(e);
+    const dedupe: DedupeFigures = { savedBytes: 0, sharedBlobs: 0, at: Date.now() };
+    for (const e of this.storedBlobs()) {
+      add(e);
+      countShared(dedupe, e);
+    }
+    this.lastDedupe = dedupe;
     const uploads = this.paths.uploads;
     for (const id of this.disk.readdir(uploads)) {
       const info = this.disk.stat(join(uploads, id));
@@ -117,11 +133,23 @@ export class LocalWalk implements StorageWalk {
     }
     let poolBytes = 0;
     let poolBlobs = 0;
+    const dedupe: DedupeFigures = { savedBytes: 0, sharedBlobs: 0, at: Date.now() };
     for (const e of this.storedBlobs()) {
       poolBytes += e.size;
       poolBlobs++;
+      countShared(dedupe, e);
     }
-    return { repositories, poolBytes, poolBlobs };
+    this.lastDedupe = dedupe;
+    return { repositories, poolBytes, poolBlobs, dedupe };
+  }
+
+  /** Dedupe savings: the last pool walk's when younger than `maxAgeMs` (default 60 s), else a walk of the pool alone. */
+  dedupe(maxAgeMs = 60_000): DedupeFigures {
+    if (this.lastDedupe && Date.now() - this.lastDedupe.at <= maxAgeMs) return this.lastDedupe;
+    const dedupe: DedupeFigures = { savedBytes: 0, sharedBlobs: 0, at: Date.now() };
+    for (const e of this.storedBlobs()) countShared(dedupe, e);
+    this.lastDedupe = dedupe;
+    return dedupe;
   }
 
   private *blobsIn(dir: string): Iterable<BlobEntry> {

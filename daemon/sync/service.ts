@@ -27,6 +27,9 @@ export interface SyncOptions {
   signatures?: SignatureGate;
 }
 
+/** At most this many warm tags per upstream in {@link SyncService.info} (the admin API's /sync), newest first. */
+const WARM_SHOWN = 200;
+
 /** Sync, wired. */
 export class SyncService {
   readonly upstreams: Upstream[];
@@ -123,6 +126,9 @@ export class SyncService {
         negativeCache: { entries: u.misses.size, hits: u.misses.hits },
         corruptBlobs: this.fetches.corrupt.get(u.name) ?? 0,
         lastRun: this.last.get(`sync:${u.name}`) ?? this.last.get(`fresh:${u.name}`) ?? null,
+        // the warm set: tags pulled within the warm window, kept fresh (the newest WARM_SHOWN)
+        warmWindowSeconds: u.config.warmWindow,
+        warm: u.config.warmWindow > 0 ? this.state.warm(u.name, Date.now() - u.config.warmWindow * 1000).slice(0, WARM_SHOWN) : [],
       })),
       fetches: this.fetches.list(),
       pins: this.state.pins(),

@@ -15,7 +15,7 @@ import type { AuthEvents } from "../../daemon/auth/hooks";
 import type { Principal } from "../../daemon/auth/identity";
 import { createApp } from "../../daemon/http/app";
 import { silentLogger } from "../../daemon/log";
-import { type TestRegistry, createTestRegistry, pushImage, sha256 } from "../helpers/registry";
+import { type TestRegistry, createTestRegistry, imageManifest, pushImage, sha256 } from "../helpers/registry";
 import { basic, configOf, writeHtpasswd } from "../helpers/auth";
 
 let dir: string;
@@ -41,7 +41,7 @@ beforeAll(async () => {
 htpasswd = "${htpasswd}"
 [[access]]
 repos = ["**"]
-users = { ci = ["pull", "push"], device = ["pull"], robot = ["pull"] }
+users = { ci = ["pull", "push", "delete"], device = ["pull"], robot = ["pull"] }
 [[access]]
 repos = ["secret/**"]
 `), silentLogger, undefined)!;
@@ -99,7 +99,7 @@ describe("a token verifier", () => {
     const app = createApp({ v2: r.handle, ready: () => true, info: () => ({}), auth: auth.front });
     const call = async (headers: Record<string, string>) => app(new Request("http://registry.test/auth/token?service=berth&scope=repository:team/app:pull", { headers }));
     const ci = await call(basic("ci", "ci-pw"));
-    expect(await ci.json()).toEqual({ user: "ci", team: ["pull", "push"], secret: [] });
+    expect(await ci.json()).toEqual({ user: "ci", team: ["pull", "push", "delete"], secret: [] });
     const anon = await call({});
     expect(await anon.json()).toEqual({ user: null, team: [], secret: [] });
     const wrong = await call(basic("ci", "nope"));
@@ -153,6 +153,43 @@ describe("password sources and observers", () => {
     } finally {
       locked = false;
     }
+  });
+  test("the observer is told of each change: a manifest pushed, a tag and a manifest deleted, a blob deleted", async () => {
+    const ci = basic("ci", "ci-pw");
+    const config = JSON.stringify({ architecture: "amd64", os: "linux", seed: "changes" });
+    const layer = "layer bytes of changes";
+    for (const body of [config, layer]) {
+      expect((await r.call("POST", `/v2/team/app/blobs/uploads/?digest=${sha256(body)}`, { headers: ci, body })).status).toBe(201);
+    }
+    const manifest = imageManifest(config, [layer]);
+    events.length = 0;
+    const put = await r.call("PUT", "/v2/team/app/manifests/changes", { headers: { ...ci, "Content-Type": "application/vnd.oci.image.manifest.v1+json" }, body: manifest });
+    expect(put.status).toBe(201);
+    expect((await r.call("DELETE", "/v2/team/app/manifests/changes", { headers: ci })).status).toBe(202);
+    expect((await r.call("DELETE", `/v2/team/app/manifests/${sha256(manifest)}`, { headers: ci })).status).toBe(202);
+    expect((await r.call("DELETE", `/v2/team/app/blobs/${sha256(layer)}`, { headers: ci })).status).toBe(202);
+    expect(events.filter((e) => e.startsWith("changed "))).toEqual([
+      "changed ci push team/app changes",
+      "changed ci delete team/app changes",
+      `changed ci delete team/app ${sha256(manifest)}`,
+      `changed ci delete team/app ${sha256(layer)}`,
+    ]);
+  });
+  test("a finished upload's owner entry is dropped, so it takes no place from live sessions in the bounded table", async () => {
+    await using small = await createTestRegistry({ auth: { front: auth.front, v2: { ...auth.v2, maxOwners: 2 } } });
+    const ci = basic("ci", "ci-pw");
+    const start = async () => {
+      const res = await small.call("POST", "/v2/team/app/blobs/uploads/", { headers: ci });
+      expect(res.status).toBe(202);
+      return res.headers.get("location")!;
+    };
+    const a = await start();
+    const b = await start();
+    const body = "a finished upload";
+    expect((await small.call("PUT", `${b}${b.includes("?") ? "&" : "?"}digest=${sha256(body)}`, { headers: ci, body })).status).toBe(201);
+    await start();
+    // two live sessions fit: the first is still its owner's (had b's entry been kept, a would have been forgotten)
+    expect((await small.call("GET", a, { headers: ci })).status).toBe(204);
   });
   test("a source that cannot decide fails closed with 503 and Retry-After", async () => {
     auth.chain.register({ name: "ldap", verify: async () => ({ kind: "unavailable", reason: "ldap://dir: ECONNREFUSED" }) }, true);

@@ -124,6 +124,35 @@ describe("API keys", () => {
   });
 });
 
+describe("berth keys on the stored login", () => {
+  test("--registry ALIAS (or the default) takes the URL, user and password from berth login; --url still needs --user", async () => {
+    const h = home();
+    expect((await berth(h, ["login", tokens.url, "--alias", "tok", "--user", "ci", "--password-stdin"], "ci-pw")).code).toBe(0);
+    const created = await berth(h, ["keys", "create", "--registry", "tok", "--label", "from-login", "--json"]);
+    expect(created.code, shown(created)).toBe(0);
+    const { id, key } = JSON.parse(created.stdout) as { id: string; key: string };
+    // the key is ci's: it pulls what ci may pull
+    expect((await fetch(`${tokens.url}/v2/_catalog`, { headers: basic("any", key) })).status).toBe(200);
+    const listed = await berth(h, ["keys", "list", "--json"]);
+    expect(listed.code, shown(listed)).toBe(0);
+    expect((JSON.parse(listed.stdout) as { keys: { id: string; owner: string; label: string }[] }).keys.find((k) => k.id === id)).toMatchObject({ owner: "ci", label: "from-login" });
+    const revoked = await berth(h, ["keys", "revoke", "--registry", "tok", id]);
+    expect(revoked.code, shown(revoked)).toBe(0);
+    expect((await fetch(`${tokens.url}/v2/_catalog`, { headers: basic("any", key) })).status).toBe(401);
+    // the old flags: --url with --user and the password on stdin
+    const old = await berth(home(), ["keys", "list", "--url", tokens.url, "--user", "root", "--password-stdin", "--json"], "root-pw");
+    expect(old.code, shown(old)).toBe(0);
+    expect(JSON.parse(old.stdout).keys.some((k: { id: string }) => k.id === id)).toBe(false);
+    const noUser = await berth(home(), ["keys", "list", "--url", tokens.url]);
+    expect(noUser.code).toBe(2);
+    expect(noUser.stderr).toContain("--user is required with --url");
+    // nothing stored and nothing named: a usage error
+    const nothing = await berth(home(), ["keys", "list"]);
+    expect(nothing.code, shown(nothing)).toBe(2);
+    expect(nothing.stderr).toContain("no registry given");
+  });
+});
+
 describe("credentials file", () => {
   test("a file readable by others is refused; logout removes the alias; anonymous is denied", async () => {
     const h = home();

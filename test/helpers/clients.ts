@@ -116,10 +116,12 @@ const POLICY = '{"default":[{"type":"insecureAcceptAnything"}]}\n';
 export class Skopeo implements Disposable {
   readonly dir: string;
   private readonly policy: string;
+  private readonly binary: string;
   private disposed = false;
 
-  /** `policy`: the signature policy (policy.json text); default: accept anything. */
-  constructor(policy: string = POLICY) {
+  /** `policy`: the signature policy (policy.json text); default: accept anything. `binary`: which skopeo (default: the one on PATH). */
+  constructor(policy: string = POLICY, binary = "skopeo") {
+    this.binary = binary;
     this.dir = makeTemp("berth-skopeo-");
     this.policy = join(this.dir, "policy.json");
     writeFileSync(this.policy, policy);
@@ -128,7 +130,7 @@ export class Skopeo implements Disposable {
 
   /** Runs `skopeo --policy P <args>` isolated. */
   run(args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
-    return run([ISO, join(this.dir, "sandbox"), "skopeo", "--policy", this.policy, ...args], {
+    return run([ISO, join(this.dir, "sandbox"), this.binary, "--policy", this.policy, ...args], {
       ...options,
       env: { ...process.env, TMPDIR: this.tmp(), ...options.env },
     });
@@ -169,10 +171,12 @@ export class Podman implements Disposable {
   readonly dir: string;
   private readonly env: Record<string, string>;
   private readonly flags: string[];
+  private readonly binary: string;
   private disposed = false;
 
-  /** `registries` are host:port names podman should treat as plain-HTTP registries. */
-  constructor(registries: readonly string[]) {
+  /** `registries` are host:port names podman should treat as plain-HTTP registries; `binary`: which podman (default: the one on PATH). */
+  constructor(registries: readonly string[], binary = "podman") {
+    this.binary = binary;
     this.dir = makeTemp("berth-podman-");
     const d = this.dir;
     for (const sub of ["root", "run", "tmp", "net"]) mkdirSync(join(d, sub), { recursive: true });
@@ -211,7 +215,7 @@ export class Podman implements Disposable {
   }
 
   run(args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
-    return run([ISO, join(this.dir, "sandbox"), "podman", ...this.flags, ...args], {
+    return run([ISO, join(this.dir, "sandbox"), this.binary, ...this.flags, ...args], {
       ...options,
       env: { ...process.env, ...this.env, ...options.env },
     });
@@ -495,7 +499,7 @@ export interface SyncLastRun {
 
 /** GET /api/v1/sync, the parts tests read. */
 export interface SyncView {
-  registries: { name: string; state: string; lastError: string | null; lastRun: SyncLastRun | null; corruptBlobs: number }[];
+  registries: { name: string; state: string; lastError: string | null; lastRun: SyncLastRun | null; corruptBlobs: number; warmWindowSeconds?: number; warm?: { repo: string; tag: string; pulledAt: number }[] }[];
   fetches: { digest: string; written: number }[];
 }
 

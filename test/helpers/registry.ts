@@ -60,6 +60,8 @@ export interface TestRegistryOptions {
   bodyTimeoutMs?: number;
   /** The audit trail the handler reports to (default: none). */
   audit?: AuditTrail;
+  /** Told the size of each blob body served (the daemon counts foreground reads with it). */
+  onServe?: (bytes: number) => void;
   /** Authentication and authorization, as the front and the daemon wire them (auth/setup.ts). */
   auth?: { front: FrontAuth; v2: V2Auth };
   /** Serves the search API (lazily loaded, as main.ts wires it), with pull statistics; providers optional. */
@@ -113,6 +115,7 @@ export async function createTestRegistry(options: TestRegistryOptions = {}): Pro
     ...(options.manifestBudgetBytes !== undefined ? { manifestBudgetBytes: options.manifestBudgetBytes } : {}),
     ...(options.bodyTimeoutMs !== undefined ? { bodyTimeoutMs: options.bodyTimeoutMs } : {}),
     ...(options.audit ? { audit: options.audit } : {}),
+    ...(options.onServe ? { onServe: options.onServe } : {}),
     ...(search ? { search } : {}),
   });
   const handle = options.auth ? (req: Request, peer?: RequestPeer) => Promise.resolve(authenticatedV2(options.auth!.front, v2)(req, peer)) : v2;

@@ -153,7 +153,14 @@ const rows: Row[] = [
     expectHeaders: () => ({ "content-range": `bytes 0-4/${v1.layer.length}`, "content-length": "5" }),
   },
   { name: "Range bytes=6- reads to the end", path: () => `/v2/lib/app/blobs/${sha256(v1.layer)}`, headers: { Range: "bytes=6-" }, status: 206, body: () => v1.layer.slice(6) },
-  { name: "Range bytes=-3 reads the last three bytes", path: () => `/v2/lib/app/blobs/${sha256(v1.layer)}`, headers: { Range: "bytes=-3" }, status: 206, body: () => v1.layer.slice(-3) },
+  {
+    name: "Range bytes=-3 reads the last three bytes, and says which",
+    path: () => `/v2/lib/app/blobs/${sha256(v1.layer)}`,
+    headers: { Range: "bytes=-3" },
+    status: 206,
+    body: () => v1.layer.slice(-3),
+    expectHeaders: () => ({ "content-range": `bytes ${v1.layer.length - 3}-${v1.layer.length - 1}/${v1.layer.length}`, "content-length": "3" }),
+  },
   { name: "Range past the end clamps", path: () => `/v2/lib/app/blobs/${sha256(v1.layer)}`, headers: { Range: "bytes=2-100000" }, status: 206, body: () => v1.layer.slice(2) },
   {
     name: "unsatisfiable Range is 416 with an empty body and Content-Range bytes */size",
@@ -265,4 +272,34 @@ describe("GET side of /v2, from the spec's text", () => {
     const again = await r.call("GET", "/v2/lib/app/manifests/v1", { headers: { "If-None-Match": etag } });
     expect(again.status).toBe(304);
   });
+});
+
+test("each blob body served is counted with its size for the IO budget; HEAD and a 404 count nothing", async () => {
+  const served: number[] = [];
+  await using counted = await createTestRegistry({ onServe: (bytes) => void served.push(bytes) });
+  const body = "a blob whose reads are counted";
+  const digest = await pushBlob(counted, "team/app", body);
+  expect((await counted.call("HEAD", `/v2/team/app/blobs/${digest}`)).status).toBe(200);
+  expect((await counted.call("GET", `/v2/team/app/blobs/${sha256("absent")}`)).status).toBe(404);
+  expect(served).toEqual([]);
+  const res = await counted.call("GET", `/v2/team/app/blobs/${digest}`);
+  expect(await res.text()).toBe(body);
+  expect(served).toEqual([body.length]);
+});
+
+test("a repository name that is not valid is 400 NAME_INVALID for a tag list and a manifest DELETE too", async () => {
+  for (const [method, path] of [["GET", "/v2/Team/App/tags/list"], ["DELETE", "/v2/Team/App/manifests/v1"]] as const) {
+    const res = await r.call(method, path);
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe("NAME_INVALID");
+  }
+});
+
+test("the extensions discovery endpoint answers GET, and refuses other methods with 405", async () => {
+  const res = await r.call("GET", "/v2/_oci/ext/discover");
+  expect(res.status).toBe(200);
+  expect(typeof (await res.json())).toBe("object");
+  const post = await r.call("POST", "/v2/_oci/ext/discover");
+  expect(post.status).toBe(405);
+  expect(post.headers.get("allow")).toBe("GET");
 });

@@ -14,7 +14,7 @@ import { statSync } from "node:fs";
 import { join } from "node:path";
 import { waitFor } from "../helpers/clients";
 import { OCI_MANIFEST } from "../../daemon/oci/mediatypes";
-import { realDisk } from "../../daemon/platform/disk";
+import { type Disk, realDisk } from "../../daemon/platform/disk";
 
 const put = (r: LifecycleRegistry, repo: string, ref: string, body: string) =>
   r.call("PUT", `/v2/${repo}/manifests/${ref}`, { headers: { "Content-Type": OCI_MANIFEST }, body });
@@ -130,6 +130,44 @@ describe("deletes against pushes", () => {
     expect((await r.call("GET", "/v2/app/manifests/cur")).status).toBe(404);
     expect(await (await r.call("GET", `/v2/app/manifests/${a.digest}`)).text()).toBe(a.manifest);
     expect(await (await r.call("GET", `/v2/app/manifests/${b.digest}`)).text()).toBe(b.manifest);
+  });
+});
+
+describe("a tag DELETE holds the repository's lock", () => {
+  test("a PUT of another tag that arrives while the DELETE writes index.json waits for it: the deleted tag is gone and the new tag is kept", async () => {
+    // index.json writes of "app" can be held at their start (the DELETE's mutation is decided by then)
+    let hold: (() => Promise<void>) | undefined;
+    const disk: Disk = {
+      ...realDisk,
+      async writeAtomic(path, bytes) {
+        const h = hold;
+        if (h && path.endsWith(join("app", "index.json"))) {
+          hold = undefined;
+          await h();
+        }
+        return realDisk.writeAtomic(path, bytes);
+      },
+    };
+    await using r = await createLifecycleRegistry({}, { disk });
+    const a = await pushImage(r, "app", "cur", "image a");
+    const b = await pushImage(r, "app", "other", "image b");
+    let put: Promise<Response> | undefined;
+    hold = async () => {
+      // Is the repository's lock free while the DELETE writes? A probe for it runs within
+      // microtasks if so; one macrotask turn later it has run or it is queued behind the DELETE.
+      let free = false;
+      void r.store.indexes.withLock("app", async () => void (free = true));
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      put = r.call("PUT", "/v2/app/manifests/new", { headers: { "Content-Type": OCI_MANIFEST }, body: b.manifest });
+      // without the lock the PUT would commit now, inside the DELETE's read-and-write
+      if (free) await put;
+    };
+    expect((await r.call("DELETE", "/v2/app/manifests/cur")).status).toBe(202);
+    expect(put).toBeDefined();
+    expect((await put!).status).toBe(201);
+    expect(await tagsOf(r, "app")).toEqual(["new", "other"]);
+    expect(await (await r.call("GET", "/v2/app/manifests/new")).text()).toBe(b.manifest);
+    expect(await (await r.call("GET", `/v2/app/manifests/${a.digest}`)).text()).toBe(a.manifest);
   });
 });
 

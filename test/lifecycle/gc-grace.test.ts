@@ -11,7 +11,7 @@ import { describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { type LifecycleRegistry, createLifecycleRegistry, testLifecycleOptions } from "../helpers/lifecycle";
-import { pushBlob, pushImage, sha256 } from "../helpers/registry";
+import { imageManifest, pushBlob, pushImage, sha256 } from "../helpers/registry";
 import { OCI_MANIFEST } from "../../daemon/oci/mediatypes";
 
 const gcWith = (over: Partial<ReturnType<typeof testLifecycleOptions>["gc"]>) => ({ gc: { ...testLifecycleOptions().gc, ...over } });
@@ -65,6 +65,28 @@ describe("GC with untagged and with a grace period", () => {
     expect(report.emptyRepositories).toEqual([]);
     expect(existsSync(join(again.root, "app/index.json"))).toBe(true);
     expect((await again.call("GET", "/v2/app/tags/list")).status).toBe(200);
+  });
+
+  test("grace 1 h: a fresh unreferenced upload is held by its file's age after a restart forgot the touches", async () => {
+    await using r = await createLifecycleRegistry(gcWith({ graceMs: HOUR }));
+    const fresh = await pushBlob(r, "app", "uploaded just before the restart");
+    await using again = (await r.reopen()) as LifecycleRegistry;
+    const report = await again.lifecycle.gc();
+    expect(report.blobs).toEqual([]);
+    expect(report.heldBack.blobs).toBe(1);
+    expect((await again.call("HEAD", `/v2/app/blobs/${fresh}`)).status).toBe(200);
+  });
+
+  test("grace 1 h: a young untagged manifest whose blobs a tagged one keeps is held, and the report says until when", async () => {
+    await using r = await createLifecycleRegistry(gcWith({ graceMs: HOUR, untagged: true }));
+    const kept = await pushImage(r, "app", "keep", "shared image");
+    const young = imageManifest(kept.config, [kept.layer], { annotations: { copy: "untagged" } });
+    const before = Date.now();
+    expect((await r.call("PUT", `/v2/app/manifests/${sha256(young)}`, { headers: { "Content-Type": OCI_MANIFEST }, body: young })).status).toBe(201);
+    const report = await r.lifecycle.gc();
+    expect(report.manifests).toEqual([]);
+    expect(report.heldBack).toMatchObject({ manifests: 1, blobs: 0 });
+    expect(Date.parse(report.heldBack.earliest!)).toBeGreaterThanOrEqual(before + HOUR - 1000);
   });
 
   test("a repository GC removed is unknown, and can be pushed to again", async () => {

@@ -229,6 +229,38 @@ describe("the grace period's holdings", () => {
   });
 });
 
+describe("the grace period's holdings in the pool", () => {
+  test("a pool entry whose digest a client touched is held back, its bytes counted once, until the touch expires", async () => {
+    const graceMs = 3_600_000;
+    await using r = await createLifecycleRegistry(gcOptions({ graceMs }));
+    const body = "pool bytes a client just looked at";
+    const digest = await pushBlob(r, "app", body);
+    const before = Date.now();
+    // the HEAD marks the digest; the DELETE leaves the bytes in the pool only
+    expect((await r.call("HEAD", `/v2/app/blobs/${digest}`)).status).toBe(200);
+    expect((await r.call("DELETE", `/v2/app/blobs/${digest}`)).status).toBe(202);
+    const after = Date.now();
+    const report = await r.lifecycle.gc();
+    expect(report.pool).toEqual([]);
+    expect(report.heldBack).toMatchObject({ blobs: 0, pool: 1, bytes: body.length });
+    const until = Date.parse(report.heldBack.earliest!);
+    expect(until).toBeGreaterThanOrEqual(before + graceMs - 1000);
+    expect(until).toBeLessThanOrEqual(after + graceMs + 1000);
+  });
+});
+
+describe("the derived index after a pass", () => {
+  test("is current once a pass unlisted manifests: its stamp is index.json's, so no rebuild follows", async () => {
+    await using r = await createLifecycleRegistry(gcOptions({ untagged: true }));
+    const img = await pushImage(r, "app", "v1", "untagged soon");
+    await pushImage(r, "app", "kept", "tagged image");
+    expect((await r.call("DELETE", "/v2/app/manifests/v1")).status).toBe(202);
+    const report = await r.lifecycle.gc();
+    expect(report.manifests.map((m) => m.digest)).toEqual([img.digest]);
+    expect(r.meta.stampOf("app")).toBe((await r.store.indexes.index("app"))!.stamp);
+  });
+});
+
 describe("manual passes", () => {
   test("log one info line with their summary; a scheduled pass that did nothing logs none", async () => {
     const lines: string[] = [];

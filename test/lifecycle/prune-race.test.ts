@@ -38,18 +38,37 @@ describe("retention and eviction against pushes in flight", () => {
     });
   }
 
-  test("eviction: a tag pushed onto the untagged manifest it decided to evict survives", async () => {
+  test("eviction: a tag pushed onto the untagged manifest it decided to evict survives, and the index is not rewritten", async () => {
     await using r = await createLifecycleRegistry({ quota: { ...testLifecycleOptions().quota, evictable: ["mirror/**"] } });
     const img = await pushImage(r, "mirror/app", "gone", "evictable image");
     expect((await r.call("DELETE", "/v2/mirror/app/manifests/gone")).status).toBe(202); // listed, untagged: a candidate
     const statuses: number[] = [];
+    let stamp: string | undefined;
     beforeNextLock(r.store.indexes, "mirror/app", async () => {
       statuses.push((await r.call("PUT", "/v2/mirror/app/manifests/new", { headers: { "Content-Type": OCI_MANIFEST }, body: img.manifest })).status);
+      stamp = (await r.store.indexes.index("mirror/app"))!.stamp;
     });
     await r.lifecycle.evictor.evictOne({ limit: "store", bytes: 1, message: "test shortfall" });
     expect(statuses).toEqual([201]);
+    // the decision was overtaken entirely: index.json is not even rewritten
+    expect((await r.store.indexes.index("mirror/app"))!.stamp).toBe(stamp!);
     expect(await (await r.call("GET", "/v2/mirror/app/manifests/new")).text()).toBe(img.manifest);
     expect(await (await r.call("GET", `/v2/mirror/app/blobs/${sha256(img.layer)}`)).text()).toBe(img.layer);
     expect(r.lifecycle.evictor.history).toEqual([]);
+  });
+});
+
+describe("what a decision removes when only part of it can go", () => {
+  test("retention removes a tag whose manifest another kept tag still holds: the tag goes, the manifest stays", async () => {
+    await using r = await createLifecycleRegistry({ retention: { intervalMs: 0, dryRun: false, policies: [keepLast(1)] } });
+    const img = await pushImage(r, "app", "old", "the one image");
+    r.lifecycle.usage.get("app", "old")!.pushedAt = Date.now() - 3_600_000;
+    r.lifecycle.usage.get("app", img.digest)!.pushedAt = Date.now() - 3_600_000;
+    expect((await r.call("PUT", "/v2/app/manifests/new", { headers: { "Content-Type": OCI_MANIFEST }, body: img.manifest })).status).toBe(201);
+    const report = await r.lifecycle.retention();
+    expect(report.tags.map((t) => t.tag)).toEqual(["old"]);
+    expect(report.manifests).toEqual([]);
+    expect(await tagsOf(r, "app")).toEqual(["new"]);
+    expect(await (await r.call("GET", "/v2/app/manifests/new")).text()).toBe(img.manifest);
   });
 });

@@ -214,6 +214,12 @@ export function storageContract(name: string, make: ContractFactory, options: Co
         expect(((await ingest.write([refused]).catch((e: unknown) => e)) as StorageError).fault).toBe("quota");
         await ingest.cancel();
         expect(s.blobs.stat("q", digestOf(refused))).toBeUndefined();
+        // an ingest told not to ask (admit: false) is not refused, whatever it is told up front
+        asked.length = 0;
+        const unasked = await s.blobs.ingest("q", "sha256", { admit: false, expectedSize: 13 });
+        await unasked.write([bytesOf("not admitted!")]);
+        expect(asked).toEqual([]);
+        await unasked.cancel();
         expect((await all(s.storedBlobs())).map((e) => e.digest)).toEqual([digestOf(data).value]);
       });
 

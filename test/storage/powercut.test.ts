@@ -173,3 +173,24 @@ describe("races held open at a chosen operation", () => {
     });
   }
 });
+
+describe("a GC pass is durable when it returns", () => {
+  test("a pool entry and a repository's blob it unlinked stay gone after a power cut", async () => {
+    const disk = new SimDisk();
+    await disk.mountPoint(ROOT);
+    const r = await openRegistry(disk);
+    // two blobs no manifest references: the pass (grace 0) unlinks both names of each
+    const garbage = [sha256("garbage one"), sha256("garbage two")].sort();
+    await ok(r.call("POST", `/v2/app/blobs/uploads/?digest=${sha256("garbage one")}`, { body: "garbage one" }), 201);
+    await ok(r.call("POST", `/v2/app/blobs/uploads/?digest=${sha256("garbage two")}`, { body: "garbage two" }), 201);
+    const report = await r.lifecycle.gc();
+    expect(report.blobs.map((b) => b.digest).sort()).toEqual(garbage);
+    expect(report.pool.map((p) => p.digest).sort()).toEqual(garbage);
+    const after = disk.survivors();
+    for (const b of report.blobs) {
+      const hex = b.digest.slice(7);
+      expect(after.stat(`${ROOT}/.berth/pool/sha256/${hex}`)).toBeUndefined();
+      expect(after.stat(`${ROOT}/app/blobs/sha256/${hex}`)).toBeUndefined();
+    }
+  });
+});

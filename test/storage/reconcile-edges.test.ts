@@ -5,7 +5,7 @@
  * next to it are indexed as usual.
  */
 import { expect, test } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createTestRegistry, pushBlob, pushImage, sha256 } from "../helpers/registry";
 import { OCI_MANIFEST } from "../../daemon/oci/mediatypes";
@@ -35,4 +35,32 @@ test("a listed manifest over max_manifest_bytes is not indexed; the referrer wit
   expect(res.status).toBe(200);
   const listed = ((await res.json()) as { manifests: { digest: string }[] }).manifests.map((m) => m.digest);
   expect(listed).toEqual([sha256(small)]);
+});
+
+test("a manifest is served with the media type its repository's index.json gives it, whatever another repository's listing said", async () => {
+  await using first = await createTestRegistry();
+  const img = await pushImage(first, "a", "v1", "listed twice");
+  const DOCKER = "application/vnd.docker.distribution.manifest.v2+json";
+  // a layout dropped in that lists the same bytes under the Docker media type
+  const dir = join(first.root, "b");
+  mkdirSync(join(dir, "blobs", "sha256"), { recursive: true });
+  for (const b of [img.manifest, img.config, img.layer]) writeFileSync(join(dir, "blobs", "sha256", sha256(b).slice(7)), b);
+  writeFileSync(join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+  writeFileSync(join(dir, "index.json"), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: DOCKER, digest: img.digest, size: img.manifest.length }] }));
+  await using r = await first.reopen();
+  expect((await r.call("GET", `/v2/a/manifests/${img.digest}`)).headers.get("content-type")).toBe(OCI_MANIFEST);
+  expect((await r.call("GET", `/v2/b/manifests/${img.digest}`)).headers.get("content-type")).toBe(DOCKER);
+});
+
+test("reconciling counts the repositories whose derived index was rebuilt: a layout dropped in once, then none", async () => {
+  await using r = await createTestRegistry();
+  const img = await pushImage(r, "a", "v1", "reconciled image");
+  const dir = join(r.root, "dropped");
+  mkdirSync(join(dir, "blobs", "sha256"), { recursive: true });
+  for (const b of [img.manifest, img.config, img.layer]) writeFileSync(join(dir, "blobs", "sha256", sha256(b).slice(7)), b);
+  writeFileSync(join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+  writeFileSync(join(dir, "index.json"), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: OCI_MANIFEST, digest: img.digest, size: img.manifest.length, annotations: { "org.opencontainers.image.ref.name": "v1" } }] }));
+  expect(await r.registry.reconcileAll(["a", "dropped"])).toBe(1);
+  expect(await r.registry.reconcileAll(["a", "dropped"])).toBe(0);
+  expect(await (await r.call("GET", "/v2/dropped/manifests/v1")).text()).toBe(img.manifest);
 });

@@ -8,7 +8,11 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } 
 import { join } from "node:path";
 import { type Disk, TEMP_PREFIX, realDisk } from "../../daemon/platform/disk";
 import { createTestRegistry, imageManifest, pushBlob, pushImage, sha256 } from "../helpers/registry";
-import { OCI_MANIFEST } from "../../daemon/oci/mediatypes";
+import { OCI_INDEX, OCI_MANIFEST } from "../../daemon/oci/mediatypes";
+import { requireDigest } from "../../daemon/oci/digest";
+import { createLogger } from "../../daemon/log";
+import { Store } from "../../daemon/storage/store";
+import { SimDisk } from "../helpers/simdisk";
 
 describe("on-disk layout", () => {
   test("each repository is an OCI image layout with tags as ref.name annotations", async () => {
@@ -201,4 +205,105 @@ describe("manifest writes under the repository lock", () => {
     expect(listedChecked).toBeGreaterThan(0);
     expect(deleted).toBeGreaterThan(0);
   });
+});
+
+describe("a mount from a file berth may not write, without dedupe", () => {
+  test("is copied (its data cannot be fsynced), not linked: hard links stay in use and no link failure is logged", async () => {
+    const ROOT = "/srv/berth";
+    const disk = new SimDisk();
+    await disk.mountPoint(ROOT);
+    const body = new TextEncoder().encode("a layer another user dropped in");
+    const digest = requireDigest(sha256(body));
+    const source = `${ROOT}/dropped/blobs/sha256/${digest.hex}`;
+    await disk.mkdirp(`${ROOT}/dropped/blobs/sha256`);
+    const f = await disk.openAppend(source);
+    await f.write([body]);
+    await f.close();
+    disk.readOnly.add(source);
+    const lines: string[] = [];
+    const store = new Store(disk, { root: ROOT, dedupe: false, maxBlobBytes: 0, manifestCacheBytes: 1 << 20 }, createLogger("debug", "json", (l) => lines.push(l)));
+    await store.recover();
+    expect(await store.blobs.mount("app", digest, "dropped")).toBe(true);
+    expect(new TextDecoder().decode(await disk.readFile(store.blobs.path("app", digest)))).toBe("a layer another user dropped in");
+    expect(lines.filter((l) => l.includes("hard links are not possible"))).toEqual([]);
+  });
+});
+
+test("a mount from a dropped-in layout whose blob does not hash to its name is refused, and nothing is linked", async () => {
+  await using r = await createTestRegistry();
+  const digest = requireDigest(sha256("the bytes the name promises"));
+  mkdirSync(join(r.root, "dropped", "blobs", "sha256"), { recursive: true });
+  writeFileSync(join(r.root, "dropped", "blobs", "sha256", digest.hex), "other bytes under that name");
+  expect(await r.store.blobs.mount("app", digest, "dropped")).toBe(false);
+  expect(r.store.blobs.stat("app", digest)).toBeUndefined();
+  expect(existsSync(join(r.root, ".berth", "pool", "sha256", digest.hex))).toBe(false);
+});
+
+test("usage counts each stored inode once: a blob two repositories of a prefix share once for the prefix, a blob outside the pool too", async () => {
+  await using r = await createTestRegistry();
+  const shared = "a layer both team repositories hold";
+  await pushBlob(r, "team/a", shared);
+  await pushBlob(r, "team/b", shared);
+  await pushBlob(r, "other/c", "a layer of another prefix");
+  // a layout dropped into the root: its blob is not in the pool
+  const dropped = "a blob only the dropped layout holds";
+  mkdirSync(join(r.root, "dropped", "blobs", "sha256"), { recursive: true });
+  writeFileSync(join(r.root, "dropped", "blobs", "sha256", sha256(dropped).slice(7)), dropped);
+  writeFileSync(join(r.root, "dropped", "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+  writeFileSync(join(r.root, "dropped", "index.json"), JSON.stringify({ schemaVersion: 2, manifests: [] }));
+  const usage = r.store.meter.usage(["team/", "other/"]);
+  expect(usage.byPrefix.get("team/")).toBe(shared.length);
+  expect(usage.byPrefix.get("other/")).toBe("a layer of another prefix".length);
+  expect(usage.total).toBe(shared.length + "a layer of another prefix".length + dropped.length);
+});
+
+test("an index whose platforms are not all here is stored only when the caller (sync) allows a partial index", async () => {
+  await using r = await createTestRegistry();
+  const present = await pushImage(r, "app", "amd64", "the one platform mirrored");
+  const missing = imageManifest(JSON.stringify({ os: "linux", architecture: "arm64" }), ["a layer not mirrored"]);
+  const index = new TextEncoder().encode(JSON.stringify({
+    schemaVersion: 2,
+    mediaType: OCI_INDEX,
+    manifests: [
+      { mediaType: OCI_MANIFEST, digest: present.digest, size: present.manifest.length },
+      { mediaType: OCI_MANIFEST, digest: sha256(missing), size: missing.length },
+    ],
+  }));
+  const refused = await r.registry.putManifest("app", "multi", index, OCI_INDEX).catch((e: unknown) => e);
+  expect((refused as { code?: string }).code).toBe("MANIFEST_BLOB_UNKNOWN");
+  const stored = await r.registry.putManifest("app", "multi", index, OCI_INDEX, [], { partialIndex: true });
+  expect(stored.tags).toEqual(["multi"]);
+  expect(await (await r.call("GET", "/v2/app/manifests/multi")).text()).toBe(new TextDecoder().decode(index));
+});
+
+test("a tag moves only when it pointed at another manifest: re-pushing the same manifest under its tag moves nothing", async () => {
+  await using r = await createTestRegistry();
+  const a = await pushImage(r, "app", "v1", "image a");
+  const b = await pushImage(r, "app", "other", "image b");
+  const bytes = new TextEncoder().encode(a.manifest);
+  expect((await r.registry.putManifest("app", "v1", bytes, OCI_MANIFEST)).moved).toEqual([]);
+  expect((await r.registry.putManifest("app", "v1", new TextEncoder().encode(b.manifest), OCI_MANIFEST)).moved).toEqual([{ tag: "v1", from: a.digest }]);
+});
+
+test("an IO error linking a pushed blob into its repository fails the push at once (only a pool entry GC removed meanwhile is retried)", async () => {
+  let failures = 0;
+  let attempts = 0;
+  const disk: Disk = {
+    ...realDisk,
+    async link(src, dst) {
+      if (dst.includes(join("app", "blobs"))) {
+        attempts++;
+        if (failures-- > 0) throw Object.assign(new Error(`EIO: i/o error, link '${src}' -> '${dst}'`), { code: "EIO" });
+      }
+      return realDisk.link(src, dst);
+    },
+  };
+  await using r = await createTestRegistry({ disk });
+  failures = 1;
+  const res = await r.call("POST", `/v2/app/blobs/uploads/?digest=${sha256("io error")}`, { body: "io error" });
+  expect(res.status).toBe(500);
+  expect(attempts).toBe(1);
+  expect((await r.call("HEAD", `/v2/app/blobs/${sha256("io error")}`)).status).toBe(404);
+  // the fault gone, the same push succeeds
+  expect((await r.call("POST", `/v2/app/blobs/uploads/?digest=${sha256("io error")}`, { body: "io error" })).status).toBe(201);
 });

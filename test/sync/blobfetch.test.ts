@@ -8,7 +8,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { silentLogger } from "../../daemon/log";
+import { createLogger, silentLogger } from "../../daemon/log";
 import { type Disk, realDisk } from "../../daemon/platform/disk";
 import { type Digest, requireDigest } from "../../daemon/oci/digest";
 import { type UploadHashing, inlineHashing, workerHashing } from "../../daemon/platform/uploadhash";
@@ -44,7 +44,7 @@ function source(bytes: Uint8Array, hook: (sent: number) => void | Promise<void> 
 async function drain(stream: ReadableStream<Uint8Array>, delayMs = 0): Promise<Buffer> {
   const parts: Uint8Array[] = [];
   for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) {
-    parts.push(Uint8Array.from(chunk));
+    parts.push(chunk.slice()); // a memcpy: Uint8Array.from copies element by element (seconds for 24 MiB on a loaded machine)
     if (delayMs) await sleep(delayMs);
   }
   return Buffer.concat(parts);
@@ -60,24 +60,48 @@ afterAll(async () => {
 
 describe.each(modes)("blob fetch with %s", (_name, hashing) => {
   test("a slow reader and a late joiner get the exact blob, and memory held stays within the relay window", async () => {
+    // Deterministic, not paced by sleeps (which under a loaded machine stretched this test
+    // past bun's 5 s default): the upstream pauses at JOIN until the late reader is attached,
+    // and the slow reader takes its first chunk and then waits until the fetch is at JOIN,
+    // far past the relay window, before reading on.
+    const JOIN = 8 << 20;
     await using reg = await createTestRegistry({ hashing });
     const fetches = new BlobFetches(reg.store, unlimited(), silentLogger);
-    const bytes = randomBytes(24 << 20);
+    const bytes = randomBytes(12 << 20);
     const digest = digestOf(bytes);
     let maxWindow = 0;
-    const f = fetches.fetch("lib/app", digest, source(bytes, () => void (maxWindow = Math.max(maxWindow, f.windowBytes))), { background: false, upstream: "up" });
+    const halfway = Promise.withResolvers<void>();
+    const joined = Promise.withResolvers<void>();
+    const f = fetches.fetch("lib/app", digest, source(bytes, async (sent) => {
+      maxWindow = Math.max(maxWindow, f.windowBytes);
+      if (sent !== JOIN) return;
+      halfway.resolve();
+      await joined.promise;
+    }), { background: false, upstream: "up" });
     let slowFromFile = 0;
     let lateFromFile = 0;
-    const slow = drain(f.reader((n) => (slowFromFile += n)), 2);
-    await waitFor("12 MiB to be in", () => f.received >= 12 << 20, 20_000, 2);
+    const slowReader = f.reader((n) => (slowFromFile += n)).getReader();
+    const slow = (async () => {
+      const parts: Uint8Array[] = [];
+      for (let first = true; ; first = false) {
+        const { done, value } = await slowReader.read();
+        if (done) return Buffer.concat(parts);
+        parts.push(value.slice());
+        if (first) await halfway.promise;
+      }
+    })();
+    await halfway.promise;
+    // the upstream sent JOIN bytes; the last chunk may still be on its way into the fetch
+    expect(f.received).toBeGreaterThanOrEqual(JOIN - CHUNK);
     const late = drain(f.reader((n) => (lateFromFile += n)));
+    joined.resolve();
     const [a, b] = await Promise.all([slow, late]);
     await f.done;
     expect(a.equals(bytes)).toBe(true);
     expect(b.equals(bytes)).toBe(true);
-    // both fell behind the window at some point and read the file
+    // both fell behind the window and read the file
     expect(slowFromFile).toBeGreaterThan(0);
-    expect(lateFromFile).toBeGreaterThanOrEqual(12 * 1024 * 1024 - RELAY_WINDOW - WRITE_BATCH - CHUNK);
+    expect(lateFromFile).toBeGreaterThanOrEqual(JOIN - RELAY_WINDOW - WRITE_BATCH - 2 * CHUNK);
     // the window holds RELAY_WINDOW bytes plus what is received but not yet written
     expect(maxWindow).toBeLessThanOrEqual(RELAY_WINDOW + WRITE_BATCH + CHUNK);
     expect(f.windowBytes).toBe(0);
@@ -160,5 +184,28 @@ test("a flush that fails while a blob streams in fails the fetch, not the proces
   expect(f.state).toBe("failed");
   expect(syncs).toBeGreaterThan(0);
   expect(existsSync(reg.store.blobs.path("lib/app", digest))).toBe(false);
+  expect(readdirSync(reg.store.paths.uploads)).toEqual([]);
+});
+
+test("each failed fetch gets the log line of its cause: bytes that do not match, a broken transfer; a blob the upstream lacks none", async () => {
+  await using reg = await createTestRegistry({ hashing: inlineHashing });
+  const lines: { level: string; msg: string; upstream?: string; error?: string }[] = [];
+  const fetches = new BlobFetches(reg.store, unlimited(), createLogger("info", "json", (line) => lines.push(JSON.parse(line))));
+  const failed = async (bytes: Uint8Array, digest: Digest, src: () => Promise<Response>) => {
+    await fetches.fetch("lib/app", digest, src, { background: false, upstream: "up" }).done.catch(() => {});
+    const out = lines.map((l) => [l.level, l.msg, l.upstream]);
+    lines.length = 0;
+    return out;
+  };
+  const bytes = randomBytes(300_000);
+  expect(await failed(bytes, digestOf(randomBytes(16)), source(bytes))).toEqual([["warn", "upstream sent a blob whose bytes do not match it; nothing was stored", "up"]]);
+  const broken = source(bytes, (sent) => {
+    if (sent > 0) throw new Error("connection reset");
+  });
+  expect(await failed(bytes, digestOf(bytes), broken)).toEqual([["warn", "an upstream blob transfer failed; nothing was stored", "up"]]);
+  const missing = async () => {
+    throw new UpstreamError("not-found", "up", "the blob is not there");
+  };
+  expect(await failed(bytes, digestOf(bytes), missing)).toEqual([]);
   expect(readdirSync(reg.store.paths.uploads)).toEqual([]);
 });

@@ -53,6 +53,11 @@ test("a Range request while the blob streams in gets the exact span or the whole
   const [start, end] = [(2 << 20) + 17, (2 << 20) + 4112]; // bytes the upstream has not sent yet
   const ranged = await fetch(`${d.url}/v2/lib/app/blobs/${digest}`, { headers: { Range: `bytes=${start}-${end}` }, signal: guard });
   expect(sent).toBe(1 << 20); // answered while the fetch is still in flight
+  // a HEAD meanwhile is answered from the fetch in flight, not by asking the upstream again
+  const head = await fetch(`${d.url}/v2/lib/app/blobs/${digest}`, { method: "HEAD", signal: guard });
+  expect(head.status).toBe(200);
+  expect(head.headers.get("docker-content-digest")).toBe(digest);
+  expect(fake.hits(`/v2/lib/app/blobs/${digest}`)).toBe(1);
   openGate();
   const got = new Uint8Array(await ranged.arrayBuffer());
   if (ranged.status === 206) {

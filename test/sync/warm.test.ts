@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { startDaemon } from "../helpers/daemon";
 import { localTags, makeTemp, Skopeo, syncView, waitFor } from "../helpers/clients";
 import { type BuiltImage, type UpstreamRegistry, buildLayout, startUpstream } from "../helpers/upstream";
+import { launchChromium, screenshot, watchProblems } from "../helpers/browser";
 
 let upstream: UpstreamRegistry;
 let skopeo: Skopeo;
@@ -59,10 +60,30 @@ describe("warm set", () => {
     // no client asked: the freshness task re-checked the tag (HEAD) and copied the new image
     const s = (await syncView(berth.url)).registries[0]!;
     expect(s.lastRun!.error).toBeUndefined();
+    // the admin API shows the warm set (the web UI's sync page lists it per upstream): the pulled tag only
+    expect(s.warmWindowSeconds).toBe(3600);
+    expect(s.warm!.map((w) => `${w.repo}:${w.tag}`)).toEqual(["apps/warm:stable"]);
     expect(upstream.requests().some((r) => r.method === "HEAD" && r.uri === "/v2/apps/warm/manifests/stable")).toBe(true);
     // the tag-less pull of apps/cold is not in the warm set: no tag, and never asked upstream by tag
     expect(localTags(berth.root, "apps/cold")).toEqual({});
     expect(upstream.requests().some((r) => r.method !== "PUT" && r.uri === "/v2/apps/cold/manifests/stable")).toBe(false);
+    {
+      // the web UI's sync page, in Chromium, lists the warm set under its upstream (a full sync run copies, it does not pull: the set stays)
+      await using browser = await launchChromium();
+      const page = await browser.newPage();
+      const problems = watchProblems(page);
+      await page.goto(`${berth.url}/#/sync`);
+      await page.waitForSelector('#warm-set [data-upstream="up"]');
+      expect(await page.$$eval('#warm-set [data-upstream="up"] tr[data-kind="warm"] td:first-child', (tds) => tds.map((td) => td.textContent))).toEqual(["apps/warm:stable"]);
+      await screenshot(page, "sync-warm-set");
+      // a sync run started from the page is followed as a task to its end, with its report
+      await page.click('[data-sync="up"]');
+      await page.click("dialog[open] [data-confirm]");
+      await page.waitForSelector('#status .progress[data-state="succeeded"]');
+      expect(await page.textContent("#status")).toContain("Sync run: done.");
+      expect(await page.textContent("#status")).toContain("upstream");
+      expect(problems.take()).toEqual([]);
+    }
   }, 60_000);
 
   test("a pulled tag deleted upstream, and a pulled miss, are not failures retried on every run", async () => {

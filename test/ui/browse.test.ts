@@ -12,7 +12,9 @@ import type { Browser, Page } from "playwright-core";
 import { basic, writeHtpasswd } from "../helpers/auth";
 import { launchChromium, screenshot, watchProblems, type PageProblems } from "../helpers/browser";
 import { type Daemon, startDaemon, tempDir } from "../helpers/daemon";
-import { fillStore } from "./fill";
+import { fillStore, pushSharedBlob } from "./fill";
+import { profileFor } from "../../daemon/board/profiles";
+import { identifyBoard } from "../../daemon/board/identify";
 
 /** The page's document, in the functions run in the browser (the tests are typed without the DOM library). */
 declare const document: { querySelector(s: string): Element | null; querySelectorAll(s: string): Element[]; documentElement: { scrollWidth: number } };
@@ -31,6 +33,8 @@ const USERS = { admin: "admin-pw", dev: "dev-pw", viewer: "viewer-pw" };
 let dir: ReturnType<typeof tempDir>;
 let berth: Daemon;
 let browser: Browser & AsyncDisposable;
+/** Bytes of one blob pushed into three repositories: dedupe stores it once, saving two copies. */
+let sharedSize = 0;
 
 beforeAll(async () => {
   dir = tempDir("berth-ui-");
@@ -41,6 +45,7 @@ beforeAll(async () => {
       `[[access]]\nrepos = ["tools/**"]\nusers = { viewer = ["pull"] }\n`,
   });
   await fillStore({ url: berth.url, headers: basic("admin", USERS.admin) });
+  sharedSize = await pushSharedBlob({ url: berth.url, headers: basic("admin", USERS.admin) }, ["apps/web", "tools/cli", "secret/vault"], "a layer three repositories share ".repeat(300));
   browser = await launchChromium();
 }, 30_000);
 
@@ -71,6 +76,18 @@ const repoNames = (page: Page) => page.$$eval("#repo-list li > a", (els) => els.
 async function tagsOf(repo: string): Promise<string[]> {
   const res = await fetch(`${berth.url}/v2/${repo}/tags/list`, { headers: basic("admin", USERS.admin) });
   return ((await res.json()) as { tags: string[] | null }).tags ?? [];
+}
+
+/** A byte count as the UI prints it (ui/src/dom.ts bytes). */
+function bytesText(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB"];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 2 : 1)} ${units[i]}`;
 }
 
 /** Tag -> size in bytes, as the search API reports them (an admin asks). */
@@ -220,16 +237,45 @@ describe("the web UI in Chromium", () => {
     expect((await repoNames(page)).sort()).toEqual(["apps/web", "secret/vault", "tools/cli"]);
     await page.click("#nav >> text=Storage");
     await page.waitForSelector('[data-action="gc"]');
+    // the shared blob is stored once for three repositories: two copies saved
+    expect(await page.textContent('[data-card="Dedupe savings"] .big')).toBe(bytesText(2 * sharedSize));
     await page.click('[data-action="gc"]');
     await page.click("dialog[open] [data-confirm]");
     await page.waitForSelector("#status.ok");
     expect(await page.textContent("#status")).toContain("Run GC: done.");
+    // followed as a task (?async=true), shown with its progress bar until it ended
+    expect(await page.getAttribute("#status .progress", "data-state")).toBe("succeeded");
+    await page.click('[data-action="scrub"]');
+    await page.click("dialog[open] [data-confirm]");
+    await page.waitForSelector("#status.ok");
+    expect(await page.textContent("#status")).toContain("Scrub: done.");
+    const scrubBar = await page.$eval("#status progress", (e) => [(e as unknown as { value: number }).value, (e as unknown as { max: number }).max]);
+    expect(scrubBar[1]).toBeGreaterThan(0);
+    expect(scrubBar[0]).toBe(scrubBar[1]);
+    const scrubTask = ((await (await fetch(`${berth.url}/api/v1/tasks`, { headers: basic("admin", USERS.admin) })).json()) as { tasks: { done: number; total: number | null }[] }).tasks[0]!;
+    expect(await page.textContent("#status")).toContain(`${scrubTask.done}/${scrubTask.total}`);
+    await page.click('[data-action="retention"]');
+    await page.click("dialog[open] [data-confirm]");
+    await page.waitForSelector('#status .progress[data-state="succeeded"]');
+    expect(await page.textContent("#status")).toContain("Retention: done.");
+    const tasks = ((await (await fetch(`${berth.url}/api/v1/tasks`, { headers: basic("admin", USERS.admin) })).json()) as { tasks: { kind: string; state: string; total: number | null; done: number }[] }).tasks;
+    expect(tasks.map((t) => [t.kind, t.state])).toEqual([["retention", "succeeded"], ["scrub", "succeeded"], ["gc", "succeeded"]]);
     await screenshot(page, "storage");
     for (const [hash, heading] of [["sync", "Sync"], ["tasks", "Background tasks"], ["health", "Health and board"]] as const) {
       await page.goto(`${berth.url}/#/${hash}`);
       await page.waitForSelector(`h1:text-is("${heading}")`);
       await screenshot(page, hash);
+      if (hash === "tasks") {
+        // the recent tasks, newest first; the queue (the lifecycle's periodic work) and the budget
+        expect(await page.$$eval("#tasks tbody tr", (rows) => rows.map((r) => r.getAttribute("data-kind")))).toEqual(["retention", "scrub", "gc"]);
+        expect(await page.textContent("#tasks")).toContain("succeeded");
+        expect(await page.textContent('[data-card="Background reads"] .big')).toBe("unlimited");
+      }
     }
+    // the board: the profile in use (none configured) and what this machine is detected as
+    expect(await page.textContent('#board [data-card="Profile in use"] .big')).toBe("none");
+    expect(await page.textContent('#board [data-card="Detected board"] .big')).toBe(profileFor(identifyBoard()) ?? "none");
+    expect(await page.textContent('#board [data-card="IO profile"] .big')).toBe("none");
     expect(await page.textContent("main")).toContain("200 ok");
 
     await page.goto(`${berth.url}/#/keys`);

@@ -22,6 +22,12 @@ async function blob(t: Target, repo: string, data: string, mediaType: string): P
   return { mediaType, digest, size: Buffer.byteLength(data) };
 }
 
+/** Pushes the same blob into each of `repos` (dedupe stores it once); returns its size. */
+export async function pushSharedBlob(t: Target, repos: string[], data: string): Promise<number> {
+  for (const repo of repos) await blob(t, repo, data, LAYER);
+  return Buffer.byteLength(data);
+}
+
 /** PUTs a manifest under `ref`; returns its descriptor. */
 export async function putManifest(t: Target, repo: string, ref: string, doc: object): Promise<{ mediaType: string; digest: string; size: number }> {
   const text = JSON.stringify(doc);

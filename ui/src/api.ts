@@ -141,6 +141,44 @@ export function vulnText(v: VulnSummary | null | undefined): string {
   return `${v.MaxSeverity} (${v.Count ?? "?"})`;
 }
 
+/** A severity badge: "bad" from HIGH up, plain below; `data-severity` names the level. */
+export function vulnBadge(v: VulnSummary | null | undefined, prefix = ""): HTMLElement {
+  const el = document.createElement("span");
+  const sev = v?.MaxSeverity ?? "";
+  el.className = `badge${/CRITICAL|HIGH/.test(sev) && (v?.Count ?? 0) > 0 ? " bad" : sev === "NONE" || v?.Count === 0 ? " ok" : ""}`;
+  el.setAttribute("data-severity", sev || "unscanned");
+  el.textContent = `${prefix}${vulnText(v)}`;
+  return el;
+}
+
+/** One signature as search reports it (zot's SignatureSummary). */
+export interface SignatureSummary {
+  Tool?: string | null;
+  IsTrusted?: boolean | null;
+  Author?: string | null;
+}
+
+/**
+ * The signature status of an image: "verified" (a signature checked against a trusted key,
+ * with its signer), "unverified" (signatures, none trusted), "signed" (a signature refers to
+ * it, but nothing checked it: [trust] off), or "unsigned".
+ */
+export function signatureBadge(isSigned: boolean | null | undefined, infos: SignatureSummary[] | null | undefined, referred = false): HTMLElement {
+  const list = infos ?? [];
+  const trusted = list.filter((s) => s.IsTrusted);
+  const el = document.createElement("span");
+  const who = (l: SignatureSummary[]) => [...new Set(l.map((s) => `${s.Tool ?? "?"}: ${s.Author || "unknown signer"}`))].join(", ");
+  const [state, cls, title] = trusted.length > 0 ? ["verified", "badge ok", `Verified: ${who(trusted)}`]
+    : list.length > 0 ? ["unverified", "badge bad", `No signature verifies with a trusted key (${who(list)})`]
+    : isSigned || referred ? ["signed", "badge", "A signature refers to this image; berth did not verify it ([trust] off)"]
+    : ["unsigned", "badge", "No signature"];
+  el.className = cls;
+  el.setAttribute("data-signature", state);
+  el.title = title;
+  el.textContent = trusted.length > 0 ? `verified: ${[...new Set(trusted.map((s) => s.Author || s.Tool))].join(", ")}` : state;
+  return el;
+}
+
 let rights: Promise<Rights> | undefined;
 
 /** The identity's rights (asked once per login). */

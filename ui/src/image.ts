@@ -3,7 +3,7 @@
  * (platform, created, entrypoint, environment, labels), history and layers, with the
  * referrers (signatures, SBOMs) and the pull commands.
  */
-import { json, manifest, mayDelete, search, server, vulnText, type Descriptor, type VulnSummary } from "./api";
+import { json, manifest, mayDelete, search, server, signatureBadge, vulnBadge, vulnText, type Descriptor, type SignatureSummary, type VulnSummary } from "./api";
 import { bytes, fields, h, mount, short, when } from "./dom";
 import { deleteTag, kindOf, pullCommands } from "./repo";
 
@@ -44,18 +44,20 @@ interface Cve {
   PackageList?: { Name?: string | null; InstalledVersion?: string | null; FixedVersion?: string | null }[] | null;
 }
 
-/** The vulnerabilities section: search's summary and, once scanned, the CVE list. */
-async function vulnerabilities(repo: string, ref: string): Promise<HTMLElement> {
+/** The signature status (from the trust store's verdicts) and the vulnerabilities section: search's summary and, once scanned, the CVE list. */
+async function vulnerabilities(repo: string, ref: string, signature: HTMLElement): Promise<HTMLElement> {
   if (!server.search) return h("p", { class: "muted", id: "vulns" }, "Not available: vulnerabilities come with the search API ([search] enabled) and scanning.");
   const image = ref.startsWith("sha256:") ? `${repo}@${ref}` : `${repo}:${ref}`;
   try {
-    const r = await search<{ Image: { Vulnerabilities?: VulnSummary | null } }>(`query($image: String!) { Image(image: $image) { Vulnerabilities { MaxSeverity Count } } }`, { image });
+    const r = await search<{ Image: { IsSigned?: boolean | null; SignatureInfo?: SignatureSummary[] | null; Vulnerabilities?: VulnSummary | null } }>(`query($image: String!) { Image(image: $image) { IsSigned SignatureInfo { Tool IsTrusted Author } Vulnerabilities { MaxSeverity Count } } }`, { image });
+    signature.replaceChildren("Signature: ", signatureBadge(r.Image.IsSigned, r.Image.SignatureInfo));
     const summary = r.Image.Vulnerabilities;
+    // the summary and the list are asked with the pull's rights: nothing of another repository shows
     if (!summary?.MaxSeverity || summary.Count === 0) return h("p", { class: "muted", id: "vulns" }, vulnText(summary));
     const list = await search<{ CVEListForImage: { CVEList: Cve[] | null } }>(`query($image: String!) { CVEListForImage(image: $image, requestedPage: {limit: 500, sortBy: SEVERITY}) { CVEList { Id Severity Title PackageList { Name InstalledVersion FixedVersion } } } }`, { image });
-    return h("div", { id: "vulns" }, h("p", null, vulnText(summary)), h("div", { class: "scroll" }, h("table", null,
+    return h("div", { id: "vulns" }, h("p", null, vulnBadge(summary)), h("div", { class: "scroll" }, h("table", { id: "cves" },
       h("thead", null, h("tr", null, ["CVE", "Severity", "Title", "Packages (installed → fixed)"].map((c) => h("th", null, c)))),
-      h("tbody", null, (list.CVEListForImage.CVEList ?? []).map((c) => h("tr", null, h("td", { class: "mono" }, c.Id ?? ""), h("td", null, c.Severity ?? ""), h("td", null, c.Title ?? ""),
+      h("tbody", null, (list.CVEListForImage.CVEList ?? []).map((c) => h("tr", { "data-cve": c.Id ?? "" }, h("td", { class: "mono" }, c.Id ?? ""), h("td", null, c.Severity ?? ""), h("td", null, c.Title ?? ""),
         h("td", null, (c.PackageList ?? []).map((p) => `${p.Name} ${p.InstalledVersion} → ${p.FixedVersion || "no fix"}`).join("; "))))))));
   } catch (err) {
     return h("p", { class: "error", id: "vulns" }, `Vulnerabilities unavailable: ${(err as Error).message}`);
@@ -66,16 +68,18 @@ async function vulnerabilities(repo: string, ref: string): Promise<HTMLElement> 
 export async function imagePage(main: HTMLElement, full: string): Promise<void> {
   const { repo, ref, tag } = splitRef(full);
   const { digest, body } = await manifest(repo, ref);
+  const signature = h("p", { id: "signature" });
   const [refs, canDelete, vulns] = await Promise.all([
     json<{ manifests?: Descriptor[] }>(`/v2/${repo}/referrers/${digest}`).then((r) => r.manifests ?? [], () => []),
     tag ? mayDelete(repo) : Promise.resolve(false),
-    vulnerabilities(repo, tag ?? digest),
+    vulnerabilities(repo, tag ?? digest, signature),
   ]);
   const status = h("p", { id: "status", role: "status" });
   const head = [
     h("p", { class: "crumbs" }, h("a", { href: "#/repos" }, "Repositories"), " / ", h("a", { href: `#/repo/${repo}` }, repo), " / "),
     h("h1", null, `${repo}${tag ? `:${tag}` : `@${short(digest)}`}`),
     h("p", { class: "mono" }, digest),
+    signature,
     status,
     tag && canDelete ? h("button", { type: "button", class: "danger", "data-delete": tag, onclick: async () => { if (await deleteTag(repo, tag, status)) location.hash = `#/repo/${repo}`; } }, "Delete tag") : null,
     pullCommands(tag ? `${repo}:${tag}` : `${repo}@${digest}`),

@@ -3,7 +3,7 @@
  * signatures and SBOMs (from the referrers API and cosign's tag scheme), the pull commands
  * for the usual clients, and deleting a tag for identities allowed to.
  */
-import { call, failure, json, manifest, mayDelete, search, server, vulnText, type Descriptor, type Manifest, type VulnSummary } from "./api";
+import { call, failure, json, manifest, mayDelete, search, server, signatureBadge, vulnBadge, type Descriptor, type Manifest, type SignatureSummary, type VulnSummary } from "./api";
 import { bytes, confirmDialog, copyable, h, mount, short, when } from "./dom";
 
 /** Tags whose details are fetched (each costs a manifest GET and a referrers GET). */
@@ -119,10 +119,11 @@ interface Searched {
   LastPullTimestamp?: string | null;
   DownloadCount?: number | null;
   IsSigned?: boolean | null;
+  SignatureInfo?: SignatureSummary[] | null;
   Vulnerabilities?: VulnSummary | null;
 }
 
-const EXPANDED = `query($repo: String!) { ExpandedRepoInfo(repo: $repo) { Images { Tag Digest Size LastUpdated Manifests { Platform { Os Arch } } PushTimestamp LastPullTimestamp DownloadCount IsSigned Vulnerabilities { MaxSeverity Count } } } }`;
+const EXPANDED = `query($repo: String!) { ExpandedRepoInfo(repo: $repo) { Images { Tag Digest Size LastUpdated Manifests { Platform { Os Arch } } PushTimestamp LastPullTimestamp DownloadCount IsSigned SignatureInfo { Tool IsTrusted Author } Vulnerabilities { MaxSeverity Count } } } }`;
 
 /** Tag -> what search knows (empty without search, or when it fails: the page still shows /v2's view). */
 async function searched(repo: string): Promise<Map<string, Searched>> {
@@ -157,9 +158,9 @@ export async function repoPage(main: HTMLElement, repo: string): Promise<void> {
         h("td", null, when(known.get(i.tag)?.PushTimestamp)),
         h("td", null, when(known.get(i.tag)?.LastPullTimestamp)),
         h("td", { class: "num" }, known.get(i.tag)?.DownloadCount ?? 0),
-        h("td", null, vulnText(known.get(i.tag)?.Vulnerabilities)),
+        h("td", null, vulnBadge(known.get(i.tag)?.Vulnerabilities)),
       ] : null,
-      h("td", null, kinds.includes("signature") || known.get(i.tag)?.IsSigned ? h("span", { class: "badge ok", title: "A signature refers to this image (berth does not verify it)" }, "signed") : h("span", { class: "badge" }, "unsigned"), kinds.filter((k) => k !== "signature").map((k) => h("span", { class: "badge" }, k))),
+      h("td", null, signatureBadge(known.get(i.tag)?.IsSigned, known.get(i.tag)?.SignatureInfo, kinds.includes("signature")), kinds.filter((k) => k !== "signature").map((k) => h("span", { class: "badge" }, k))),
       h("td", null, canDelete ? h("button", { type: "button", class: "danger small", "data-delete": i.tag, onclick: async () => { if (await deleteTag(repo, i.tag, status)) row.remove(); } }, "Delete") : null));
     return row;
   });

@@ -5,7 +5,7 @@
  * pulls, signature and vulnerability status (RepoListWithNewestImage); without it, the
  * names come from the catalog. Both are read page by page, up to {@link MAX_REPOS}.
  */
-import { call, failure, search, server, vulnText, type VulnSummary } from "./api";
+import { call, failure, search, server, signatureBadge, vulnBadge, type SignatureSummary, type VulnSummary } from "./api";
 import { bytes, h, mount, when } from "./dom";
 
 /** The most repositories listed (a Pi's browser page should stay light). */
@@ -34,11 +34,11 @@ interface RepoRow {
   Size?: string | null;
   DownloadCount?: number | null;
   Platforms?: { Os?: string | null; Arch?: string | null }[] | null;
-  NewestImage?: { Tag?: string | null; IsSigned?: boolean | null; Vulnerabilities?: VulnSummary | null } | null;
+  NewestImage?: { Tag?: string | null; IsSigned?: boolean | null; SignatureInfo?: SignatureSummary[] | null; Vulnerabilities?: VulnSummary | null } | null;
 }
 
 const REPO_LIST = `query($offset: Int) { RepoListWithNewestImage(requestedPage: {limit: 1000, offset: $offset, sortBy: ALPHABETIC_ASC}) {
-  Page { TotalCount ItemCount } Results { Name LastUpdated Size DownloadCount Platforms { Os Arch } NewestImage { Tag IsSigned Vulnerabilities { MaxSeverity Count } } } } }`;
+  Page { TotalCount ItemCount } Results { Name LastUpdated Size DownloadCount Platforms { Os Arch } NewestImage { Tag IsSigned SignatureInfo { Tool IsTrusted Author } Vulnerabilities { MaxSeverity Count } } } } }`;
 
 /** Every repository's summary from the search API, page by page. */
 async function summaries(): Promise<RepoRow[]> {
@@ -83,8 +83,8 @@ export async function reposPage(main: HTMLElement, query: URLSearchParams): Prom
       return h("li", { class: "repo" }, h("a", { href: `#/repo/${r}` }, r),
         h("div", { class: "muted small" },
           [img?.Tag ? `${img.Tag} · ` : "", `updated ${when(row.LastUpdated)} · ${bytes(Number(row.Size))} · ${row.DownloadCount ?? 0} pulls`, platformsOf(row).length ? ` · ${platformsOf(row).join(", ")}` : ""].join(""),
-          " ", img?.IsSigned ? h("span", { class: "badge ok" }, "signed") : null,
-          h("span", { class: "badge" }, `vulnerabilities: ${vulnText(img?.Vulnerabilities)}`)));
+          " ", img?.IsSigned ? signatureBadge(img.IsSigned, img.SignatureInfo) : null,
+          vulnBadge(img?.Vulnerabilities, "vulnerabilities: ")));
     }));
     count.textContent = `${shown.length} of ${repos.length} repositories${shown.length > 500 ? " (first 500 shown)" : ""}`;
     const params = new URLSearchParams();

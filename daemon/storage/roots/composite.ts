@@ -16,7 +16,7 @@
 import type { Algorithm, Digest } from "../../oci/digest";
 import type { Descriptor } from "../../oci/manifest";
 import type {
-  Awaitable, AuditItem, BlobAudit, BlobBody, BlobEntry, BlobInfo, BlobIngest, BlobStore, BlobSweep, ByteRange, IndexTransaction, IngestOptions,
+  Awaitable, AuditItem, BlobAudit, BlobBody, DedupeFigures, BlobEntry, BlobInfo, BlobIngest, BlobStore, BlobSweep, ByteRange, IndexTransaction, IngestOptions,
   QuarantinedBlob, RepoIndex, RepoIndexStore, Storage, StorageFigures, UploadSession, UploadStore, UsageMeter, WriteReserve,
 } from "../api";
 import { ManifestCache } from "../cache";
@@ -275,8 +275,20 @@ class CompositeSweep implements BlobSweep {
   }
 }
 
+/** Two roots' savings together (dedupe is within a root; the oldest walk dates the sum). */
+function addDedupe(a: DedupeFigures, b: DedupeFigures): DedupeFigures {
+  return { savedBytes: a.savedBytes + b.savedBytes, sharedBlobs: a.sharedBlobs + b.sharedBlobs, at: Math.min(a.at, b.at) };
+}
+
 class CompositeMeter implements UsageMeter {
   constructor(private readonly c: CompositeStorage) {}
+
+  /** Each root's savings, summed. */
+  dedupe(maxAgeMs?: number): DedupeFigures {
+    let out: DedupeFigures = { savedBytes: 0, sharedBlobs: 0, at: Date.now() };
+    for (const s of this.c.available()) out = addDedupe(out, s.meter.dedupe(maxAgeMs));
+    return out;
+  }
 
   usage(prefixes: readonly string[]) {
     let total = 0;
@@ -300,13 +312,14 @@ class CompositeMeter implements UsageMeter {
     return { free, total };
   }
   figures(): StorageFigures {
-    const out: StorageFigures = { repositories: new Map(), poolBytes: 0, poolBlobs: 0 };
+    const out: StorageFigures = { repositories: new Map(), poolBytes: 0, poolBlobs: 0, dedupe: { savedBytes: 0, sharedBlobs: 0, at: Date.now() } };
     for (const [i, slot] of this.c.slots.entries()) {
       if (!slot.storage) continue;
       const f = slot.storage.meter.figures();
       for (const [repo, v] of f.repositories) if (this.c.router.route(repo) === i) out.repositories.set(repo, v);
       out.poolBytes += f.poolBytes;
       out.poolBlobs += f.poolBlobs;
+      out.dedupe = addDedupe(out.dedupe, f.dedupe);
     }
     return out;
   }

@@ -21,7 +21,7 @@ import type { Algorithm, Digest } from "../../oci/digest";
 import { realDisk } from "../../platform/disk";
 import { type UploadHashing, inlineHashing } from "../../platform/uploadhash";
 import type { Logger } from "../../log";
-import type { AuditItem, BlobAudit, BlobEntry, BlobInfo, BlobSweep, IngestOptions, QuarantinedBlob, Storage, StorageFigures, UsageMeter, WriteReserve } from "../api";
+import type { AuditItem, BlobAudit, BlobEntry, BlobInfo, BlobSweep, IngestOptions, QuarantinedBlob, Storage, StorageFigures, UsageMeter, WriteReserve, DedupeFigures } from "../api";
 import { ManifestCache } from "../cache";
 import { startIngest } from "../ingest";
 import { Paths } from "../paths";
@@ -261,9 +261,24 @@ export class S3Storage implements Storage {
         }
         let poolBytes = 0;
         for (const b of state.pool.values()) poolBytes += b.size;
-        return { repositories, poolBytes, poolBlobs: state.pool.size };
+        return { repositories, poolBytes, poolBlobs: state.pool.size, dedupe: dedupeOf() };
       },
+      dedupe: () => dedupeOf(),
     };
+    // content-addressed keys: a blob is stored once however many repositories link it (from memory, no listing)
+    function dedupeOf(): DedupeFigures {
+      const links = new Map<string, number>();
+      for (const repoLinks of state.repos.values()) for (const d of repoLinks.keys()) links.set(d, (links.get(d) ?? 0) + 1);
+      let savedBytes = 0;
+      let sharedBlobs = 0;
+      for (const [d, n] of links) {
+        const size = state.pool.get(d)?.size;
+        if (size === undefined || n < 2) continue;
+        savedBytes += size * (n - 1);
+        sharedBlobs++;
+      }
+      return { savedBytes, sharedBlobs, at: Date.now() };
+    }
   }
 
   private makeAudit(): BlobAudit {
