@@ -14,7 +14,7 @@
  */
 import { resolve, sep } from "node:path";
 import { nameProblem } from "../oci/names";
-import { parseBytes, parseSpace, type Space } from "./schema";
+import { parseBytes, parseSpace, type Space } from "./units";
 
 /** One further storage root, validated, defaults filled in. */
 export interface SubpathConfig {
