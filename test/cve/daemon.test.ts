@@ -27,10 +27,31 @@ async function push(layout: string, ref: string): Promise<void> {
   await skopeo.ok(["copy", "-q", "--dest-tls-verify=false", "--dest-creds", "root:rootpw", `oci:${layout}:v1`, `docker://${daemon.host}/${ref}`]);
 }
 
-async function api(path: string, headers: Record<string, string> = {}, init: RequestInit = {}): Promise<{ status: number; body: any }> {
+/** An error answer in the OCI format (it names at least one error). */
+interface OciErrors { errors: [{ code: string; message: string; detail: string }, ...{ code: string; message: string; detail: string }[]] }
+/** GET/PUT /api/v1/cve/db. */
+interface DbStatus { present?: boolean; imported?: boolean; schema?: number; built?: string }
+/** GET /api/v1/cve/image: one image's scan. */
+interface ImageScan { maxSeverity: string; os: string; dbBuilt: string; counts: { critical: number }; findings: { id: string; package: string }[] }
+/** GET /api/v1/cve/images and /vulnerabilities/<id>: the images listed. */
+interface ImageList { images: { repo: string }[] }
+/** GET /api/v1/cve/summary. */
+interface Summary { images: number }
+/** The search API's answers read below (each query names its one field). */
+interface SearchAnswer {
+  data: {
+    ImageList?: { Results: { Tag: string; Vulnerabilities: { MaxSeverity: string; Count: number } }[] };
+    CVEListForImage?: { CVEList: { Id: string; Severity: string }[] };
+    ImageListForCVE?: { Results: { RepoName: string; Tag: string }[] };
+  };
+}
+
+/** Calls the daemon; every answer these tests read carries a JSON body of shape `T` (an empty one fails the test). */
+async function api<T = OciErrors>(path: string, headers: Record<string, string> = {}, init: RequestInit = {}): Promise<{ status: number; body: T }> {
   const res = await fetch(`${daemon.url}${path}`, { ...init, headers: { ...headers, ...(init.headers as Record<string, string>) } });
   const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  if (!text) throw new Error(`${path} answered ${res.status} with an empty body`);
+  return { status: res.status, body: JSON.parse(text) as T };
 }
 
 beforeAll(async () => {
@@ -54,7 +75,7 @@ afterAll(async () => {
 
 describe("vulnerability scanning in the daemon", () => {
   test("before any import: no database, nothing scanned", async () => {
-    expect((await api("/api/v1/cve/db", ROOT)).body).toEqual({ present: false });
+    expect((await api<DbStatus>("/api/v1/cve/db", ROOT)).body).toEqual({ present: false });
     const r = await api("/api/v1/cve/image?repo=public/app&reference=v1", ROOT);
     expect(r.status).toBe(404);
     expect(r.body.errors[0].detail).toContain("no vulnerability database is imported");
@@ -73,14 +94,14 @@ describe("vulnerability scanning in the daemon", () => {
   test("an admin imports a database; every stored image is scanned", async () => {
     const db = join(work, "grype.db");
     writeGrypeV6(db, ADVISORIES);
-    const r = await api("/api/v1/cve/db", ROOT, { method: "PUT", body: Bun.file(db) });
+    const r = await api<DbStatus>("/api/v1/cve/db", ROOT, { method: "PUT", body: Bun.file(db) });
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({ imported: true, schema: 6, built: "2026-11-30T04:12:01.000Z" });
-    await waitFor("both images scanned", async () => (await api("/api/v1/cve/images", ROOT)).body.images.length === 2, 30_000);
-    const img = await api("/api/v1/cve/image?repo=secret/app&reference=v1", ROOT);
+    await waitFor("both images scanned", async () => (await api<ImageList>("/api/v1/cve/images", ROOT)).body.images.length === 2, 30_000);
+    const img = await api<ImageScan>("/api/v1/cve/image?repo=secret/app&reference=v1", ROOT);
     expect(img.status).toBe(200);
     expect(img.body).toMatchObject({ maxSeverity: "critical", os: "debian 12" });
-    expect(img.body.findings.map((f: { id: string }) => f.id)).toContain("CVE-2026-1001");
+    expect(img.body.findings.map((f) => f.id)).toContain("CVE-2026-1001");
     expect(img.body.counts.critical).toBeGreaterThan(0);
   });
 
@@ -89,8 +110,8 @@ describe("vulnerability scanning in the daemon", () => {
     await buildImage(join(work, "apk-src"), apk, [{ files: { "etc/os-release": "ID=alpine\nVERSION_ID=3.19.1\n", "lib/apk/db/installed": APK_INSTALLED } }]);
     await push(apk, "public/alpine:v1");
     await waitFor("the pushed image scanned", async () => (await api("/api/v1/cve/image?repo=public/alpine&reference=v1", ROOT)).status === 200, 30_000);
-    const img = await api("/api/v1/cve/image?repo=public/alpine&reference=v1", ALICE);
-    expect(img.body.findings.map((f: { id: string; package: string }) => `${f.id} ${f.package}`)).toEqual(["CVE-2026-2001 libssl3", "CVE-2026-2002 busybox"]);
+    const img = await api<ImageScan>("/api/v1/cve/image?repo=public/alpine&reference=v1", ALICE);
+    expect(img.body.findings.map((f) => `${f.id} ${f.package}`)).toEqual(["CVE-2026-2001 libssl3", "CVE-2026-2002 busybox"]);
   });
 
   test("nothing of a repository the reader may not pull leaks", async () => {
@@ -99,32 +120,32 @@ describe("vulnerability scanning in the daemon", () => {
     expect(secret.status).toBe(404);
     expect(secret.body.errors[0].code).toBe(absent.body.errors[0].code);
     expect(JSON.stringify(secret.body)).not.toContain("critical");
-    const images = (await api("/api/v1/cve/images", ALICE)).body.images.map((i: { repo: string }) => i.repo);
+    const images = (await api<ImageList>("/api/v1/cve/images", ALICE)).body.images.map((i) => i.repo);
     expect(images.sort()).toEqual(["public/alpine", "public/app"]);
     expect((await api("/api/v1/cve/images?repo=secret/app", ALICE)).status).toBe(404);
-    const byCve = (await api("/api/v1/cve/vulnerabilities/CVE-2026-1001", ALICE)).body.images.map((i: { repo: string }) => i.repo);
+    const byCve = (await api<ImageList>("/api/v1/cve/vulnerabilities/CVE-2026-1001", ALICE)).body.images.map((i) => i.repo);
     expect(byCve).toEqual(["public/app"]);
-    const rootByCve = (await api("/api/v1/cve/vulnerabilities/CVE-2026-1001", ROOT)).body.images.map((i: { repo: string }) => i.repo);
+    const rootByCve = (await api<ImageList>("/api/v1/cve/vulnerabilities/CVE-2026-1001", ROOT)).body.images.map((i) => i.repo);
     expect(rootByCve.sort()).toEqual(["public/app", "secret/app"]);
-    expect((await api("/api/v1/cve/summary", ALICE)).body.images).toBe(2);
+    expect((await api<Summary>("/api/v1/cve/summary", ALICE)).body.images).toBe(2);
     // anonymous callers may pull nothing here, so they see nothing
-    expect((await api("/api/v1/cve/images")).body.images).toEqual([]);
+    expect((await api<ImageList>("/api/v1/cve/images")).body.images).toEqual([]);
   });
 
   test("zot's search API shows the results: Vulnerabilities, CVEListForImage, ImageListForCVE, cut to what the caller may pull", async () => {
     const search = async (query: string, who: Record<string, string>) =>
-      (await api("/v2/_zot/ext/search", who, { method: "POST", body: JSON.stringify({ query }), headers: { "Content-Type": "application/json" } })).body;
+      (await api<SearchAnswer>("/v2/_zot/ext/search", who, { method: "POST", body: JSON.stringify({ query }), headers: { "Content-Type": "application/json" } })).body;
     const list = await search(`{ ImageList(repo: "public/app") { Results { Tag Vulnerabilities { MaxSeverity Count } } } }`, ALICE);
-    expect(list.data.ImageList.Results[0].Vulnerabilities.MaxSeverity).toBe("CRITICAL");
-    expect(list.data.ImageList.Results[0].Vulnerabilities.Count).toBeGreaterThan(0);
+    expect(list.data.ImageList?.Results[0]?.Vulnerabilities.MaxSeverity).toBe("CRITICAL");
+    expect(list.data.ImageList?.Results[0]?.Vulnerabilities.Count).toBeGreaterThan(0);
     const cves = await search(`{ CVEListForImage(image: "public/app:v1") { Tag CVEList { Id Severity PackageList { Name InstalledVersion FixedVersion } } } }`, ALICE);
-    const ids = cves.data.CVEListForImage.CVEList.map((c: { Id: string }) => c.Id);
+    const ids = cves.data.CVEListForImage?.CVEList.map((c) => c.Id);
     expect(ids).toContain("CVE-2026-1001");
-    expect(cves.data.CVEListForImage.CVEList.find((c: { Id: string }) => c.Id === "CVE-2026-1001").Severity).toBe("CRITICAL");
+    expect(cves.data.CVEListForImage?.CVEList.find((c) => c.Id === "CVE-2026-1001")?.Severity).toBe("CRITICAL");
     const forCve = await search(`{ ImageListForCVE(id: "CVE-2026-1001") { Results { RepoName Tag } } }`, ALICE);
-    expect(forCve.data.ImageListForCVE.Results.map((r: { RepoName: string }) => r.RepoName)).toEqual(["public/app"]);
+    expect(forCve.data.ImageListForCVE?.Results.map((r) => r.RepoName)).toEqual(["public/app"]);
     const forCveRoot = await search(`{ ImageListForCVE(id: "CVE-2026-1001") { Results { RepoName Tag } } }`, ROOT);
-    expect(forCveRoot.data.ImageListForCVE.Results.map((r: { RepoName: string }) => r.RepoName).sort()).toEqual(["public/app", "secret/app"]);
+    expect(forCveRoot.data.ImageListForCVE?.Results.map((r) => r.RepoName).sort()).toEqual(["public/app", "secret/app"]);
     // a forbidden image answers as an unknown one
     const secret = await search(`{ CVEListForImage(image: "secret/app:v1") { CVEList { Id } } }`, ALICE);
     const absent = await search(`{ CVEListForImage(image: "nothere/app:v1") { CVEList { Id } } }`, ALICE);
@@ -150,7 +171,7 @@ describe("vulnerability scanning in the daemon", () => {
     expect(imported.out).toContain("imported: Grype schema 6.0.2, built 2026-12-01T00:00:00.000Z");
     const status = await cli(["db", "status", "--user", "alice"], "alicepw");
     expect(status.out).toContain("built 2026-12-01T00:00:00.000Z");
-    await waitFor("a rescan with the new database", async () => (await api("/api/v1/cve/image?repo=public/app&reference=v1", ROOT)).body.dbBuilt === "2026-12-01T00:00:00.000Z", 30_000);
+    await waitFor("a rescan with the new database", async () => (await api<ImageScan>("/api/v1/cve/image?repo=public/app&reference=v1", ROOT)).body.dbBuilt === "2026-12-01T00:00:00.000Z", 30_000);
     const image = await cli(["public/app:v1", "--user", "alice"], "alicepw");
     expect(image.code).toBe(0);
     expect(image.out).toMatch(/CRITICAL\s+CVE-2026-1001\s+dpkg\s/);

@@ -4,7 +4,9 @@
  * repository's lock: the test wraps the store's lock entry points so that the first time
  * the pass asks for the lock, a whole manifest PUT runs and is acknowledged before the pass
  * gets it. And a cross-repository mount whose source a pass unlinks between the mount's
- * checks and its link (a disk wrapper does the unlinking at that moment).
+ * checks and its link (a disk wrapper does the unlinking at that moment). And a client that
+ * looks at a blob (HEAD) while the pass unlinks it: the pass puts it back from the pool, and
+ * its report does not count it as freed.
  */
 import { describe, expect, test } from "bun:test";
 import { createLifecycleRegistry } from "../helpers/lifecycle";
@@ -79,5 +81,39 @@ describe("GC and writes in flight", () => {
     expect(res.status).toBe(202);
     expect(res.headers.get("location")).toContain("/v2/dst/blobs/uploads/");
     expect((await r.call("HEAD", `/v2/dst/blobs/${digest}`)).status).toBe(404);
+  });
+
+  test("a blob a client looks at while the pass unlinks it is put back, and the report frees only the other blob's bytes", async () => {
+    // Grace 1 h: the deleted manifest's blobs are collectable at once (settled by the DELETE,
+    // not protected by their files' age), and a HEAD keeps a blob fresh for an hour. The HEAD
+    // runs when the pass unlinks the layer, after its decision and before its sweep checks touches.
+    let armed: { path: string; digest: string } | undefined;
+    let headStatus = 0;
+    const disk = {
+      ...realDisk,
+      async unlink(path: string) {
+        if (armed && path === armed.path) {
+          const { digest } = armed;
+          armed = undefined;
+          headStatus = (await r.call("HEAD", `/v2/app/blobs/${digest}`)).status;
+        }
+        return realDisk.unlink(path);
+      },
+    };
+    await using r = await createLifecycleRegistry({ gc: { intervalMs: 0, graceMs: 3_600_000, untagged: false, orphanReferrers: true, emptyRepositories: true } }, { disk });
+    await pushImage(r, "app", "keep", "kept image");
+    const gone = await pushImage(r, "app", "gone", "deleted image");
+    expect((await r.call("DELETE", `/v2/app/manifests/${gone.digest}`)).status).toBe(202);
+    const layer = sha256(gone.layer);
+    armed = { path: `${r.root}/app/blobs/sha256/${layer.slice(7)}`, digest: layer };
+    const report = await r.lifecycle.gc();
+    expect(armed).toBeUndefined();
+    expect(headStatus).toBe(200);
+    // the layer was relinked: not in the report, not freed, still served
+    expect(report.blobs.map((b) => b.digest)).toEqual([sha256(gone.config)]);
+    // freed: the config's bytes and the deleted manifest's own (both pool entries no one links now)
+    expect(report.pool.map((b) => b.digest).sort()).toEqual([sha256(gone.config), gone.digest].sort());
+    expect(report.bytesFreed).toBe(Buffer.byteLength(gone.config) + Buffer.byteLength(gone.manifest));
+    expect(await (await r.call("GET", `/v2/app/blobs/${layer}`)).text()).toBe(gone.layer);
   });
 });

@@ -23,17 +23,17 @@ const unlimited = () => new IoBudget({ readBytesPerSecond: 0, writeBytesPerSecon
 const digestOf = (bytes: Uint8Array): Digest => requireDigest(`sha256:${createHash("sha256").update(bytes).digest("hex")}`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** An upstream response streaming `bytes` in CHUNK pieces; `hook` runs before each piece and may throw to break the body off. */
-function source(bytes: Uint8Array, hook: (sent: number) => void | Promise<void> = () => {}) {
+/** An upstream response streaming `bytes` in pieces of `piece` bytes; `hook` runs before each piece and may throw to break the body off. */
+function source(bytes: Uint8Array, hook: (sent: number) => void | Promise<void> = () => {}, piece = CHUNK) {
   return async () => {
     let sent = 0;
     const body = new ReadableStream<Uint8Array>({
       async pull(c) {
         await hook(sent);
         if (sent >= bytes.byteLength) return c.close();
-        const piece = bytes.slice(sent, sent + CHUNK);
-        sent += piece.byteLength;
-        c.enqueue(piece);
+        const next = bytes.slice(sent, sent + piece);
+        sent += next.byteLength;
+        c.enqueue(next);
       },
     });
     return new Response(body, { headers: { "content-length": String(bytes.byteLength) } });
@@ -208,4 +208,52 @@ test("each failed fetch gets the log line of its cause: bytes that do not match,
   };
   expect(await failed(bytes, digestOf(bytes), missing)).toEqual([]);
   expect(readdirSync(reg.store.paths.uploads)).toEqual([]);
+});
+
+test("a reader behind the relay window reads from the file only what has left the window, and is relayed the rest from memory", async () => {
+  // The upstream sends pieces of 1.25 MiB (each one a write batch of its own) and pauses at
+  // JOIN until the reader has caught up; by then every received byte is written, so the
+  // window holds bytes that are both in memory and on file, and it starts off the reader's
+  // 1 MiB read boundaries (at 6.25 MiB). The reader must read back exactly the bytes before
+  // the window, not read on up to `written`.
+  const PIECE = 1.25 * (1 << 20);
+  const JOIN = 8 * PIECE;
+  await using reg = await createTestRegistry({ hashing: inlineHashing });
+  const fetches = new BlobFetches(reg.store, unlimited(), silentLogger);
+  const bytes = randomBytes(10 * PIECE);
+  const digest = digestOf(bytes);
+  const paused = Promise.withResolvers<void>();
+  const release = Promise.withResolvers<void>();
+  const f = fetches.fetch("lib/app", digest, source(bytes, async (sent) => {
+    if (sent !== JOIN) return;
+    paused.resolve();
+    await release.promise;
+  }, PIECE), { background: false, upstream: "up" });
+  await paused.promise;
+  await waitFor("every received byte written", () => f.received === JOIN && f.written === JOIN, 10_000);
+  const windowStart = f.received - f.windowBytes;
+  // the window is non-trivial: bytes before it are only on file, bytes in it are on file too
+  expect(windowStart).toBeGreaterThan(0);
+  expect(windowStart).toBeLessThan(f.written);
+  expect(windowStart % (1 << 20)).not.toBe(0);
+  let fromFile = 0;
+  const reader = f.reader((n) => (fromFile += n)).getReader();
+  const parts: Uint8Array[] = [];
+  let got = 0;
+  while (got < JOIN) {
+    const { done, value } = await reader.read();
+    if (done) throw new Error(`the reader ended at ${got} bytes of a paused fetch`);
+    parts.push(value.slice());
+    got += value.byteLength;
+  }
+  expect(got).toBe(JOIN);
+  expect(fromFile).toBe(windowStart);
+  release.resolve();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    parts.push(value.slice());
+  }
+  await f.done;
+  expect(Buffer.concat(parts).equals(bytes)).toBe(true);
 });
