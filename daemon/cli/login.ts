@@ -5,10 +5,9 @@
  */
 import { text } from "node:stream/consumers";
 import { ClientError, EXIT } from "../client/errors";
-import { aliasOf, credentialsPath, normaliseUrl, readCredentials, writeCredentials, type RegistryEntry } from "../client/credentials";
+import { aliasOf, credentialsPath, normaliseUrl, readCredentials, readPassword, writeCredentials, type RegistryEntry } from "../client/credentials";
 import { parseArgs, timeoutOf } from "../client/args";
 import { RegistryClient } from "../client/http";
-import { readPassword } from "./keys";
 
 /** `berth login URL [--alias NAME] [--user USER] [--password-stdin | --token-stdin] [--ca FILE] [--default]`. */
 export async function loginCommand(argv: string[]): Promise<number> {

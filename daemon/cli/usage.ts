@@ -16,7 +16,7 @@ export const USAGE = `usage:
   berth board detect [--config FILE] [--json]   identify this board and the profile "auto" picks
   berth discover [--write containerd|crio|podman] ...   find berth registries on the LAN
   berth keys create|list|revoke [--url URL --user USER | --registry R] ...   manage API keys through a running registry
-  berth trust keys add|list|rm --url URL ...   manage the signature trust store through a running registry
+  berth trust keys add|list|rm [--url URL ... | --registry R]   manage the signature trust store through a running registry
 
 client commands (a running registry: --registry ALIAS|URL, else $BERTH_REGISTRY, else the default login):
   berth login URL --user USER [--alias NAME]   store credentials (0600) for a registry alias
@@ -31,7 +31,7 @@ client commands (a running registry: --registry ALIAS|URL, else $BERTH_REGISTRY,
   berth bench URL [--compare URL2] ...   push/pull benchmark of any OCI registry
   berth bundle export|import|have ...   air-gap bundles (oci-archive files) out of and into a registry
   (--json for scripts; exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 denied, 5 unreachable, 6 unsupported)
-  berth cve REF | db import FILE | db status --url URL ...   vulnerability results and database of a running registry
+  berth cve REF | db import FILE | db status [--url URL ... | --registry R]   vulnerability results and database of a running registry
   berth help [COMMAND]          this text, or a command's (also: berth COMMAND --help)`;
 
 /** The commands of the client (cli/client.ts), loaded only when one is run. */
@@ -44,6 +44,15 @@ alias of berth login), --ca FILE (CA certificate for https), --timeout SECONDS (
 --json (machine-readable output on stdout).
 Exit codes: 0 ok, 1 other failure, 2 usage, 3 not found, 4 denied (401/403),
 5 unreachable (connection, DNS, TLS, timeout), 6 unsupported (the registry lacks the API).`;
+
+/** What the help of keys, trust and cve ends with: the stored login, the old --url flags, exit codes. */
+const ADMIN_COMMON = `
+Without --url, the registry and its credentials come from berth login's stored login
+(--registry ALIAS|URL (-r), else $BERTH_REGISTRY, else the default alias); --user,
+--password-stdin, --token-file (where taken) and --ca override what it stored.
+--timeout SECONDS: how long to wait for an answer (default 30).
+Exit codes: 0 ok, 1 other failure, 2 usage, 3 not found, 4 denied (401/403),
+5 unreachable, 6 unsupported; with --url every failure but a usage error exits 1.`;
 
 /** Help of each command, by name. */
 export const COMMAND_HELP: Readonly<Record<string, string>> = {
@@ -182,6 +191,7 @@ its advertised fingerprint, else nothing is written.`,
                          [--expires DURATION] [--scope GLOB:ACTIONS]... [--password-stdin] [--ca FILE] [--json]
        berth keys list   [--url URL --user USER | --registry ALIAS|URL] [--password-stdin] [--ca FILE] [--json]
        berth keys revoke [--url URL --user USER | --registry ALIAS|URL] ID [--password-stdin] [--ca FILE]
+       (each also takes [--timeout SECONDS])
 
 Manages API keys through the registry's admin API (/api/v1/keys), as USER (the password is
 asked for on the terminal, or read from standard input with --password-stdin). Without --url,
@@ -191,29 +201,35 @@ the key once: it is not stored and cannot be shown again. --expires takes a dura
 90d or 12h; --scope limits the key to repositories matching GLOB and to ACTIONS (pull, push,
 delete, comma-separated), e.g. --scope 'factory/*:pull,push'; without --scope the key has its
 owner's rights. list shows your keys (an admin's: every key), never their secrets. revoke
-takes effect at once. --ca: the CA certificate to trust for an https URL.`,
-  trust: `usage: berth trust keys add  --url URL (--user USER | --token-file FILE) NAME FILE [--replace]
-       berth trust keys list --url URL (--user USER | --token-file FILE) [--json]
-       berth trust keys rm   --url URL (--user USER | --token-file FILE) NAME
-       (each also takes [--password-stdin] [--ca FILE])
+takes effect at once. --ca: the CA certificate to trust for an https URL.
+${ADMIN_COMMON}`,
+  trust: `usage: berth trust keys add  [--url URL (--user USER | --token-file FILE) | --registry ALIAS|URL] NAME FILE [--replace]
+       berth trust keys list [--url URL (--user USER | --token-file FILE) | --registry ALIAS|URL] [--json]
+       berth trust keys rm   [--url URL (--user USER | --token-file FILE) | --registry ALIAS|URL] NAME
+       (each also takes [--password-stdin] [--ca FILE] [--timeout SECONDS])
 
 Manages the trust store signatures are verified against ([trust] keys_dir) through the
 registry's admin API (/api/v1/trust/keys), as an admin. FILE is PEM: public keys (cosign)
 and/or CA certificates (certificate-based cosign signatures, notation); NAME is the entry's
 file name in keys_dir. Every signature status is recomputed at once. --user: the password
 is asked for on the terminal or read with --password-stdin; --token-file: the admin token
-([http] admin_token_file) when [auth] is off. --ca: the CA certificate for an https URL.`,
-  cve: `usage: berth cve REPO[:TAG|@DIGEST] --url URL [--user USER --password-stdin | --token-file FILE] [--ca FILE] [--json]
-       berth cve db import FILE --url URL [credentials as above]
-       berth cve db status --url URL [credentials as above]
+([http] admin_token_file) when [auth] is off. --ca: the CA certificate for an https URL.
+${ADMIN_COMMON}`,
+  cve: `usage: berth cve REPO[:TAG|@DIGEST] [--url URL [--user USER | --token-file FILE] | --registry ALIAS|URL] [--json]
+       berth cve db import FILE [registry and credentials as above]
+       berth cve db status [registry and credentials as above]
+       (each also takes [--password-stdin] [--ca FILE] [--timeout SECONDS])
 
 Offline vulnerability scanning ([cve] enabled = true) through the registry's API
 (/api/v1/cve). REF shows an image's vulnerabilities (severity, id, package, installed and
 fixed-in versions) as far as you may pull it. db import streams FILE to the registry,
 which verifies it and puts it in service (admins only): Grype's vulnerability.db (schema v6
 or v5), or Grype's published archive of it (.tar.zst, .tar.gz; its checksum is verified).
-db status shows the database in service and its build date. Credentials: a user whose
-password is read from standard input, or the admin token file.`,
+db status shows the database in service and its build date. With --url: anonymous, or
+--user (the password asked for on the terminal, or read with --password-stdin), or
+--token-file (the admin token, [http] admin_token_file). An import may take up to an
+hour unless --timeout says otherwise.
+${ADMIN_COMMON}`,
   help: `usage: berth help [COMMAND]
 
 Prints the overview, or the help of COMMAND.`,

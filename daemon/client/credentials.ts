@@ -8,11 +8,13 @@
  *     "username": "ci", "password": "…", "ca": "/etc/ssl/edge-ca.pem" } } }
  *
  * `password` may be an API key (`berth_…`); `token` is the admin token of
- * `[http] admin_token_file`, sent as Bearer to /api/v1 only.
+ * `[http] admin_token_file`, sent as Bearer to /api/v1 only. A password not stored is asked
+ * for on the terminal without echo, or read from standard input ({@link readPassword}).
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
+import { text as readText } from "node:stream/consumers";
 import { ClientError, EXIT } from "./errors";
 
 /** One registry as `berth login` stored it. */
@@ -101,4 +103,36 @@ export function resolveRegistry(given: string | undefined, file: CredentialsFile
   const url = normaliseUrl(name);
   for (const [alias, entry] of Object.entries(file.registries)) if (entry.url === url) return { alias, entry };
   return { entry: { url } };
+}
+
+/** Reads a password (berth login, the admin commands): all of stdin (one trailing newline dropped), or a no-echo terminal prompt. */
+export async function readPassword(fromStdin: boolean, user: string): Promise<string> {
+  if (fromStdin) return (await readText(process.stdin)).replace(/\r?\n$/, "");
+  if (!process.stdin.isTTY) throw new Error("no terminal to ask for the password on; pass it on standard input with --password-stdin");
+  process.stderr.write(`Password for ${user}: `);
+  const stdin = process.stdin;
+  stdin.setRawMode(true);
+  stdin.resume();
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      let text = "";
+      const onData = (chunk: Buffer) => {
+        for (const ch of chunk.toString("utf8")) {
+          if (ch === "\r" || ch === "\n") return done(() => resolve(text));
+          if (ch === "\u0003") return done(() => reject(new Error("interrupted")));
+          if (ch === "\u007f" || ch === "\b") text = text.slice(0, -1);
+          else text += ch;
+        }
+      };
+      const done = (then: () => void) => {
+        stdin.off("data", onData);
+        then();
+      };
+      stdin.on("data", onData);
+    });
+  } finally {
+    stdin.setRawMode(false);
+    stdin.pause();
+    process.stderr.write("\n");
+  }
 }

@@ -6,7 +6,7 @@
  * (its image answers as an unknown one; listings, CVE lookups and summaries leave it out).
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { type Daemon, startDaemon } from "../helpers/daemon";
 import { Skopeo, makeTemp, waitFor } from "../helpers/clients";
@@ -14,6 +14,7 @@ import { basic, writeHtpasswd } from "../helpers/auth";
 import { writeGrypeV6 } from "./grypedb";
 import { APK_INSTALLED, buildImage } from "./images";
 import { ADVISORIES } from "./advisories";
+import { berth, shown } from "../helpers/cli";
 
 setDefaultTimeout(120_000);
 
@@ -178,5 +179,34 @@ describe("vulnerability scanning in the daemon", () => {
     const secret = await cli(["secret/app:v1", "--user", "alice"], "alicepw");
     expect(secret.code).toBe(1);
     expect(secret.err).toContain('repository "secret/app" is not known');
+  });
+
+  test("berth cve on the stored login: the default alias, --registry, $BERTH_REGISTRY; the client's exit codes", async () => {
+    const h = mkdtempSync(join(work, "home-"));
+    expect((await berth(h, ["login", daemon.url, "--alias", "adm", "--user", "root", "--password-stdin"], "rootpw")).code).toBe(0);
+    expect((await berth(h, ["login", daemon.url, "--alias", "reader", "--user", "alice", "--password-stdin"], "alicepw")).code).toBe(0);
+    const db = join(work, "grype-stored.db");
+    writeGrypeV6(db, ADVISORIES, "2026-12-02T00:00:00Z");
+    // alice may not import: 403 is exit 4 here (with --url it stays 1)
+    const denied = await berth(h, ["cve", "db", "import", db, "--registry", "reader"]);
+    expect(denied.code, shown(denied)).toBe(4);
+    // the default alias (adm, the first login)
+    const imported = await berth(h, ["cve", "db", "import", db]);
+    expect(imported.code, shown(imported)).toBe(0);
+    expect(imported.stdout).toContain("imported: Grype schema 6.0.2, built 2026-12-02T00:00:00.000Z");
+    const status = await berth(h, ["cve", "db", "status", "--json"], "", { BERTH_REGISTRY: "reader" });
+    expect(status.code, shown(status)).toBe(0);
+    expect(JSON.parse(status.stdout)).toMatchObject({ present: true, built: "2026-12-02T00:00:00.000Z" });
+    await waitFor("a rescan with the new database", async () => (await api("/api/v1/cve/image?repo=public/app&reference=v1", ROOT)).body.dbBuilt === "2026-12-02T00:00:00.000Z", 30_000);
+    const image = await berth(h, ["cve", "public/app:v1", "-r", "reader"]);
+    expect(image.code, shown(image)).toBe(0);
+    expect(image.stdout).toMatch(/CRITICAL\s+CVE-2026-1001\s+dpkg\s/);
+    // a repository alice may not pull answers as an unknown one: exit 3 (with --url it stays 1)
+    const secret = await berth(h, ["cve", "secret/app:v1"], "", { BERTH_REGISTRY: "reader" });
+    expect(secret.code, shown(secret)).toBe(3);
+    expect(secret.stderr).toContain('repository "secret/app" is not known');
+    const nothing = await berth(mkdtempSync(join(work, "home-")), ["cve", "db", "status"]);
+    expect(nothing.code, shown(nothing)).toBe(2);
+    expect(nothing.stderr).toContain("no registry given");
   });
 });

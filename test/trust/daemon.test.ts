@@ -7,11 +7,12 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { startDaemon as startBerth } from "../../daemon/main";
 import { createLogger } from "../../daemon/log";
 import { configOf, basic, writeHtpasswd } from "../helpers/auth";
 import { tempDir } from "../helpers/daemon";
+import { berth as cli, shown } from "../helpers/cli";
 import { der, digestOf, keyPair, makePki, notationJws } from "./fixtures";
 import { SIZES, getManifest, pushBlob, pushCosignSignature, pushImage, pushIndex, pushManifest, pushNotationSignature } from "./push";
 
@@ -293,6 +294,37 @@ require_signature = true
     const bob = await cli(["list"], "bob");
     expect(bob.code).toBe(1);
     expect(bob.err).toContain("403");
+  });
+
+  test("berth trust keys on the stored login: the default alias, --registry, $BERTH_REGISTRY; the client's exit codes", async () => {
+    const pair = keyPair("p256");
+    const pemFile = join(dir.path, "stored.pub");
+    writeFileSync(pemFile, pair.publicPem);
+    const h = mkdtempSync(join(dir.path, "home-"));
+    expect((await cli(h, ["login", url, "--alias", "adm", "--user", "root", "--password-stdin"], "root-pw")).code).toBe(0);
+    expect((await cli(h, ["login", url, "--alias", "reader", "--user", "bob", "--password-stdin"], "bob-pw")).code).toBe(0);
+    // the default alias (adm, the first login), then --registry and $BERTH_REGISTRY
+    const added = await cli(h, ["trust", "keys", "add", "stored.pub", pemFile]);
+    expect(added.code, shown(added)).toBe(0);
+    expect(added.stdout).toMatch(/^stored\.pub\s+key \(ec\)/m);
+    const listed = await cli(h, ["trust", "keys", "list", "--registry", "adm", "--json"]);
+    expect(listed.code, shown(listed)).toBe(0);
+    expect((JSON.parse(listed.stdout) as { keys: { name: string }[] }).keys.map((k) => k.name)).toContain("stored.pub");
+    // bob is no admin: 403 is exit 4 here (with --url it stays 1, as the test above shows)
+    const denied = await cli(h, ["trust", "keys", "list"], "", { BERTH_REGISTRY: "reader" });
+    expect(denied.code, shown(denied)).toBe(4);
+    expect(denied.stderr).toContain("403");
+    // --user overrides the stored user, with the password on stdin
+    const asRoot = await cli(h, ["trust", "keys", "rm", "stored.pub", "-r", "reader", "--user", "root", "--password-stdin"], "root-pw");
+    expect(asRoot, shown(asRoot)).toMatchObject({ code: 0, stdout: "removed stored.pub\n" });
+    const gone = await cli(h, ["trust", "keys", "rm", "stored.pub"]);
+    expect(gone.code, shown(gone)).toBe(3);
+    const both = await cli(h, ["trust", "keys", "list", "--url", url, "--registry", "adm"]);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain("give --url or --registry, not both");
+    const nothing = await cli(mkdtempSync(join(dir.path, "home-")), ["trust", "keys", "list"]);
+    expect(nothing.code, shown(nothing)).toBe(2);
+    expect(nothing.stderr).toContain("no registry given");
   });
 
   test("a bad file in keys_dir is reported, the others still count (re-read on reload)", async () => {
