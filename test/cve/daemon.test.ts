@@ -197,7 +197,7 @@ describe("vulnerability scanning in the daemon", () => {
     const status = await berth(h, ["cve", "db", "status", "--json"], "", { BERTH_REGISTRY: "reader" });
     expect(status.code, shown(status)).toBe(0);
     expect(JSON.parse(status.stdout)).toMatchObject({ present: true, built: "2026-12-02T00:00:00.000Z" });
-    await waitFor("a rescan with the new database", async () => (await api("/api/v1/cve/image?repo=public/app&reference=v1", ROOT)).body.dbBuilt === "2026-12-02T00:00:00.000Z", 30_000);
+    await waitFor("a rescan with the new database", async () => (await api<ImageScan>("/api/v1/cve/image?repo=public/app&reference=v1", ROOT)).body.dbBuilt === "2026-12-02T00:00:00.000Z", 30_000);
     const image = await berth(h, ["cve", "public/app:v1", "-r", "reader"]);
     expect(image.code, shown(image)).toBe(0);
     expect(image.stdout).toMatch(/CRITICAL\s+CVE-2026-1001\s+dpkg\s/);
