@@ -106,17 +106,20 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   const scheduler = new Scheduler(budget, { concurrency: sch.concurrency, jitterMs: sch.jitter_ms, windows: sch.windows.map((w) => parseWindow(w) as Window) }, log);
   const counted = countingDisk(realDisk);
   let lifecycles: RootLifecycles | undefined;
+  // every byte a client or a fetch writes: counted, told to the memory governor and the IO budget
+  const onIngress = (bytes: number) => {
+    ingressBytes += bytes;
+    governor.ingress(bytes);
+    budget.foreground(bytes, "write");
+  };
+  const uploadLimits = { maxSessions: config.storage.max_uploads, maxPerClient: config.storage.max_uploads_per_client, expiryMs: config.storage.upload_expiry * 1000 };
   // the main root and each [[storage.subpaths]] root (storage/roots/): one Storage routing by prefix
   const roots = await openRoots(counted.disk, config.storage.root, config.storage.subpaths, {
     base: {
       maxBlobBytes: config.storage.max_blob_bytes,
-      onIngress: (bytes) => {
-        ingressBytes += bytes;
-        governor.ingress(bytes);
-        budget.foreground(bytes, "write");
-      },
+      onIngress,
       hashing,
-      uploadLimits: { maxSessions: config.storage.max_uploads, maxPerClient: config.storage.max_uploads_per_client, expiryMs: config.storage.upload_expiry * 1000 },
+      uploadLimits,
     },
     manifestCacheBytes: config.storage.manifest_cache_bytes,
     dedupe: config.storage.dedupe,
@@ -127,14 +130,10 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
         root: config.storage.root,
         maxBlobBytes: config.storage.max_blob_bytes,
         manifestCacheBytes: 0, // the composite's cache serves
-        onIngress: (bytes) => {
-          ingressBytes += bytes;
-          governor.ingress(bytes);
-          budget.foreground(bytes, "write");
-        },
+        onIngress,
         hashing,
         admit: (repo, bytes) => lifecycles?.admit(0, repo, bytes) ?? Promise.resolve(),
-        uploadLimits: { maxSessions: config.storage.max_uploads, maxPerClient: config.storage.max_uploads_per_client, expiryMs: config.storage.upload_expiry * 1000 },
+        uploadLimits,
       }, log),
     } : {}),
   }, log).catch((err) => {
