@@ -8,6 +8,7 @@ import type { Logger } from "../log";
 import { type Digest, parseDigest } from "../oci/digest";
 import { type ParsedManifest, parseManifest } from "../oci/manifest";
 import { bareMediaType } from "../oci/mediatypes";
+import { parseSyncPin } from "../oci/pins";
 import { hashBytes } from "../platform/hash";
 import { type Credentials, UpstreamClient, readCredentials } from "./client";
 import { UpstreamError } from "./errors";
@@ -36,6 +37,8 @@ export class Upstream {
   readonly filters: Filters;
   /** Recent 404s and digest failures of this upstream (`negative_cache_ttl`, `negative_cache_entries`). */
   readonly misses: NegativeCache;
+  /** The configured `pinned` tags, parsed once (upstream names). */
+  readonly pins: readonly { repo: string; tag: string }[];
 
   constructor(
     readonly config: SyncRegistryConfig,
@@ -49,6 +52,7 @@ export class Upstream {
       throw new ConfigError(`sync registry "${config.name}"`, [(err as Error).message]);
     }
     this.filters = new Filters(config);
+    this.pins = config.pinned.map(parseSyncPin);
     this.misses = new NegativeCache({ ttlMs: config.negativeCacheTtl * 1000, entries: config.negativeCacheEntries });
   }
 
