@@ -22,7 +22,7 @@ import { lockRoot, RootInUseError } from "./platform/rootlock";
 import { openIndex } from "./meta/open";
 import type { SqlDatabase } from "./platform/sqlite";
 import { Registry } from "./registry/registry";
-import { IoBudget, PROFILES } from "./scheduler/budget";
+import { IO_PROFILES, IoBudget } from "./scheduler/budget";
 import { profileFor } from "./board/profiles";
 import { identifyBoard } from "./board/identify";
 import { Scheduler } from "./scheduler/scheduler";
@@ -95,7 +95,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   const hashing = config.storage.hash_thread ? workerHashing() : inlineHashing;
   let ingressBytes = 0;
   const governor = memoryGovernor({ softLimitBytes: config.memory.rss_soft_limit, checkInterval: 16 * 1024 * 1024 });
-  const profile = PROFILES[config.scheduler.profile]!;
+  const profile = IO_PROFILES[config.scheduler.io_profile]!;
   const sch = config.scheduler;
   const budget = new IoBudget({
     readBytesPerSecond: sch.read_bytes_per_second || profile.readBytesPerSecond,
@@ -240,7 +240,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   let board: Record<string, unknown> | undefined;
   const boardInfo = () => (board ??= (() => {
     const id = identifyBoard();
-    return { profile: config.board.profile, detected: profileFor(id) ?? "none", ioProfile: config.scheduler.profile, model: id.model, arch: id.arch, memoryBytes: id.memoryBytes };
+    return { profile: config.board.profile, detected: profileFor(id) ?? "none", ioProfile: config.scheduler.io_profile, model: id.model, arch: id.arch, memoryBytes: id.memoryBytes };
   })());
   const metrics = new MetricsRegistry();
   const httpMetrics = new HttpMetrics();

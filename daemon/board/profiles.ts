@@ -12,7 +12,7 @@ import { type Identity, identifyBoard } from "./identify";
 type Doc = Record<string, unknown>;
 
 /** The known profiles by name (the file name in board/ without .toml). */
-export const PROFILES: Readonly<Record<string, Doc>> = {
+export const BOARD_PROFILES: Readonly<Record<string, Doc>> = {
   rpi4: rpi4 as Doc,
   rpi5: rpi5 as Doc,
   "arm64-emmc": arm64Emmc as Doc,
@@ -42,9 +42,9 @@ export function applyProfile(doc: Doc, identify: () => Pick<Identity, "model" | 
   if (wanted === undefined || wanted === "none" || typeof wanted !== "string") return { doc, profile: "none" };
   const name = wanted === "auto" ? profileFor(identify()) : wanted;
   if (name === undefined) return { doc, profile: "none" };
-  const profile = PROFILES[name];
+  const profile = BOARD_PROFILES[name];
   if (!profile) {
-    throw new ProfileError(`board.profile: unknown profile "${wanted}" (known: auto, none, ${Object.keys(PROFILES).join(", ")})`);
+    throw new ProfileError(`board.profile: unknown profile "${wanted}" (known: auto, none, ${Object.keys(BOARD_PROFILES).join(", ")})`);
   }
   const merged: Doc = {};
   for (const section of new Set([...Object.keys(profile), ...Object.keys(doc)])) {

@@ -67,7 +67,8 @@ the exit code is 1. SIGHUP reloads the log settings; SIGTERM stops after request
 Checks a configuration file: its syntax (with line and column), every key against the
 schema, and every file and directory it names (TLS certificate and key, the storage root,
 the admin token file, sync credentials and certificates). Prints "FILE: valid" and exits 0,
-or prints every problem and exits 1.`,
+or prints every problem and exits 1. A deprecated key (such as [scheduler] profile, now
+[scheduler] io_profile) still works and is reported as a warning on stderr.`,
   gc: `usage: berth gc [--dry-run] --config FILE
        berth gc [--dry-run] --registry ALIAS|URL [--json] [--ca FILE] [--timeout SECONDS]
 
@@ -176,7 +177,8 @@ Prints berth's version.`,
   board: `usage: berth board detect [--config FILE] [--json]
 
 Identifies this machine (model, CPU, memory, the storage root's device) and names the board
-profile that [board] profile = "auto" would apply.`,
+profile that [board] profile = "auto" would apply. (The IO budget's rates are a separate
+key, [scheduler] io_profile, which board profiles set.)`,
   discover: `usage: berth discover [--timeout SECONDS] [--interface NAME] [--json]
                       [--write containerd|crio|podman] [--instance ID] [--mirror-of REGISTRY]...
                       [--dir DIR]

@@ -5,6 +5,9 @@
  * - `[gc] upload_idle`: GC no longer removes upload sessions; they expire on their own
  *   timer (`[storage] upload_expiry`). Its value becomes upload_expiry (capped at that
  *   key's maximum) unless upload_expiry is set too, in which case it is ignored.
+ * - `[scheduler] profile`: renamed `io_profile` (it names an IO budget, not a board, which
+ *   `[board] profile` does). Its value becomes io_profile unless io_profile is set in the
+ *   same file, in which case it is ignored.
  */
 import type { Config } from "./schema";
 
@@ -31,6 +34,15 @@ export function applyDeprecations(raw: Record<string, unknown>, config: Config):
       (config.storage as { upload_expiry: number }).upload_expiry = expiry;
       const capped = expiry < idle ? `, capped at ${UPLOAD_EXPIRY_MAX} s` : "";
       out.push(`gc.upload_idle is deprecated: upload sessions expire on their own timer; its value (${idle} s) is used as storage.upload_expiry${capped}; rename the key`);
+    }
+  }
+  const scheduler = section(raw, "scheduler");
+  if (scheduler?.profile !== undefined) {
+    if (scheduler.io_profile !== undefined) {
+      out.push(`scheduler.profile is deprecated and ignored: scheduler.io_profile ("${config.scheduler.io_profile}") is set; remove scheduler.profile`);
+    } else {
+      (config.scheduler as { io_profile: string }).io_profile = config.scheduler.profile;
+      out.push(`scheduler.profile is deprecated: it is now scheduler.io_profile; its value ("${config.scheduler.profile}") is used for it; rename the key`);
     }
   }
   warnings.set(config, out);

@@ -8,6 +8,7 @@
  * Local and upstream names: an upstream repository U is stored locally as
  * `dest_prefix/` + (U without `strip_prefix`); a local pull of L maps back the other way.
  */
+import { syncPinProblem } from "../oci/pins";
 import { parseWindow } from "../scheduler/windows";
 
 /** One upstream registry, validated, with defaults filled in. */
@@ -172,7 +173,8 @@ function checkOne(table: Record<string, unknown>, at: string, problems: string[]
     if (typeof parsed === "string") problems.push(`${at}.windows[${i}]: ${parsed}`);
   });
   c.pinned.forEach((p, i) => {
-    if (!/^[a-z0-9][a-z0-9._/-]*:[\w][\w.-]{0,127}$/.test(p)) problems.push(`${at}.pinned[${i}]: "${p}" is not "repository:tag"`);
+    const problem = syncPinProblem(p);
+    if (problem) problems.push(`${at}.pinned[${i}]: ${problem}`);
   });
   for (const [key, v] of [["dest_prefix", c.destPrefix], ["strip_prefix", c.stripPrefix]] as const) {
     if (v && !/^[a-z0-9][a-z0-9._/-]*[a-z0-9]$|^[a-z0-9]$/.test(v)) problems.push(`${at}.${key}: "${v}" is not a repository name prefix`);

@@ -7,6 +7,7 @@
  */
 import { RegistryError } from "../oci/errors";
 import { NestingScanner } from "../oci/jsonscan";
+import { BodyTimedOut, BodyTooLarge, readCapped } from "../platform/capped";
 
 /** Seconds a client is asked to wait after the budget refused its body. */
 const BUDGET_RETRY_AFTER = 1;
@@ -108,45 +109,23 @@ async function readAll(
   tooLarge: () => RegistryError,
   grew: (total: number) => void,
 ): Promise<Uint8Array> {
-  const reader = body.getReader();
-  let timedOut = false;
-  const timer = timeoutMs > 0
-    ? setTimeout(() => {
-        timedOut = true;
-        reader.cancel().catch(() => {});
-      }, timeoutMs)
-    : undefined;
-  const late = () =>
-    new RegistryError("MANIFEST_INVALID", `the manifest body did not arrive within ${Math.round(timeoutMs / 100) / 10} s`, { status: 408, headers: { Connection: "close" } });
-  const chunks: Uint8Array[] = [];
   const nesting = new NestingScanner();
-  let total = 0;
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (timedOut) throw late();
-      if (done) break;
-      total += value.byteLength;
-      if (total > maxBytes) throw tooLarge();
-      grew(total);
-      const deep = nesting.feed(value);
-      if (deep) throw new RegistryError("MANIFEST_INVALID", deep, { headers: { Connection: "close" } });
-      chunks.push(value);
-    }
+    return await readCapped(body, {
+      maxBytes,
+      timeoutMs,
+      onChunk: (chunk, total) => {
+        grew(total);
+        const deep = nesting.feed(chunk);
+        if (deep) throw new RegistryError("MANIFEST_INVALID", deep, { headers: { Connection: "close" } });
+      },
+    });
   } catch (err) {
-    await reader.cancel().catch(() => {});
-    if (timedOut) throw late();
+    if (err instanceof BodyTooLarge) throw tooLarge();
+    if (err instanceof BodyTimedOut) {
+      throw new RegistryError("MANIFEST_INVALID", `the manifest body did not arrive within ${Math.round(timeoutMs / 100) / 10} s`, { status: 408, headers: { Connection: "close" } });
+    }
     if (err instanceof RegistryError) throw err;
     throw new RegistryError("MANIFEST_INVALID", "the request body ended before it was complete");
-  } finally {
-    clearTimeout(timer);
   }
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
 }

@@ -4,6 +4,7 @@
  * one character. A pin without `:` covers every tag of the repositories it matches.
  */
 import { globToRegExp } from "../oci/glob";
+import { parsePin } from "../oci/pins";
 
 /** A set of repository globs; empty matches nothing. */
 export class RepoPatterns {
@@ -22,8 +23,8 @@ export class PinPatterns {
   private readonly pins: { repo: RegExp; tag?: RegExp }[];
   constructor(globs: readonly string[]) {
     this.pins = globs.map((g) => {
-      const colon = g.lastIndexOf(":");
-      return colon < 0 ? { repo: globToRegExp(g) } : { repo: globToRegExp(g.slice(0, colon)), tag: globToRegExp(g.slice(colon + 1)) };
+      const pin = parsePin(g);
+      return pin.tag === undefined ? { repo: globToRegExp(pin.repo) } : { repo: globToRegExp(pin.repo), tag: globToRegExp(pin.tag) };
     });
   }
   /** True when `tag` of `repo` is pinned (an untagged manifest is pinned only by a bare repo pin). */

@@ -2,8 +2,9 @@
  * Reading a small request body (a form, a JSON document, a PEM text) with a hard cap that
  * holds also when the body has no Content-Length (a chunked upload): the bytes are counted
  * as they stream and reading stops past the cap, so a request can never make the process
- * hold more than the cap. Web streams only, so the Node.js build shares it.
+ * hold more than the cap. Web streams only (capped.ts), so the Node.js build shares it.
  */
+import { readCapped } from "./capped";
 
 /**
  * The body of `req` as UTF-8 text when it has at most `maxBytes` bytes; undefined when it
@@ -12,23 +13,9 @@
 export async function readTextAtMost(req: Request, maxBytes: number): Promise<string | undefined> {
   const declared = Number(req.headers.get("content-length") ?? "0");
   if (declared > maxBytes) return undefined;
-  if (!req.body) return "";
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const reader = req.body.getReader();
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.byteLength;
-      if (total > maxBytes) {
-        await reader.cancel().catch(() => undefined);
-        return undefined;
-      }
-      chunks.push(value);
-    }
+    return new TextDecoder().decode(await readCapped(req.body, { maxBytes }));
   } catch {
     return undefined;
   }
-  return new TextDecoder().decode(Buffer.concat(chunks));
 }

@@ -167,8 +167,8 @@ export function budgetedStream(
   });
 }
 
-/** Budget rates of the board profiles (`[scheduler] profile`); explicit keys override them. */
-export const PROFILES: Record<string, BudgetRates> = {
+/** Budget rates of the IO profiles (`[scheduler] io_profile`); explicit keys override them. */
+export const IO_PROFILES: Record<string, BudgetRates> = {
   none: { readBytesPerSecond: 0, writeBytesPerSecond: 0, readOpsPerSecond: 0, writeOpsPerSecond: 0 },
   sdcard: { readBytesPerSecond: 8 << 20, writeBytesPerSecond: 4 << 20, readOpsPerSecond: 400, writeOpsPerSecond: 100 },
   emmc: { readBytesPerSecond: 32 << 20, writeBytesPerSecond: 16 << 20, readOpsPerSecond: 1500, writeOpsPerSecond: 500 },

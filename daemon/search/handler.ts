@@ -15,6 +15,7 @@ import { RegistryError } from "../oci/errors";
 import type { Access } from "../access/access";
 import type { Principal } from "../auth/identity";
 import type { Logger } from "../log";
+import { BodyTooLarge, readCapped } from "../platform/capped";
 import type { SqlDatabase } from "../platform/sqlite";
 import type { Descriptor } from "../oci/manifest";
 import { Catalog, type CatalogSource } from "./catalog";
@@ -168,21 +169,11 @@ function objectOf(text: string, what: string): Record<string, unknown> {
 async function boundedText(req: Request, maxBytes: number): Promise<string> {
   const declared = Number(req.headers.get("content-length") ?? "0");
   if (declared > maxBytes) throw tooLarge(declared, maxBytes);
-  if (!req.body) return "";
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const reader = req.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel().catch(() => undefined);
-      throw tooLarge(total, maxBytes);
-    }
-    chunks.push(value);
+  try {
+    return new TextDecoder().decode(await readCapped(req.body, { maxBytes }));
+  } catch (err) {
+    throw err instanceof BodyTooLarge ? tooLarge(err.total, maxBytes) : err;
   }
-  return new TextDecoder().decode(Buffer.concat(chunks));
 }
 
 function badRequest(detail: string): RegistryError {

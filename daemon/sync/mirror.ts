@@ -108,10 +108,7 @@ export class Mirror {
         if (name !== undefined) wanted.set(`${name}:${w.tag}`, [name, w.tag, "warm"]);
       }
     }
-    for (const pin of upstream.config.pinned) {
-      const at = pin.lastIndexOf(":");
-      wanted.set(pin, [pin.slice(0, at), pin.slice(at + 1), "pinned"]);
-    }
+    for (const pin of upstream.pins) wanted.set(`${pin.repo}:${pin.tag}`, [pin.repo, pin.tag, "pinned"]);
     for (const [repo, tag, origin] of wanted.values()) {
       ctx.signal.throwIfAborted();
       ctx.progress(`fresh ${repo}:${tag}`);

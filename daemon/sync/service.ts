@@ -51,10 +51,9 @@ export class SyncService {
     this.pullThrough = new PullThrough(registry, this.upstreams, this.fetches, state, log, options.signatures);
     this.mirror = new Mirror(registry, this.fetches, state, log, options.signatures);
     for (const u of this.upstreams) {
-      const pins = u.config.pinned.flatMap((p) => {
-        const at = p.lastIndexOf(":");
-        const local = u.filters.toLocal(p.slice(0, at));
-        return local === undefined ? [] : [{ repo: local, tag: p.slice(at + 1) }];
+      const pins = u.pins.flatMap((p) => {
+        const local = u.filters.toLocal(p.repo);
+        return local === undefined ? [] : [{ repo: local, tag: p.tag }];
       });
       state.setPins(u.name, pins);
     }

@@ -8,6 +8,8 @@ import type { Logger } from "../log";
 import { type Digest, parseDigest } from "../oci/digest";
 import { type ParsedManifest, parseManifest } from "../oci/manifest";
 import { bareMediaType } from "../oci/mediatypes";
+import { parseSyncPin } from "../oci/pins";
+import { BodyTooLarge, readCapped } from "../platform/capped";
 import { hashBytes } from "../platform/hash";
 import { type Credentials, UpstreamClient, readCredentials } from "./client";
 import { UpstreamError } from "./errors";
@@ -36,6 +38,8 @@ export class Upstream {
   readonly filters: Filters;
   /** Recent 404s and digest failures of this upstream (`negative_cache_ttl`, `negative_cache_entries`). */
   readonly misses: NegativeCache;
+  /** The configured `pinned` tags, parsed once (upstream names). */
+  readonly pins: readonly { repo: string; tag: string }[];
 
   constructor(
     readonly config: SyncRegistryConfig,
@@ -49,6 +53,7 @@ export class Upstream {
       throw new ConfigError(`sync registry "${config.name}"`, [(err as Error).message]);
     }
     this.filters = new Filters(config);
+    this.pins = config.pinned.map(parseSyncPin);
     this.misses = new NegativeCache({ ttlMs: config.negativeCacheTtl * 1000, entries: config.negativeCacheEntries });
   }
 
@@ -153,18 +158,13 @@ export class Upstream {
       await res.body?.cancel();
       throw new UpstreamError("invalid", this.name, `manifest ${repo}:${ref} is larger than the limit of ${this.maxManifestBytes} bytes`);
     }
-    const chunks: Uint8Array[] = [];
-    let total = 0;
     try {
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-        total += chunk.byteLength;
-        if (total > this.maxManifestBytes) throw new UpstreamError("invalid", this.name, `manifest ${repo}:${ref} is larger than the limit of ${this.maxManifestBytes} bytes`);
-        chunks.push(chunk);
-      }
+      if (!res.body) throw new Error("no body");
+      return await readCapped(res.body, { maxBytes: this.maxManifestBytes });
     } catch (err) {
+      if (err instanceof BodyTooLarge) throw new UpstreamError("invalid", this.name, `manifest ${repo}:${ref} is larger than the limit of ${this.maxManifestBytes} bytes`);
       if (err instanceof UpstreamError) throw err;
       throw new UpstreamError("unreachable", this.name, `the manifest ${repo}:${ref} broke off`);
     }
-    return Buffer.concat(chunks);
   }
 }

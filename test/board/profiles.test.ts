@@ -6,13 +6,13 @@
  */
 import { expect, test } from "bun:test";
 import { join, resolve } from "node:path";
-import { PROFILES, applyProfile, profileFor } from "../../daemon/board/profiles";
+import { BOARD_PROFILES, applyProfile, profileFor } from "../../daemon/board/profiles";
 import { blockDeviceOf } from "../../daemon/board/identify";
 import { ConfigError, parseConfig } from "../../daemon/config/load";
 import { validate } from "../../daemon/config/schema";
 import { runOk } from "../helpers/clients";
 import { startDaemon, tempDir } from "../helpers/daemon";
-import { PROFILES as BUDGETS } from "../../daemon/scheduler/budget";
+import { IO_PROFILES } from "../../daemon/scheduler/budget";
 
 const MAIN = resolve(import.meta.dir, "../../daemon/main.ts");
 
@@ -26,8 +26,8 @@ test("profileFor: device-tree model first, then the architecture", () => {
 });
 
 test("every shipped profile validates against the schema", () => {
-  expect(Object.keys(PROFILES).sort()).toEqual(["arm64-emmc", "rpi4", "rpi5", "x64-server"]);
-  for (const [name, doc] of Object.entries(PROFILES)) expect({ name, problems: validate(doc).problems }).toEqual({ name, problems: [] });
+  expect(Object.keys(BOARD_PROFILES).sort()).toEqual(["arm64-emmc", "rpi4", "rpi5", "x64-server"]);
+  for (const [name, doc] of Object.entries(BOARD_PROFILES)) expect({ name, problems: validate(doc).problems }).toEqual({ name, problems: [] });
 });
 
 test("a profile supplies defaults; the file's keys win", () => {
@@ -80,12 +80,12 @@ test("berth board detect prints the inventory and the profile auto picks", async
 test("SD-card and eMMC profiles set an IO budget; the file's keys still win", () => {
   const MiB = 1024 * 1024;
   const rpi4 = parseConfig('[board]\nprofile = "rpi4"\n', "t").scheduler;
-  expect(rpi4.profile).toBe("sdcard");
-  expect(BUDGETS[rpi4.profile]).toEqual({ readBytesPerSecond: 8 * MiB, writeBytesPerSecond: 4 * MiB, readOpsPerSecond: 400, writeOpsPerSecond: 100 });
+  expect(rpi4.io_profile).toBe("sdcard");
+  expect(IO_PROFILES[rpi4.io_profile]).toEqual({ readBytesPerSecond: 8 * MiB, writeBytesPerSecond: 4 * MiB, readOpsPerSecond: 400, writeOpsPerSecond: 100 });
   const rpi5 = parseConfig('[board]\nprofile = "rpi5"\n', "t").scheduler;
   expect(rpi5).toMatchObject({ read_bytes_per_second: 20 * MiB, write_bytes_per_second: 8 * MiB, read_ops_per_second: 500, write_ops_per_second: 150 });
-  expect(parseConfig('[board]\nprofile = "arm64-emmc"\n', "t").scheduler.profile).toBe("emmc");
-  expect(parseConfig('[board]\nprofile = "x64-server"\n', "t").scheduler.profile).toBe("none");
+  expect(parseConfig('[board]\nprofile = "arm64-emmc"\n', "t").scheduler.io_profile).toBe("emmc");
+  expect(parseConfig('[board]\nprofile = "x64-server"\n', "t").scheduler.io_profile).toBe("none");
   const own = parseConfig('[board]\nprofile = "rpi5"\n[scheduler]\nwrite_bytes_per_second = "2 MiB"\n', "t").scheduler;
   expect(own.write_bytes_per_second).toBe(2 * MiB);
   expect(own.read_bytes_per_second).toBe(20 * MiB);

@@ -88,6 +88,18 @@ describe("help and usage errors", () => {
     expect(r.stderr).toContain(`${path}: warning: gc.upload_idle is deprecated`);
     expect(r.stdout).toContain("valid");
   });
+  test("verify accepts [scheduler] io_profile silently and the old [scheduler] profile with a warning", async () => {
+    const root = join(work, "io-profile-root");
+    const fresh = config(`[http]\nport = 0\n[storage]\nroot = "${root}"\n[scheduler]\nio_profile = "sdcard"\n`);
+    const r1 = await berth("verify", fresh);
+    expect(r1.code, describeRun(r1)).toBe(0);
+    expect(r1.stderr).not.toContain("warning");
+    const old = config(`[http]\nport = 0\n[storage]\nroot = "${root}"\n[scheduler]\nprofile = "sdcard"\n`);
+    const r2 = await berth("verify", old);
+    expect(r2.code, describeRun(r2)).toBe(0);
+    expect(r2.stderr).toContain(`${old}: warning: scheduler.profile is deprecated`);
+    expect(r2.stdout).toContain("valid");
+  });
 });
 
 describe("verify checks what the configuration names; serve agrees", () => {

@@ -33,6 +33,21 @@ describe("configuration", () => {
     expect(configWarnings(fresh)).toEqual([]);
   });
 
+  test("the deprecated [scheduler] profile becomes io_profile, with a warning, over a board profile's; an explicit io_profile wins", () => {
+    const old = parseConfig('[scheduler]\nprofile = "emmc"', "x");
+    expect(old.scheduler.io_profile).toBe("emmc");
+    expect(configWarnings(old)).toEqual(['scheduler.profile is deprecated: it is now scheduler.io_profile; its value ("emmc") is used for it; rename the key']);
+    // the board profile rpi4 sets io_profile = "sdcard"; the file's own (old) key still wins
+    expect(parseConfig('[board]\nprofile = "rpi4"\n[scheduler]\nprofile = "ssd"', "x").scheduler.io_profile).toBe("ssd");
+    const both = parseConfig('[scheduler]\nprofile = "emmc"\nio_profile = "ssd"', "x");
+    expect(both.scheduler.io_profile).toBe("ssd");
+    expect(configWarnings(both)).toEqual(['scheduler.profile is deprecated and ignored: scheduler.io_profile ("ssd") is set; remove scheduler.profile']);
+    const fresh = parseConfig('[scheduler]\nio_profile = "sdcard"', "x");
+    expect(fresh.scheduler.io_profile).toBe("sdcard");
+    expect(configWarnings(fresh)).toEqual([]);
+    expect(() => parseConfig('[scheduler]\nio_profile = "floppy"', "x")).toThrow();
+  });
+
   test("sizes take units", () => {
     expect(parseBytes("4 MiB")).toBe(4 * 1024 * 1024);
     expect(parseBytes("512KiB")).toBe(512 * 1024);
