@@ -6,6 +6,7 @@
  * resets it). Blob bodies are streamed to disk and need neither (uploads.ts).
  */
 import { RegistryError } from "../oci/errors";
+import { HttpError } from "./headers";
 import { NestingScanner } from "../oci/jsonscan";
 
 /** Seconds a client is asked to wait after the budget refused its body. */
@@ -76,13 +77,14 @@ export async function readManifestBody(req: Request, limits: BodyLimits): Promis
   const { maxBytes, budget, timeoutMs } = limits;
   const declared = contentLength(req);
   const close = { Connection: "close" };
-  const tooLarge = () => new RegistryError("SIZE_INVALID", `the manifest is larger than the limit of ${maxBytes} bytes`, { status: 413, headers: close });
+  const tooLarge = () => new HttpError("SIZE_INVALID", `the manifest is larger than the limit of ${maxBytes} bytes`, { status: 413, headers: close });
   if (declared !== undefined && declared > maxBytes) throw tooLarge();
   let reserved = 0;
   const reserve = (bytes: number) => {
     if (!budget.tryReserve(bytes)) {
-      throw new RegistryError("TOOMANYREQUESTS", `manifest bodies in flight already hold ${budget.inUse()} of the ${budget.limit} bytes the registry allows; retry shortly`, {
-        headers: { "Retry-After": String(BUDGET_RETRY_AFTER), ...close },
+      throw new HttpError("TOOMANYREQUESTS", `manifest bodies in flight already hold ${budget.inUse()} of the ${budget.limit} bytes the registry allows; retry shortly`, {
+        retryAfter: BUDGET_RETRY_AFTER,
+        headers: close,
       });
     }
     reserved += bytes;
@@ -117,7 +119,7 @@ async function readAll(
       }, timeoutMs)
     : undefined;
   const late = () =>
-    new RegistryError("MANIFEST_INVALID", `the manifest body did not arrive within ${Math.round(timeoutMs / 100) / 10} s`, { status: 408, headers: { Connection: "close" } });
+    new HttpError("MANIFEST_INVALID", `the manifest body did not arrive within ${Math.round(timeoutMs / 100) / 10} s`, { status: 408, headers: { Connection: "close" } });
   const chunks: Uint8Array[] = [];
   const nesting = new NestingScanner();
   let total = 0;
@@ -130,7 +132,7 @@ async function readAll(
       if (total > maxBytes) throw tooLarge();
       grew(total);
       const deep = nesting.feed(value);
-      if (deep) throw new RegistryError("MANIFEST_INVALID", deep, { headers: { Connection: "close" } });
+      if (deep) throw new HttpError("MANIFEST_INVALID", deep, { headers: { Connection: "close" } });
       chunks.push(value);
     }
   } catch (err) {
