@@ -33,6 +33,7 @@ import { runService } from "./service";
 import type { Storage } from "./storage/api";
 import { metaDbPath, openRoots } from "./storage/roots/open";
 import { RootLifecycles } from "./storage/roots/lifecycles";
+import { Late } from "./late";
 import { rootFamilies } from "./storage/roots/metrics";
 import { HttpMetrics } from "./metrics/http";
 import { MetricsRegistry } from "./metrics/registry";
@@ -53,7 +54,7 @@ import type { TokenAuth } from "./auth/tokensetup";
 import type { LoginResult } from "./auth/tokenservice";
 import type { Identified } from "./auth/authenticator";
 import { setTimeout as sleep } from "node:timers/promises";
-import { chainHooks, type RegistryHooks } from "./registry/hooks";
+import { chainHooks } from "./registry/hooks";
 import type { TrustSetup } from "./trust/setup";
 import { withCveHooks } from "./cve/hooks";
 import type { CveService } from "./cve/service";
@@ -105,7 +106,16 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   });
   const scheduler = new Scheduler(budget, { concurrency: sch.concurrency, jitterMs: sch.jitter_ms, windows: sch.windows.map((w) => parseWindow(w) as Window) }, log);
   const counted = countingDisk(realDisk);
-  let lifecycles: RootLifecycles | undefined;
+  // late-binding points (daemon/late.ts), bound once each below where the object is built:
+  // storage admits upload bytes through the lifecycles, which need the opened roots (before
+  // they are bound, during recovery and reconcile, no upload is served: nothing to admit);
+  // the registry's hooks reach the CVE scanner and the trust module, which need the registry,
+  // and sync's only_signed check reaches the trust module too
+  const late = {
+    lifecycles: new Late<RootLifecycles>("the storage lifecycles"),
+    cve: new Late<CveService>("the CVE scanner"),
+    trust: new Late<TrustSetup>("the trust module"),
+  };
   // every byte a client or a fetch writes: counted, told to the memory governor and the IO budget
   const onIngress = (bytes: number) => {
     ingressBytes += bytes;
@@ -123,7 +133,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     },
     manifestCacheBytes: config.storage.manifest_cache_bytes,
     dedupe: config.storage.dedupe,
-    admit: (index, repo, bytes) => lifecycles?.admit(index, repo, bytes) ?? Promise.resolve(),
+    admit: (index, repo, bytes) => late.lifecycles.current?.admit(index, repo, bytes) ?? Promise.resolve(),
     // [storage] backend = "s3": the bucket is the main root (loaded only then; root keeps meta.db and spooled uploads)
     ...(config.storage.backend === "s3" ? {
       main: async () => (await import("./storage/s3/open")).openS3FromConfig(config, {
@@ -132,7 +142,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
         manifestCacheBytes: 0, // the composite's cache serves
         onIngress,
         hashing,
-        admit: (repo, bytes) => lifecycles?.admit(0, repo, bytes) ?? Promise.resolve(),
+        admit: (repo, bytes) => late.lifecycles.current?.admit(0, repo, bytes) ?? Promise.resolve(),
         uploadLimits,
       }, log),
     } : {}),
@@ -142,26 +152,24 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   });
   const store = roots.storage;
   const recovery = roots.recovery;
-  // the trust module's hooks, once it is built (it needs meta.db); only with [trust] enabled
-  let trustHooks: RegistryHooks | undefined;
-  let cve: CveService | undefined;
   // on a full disk the derived index lives in memory for this run (meta/open.ts)
   const opened = await openIndex(metaDbPath(config), log, async (db) => {
     const meta = new Meta(db);
     const lcs = new RootLifecycles(roots.roots, store.router, db, log, lifecycleOptions(config), counted.counters);
-    const hooks = withCveHooks(lcs.hooks, () => cve?.hooks);
-    const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes, hooks: config.trust.enabled ? chainHooks(hooks, { pushed: (...a) => trustHooks?.pushed?.(...a) }) : hooks }, log);
+    const hooks = withCveHooks(lcs.hooks, () => late.cve.current?.hooks);
+    // the trust module's hooks, once it is built (it needs meta.db); only with [trust] enabled
+    const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes, hooks: config.trust.enabled ? chainHooks(hooks, { pushed: (...a) => late.trust.current?.hooks.pushed?.(...a) }) : hooks }, log);
     return { meta, lcs, registry, reindexed: await registry.reconcileAll(recovery.repositories) };
   });
   const { db } = opened;
   const { meta, lcs, registry, reindexed } = opened.value;
-  lifecycles = lcs;
+  // the lifecycles' collectors need the registry, which needed their hooks: the second step
   lcs.attach(registry, meta);
+  late.lifecycles.bind(lcs);
   const lc = lcs.main;
   // offline vulnerability scanning (issue 11): loaded only when [cve] enabled
-  if (config.cve.enabled) cve = await startCve(config, { db, registry, meta, store, scheduler, log, onRead: (bytes) => governor.ingress(bytes) });
+  const cve = config.cve.enabled ? late.cve.bind(await startCve(config, { db, registry, meta, store, scheduler, log, onRead: (bytes) => governor.ingress(bytes) })) : undefined;
   const syncState = new SyncState(db);
-  let trust: TrustSetup | undefined;
   const sync = config.sync.registries.length > 0
     ? new SyncService(store, registry, syncState, scheduler, {
       registries: config.sync.registries,
@@ -171,6 +179,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
       ...(config.sync.registries.some((r) => r.onlySigned) ? {
         signatures: (u, repo, m, signal, local) => {
           if (local !== undefined && meta.parentsOf(local, m.digest).length > 0) return Promise.resolve({ ok: true, detail: "listed by a verified index" });
+          const trust = late.trust.current;
           return trust ? trust.verifyUpstream(u, repo, m, signal) : Promise.resolve({ ok: false, detail: "[trust] is not enabled: there is no key to verify with" });
         },
       } : {}),
@@ -181,7 +190,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   // failed logins: counted, locked out and audited, around the authenticator's password checks
   auth?.plug({ events: new LoginAttempts(lockoutFor(config), audit) });
   try {
-    trust = config.trust.enabled ? await plugTrust(config, db, store, meta, audit, log) : undefined;
+    if (config.trust.enabled) late.trust.bind(await plugTrust(config, db, store, meta, audit, log));
   } catch (err) {
     // an unusable keys_dir is a configuration error: release what is open so a caller may retry
     store.uploads.stop();
@@ -192,7 +201,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     rootLock.release();
     throw err;
   }
-  trustHooks = trust?.hooks;
+  const trust = late.trust.current;
   const served = sync ? sync.decorate() : registry;
   const v2 = createV2Handler(trust ? trust.decorate(served) : served, {
     audit,
@@ -256,7 +265,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   metrics.provide("lifecycle", () => lifecycleFamilies(lc));
   if (config.storage.subpaths.length > 0) metrics.provide("roots", () => rootFamilies(roots.roots, lcs));
   metrics.provide("scheduler", () => schedulerFamilies(scheduler));
-  if (cve) metrics.provide("cve", () => cve!.metrics());
+  if (cve) metrics.provide("cve", () => cve.metrics());
   if (sync) metrics.provide("sync", () => syncFamilies(sync));
   const storage = {
     stats: () => lcs.stats(),

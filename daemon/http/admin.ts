@@ -11,6 +11,7 @@ import { Elysia, t } from "elysia";
 import swaggerCss from "swagger-ui-dist/swagger-ui.css" with { type: "file" };
 import swaggerJs from "swagger-ui-dist/swagger-ui-bundle.js" with { type: "file" };
 import { resourceError } from "../registry/translate";
+import { errorHeaders } from "./headers";
 import { fileBody } from "../platform/serve";
 import { VERSION } from "../version";
 import { TaskBoard, TooManyTasksError, wantsAsync, type TaskProgress } from "../tasks/tasks";
@@ -125,7 +126,7 @@ export function createAdminApp(deps: AdminDeps): (req: Request) => Response | Pr
     .onError(({ error }) => {
       const refused = resourceError(error);
       if (!refused) return undefined;
-      return new Response(JSON.stringify({ error: refused.detail }), { status: refused.status, headers: { "Content-Type": "application/json", ...refused.headers } });
+      return new Response(JSON.stringify({ error: refused.detail }), { status: refused.status, headers: { "Content-Type": "application/json", ...errorHeaders(refused) } });
     })
     .use(
       openapi({

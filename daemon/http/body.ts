@@ -6,6 +6,7 @@
  * resets it). Blob bodies are streamed to disk and need neither (uploads.ts).
  */
 import { RegistryError } from "../oci/errors";
+import { HttpError } from "./headers";
 import { NestingScanner } from "../oci/jsonscan";
 import { BodyTimedOut, BodyTooLarge, readCapped } from "../platform/capped";
 
@@ -77,13 +78,14 @@ export async function readManifestBody(req: Request, limits: BodyLimits): Promis
   const { maxBytes, budget, timeoutMs } = limits;
   const declared = contentLength(req);
   const close = { Connection: "close" };
-  const tooLarge = () => new RegistryError("SIZE_INVALID", `the manifest is larger than the limit of ${maxBytes} bytes`, { status: 413, headers: close });
+  const tooLarge = () => new HttpError("SIZE_INVALID", `the manifest is larger than the limit of ${maxBytes} bytes`, { status: 413, headers: close });
   if (declared !== undefined && declared > maxBytes) throw tooLarge();
   let reserved = 0;
   const reserve = (bytes: number) => {
     if (!budget.tryReserve(bytes)) {
-      throw new RegistryError("TOOMANYREQUESTS", `manifest bodies in flight already hold ${budget.inUse()} of the ${budget.limit} bytes the registry allows; retry shortly`, {
-        headers: { "Retry-After": String(BUDGET_RETRY_AFTER), ...close },
+      throw new HttpError("TOOMANYREQUESTS", `manifest bodies in flight already hold ${budget.inUse()} of the ${budget.limit} bytes the registry allows; retry shortly`, {
+        retryAfter: BUDGET_RETRY_AFTER,
+        headers: close,
       });
     }
     reserved += bytes;
@@ -117,13 +119,13 @@ async function readAll(
       onChunk: (chunk, total) => {
         grew(total);
         const deep = nesting.feed(chunk);
-        if (deep) throw new RegistryError("MANIFEST_INVALID", deep, { headers: { Connection: "close" } });
+        if (deep) throw new HttpError("MANIFEST_INVALID", deep, { headers: { Connection: "close" } });
       },
     });
   } catch (err) {
     if (err instanceof BodyTooLarge) throw tooLarge();
     if (err instanceof BodyTimedOut) {
-      throw new RegistryError("MANIFEST_INVALID", `the manifest body did not arrive within ${Math.round(timeoutMs / 100) / 10} s`, { status: 408, headers: { Connection: "close" } });
+      throw new HttpError("MANIFEST_INVALID", `the manifest body did not arrive within ${Math.round(timeoutMs / 100) / 10} s`, { status: 408, headers: { Connection: "close" } });
     }
     if (err instanceof RegistryError) throw err;
     throw new RegistryError("MANIFEST_INVALID", "the request body ended before it was complete");

@@ -15,9 +15,10 @@ import { RegistryError, errorBody } from "../oci/errors";
 import { OCI_INDEX, bareMediaType } from "../oci/mediatypes";
 import type { V2Registry } from "../registry/api";
 import type { BlobFile } from "../registry/registry";
-import type { BlobBody, UploadSession } from "../storage/api";
+import type { BlobBody } from "../storage/api";
 import type { RequestPeer } from "../platform/serve";
 import { resourceError } from "../registry/translate";
+import { HttpError, errorHeaders, uploadHeaders } from "./headers";
 import { ByteBudget, contentLength, readManifestBody } from "./body";
 import type { Actor, AuditTrail } from "../audit/audit";
 import type { Access } from "../access/access";
@@ -116,7 +117,7 @@ function headers(extra?: Record<string, string>): Headers {
 }
 
 function errorResponse(err: RegistryError, method: string): Response {
-  const h = headers(err.headers);
+  const h = headers(errorHeaders(err));
   h.set("Content-Type", JSON_TYPE);
   return new Response(method === "HEAD" ? null : errorBody(err.code, err.detail), { status: err.status, headers: h });
 }
@@ -134,7 +135,7 @@ function empty(status: number, extra: Record<string, string>): Response {
 }
 
 function methodNotAllowed(method: string, allowed: string): never {
-  throw new RegistryError("UNSUPPORTED", `${method} is not supported here; use ${allowed}`, { status: 405, headers: { Allow: allowed } });
+  throw new HttpError("UNSUPPORTED", `${method} is not supported here; use ${allowed}`, { status: 405, headers: { Allow: allowed } });
 }
 
 /** Parses `n` for list endpoints: a non-negative integer, else 400. */
@@ -212,14 +213,6 @@ function peerAddress(peer: RequestPeer | undefined, req: Request): string | unde
   }
 }
 
-function uploadHeaders(name: string, session: UploadSession): Record<string, string> {
-  return {
-    Location: `/v2/${name}/blobs/uploads/${session.id}`,
-    Range: `0-${Math.max(session.size - 1, 0)}`,
-    "Docker-Upload-UUID": session.id,
-  };
-}
-
 /**
  * Creates the `/v2` handler over a registry. With `options.auth`, the caller's principal
  * (decided by the front; undefined = anonymous) is checked against the policy on every
@@ -251,7 +244,7 @@ export function createV2Handler(
     }
     if (!principal || principal.source === "token") {
       const challenge = auth!.challenge(req, repo === undefined ? undefined : `repository:${repo}:${scope}`);
-      throw new RegistryError("UNAUTHORIZED", `${action} needs credentials that grant it`, { headers: { "WWW-Authenticate": challenge } });
+      throw new HttpError("UNAUTHORIZED", `${action} needs credentials that grant it`, { headers: { "WWW-Authenticate": challenge } });
     }
     throw new RegistryError("DENIED", `${action} is not granted to "${principal.name}" here`);
   }

@@ -48,28 +48,36 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, { status: number; message: 
   UNKNOWN: { status: 500, message: "unknown error" },
 };
 
+/** Where an upload session stands: its repository, id and the bytes received so far. */
+export interface UploadState {
+  readonly repo: string;
+  readonly id: string;
+  readonly size: number;
+}
+
 /**
  * An error the client is told about. `detail` is shown to the client as is, so it must never
  * carry internal paths or stack traces; it says what was wrong with the request, quoting the
- * offending value. `headers` are added to the error response (e.g. `Range` on a 416).
+ * offending value. `retryAfter` and `upload` are plain facts for the client (seconds to wait;
+ * the upload's state, so it knows where to resume after a 416); http/ turns them into headers.
  */
 export class RegistryError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
   readonly detail: string | undefined;
-  readonly headers: Record<string, string> | undefined;
+  /** Seconds the client should wait before trying again, when the refusal is temporary. */
+  readonly retryAfter: number | undefined;
+  /** The upload session's state when a chunk was refused, so the client can resume. */
+  readonly upload: UploadState | undefined;
 
-  constructor(
-    code: ErrorCode,
-    detail?: string,
-    opts: { status?: number; headers?: Record<string, string> } = {},
-  ) {
+  constructor(code: ErrorCode, detail?: string, opts: { status?: number; retryAfter?: number; upload?: UploadState } = {}) {
     super(detail ? `${ERROR_TABLE[code].message}: ${detail}` : ERROR_TABLE[code].message);
     this.name = "RegistryError";
     this.code = code;
     this.status = opts.status ?? ERROR_TABLE[code].status;
     this.detail = detail;
-    this.headers = opts.headers;
+    this.retryAfter = opts.retryAfter;
+    this.upload = opts.upload;
   }
 }
 

@@ -5,7 +5,7 @@ import { RegistryError } from "../oci/errors";
 import { StorageError, isNoSpace } from "../storage/errors";
 import type { UploadSession } from "../storage/api";
 
-/** Seconds a client is asked to wait (`Retry-After`) after a refusal for want of resources. */
+/** Seconds a client is asked to wait after a refusal for want of resources. */
 export const RETRY_AFTER_SECONDS = 5;
 
 /** Errno codes of a resource the process or the system ran short of: the request may work later. */
@@ -18,7 +18,7 @@ const SHORT_OF: Readonly<Record<string, string>> = {
 
 /**
  * The client's view of an error from the runtime: running out of descriptors or memory is
- * 503 with `Retry-After` (nothing is wrong with the request), a full disk or quota is 507,
+ * 503 with a time to retry after (nothing is wrong with the request), a full disk or quota is 507,
  * a storage root that is unavailable is 503 UNAVAILABLE.
  * Undefined for anything else (an internal fault, 500).
  */
@@ -31,7 +31,7 @@ export function resourceError(err: unknown): RegistryError | undefined {
   if (what) {
     return new RegistryError("UNKNOWN", `the registry is short of ${what}; nothing was changed, retry later`, {
       status: 503,
-      headers: { "Retry-After": String(RETRY_AFTER_SECONDS) },
+      retryAfter: RETRY_AFTER_SECONDS,
     });
   }
   if (isNoSpace(err)) return new RegistryError("UNKNOWN", "the registry's disk is full; nothing was stored", { status: 507 });
@@ -40,7 +40,7 @@ export function resourceError(err: unknown): RegistryError | undefined {
 
 /**
  * Turns storage faults into the OCI errors the client sees. `session` adds the upload's
- * current state to a 416, so the client knows where to resume (spec: "Pushing a blob in
+ * current state (repository, id, bytes received) to a 416, so the client knows where to resume (spec: "Pushing a blob in
  * chunks"). Errno errors go through {@link resourceError}; anything else is rethrown.
  */
 export function translate(err: unknown, session?: UploadSession): never {
@@ -51,10 +51,8 @@ export function translate(err: unknown, session?: UploadSession): never {
     case "upload-busy":
       throw new RegistryError("BLOB_UPLOAD_INVALID", err.message, { status: 409 });
     case "range-mismatch": {
-      const headers: Record<string, string> | undefined = session
-        ? { Range: `0-${Math.max(session.size - 1, 0)}`, Location: `/v2/${session.repo}/blobs/uploads/${session.id}`, "Docker-Upload-UUID": session.id }
-        : undefined;
-      throw new RegistryError("BLOB_UPLOAD_INVALID", err.message, { status: 416, headers });
+      const upload = session ? { repo: session.repo, id: session.id, size: session.size } : undefined;
+      throw new RegistryError("BLOB_UPLOAD_INVALID", err.message, { status: 416, upload });
     }
     case "too-large":
       throw new RegistryError("SIZE_INVALID", err.message, { status: 413 });
@@ -69,7 +67,7 @@ export function translate(err: unknown, session?: UploadSession): never {
     case "quota":
       throw new RegistryError("DENIED", err.message, { status: 507 });
     case "too-many-uploads":
-      throw new RegistryError("TOOMANYREQUESTS", err.message, { headers: { "Retry-After": String(RETRY_AFTER_SECONDS) } });
+      throw new RegistryError("TOOMANYREQUESTS", err.message, { retryAfter: RETRY_AFTER_SECONDS });
     case "unavailable":
       throw resourceError(err)!;
   }

@@ -12,6 +12,7 @@
  */
 import { type DocumentNode, GraphQLError, type GraphQLSchema, Kind, type OperationDefinitionNode, buildSchema, execute, parse, specifiedRules, validate } from "graphql";
 import { RegistryError } from "../oci/errors";
+import { HttpError } from "../http/headers";
 import type { Access } from "../access/access";
 import type { Principal } from "../auth/identity";
 import type { Logger } from "../log";
@@ -140,7 +141,7 @@ async function requestParams(req: Request, maxBytes: number): Promise<Params> {
     const op = url.searchParams.get("operationName");
     return { query, ...(vars ? { variables: objectOf(vars, "variables") } : {}), ...(op ? { operationName: op } : {}) };
   }
-  if (req.method !== "POST") throw new RegistryError("UNSUPPORTED", `${req.method} is not supported here; use GET or POST`, { status: 405, headers: { Allow: "GET, POST" } });
+  if (req.method !== "POST") throw new HttpError("UNSUPPORTED", `${req.method} is not supported here; use GET or POST`, { status: 405, headers: { Allow: "GET, POST" } });
   const text = await boundedText(req, maxBytes);
   const type = (req.headers.get("content-type") ?? "").toLowerCase();
   if (type.startsWith("application/graphql")) return { query: text };

@@ -88,6 +88,9 @@ describe("blob uploads (end-4 … end-6, end-13, end-14)", () => {
     const res = await r.call("PATCH", loc, { headers: { "Content-Range": "7-9" }, body: "789" });
     expect(res.status).toBe(416);
     expect(res.headers.get("range")).toBe("0-4");
+    // where to resume: the session's own Location and id, as on a 202
+    expect(res.headers.get("location")).toBe(loc);
+    expect(res.headers.get("docker-upload-uuid")).toBe(loc.split("/").pop()!);
     expect(await errorCode(res)).toBe("BLOB_UPLOAD_INVALID");
     expect((await r.call("GET", loc)).headers.get("range")).toBe("0-4");
   });
