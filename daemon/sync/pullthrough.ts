@@ -180,6 +180,13 @@ export class PullThrough {
         if (f.size !== undefined && f.size <= VERIFY_BEFORE_SEND) {
           await f.whenVerified();
         }
+        if (head && f.size === undefined) {
+          // the upstream streams this blob without announcing its size; a HEAD must still say it
+          // (with no size the HTTP server would answer Content-Length: 0): ask the upstream
+          const res = await this.head(upstream, route.name, repo, digest, key);
+          const length = res.headers.get("content-length");
+          return { digest: digest.value, size: length ? Number(length) : undefined, open: () => new ReadableStream({ start: (c) => c.close() }) };
+        }
         return { digest: digest.value, size: f.size, open: () => f.reader() };
       } catch (e) {
         if (e instanceof UpstreamError) throw e.toRegistryError("BLOB_UNKNOWN");
