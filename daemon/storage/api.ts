@@ -160,6 +160,28 @@ export interface IndexTransaction {
   write(entries: Descriptor[]): Promise<RepoIndex>;
 }
 
+/**
+ * `update` in terms of `transaction`, for every {@link RepoIndexStore}: the index's manifests
+ * replaced by `mutate(current)` (undefined: left as they are), `after` told the new index once
+ * it is written, inside the transaction (so a backend that re-runs a transaction that lost a
+ * race re-applies the change to what won).
+ */
+export function updateIndex(
+  transaction: RepoIndexStore["transaction"],
+  repo: string,
+  mutate: (entries: Descriptor[]) => Descriptor[] | undefined,
+  after?: (index: RepoIndex) => void,
+): Promise<RepoIndex> {
+  return transaction(repo, async (tx) => {
+    const current = await tx.current();
+    const next = mutate(current.doc.manifests);
+    if (next === undefined) return current;
+    const index = await tx.write(next);
+    after?.(index);
+    return index;
+  });
+}
+
 /** The repositories' indexes. Writes are compare-and-swap on {@link RepoIndex.stamp}. */
 export interface RepoIndexStore {
   /** True when the repository exists. */

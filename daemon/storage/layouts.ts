@@ -15,7 +15,7 @@ import type { Logger } from "../log";
 import { isNoSpace } from "./errors";
 import { KeyedLock } from "./lock";
 import type { Paths } from "./paths";
-import type { IndexTransaction, RepoIndex, RepoIndexStore } from "./api";
+import { type IndexTransaction, type RepoIndex, type RepoIndexStore, updateIndex } from "./api";
 import { IndexCache } from "./indexcache";
 
 export type { IndexTransaction, RepoIndex } from "./api";
@@ -198,14 +198,7 @@ export class Layouts implements RepoIndexStore {
     mutate: (entries: Descriptor[]) => Descriptor[] | undefined,
     after?: (index: RepoIndex) => void,
   ): Promise<RepoIndex> {
-    return this.transaction(name, async (tx) => {
-      const current = await tx.current();
-      const next = mutate(current.doc.manifests);
-      if (next === undefined) return current;
-      const index = await tx.write(next);
-      after?.(index);
-      return index;
-    });
+    return updateIndex((repo, fn) => this.transaction(repo, fn), name, mutate, after);
   }
 
   /**

@@ -17,7 +17,7 @@
 import type { Descriptor } from "../../oci/manifest";
 import { type IndexDoc, emptyIndex, parseIndexDoc } from "../../oci/layoutindex";
 import type { Logger } from "../../log";
-import type { IndexTransaction, RepoIndex, RepoIndexStore } from "../api";
+import { type IndexTransaction, type RepoIndex, type RepoIndexStore, updateIndex } from "../api";
 import { buildIndex } from "../layouts";
 import { KeyedLock } from "../lock";
 import type { S3Client } from "./client";
@@ -186,14 +186,7 @@ export class S3Indexes implements RepoIndexStore {
 
   /** `mutate(current)` in one transaction (re-applied when another process wrote first). */
   update(repo: string, mutate: (entries: Descriptor[]) => Descriptor[] | undefined, after?: (index: RepoIndex) => void): Promise<RepoIndex> {
-    return this.transaction(repo, async (tx) => {
-      const current = await tx.current();
-      const next = mutate(current.doc.manifests);
-      if (next === undefined) return current;
-      const index = await tx.write(next);
-      after?.(index);
-      return index;
-    });
+    return updateIndex((name, fn) => this.transaction(name, fn), repo, mutate, after);
   }
 
   /** Excludes this process's writers of the repository (other processes are held off by compare-and-swap). */
