@@ -14,7 +14,7 @@ import { type Disk, realDisk } from "../../daemon/platform/disk";
 import { openDatabase } from "../../daemon/platform/sqlite";
 import { Registry } from "../../daemon/registry/registry";
 import { Store } from "../../daemon/storage/store";
-import type { TestRegistry } from "./registry";
+import { type TestRegistry, localProbes } from "./registry";
 
 /** Lifecycle options for tests: no grace, nothing periodic, no quota. */
 export function testLifecycleOptions(over: Partial<LifecycleOptions> = {}): LifecycleOptions {
@@ -63,6 +63,7 @@ export async function createLifecycleRegistry(
   let closed = false;
   const self: LifecycleRegistry = {
     root,
+    ...localProbes(root),
     store,
     registry,
     lifecycle: lc,
