@@ -1,6 +1,10 @@
 /**
  * An in-process registry over a temp root, for socketless tests of the /v2 handler: the
- * handler is called with Request objects directly, no port is opened.
+ * handler is called with Request objects directly, no port is opened. With
+ * BERTH_TEST_STORAGE=s3 the same registry stands on the S3 backend, a bucket per root on the
+ * test S3 peer (scripts/test runs the /v2 tables a second time so); what a table asks of the
+ * storage itself (placement, a layout written behind the registry's back) is answered per
+ * backend.
  */
 import { createHash } from "node:crypto";
 import { sha256 } from "./clients";
