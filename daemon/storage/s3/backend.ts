@@ -109,7 +109,7 @@ export class S3Storage implements Storage {
       if (!first || !this.state.knows(repo)) await this.state.refresh(repo);
     });
     const partSize = options.partSize ?? 8 * 1024 * 1024;
-    this.budget = new ByteBudget(Math.max(options.uploadMemory ?? 64 * 1024 * 1024, partSize), options.uploadMemoryWaitMs);
+    this.budget = new ByteBudget(Math.max(options.uploadMemory ?? 64 * 1024 * 1024, partSize), options.uploadMemoryWaitMs, partSize);
     this.spools = new SpoolDisk(this.s3, this.keys, { partSize, concurrency: PART_CONCURRENCY, budget: this.budget });
     const hashing = inlineHashing;
     const publish = (repo: string, digest: Digest, path: string) => this.blobs.publish(repo, digest, this.spools.spool(path));

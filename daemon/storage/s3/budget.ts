@@ -8,6 +8,10 @@
  * on when the session cap is reached): waiting a little covers the common case (parts of
  * other pushes finish within a second or two), and refusing after a bound keeps a stuck
  * bucket from piling up requests that each hold a connection.
+ *
+ * Part-sized buffers given back are kept for reuse (a long push then reuses a few buffers
+ * instead of leaving one per part for the collector), never more than the budget leaves free:
+ * lent and kept buffers together stay within `limit`.
  */
 import { StorageError } from "../errors";
 
@@ -25,12 +29,15 @@ export class ByteBudget {
   private used = 0;
   private peakUsed = 0;
   private readonly queue: Waiter[] = [];
+  private readonly spare: Uint8Array[] = [];
 
   constructor(
     /** Bytes that may be lent out at once. */
     readonly limit: number,
     /** How long {@link acquire} waits for room before refusing. */
     readonly waitMs = BUDGET_WAIT_MS,
+    /** The size of the buffers kept for reuse (the part size). */
+    readonly reuseSize = 0,
   ) {
     if (!Number.isSafeInteger(limit) || limit <= 0) throw new RangeError(`Upload memory budget "${limit}" must be a positive whole number of bytes`);
   }
@@ -70,6 +77,17 @@ export class ByteBudget {
     });
   }
 
+  /** A buffer of `size` bytes for bytes already acquired: a kept one when `size` is the reuse size. */
+  buffer(size: number): Uint8Array {
+    return (size === this.reuseSize && this.spare.pop()) || new Uint8Array(size);
+  }
+
+  /** Keeps `buffer` (no longer used by its holder, its bytes released) for reuse if it fits. */
+  recycle(buffer: Uint8Array): void {
+    if (buffer.byteLength !== this.reuseSize || this.used + (this.spare.length + 1) * this.reuseSize > this.limit) return;
+    this.spare.push(buffer);
+  }
+
   /** Gives back `bytes` (never more than were taken) and lets waiters in. */
   release(bytes: number): void {
     if (bytes <= 0) return;
@@ -79,6 +97,8 @@ export class ByteBudget {
 
   private take(bytes: number): void {
     this.used += bytes;
+    // kept buffers make room for lent ones: together they stay within the limit
+    while (this.spare.length > 0 && this.used + this.spare.length * this.reuseSize > this.limit) this.spare.pop();
     if (this.used > this.peakUsed) this.peakUsed = this.used;
   }
 

@@ -129,9 +129,10 @@ export class PartSpool {
       size = Math.min(size, partSize);
     }
     await this.lease(size - held);
-    const next = new Uint8Array(size);
+    const next = this.options.budget.buffer(size);
     if (this.buffer) next.set(this.buffer.subarray(0, this.filled));
     else if (!this.tailUsed) next.set(this.tail);
+    if (this.buffer) this.options.budget.recycle(this.buffer);
     this.tailUsed = true;
     this.filled = base;
     this.buffer = next;
@@ -149,8 +150,9 @@ export class PartSpool {
 
   /** Sends the full buffer as the next part (waiting while `concurrency` are in flight). */
   private async send(): Promise<void> {
-    const bytes = this.buffer!.subarray(0, this.filled);
-    const leased = this.buffer!.byteLength;
+    const buffer = this.buffer!;
+    const bytes = buffer.subarray(0, this.filled);
+    const leased = buffer.byteLength;
     this.buffer = undefined;
     this.filled = 0;
     try {
@@ -159,6 +161,7 @@ export class PartSpool {
       if (this.failure) throw this.failure;
     } catch (err) {
       this.options.budget.release(leased);
+      this.options.budget.recycle(buffer);
       throw err;
     }
     const partNumber = this.nextPart++;
@@ -169,6 +172,7 @@ export class PartSpool {
       .finally(() => {
         this.inFlight.delete(p);
         this.options.budget.release(leased);
+        this.options.budget.recycle(buffer);
       });
     this.inFlight.add(p);
   }
@@ -206,11 +210,15 @@ export class PartSpool {
     this.buffer = undefined;
     this.tail = this.filled === buffer.byteLength ? buffer : buffer.slice(0, this.filled);
     budget.release(buffer.byteLength - this.filled);
+    if (this.tail !== buffer) budget.recycle(buffer);
     this.filled = 0;
   }
 
   private dropBuffer(): void {
-    if (this.buffer) this.options.budget.release(this.buffer.byteLength);
+    if (this.buffer) {
+      this.options.budget.release(this.buffer.byteLength);
+      this.options.budget.recycle(this.buffer);
+    }
     this.buffer = undefined;
     this.filled = 0;
   }
