@@ -17,6 +17,7 @@
 import type { AppendFile } from "../../platform/disk";
 import type { S3Client } from "./client";
 import type { ByteBudget } from "./budget";
+import { StorageError } from "../errors";
 
 /** How a spool cuts and sends parts. */
 export interface SpoolOptions {
@@ -44,6 +45,9 @@ interface Mark {
 export class NotInMemory extends Error {
   override name = "NotInMemory";
 }
+
+/** S3's most parts in one multipart upload. */
+const MAX_PARTS = 10_000;
 
 /** Smallest buffer taken for a blob that may stay below one part. */
 const MIN_BUFFER = 64 * 1024;
@@ -156,6 +160,8 @@ export class PartSpool {
     this.buffer = undefined;
     this.filled = 0;
     try {
+      if (this.dropped) throw new Error(`the upload to "${this.key}" was dropped`);
+      if (this.nextPart > MAX_PARTS) throw new StorageError("too-large", `the blob is larger than ${MAX_PARTS * this.options.partSize} bytes, the most ${MAX_PARTS} parts of ${this.options.partSize} bytes hold`);
       this.uploadId ??= await this.s3.createMultipart(this.key);
       while (this.inFlight.size >= this.options.concurrency) await Promise.race(this.inFlight);
       if (this.failure) throw this.failure;
