@@ -133,6 +133,11 @@ export class PartSpool {
       size = Math.min(size, partSize);
     }
     await this.lease(size - held);
+    if (this.dropped) {
+      // dropped while waiting for room (an ingest cancelled mid-write): nothing may stay leased
+      this.options.budget.release(size - held);
+      throw new Error(`the upload to "${this.key}" was dropped`);
+    }
     const next = this.options.budget.buffer(size);
     if (this.buffer) next.set(this.buffer.subarray(0, this.filled));
     else if (!this.tailUsed) next.set(this.tail);
