@@ -6,7 +6,8 @@
  * then published (pool link, repository link, each directory fsynced: blobs.ts). A failure
  * at any step leaves nothing visible; the file is removed, and start-up removes any a power
  * cut left. Client upload sessions (uploads.ts) keep their own resumable state across
- * requests but end in the same {@link Publish} step.
+ * requests but end in the same {@link Publish} step. The S3 backend runs this same code on a
+ * `Disk` whose files are multipart uploads streamed to the bucket (storage/s3/uploads.ts).
  */
 import { open } from "node:fs/promises";
 import { randomUUID } from "node:crypto";
