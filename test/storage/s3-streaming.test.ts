@@ -173,6 +173,25 @@ describe("client upload sessions on S3", () => {
     expect(s.budget.inUse).toBe(0);
   });
 
+  test("a final digest in another algorithm than the session's is checked by reading the bytes back (in parts and small), a wrong one refused", async () => {
+    const { s, multiparts, objects } = await store();
+    const sha512 = (b: Uint8Array): Digest => requireDigest(`sha512:${createHash("sha512").update(b).digest("hex")}`);
+    for (const [repo, size] of [["big512", 11 * MiB + 7], ["small512", 4000]] as const) {
+      const blob = bytes(size, 5);
+      const session = await s.uploads.start(repo, "sha256");
+      await s.uploads.append(repo, session.id, body(blob), { length: blob.byteLength });
+      await s.uploads.complete(repo, session.id, sha512(blob));
+      expect(await stored(s, repo, sha512(blob))).toEqual(blob);
+      const wrong = await s.uploads.start(repo, "sha256");
+      await s.uploads.append(repo, wrong.id, body(blob), { length: blob.byteLength });
+      const err = await s.uploads.complete(repo, wrong.id, sha512(bytes(10, 9))).catch((e: unknown) => e);
+      expect(() => translate(err)).toThrow(expect.objectContaining({ code: "DIGEST_INVALID" }));
+    }
+    expect(await multiparts()).toBe(0);
+    expect(await objects("uploads/")).toBe(0);
+    expect(s.budget.inUse).toBe(0);
+  });
+
   test("cancelling a session (DELETE) and expiring one abort their multipart uploads", async () => {
     const { s, multiparts } = await store({ uploadLimits: { maxSessions: 10, maxPerClient: 10, expiryMs: 200 } });
     const a = await s.uploads.start("gone", "sha256");

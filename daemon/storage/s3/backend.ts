@@ -122,7 +122,7 @@ export class S3Storage implements Storage {
       startIngest: (repo: string, algorithm: Algorithm, o: IngestOptions) => startIngest(ingestDeps, repo, algorithm, o),
       ensureRepo: (repo) => this.indexes.ensure(repo),
     });
-    this.uploads = new Uploads(this.paths, this.spools, { maxBlobBytes: options.maxBlobBytes, onIngress: options.onIngress, hashing, admit: options.admit, limits: options.uploadLimits, log, publish });
+    this.uploads = new Uploads(this.paths, this.spools, { maxBlobBytes: options.maxBlobBytes, onIngress: options.onIngress, hashing, hashAgain: (path, algorithm) => this.spools.hashAgain(path, algorithm), admit: options.admit, limits: options.uploadLimits, log, publish });
     this.manifests = new ManifestCache(options.manifestCacheBytes);
     this.sweep = this.makeSweep();
     this.meter = this.makeMeter();

@@ -10,7 +10,9 @@
  *
  * Only what those two callers use is implemented; the rest of `Disk` throws.
  */
+import { createHash } from "node:crypto";
 import { basename } from "node:path";
+import type { Algorithm } from "../../oci/digest";
 import type { AppendFile, Disk, FileInfo } from "../../platform/disk";
 import type { S3Client } from "./client";
 import type { S3Keys } from "./keys";
@@ -41,6 +43,21 @@ export class SpoolDisk implements Disk {
   /** Bytes of the spool at `path` still in memory (see {@link PartSpool.readMemory}). */
   async readBack(path: string, offset: number, length: number): Promise<Uint8Array> {
     return this.spool(path).readMemory(offset, length);
+  }
+
+  /**
+   * Hashes the bytes of the spool at `path` with `algorithm`: a small one from memory, else
+   * its multipart upload is completed (publishing then only copies it) and read back from
+   * the bucket. For a final digest in an algorithm the session was not hashing with.
+   */
+  async hashAgain(path: string, algorithm: Algorithm): Promise<string> {
+    const spool = this.spool(path);
+    const hash = createHash(algorithm);
+    if (spool.small) return hash.update(spool.bytes()).digest("hex");
+    await spool.complete();
+    const got = await this.s3.get(spool.key);
+    for await (const chunk of got.body) hash.update(chunk);
+    return hash.digest("hex");
   }
 
   /** Spools open now. */
