@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS trust_status (
   trusted INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (repo, digest)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS trust_status_queued ON trust_status (checked) WHERE checked = 0;
+CREATE INDEX IF NOT EXISTS trust_status_queued ON trust_status (repo) WHERE checked = 0;
 CREATE TABLE IF NOT EXISTS trust_signed_parents (
   repo TEXT NOT NULL, child TEXT NOT NULL, parent TEXT NOT NULL,
   PRIMARY KEY (repo, child, parent)
@@ -153,8 +153,9 @@ export class TrustIndex {
       putParent: db.prepare("INSERT OR IGNORE INTO trust_signed_parents (repo, child, parent) VALUES (?, ?, ?)"),
       // the two reads of meta's tables (daemon/meta/meta.ts, same database): which indexes list
       // a child, and every manifest of a repository (a refresh queue that overflowed)
+      // (from the queue's side: its cost is the repository's queued rows, not the child's parents)
       pendingParents: db.prepare(
-        `SELECT c.parent AS parent FROM children c JOIN trust_status t ON t.repo = c.repo AND t.digest = c.parent WHERE c.repo = ? AND c.child = ? AND t.checked = 0 LIMIT ${MAX_SIGNED_PARENTS}`,
+        `SELECT t.digest AS parent FROM trust_status t INDEXED BY trust_status_queued CROSS JOIN children c ON c.repo = t.repo AND c.parent = t.digest AND c.child = ? WHERE t.repo = ? AND t.checked = 0 LIMIT ${MAX_SIGNED_PARENTS}`,
       ),
       queueRepo: db.prepare(
         "INSERT INTO trust_status (repo, digest, stamp, checked, signatures, trusted) SELECT repo, digest, '', 0, '[]', 0 FROM manifests WHERE repo = ? ON CONFLICT (repo, digest) DO UPDATE SET checked = 0",
@@ -223,7 +224,7 @@ export class TrustIndex {
     if (this.rowsUsable) {
       // a signature pushed a moment ago may still be queued: its index is looked at now
       await this.flush();
-      const queued = await this.firstVerified(repo, digest, this.q.pendingParents.all(repo, digest).map((r) => r.parent));
+      const queued = await this.firstVerified(repo, digest, this.q.pendingParents.all(digest, repo).map((r) => r.parent));
       if (queued) return queued;
     }
     if (own.signatures.length === 0) return { ok: false, reason: `${digest} has no signature` };
