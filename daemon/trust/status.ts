@@ -223,7 +223,7 @@ export class TrustIndex {
     if (verified) return verified;
     if (this.rowsUsable) {
       // a signature pushed a moment ago may still be queued: its index is looked at now
-      await this.flush();
+      await this.flush().catch(() => undefined); // writes refused (a full disk): what is on disk still counts
       const queued = await this.firstVerified(repo, digest, this.q.pendingParents.all(digest, repo).map((r) => r.parent));
       if (queued) return queued;
     }
