@@ -270,6 +270,7 @@ export const SCHEMA = {
   },
   ui: {
     enabled: { kind: "boolean", default: true, doc: "Serve the web UI at / (static assets built into the binary; loaded on the first visit, so an unvisited UI costs nothing; data comes from the public APIs under the access policies)." },
+    session_ttl: { kind: "integer", default: 900, min: 1, max: 86_400, doc: "Seconds a web UI login lasts without a request (each request renews it; 8 hours at most); then the UI asks for the password again. The UI keeps only this session's token, never the password." },
   },
   search: {
     enabled: { kind: "boolean", default: true, doc: "Serve zot's GraphQL search API at /v2/_zot/ext/search (loaded on the first search request; nothing is loaded or indexed before)." },
