@@ -4,7 +4,8 @@
  * only when the file changed on disk (its inode, size or mtime), so a
  * layout that another tool drops into the root or rewrites is picked up on the next request
  * without a restart. index.json is only ever replaced atomically (temp file, fsync, rename,
- * fsync of the directory), and writes to one repository are serialised.
+ * fsync of the directory), and writes to one repository are serialised. Concurrent
+ * {@link Layouts.update}s of one repository share writes (groupcommit.ts).
  */
 import { dirname, join, relative } from "node:path";
 import type { Descriptor } from "../oci/manifest";
@@ -15,7 +16,8 @@ import type { Logger } from "../log";
 import { isNoSpace } from "./errors";
 import { KeyedLock } from "./lock";
 import type { Paths } from "./paths";
-import { type IndexTransaction, type RepoIndex, type RepoIndexStore, updateIndex } from "./api";
+import type { IndexMutation, IndexTransaction, RepoIndex, RepoIndexStore } from "./api";
+import { type GroupFigures, GroupCommit } from "./groupcommit";
 import { IndexCache } from "./indexcache";
 
 export type { IndexTransaction, RepoIndex } from "./api";
@@ -52,6 +54,7 @@ export const INDEX_CACHE_BYTES = 2 * 1024 * 1024;
 export class Layouts implements RepoIndexStore {
   private readonly cache: IndexCache;
   private readonly lock = new KeyedLock();
+  private readonly group: GroupCommit;
 
   constructor(
     private readonly paths: Paths,
@@ -65,6 +68,14 @@ export class Layouts implements RepoIndexStore {
     cacheBytes: number = INDEX_CACHE_BYTES,
   ) {
     this.cache = new IndexCache(cacheBytes);
+    this.group = new GroupCommit(this.lock, {
+      current: async (name) => {
+        const index = await this.index(name);
+        if (!index) throw new Error(`repository ${name} has no index.json`);
+        return index;
+      },
+      write: (name, stamp, entries) => this.swap(name, stamp, entries),
+    });
   }
 
   /** The version stamp of `name`'s index.json (one stat, nothing read); undefined when there is no such repository. */
@@ -189,16 +200,19 @@ export class Layouts implements RepoIndexStore {
   }
 
   /**
-   * Replaces the repository's list of manifests with `mutate(current)` in one transaction.
+   * Replaces the repository's list of manifests with `mutate(current)` under its lock.
    * `mutate` returns undefined to leave the index unchanged; it may throw to refuse the change.
-   * `after` runs, still under the lock, once the new index is durable.
+   * `after` runs, still under the lock, once the new index is durable. Updates that arrive
+   * while the repository's index.json is being written share the next write (group commit,
+   * groupcommit.ts); each resolves once the write holding its change is durable.
    */
-  async update(
-    name: string,
-    mutate: (entries: Descriptor[]) => Descriptor[] | undefined,
-    after?: (index: RepoIndex) => void,
-  ): Promise<RepoIndex> {
-    return updateIndex((repo, fn) => this.transaction(repo, fn), name, mutate, after);
+  update(name: string, mutate: IndexMutation, after?: (index: RepoIndex) => void): Promise<RepoIndex> {
+    return this.group.update(name, mutate, after);
+  }
+
+  /** Updates applied through {@link update} and the index.json writes they took. */
+  groupStats(): GroupFigures {
+    return this.group.stats();
   }
 
   /**
