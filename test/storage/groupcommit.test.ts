@@ -2,7 +2,9 @@
  * Group commit of index.json (storage/groupcommit.ts): concurrent updates of one repository
  * share writes, every update lands, each resolves only once a durable write holds it (proved
  * with power cuts at every operation of the simulator and through the registry's harness),
- * and a refused change refuses only itself.
+ * and a refused change refuses only itself. The same through the registry, ten manifest
+ * pushes into one repository at once under power cuts, is the harness's "push-group"
+ * workload (test/helpers/powercut-workloads.ts, run by powercut.test.ts and scripts/powercut.ts).
  */
 import { describe, expect, test } from "bun:test";
 import { silentLogger } from "../../daemon/log";
@@ -13,8 +15,7 @@ import type { RepoIndex } from "../../daemon/storage/api";
 import { Layouts } from "../../daemon/storage/layouts";
 import { MAX_GROUP } from "../../daemon/storage/groupcommit";
 import { Paths } from "../../daemon/storage/paths";
-import { type Expect, type Workload, measure, ok, ROOT, runCase } from "../helpers/powercut";
-import { imageManifest, sha256 } from "../helpers/registry";
+import { ROOT } from "../helpers/powercut";
 import { SimDisk } from "../helpers/simdisk";
 
 const entry = (i: number): Descriptor => ({
@@ -114,41 +115,4 @@ describe("group commit of index.json", () => {
     }
     expect(checked).toBeGreaterThan(0); // some cuts came after acknowledged writes
   });
-});
-
-/** Concurrent manifest pushes into one repository through the registry, under power cuts. */
-const concurrentPushes: Workload = {
-  name: "group-push",
-  async run(w) {
-    const images = Array.from({ length: 10 }, (_, i) => {
-      const config = JSON.stringify({ architecture: "arm64", os: "linux", seed: i });
-      const layer = `layer ${i} `.repeat(20);
-      return { config, layer, manifest: imageManifest(config, [layer]) };
-    });
-    const results = await Promise.allSettled(
-      images.map((img, i) => {
-        const present: Expect = { kind: "present", manifest: img.manifest, blobs: [img.config, img.layer] };
-        return w.run([[`one:v${i}`, present]], async () => {
-          for (const b of [img.config, img.layer]) await ok(w.r.call("POST", `/v2/one/blobs/uploads/?digest=${sha256(b)}`, { body: b }), 201);
-          await ok(w.r.call("PUT", `/v2/one/manifests/v${i}`, { headers: { "Content-Type": OCI_MANIFEST }, body: img.manifest }), 201);
-        });
-      }),
-    );
-    const failed = results.find((r) => r.status === "rejected");
-    if (failed) throw (failed as PromiseRejectedResult).reason;
-  },
-};
-
-test("concurrent pushes into one repository: every acknowledged push survives a power cut", async () => {
-  expect((await measure(concurrentPushes)).failure).toBeUndefined();
-  const { ops } = await measure(concurrentPushes);
-  const failures: string[] = [];
-  let checks = 0;
-  for (let seed = 1; seed <= 40; seed++) {
-    const r = await runCase(concurrentPushes, ops, seed);
-    checks += r.checks;
-    if (r.failure) failures.push(`seed ${seed}: ${r.failure}`);
-  }
-  expect(failures).toEqual([]);
-  expect(checks).toBeGreaterThan(40 * 3);
 });
