@@ -22,22 +22,36 @@ import { IndexCache } from "./indexcache";
 
 export type { IndexTransaction, RepoIndex } from "./api";
 
-/** A {@link RepoIndex} of `doc` at version `stamp` (lookups built once); the S3 backend builds its own with it. */
+/**
+ * A {@link RepoIndex} of `doc` at version `stamp`; the S3 backend builds its own with it. Its
+ * lookups are built on first use, once: every write of index.json makes a new index, and
+ * during a burst of pushes into a large repository most of them are replaced before anything
+ * looks a tag up (two maps of 2,000 entries per write were a good part of the churn).
+ */
 export function buildIndex(stamp: string, doc: IndexDoc): RepoIndex {
-  const tags = new Map<string, Descriptor>();
-  const manifests = new Map<string, Descriptor>();
-  for (const d of doc.manifests) {
-    const tag = tagOf(d);
-    if (tag !== undefined) tags.set(tag, d);
-    if (!manifests.has(d.digest)) manifests.set(d.digest, d);
-  }
+  let maps: { tags: Map<string, Descriptor>; manifests: Map<string, Descriptor> } | undefined;
+  const lookups = () => {
+    if (maps) return maps;
+    const tags = new Map<string, Descriptor>();
+    const manifests = new Map<string, Descriptor>();
+    for (const d of doc.manifests) {
+      const tag = tagOf(d);
+      if (tag !== undefined) tags.set(tag, d);
+      if (!manifests.has(d.digest)) manifests.set(d.digest, d);
+    }
+    return (maps = { tags, manifests });
+  };
   let sorted: string[] | undefined;
   return {
     stamp,
     doc,
-    tags,
-    manifests,
-    sortedTags: () => (sorted ??= [...tags.keys()].sort()),
+    get tags() {
+      return lookups().tags;
+    },
+    get manifests() {
+      return lookups().manifests;
+    },
+    sortedTags: () => (sorted ??= [...lookups().tags.keys()].sort()),
   };
 }
 
