@@ -22,8 +22,10 @@ export const MAX_GROUP = 256;
 
 /** How a group reads and writes a repository's index; both run under the repository's lock. */
 export interface GroupIo {
-  /** The index as it is now (throws when the repository has none). */
-  current(name: string): Promise<RepoIndex>;
+  /** The index as it is now; undefined when the repository has none (GC removed it meanwhile). */
+  current(name: string): Promise<RepoIndex | undefined>;
+  /** Creates the repository's layout again, empty (a change for a repository removed meanwhile). */
+  create(name: string): Promise<RepoIndex>;
   /** Writes `entries` durably over version `stamp`; undefined when the stored index is no longer `stamp`. */
   write(name: string, stamp: string, entries: Descriptor[]): Promise<RepoIndex | undefined>;
 }
@@ -80,8 +82,11 @@ export class GroupCommit {
     else void this.lock.run(name, () => this.commit(name));
     const pending = new Set(group);
     try {
-      const current = await this.io.current(name);
-      let entries = current.doc.manifests;
+      // A repository GC removed as empty after the caller made sure of it: each change is
+      // judged against an empty list (a push whose blobs went with it is refused by its own
+      // checks), and the layout is made again only if a change is left to write.
+      const found = await this.io.current(name);
+      let entries = found?.doc.manifests ?? [];
       let changed = false;
       for (const w of group) {
         try {
@@ -95,13 +100,16 @@ export class GroupCommit {
           w.reject(err);
         }
       }
-      let index = current;
+      let current = found;
       if (changed) {
+        current ??= await this.io.create(name);
         const written = await this.io.write(name, current.stamp, entries);
         if (!written) throw new Error(`index.json of ${name} changed under a write of berth's (another tool rewrote it); the write was not made`);
-        index = written;
+        current = written;
         this.figures.writes++;
       }
+      if (!current) throw new Error(`repository ${name} has no index.json`); // nothing to write to a removed repository
+      const index = current;
       for (const w of pending) {
         try {
           w.after?.(index);

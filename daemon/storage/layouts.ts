@@ -83,9 +83,11 @@ export class Layouts implements RepoIndexStore {
   ) {
     this.cache = new IndexCache(cacheBytes);
     this.group = new GroupCommit(this.lock, {
-      current: async (name) => {
+      current: (name) => this.index(name),
+      create: async (name) => {
+        await this.create(name);
         const index = await this.index(name);
-        if (!index) throw new Error(`repository ${name} has no index.json`);
+        if (!index) throw new Error(`repository ${name} has no index.json after it was created`);
         return index;
       },
       write: (name, stamp, entries) => this.swap(name, stamp, entries),
@@ -160,12 +162,16 @@ export class Layouts implements RepoIndexStore {
   async ensure(name: string): Promise<void> {
     if (this.exists(name)) return;
     await this.lock.run(name, async () => {
-      if (this.exists(name)) return;
-      const created = await this.mkdirsDurably(this.paths.blobDir(name, "sha256"));
-      await this.disk.writeAtomic(this.paths.ociLayout(name), `${JSON.stringify({ imageLayoutVersion: OCI_LAYOUT_VERSION })}\n`);
-      await this.disk.writeAtomic(this.paths.index(name), `${JSON.stringify(emptyIndex())}\n`);
-      this.log.info("repository created", { repo: name, dirs: created.map((d) => relative(this.paths.root, d) || ".") });
+      if (!this.exists(name)) await this.create(name);
     });
+  }
+
+  /** Writes a new repository's layout durably; the caller holds its lock. */
+  private async create(name: string): Promise<void> {
+    const created = await this.mkdirsDurably(this.paths.blobDir(name, "sha256"));
+    await this.disk.writeAtomic(this.paths.ociLayout(name), `${JSON.stringify({ imageLayoutVersion: OCI_LAYOUT_VERSION })}\n`);
+    await this.disk.writeAtomic(this.paths.index(name), `${JSON.stringify(emptyIndex())}\n`);
+    this.log.info("repository created", { repo: name, dirs: created.map((d) => relative(this.paths.root, d) || ".") });
   }
 
   /**

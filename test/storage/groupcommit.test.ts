@@ -116,3 +116,19 @@ describe("group commit of index.json", () => {
     expect(checked).toBeGreaterThan(0); // some cuts came after acknowledged writes
   });
 });
+
+test("a repository removed while updates waited (GC of an empty repository): refusals keep their own errors, a change makes the layout again", async () => {
+  const { disk, layouts } = await setup();
+  await layouts.withLock("busy", () => layouts.drop("busy")); // what GC does to an empty repository
+  const refused = layouts.update("busy", () => {
+    throw new Error("blob unknown, on purpose");
+  });
+  await expect(refused).rejects.toThrow("blob unknown, on purpose");
+  expect(layouts.exists("busy")).toBe(false); // nothing to write: the layout is not made again
+  const unchanged = layouts.update("busy", () => undefined);
+  await expect(unchanged).rejects.toThrow("repository busy has no index.json");
+  const index = await layouts.update("busy", (entries) => [...entries, entry(7)]);
+  expect(index.tags.get("t7")?.digest).toBe(entry(7).digest);
+  expect(await tagsOn(disk.survivors(), "busy")).toEqual(["t7"]);
+  expect(disk.survivors().stat(`${ROOT}/busy/oci-layout`)?.isFile).toBe(true);
+});
