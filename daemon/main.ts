@@ -95,7 +95,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   let ready = false;
   const hashing = config.storage.hash_thread ? workerHashing() : inlineHashing;
   let ingressBytes = 0;
-  const governor = memoryGovernor({ softLimitBytes: config.memory.rss_soft_limit, checkInterval: 16 * 1024 * 1024 });
+  const governor = memoryGovernor({ softLimitBytes: config.memory.rss_soft_limit });
   const profile = IO_PROFILES[config.scheduler.io_profile]!;
   const sch = config.scheduler;
   const budget = new IoBudget({
@@ -105,7 +105,8 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     writeOpsPerSecond: sch.write_ops_per_second || profile.writeOpsPerSecond,
   });
   const scheduler = new Scheduler(budget, { concurrency: sch.concurrency, jitterMs: sch.jitter_ms, windows: sch.windows.map((w) => parseWindow(w) as Window) }, log);
-  const counted = countingDisk(realDisk);
+  // whole-file replacements (index.json rewrites) churn memory like request bodies do
+  const counted = countingDisk(realDisk, (bytes) => governor.ingress(bytes));
   // late-binding points (daemon/late.ts), bound once each below where the object is built:
   // storage admits upload bytes through the lifecycles, which are built over the opened roots
   // and the registry (before they are bound, during recovery and reconcile, no upload is

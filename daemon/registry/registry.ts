@@ -249,16 +249,17 @@ export class Registry {
     let moved: { tag: string; from: string }[] = [];
     try {
       await this.store.uploads.putSmall(repo, d, bytes);
-      await this.store.indexes.transaction(repo, async (tx) => {
+      // an update: concurrent pushes into the repository share one durable write of index.json
+      await this.store.indexes.update(repo, async (before) => {
         await this.checkReferences(repo, parsed, opts.partialIndex === true);
         if (!this.store.blobs.stat(repo, d)) await this.store.uploads.putSmall(repo, d, bytes, false);
-        const before = (await tx.current()).doc.manifests;
         // tags that pointed at another manifest (the audit trail's tag moves)
         moved = before.flatMap((e) => {
           const tag = tagOf(e);
           return tag !== undefined && e.digest !== digest && tags.includes(tag) ? [{ tag, from: e.digest }] : [];
         });
-        const index = await tx.write(withManifest(before, desc, tags));
+        return withManifest(before, desc, tags);
+      }, (index) => {
         this.meta.addManifest(repo, index.stamp, record);
         this.indexed.set(repo, index.stamp);
       });
