@@ -238,6 +238,22 @@ export class Catalog {
     return (this.refreshing ??= this.doRefresh().finally(() => (this.refreshing = undefined)));
   }
 
+  /**
+   * {@link refresh}, waited for at most `ms`: true when the index is up to date, false when
+   * the refresh goes on after `ms` (it is not stopped: each repository is committed as it is
+   * done, so the next call finds that much done). A refresh that fails rejects.
+   */
+  async refreshWithin(ms: number): Promise<boolean> {
+    const work = this.refresh();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+    try {
+      return await Promise.race([work.then(() => true), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   private async doRefresh(): Promise<void> {
     const current = this.source.repoStamps();
     const present = new Set<string>();

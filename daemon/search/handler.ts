@@ -44,6 +44,11 @@ export interface SearchDeps {
   /** `[search] max_query_bytes`. */
   maxQueryBytes: number;
   limits?: Partial<QueryLimits>;
+  /**
+   * Waits at most `ms` for the derived index to be complete (the start-up reconcile, which
+   * runs after listening); false when it is not. Absent: always complete.
+   */
+  ready?: (ms: number) => Promise<boolean>;
   log: Logger;
 }
 
@@ -68,7 +73,12 @@ export function createSearchHandler(deps: SearchDeps): SearchHandler & { catalog
     const params = await requestParams(req, deps.maxQueryBytes);
     const prepared = prepare(schema, params, limits);
     if ("errors" in prepared) return graphqlErrors(prepared.errors, 422);
-    await catalog.refresh();
+    // the query's deadline covers bringing the index up to date: the start-up reconcile,
+    // then search's own tables (a first search on a large store builds them for minutes);
+    // past it the answer is a retryable 503 while the work goes on, and a retry finds more done
+    const deadline = performance.now() + limits.timeoutMs;
+    if (deps.ready && !(await deps.ready(limits.timeoutMs))) throw notReady("berth is still reconciling its index with the storage after starting", limits.timeoutMs);
+    if (!(await catalog.refreshWithin(Math.max(0, deadline - performance.now())))) throw notReady("search is still indexing the images", limits.timeoutMs);
     const access = deps.access;
     const ctx: SearchContext = {
       catalog,
@@ -175,6 +185,11 @@ async function boundedText(req: Request, maxBytes: number): Promise<string> {
   } catch (err) {
     throw err instanceof BodyTooLarge ? tooLarge(err.total, maxBytes) : err;
   }
+}
+
+/** 503 UNAVAILABLE with Retry-After: the index is being built; the query may be sent again. */
+function notReady(why: string, ms: number): RegistryError {
+  return new RegistryError("UNAVAILABLE", `${why}; the query was not answered within its ${ms} ms limit, try again in a few seconds`, { retryAfter: Math.max(1, Math.ceil(ms / 1000)) });
 }
 
 function badRequest(detail: string): RegistryError {
