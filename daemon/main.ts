@@ -230,6 +230,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
         maxManifestBytes: config.storage.max_manifest_bytes,
         maxResults: config.search.max_results,
         maxQueryBytes: config.search.max_query_bytes,
+        modelBytes: config.search.model_bytes,
         // the derived index is complete once the start-up reconcile is done
         ready: (ms: number) => startup.within(ms),
         log,

@@ -43,6 +43,8 @@ export interface SearchDeps {
   maxResults: number;
   /** `[search] max_query_bytes`. */
   maxQueryBytes: number;
+  /** `[search] model_bytes`: the in-memory models' bound (search/catalog.ts). */
+  modelBytes?: number;
   limits?: Partial<QueryLimits>;
   /**
    * Waits at most `ms` for the derived index to be complete (the start-up reconcile, which
@@ -63,7 +65,7 @@ const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
 export function createSearchHandler(deps: SearchDeps): SearchHandler & { catalog: Catalog } {
   const schema = buildSchema(SCHEMA_SDL);
   const limits: QueryLimits = { ...DEFAULT_LIMITS, ...deps.limits };
-  const catalog = new Catalog(deps.db, deps.source, { maxManifestBytes: deps.maxManifestBytes, maxConfigBytes: MAX_CONFIG_BYTES });
+  const catalog = new Catalog(deps.db, deps.source, { maxManifestBytes: deps.maxManifestBytes, maxConfigBytes: MAX_CONFIG_BYTES, ...(deps.modelBytes !== undefined ? { modelBytes: deps.modelBytes } : {}) });
   const rootValue: Record<string, unknown> = {};
   for (const [name, fn] of Object.entries(QUERIES)) rootValue[name] = (args: Record<string, unknown>, ctx: SearchContext) => fn(args, ctx);
   const trust = deps.trust ?? UNSIGNED;
