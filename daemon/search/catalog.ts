@@ -95,26 +95,6 @@ export interface ManifestDetail {
   textSize: number;
 }
 
-interface Row {
-  repo: string;
-  digest: string;
-  media_type: string;
-  kind: string;
-  size: number;
-  config_digest: string | null;
-  artifact_type: string | null;
-  os: string | null;
-  arch: string | null;
-  variant: string | null;
-  created: number | null;
-  first_layer: string | null;
-  children: string | null;
-  layers: string | null;
-  config_size: number | null;
-  annotations: string | null;
-  labels: string | null;
-}
-
 /** Options for {@link Catalog}. */
 export interface CatalogOptions {
   /** Largest manifest read (the registry's `max_manifest_bytes`). */
@@ -154,7 +134,7 @@ export class Catalog {
     stamps: Statement<{ repo: string; stamp: string }>;
     stampOf: Statement<{ stamp: string }>;
     tagsOf: Statement<{ tag: string; digest: string }>;
-    rowsOf: Statement<Row>;
+    rowsOf: Statement<LiteRow>;
   };
 
   constructor(
@@ -200,8 +180,14 @@ export class Catalog {
       stamps: db.prepare("SELECT repo, stamp FROM search_repos"),
       stampOf: db.prepare("SELECT stamp FROM search_repos WHERE repo = ?"),
       tagsOf: db.prepare("SELECT tag, digest FROM search_tags WHERE repo = ?"),
+      // the light fields only, sizes summed and the vendor picked in SQLite: reading a model
+      // back parses no layer list, annotations or labels (a full scan over a store larger
+      // than the bound reads every repository's rows, per query)
       rowsOf: db.prepare(
-        "SELECT repo, digest, media_type, kind, size, config_digest, artifact_type, os, arch, variant, created, first_layer, children, layers, config_size, annotations, labels FROM search_manifests WHERE repo = ?",
+        `SELECT digest, media_type, kind, config_digest, artifact_type, os, arch, variant, created, first_layer, children,
+          size + coalesce(config_size, 0) + coalesce((SELECT sum(json_extract(l.value, '$[1]')) FROM json_each(m.layers) l), 0) AS own_size,
+          coalesce(json_extract(m.annotations, '$."org.opencontainers.image.vendor"'), json_extract(m.labels, '$."org.opencontainers.image.vendor"')) AS vendor
+        FROM search_manifests m WHERE repo = ?`,
       ),
     };
     this.budget = options.modelBytes ?? DEFAULT_MODEL_BYTES;
@@ -213,8 +199,16 @@ export class Catalog {
    */
   *repositories(): Iterable<RepoLite> {
     for (const { repo: name } of this.q.names.all()) {
-      const repo = this.repo(name);
-      if (repo) yield repo;
+      const hit = this.cache.get(name);
+      if (hit) {
+        yield hit.repo;
+        continue;
+      }
+      // a scan keeps what is cached: a model read now is kept only while there is room (an
+      // LRU evicting on every miss of an in-order scan would hold nothing the next scan wants)
+      const repo = this.loadRepo(name);
+      this.remember(repo, false);
+      yield repo;
     }
   }
 
@@ -346,10 +340,10 @@ export class Catalog {
   }
 
   /** Caches `repo`'s model, evicting the least recently used past the budget (one larger than the budget is not kept). */
-  private remember(repo: RepoLite): void {
+  private remember(repo: RepoLite, evict = true): void {
     this.forget(repo.name);
     const bytes = modelBytes(repo);
-    if (bytes > this.budget) return;
+    if (bytes > this.budget || (!evict && this.cachedBytes + bytes > this.budget)) return;
     this.cache.set(repo.name, { repo, bytes });
     this.cachedBytes += bytes;
     for (const [name, entry] of this.cache) {
@@ -401,19 +395,32 @@ export class Catalog {
   }
 }
 
+/** The light columns of a search_manifests row, as {@link Catalog} reads a model back. */
+interface LiteRow {
+  digest: string;
+  media_type: string;
+  kind: string;
+  config_digest: string | null;
+  artifact_type: string | null;
+  os: string | null;
+  arch: string | null;
+  variant: string | null;
+  created: number | null;
+  first_layer: string | null;
+  children: string | null;
+  own_size: number;
+  vendor: string | null;
+}
+
 /** A light model from its table row. */
-function liteOfRow(r: Row): ManifestLite {
-  const layers = r.layers ? (JSON.parse(r.layers) as [string, number][]) : [];
-  const annotations = r.annotations ? (JSON.parse(r.annotations) as Record<string, string>) : {};
-  const labels = r.labels ? (JSON.parse(r.labels) as Record<string, string>) : {};
+function liteOfRow(r: LiteRow): ManifestLite {
   const lite: ManifestLite = {
     digest: r.digest,
     mediaType: r.media_type,
     kind: r.kind === "index" ? "index" : "image",
-    ownSize: r.size + (r.config_size ?? 0) + layers.reduce((a, [, s]) => a + s, 0),
-    totalSize: 0,
+    ownSize: r.own_size,
+    totalSize: r.own_size,
   };
-  lite.totalSize = lite.ownSize;
   if (r.config_digest) lite.configDigest = r.config_digest;
   if (r.artifact_type) lite.artifactType = r.artifact_type;
   if (r.os) lite.os = r.os;
@@ -422,8 +429,7 @@ function liteOfRow(r: Row): ManifestLite {
   if (r.created !== null) lite.created = r.created;
   if (r.first_layer) lite.firstLayer = r.first_layer;
   if (r.children) lite.children = JSON.parse(r.children) as string[];
-  const vendor = annotations["org.opencontainers.image.vendor"] ?? labels["org.opencontainers.image.vendor"];
-  if (vendor) lite.vendor = vendor;
+  if (typeof r.vendor === "string" && r.vendor) lite.vendor = r.vendor;
   return lite;
 }
 

@@ -97,7 +97,7 @@ describe("search's in-memory models bounded by bytes", () => {
     const held = catalog.memory();
     expect(held.bytes).toBeLessThanOrEqual(budget);
     expect(held.repositories).toBe(10);
-    // the last ten listed are the ones kept; a repository asked for again is read from the tables
+    // a scan keeps the models that fit (the first ten) and reads the rest each time; one asked for by name is cached, the least recent dropped
     expect(catalog.repo("r00")!.manifests.get(manifests.get("r00")![0]!.digest)!.arch).toBe("arm64");
     expect(catalog.memory().bytes).toBeLessThanOrEqual(budget);
     db.close();
