@@ -97,7 +97,9 @@ export class Registry {
   async reconcileAll(repositories: string[], pace?: () => Promise<void>): Promise<number> {
     let rebuilt = 0;
     const present = new Set(repositories);
-    for (const name of this.meta.repositories()) if (!present.has(name)) this.meta.dropRepo(name);
+    // a repository the list lacks is dropped only if it is still gone: the list may be older
+    // than a push that created it (the walk is paced, and requests are served meanwhile)
+    for (const name of this.meta.repositories()) if (!present.has(name)) await this.reconcile(name);
     for (const name of repositories) {
       await pace?.();
       if (await this.reconcile(name)) rebuilt++;

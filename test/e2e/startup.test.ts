@@ -13,6 +13,7 @@ import { errorsOf, getManifest, pushBlobTo, sha256, waitFor } from "../helpers/c
 import { OCI_MANIFEST } from "../../daemon/oci/mediatypes";
 import { OWN_TEMP_PREFIX, TEMP_PREFIX, realDisk } from "../../daemon/platform/disk";
 import { Store } from "../../daemon/storage/store";
+import { type TestRegistry, createTestRegistry, imageManifest, pushBlob } from "../helpers/registry";
 import { createLogger } from "../../daemon/log";
 
 const SLOW = "[scheduler]\nread_ops_per_second = 1\n";
@@ -30,6 +31,15 @@ async function pushImage(url: string, repo: string, tag: string, note: string, s
   });
   const res = await fetch(`${url}/v2/${repo}/manifests/${tag}`, { method: "PUT", body: manifest, headers: { "Content-Type": OCI_MANIFEST } });
   expect(res.status).toBe(201);
+  return { digest: sha256(manifest), manifest };
+}
+
+/** pushImage through the socketless handler of a test registry. */
+async function pushTo(r: TestRegistry, repo: string, tag: string, note: string, subject?: { digest: string; size: number }): Promise<{ digest: string; manifest: string }> {
+  const config = JSON.stringify({ architecture: "arm64", os: "linux", note });
+  await pushBlob(r, repo, config);
+  const manifest = imageManifest(config, [], subject ? { subject: { mediaType: OCI_MANIFEST, ...subject } } : {});
+  expect((await r.call("PUT", `/v2/${repo}/manifests/${tag}`, { headers: { "Content-Type": OCI_MANIFEST }, body: manifest })).status).toBe(201);
   return { digest: sha256(manifest), manifest };
 }
 
@@ -125,7 +135,7 @@ describe("start-up work after listening", () => {
   }, 30_000);
 });
 
-describe("the temp-file sweep beside live writes", () => {
+describe("deferred work beside live requests", () => {
   test("removes a killed run's temp files and leaves this process's own", async () => {
     using work = tempDir("berth-startup-");
     const store = new Store(realDisk, { root: work.path, dedupe: true, maxBlobBytes: 0, manifestCacheBytes: 0 }, createLogger("error", "json"));
@@ -141,5 +151,16 @@ describe("the temp-file sweep beside live writes", () => {
     expect(swept).toEqual({ repositories: ["app"], tempFilesRemoved: 1 });
     expect(existsSync(theirs)).toBe(false);
     expect(existsSync(mine)).toBe(true);
+  });
+
+  test("a repository pushed after the paced walk listed the store keeps its derived rows", async () => {
+    await using r = await createTestRegistry();
+    const img = await pushTo(r, "fresh/app", "v1", "subject");
+    const sig = await pushTo(r, "fresh/app", "sig", "signature", { digest: img.digest, size: img.manifest.length });
+    const refs = async () => ((await (await r.call("GET", `/v2/fresh/app/referrers/${img.digest}`)).json()) as { manifests: { digest: string }[] }).manifests.map((m) => m.digest);
+    expect(await refs()).toEqual([sig.digest]);
+    // the start-up reconcile with a list from before the push (the walk had passed "fresh/")
+    await r.registry.reconcileAll([]);
+    expect(await refs()).toEqual([sig.digest]);
   });
 });
