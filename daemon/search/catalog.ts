@@ -439,7 +439,7 @@ export function modelBytes(repo: RepoLite): number {
   let bytes = 200 + str(repo.name);
   for (const [tag, digest] of repo.tags) bytes += 64 + str(tag) + str(digest);
   for (const m of repo.manifests.values()) {
-    bytes += 240 + str(m.digest) + str(m.mediaType) + str(m.configDigest) + str(m.artifactType) + str(m.os) + str(m.arch) + str(m.variant) + str(m.firstLayer) + str(m.vendor);
+    bytes += 280 + str(m.digest) + str(m.mediaType) + str(m.configDigest) + str(m.artifactType) + str(m.os) + str(m.arch) + str(m.variant) + str(m.firstLayer) + str(m.vendor);
     for (const c of m.children ?? []) bytes += 16 + str(c);
   }
   return bytes;
