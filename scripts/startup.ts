@@ -134,7 +134,7 @@ for (const size of sizes) {
     console.log(`${size}: generated ${repos} repositories in ${((performance.now() - t) / 1000).toFixed(1)} s`);
   }
   for (let run = 0; run <= runs; run++) {
-    if (TEMPS) for (let r = 0; r < repos; r += 100) writeFileSync(join(root, repoName(r), "blobs", "sha256", `.tmp-startup-${run}`), "x");
+    if (TEMPS) for (let r = 0; r < repos; r += 100) writeFileSync(join(root, repoName(r), "blobs", "sha256", `.berth-tmp-99999-${run}`), "x");
     const changed = CHANGED > 0 ? change(root, repos, CHANGED, run) : [];
     const s = await start(root, work, changed[changed.length - 1] ?? repoName(repos - 1), changed.length > 0 ? `x${run}` : "t0");
     const { startMs, reindexed, tempFilesRemoved, ms } = s.info;
