@@ -15,6 +15,10 @@ import { fill, gql, pushConfigured } from "./fixture";
 import { Catalog, type CatalogSource, modelBytes } from "../../daemon/search/catalog";
 import { openDatabase } from "../../daemon/platform/sqlite";
 import { imageManifest, sha256 } from "../helpers/registry";
+import { createSearchHandler } from "../../daemon/search/handler";
+import { silentLogger } from "../../daemon/log";
+import { RegistryError } from "../../daemon/oci/errors";
+import { waitFor } from "../helpers/clients";
 
 const PAGE = "Page { TotalCount ItemCount }";
 const IMAGE = "RepoName Tag Digest LastUpdated Size Vendor Manifests { Digest Platform { Os Arch } Size }";
@@ -100,6 +104,38 @@ describe("search's in-memory models bounded by bytes", () => {
     // a scan keeps the models that fit (the first ten) and reads the rest each time; one asked for by name is cached, the least recent dropped
     expect(catalog.repo("r00")!.manifests.get(manifests.get("r00")![0]!.digest)!.arch).toBe("arm64");
     expect(catalog.memory().bytes).toBeLessThanOrEqual(budget);
+    db.close();
+  });
+
+  test("a first search whose index build outlasts the query deadline is a retryable 503; the build goes on and a retry is answered", async () => {
+    const db = openDatabase(":memory:");
+    const config = JSON.stringify({ architecture: "arm64", os: "linux", created: "2024-01-01T00:00:00Z" });
+    const m = imageManifest(config, ["layer"]);
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const source: CatalogSource = {
+      repoStamps: () => [{ name: "slow/app", stamp: "1" }],
+      manifestsOf: () => [{ digest: sha256(m), mediaType: "application/vnd.oci.image.manifest.v1+json", size: m.length }],
+      tags: async () => new Map([["v1", sha256(m)]]),
+      read: async (_repo, digest) => {
+        await gate; // the store's reads take as long as the test says
+        return new TextEncoder().encode(digest === sha256(m) ? m : config);
+      },
+    };
+    const handler = createSearchHandler({ db, source, referrers: () => [], usage: { get: () => undefined }, maxManifestBytes: 1 << 20, maxResults: 100, maxQueryBytes: 16 * 1024, limits: { timeoutMs: 50 }, log: silentLogger });
+    const ask = () => handler(new Request("http://registry.test/v2/_zot/ext/search", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ query: '{ GlobalSearch(query: "slow") { Repos { Name } } }' }) }), undefined);
+    const refused = await ask().then(() => undefined, (err: unknown) => err);
+    expect(refused).toBeInstanceOf(RegistryError);
+    expect((refused as RegistryError).code).toBe("UNAVAILABLE");
+    expect((refused as RegistryError).retryAfter).toBeGreaterThan(0);
+    expect((refused as RegistryError).detail).toContain("still indexing");
+    open();
+    let answer: unknown;
+    await waitFor("the build to finish", async () => {
+      answer = await ask().then((res) => res.json(), () => undefined);
+      return answer !== undefined;
+    });
+    expect(answer).toEqual({ data: { GlobalSearch: { Repos: [{ Name: "slow/app" }] } } });
     db.close();
   });
 });
