@@ -101,7 +101,11 @@ export class GarbageCollector {
     const state = newState(report);
     for (const repo of repos) {
       if (opts.signal?.aborted) break;
-      await this.collect(repo, report, state, opts.excluded?.get(repo));
+      try {
+        await this.collect(repo, report, state, opts.excluded?.get(repo));
+      } finally {
+        this.cache.clear();
+      }
     }
     if (!opts.signal?.aborted) await this.sweep(report, state);
     state.held.finish();

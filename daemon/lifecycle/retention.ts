@@ -22,7 +22,7 @@ import type { UsageStats } from "../meta/usage";
 import { parseDigest } from "../oci/digest";
 import type { Registry } from "../registry/registry";
 import type { Storage } from "../storage/api";
-import { type ParseCache, type RepoGraph, closure, readGraph } from "./graph";
+import { Pacer, type ParseCache, type RepoGraph, closure, readGraph } from "./graph";
 import { RepoPatterns } from "./patterns";
 import { removeDecided } from "./prune";
 
@@ -75,12 +75,17 @@ export class Retention {
   async run(opts: { dryRun?: boolean; signal?: AbortSignal } = {}): Promise<RetentionReport> {
     const report: RetentionReport = { dryRun: opts.dryRun ?? false, tags: [], manifests: [] };
     if (!this.active) return report;
+    // Yields between steps and keeps the pass's garbage bounded (pacer.ts).
+    const pacer = new Pacer();
     for (const repo of await this.store.repositories()) {
       if (opts.signal?.aborted) break;
+      await pacer.tick();
+      // It only has to span this repository's two reads (refs.ts).
+      this.cache?.clear();
       const compiled = this.policies.find((p) => p.repos.matches(repo));
       if (!compiled) continue;
       if (opts.dryRun) {
-        const graph = await readGraph(this.store, repo, this.maxManifestBytes, { cache: this.cache });
+        const graph = await readGraph(this.store, repo, this.maxManifestBytes, { cache: this.cache, pacer });
         if (!graph || graph.incomplete) continue;
         const plan = this.plan(graph, compiled);
         report.tags.push(...plan.tags.map((t) => ({ repo, ...t })));
@@ -88,11 +93,11 @@ export class Retention {
         continue;
       }
       // Outside the lock: fills the parse cache, so that the read under the lock is stats and lookups.
-      if (!(await readGraph(this.store, repo, this.maxManifestBytes, { cache: this.cache }))) continue;
+      if (!(await readGraph(this.store, repo, this.maxManifestBytes, { cache: this.cache, pacer }))) continue;
       if (!(await this.store.indexes.exists(repo))) continue;
       await this.store.indexes.transaction(repo, async (tx) => {
         // Decided and deleted in one hold of the lock: a tag pushed or moved before this point is in the graph.
-        const graph = await readGraph(this.store, repo, this.maxManifestBytes, { cache: this.cache });
+        const graph = await readGraph(this.store, repo, this.maxManifestBytes, { cache: this.cache, pacer });
         if (!graph) return;
         if (graph.incomplete) {
           this.log.warn("retention: a manifest of the repository cannot be read at all; nothing of it is deleted", { repo });
@@ -114,7 +119,6 @@ export class Retention {
         for (const digest of done.manifests) this.usage?.forget(repo, digest);
         this.log.info("retention applied", { repo, tags: done.tags, manifests: done.manifests.length });
       });
-      await new Promise<void>((resolve) => setImmediate(resolve));
     }
     return report;
   }

@@ -1,0 +1,108 @@
+/**
+ * Pacing of the long lifecycle passes (GC, retention, scrub, eviction): they yield to the
+ * event loop every few milliseconds, so requests are served while they run, and they keep
+ * the garbage they leave behind bounded.
+ *
+ * Why the second part: a pass over a store of 100,000 manifests keeps little alive at any
+ * time (one repository's graph), but it allocates hundreds of megabytes of short-lived
+ * objects (index.json documents, parsed manifests, directory listings, stat records). The
+ * runtime collects lazily, in proportion to what it has allocated, so the JS heap grew to
+ * 30-40 MiB during a pass and the resident set, which the allocator gives back slowly,
+ * grew by 70-80 MiB with the store. A request-driven collection (platform/memory.ts) never
+ * runs during a pass started by the scheduler. So the pacer looks at the heap and the
+ * resident set at most every {@link HEAP_LOOK_MS} and forces a full collection once either
+ * has grown by more than its slack beyond what the last collection left: memory then stays
+ * within the live size plus the slack, whatever the size of the store, for a few percent of
+ * the time.
+ */
+import { collectGarbage, heapUsedBytes, residentBytes } from "../platform/memory";
+
+/** Growth of the JS heap, beyond what the last collection left, that triggers a collection. */
+export const HEAP_SLACK = 6 * 1024 * 1024;
+
+/** Growth of the resident set, beyond what the last collection left, that triggers a collection. */
+export const RSS_SLACK = 8 * 1024 * 1024;
+
+/** Milliseconds between two looks at the heap and the resident set. */
+export const HEAP_LOOK_MS = 100;
+
+/** What {@link HeapBound} reads (injectable for tests). */
+export interface MemoryProbe {
+  heapUsed(): number | undefined;
+  resident(): number | undefined;
+  /** Forces a full collection; false when the runtime cannot. */
+  collect(): boolean;
+}
+
+const runtimeProbe: MemoryProbe = { heapUsed: heapUsedBytes, resident: residentBytes, collect: collectGarbage };
+
+/**
+ * Keeps the garbage of a pass within bounds (see the module comment). Two signals, because
+ * much of a pass's garbage is not in the JS heap's own count: the strings and buffers of
+ * dead objects are native memory that only a collection of their owners frees, so the
+ * resident set is watched as well as the heap.
+ */
+export class HeapBound {
+  private heapFloor: number | undefined;
+  private rssFloor: number | undefined;
+  private lastLook = Number.NEGATIVE_INFINITY;
+  /** Collections this bound forced. */
+  collections = 0;
+
+  constructor(
+    private readonly probe: MemoryProbe = runtimeProbe,
+    private readonly lookMs = HEAP_LOOK_MS,
+  ) {}
+
+  /** Looks (at most every `lookMs`) and collects when the heap or the resident set grew by more than its slack. */
+  check(now = performance.now()): void {
+    if (now - this.lastLook < this.lookMs) return;
+    this.lastLook = now;
+    const heap = this.probe.heapUsed();
+    const rss = this.probe.resident();
+    // the floors follow what the runtime frees by itself
+    if (heap !== undefined && (this.heapFloor === undefined || heap < this.heapFloor)) this.heapFloor = heap;
+    if (rss !== undefined && (this.rssFloor === undefined || rss < this.rssFloor)) this.rssFloor = rss;
+    const heapGrew = heap !== undefined && heap - this.heapFloor! > HEAP_SLACK;
+    const rssGrew = rss !== undefined && rss - this.rssFloor! > RSS_SLACK;
+    if (!heapGrew && !rssGrew) return;
+    if (!this.probe.collect()) return;
+    this.collections++;
+    // What the collection left: freed pages the allocator keeps count in the resident set
+    // until reused, so the next collection waits for growth beyond this.
+    this.heapFloor = this.probe.heapUsed() ?? heap;
+    this.rssFloor = this.probe.resident() ?? rss;
+  }
+}
+
+/**
+ * Yields to the event loop once more than `sliceMs` passed since the last yield, and keeps
+ * the pass's garbage bounded ({@link HeapBound}) at those points.
+ */
+export class Pacer {
+  private last = performance.now();
+
+  constructor(
+    private readonly sliceMs = 4,
+    /** Undefined: no collections forced (tests that count steps). */
+    readonly heap: HeapBound | undefined = new HeapBound(),
+  ) {}
+
+  /** Runs a computation written as a generator, yielding to the event loop between its steps as needed. */
+  async run<T>(steps: Generator<void, T>): Promise<T> {
+    for (;;) {
+      const next = steps.next();
+      if (next.done) return next.value;
+      await this.tick();
+    }
+  }
+
+  /** Call once per unit of work; resolves at once unless the slice is used up. */
+  async tick(): Promise<void> {
+    const now = performance.now();
+    if (now - this.last < this.sliceMs) return;
+    this.heap?.check(now);
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    this.last = performance.now();
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * Memory of the lifecycle passes (issue 13): a pass keeps its garbage bounded (the pacer
+ * forces a collection once the heap or the resident set grew by more than a slack), and it
+ * does not churn the caches requests use (index.json documents read by a pass are not kept).
+ * No sizes or times are asserted: the figures live in scripts/scale.ts.
+ */
+import { describe, expect, test } from "bun:test";
+import { HEAP_SLACK, HeapBound, type MemoryProbe, Pacer, RSS_SLACK } from "../../daemon/lifecycle/pacer";
+import { type Disk, realDisk } from "../../daemon/platform/disk";
+import { createLifecycleRegistry } from "../helpers/lifecycle";
+import { pushImage } from "../helpers/registry";
+
+const MiB = 1024 * 1024;
+
+/** A probe whose readings the test sets; a collection brings both back to `live`. */
+function fakeProbe(live = 10 * MiB) {
+  const state = { heap: live, rss: 4 * live, live, collections: 0 };
+  const probe: MemoryProbe = {
+    heapUsed: () => state.heap,
+    resident: () => state.rss,
+    collect: () => {
+      state.collections++;
+      state.heap = state.live;
+      state.rss -= 2 * MiB; // the allocator keeps most freed pages
+      return true;
+    },
+  };
+  return { state, probe };
+}
+
+describe("HeapBound", () => {
+  test("collects once the heap grew by more than its slack, and only then", () => {
+    const { state, probe } = fakeProbe();
+    const bound = new HeapBound(probe, 0);
+    bound.check(1);
+    state.heap += HEAP_SLACK - MiB;
+    bound.check(2);
+    expect(state.collections).toBe(0);
+    state.heap += 2 * MiB;
+    bound.check(3);
+    expect(state.collections).toBe(1);
+    expect(bound.collections).toBe(1);
+    // measured from what the collection left
+    state.heap += HEAP_SLACK - MiB;
+    bound.check(4);
+    expect(state.collections).toBe(1);
+  });
+
+  test("collects when the resident set grows though the heap does not (native garbage), measured from what the last collection left", () => {
+    const { state, probe } = fakeProbe();
+    const bound = new HeapBound(probe, 0);
+    bound.check(1);
+    state.rss += RSS_SLACK + MiB;
+    bound.check(2);
+    expect(state.collections).toBe(1);
+    // the collection left RSS above where it began: only growth beyond that counts
+    state.rss += RSS_SLACK - MiB;
+    bound.check(3);
+    expect(state.collections).toBe(1);
+    state.rss += 2 * MiB;
+    bound.check(4);
+    expect(state.collections).toBe(2);
+  });
+
+  test("looks at most once per interval; readings that fail and runtimes that cannot collect are skipped", () => {
+    const { state, probe } = fakeProbe();
+    const bound = new HeapBound(probe, 100);
+    bound.check(0);
+    state.heap += 4 * HEAP_SLACK;
+    bound.check(50);
+    expect(state.collections).toBe(0);
+    bound.check(100);
+    expect(state.collections).toBe(1);
+    const blind = new HeapBound({ heapUsed: () => undefined, resident: () => undefined, collect: () => expect.unreachable() as never }, 0);
+    blind.check(1);
+    blind.check(2);
+    let heap = 0;
+    const unable = new HeapBound({ heapUsed: () => (heap += 4 * HEAP_SLACK), resident: () => 0, collect: () => false }, 0);
+    unable.check(1);
+    unable.check(2);
+    expect(unable.collections).toBe(0);
+  });
+
+  test("a Pacer consults its bound where it yields", async () => {
+    const { state, probe } = fakeProbe();
+    const pacer = new Pacer(0, new HeapBound(probe, 0));
+    await pacer.tick();
+    state.heap += 2 * HEAP_SLACK;
+    await pacer.tick();
+    expect(state.collections).toBe(1);
+  });
+});
+
+describe("passes and the index cache", () => {
+  for (const pass of ["gc", "retention"] as const) {
+    test(`a ${pass} pass reads index.json without keeping it: requests find the index cache as it was`, async () => {
+      const reads = new Map<string, number>();
+      const disk: Disk = {
+        ...realDisk,
+        readFile: (path) => {
+          if (path.endsWith("index.json")) reads.set(path, (reads.get(path) ?? 0) + 1);
+          return realDisk.readFile(path);
+        },
+      };
+      const total = () => [...reads.values()].reduce((a, b) => a + b, 0);
+      const policies = [{ repositories: ["**"], keepLast: 10, keepTags: [], keepWithinMs: 0, untaggedAfterMs: 0 }];
+      const repos = ["a", "b", "c"];
+      await using first = await createLifecycleRegistry({}, { disk });
+      for (const repo of repos) await pushImage(first, repo, "v1", repo);
+      // a fresh process on the same root: nothing cached yet
+      await using r = await createLifecycleRegistry({ retention: { intervalMs: 0, dryRun: false, policies } }, { root: first.root, disk });
+      const run = () => (pass === "gc" ? r.lifecycle.gc() : r.lifecycle.retention());
+      const read = async () => {
+        for (const repo of repos) expect((await r.store.indexes.index(repo))?.doc.manifests.length).toBe(1);
+      };
+      let before = total();
+      await run();
+      expect(total()).toBeGreaterThan(before); // the pass did read them
+      // so a request reads each from disk once, and then finds it cached
+      before = total();
+      await read();
+      expect(total() - before).toBe(repos.length);
+      await read();
+      expect(total() - before).toBe(repos.length);
+      // and a later pass leaves the requests' entries where they were
+      await run();
+      before = total();
+      await read();
+      expect(total()).toBe(before);
+    });
+  }
+});
