@@ -5,10 +5,12 @@
  * No sizes or times are asserted: the figures live in scripts/scale.ts.
  */
 import { describe, expect, test } from "bun:test";
+import { linkSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { HEAP_SLACK, HeapBound, type MemoryProbe, Pacer, RSS_SLACK } from "../../daemon/lifecycle/pacer";
 import { type Disk, realDisk } from "../../daemon/platform/disk";
 import { createLifecycleRegistry } from "../helpers/lifecycle";
-import { pushImage } from "../helpers/registry";
+import { pushImage, sha256 } from "../helpers/registry";
 
 const MiB = 1024 * 1024;
 
@@ -129,4 +131,28 @@ describe("passes and the index cache", () => {
       expect(total()).toBe(before);
     });
   }
+});
+
+describe("scrub remembers nothing per pooled blob", () => {
+  test("each stored file is hashed once: pool entries, their links in repositories, files shared outside the pool, single files", async () => {
+    await using r = await createLifecycleRegistry();
+    const img = await pushImage(r, "a", "v1", "shared");
+    await pushImage(r, "b", "v1", "shared"); // the same three blobs: links of a's pool entries
+    // a layout dropped in whose blobs two repositories share by hard link, outside the pool
+    const blob = "dropped bytes";
+    const digest = sha256(blob);
+    for (const repo of ["c", "d"]) mkdirSync(join(r.root, repo, "blobs", "sha256"), { recursive: true });
+    writeFileSync(join(r.root, "c", "blobs", "sha256", digest.slice(7)), blob);
+    linkSync(join(r.root, "c", "blobs", "sha256", digest.slice(7)), join(r.root, "d", "blobs", "sha256", digest.slice(7)));
+    writeFileSync(join(r.root, "c", "blobs", "sha256", sha256("single").slice(7)), "single");
+    for (const repo of ["c", "d"]) {
+      writeFileSync(join(r.root, repo, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+      writeFileSync(join(r.root, repo, "index.json"), JSON.stringify({ schemaVersion: 2, manifests: [] }));
+    }
+    const report = await r.lifecycle.scrub();
+    // config, layer and manifest once (pool), the shared dropped blob once, the single file once
+    expect(report.blobsChecked).toBe(5);
+    expect(report.bytesChecked).toBe(img.config.length + img.layer.length + img.manifest.length + blob.length + "single".length);
+    expect(report.quarantined).toEqual([]);
+  });
 });
