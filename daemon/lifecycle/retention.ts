@@ -127,18 +127,20 @@ export class Retention {
   private plan(graph: RepoGraph, c: Compiled): { tags: { tag: string; digest: string }[]; manifests: string[] } {
     const p = c.policy;
     const now = this.now();
-    const tagged: { tag: string; digest: string; used: number }[] = [];
-    for (const node of graph.nodes.values()) {
-      for (const tag of node.tags) tagged.push({ tag, digest: node.digest, used: this.lastUsed(graph.repo, tag, node.digest) });
-    }
+    // When each tag was last used is asked only where a rule needs it (statistics and a stat
+    // per tag): a repository with no more tags than keepLast keeps them all without it.
+    const tagged: { tag: string; digest: string; used?: number }[] = [];
+    for (const node of graph.nodes.values()) for (const tag of node.tags) tagged.push({ tag, digest: node.digest });
+    const usedOf = (t: { tag: string; digest: string; used?: number }): number => (t.used ??= this.lastUsed(graph.repo, t.tag, t.digest));
     const hasTagRules = p.keepLast > 0 || c.keepTags.length > 0 || p.keepWithinMs > 0;
     const keep = new Set<string>();
-    if (!hasTagRules) for (const t of tagged) keep.add(t.tag);
+    if (!hasTagRules || tagged.length <= p.keepLast) for (const t of tagged) keep.add(t.tag);
     else {
-      [...tagged].sort((a, b) => b.used - a.used || (a.tag < b.tag ? -1 : 1)).slice(0, p.keepLast).forEach((t) => keep.add(t.tag));
+      if (p.keepLast > 0) [...tagged].sort((a, b) => usedOf(b) - usedOf(a) || (a.tag < b.tag ? -1 : 1)).slice(0, p.keepLast).forEach((t) => keep.add(t.tag));
       for (const t of tagged) {
+        if (keep.has(t.tag)) continue;
         if (c.keepTags.some((re) => re.test(t.tag))) keep.add(t.tag);
-        if (p.keepWithinMs > 0 && t.used >= now - p.keepWithinMs) keep.add(t.tag);
+        else if (p.keepWithinMs > 0 && usedOf(t) >= now - p.keepWithinMs) keep.add(t.tag);
       }
     }
     const deleted = tagged.filter((t) => !keep.has(t.tag));

@@ -156,3 +156,24 @@ describe("scrub remembers nothing per pooled blob", () => {
     expect(report.quarantined).toEqual([]);
   });
 });
+
+describe("retention asks for times only where a rule needs them", () => {
+  test("a repository with no more tags than keep_last is kept without a statistics lookup; with more, every tag is weighed", async () => {
+    const policies = [{ repositories: ["**"], keepLast: 3, keepTags: [], keepWithinMs: 0, untaggedAfterMs: 0 }];
+    await using r = await createLifecycleRegistry({ retention: { intervalMs: 0, dryRun: false, policies } });
+    for (const tag of ["v1", "v2", "v3"]) await pushImage(r, "few", tag, `few ${tag}`);
+    for (const tag of ["v1", "v2", "v3", "v4"]) await pushImage(r, "many", tag, `many ${tag}`);
+    const asked: string[] = [];
+    const usage = r.lifecycle.usage;
+    const lastUsed = usage.lastUsed.bind(usage);
+    usage.lastUsed = (repo, ref, digest) => {
+      asked.push(repo);
+      return lastUsed(repo, ref, digest);
+    };
+    const report = await r.lifecycle.retention();
+    expect(asked.filter((repo) => repo === "few")).toEqual([]);
+    expect(asked.filter((repo) => repo === "many").length).toBeGreaterThanOrEqual(4);
+    // one tag of "many" goes (the least recently used); "few" keeps all
+    expect(report.tags.map((t) => t.repo)).toEqual(["many"]);
+  });
+});
