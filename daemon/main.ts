@@ -42,6 +42,7 @@ import { lifecycleFamilies, schedulerFamilies, syncFamilies } from "./metrics/ba
 import { VERSION } from "./version";
 import { runOffline } from "./lifecycle/offline";
 import { lifecycleOptions } from "./lifecycle/options";
+import type { PassProgress } from "./lifecycle/pacer";
 import { countingDisk } from "./platform/countingdisk";
 import { CLIENT_COMMANDS, COMMAND_HELP, USAGE, helpFor, isHelpFlag, usageError } from "./cli/usage";
 import { configWarnings } from "./config/deprecated";
@@ -270,8 +271,8 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   const storage = {
     stats: () => lcs.stats(),
     quarantine: () => lcs.quarantine(),
-    gc: (dryRun: boolean) => lcs.gc(dryRun),
-    retention: (dryRun: boolean) => lcs.retention(dryRun),
+    gc: (dryRun: boolean, progress?: (p: PassProgress) => void) => lcs.gc(dryRun, undefined, progress),
+    retention: (dryRun: boolean, progress?: (p: PassProgress) => void) => lcs.retention(dryRun, progress),
     scrub: (progress?: (p: { done: number; total: number; bytes: number; totalBytes: number }) => void) => lcs.scrub(progress),
   };
   const app = createApp({

@@ -36,6 +36,7 @@ import { tagOf } from "../oci/layoutindex";
 import type { Registry } from "../registry/registry";
 import type { BlobInfo, IndexTransaction } from "../storage/api";
 import type { Storage } from "../storage/api";
+import type { PassProgress } from "./pacer";
 import { Pacer, ParseCache, type RepoGraph, closureSteps, orphanReferrerSteps, readGraph, referencedBlobs } from "./graph";
 import { type GcReport, HeldTally, emptyReport } from "./gcreport";
 import type { Touches } from "./touches";
@@ -93,21 +94,28 @@ export class GarbageCollector {
   }
 
   /** One full pass over every repository and the pool. */
-  async run(opts: { dryRun?: boolean; signal?: AbortSignal; excluded?: Excluded } = {}): Promise<GcReport> {
+  async run(opts: { dryRun?: boolean; signal?: AbortSignal; excluded?: Excluded; progress?: (p: PassProgress) => void } = {}): Promise<GcReport> {
     const started = performance.now();
     const report = emptyReport(opts.dryRun ?? false);
     const repos = await this.deps.store.repositories();
     report.repositories = repos.length;
     const state = newState(report);
-    for (const repo of repos) {
+    // every repository, then the pool sweep
+    const total = repos.length + 1;
+    opts.progress?.({ done: 0, total });
+    for (const [i, repo] of repos.entries()) {
       if (opts.signal?.aborted) break;
       try {
         await this.collect(repo, report, state, opts.excluded?.get(repo));
       } finally {
         this.cache.clear();
       }
+      opts.progress?.({ done: i + 1, total });
     }
-    if (!opts.signal?.aborted) await this.sweep(report, state);
+    if (!opts.signal?.aborted) {
+      await this.sweep(report, state);
+      opts.progress?.({ done: total, total });
+    }
     state.held.finish();
     report.durationMs = Math.round(performance.now() - started);
     return report;

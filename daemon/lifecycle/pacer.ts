@@ -17,6 +17,12 @@
  */
 import { collectGarbage, heapUsedBytes, residentBytes } from "../platform/memory";
 
+/** Progress of a pass: units of work (repositories, for GC also the pool sweep) done out of the total. */
+export interface PassProgress {
+  done: number;
+  total: number;
+}
+
 /** Growth of the JS heap, beyond what the last collection left, that triggers a collection. */
 export const HEAP_SLACK = 6 * 1024 * 1024;
 

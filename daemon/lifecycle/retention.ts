@@ -23,6 +23,7 @@ import { parseDigest } from "../oci/digest";
 import type { Registry } from "../registry/registry";
 import type { Storage } from "../storage/api";
 import { Pacer, type ParseCache, type RepoGraph, closure, readGraph } from "./graph";
+import type { PassProgress } from "./pacer";
 import { RepoPatterns } from "./patterns";
 import { removeDecided } from "./prune";
 
@@ -72,13 +73,18 @@ export class Retention {
   }
 
   /** One pass over every repository a policy matches. */
-  async run(opts: { dryRun?: boolean; signal?: AbortSignal } = {}): Promise<RetentionReport> {
+  async run(opts: { dryRun?: boolean; signal?: AbortSignal; progress?: (p: PassProgress) => void } = {}): Promise<RetentionReport> {
     const report: RetentionReport = { dryRun: opts.dryRun ?? false, tags: [], manifests: [] };
     if (!this.active) return report;
     // Yields between steps and keeps the pass's garbage bounded (pacer.ts).
     const pacer = new Pacer();
-    for (const repo of await this.store.repositories()) {
+    const repos = await this.store.repositories();
+    let done = 0;
+    opts.progress?.({ done, total: repos.length });
+    for (const repo of repos) {
       if (opts.signal?.aborted) break;
+      if (done > 0) opts.progress?.({ done, total: repos.length });
+      done++;
       await pacer.tick();
       // It only has to span this repository's two reads (refs.ts).
       this.cache?.clear();
@@ -120,6 +126,7 @@ export class Retention {
         this.log.info("retention applied", { repo, tags: done.tags, manifests: done.manifests.length });
       });
     }
+    if (!opts.signal?.aborted) opts.progress?.({ done: repos.length, total: repos.length });
     return report;
   }
 
