@@ -139,12 +139,13 @@ export class GarbageCollector {
     const { store } = this.deps;
     const max = this.options.maxManifestBytes;
     // Outside the lock: fills the parse cache, so that the read under the lock is stats and lookups.
-    if (!(await readGraph(store, repo, max, { cache: this.cache, pacer: state.pacer }))) return;
+    const outside = await readGraph(store, repo, max, { cache: this.cache, pacer: state.pacer });
+    if (!outside) return;
     if (!(await store.indexes.exists(repo))) return;
     await store.indexes.transaction(repo, async (tx) => {
       // The decision is taken on the graph as it is under the lock: a manifest acknowledged
       // before this point is in it, one that comes later re-checks its references after.
-      const graph = await readGraph(store, repo, max, { cache: this.cache, pacer: state.pacer });
+      const graph = await readGraph(store, repo, max, { cache: this.cache, pacer: state.pacer, index: outside.index });
       if (!graph) return;
       for (const u of graph.unreadable) report.unreadable.push({ repo, ...u });
       if (graph.unreadable.length > 0) {

@@ -66,12 +66,15 @@ export interface RepoGraph {
 export interface ReadOptions {
   cache?: ParseCache;
   pacer?: Pacer;
+  /** An index read earlier in the pass: used again when the stored stamp still matches (one stat instead of a read). */
+  index?: RepoIndex;
 }
 
 /** Reads the graph of `repo`; undefined when the repository does not exist. */
 export async function readGraph(store: Storage, repo: string, maxManifestBytes: number, opts: ReadOptions = {}): Promise<RepoGraph | undefined> {
   // Not kept in the index cache: a pass over every repository would only churn it.
-  const index = await store.indexes.index(repo, { keep: false });
+  const earlier = opts.index && store.indexes.stamp ? opts.index : undefined;
+  const index = earlier && (await store.indexes.stamp!(repo)) === earlier.stamp ? earlier : await store.indexes.index(repo, { keep: false });
   if (!index) return undefined;
   const graph: RepoGraph = { repo, index, nodes: new Map(), incomplete: false, unreadable: [] };
   const oversize: { node: ManifestNode; mediaType: string }[] = [];

@@ -99,11 +99,12 @@ export class Retention {
         continue;
       }
       // Outside the lock: fills the parse cache, so that the read under the lock is stats and lookups.
-      if (!(await readGraph(this.store, repo, this.maxManifestBytes, { cache: this.cache, pacer }))) continue;
+      const outside = await readGraph(this.store, repo, this.maxManifestBytes, { cache: this.cache, pacer });
+      if (!outside) continue;
       if (!(await this.store.indexes.exists(repo))) continue;
       await this.store.indexes.transaction(repo, async (tx) => {
         // Decided and deleted in one hold of the lock: a tag pushed or moved before this point is in the graph.
-        const graph = await readGraph(this.store, repo, this.maxManifestBytes, { cache: this.cache, pacer });
+        const graph = await readGraph(this.store, repo, this.maxManifestBytes, { cache: this.cache, pacer, index: outside.index });
         if (!graph) return;
         if (graph.incomplete) {
           this.log.warn("retention: a manifest of the repository cannot be read at all; nothing of it is deleted", { repo });
