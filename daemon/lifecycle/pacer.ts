@@ -32,6 +32,9 @@ export const RSS_SLACK = 8 * 1024 * 1024;
 /** Milliseconds between two looks at the heap and the resident set. */
 export const HEAP_LOOK_MS = 100;
 
+/** After a collection that took d ms, none for QUIET_FACTOR x d ms: collections take at most a tenth of a pass. */
+export const QUIET_FACTOR = 9;
+
 /** What {@link HeapBound} reads (injectable for tests). */
 export interface MemoryProbe {
   heapUsed(): number | undefined;
@@ -52,6 +55,10 @@ export class HeapBound {
   private heapFloor: number | undefined;
   private rssFloor: number | undefined;
   private lastLook = Number.NEGATIVE_INFINITY;
+  /** Multiplies both slacks: doubled after a collection that found the growth alive, reset after one that freed it. */
+  private factor = 1;
+  /** No collection before this time: the last one's cost, times {@link QUIET_FACTOR}, after it. */
+  private quietUntil = Number.NEGATIVE_INFINITY;
   /** Collections this bound forced. */
   collections = 0;
 
@@ -62,21 +69,30 @@ export class HeapBound {
 
   /** Looks (at most every `lookMs`) and collects when the heap or the resident set grew by more than its slack. */
   check(now = performance.now()): void {
-    if (now - this.lastLook < this.lookMs) return;
+    if (now - this.lastLook < this.lookMs || now < this.quietUntil) return;
     this.lastLook = now;
     const heap = this.probe.heapUsed();
     const rss = this.probe.resident();
     // the floors follow what the runtime frees by itself
     if (heap !== undefined && (this.heapFloor === undefined || heap < this.heapFloor)) this.heapFloor = heap;
     if (rss !== undefined && (this.rssFloor === undefined || rss < this.rssFloor)) this.rssFloor = rss;
-    const heapGrew = heap !== undefined && heap - this.heapFloor! > HEAP_SLACK;
-    const rssGrew = rss !== undefined && rss - this.rssFloor! > RSS_SLACK;
+    const heapGrew = heap !== undefined && heap - this.heapFloor! > HEAP_SLACK * this.factor;
+    const rssGrew = rss !== undefined && rss - this.rssFloor! > RSS_SLACK * this.factor;
     if (!heapGrew && !rssGrew) return;
+    const started = performance.now();
     if (!this.probe.collect()) return;
     this.collections++;
+    // a collection over a large live heap is slow: at most a tenth of the pass's time goes to them
+    this.quietUntil = now + QUIET_FACTOR * (performance.now() - started);
+    const grown = heap !== undefined ? heap - this.heapFloor! : 0;
+    const after = this.probe.heapUsed() ?? heap;
+    // Growth that a collection does not free is live (one large repository's graph): the
+    // slack then doubles, so that collections stay a constant share of the work however
+    // large the live set grows, instead of one per slack of growth.
+    this.factor = heap !== undefined && after !== undefined && (heap - after) * 2 < grown ? Math.min(this.factor * 2, 64) : 1;
     // What the collection left: freed pages the allocator keeps count in the resident set
     // until reused, so the next collection waits for growth beyond this.
-    this.heapFloor = this.probe.heapUsed() ?? heap;
+    this.heapFloor = after;
     this.rssFloor = this.probe.resident() ?? rss;
   }
 }

@@ -7,7 +7,7 @@
 import { describe, expect, test } from "bun:test";
 import { linkSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { HEAP_SLACK, HeapBound, type MemoryProbe, Pacer, RSS_SLACK } from "../../daemon/lifecycle/pacer";
+import { HEAP_SLACK, HeapBound, type MemoryProbe, Pacer, QUIET_FACTOR, RSS_SLACK } from "../../daemon/lifecycle/pacer";
 import { type Disk, realDisk } from "../../daemon/platform/disk";
 import { createLifecycleRegistry } from "../helpers/lifecycle";
 import { pushImage, sha256 } from "../helpers/registry";
@@ -61,6 +61,54 @@ describe("HeapBound", () => {
     expect(state.collections).toBe(1);
     state.rss += 2 * MiB;
     bound.check(4);
+    expect(state.collections).toBe(2);
+  });
+
+  test("growth a collection does not free is live: the slack doubles (collections stay few while one large graph is built), and resets once garbage is freed again", () => {
+    const { state, probe } = fakeProbe();
+    const bound = new HeapBound(probe, 0);
+    bound.check(1);
+    const grow = (bytes: number) => {
+      state.heap += bytes;
+      state.live += bytes; // all of it alive
+    };
+    grow(HEAP_SLACK + MiB);
+    bound.check(2);
+    expect(state.collections).toBe(1);
+    grow(HEAP_SLACK + MiB); // would have collected with the base slack
+    bound.check(3);
+    expect(state.collections).toBe(1);
+    grow(HEAP_SLACK);
+    bound.check(4);
+    expect(state.collections).toBe(2);
+    // garbage again: freed by the next collection, after which the base slack applies
+    state.heap += 4 * HEAP_SLACK + MiB;
+    bound.check(5);
+    expect(state.collections).toBe(3);
+    state.heap += HEAP_SLACK + MiB;
+    bound.check(6);
+    expect(state.collections).toBe(4);
+  });
+
+  test("after a slow collection, none for nine times its cost (collections stay a tenth of a pass)", () => {
+    const { state, probe } = fakeProbe();
+    const slow: MemoryProbe = {
+      ...probe,
+      collect: () => {
+        const until = performance.now() + 2;
+        while (performance.now() < until); // a collection of at least 2 ms
+        return probe.collect();
+      },
+    };
+    const bound = new HeapBound(slow, 0);
+    bound.check(0);
+    state.heap += 2 * HEAP_SLACK;
+    bound.check(1);
+    expect(state.collections).toBe(1);
+    state.heap += 2 * HEAP_SLACK;
+    bound.check(1 + QUIET_FACTOR * 2 - 1); // within the quiet time of a 2 ms collection
+    expect(state.collections).toBe(1);
+    bound.check(10_000);
     expect(state.collections).toBe(2);
   });
 
