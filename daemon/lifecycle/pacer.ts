@@ -1,5 +1,5 @@
 /**
- * Pacing of the long lifecycle passes (GC, retention, scrub, eviction): they yield to the
+ * Pacing of the long lifecycle passes (GC, retention, scrub): they yield to the
  * event loop every few milliseconds, so requests are served while they run, and they keep
  * the garbage they leave behind bounded.
  *
@@ -12,8 +12,10 @@
  * runs during a pass started by the scheduler. So the pacer looks at the heap and the
  * resident set at most every {@link HEAP_LOOK_MS} and forces a full collection once either
  * has grown by more than its slack beyond what the last collection left: memory then stays
- * within the live size plus the slack, whatever the size of the store, for a few percent of
- * the time.
+ * within the live size plus the slack, whatever the size of the store. Two brakes keep the
+ * cost down: growth a collection finds alive (one large repository's graph) doubles the
+ * slack, and after a collection none follows for nine times what it took, so collections
+ * never take more than a tenth of a pass.
  */
 import { collectGarbage, heapUsedBytes, residentBytes } from "../platform/memory";
 
