@@ -43,6 +43,7 @@ import { lifecycleFamilies, schedulerFamilies, syncFamilies } from "./metrics/ba
 import { VERSION } from "./version";
 import { runOffline } from "./lifecycle/offline";
 import { lifecycleOptions } from "./lifecycle/options";
+import type { PassProgress } from "./lifecycle/pacer";
 import { countingDisk } from "./platform/countingdisk";
 import { CLIENT_COMMANDS, COMMAND_HELP, USAGE, helpFor, isHelpFlag, usageError } from "./cli/usage";
 import { configWarnings } from "./config/deprecated";
@@ -283,8 +284,8 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   const storage = {
     stats: () => lcs.stats(),
     quarantine: () => lcs.quarantine(),
-    gc: async (dryRun: boolean) => (await startup.done, lcs.gc(dryRun)),
-    retention: async (dryRun: boolean) => (await startup.done, lcs.retention(dryRun)),
+    gc: async (dryRun: boolean, progress?: (p: PassProgress) => void) => (await startup.done, lcs.gc(dryRun, undefined, progress)),
+    retention: async (dryRun: boolean, progress?: (p: PassProgress) => void) => (await startup.done, lcs.retention(dryRun, progress)),
     scrub: async (progress?: (p: { done: number; total: number; bytes: number; totalBytes: number }) => void) => (await startup.done, lcs.scrub(progress)),
   };
   const app = createApp({

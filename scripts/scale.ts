@@ -17,14 +17,17 @@
  *
  * Environment: BERTH_SRC (a checkout whose daemon/main.ts is run; default this one),
  * SCALE_SMALL (repositories of the first workload, default 500), SCALE_BIG (64 MiB pushes,
- * default 16), SCALE_IDLE_S (seconds waited after the traffic, default 60).
+ * default 16), SCALE_IDLE_S (seconds waited after the traffic, default 60), SCALE_DIR (store
+ * mode: generate each store once under this directory and reuse it in later runs; GC and
+ * retention remove nothing from a generated store, so it stays the same), SCALE_PASSES=1
+ * (store mode: only GC, retention and scrub).
  * RSS is sampled from /proc/PID/status every 50 ms, with its anonymous part (RssAnon: the
  * heap, the allocator's pages, buffers) beside it: the rest is file-backed, mostly the
  * runtime's own executable text (Bun's is ~37 MiB resident at start, ~46 MiB once the
  * server's code paths have run), which is clean, shared with the page cache, and not
  * something a collection or the allocator can give back.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -315,11 +318,17 @@ function generate(root: string, manifests: number): void {
 async function store(sizes: number[]): Promise<void> {
   row("manifests", "repos", "gen s", "first start ms", "restart ms", "idle MiB", "catalog ms/peak", "tags ms/peak", "HEAD x2000 ms/peak", "GC ms/peak", "retention ms/peak", "scrub ms/peak", "idle after MiB");
   for (const size of sizes) {
-    const work = mkdtempSync(join(tmpdir(), "berth-scale-store-"));
+    const keep = process.env.SCALE_DIR;
+    const work = keep ? join(resolve(keep), String(size)) : mkdtempSync(join(tmpdir(), "berth-scale-store-"));
     const root = join(work, "root");
     let t = performance.now();
-    generate(root, size);
-    const gen = (performance.now() - t) / 1000;
+    const reused = keep !== undefined && existsSync(join(work, "generated"));
+    if (!reused) {
+      rmSync(root, { recursive: true, force: true });
+      generate(root, size);
+      if (keep) writeFileSync(join(work, "generated"), `${size}\n`);
+    }
+    const gen = reused ? 0 : (performance.now() - t) / 1000;
     const repos = Math.ceil(size / 10);
     const names = Array.from({ length: repos }, (_, r) => `gen/g${Math.floor(r / 100)}/r${r}`);
     const policy = `[retention]\ninterval = 0\n[[retention.policy]]\nrepositories = ["gen/**"]\nkeep_last = 100\n`;
@@ -336,9 +345,10 @@ async function store(sizes: number[]): Promise<void> {
       return `${f1(performance.now() - tt)}/${f1(s.peak)}`;
     };
     const admin = (what: string) => async () => { await (await ok(await fetch(`${s.url}/api/v1/storage/${what}`, { method: "POST" }), [200], what)).arrayBuffer(); };
-    const cat = await timed(() => allPages(s.url, "/v2/_catalog"));
-    const tags = await timed(() => pool(repos, 16, async (i) => { await allPages(s.url, `/v2/${names[i]}/tags/list`); }));
-    const head = await timed(() => pool(2000, 16, async (i) => {
+    const passesOnly = process.env.SCALE_PASSES === "1";
+    const cat = passesOnly ? "-" : await timed(() => allPages(s.url, "/v2/_catalog"));
+    const tags = passesOnly ? "-" : await timed(() => pool(repos, 16, async (i) => { await allPages(s.url, `/v2/${names[i]}/tags/list`); }));
+    const head = passesOnly ? "-" : await timed(() => pool(2000, 16, async (i) => {
       const r = await fetch(`${s.url}/v2/${names[(i * 7919) % repos]}/manifests/t${i % 10}`, { method: "HEAD", headers: { Accept: OCI_MANIFEST } });
       await (await ok(r, [200], "HEAD")).arrayBuffer();
     }));
@@ -348,7 +358,7 @@ async function store(sizes: number[]): Promise<void> {
     await Bun.sleep(IDLE_S * 1000);
     row(String(size), String(repos), f1(gen), f1(first), f1(restart), f1(idle), cat, tags, head, gc, ret, scrub, f1(rssMiB(s.pid)));
     await s.stop();
-    rmSync(work, { recursive: true, force: true });
+    if (!keep) rmSync(work, { recursive: true, force: true });
     void t;
     t = 0;
   }

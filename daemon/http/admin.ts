@@ -46,8 +46,10 @@ export interface StorageAdmin {
   stats(): object;
   /** Quarantined blobs. */
   quarantine(): unknown[];
-  gc(dryRun: boolean): Promise<unknown>;
-  retention(dryRun: boolean): Promise<unknown>;
+  /** A GC pass; `progress` (optional) is told repositories done out of the total (the pool sweep counts as one). */
+  gc(dryRun: boolean, progress?: (p: TaskProgress) => void): Promise<unknown>;
+  /** A retention pass; `progress` (optional) is told repositories done out of the total. */
+  retention(dryRun: boolean, progress?: (p: TaskProgress) => void): Promise<unknown>;
   /** A scrub; `progress` (optional) is told blobs and bytes checked out of the totals. */
   scrub(progress?: (p: TaskProgress) => void): Promise<unknown>;
 }
@@ -209,13 +211,13 @@ export function createAdminApp(deps: AdminDeps): (req: Request) => Response | Pr
         })
         .post("/storage/gc", ({ query, set, headers }) => {
           const storage = deps.storage;
-          return storage ? maybeAsync(tasks, "gc", { query, headers, set }, () => storage.gc(dryRun(query))) : noStorage(set);
+          return storage ? maybeAsync(tasks, "gc", { query, headers, set }, (progress) => storage.gc(dryRun(query), progress)) : noStorage(set);
         }, {
           detail: { tags: ["storage"], summary: "Run a garbage-collection pass now (?dry_run=true reports only; ?async=true answers 202 with a task)" },
         })
         .post("/storage/retention", ({ query, set, headers }) => {
           const storage = deps.storage;
-          return storage ? maybeAsync(tasks, "retention", { query, headers, set }, () => storage.retention(dryRun(query))) : noStorage(set);
+          return storage ? maybeAsync(tasks, "retention", { query, headers, set }, (progress) => storage.retention(dryRun(query), progress)) : noStorage(set);
         }, {
           detail: { tags: ["storage"], summary: "Apply the retention policies now (?dry_run=true reports only; ?async=true answers 202 with a task)" },
         })

@@ -36,6 +36,7 @@ import { tagOf } from "../oci/layoutindex";
 import type { Registry } from "../registry/registry";
 import type { BlobInfo, IndexTransaction } from "../storage/api";
 import type { Storage } from "../storage/api";
+import type { PassProgress } from "./pacer";
 import { Pacer, ParseCache, type RepoGraph, closureSteps, orphanReferrerSteps, readGraph, referencedBlobs } from "./graph";
 import { type GcReport, HeldTally, emptyReport } from "./gcreport";
 import type { Touches } from "./touches";
@@ -93,17 +94,28 @@ export class GarbageCollector {
   }
 
   /** One full pass over every repository and the pool. */
-  async run(opts: { dryRun?: boolean; signal?: AbortSignal; excluded?: Excluded } = {}): Promise<GcReport> {
+  async run(opts: { dryRun?: boolean; signal?: AbortSignal; excluded?: Excluded; progress?: (p: PassProgress) => void } = {}): Promise<GcReport> {
     const started = performance.now();
     const report = emptyReport(opts.dryRun ?? false);
     const repos = await this.deps.store.repositories();
     report.repositories = repos.length;
     const state = newState(report);
-    for (const repo of repos) {
+    // every repository, then the pool sweep
+    const total = repos.length + 1;
+    opts.progress?.({ done: 0, total });
+    for (const [i, repo] of repos.entries()) {
       if (opts.signal?.aborted) break;
-      await this.collect(repo, report, state, opts.excluded?.get(repo));
+      try {
+        await this.collect(repo, report, state, opts.excluded?.get(repo));
+      } finally {
+        this.cache.clear();
+      }
+      opts.progress?.({ done: i + 1, total });
     }
-    if (!opts.signal?.aborted) await this.sweep(report, state);
+    if (!opts.signal?.aborted) {
+      await this.sweep(report, state);
+      opts.progress?.({ done: total, total });
+    }
     state.held.finish();
     report.durationMs = Math.round(performance.now() - started);
     return report;
@@ -127,12 +139,13 @@ export class GarbageCollector {
     const { store } = this.deps;
     const max = this.options.maxManifestBytes;
     // Outside the lock: fills the parse cache, so that the read under the lock is stats and lookups.
-    if (!(await readGraph(store, repo, max, { cache: this.cache, pacer: state.pacer }))) return;
+    const outside = await readGraph(store, repo, max, { cache: this.cache, pacer: state.pacer });
+    if (!outside) return;
     if (!(await store.indexes.exists(repo))) return;
     await store.indexes.transaction(repo, async (tx) => {
       // The decision is taken on the graph as it is under the lock: a manifest acknowledged
       // before this point is in it, one that comes later re-checks its references after.
-      const graph = await readGraph(store, repo, max, { cache: this.cache, pacer: state.pacer });
+      const graph = await readGraph(store, repo, max, { cache: this.cache, pacer: state.pacer, index: outside.index });
       if (!graph) return;
       for (const u of graph.unreadable) report.unreadable.push({ repo, ...u });
       if (graph.unreadable.length > 0) {

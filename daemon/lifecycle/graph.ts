@@ -26,9 +26,11 @@ import { tagOf } from "../oci/layoutindex";
 import { MANIFEST_TYPES } from "../oci/mediatypes";
 import type { RepoIndex } from "../storage/api";
 import type { Storage } from "../storage/api";
+import type { Pacer } from "./pacer";
 import { type ParseCache, parseNode } from "./refs";
 
 export { ParseCache } from "./refs";
+export { Pacer } from "./pacer";
 
 /** One manifest listed in (or reachable from) index.json. */
 export interface ManifestNode {
@@ -60,38 +62,19 @@ export interface RepoGraph {
   unreadable: { digest: string; reason: string }[];
 }
 
-/** Yields to the event loop once more than `sliceMs` passed since the last yield. */
-export class Pacer {
-  private last = performance.now();
-
-  constructor(private readonly sliceMs = 4) {}
-
-  /** Runs a computation written as a generator, yielding to the event loop between its steps as needed. */
-  async run<T>(steps: Generator<void, T>): Promise<T> {
-    for (;;) {
-      const next = steps.next();
-      if (next.done) return next.value;
-      await this.tick();
-    }
-  }
-
-  /** Call once per unit of work; resolves at once unless the slice is used up. */
-  async tick(): Promise<void> {
-    if (performance.now() - this.last < this.sliceMs) return;
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    this.last = performance.now();
-  }
-}
-
 /** Options for {@link readGraph}. */
 export interface ReadOptions {
   cache?: ParseCache;
   pacer?: Pacer;
+  /** An index read earlier in the pass: used again when the stored stamp still matches (one stat instead of a read). */
+  index?: RepoIndex;
 }
 
 /** Reads the graph of `repo`; undefined when the repository does not exist. */
 export async function readGraph(store: Storage, repo: string, maxManifestBytes: number, opts: ReadOptions = {}): Promise<RepoGraph | undefined> {
-  const index = await store.indexes.index(repo);
+  // Not kept in the index cache: a pass over every repository would only churn it.
+  const earlier = opts.index && store.indexes.stamp ? opts.index : undefined;
+  const index = earlier && (await store.indexes.stamp!(repo)) === earlier.stamp ? earlier : await store.indexes.index(repo, { keep: false });
   if (!index) return undefined;
   const graph: RepoGraph = { repo, index, nodes: new Map(), incomplete: false, unreadable: [] };
   const oversize: { node: ManifestNode; mediaType: string }[] = [];

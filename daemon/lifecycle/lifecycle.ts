@@ -25,6 +25,7 @@ import type { DedupeFigures, Storage } from "../storage/api";
 import { type EvictionRecord, Evictor } from "./evict";
 import { type Excluded, GarbageCollector, type GcOptions, type GcReport } from "./gc";
 import { PinPatterns, RepoPatterns } from "./patterns";
+import type { PassProgress } from "./pacer";
 import { Quota, type QuotaFigures, type QuotaOptions } from "./quota";
 import { Retention, type RetentionPolicy, type RetentionReport } from "./retention";
 import type { Task } from "../scheduler/task";
@@ -133,7 +134,7 @@ export class Lifecycle {
    * with its summary; a scheduled one (`scheduled`) only when it removed, held back or
    * skipped something.
    */
-  async gc(opts: { dryRun?: boolean; signal?: AbortSignal; excluded?: Excluded; scheduled?: boolean } = {}): Promise<GcReport> {
+  async gc(opts: { dryRun?: boolean; signal?: AbortSignal; excluded?: Excluded; scheduled?: boolean; progress?: (p: PassProgress) => void } = {}): Promise<GcReport> {
     const report = await this.collector.run(opts);
     if (!report.dryRun) {
       this.lastGc = report;
@@ -154,9 +155,9 @@ export class Lifecycle {
   }
 
   /** One retention pass (dry when configured so, or asked); a manual one logs its summary. */
-  async retention(opts: { dryRun?: boolean; signal?: AbortSignal; scheduled?: boolean } = {}): Promise<RetentionReport> {
+  async retention(opts: { dryRun?: boolean; signal?: AbortSignal; scheduled?: boolean; progress?: (p: PassProgress) => void } = {}): Promise<RetentionReport> {
     const dryRun = opts.dryRun ?? this.options.retention.dryRun;
-    const report = await this.retainer.run({ dryRun, signal: opts.signal });
+    const report = await this.retainer.run({ dryRun, signal: opts.signal, ...(opts.progress ? { progress: opts.progress } : {}) });
     if (dryRun && (report.tags.length > 0 || report.manifests.length > 0)) this.log.info("retention (dry run) would delete", { tags: report.tags, manifests: report.manifests });
     if (!opts.scheduled) {
       this.log.info(dryRun ? "retention: dry run done (nothing changed)" : "retention: pass done", {

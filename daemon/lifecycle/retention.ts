@@ -22,7 +22,8 @@ import type { UsageStats } from "../meta/usage";
 import { parseDigest } from "../oci/digest";
 import type { Registry } from "../registry/registry";
 import type { Storage } from "../storage/api";
-import { type ParseCache, type RepoGraph, closure, readGraph } from "./graph";
+import { Pacer, type ParseCache, type RepoGraph, closure, readGraph } from "./graph";
+import type { PassProgress } from "./pacer";
 import { RepoPatterns } from "./patterns";
 import { removeDecided } from "./prune";
 
@@ -72,15 +73,25 @@ export class Retention {
   }
 
   /** One pass over every repository a policy matches. */
-  async run(opts: { dryRun?: boolean; signal?: AbortSignal } = {}): Promise<RetentionReport> {
+  async run(opts: { dryRun?: boolean; signal?: AbortSignal; progress?: (p: PassProgress) => void } = {}): Promise<RetentionReport> {
     const report: RetentionReport = { dryRun: opts.dryRun ?? false, tags: [], manifests: [] };
     if (!this.active) return report;
-    for (const repo of await this.store.repositories()) {
+    // Yields between steps and keeps the pass's garbage bounded (pacer.ts).
+    const pacer = new Pacer();
+    const repos = await this.store.repositories();
+    let done = 0;
+    opts.progress?.({ done, total: repos.length });
+    for (const repo of repos) {
       if (opts.signal?.aborted) break;
+      if (done > 0) opts.progress?.({ done, total: repos.length });
+      done++;
+      await pacer.tick();
+      // It only has to span this repository's two reads (refs.ts).
+      this.cache?.clear();
       const compiled = this.policies.find((p) => p.repos.matches(repo));
       if (!compiled) continue;
       if (opts.dryRun) {
-        const graph = await readGraph(this.store, repo, this.maxManifestBytes, { cache: this.cache });
+        const graph = await readGraph(this.store, repo, this.maxManifestBytes, { cache: this.cache, pacer });
         if (!graph || graph.incomplete) continue;
         const plan = this.plan(graph, compiled);
         report.tags.push(...plan.tags.map((t) => ({ repo, ...t })));
@@ -88,11 +99,12 @@ export class Retention {
         continue;
       }
       // Outside the lock: fills the parse cache, so that the read under the lock is stats and lookups.
-      if (!(await readGraph(this.store, repo, this.maxManifestBytes, { cache: this.cache }))) continue;
+      const outside = await readGraph(this.store, repo, this.maxManifestBytes, { cache: this.cache, pacer });
+      if (!outside) continue;
       if (!(await this.store.indexes.exists(repo))) continue;
       await this.store.indexes.transaction(repo, async (tx) => {
         // Decided and deleted in one hold of the lock: a tag pushed or moved before this point is in the graph.
-        const graph = await readGraph(this.store, repo, this.maxManifestBytes, { cache: this.cache });
+        const graph = await readGraph(this.store, repo, this.maxManifestBytes, { cache: this.cache, pacer, index: outside.index });
         if (!graph) return;
         if (graph.incomplete) {
           this.log.warn("retention: a manifest of the repository cannot be read at all; nothing of it is deleted", { repo });
@@ -114,8 +126,8 @@ export class Retention {
         for (const digest of done.manifests) this.usage?.forget(repo, digest);
         this.log.info("retention applied", { repo, tags: done.tags, manifests: done.manifests.length });
       });
-      await new Promise<void>((resolve) => setImmediate(resolve));
     }
+    if (!opts.signal?.aborted) opts.progress?.({ done: repos.length, total: repos.length });
     return report;
   }
 
@@ -123,18 +135,20 @@ export class Retention {
   private plan(graph: RepoGraph, c: Compiled): { tags: { tag: string; digest: string }[]; manifests: string[] } {
     const p = c.policy;
     const now = this.now();
-    const tagged: { tag: string; digest: string; used: number }[] = [];
-    for (const node of graph.nodes.values()) {
-      for (const tag of node.tags) tagged.push({ tag, digest: node.digest, used: this.lastUsed(graph.repo, tag, node.digest) });
-    }
+    // When each tag was last used is asked only where a rule needs it (statistics and a stat
+    // per tag): a repository with no more tags than keepLast keeps them all without it.
+    const tagged: { tag: string; digest: string; used?: number }[] = [];
+    for (const node of graph.nodes.values()) for (const tag of node.tags) tagged.push({ tag, digest: node.digest });
+    const usedOf = (t: { tag: string; digest: string; used?: number }): number => (t.used ??= this.lastUsed(graph.repo, t.tag, t.digest));
     const hasTagRules = p.keepLast > 0 || c.keepTags.length > 0 || p.keepWithinMs > 0;
     const keep = new Set<string>();
-    if (!hasTagRules) for (const t of tagged) keep.add(t.tag);
+    if (!hasTagRules || tagged.length <= p.keepLast) for (const t of tagged) keep.add(t.tag);
     else {
-      [...tagged].sort((a, b) => b.used - a.used || (a.tag < b.tag ? -1 : 1)).slice(0, p.keepLast).forEach((t) => keep.add(t.tag));
+      if (p.keepLast > 0) [...tagged].sort((a, b) => usedOf(b) - usedOf(a) || (a.tag < b.tag ? -1 : 1)).slice(0, p.keepLast).forEach((t) => keep.add(t.tag));
       for (const t of tagged) {
+        if (keep.has(t.tag)) continue;
         if (c.keepTags.some((re) => re.test(t.tag))) keep.add(t.tag);
-        if (p.keepWithinMs > 0 && t.used >= now - p.keepWithinMs) keep.add(t.tag);
+        else if (p.keepWithinMs > 0 && usedOf(t) >= now - p.keepWithinMs) keep.add(t.tag);
       }
     }
     const deleted = tagged.filter((t) => !keep.has(t.tag));

@@ -12,6 +12,7 @@
  */
 import type { Logger } from "../log";
 import type { AuditItem, Storage } from "../storage/api";
+import { Pacer } from "./pacer";
 
 /** One quarantined blob. */
 export interface QuarantineEntry {
@@ -83,7 +84,9 @@ export class Scrubber {
     let total = 0;
     let totalBytes = 0;
     if (progress) {
+      const pacer = new Pacer();
       for await (const blob of this.store.storedBlobs()) {
+        await pacer.tick();
         total++;
         totalBytes += blob.size;
       }
@@ -92,8 +95,11 @@ export class Scrubber {
     this.counters.runs++;
     this.counters.lastStarted = started;
     const report: ScrubReport = { blobsChecked: 0, bytesChecked: 0, quarantined: [], aborted: false };
+    // Keeps the garbage of the walk and the hashing bounded (pacer.ts).
+    const pacer = new Pacer();
     for await (const item of this.store.audit.auditItems()) {
       if (signal?.aborted) break;
+      await pacer.tick();
       const actual = await item.hash();
       if (actual === undefined) continue; // removed meanwhile
       report.blobsChecked++;

@@ -37,6 +37,27 @@ function runtimeCollector(): Collect | undefined {
   return gc ? () => gc() : undefined;
 }
 
+/** Forces a full collection of the JS heap; false on a runtime that cannot collect on demand (never throws). */
+export function collectGarbage(): boolean {
+  const collect = runtimeCollector();
+  if (!collect) return false;
+  try {
+    collect();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Bytes of the JS heap in use (live objects and garbage not yet collected), or undefined when unknown (never throws). */
+export function heapUsedBytes(): number | undefined {
+  try {
+    return process.memoryUsage().heapUsed;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The resident set in bytes, or undefined when it cannot be read right now (never throws). */
 export function residentBytes(): number | undefined {
   try {

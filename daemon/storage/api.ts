@@ -193,8 +193,12 @@ export function updateIndex(
 export interface RepoIndexStore {
   /** True when the repository exists. */
   exists(repo: string): Awaitable<boolean>;
-  /** The repository's index, or undefined when there is no such repository. */
-  index(repo: string): Promise<RepoIndex | undefined>;
+  /**
+   * The repository's index, or undefined when there is no such repository. `keep: false`
+   * (lifecycle passes over every repository) serves a cached copy but does not cache what
+   * it had to read, so a pass does not churn the cache of the indexes requests use.
+   */
+  index(repo: string, opts?: { keep?: boolean }): Promise<RepoIndex | undefined>;
   /** When the stored index last changed (ms since the epoch), or undefined. */
   changedAt(repo: string): Awaitable<number | undefined>;
   /** Optional: the stored index's version stamp without reading it (undefined: no such repository). */

@@ -136,7 +136,7 @@ export class Layouts implements RepoIndexStore {
    * The repository's index, or undefined if there is no such repository. Cheap when the
    * file has not changed: one stat.
    */
-  async index(name: string): Promise<RepoIndex | undefined> {
+  async index(name: string, opts: { keep?: boolean } = {}): Promise<RepoIndex | undefined> {
     const path = this.paths.index(name);
     const version = versionOf(this.disk, path);
     if (version === undefined) {
@@ -154,7 +154,7 @@ export class Layouts implements RepoIndexStore {
       doc = emptyIndex();
     }
     const index = buildIndex(stamp, doc);
-    this.cache.set(name, index, version.size);
+    if (opts.keep !== false) this.cache.set(name, index, version.size);
     return index;
   }
 

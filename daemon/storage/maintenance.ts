@@ -62,6 +62,9 @@ export class LocalSweep implements BlobSweep {
   }
 }
 
+/** Shared files outside the pool a scrub remembers, so as to hash each once (8 bytes or so each). */
+export const AUDIT_SEEN_MAX = 65_536;
+
 /** Scrub support; see {@link BlobAudit}. */
 export class LocalAudit implements BlobAudit {
   /** Where each item handed out was found (the file whose bytes it hashes). */
@@ -74,26 +77,36 @@ export class LocalAudit implements BlobAudit {
     private readonly indexes: RepoIndexStore,
   ) {}
 
-  /** The pool first, then blobs repositories hold outside it; each stored file once. */
+  /**
+   * The pool first, then blobs repositories hold outside it; each stored file once. Nothing
+   * per blob is remembered for the pool (its entries are distinct files) or for a file with
+   * one link; a repository's file with several links is skipped when it is the pool entry of
+   * its digest (one stat), and other shared files are remembered up to {@link AUDIT_SEEN_MAX}
+   * (past that a file two repositories share may be hashed twice, which is only time).
+   */
   *auditItems(): Iterable<AuditItem> {
     const seen = new Set<number>();
-    const item = (digestText: string, path: string, id: number | undefined, size: number): AuditItem | undefined => {
+    const item = (digestText: string, path: string, size: number): AuditItem | undefined => {
       const digest = parseDigest(digestText);
-      if (!digest || id === undefined || seen.has(id)) return undefined;
-      seen.add(id);
+      if (!digest) return undefined;
       const it: AuditItem = { digest, size, hash: () => hashOrGone(digest.algorithm, path) };
       this.found.set(it, path);
       return it;
     };
     for (const e of this.walk.storedBlobs()) {
       const [alg, hex] = split(e.digest);
-      const it = isAlgorithm(alg) ? item(e.digest, this.paths.poolBlob(alg, hex), e.id, e.size) : undefined;
+      const it = isAlgorithm(alg) && e.id !== undefined ? item(e.digest, this.paths.poolBlob(alg, hex), e.size) : undefined;
       if (it) yield it;
     }
     for (const repo of this.walk.repositoriesSync()) {
       for (const e of this.walk.repoBlobs(repo)) {
         const [alg, hex] = split(e.digest);
-        const it = isAlgorithm(alg) ? item(e.digest, this.paths.blob(repo, alg, hex), e.id, e.size) : undefined;
+        if (!isAlgorithm(alg) || e.id === undefined) continue;
+        if ((e.links ?? 1) > 1) {
+          if (this.disk.stat(this.paths.poolBlob(alg, hex))?.ino === e.id || seen.has(e.id)) continue;
+          if (seen.size < AUDIT_SEEN_MAX) seen.add(e.id);
+        }
+        const it = item(e.digest, this.paths.blob(repo, alg, hex), e.size);
         if (it) yield it;
       }
     }

@@ -172,8 +172,8 @@ class CompositeIndexes implements RepoIndexStore {
     const indexes = this.c.of(repo).indexes;
     return indexes.stamp ? indexes.stamp(repo) : undefined;
   }
-  async index(repo: string): Promise<RepoIndex | undefined> {
-    return this.c.of(repo).indexes.index(repo);
+  async index(repo: string, opts?: { keep?: boolean }): Promise<RepoIndex | undefined> {
+    return this.c.of(repo).indexes.index(repo, opts);
   }
   changedAt(repo: string) {
     return this.c.of(repo).indexes.changedAt(repo);

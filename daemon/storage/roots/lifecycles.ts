@@ -21,6 +21,7 @@ import type { Registry } from "../../registry/registry";
 import type { Task } from "../../scheduler/task";
 import type { Excluded, GcReport } from "../../lifecycle/gc";
 import { Lifecycle, LifecycleMarks, type LifecycleOptions, type LifecycleStats } from "../../lifecycle/lifecycle";
+import type { PassProgress } from "../../lifecycle/pacer";
 import type { RetentionReport } from "../../lifecycle/retention";
 import type { ScrubProgress, ScrubReport } from "../../lifecycle/scrub";
 import type { OpenedRoot } from "./open";
@@ -161,15 +162,17 @@ export class RootLifecycles {
   }
 
   /** One GC pass per root, one after the other; the report merged, each root's under `roots`. */
-  async gc(dryRun: boolean, excluded?: Excluded): Promise<GcReport & { roots?: { prefix: string; report: GcReport }[] }> {
+  async gc(dryRun: boolean, excluded?: Excluded, progress?: (p: PassProgress) => void): Promise<GcReport & { roots?: { prefix: string; report: GcReport }[] }> {
     const reports: { prefix: string; report: GcReport }[] = [];
-    for (const r of this.roots) reports.push({ prefix: r.prefix, report: await r.lc.gc({ dryRun, ...(excluded ? { excluded } : {}) }) });
+    const across = acrossRoots(progress);
+    for (const r of this.roots) reports.push({ prefix: r.prefix, report: await r.lc.gc({ dryRun, ...(excluded ? { excluded } : {}), progress: across.next() }) });
     return this.opened.length === 1 ? reports[0]!.report : { ...mergeGc(reports.map((x) => x.report)), roots: reports };
   }
 
-  async retention(dryRun: boolean): Promise<RetentionReport & { roots?: { prefix: string; report: RetentionReport }[] }> {
+  async retention(dryRun: boolean, progress?: (p: PassProgress) => void): Promise<RetentionReport & { roots?: { prefix: string; report: RetentionReport }[] }> {
     const reports: { prefix: string; report: RetentionReport }[] = [];
-    for (const r of this.roots) reports.push({ prefix: r.prefix, report: await r.lc.retention({ dryRun }) });
+    const across = acrossRoots(progress);
+    for (const r of this.roots) reports.push({ prefix: r.prefix, report: await r.lc.retention({ dryRun, progress: across.next() }) });
     if (this.opened.length === 1) return reports[0]!.report;
     const all = reports.map((x) => x.report);
     return { dryRun: all.every((x) => x.dryRun), tags: all.flatMap((x) => x.tags), manifests: all.flatMap((x) => x.manifests), roots: reports };
@@ -197,6 +200,24 @@ export class RootLifecycles {
       roots: reports,
     };
   }
+}
+
+/** Progress of one pass per root, told as one: each root's done and total added to the roots' before it. */
+function acrossRoots(progress: ((p: PassProgress) => void) | undefined): { next(): ((p: PassProgress) => void) | undefined } {
+  const before = { done: 0, total: 0 };
+  let last = { done: 0, total: 0 };
+  return {
+    next() {
+      before.done += last.done;
+      before.total += last.total;
+      last = { done: 0, total: 0 };
+      if (!progress) return undefined;
+      return (p) => {
+        last = p;
+        progress({ done: before.done + p.done, total: before.total + p.total });
+      };
+    },
+  };
 }
 
 /** GC reports of several roots as one. */
