@@ -9,6 +9,8 @@
  * is the file streamed up (a multipart upload of `partSize` parts, memory (2 + 1) × partSize
  * whatever the blob's size, and at most MAX_UPLOADS uploads at once); then the link is written, and the blob is HEADed again so that a
  * GC in another process that removed it meanwhile is noticed and the bytes are sent again.
+ * Linking a blob the bucket already has (a mount, an upload of bytes already stored) is a
+ * guarded write (gclock.ts), so that no GC deletes what the acknowledgement promises.
  * Reads are ranged GETs streamed to the client, or (opt-in) redirects to presigned URLs.
  */
 import { createReadStream } from "node:fs";
@@ -16,12 +18,15 @@ import { Readable } from "node:stream";
 import type { Algorithm, Digest } from "../../oci/digest";
 import type { BlobBody, BlobIngest, BlobInfo, BlobStore, ByteRange, IngestOptions } from "../api";
 import type { S3Client } from "./client";
+import type { GcLock } from "./gclock";
 import type { S3Keys } from "./keys";
 import type { KnownBlob, LinkState } from "./links";
 import { uploadStream } from "./multipart";
 
 /** Blob uploads to the bucket at once (each holds up to PART_CONCURRENCY + 1 part buffers). */
 export const MAX_UPLOADS = 4;
+/** With a blob grace below this, the link of freshly uploaded bytes is a guarded write too. */
+const GUARD_FRESH_BELOW_MS = 60_000;
 /** Parts of one upload in flight at once. */
 const PART_CONCURRENCY = 2;
 
@@ -37,6 +42,10 @@ export interface S3BlobOptions {
   startIngest(repo: string, algorithm: Algorithm, options: IngestOptions): Promise<BlobIngest>;
   /** Creates the repository's index if needed (before its first link). */
   ensureRepo(repo: string): Promise<void>;
+  /** Guards links of blobs already stored against another process's GC. */
+  gcLock: GcLock;
+  /** A blob older than half of this is touched when linked anew (backend.ts, blobGraceMs). */
+  graceMs: number;
 }
 
 /** The bucket's blobs and each repository's links. */
@@ -104,16 +113,28 @@ export class S3Blobs implements BlobStore {
   async mount(repo: string, digest: Digest, from?: string): Promise<boolean> {
     if (!(await this.canMount(digest, from))) return false;
     await this.options.ensureRepo(repo);
-    await this.s3.put(this.keys.link(repo, digest.value), new Uint8Array(0));
-    const blob = await this.s3.head(this.keys.blob(digest.value));
-    if (!blob) {
-      await this.s3.delete(this.keys.link(repo, digest.value));
-      this.state.dropped(digest.value);
-      this.state.unlinked(repo, digest.value);
-      return false;
-    }
-    this.state.linked(repo, digest.value, { size: blob.size, mtimeMs: blob.lastModified.getTime() });
-    return true;
+    if (await this.linkStored(repo, digest)) return true;
+    this.state.dropped(digest.value);
+    return false;
+  }
+
+  /**
+   * Links the stored blob into `repo` as a guarded write (gclock.ts): checked under an
+   * intent, touched when old (a GC that decided on it keeps it), linked; undefined (nothing
+   * written) when the bucket does not have it.
+   */
+  private linkStored(repo: string, digest: Digest): Promise<KnownBlob | undefined> {
+    const lock = this.options.gcLock;
+    return lock.guard(`a link of ${digest.value} into "${repo}"`, async (g) => {
+      const info = await this.s3.head(this.keys.blob(digest.value));
+      if (!info) return undefined;
+      const blob = { size: info.size, mtimeMs: info.lastModified.getTime() };
+      const signal = await g.beforeWrite();
+      if (blob.mtimeMs + this.options.graceMs / 2 <= Date.now()) await lock.touch(digest.value, g.epoch, signal);
+      await this.s3.put(this.keys.link(repo, digest.value), new Uint8Array(0), { signal });
+      this.state.linked(repo, digest.value, blob);
+      return blob;
+    });
   }
 
   /** Removes the repository's link (the bytes stay for other repositories, and GC). */
@@ -158,8 +179,17 @@ export class S3Blobs implements BlobStore {
   async publish(repo: string, digest: Digest, path: string): Promise<void> {
     await this.options.ensureRepo(repo);
     const key = this.keys.blob(digest.value);
-    let blob = (await this.s3.head(key)) ? await this.blobInfo(digest.value) : undefined;
-    if (!blob) blob = await this.upload(key, path);
+    if ((await this.s3.head(key)) && (await this.linkStored(repo, digest))) return;
+    let blob = await this.upload(key, path);
+    // New bytes are young, so no GC decides on them before the link below is written, unless
+    // the grace is too short to cover this moment: then the link is a guarded write too.
+    if (this.options.graceMs < GUARD_FRESH_BELOW_MS) {
+      for (let tries = 1; !(await this.linkStored(repo, digest)); tries++) {
+        if (tries >= 3) throw new Error(`Blob ${digest.value} was removed from the bucket three times while it was being linked into "${repo}"`);
+        await this.upload(key, path);
+      }
+      return;
+    }
     await this.s3.put(this.keys.link(repo, digest.value), new Uint8Array(0));
     const after = await this.s3.head(key);
     if (!after) blob = await this.upload(key, path);
