@@ -15,8 +15,9 @@
  * check what it relies on against a view of the bucket valid at e (links.ts `validAt`: the
  * repository's links were listed after the lease was seen free at e; otherwise it lists them
  * again and re-runs its check), write (an index PUT; or HEAD blob, PUT touch with epoch e if
- * the blob is old, PUT link), and (w4) DELETE the intent. The last write is sent at most
- * `intentMaxMs/3` after w1 was sent and aborted `intentMaxMs/2` after it.
+ * the blob is old, PUT link), and (w4) DELETE the intent, except after a write whose outcome
+ * is unknown (timed out: it may still land), whose intent a collector waits out. The last
+ * write is sent at most `intentMaxMs/3` after w1 was sent and aborted `intentMaxMs/2` after it.
  *
  * Collector: decides unlocked (gc.ts marks on the graph and the listings), then for a batch
  * of decisions (g1) takes the lease with If-Match (epoch + 1), (g2) LISTs the intents and
@@ -48,8 +49,10 @@
  * protocols). Collectors themselves never overlap: the lease excludes them.
  *
  * Costs: a guarded write is one PUT, one GET and one DELETE (the DELETE not awaited), plus a
- * LIST of the repository's links the first time after a collector ran. Blob GETs and HEADs,
- * and uploads of new bytes, cost nothing more.
+ * LIST of the repository's links the first time after a collector ran. So a manifest push
+ * costs 3 more requests, a mount or an upload of bytes already stored 3 (4 with the touch of
+ * an old blob); blob GETs and HEADs nothing, uploads of new bytes nothing (with a blob grace
+ * of a minute or more: fresh bytes are young, and no collector decides on them).
  */
 import { hostname } from "node:os";
 import type { Logger } from "../../log";
@@ -173,11 +176,16 @@ export class GcLock {
             return AbortSignal.timeout(Math.max(1, Math.round(this.intentMaxMs / 2 - elapsed)));
           },
         };
+        let result: T;
         try {
-          return await fn(g);
-        } finally {
-          this.dropIntent(key);
+          result = await fn(g);
+        } catch (e) {
+          // a write whose outcome is unknown may still land: its intent stays, so a collector waits it out (intentMaxMs)
+          if (!unknownOutcome(e)) this.dropIntent(key);
+          throw e;
         }
+        this.dropIntent(key);
+        return result;
       }
       await this.s3.delete(key);
       await this.waitFree(lease, started, what);
@@ -321,6 +329,12 @@ export class GcLock {
     const epoch = Number(info.metadata.epoch);
     return Number.isFinite(epoch) ? epoch : Number.POSITIVE_INFINITY;
   }
+}
+
+/** True for a failed request that the server may still have applied (timed out, aborted, no answer). */
+function unknownOutcome(e: unknown): boolean {
+  const name = (e as Error | undefined)?.name;
+  return name === "TimeoutError" || name === "AbortError" || isS3Error(e, "unavailable");
 }
 
 function sleep(ms: number): Promise<void> {
