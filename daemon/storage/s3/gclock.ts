@@ -20,7 +20,8 @@
  * write is sent at most `intentMaxMs/3` after w1 was sent and aborted `intentMaxMs/2` after it.
  *
  * Collector: decides unlocked (gc.ts marks on the graph and the listings), then for a batch
- * of decisions (g1) takes the lease with If-Match (epoch + 1), (g2) LISTs the intents and
+ * of decisions drains the intents once without the lease (so that a crashed writer's intent
+ * delays the collector, not the pushes), (g1) takes the lease with If-Match (epoch + 1), (g2) LISTs the intents and
  * waits until each one seen is gone, or has been seen for `intentMaxMs` (a crashed writer:
  * it is deleted), (g3) confirms each decision against the bucket: a link goes only if the
  * repository's index still has the ETag the decision was taken on and the link the
@@ -243,6 +244,8 @@ export class GcLock {
   }
 
   private async holdAndRun<T>(fn: (hold: Hold) => Promise<T>): Promise<T | undefined> {
+    // First without the lease: a crashed writer's intent is waited out here, while pushes go on.
+    await this.drain(async () => {});
     const acquired = await this.acquire();
     if (!acquired) return undefined;
     let { lease, renewedAt } = acquired;
