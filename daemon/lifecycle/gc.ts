@@ -284,10 +284,17 @@ export class GarbageCollector {
     if (indexChangedAt === undefined || indexChangedAt + this.options.graceMs > this.now()) return;
     if (this.deps.touches?.repoIsFresh(repo)) return;
     if (store.uploads.list().some((s) => s.repo === repo)) return;
+    if (!report.dryRun) {
+      try {
+        await store.indexes.drop(repo);
+      } catch (err) {
+        // on a bucket shared with another process, a push there may have filled it meanwhile
+        this.deps.log.warn("gc: an empty repository was not dropped", { repo, error: (err as Error).message });
+        return;
+      }
+      this.deps.meta.dropRepo(repo);
+    }
     report.emptyRepositories.push(repo);
-    if (report.dryRun) return;
-    await store.indexes.drop(repo);
-    this.deps.meta.dropRepo(repo);
   }
 
   /** Removes pool entries that no repository links to. */

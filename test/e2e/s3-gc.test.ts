@@ -73,9 +73,9 @@ async function push(d: Daemon, image: Image): Promise<boolean> {
       expect(res.status).toBe(201);
     }
     const res = await fetch(`${d.url}/v2/${image.repo}/manifests/${image.tag}`, { method: "PUT", headers: { "Content-Type": OCI_MANIFEST }, body: image.manifest });
-    await res.body?.cancel();
+    const body = await res.text();
     // refused (a blob collected before the manifest came, or the GC lease held too long) is fine; acknowledged must hold
-    expect([201, 400, 503]).toContain(res.status);
+    if (![201, 400, 503].includes(res.status)) expect(`${res.status} ${body} ${d.logs().split("\n").filter((l) => /"(error|warn)"/.test(l)).slice(-3).join("\n")}`).toBe("201, 400 or 503");
     if (res.status === 201) return true;
   }
   return false;
@@ -83,8 +83,8 @@ async function push(d: Daemon, image: Image): Promise<boolean> {
 
 async function gc(d: Daemon): Promise<void> {
   const res = await fetch(`${d.url}/api/v1/storage/gc`, { method: "POST" });
-  expect(res.status).toBe(200);
-  await res.body?.cancel();
+  const body = await res.text();
+  expect(res.status === 200 ? "200" : `${res.status} ${body} ${d.logs().split("\n").filter((l) => l.includes('"error"')).slice(-3).join("\n")}`).toBe("200");
 }
 
 test("GC through both processes while both push and delete: every acknowledged image stays pullable through both", async () => {

@@ -176,12 +176,14 @@ export class S3Indexes implements RepoIndexStore {
         const tx: IndexTransaction = {
           current: async () => {
             read = await this.load(repo);
-            if (!read || read.dropped) throw new Error(`Repository "${repo}" has no index`);
+            if (!read) throw new Error(`Repository "${repo}" has no index`);
+            // dropped by another process's GC since the caller ensured it: empty, and a write revives it
             return read.index;
           },
           write: async (entries) => {
             const base = read ?? (await tx.current(), read!);
-            const done = await this.guard(repo, (signal) => this.put(repo, base.etag, { ...base.index.doc, manifests: entries }, signal));
+            const { [DROPPED]: _dropped, ...doc } = base.index.doc;
+            const done = await this.guard(repo, (signal) => this.put(repo, base.etag, { ...doc, manifests: entries }, signal));
             if (!done) throw new Conflict();
             read = done;
             return done.index;
