@@ -4,7 +4,8 @@
  * deterministically with gates: a push held between its check and its index write while the
  * other process's GC runs whole; a GC held between its decision and its deletion while the
  * other process links the blob anew (into another repository, or the same one); a GC that
- * must wait for a push in flight. Every push that is acknowledged ends pullable, through both.
+ * must wait for a push in flight; a repository dropped as empty under a push. Every push
+ * that is acknowledged ends pullable, through both; one that is not gets a clean 400.
  * Then the protocol's failure paths (gclock.ts): a stale lease freed by a writer and taken
  * over by a collector, a crashed writer's intent ignored after its bound, a push answered 503
  * with Retry-After while a collector keeps the lease.
@@ -44,13 +45,13 @@ afterAll(async () => {
 const MAX_MANIFEST = 1 << 20;
 
 /** One berth "process": storage, derived index, registry, its /v2 handler and its GC (no grace). */
-async function proc(prefix: string, gcLock: GcLockOptions = {}) {
+async function proc(prefix: string, gcLock: GcLockOptions = {}, emptyRepositories = false) {
   const t = await openTestS3Storage(peer, { bucket, prefix, blobGraceMs: 0, gcLock }, silentLogger);
   const db = openDatabase(t.storage.metaDbPath);
   const meta = new Meta(db);
   const registry = new Registry(t.storage, meta, { maxManifestBytes: MAX_MANIFEST }, silentLogger);
   await registry.reconcileAll(await t.storage.repositories());
-  const gc = new GarbageCollector({ store: t.storage, registry, meta, log: silentLogger }, { graceMs: 0, untagged: false, orphanReferrers: false, emptyRepositories: false, maxManifestBytes: MAX_MANIFEST });
+  const gc = new GarbageCollector({ store: t.storage, registry, meta, log: silentLogger }, { graceMs: 0, untagged: false, orphanReferrers: false, emptyRepositories, maxManifestBytes: MAX_MANIFEST });
   const v2 = createV2Handler(registry, { maxManifestBytes: MAX_MANIFEST, log: silentLogger });
   const call = (method: string, path: string, body?: string, headers: Record<string, string> = {}) => v2(new Request(`http://berth.test${path}`, { method, body: body ?? null, headers }));
   opened.push({
@@ -65,9 +66,9 @@ async function proc(prefix: string, gcLock: GcLockOptions = {}) {
 }
 type Proc = Awaited<ReturnType<typeof proc>>;
 
-async function pair(a: GcLockOptions = {}, b: GcLockOptions = {}): Promise<[Proc, Proc]> {
+async function pair(a: GcLockOptions = {}, b: GcLockOptions = {}, emptyRepositories = false): Promise<[Proc, Proc]> {
   const prefix = `g-${crypto.randomUUID().slice(0, 8)}`;
-  return [await proc(prefix, a), await proc(prefix, b)];
+  return [await proc(prefix, a, emptyRepositories), await proc(prefix, b, emptyRepositories)];
 }
 
 /** A promise and its resolver. */
@@ -219,6 +220,26 @@ describe("GC in one process, pushes through the other", () => {
     expect((await uploadBlob(a, repo, config)).status).toBe(201);
     expect((await putManifest(a, repo, "v2", imageManifest(config, [layer]))).status).toBe(201);
     await expectPullable([a, b], repo, "v2", [config, layer]);
+  });
+
+  test("a repository the other process's GC drops as empty while a manifest push into it is under way: the push is refused cleanly (400), not a 500", async () => {
+    const [a, b] = await pair({}, {}, true);
+    const repo = "race/drop";
+    const config = unique("config");
+    const layer = unique("layer");
+    for (const blob of [config, layer]) expect((await uploadBlob(a, repo, blob)).status).toBe(201);
+    const reached = gate();
+    const release = gate();
+    const real = a.storage.indexes.transaction.bind(a.storage.indexes);
+    a.storage.indexes.transaction = async <T>(r: string, fn: (tx: IndexTransaction) => Promise<T>) => (reached.open(), await release.promise, real(r, fn));
+    const pushing = putManifest(a, repo, "v1", imageManifest(config, [layer]));
+    await within(reached.promise, 20_000, "the push reaching its transaction");
+    const report = await b.gc.run();
+    expect(report.emptyRepositories).toContain(repo);
+    release.open();
+    const res = await pushing;
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { errors: { code: string }[] }).errors[0]!.code).toBe("MANIFEST_BLOB_UNKNOWN");
   });
 });
 
