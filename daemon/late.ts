@@ -2,8 +2,11 @@
  * Named late-binding points for start-up wiring.
  *
  * A few parts of the daemon reach objects that can only be built after them: storage asks the
- * lifecycles to admit upload bytes, but the lifecycles need the opened roots; the registry's
- * hooks reach the CVE scanner and the trust module, which need the registry. Instead of a
+ * lifecycles to admit upload bytes, but the lifecycles are built over the opened roots and the
+ * registry (itself over the storage); the registry's hooks reach the CVE scanner and the trust
+ * module, which need the registry. Everything else is built in order, each object whole in one
+ * step (the lifecycles' touch marks and statistics, which the registry reports to, come first:
+ * storage/roots/lifecycles.ts RootMarks). Instead of a
  * bare `let x` that a closure reads and a line further down assigns, startDaemon declares a
  * {@link Late} per such point, up front and named, and binds it exactly once where the
  * object is built. A second binding is a wiring fault and throws.

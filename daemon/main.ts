@@ -32,7 +32,7 @@ import { SyncService } from "./sync/service";
 import { runService } from "./service";
 import type { Storage } from "./storage/api";
 import { metaDbPath, openRoots } from "./storage/roots/open";
-import { RootLifecycles } from "./storage/roots/lifecycles";
+import { RootLifecycles, RootMarks } from "./storage/roots/lifecycles";
 import { Late } from "./late";
 import { rootFamilies } from "./storage/roots/metrics";
 import { HttpMetrics } from "./metrics/http";
@@ -107,8 +107,9 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   const scheduler = new Scheduler(budget, { concurrency: sch.concurrency, jitterMs: sch.jitter_ms, windows: sch.windows.map((w) => parseWindow(w) as Window) }, log);
   const counted = countingDisk(realDisk);
   // late-binding points (daemon/late.ts), bound once each below where the object is built:
-  // storage admits upload bytes through the lifecycles, which need the opened roots (before
-  // they are bound, during recovery and reconcile, no upload is served: nothing to admit);
+  // storage admits upload bytes through the lifecycles, which are built over the opened roots
+  // and the registry (before they are bound, during recovery and reconcile, no upload is
+  // served: nothing to admit);
   // the registry's hooks reach the CVE scanner and the trust module, which need the registry,
   // and sync's only_signed check reaches the trust module too
   const late = {
@@ -155,16 +156,19 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   // on a full disk the derived index lives in memory for this run (meta/open.ts)
   const opened = await openIndex(metaDbPath(config), log, async (db) => {
     const meta = new Meta(db);
-    const lcs = new RootLifecycles(roots.roots, store.router, db, log, lifecycleOptions(config), counted.counters);
-    const hooks = withCveHooks(lcs.hooks, () => late.cve.current?.hooks);
+    const options = lifecycleOptions(config);
+    // touch marks and statistics first: the registry reports to them; the lifecycles, whose
+    // collectors need the registry, are built whole after it
+    const marks = new RootMarks(roots.roots, store.router, db, options.gc.graceMs);
+    const hooks = withCveHooks(marks.hooks, () => late.cve.current?.hooks);
     // the trust module's hooks, once it is built (it needs meta.db); only with [trust] enabled
     const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes, hooks: config.trust.enabled ? chainHooks(hooks, { pushed: (...a) => late.trust.current?.hooks.pushed?.(...a) }) : hooks }, log);
-    return { meta, lcs, registry, reindexed: await registry.reconcileAll(recovery.repositories) };
+    const reindexed = await registry.reconcileAll(recovery.repositories);
+    const lcs = new RootLifecycles({ opened: roots.roots, router: store.router, marks, registry, meta, log, options, counters: counted.counters });
+    return { meta, lcs, registry, reindexed };
   });
   const { db } = opened;
   const { meta, lcs, registry, reindexed } = opened.value;
-  // the lifecycles' collectors need the registry, which needed their hooks: the second step
-  lcs.attach(registry, meta);
   late.lifecycles.bind(lcs);
   const lc = lcs.main;
   // offline vulnerability scanning (issue 11): loaded only when [cve] enabled

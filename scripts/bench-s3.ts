@@ -6,10 +6,14 @@
  * 64 MiB of fresh random bytes (no dedupe hit), and manifest GETs by tag. Every registry gets
  * the same requests in the same order; the figures are medians (and p95 for manifest GETs)
  * of wall-clock time on this machine, which other work shares: compare within one run.
+ * For berth, the daemon's peak RSS (and its growth over the RSS before the pushes) and the
+ * peak bytes in its local root (meta.db aside) are sampled every 10 ms during the pushes.
+ * `--before DIR` adds a berth on S3 run from another source tree (e.g. `git archive` of an
+ * earlier commit, with node_modules linked in), for before/after figures in the same run.
  *
- *   bun scripts/bench-s3.ts [--rounds N] [--manifest-gets N]
+ *   bun scripts/bench-s3.ts [--rounds N] [--manifest-gets N] [--before DIR]
  */
-import { chmodSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createHash, randomBytes } from "node:crypto";
 import { S3Client } from "../daemon/storage/s3/client";
@@ -25,6 +29,36 @@ const arg = (name: string, fallback: number) => {
 };
 const ROUNDS = arg("--rounds", 5);
 const MANIFEST_GETS = arg("--manifest-gets", 200);
+const BEFORE = process.argv.includes("--before") ? process.argv[process.argv.indexOf("--before") + 1] : undefined;
+
+/** The daemon's resident set, bytes. */
+function rssOf(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+/** Bytes of the files under `dir`, meta.db aside. */
+function rootBytes(dir: string): number {
+  let sum = 0;
+  for (const name of readdirSync(dir, { recursive: true }) as string[]) {
+    if (name.includes("meta.db")) continue;
+    const st = statSync(join(dir, name), { throwIfNoEntry: false });
+    if (st?.isFile()) sum += st.size;
+  }
+  return sum;
+}
+
+/** Samples a daemon's RSS and local bytes while pushes run. */
+function sampler(pid: number, root: string) {
+  const base = rssOf(pid);
+  let rss = base;
+  let disk = 0;
+  const timer = setInterval(() => {
+    rss = Math.max(rss, rssOf(pid));
+    disk = Math.max(disk, rootBytes(root));
+  }, 10);
+  return { stop: () => (clearInterval(timer), { base, rss, disk }) };
+}
 const sha = (b: Uint8Array | string) => `sha256:${createHash("sha256").update(b).digest("hex")}`;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const p95 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * 0.95))]!;
@@ -49,17 +83,25 @@ async function pullBlob(url: string, repo: string, digest: string, size: number)
 }
 
 /** Runs the workload against one registry; answers its figures. */
-async function measure(name: string, url: string): Promise<Record<string, string>> {
+async function measure(name: string, url: string, daemon?: { pid: number; root: string }): Promise<Record<string, string>> {
   const out: Record<string, string> = { registry: name };
   const repo = "bench/s3";
+  const peaks = { rss: 0, growth: 0, disk: 0 };
   for (const size of [1 * MiB, 64 * MiB]) {
     const pushMs: number[] = [];
     const pullMs: number[] = [];
     for (let r = 0; r < ROUNDS; r++) {
       const bytes = randomBytes(size);
+      const sample = size === 64 * MiB && daemon ? sampler(daemon.pid, daemon.root) : undefined;
       let t = performance.now();
       await pushBlob(url, repo, bytes);
       pushMs.push(performance.now() - t);
+      const peak = sample?.stop();
+      if (peak) {
+        peaks.rss = Math.max(peaks.rss, peak.rss);
+        peaks.growth = Math.max(peaks.growth, peak.rss - peak.base);
+        peaks.disk = Math.max(peaks.disk, peak.disk);
+      }
       t = performance.now();
       await pullBlob(url, repo, sha(bytes), size);
       pullMs.push(performance.now() - t);
@@ -67,6 +109,10 @@ async function measure(name: string, url: string): Promise<Record<string, string
     const label = `${size / MiB} MiB`;
     out[`push ${label}`] = `${median(pushMs).toFixed(0)} ms (${(size / MiB / (median(pushMs) / 1000)).toFixed(0)} MiB/s)`;
     out[`pull ${label}`] = `${median(pullMs).toFixed(0)} ms (${(size / MiB / (median(pullMs) / 1000)).toFixed(0)} MiB/s)`;
+  }
+  if (daemon) {
+    out["64 MiB push: peak RSS"] = `${(peaks.rss / MiB).toFixed(0)} MiB (+${(peaks.growth / MiB).toFixed(0)})`;
+    out["64 MiB push: local bytes"] = `${(peaks.disk / MiB).toFixed(1)} MiB`;
   }
   const config = JSON.stringify({ architecture: "amd64", os: "linux" });
   await pushBlob(url, repo, new TextEncoder().encode(config));
@@ -104,11 +150,15 @@ const results: Record<string, string>[] = [];
 try {
   {
     await using local = await startDaemon();
-    results.push(await measure("berth, local disk", local.url));
+    results.push(await measure("berth, local disk", local.url, { pid: local.proc.pid, root: local.root }));
   }
   {
     await using onS3 = await startDaemon({ storage: `backend = "s3"\n[storage.s3]\nendpoint = "${peer.endpoint}"\nbucket = "${bucket}"\nregion = "${peer.region}"\ncredentials_file = "${creds}"\n` });
-    results.push(await measure("berth, S3 (Ceph RGW)", onS3.url));
+    results.push(await measure("berth, S3 (Ceph RGW)", onS3.url, { pid: onS3.proc.pid, root: onS3.root }));
+  }
+  if (BEFORE) {
+    await using before = await startDaemon({ command: [process.execPath, join(BEFORE, "daemon/main.ts")], storage: `backend = "s3"\n[storage.s3]\nendpoint = "${peer.endpoint}"\nbucket = "${bucket}"\nprefix = "before"\nregion = "${peer.region}"\ncredentials_file = "${creds}"\n` });
+    results.push(await measure(`berth, S3, from ${BEFORE}`, before.url, { pid: before.proc.pid, root: before.root }));
   }
   {
     await using dist = await startDistributionS3(peer);

@@ -3,8 +3,9 @@
  *   - no `Authorization` header: a client certificate (when that hook is plugged in), else
  *     anonymous; nothing async, nothing allocated beyond the answer;
  *   - `Basic`: the user and password are checked against the {@link AuthChain};
- *   - `Bearer`: the admin token (`[http] admin_token_file`) is the admin; any other token
- *     goes to the {@link TokenVerifier} when one is plugged in.
+ *   - `Bearer`: the admin token (`[http] admin_token_file`) is the admin; a web UI session
+ *     token (`berthui.…`, auth/uisession.ts) is its login's principal; any other token goes
+ *     to the {@link TokenVerifier} when one is plugged in.
  * A credential that is present but bad is refused (401), never treated as anonymous: a
  * wrong password must fail `podman login` even where anonymous pulls are allowed.
  */
@@ -36,6 +37,27 @@ export interface AuthenticatorOptions {
   tokens?: TokenVerifier;
   clientCert?: ClientCertIdentity;
   events?: AuthEvents;
+  /** The web UI's sessions (with `[ui] enabled`); empty until the first UI login. */
+  sessions?: UiSessionSlot;
+}
+
+/** Every web UI session token starts with this (auth/uisession.ts); such tokens never reach the JWT verifier. */
+export const UI_SESSION_PREFIX = "berthui.";
+/** Where the web UI logs in and out (auth/uisession.ts). */
+export const UI_SESSION_PATH = "/auth/ui/session";
+
+/** The web UI's sessions (`[ui] enabled` with `[auth]`): the store is loaded on the first UI login (auth/uisession.ts). */
+export interface UiSessionSlot {
+  store?: {
+    verify(token: string): { principal: Principal } | { reason: string };
+    handle(req: Request, who: Identified): Response;
+  };
+  /** Seconds a session lives without a request (`[ui] session_ttl`). */
+  idle: number;
+  /** Whether the API key with this id still holds (a session opened with a key ends with it). */
+  keyActive(id: string): boolean;
+  /** The clock, epoch ms (tests set one before the first login); default `Date.now`. */
+  now?: () => number;
 }
 
 /** Decides the identity of requests; see the file comment. */
@@ -99,6 +121,11 @@ export class Authenticator {
     if (this.adminToken && token.length > 0) {
       const given = Buffer.from(token);
       if (given.length === this.adminToken.length && timingSafeEqual(given, this.adminToken)) return this.ok(ADMIN_TOKEN_PRINCIPAL, ctx);
+    }
+    if (this.options.sessions && token.startsWith(UI_SESSION_PREFIX)) {
+      const s = this.options.sessions.store?.verify(token) ?? { reason: "the UI session is unknown (the registry restarted); log in again" };
+      // no loginOk: a session proves no password now (it must not reset a guesser's failures)
+      return "principal" in s ? { kind: "principal", principal: s.principal } : this.fail(undefined, s.reason, ctx);
     }
     const tokens = this.options.tokens;
     if (!tokens || token.length === 0) return this.fail(undefined, "the Bearer token is not valid here", ctx);

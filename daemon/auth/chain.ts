@@ -35,6 +35,11 @@ export class AuthChain {
     else this.sources.push(source);
   }
 
+  /** The registered source called `name` (e.g. the API key store), if any. */
+  source(name: PasswordSource["name"]): PasswordSource | undefined {
+    return this.sources.find((s) => s.name === name);
+  }
+
   /** Number of sources registered. */
   get size(): number {
     return this.sources.length;

@@ -15,7 +15,7 @@ import type { Config } from "../config/schema";
 import type { FrontAuth } from "../http/app";
 import type { V2Auth } from "../http/v2";
 import type { Logger } from "../log";
-import { Authenticator, type AuthenticatorOptions } from "./authenticator";
+import { Authenticator, type AuthenticatorOptions, type UiSessionSlot } from "./authenticator";
 import { AuthChain } from "./chain";
 import type { AuthEvents, ClientCertIdentity, TokenEndpoint, TokenVerifier } from "./hooks";
 import { warnIfExposed } from "./exposure";
@@ -81,9 +81,13 @@ export function setupAuth(config: Config, log: Logger, adminToken: string | unde
   }
   const chain = new AuthChain(htpasswd ? [htpasswd] : []);
   const access = new Access(policyOf(config));
-  const options: AuthenticatorOptions = { chain, realm: config.auth.realm, ...(adminToken !== undefined ? { adminToken } : {}) };
+  // the web UI's sessions (auth/uisession.ts, loaded on the first UI login): an API key's end ends its sessions
+  const sessions: UiSessionSlot | undefined = config.ui.enabled
+    ? { idle: config.ui.session_ttl, keyActive: (id) => (chain.source("apikey") as { isActive?(id: string): boolean } | undefined)?.isActive?.(id) ?? false }
+    : undefined;
+  const options: AuthenticatorOptions = { chain, realm: config.auth.realm, ...(adminToken !== undefined ? { adminToken } : {}), ...(sessions ? { sessions } : {}) };
   let authenticator = new Authenticator(options);
-  const front: FrontAuth = { authenticator, access };
+  const front: FrontAuth = { authenticator, access, ...(sessions ? { uiSessions: sessions } : {}) };
   const v2: V2Auth = { access, challenge: (req, scope) => front.authenticator.challenge(req, scope), maxOwners: 2 * config.storage.max_uploads };
   const htpasswdPath = config.auth.htpasswd;
   if (config.access.length === 0) log.warn("[auth] is configured but there are no [[access]] rules: only admins may do anything");

@@ -23,7 +23,7 @@ import type { Storage } from "../storage/api";
 import { StorageError } from "../storage/errors";
 import { realDisk } from "../platform/disk";
 import { metaDbPath, type OpenedRoots, openRoots } from "../storage/roots/open";
-import { RootLifecycles } from "../storage/roots/lifecycles";
+import { RootLifecycles, RootMarks } from "../storage/roots/lifecycles";
 import { lifecycleOptions } from "../lifecycle/options";
 import { importBundle, type ImportOptions, type ImportReport, type ImportTarget } from "./import";
 
@@ -116,11 +116,12 @@ export async function importOffline(config: Config, file: string, options: Impor
     const store = roots.storage;
     db = openDatabase(options.dryRun ? ":memory:" : metaDbPath(config));
     const meta = new Meta(db);
-    const lc = new RootLifecycles(roots.roots, store.router, db, log, lifecycleOptions(config));
-    const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes, hooks: lc.hooks }, log);
+    const lcOptions = lifecycleOptions(config);
+    const marks = new RootMarks(roots.roots, store.router, db, lcOptions.gc.graceMs);
+    const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes, hooks: marks.hooks }, log);
     await registry.reconcileAll(roots.recovery.repositories);
-    lc.attach(registry, meta);
-    lifecycles = lc;
+    // the store's upload admission reaches the lifecycles from here on (late: they are built over the store)
+    lifecycles = new RootLifecycles({ opened: roots.roots, router: store.router, marks, registry, meta, log, options: lcOptions });
     return await importBundle(localTarget(registry, store), file, options);
   } finally {
     roots?.storage.uploads.stop();

@@ -9,6 +9,9 @@ import { hashBytes } from "../platform/hash";
 import { ClientError, EXIT, exitForStatus, messageOfBody } from "./errors";
 import type { RegistryClient } from "./http";
 import type { ProgressBar } from "./output";
+import type { TaskView as Task } from "../tasks/wire";
+
+export type { TaskView as Task } from "../tasks/wire";
 
 /** Media types a manifest GET accepts. */
 export const MANIFEST_ACCEPT = [
@@ -122,21 +125,6 @@ export async function graphql<T>(client: RegistryClient, query: string, variable
   const j = (await res.json()) as { data?: T; errors?: { message: string }[] };
   if (j.errors?.length) throw new ClientError(`search: ${j.errors.map((e) => e.message).join("; ")}`, EXIT.error);
   return j.data as T;
-}
-
-/** A task of the admin API (GET /api/v1/tasks/{id}). */
-export interface Task {
-  id: string;
-  kind: string;
-  state: "running" | "succeeded" | "failed";
-  done: number;
-  total: number | null;
-  bytes: number;
-  totalBytes: number | null;
-  started: string;
-  finished: string | null;
-  result: unknown;
-  error: string | null;
 }
 
 /**

@@ -18,6 +18,8 @@ export interface S3Config {
   credentials_file: string;
   /** Multipart part size in bytes. */
   part_size: number;
+  /** Bytes of part buffers all uploads in flight may hold at once (at least part_size). */
+  upload_memory: number;
   /** Redirect blob GETs to presigned URLs instead of streaming them through berth. */
   redirect: boolean;
   /** Seconds a presigned redirect URL stays valid. */
@@ -30,7 +32,7 @@ export interface S3Config {
 
 const MiB = 1024 * 1024;
 const STRINGS = ["endpoint", "bucket", "prefix", "region", "credentials_file", "public_endpoint"] as const;
-const KNOWN = new Set<string>([...STRINGS, "part_size", "redirect", "redirect_expiry", "blob_grace"]);
+const KNOWN = new Set<string>([...STRINGS, "part_size", "upload_memory", "redirect", "redirect_expiry", "blob_grace"]);
 
 function isTable(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
@@ -69,6 +71,7 @@ export function checkS3Config(value: unknown, key: string, problems: string[]): 
     region: str("region", "us-east-1"),
     credentials_file: str("credentials_file"),
     part_size: int("part_size", 8 * MiB, 5 * MiB, 5 * 1024 * MiB),
+    upload_memory: int("upload_memory", 64 * MiB, 5 * MiB, 64 * 1024 * MiB),
     redirect: value.redirect === undefined ? false : value.redirect === true,
     redirect_expiry: int("redirect_expiry", 300, 1, 7 * 86_400),
     public_endpoint: str("public_endpoint", ""),
@@ -79,6 +82,7 @@ export function checkS3Config(value: unknown, key: string, problems: string[]): 
     if (out[k] && !/^https?:\/\/[^/]+\/?$/.test(out[k])) problems.push(`${key}.${k}: "${out[k]}" must be http(s)://host[:port]`);
   }
   if (out.bucket && !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(out.bucket)) problems.push(`${key}.bucket: "${out.bucket}" is not a valid bucket name`);
+  if (out.upload_memory < out.part_size) problems.push(`${key}.upload_memory: ${out.upload_memory} is less than part_size (${out.part_size}); one part buffer must fit`);
   if (out.redirect && !out.public_endpoint) problems.push(`${key}.redirect: needs public_endpoint (the address clients reach the bucket at; it is signed into the URL)`);
   return out;
 }

@@ -220,8 +220,8 @@ export const SCHEMA = {
     upload_expiry: { kind: "duration", default: 600, min: 1, max: 7 * DAY, doc: "An upload session with no request for this long is removed (by its own timer, not a GC pass)." },
     subpaths: { kind: "custom", default: [] as SubpathConfig[], check: checkSubpaths, doc: "Further storage roots ([[storage.subpaths]] prefix, root, required, dedupe, max_bytes, min_free, gc, scrub), each serving the repositories under its prefix; see daemon/config/subpaths.ts." },
     state_dir: { kind: "string", default: "", doc: "Directory of the derived index meta.db (rebuilt from the roots when lost); empty: <root>/.berth." },
-    backend: { kind: "enum", default: "local", values: ["local", "s3"], doc: 'Where blobs and indexes live: "local" (OCI layouts under root) or "s3" ([storage.s3]; root then holds meta.db and spooled uploads only).' },
-    s3: { kind: "custom", default: null as S3Config | null, check: checkS3Config, doc: "[storage.s3]: the bucket of the S3 backend (endpoint, bucket, prefix, region, credentials_file, part_size, redirect, redirect_expiry, public_endpoint, blob_grace); see daemon/config/s3.ts." },
+    backend: { kind: "enum", default: "local", values: ["local", "s3"], doc: 'Where blobs and indexes live: "local" (OCI layouts under root) or "s3" ([storage.s3]; root then holds meta.db only: uploads stream to the bucket).' },
+    s3: { kind: "custom", default: null as S3Config | null, check: checkS3Config, doc: "[storage.s3]: the bucket of the S3 backend (endpoint, bucket, prefix, region, credentials_file, part_size, upload_memory, redirect, redirect_expiry, public_endpoint, blob_grace); see daemon/config/s3.ts." },
   },
   memory: {
     rss_soft_limit: { kind: "bytes", default: 64 * MiB, min: 0, max: 64 * 1024 * MiB, doc: "Resident memory above which traffic triggers a garbage collection; 0 leaves it to the runtime." },
@@ -270,6 +270,7 @@ export const SCHEMA = {
   },
   ui: {
     enabled: { kind: "boolean", default: true, doc: "Serve the web UI at / (static assets built into the binary; loaded on the first visit, so an unvisited UI costs nothing; data comes from the public APIs under the access policies)." },
+    session_ttl: { kind: "integer", default: 900, min: 1, max: 86_400, doc: "Seconds a web UI login lasts without a request (each request renews it; 8 hours at most); then the UI asks for the password again. The UI keeps only this session's token, never the password." },
   },
   search: {
     enabled: { kind: "boolean", default: true, doc: "Serve zot's GraphQL search API at /v2/_zot/ext/search (loaded on the first search request; nothing is loaded or indexed before)." },

@@ -14,8 +14,23 @@
  * Errors use the OCI error body (`{"errors":[{code,message,detail}]}`).
  */
 import { type ErrorCode, ERROR_TABLE, errorBody } from "../oci/errors";
-import type { CveService } from "./service";
-import { ImportError } from "./store";
+import type { DbInfo } from "./grype";
+import type { CveResults } from "./results";
+import type { CveScanner } from "./scanner";
+import { ImportError, type VulnDbStore } from "./store";
+
+/**
+ * What the API uses of the scanning service (service.ts `CveService` is one; the service
+ * calls this module, so it names the parts it needs instead of importing the service back).
+ */
+export interface CveApiService {
+  readonly store: Pick<VulnDbStore, "status" | "db">;
+  readonly scanner: Pick<CveScanner, "rescanAll" | "queue" | "waiting">;
+  readonly results: Pick<CveResults, "scanned" | "summary" | "findings" | "imagesWith" | "totals">;
+  importDb(source: ReadableStream<Uint8Array>): Promise<DbInfo>;
+  /** The digest `reference` names in `repo`. */
+  resolve(repo: string, reference: string): Promise<string | undefined>;
+}
 
 /** Who is asking. */
 export interface CveCaller {
@@ -36,7 +51,7 @@ function fail(code: ErrorCode, detail: string, status = ERROR_TABLE[code].status
 }
 
 /** Handles one request under /api/v1/cve. */
-export async function handleCveApi(service: CveService, req: Request, caller: CveCaller): Promise<Response> {
+export async function handleCveApi(service: CveApiService, req: Request, caller: CveCaller): Promise<Response> {
   const url = new URL(req.url, "http://localhost");
   const path = url.pathname.replace(/\/+$/, "");
   const q = url.searchParams;

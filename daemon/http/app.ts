@@ -12,7 +12,7 @@ import type { HttpMetrics } from "../metrics/http";
 import type { AdminDeps } from "./admin";
 import { type RateLimiter, isReadMethod, tooManyRequests } from "./ratelimit";
 import type { Access } from "../access/access";
-import { ADMIN_TOKEN_PRINCIPAL, type Authenticator, type Identified } from "../auth/authenticator";
+import { ADMIN_TOKEN_PRINCIPAL, type Authenticator, type Identified, UI_SESSION_PATH, type UiSessionSlot } from "../auth/authenticator";
 import { TOKEN_PATH, type TokenEndpoint } from "../auth/hooks";
 import type { KeysApi } from "./keys";
 import type { Principal } from "../auth/identity";
@@ -60,6 +60,8 @@ export interface FrontAuth {
   tokenEndpoint?: TokenEndpoint;
   /** The API key routes (`/api/v1/keys`), for any logged-in identity, when API keys are on. */
   keysApi?: KeysApi;
+  /** The web UI's sessions (`[ui] enabled`): {@link UI_SESSION_PATH} logs in and out (auth/uisession.ts). */
+  uiSessions?: UiSessionSlot;
   /**
    * Admin API path prefixes open to any authenticated identity, not only admins (e.g.
    * "/api/v1/keys" for users managing their own API keys); the route itself must then
@@ -174,6 +176,18 @@ export function createApp(deps: AppDeps): (req: Request, server?: Peer) => Promi
           return metrics.render().then((text) => new Response(repositoriesOnly(text, visible), { headers: METRICS_HEADERS }));
         }
         return principal ? adminError(403, "this identity may not read /metrics; see [auth] metrics") : unauthorized(auth, req, "/metrics needs credentials");
+      });
+    }
+    if (auth?.uiSessions && path === UI_SESSION_PATH) {
+      const slot = auth.uiSessions;
+      if (!isReadMethod(req.method) && crossSite(req)) return adminError(403, FORGED);
+      return identified(auth, req, server, async (who) => {
+        if (who.kind === "refused") return frontRefusal(auth, req, who);
+        if (!slot.store) {
+          const { UiSessions } = await import("../auth/uisession");
+          slot.store ??= new UiSessions(slot.idle, slot.keyActive, slot.now);
+        }
+        return slot.store.handle(req, who);
       });
     }
     if (auth && path === TOKEN_PATH && auth.tokenEndpoint) {

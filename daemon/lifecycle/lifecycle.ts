@@ -1,20 +1,24 @@
 /**
  * The storage lifecycle of one running registry, composed: usage statistics, touch marks,
  * garbage collection, scrubbing, retention, quota with eviction, write accounting, and the
- * background tasks that run them. main.ts builds it in two steps, because the registry
- * needs the hooks and the collectors need the registry:
+ * background tasks that run them. The registry reports what it serves to the lifecycle's
+ * marks (touch marks, pull/push statistics), so those are made first; the lifecycle, whose
+ * collectors need the registry, is built in one step after it:
  *
- *   const lc = new Lifecycle(store, db, log, options);      // hooks, admission
- *   const registry = new Registry(store, meta, { ..., hooks: lc.hooks }, log);
- *   lc.attach(registry, meta); lc.start(scheduler.every);  // tasks on the scheduler
- *   ...; await lc.close();                                  // flushes statistics
+ *   const marks = new LifecycleMarks(options.gc.graceMs, new UsageStats(db));
+ *   const registry = new Registry(store, meta, { ..., hooks: marks.hooks }, log);
+ *   const lc = new Lifecycle({ store, registry, meta, marks, log, options });
+ *   lc.start(scheduler.every);                               // tasks on the scheduler
+ *   ...; await lc.close();                                   // flushes statistics
+ *
+ * The store asks the lifecycle to admit upload bytes (quota), and the lifecycle is built over
+ * the store: that one edge stays late-bound, by whoever builds both (main.ts, late.ts).
  */
 import type { Logger } from "../log";
 import type { Meta } from "../meta/meta";
-import { UsageStats } from "../meta/usage";
+import type { UsageStats } from "../meta/usage";
 import type { DiskCounters } from "../platform/countingdisk";
 import { readProcIo } from "../platform/procio";
-import type { SqlDatabase } from "../platform/sqlite";
 import type { RegistryHooks } from "../registry/hooks";
 import type { Registry } from "../registry/registry";
 import type { DedupeFigures, Storage } from "../storage/api";
@@ -37,39 +41,20 @@ export interface LifecycleOptions {
   maxManifestBytes: number;
 }
 
-/** The parts that need the registry, made by {@link Lifecycle.attach}. */
-interface Attached {
-  gc: GarbageCollector;
-  retention: Retention;
-  scrubber: Scrubber;
-  evictor: Evictor;
-}
-
-/** The storage lifecycle of one store. */
-export class Lifecycle {
+/**
+ * What the registry tells the lifecycle while it serves, all in memory: touch marks (GC's
+ * grace for blobs just written) and pull/push statistics. Made before the registry, which
+ * takes {@link LifecycleMarks.hooks}; the {@link Lifecycle} built after it reads them.
+ */
+export class LifecycleMarks {
   readonly touches: Touches;
-  readonly usage: UsageStats;
-  readonly quota: Quota;
-  private parts: Attached | undefined;
-  private lastGc: GcReport | undefined;
-  private lastRetention: RetentionReport | undefined;
-  private gcPasses = 0;
 
-  constructor(
-    private readonly store: Storage,
-    db: SqlDatabase,
-    private readonly log: Logger,
-    private readonly options: LifecycleOptions,
-    private readonly diskCounters?: DiskCounters,
-    /** Pull/push statistics shared by the lifecycles of several storage roots (default: its own). */
-    usage?: UsageStats,
-  ) {
-    this.touches = new Touches(options.gc.graceMs);
-    this.usage = usage ?? new UsageStats(db);
-    this.quota = new Quota(store, options.quota, log);
+  /** `graceMs`: how long a touch mark protects a blob (`[gc] grace`); `usage` may be shared by several roots. */
+  constructor(graceMs: number, readonly usage: UsageStats) {
+    this.touches = new Touches(graceMs);
   }
 
-  /** Hooks for the registry: statistics and touch marks, all in memory. */
+  /** Hooks for the registry: statistics and touch marks. */
   readonly hooks: RegistryHooks = {
     pulled: (repo, reference, digest) => this.usage.pulled(repo, reference, digest),
     pushed: (repo, digest, tags) => this.usage.pushed(repo, digest, tags),
@@ -79,43 +64,68 @@ export class Lifecycle {
     },
     touched: (repo, digest) => this.touches.touch(repo, digest),
   };
+}
 
-  /** Admission of upload bytes (quota, prefix quotas, free-space floor, eviction). */
-  admit(repo: string, bytes: number): Promise<void> {
-    return this.quota.admit(repo, bytes);
-  }
+/** Everything a {@link Lifecycle} is built over. */
+export interface LifecycleDeps {
+  store: Storage;
+  /** The registry over `store`, built with `marks.hooks`. */
+  registry: Registry;
+  meta: Meta;
+  marks: LifecycleMarks;
+  log: Logger;
+  options: LifecycleOptions;
+  /** Bytes and operations berth wrote through the counting disk (write accounting), when counted. */
+  diskCounters?: DiskCounters;
+}
 
-  /** Builds the collectors over the registry. */
-  attach(registry: Registry, meta: Meta): void {
-    const o = this.options;
-    const gc = new GarbageCollector(
-      { store: this.store, registry, meta, touches: this.touches, usage: this.usage, log: this.log },
+/** The storage lifecycle of one store. */
+export class Lifecycle {
+  readonly touches: Touches;
+  readonly usage: UsageStats;
+  readonly quota: Quota;
+  /** The evictor: sync marks repositories evictable through it. */
+  readonly evictor: Evictor;
+  /** The scrubber (counters and quarantine list). */
+  readonly scrubber: Scrubber;
+  private readonly collector: GarbageCollector;
+  private readonly retainer: Retention;
+  private readonly store: Storage;
+  private readonly log: Logger;
+  private readonly options: LifecycleOptions;
+  private readonly diskCounters: DiskCounters | undefined;
+  private lastGc: GcReport | undefined;
+  private lastRetention: RetentionReport | undefined;
+  private gcPasses = 0;
+
+  constructor(deps: LifecycleDeps) {
+    const { store, registry, meta, log, options: o } = deps;
+    this.store = store;
+    this.log = log;
+    this.options = o;
+    this.diskCounters = deps.diskCounters;
+    this.touches = deps.marks.touches;
+    this.usage = deps.marks.usage;
+    this.collector = new GarbageCollector(
+      { store, registry, meta, touches: this.touches, usage: this.usage, log },
       { ...o.gc, maxManifestBytes: o.maxManifestBytes },
     );
-    const retention = new Retention(this.store, registry, this.usage, o.retention.policies, o.maxManifestBytes, this.log, Date.now, gc.cache);
+    this.retainer = new Retention(store, registry, this.usage, o.retention.policies, o.maxManifestBytes, log, Date.now, this.collector.cache);
     const evictor = new Evictor(
-      { store: this.store, registry, gc, usage: this.usage, log: this.log },
+      { store, registry, gc: this.collector, usage: this.usage, log },
       new RepoPatterns(o.quota.evictable),
       new PinPatterns(o.quota.pinned),
       o.maxManifestBytes,
     );
+    this.evictor = evictor;
+    this.quota = new Quota(store, o.quota, log);
     this.quota.setEvictor((shortfall) => evictor.evictOne(shortfall));
-    this.parts = { gc, retention, scrubber: new Scrubber(this.store, this.log), evictor };
+    this.scrubber = new Scrubber(store, log);
   }
 
-  private get attached(): Attached {
-    if (!this.parts) throw new Error("Lifecycle.attach() has not been called");
-    return this.parts;
-  }
-
-  /** The evictor: sync marks repositories evictable through it. */
-  get evictor(): Evictor {
-    return this.attached.evictor;
-  }
-
-  /** The scrubber (counters and quarantine list). */
-  get scrubber(): Scrubber {
-    return this.attached.scrubber;
+  /** Admission of upload bytes (quota, prefix quotas, free-space floor, eviction). */
+  admit(repo: string, bytes: number): Promise<void> {
+    return this.quota.admit(repo, bytes);
   }
 
   /**
@@ -124,7 +134,7 @@ export class Lifecycle {
    * skipped something.
    */
   async gc(opts: { dryRun?: boolean; signal?: AbortSignal; excluded?: Excluded; scheduled?: boolean } = {}): Promise<GcReport> {
-    const report = await this.attached.gc.run(opts);
+    const report = await this.collector.run(opts);
     if (!report.dryRun) {
       this.lastGc = report;
       this.gcPasses++;
@@ -146,12 +156,12 @@ export class Lifecycle {
   /** One retention pass (dry when configured so, or asked); a manual one logs its summary. */
   async retention(opts: { dryRun?: boolean; signal?: AbortSignal; scheduled?: boolean } = {}): Promise<RetentionReport> {
     const dryRun = opts.dryRun ?? this.options.retention.dryRun;
-    const report = await this.attached.retention.run({ dryRun, signal: opts.signal });
+    const report = await this.retainer.run({ dryRun, signal: opts.signal });
     if (dryRun && (report.tags.length > 0 || report.manifests.length > 0)) this.log.info("retention (dry run) would delete", { tags: report.tags, manifests: report.manifests });
     if (!opts.scheduled) {
       this.log.info(dryRun ? "retention: dry run done (nothing changed)" : "retention: pass done", {
         trigger: "manual",
-        policies: this.attached.retention.active,
+        policies: this.retainer.active,
         tags: report.tags.length,
         manifests: report.manifests.length,
       });
@@ -162,7 +172,7 @@ export class Lifecycle {
 
   /** One scrub; a manual one, or one that quarantined something, logs its summary. */
   async scrub(signal?: AbortSignal, scheduled = false, progress?: (p: ScrubProgress) => void): Promise<ScrubReport> {
-    const report = await this.attached.scrubber.run(signal, progress);
+    const report = await this.scrubber.run(signal, progress);
     if (!scheduled || report.quarantined.length > 0) {
       this.log.info("scrub: done", {
         trigger: scheduled ? "scheduled" : "manual",
@@ -184,7 +194,7 @@ export class Lifecycle {
     return [
       { task: { name: "gc", heavy: true, priority: 1, run: async (ctx) => void (await this.gc({ signal: ctx.signal, scheduled: true })) }, intervalMs: o.gc.intervalMs },
       { task: { name: "scrub", heavy: true, priority: 0, run: async (ctx) => void (await this.scrub(ctx.signal, true)) }, intervalMs: o.scrubIntervalMs },
-      { task: { name: "retention", heavy: false, priority: 2, run: async (ctx) => void (await this.retention({ signal: ctx.signal, scheduled: true })) }, intervalMs: this.attached.retention.active ? o.retention.intervalMs : 0 },
+      { task: { name: "retention", heavy: false, priority: 2, run: async (ctx) => void (await this.retention({ signal: ctx.signal, scheduled: true })) }, intervalMs: this.retainer.active ? o.retention.intervalMs : 0 },
     ];
   }
 
@@ -210,9 +220,9 @@ export class Lifecycle {
       gcPasses: this.gcPasses,
       touches: this.touches.size(),
       quota: this.quota.active ? this.quota.figures() : { active: false },
-      scrub: this.parts ? { ...this.parts.scrubber.counters } : undefined,
-      quarantined: this.parts ? this.parts.scrubber.quarantine().length : undefined,
-      evictions: this.parts ? this.parts.evictor.history.slice(-20) : [],
+      scrub: { ...this.scrubber.counters },
+      quarantined: this.scrubber.quarantine().length,
+      evictions: this.evictor.history.slice(-20),
     };
     if (this.lastGc) out.lastGc = summary(this.lastGc);
     if (this.lastRetention) out.lastRetention = { tags: this.lastRetention.tags.length, manifests: this.lastRetention.manifests.length };

@@ -14,7 +14,7 @@ import { openDatabase } from "../platform/sqlite";
 import { Registry } from "../registry/registry";
 import { realDisk } from "../platform/disk";
 import { metaDbPath, type OpenedRoots, openRoots } from "../storage/roots/open";
-import { RootLifecycles } from "../storage/roots/lifecycles";
+import { RootLifecycles, RootMarks } from "../storage/roots/lifecycles";
 import type { Excluded } from "./gc";
 import { lifecycleOptions } from "./options";
 
@@ -45,10 +45,10 @@ export async function runOffline(config: Config, command: "gc" | "scrub", dryRun
     db = openDatabase(dryRun ? ":memory:" : metaDbPath(config));
     const meta = new Meta(db);
     const options = lifecycleOptions(config);
-    const lc = new RootLifecycles(roots.roots, store.router, db, log, options);
-    const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes, hooks: lc.hooks }, log);
+    const marks = new RootMarks(roots.roots, store.router, db, options.gc.graceMs);
+    const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes, hooks: marks.hooks }, log);
     await registry.reconcileAll(roots.recovery.repositories);
-    lc.attach(registry, meta);
+    const lc = new RootLifecycles({ opened: roots.roots, router: store.router, marks, registry, meta, log, options });
     const verb = dryRun ? "would remove" : "removed";
     if (command === "scrub") {
       const r = await lc.scrub();

@@ -33,6 +33,8 @@ export interface AppendFile {
   /** fsync: the data written so far survives a power loss. */
   sync(): Promise<void>;
   close(): Promise<void>;
+  /** Optional, for a sink that sends writes on in the background (S3 parts): waits for them, throws the first that failed. */
+  settle?(): Promise<void>;
 }
 
 /** The file-system operations storage needs; see the module comment for durability. */

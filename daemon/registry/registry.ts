@@ -13,7 +13,7 @@ import { acceptAdmits } from "../oci/mediatypes";
 import { isTag, requireName, requireTag } from "../oci/names";
 import type { Meta, ManifestRecord } from "../meta/meta";
 import { hashBytes } from "../platform/hash";
-import type { BlobBody, ByteRange, IndexTransaction, RepoIndex } from "../storage/api";
+import type { BlobBody, BlobInfo, ByteRange, IndexTransaction, RepoIndex } from "../storage/api";
 import type { Storage } from "../storage/api";
 import type { RegistryHooks } from "./hooks";
 import { translate } from "./translate";
@@ -279,11 +279,7 @@ export class Registry {
    * listed. With `partialIndex` children are not checked (sync caches some platforms only).
    */
   private async checkReferences(repo: string, parsed: ParsedManifest, partialIndex = false): Promise<void> {
-    // stat from memory, else the backend itself (S3: pushed through another berth on the bucket)
-    const stat = async (digest: string) => {
-      const d = parseDigest(digest)!;
-      return this.store.blobs.stat(repo, d) ?? (await this.store.blobs.lookup?.(repo, d));
-    };
+    const stat = (digest: string) => this.blobInRepo(repo, parseDigest(digest)!);
     for (const blob of parsed.blobs) {
       const info = await stat(blob.digest);
       if (!info) throw new RegistryError("MANIFEST_BLOB_UNKNOWN", `blob ${blob.digest} is not in ${repo}; push it before the manifest`);
@@ -306,6 +302,11 @@ export class Registry {
       }
       throw new RegistryError("MANIFEST_BLOB_UNKNOWN", `manifest ${child.digest} is not in ${repo}: a blob with that digest is, but not as a manifest; push it as a manifest before the index`);
     }
+  }
+
+  /** The blob as `repo` holds it: from memory, else the backend itself (S3: pushed through another berth on the bucket). */
+  private async blobInRepo(repo: string, digest: Digest): Promise<BlobInfo | undefined> {
+    return this.store.blobs.stat(repo, digest) ?? (await this.store.blobs.lookup?.(repo, digest));
   }
 
   /**
@@ -466,7 +467,9 @@ export class Registry {
       if (seen.has(desc.digest)) return;
       seen.add(desc.digest);
       const digest = parseDigest(desc.digest);
-      const info = digest && this.store.blobs.stat(repo, digest);
+      // not only from memory: an index written elsewhere (S3: another berth on the bucket, a
+      // tool) lists manifests whose links this process has not listed yet
+      const info = digest && (await this.blobInRepo(repo, digest));
       if (!digest || !info || info.size > this.options.maxManifestBytes) return;
       try {
         const bytes = await this.store.blobs.read(repo, digest);

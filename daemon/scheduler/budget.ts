@@ -8,11 +8,10 @@
  * one second of budget (`debtSeconds`), so a burst of client traffic delays background work
  * by at most that long after it ends.
  */
-import type { BackgroundIo } from "./task";
+import type { BackgroundIo, IoKind } from "./io";
 import { abortableSleep } from "../platform/sleep";
 
-/** Read or write. */
-export type IoKind = "read" | "write";
+export type { IoKind } from "./io";
 
 /** Rates of the budget; 0 = unlimited. */
 export interface BudgetRates {

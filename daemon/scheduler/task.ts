@@ -13,7 +13,9 @@
  * }});
  * ```
  */
-import type { IoKind } from "./budget";
+import type { BackgroundIo } from "./io";
+
+export type { BackgroundIo } from "./io";
 
 /** What a running task gets. */
 export interface TaskContext {
@@ -23,18 +25,6 @@ export interface TaskContext {
   readonly io: BackgroundIo;
   /** Reports progress shown in the scheduler's state (free text, e.g. "3/12 blobs"). */
   progress(text: string): void;
-}
-
-/**
- * Background IO accounting. Every background read or write of `bytes` bytes (one
- * operation) awaits the budget first; it resolves when the budget allows it, or rejects
- * with the signal's reason when the task is aborted. Budgeted stream helpers live in
- * budget.ts ({@link import("./budget").budgetedStream}).
- */
-export interface BackgroundIo {
-  read(bytes: number, signal?: AbortSignal): Promise<void>;
-  write(bytes: number, signal?: AbortSignal): Promise<void>;
-  take(kind: IoKind, bytes: number, ops?: number, signal?: AbortSignal): Promise<void>;
 }
 
 /** One unit of background work. */

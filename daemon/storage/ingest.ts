@@ -6,7 +6,8 @@
  * then published (pool link, repository link, each directory fsynced: blobs.ts). A failure
  * at any step leaves nothing visible; the file is removed, and start-up removes any a power
  * cut left. Client upload sessions (uploads.ts) keep their own resumable state across
- * requests but end in the same {@link Publish} step.
+ * requests but end in the same {@link Publish} step. The S3 backend runs this same code on a
+ * `Disk` whose files are multipart uploads streamed to the bucket (storage/s3/uploads.ts).
  */
 import { open } from "node:fs/promises";
 import { randomUUID } from "node:crypto";
@@ -91,9 +92,10 @@ export class IngestWriter {
     this.flusher.wrote(bytes);
   }
 
-  /** Waits for an early flush in progress; throws the first that failed. */
-  settle(): Promise<void> {
-    return this.flusher.settle();
+  /** Waits for an early flush in progress (and writes a remote sink still sends); throws the first that failed. */
+  async settle(): Promise<void> {
+    await this.flusher.settle();
+    await this.file.settle?.();
   }
 
   /** Waits for an early flush in progress, whatever its outcome (before closing the file). */
@@ -115,6 +117,8 @@ export interface IngestDeps {
   published: (repo: string, digest: Digest) => string;
   /** Quota and free-space admission (StorageError "quota" or "no-space" to refuse). */
   admit?: (repo: string, bytes: number) => Promise<void>;
+  /** Reads back uncommitted bytes where `disk` holds no readable file (an S3 upload spool). */
+  readBack?: (path: string, offset: number, length: number) => Promise<Uint8Array>;
 }
 
 /** Opens an ingest of a blob for `repo` (see {@link BlobIngest}). */
@@ -161,6 +165,7 @@ class LocalIngest implements BlobIngest {
   }
 
   async readBack(offset: number, length: number): Promise<Uint8Array> {
+    if (!this.committed && this.deps.readBack) return this.deps.readBack(this.path, offset, length);
     const source = this.committed ? this.deps.published(this.repo, this.committed) : this.path;
     const handle = await open(source, "r");
     try {

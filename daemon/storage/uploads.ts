@@ -45,6 +45,11 @@ export interface UploadOptions {
   /** How upload bytes are hashed (default: inline, on the event loop). */
   hashing?: UploadHashing;
   /**
+   * Hashes a session's bytes again with another algorithm (a final digest in an algorithm
+   * the session was not started with); default: reads the data file (platform/hash.ts).
+   */
+  hashAgain?: (path: string, algorithm: Algorithm) => Promise<string>;
+  /**
    * Asked before bytes are accepted for `repo` (the whole announced length up front when
    * it is known, else each batch before it is written); throws a StorageError ("quota" or
    * "no-space") to refuse them. Quota and the free-space floor live behind it.
@@ -217,7 +222,7 @@ export class Uploads implements UploadStore {
         hex = await hasher.digest();
       } else {
         hasher?.close();
-        hex = await hashFile(digest.algorithm, path);
+        hex = this.options.hashAgain ? await this.options.hashAgain(path, digest.algorithm) : await hashFile(digest.algorithm, path);
       }
       if (hex !== digest.hex) {
         await this.discard(id);

@@ -8,9 +8,9 @@
  * by the caller) and the newest {@link TaskOptions.keepFinished} finished tasks are kept;
  * older ones are forgotten (their GET is a 404). Pure bookkeeping: no timers, no I/O.
  */
+import type { TaskState, TaskView } from "./wire";
 
-/** Where a task is in its life. */
-export type TaskState = "running" | "succeeded" | "failed";
+export type { TaskState, TaskView } from "./wire";
 
 /** What a task reports while it runs; every field optional, totals unknown until set. */
 export interface TaskProgress {
@@ -18,21 +18,6 @@ export interface TaskProgress {
   total?: number;
   bytes?: number;
   totalBytes?: number;
-}
-
-/** A task as the API shows it. */
-export interface TaskView {
-  id: string;
-  kind: string;
-  state: TaskState;
-  done: number;
-  total: number | null;
-  bytes: number;
-  totalBytes: number | null;
-  started: string;
-  finished: string | null;
-  result: unknown;
-  error: string | null;
 }
 
 /** Limits of a {@link TaskBoard}. */

@@ -25,7 +25,7 @@ describe("[storage.s3]", () => {
     expect(parseConfig("", "t").storage.backend).toBe("local");
     expect(parseConfig("", "t").storage.s3).toBeNull();
     const c = parseConfig('[storage]\nbackend = "s3"\n[storage.s3]\nendpoint = "http://127.0.0.1:7480"\nbucket = "berth"\ncredentials_file = "/etc/berth/s3"\n', "t").storage.s3!;
-    expect(c).toEqual({ endpoint: "http://127.0.0.1:7480", bucket: "berth", prefix: "", region: "us-east-1", credentials_file: "/etc/berth/s3", part_size: 8 * 1024 * 1024, redirect: false, redirect_expiry: 300, public_endpoint: "", blob_grace: 3600 });
+    expect(c).toEqual({ endpoint: "http://127.0.0.1:7480", bucket: "berth", prefix: "", region: "us-east-1", credentials_file: "/etc/berth/s3", part_size: 8 * 1024 * 1024, upload_memory: 64 * 1024 * 1024, redirect: false, redirect_expiry: 300, public_endpoint: "", blob_grace: 3600 });
   });
 
   test("bad values are named with their key", () => {

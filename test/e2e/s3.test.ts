@@ -3,7 +3,9 @@
  * cluster (or BERTH_S3_ENDPOINT): two berth processes on one bucket, each with its own local
  * root (meta.db and spooled uploads only). skopeo pushes through one and pulls through the
  * other byte-identical, podman pushes through the second and pulls through the first, ctr
- * pulls through one what was pushed through the other; concurrent tag pushes through both
+ * pulls through one what was pushed through the other and pushes it back through the second;
+ * every blob either process serves of those images hashes to its digest (byte-exact);
+ * concurrent tag pushes through both
  * lose none of the acknowledged ones; GC and scrub run on the bucket through the admin API.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
@@ -13,7 +15,7 @@ import { OCI_INDEX, OCI_MANIFEST } from "../../daemon/oci/mediatypes";
 import { S3Client } from "../../daemon/storage/s3/client";
 import { S3Keys } from "../../daemon/storage/s3/keys";
 import { type S3Peer, dropBucket, s3Peer } from "../helpers/ceph";
-import { type Containerd, type Fixtures, Podman, Skopeo, buildFixtures, getManifest, layoutBlobs, layoutTag, listTags, makeTemp, sha256, startContainerd } from "../helpers/clients";
+import { type Containerd, type Fixtures, Podman, Skopeo, buildFixtures, getManifest, layoutBlobs, layoutTag, listTags, makeTemp, parseManifest, sha256, startContainerd } from "../helpers/clients";
 import { type Daemon, startDaemon } from "../helpers/daemon";
 import { imageManifest } from "../helpers/registry";
 
@@ -55,6 +57,35 @@ afterAll(async () => {
   if (work) rmSync(work, { recursive: true, force: true });
 }, 60_000);
 
+/**
+ * Fetches `ref` from the registry at `url` and everything it references (an index's
+ * manifests, each manifest's config and layers), checking that each body hashes to its
+ * digest and has the size its descriptor says; returns how many distinct blobs and
+ * manifests were checked.
+ */
+async function servedExact(url: string, repo: string, ref: string): Promise<number> {
+  const seen = new Set<string>();
+  const visit = async (reference: string): Promise<void> => {
+    const m = await getManifest(url, repo, reference);
+    expect(m.status).toBe(200);
+    const digest = sha256(m.bytes);
+    if (reference.includes(":")) expect(digest).toBe(reference);
+    seen.add(digest);
+    const doc = parseManifest(m.bytes);
+    for (const child of doc.manifests ?? []) if (!seen.has(child.digest)) await visit(child.digest);
+    for (const blob of [...(doc.config ? [doc.config] : []), ...(doc.layers ?? [])]) {
+      if (seen.has(blob.digest)) continue;
+      const res = await fetch(`${url}/v2/${repo}/blobs/${blob.digest}`);
+      expect(res.status).toBe(200);
+      const bytes = new Uint8Array(await res.arrayBuffer());
+      expect({ digest: sha256(bytes), size: bytes.byteLength }).toEqual({ digest: blob.digest, size: blob.size });
+      seen.add(blob.digest);
+    }
+  };
+  await visit(ref);
+  return seen.size;
+}
+
 describe("two berth processes on one bucket", () => {
   test("skopeo pushes a multi-arch image through one and pulls it through the other, identical; nothing is on the local roots", async () => {
     using skopeo = new Skopeo();
@@ -64,14 +95,17 @@ describe("two berth processes on one bucket", () => {
     expect(layoutTag(back, "v1").digest).toBe(layoutTag(fx.multi, "v1").digest);
     const want = layoutBlobs(fx.multi);
     const got = layoutBlobs(back);
-    expect([...got.keys()].sort()).toEqual([...want.keys()].sort());
+    // digest -> hash of the bytes skopeo wrote: the same blobs, byte for byte
+    expect([...got.entries()].sort()).toEqual([...want.entries()].sort());
+    for (const [digest, bytesHash] of got) expect(bytesHash).toBe(digest);
+    for (const d of [a, b]) expect(await servedExact(d.url, "s3/multi", "v1")).toBe(want.size);
     // the bytes are in the bucket, under the content-addressed keys
     const keys = new S3Keys(prefix);
     for (const digest of want.keys()) expect((await s3.head(keys.blob(digest)))?.size).toBeGreaterThan(0);
     expect(await s3.head(keys.index("s3/multi"))).toBeDefined();
   });
 
-  test("podman pushes through the second and pulls through the first; ctr pulls it through the first", async () => {
+  test("podman pushes through the second and pulls through the first; ctr pulls it through the first and pushes it through the second; all byte-exact", async () => {
     using podman = new Podman([a.host, b.host]);
     const imported = (await podman.ok(["import", "--quiet", fx.rootfs, `${b.host}/s3/podman:v1`])).stdout.trim();
     const digestFile = join(work, "podman.digest");
@@ -82,10 +116,22 @@ describe("two berth processes on one bucket", () => {
     expect(`sha256:${inspected[0]!.Id}`).toBe(imported.startsWith("sha256:") ? imported : `sha256:${imported}`);
     const pushedDigest = (await Bun.file(digestFile).text()).trim();
     expect((await getManifest(a.url, "s3/podman", "v1")).digestHeader).toBe(pushedDigest);
+    // what podman pushed through the second, both serve byte-exact
+    for (const d of [a, b]) expect(await servedExact(d.url, "s3/podman", "v1")).toBeGreaterThanOrEqual(3);
     await using ctd: Containerd = await startContainerd();
     const ref = `${a.host}/s3/podman:v1`;
     await ctd.ctrOk(["images", "pull", "--plain-http", ref]);
     expect((await ctd.ctrOk(["images", "ls", "-q"])).stdout).toContain(ref);
+    // ctr pushes what it pulled through the first to a new repository through the second:
+    // the first serves the same manifest bytes and every blob byte-exact
+    const pushed = `${b.host}/s3/ctr:v1`;
+    await ctd.ctrOk(["images", "tag", ref, pushed]);
+    await ctd.ctrOk(["images", "push", "--plain-http", pushed]);
+    const original = await getManifest(b.url, "s3/podman", "v1");
+    const copy = await getManifest(a.url, "s3/ctr", "v1");
+    expect(copy.status).toBe(200);
+    expect(copy.bytes).toEqual(original.bytes);
+    expect(await servedExact(a.url, "s3/ctr", "v1")).toBeGreaterThanOrEqual(3);
   });
 
   test("concurrent tag pushes through both processes lose none that was acknowledged, and a moved tag ends on an acknowledged value", async () => {

@@ -117,7 +117,8 @@ memstore device bytes = ${deviceBytes}
 osd op num shards = 1
 osd op num threads per shard = 2
 [client.rgw.gw]
-rgw frontends = beast endpoint=127.0.0.1:${rgwPort}
+# without tcp_nodelay every response with a body waits ~40 ms (Nagle against the client's delayed ACK)
+rgw frontends = beast endpoint=127.0.0.1:${rgwPort} tcp_nodelay=1
 rgw data = ${dir}/rgw
 rgw thread pool size = 32
 rgw dynamic resharding = false

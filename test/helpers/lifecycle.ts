@@ -7,14 +7,15 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createV2Handler } from "../../daemon/http/v2";
-import { Lifecycle, type LifecycleOptions } from "../../daemon/lifecycle/lifecycle";
+import { Lifecycle, LifecycleMarks, type LifecycleOptions } from "../../daemon/lifecycle/lifecycle";
 import { type Logger, silentLogger } from "../../daemon/log";
 import { Meta } from "../../daemon/meta/meta";
+import { UsageStats } from "../../daemon/meta/usage";
 import { type Disk, realDisk } from "../../daemon/platform/disk";
 import { openDatabase } from "../../daemon/platform/sqlite";
 import { Registry } from "../../daemon/registry/registry";
 import { Store } from "../../daemon/storage/store";
-import type { TestRegistry } from "./registry";
+import { type TestRegistry, localProbes } from "./registry";
 
 /** Lifecycle options for tests: no grace, nothing periodic, no quota. */
 export function testLifecycleOptions(over: Partial<LifecycleOptions> = {}): LifecycleOptions {
@@ -54,15 +55,16 @@ export async function createLifecycleRegistry(
   const db = openDatabase(options.dbPath ?? store.paths.metaDb);
   const meta = new Meta(db);
   const opts = testLifecycleOptions(over);
-  lifecycle = new Lifecycle(store, db, options.log ?? silentLogger, opts);
-  const registry = new Registry(store, meta, { maxManifestBytes: opts.maxManifestBytes, hooks: lifecycle.hooks }, silentLogger);
+  const marks = new LifecycleMarks(opts.gc.graceMs, new UsageStats(db));
+  const registry = new Registry(store, meta, { maxManifestBytes: opts.maxManifestBytes, hooks: marks.hooks }, silentLogger);
   await registry.reconcileAll(report.repositories);
-  lifecycle.attach(registry, meta);
+  lifecycle = new Lifecycle({ store, registry, meta, marks, log: options.log ?? silentLogger, options: opts });
   const lc = lifecycle;
   const handle = createV2Handler(registry, { maxManifestBytes: opts.maxManifestBytes, log: silentLogger });
   let closed = false;
   const self: LifecycleRegistry = {
     root,
+    ...localProbes(root),
     store,
     registry,
     lifecycle: lc,

@@ -1,10 +1,14 @@
 /**
  * An in-process registry over a temp root, for socketless tests of the /v2 handler: the
- * handler is called with Request objects directly, no port is opened.
+ * handler is called with Request objects directly, no port is opened. With
+ * BERTH_TEST_STORAGE=s3 the same registry stands on the S3 backend, a bucket per root on the
+ * test S3 peer (scripts/test runs the /v2 tables a second time so); what a table asks of the
+ * storage itself (placement, a layout written behind the registry's back) is answered per
+ * backend.
  */
 import { createHash } from "node:crypto";
 import { sha256 } from "./clients";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createV2Handler } from "../../daemon/http/v2";
@@ -26,13 +30,26 @@ import { type SearchExtension, lazySearch } from "../../daemon/search/lazy";
 import { searchSource } from "../../daemon/search/source";
 import type { TrustProvider, VulnerabilityProvider } from "../../daemon/search/providers";
 import type { QueryLimits } from "../../daemon/search/limits";
+import type { S3Storage } from "../../daemon/storage/s3/backend";
 
 /** sha256 digest of bytes or text (the one helper, from clients.ts). */
 export { sha256 };
 
+/** Where and how many times a blob's bytes are stored (see {@link TestRegistry.placement}). */
+export interface BlobPlacement {
+  /** Distinct stored copies of the bytes (files with their own inode; objects with content). */
+  copies: number;
+  /** The repositories (of those asked about) that hold the blob. */
+  linked: string[];
+  /** Local backend: hard links of the stored file (the pool's and the repositories'). */
+  nlink?: number;
+}
+
 /** A registry under test. */
 export interface TestRegistry extends AsyncDisposable {
   root: string;
+  /** The storage backend the tables run on: the local layouts, or S3 with BERTH_TEST_STORAGE=s3. */
+  backend: "local" | "s3";
   /** The search extension, when `options.search` was given. */
   search?: SearchExtension;
   store: Store;
@@ -43,6 +60,15 @@ export interface TestRegistry extends AsyncDisposable {
   call(method: string, path: string, init?: { headers?: Record<string, string>; body?: RequestInit["body"] }): Promise<Response>;
   /** Re-opens the same root as a fresh process would (new caches, new database handle). */
   reopen(): Promise<TestRegistry>;
+  /** How `digest` is stored: copies of its bytes, and which of `repos` hold it. */
+  placement(digest: string, repos: string[]): Promise<BlobPlacement>;
+  /**
+   * Puts an OCI layout into storage behind the registry's back, as another writer would: the
+   * local backend gets `<root>/<repo>/` with blobs/, oci-layout and index.json (a dropped-in
+   * layout); S3 gets the blob objects, the repository's links and its `_index.json` (another
+   * berth process, or a tool, writing the bucket).
+   */
+  dropLayout(repo: string, blobs: string[], index: string): Promise<void>;
 }
 
 /** Options for {@link createTestRegistry}. */
@@ -74,9 +100,10 @@ export async function createTestRegistry(options: TestRegistryOptions = {}): Pro
   const root = options.root ?? mkdtempSync(join(tmpdir(), "berth-reg-"));
   const maxManifestBytes = options.maxManifestBytes ?? 4 * 1024 * 1024;
   // BERTH_TEST_STORAGE=s3: the same tables on the S3 backend (a bucket per registry on the
-  // test S3 peer; tests that look at files under the root are local-only and will say so by failing)
+  // test S3 peer); a table that looks at how a blob is stored asks placement()/dropLayout(),
+  // which answer for either backend
   const onS3 = process.env.BERTH_TEST_STORAGE === "s3" && !options.disk;
-  const { store, report } = onS3 ? await s3Registry(root, options) : await (async () => {
+  const { store, report, s3 } = onS3 ? await s3Registry(root, options) : await (async () => {
     const local = new Store(options.disk ?? realDisk, {
       root,
       dedupe: options.dedupe ?? true,
@@ -85,7 +112,7 @@ export async function createTestRegistry(options: TestRegistryOptions = {}): Pro
       hashing: options.hashing,
       ...(options.uploadLimits ? { uploadLimits: options.uploadLimits } : {}),
     }, silentLogger);
-    return { store: local, report: await local.recover() };
+    return { store: local, report: await local.recover(), s3: undefined };
   })();
   const db = openDatabase(store.metaDbPath);
   const meta = new Meta(db);
@@ -121,6 +148,7 @@ export async function createTestRegistry(options: TestRegistryOptions = {}): Pro
   const handle = options.auth ? (req: Request, peer?: RequestPeer) => Promise.resolve(authenticatedV2(options.auth!.front, v2)(req, peer)) : v2;
   const self: TestRegistry = {
     root,
+    backend: s3 ? "s3" : "local",
     ...(search ? { search } : {}),
     store,
     registry,
@@ -132,20 +160,80 @@ export async function createTestRegistry(options: TestRegistryOptions = {}): Pro
       db.close();
       return createTestRegistry({ ...options, root });
     },
+    placement: (digest, repos) => (s3 ? s3Placement(s3, digest, repos) : localPlacement(root, digest, repos)),
+    dropLayout: (repo, blobs, index) => (s3 ? s3DropLayout(s3, repo, blobs, index) : localDropLayout(root, repo, blobs, index)),
     async [Symbol.asyncDispose]() {
       try {
         db.close();
       } catch {
         // already closed by reopen()
       }
-      if (owned) rmSync(root, { recursive: true, force: true });
+      if (owned) {
+        rmSync(root, { recursive: true, force: true });
+        // the bucket goes with the root that named it (a reopened registry shares both)
+        if (s3) await (await import("./ceph")).dropBucket(s3.s3);
+      }
     },
   };
   return self;
 }
 
+/** The backend probes of a registry on local layouts under `root` (for helpers that build their own registry). */
+export function localProbes(root: string): Pick<TestRegistry, "backend" | "placement" | "dropLayout"> {
+  return {
+    backend: "local",
+    placement: (digest, repos) => localPlacement(root, digest, repos),
+    dropLayout: (repo, blobs, index) => localDropLayout(root, repo, blobs, index),
+  };
+}
+
+function localPlacement(root: string, digest: string, repos: string[]): Promise<BlobPlacement> {
+  const rel = digest.replace(":", "/");
+  const pool = join(root, ".berth/pool", rel);
+  const linked = repos.filter((repo) => existsSync(join(root, repo, "blobs", rel))).sort();
+  const files = [...(existsSync(pool) ? [pool] : []), ...linked.map((repo) => join(root, repo, "blobs", rel))];
+  const stats = files.map((f) => statSync(f));
+  return Promise.resolve({
+    copies: new Set(stats.map((st) => st.ino)).size,
+    linked,
+    ...(stats[0] ? { nlink: stats[0].nlink } : {}),
+  });
+}
+
+async function s3Placement(s3: S3Storage, digest: string, repos: string[]): Promise<BlobPlacement> {
+  let copies = 0;
+  const linked: string[] = [];
+  // the whole store (one bucket per test registry): every object named after the digest
+  for await (const { object } of s3.s3.listAll({ prefix: s3.keys.prefix })) {
+    if (!object || s3.keys.digestOf(object.key)?.value !== digest) continue;
+    const repo = s3.keys.parseRepoKey(object.key);
+    if (repo && "link" in repo) {
+      if (repos.includes(repo.repo)) linked.push(repo.repo);
+      if (object.size > 0) copies++; // a link object with bytes would be a copy
+    } else if (object.size > 0) copies++;
+  }
+  return { copies, linked: linked.sort() };
+}
+
+function localDropLayout(root: string, repo: string, blobs: string[], index: string): Promise<void> {
+  const dir = join(root, repo);
+  mkdirSync(join(dir, "blobs", "sha256"), { recursive: true });
+  for (const b of blobs) writeFileSync(join(dir, "blobs", "sha256", sha256(b).slice(7)), b);
+  writeFileSync(join(dir, "oci-layout"), '{"imageLayoutVersion":"1.0.0"}');
+  writeFileSync(join(dir, "index.json"), index);
+  return Promise.resolve();
+}
+
+async function s3DropLayout(s3: S3Storage, repo: string, blobs: string[], index: string): Promise<void> {
+  for (const b of blobs) {
+    await s3.s3.put(s3.keys.blob(sha256(b)), b);
+    await s3.s3.put(s3.keys.link(repo, sha256(b)), "");
+  }
+  await s3.s3.put(s3.keys.index(repo), index);
+}
+
 /** The S3 backend for {@link createTestRegistry} (BERTH_TEST_STORAGE=s3), typed as the local store for the tables. */
-async function s3Registry(root: string, options: TestRegistryOptions): Promise<{ store: Store; report: { repositories: string[] } }> {
+async function s3Registry(root: string, options: TestRegistryOptions): Promise<{ store: Store; report: { repositories: string[] }; s3: S3Storage }> {
   const { s3Peer } = await import("./ceph");
   const { openTestS3Storage } = await import("./s3store");
   // one bucket per root, so a registry made again on the same root (reopen, seeding) sees the same store
@@ -157,7 +245,7 @@ async function s3Registry(root: string, options: TestRegistryOptions): Promise<{
     ...(options.hashing ? { hashing: options.hashing } : {}),
     ...(options.uploadLimits ? { uploadLimits: options.uploadLimits } : {}),
   }, silentLogger);
-  return { store: t.storage as unknown as Store, report: { repositories: await t.storage.repositories() } };
+  return { store: t.storage as unknown as Store, report: { repositories: await t.storage.repositories() }, s3: t.storage };
 }
 
 

@@ -26,7 +26,7 @@ import { StorageError } from "../../daemon/storage/errors";
 import { CompositeStorage } from "../../daemon/storage/roots/composite";
 import { openRoots } from "../../daemon/storage/roots/open";
 import { RootRouter } from "../../daemon/storage/roots/route";
-import { RootLifecycles } from "../../daemon/storage/roots/lifecycles";
+import { RootLifecycles, RootMarks } from "../../daemon/storage/roots/lifecycles";
 import { lifecycleOptions } from "../../daemon/lifecycle/options";
 import { Meta } from "../../daemon/meta/meta";
 import { openDatabase } from "../../daemon/platform/sqlite";
@@ -260,9 +260,11 @@ describe("one lifecycle per root", () => {
     const opened = await openRoots(realDisk, config.storage.root, [ssd], { base: { maxBlobBytes: 0 }, manifestCacheBytes: 1 << 20, dedupe: true }, silentLogger);
     const db = openDatabase(":memory:");
     try {
-      const lcs = new RootLifecycles(opened.roots, opened.storage.router, db, silentLogger, lifecycleOptions(config));
+      const options = lifecycleOptions(config);
+      const marks = new RootMarks(opened.roots, opened.storage.router, db, options.gc.graceMs);
       const meta = new Meta(db);
-      lcs.attach(new Registry(opened.storage, meta, { maxManifestBytes: 1 << 20, hooks: lcs.hooks }, silentLogger), meta);
+      const registry = new Registry(opened.storage, meta, { maxManifestBytes: 1 << 20, hooks: marks.hooks }, silentLogger);
+      const lcs = new RootLifecycles({ opened: opened.roots, router: opened.storage.router, marks, registry, meta, log: silentLogger, options });
       const scheduled: [string, number][] = [];
       lcs.start((ms, make) => void scheduled.push([make().name, ms]));
       expect(scheduled).toEqual([["gc", 60_000], ["scrub", 120_000], ["scrub factory/", 120_000]]);
@@ -270,7 +272,7 @@ describe("one lifecycle per root", () => {
       expect([quota(0).maxBytes, quota(1).maxBytes]).toEqual([5000, 1000]);
       await expect(lcs.admit(1, "factory/x", 2000)).rejects.toMatchObject({ fault: "quota" });
       await lcs.admit(0, "library/x", 2000);
-      lcs.hooks.touched?.("factory/x", "sha256:" + "a".repeat(64));
+      marks.hooks.touched?.("factory/x", "sha256:" + "a".repeat(64));
       expect([lcs.roots[0]!.lc.touches.size(), lcs.roots[1]!.lc.touches.size()]).toEqual([0, 1]);
       await lcs.close();
     } finally {

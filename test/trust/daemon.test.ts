@@ -161,6 +161,46 @@ require_signature = true
     expect((await getManifest(url, "secure/multi", b, ADMIN)).status).toBe(200);
   });
 
+  test("unsigned indexes listing a child, however many and however their digests sort, do not hide the signed one", async () => {
+    const repo = "secure/crowd";
+    const signer = keyPair("p256");
+    expect((await addKey("crowd.pub", signer.publicPem)).status).toBe(201);
+    const child = await pushImage(url, repo, undefined, "crowded child", ADMIN);
+    const other = await pushImage(url, repo, undefined, "other child", ADMIN);
+    const index = (children: string[], n?: number) => ({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.index.v1+json",
+      manifests: children.map((c) => ({ mediaType: "application/vnd.oci.image.manifest.v1+json", digest: c, size: SIZES.get(c) ?? 0, platform: { os: "linux", architecture: "amd64" } })),
+      ...(n === undefined ? {} : { annotations: { n: String(n) } }),
+    });
+    const signed = digestOf(JSON.stringify(index([child])));
+    // 20 unsigned indexes (listing the child and another image) whose digests all sort before the
+    // signed one's: an index lookup in digest order meets every one of them first
+    const crowd = async (from: number, count: number) => {
+      let pushed = 0;
+      for (let i = from; pushed < count; i++) {
+        const doc = index([child, other], i);
+        if (digestOf(JSON.stringify(doc)) >= signed) continue;
+        await pushManifest(url, repo, undefined, doc, "application/vnd.oci.image.index.v1+json", ADMIN);
+        pushed++;
+      }
+      return from + 10_000;
+    };
+    const next = await crowd(0, 10);
+    expect(await pushManifest(url, repo, "v1", index([child]), "application/vnd.oci.image.index.v1+json", ADMIN)).toBe(signed);
+    await pushCosignSignature(url, repo, signed, signer, signed, ADMIN);
+    await crowd(next, 10);
+    expect((await getManifest(url, repo, child, ADMIN)).status).toBe(200);
+    expect((await getManifest(url, repo, "v1", ADMIN)).status).toBe(200);
+    // listed only by unsigned indexes: still refused
+    expect((await getManifest(url, repo, other, ADMIN)).body).toContain(`${other} has no signature`);
+    // the verdicts follow the keys: removed, the child is refused; installed again, it is served
+    expect((await fetch(`${url}/api/v1/trust/keys/crowd.pub`, { method: "DELETE", headers: ADMIN })).status).toBe(204);
+    expect((await getManifest(url, repo, child, ADMIN)).status).toBe(403);
+    expect((await addKey("crowd.pub", signer.publicPem)).status).toBe(201);
+    expect((await getManifest(url, repo, child, ADMIN)).status).toBe(200);
+  });
+
   test("notation: a JWS chained to a CA uploaded through zot's endpoint verifies; an expired signature does not", async () => {
     const digest = await pushImage(url, "secure/notation", "v1", "notation", ADMIN);
     await pushNotationSignature(url, "secure/notation", digest, notationJws(pki.leaf, digest, { chain: [der(pki.interPem)], expiry: new Date(Date.now() - 1000) }), ADMIN);

@@ -189,18 +189,22 @@ describe("the web UI in Chromium", () => {
     expect(await page.$$("[data-delete]")).toHaveLength(0);
     await screenshot(page, "image");
 
-    // the button is absent; a call forced from the page with the viewer's credential is refused
-    const forced = await page.evaluate(async () => {
-      const res = await fetch("/v2/apps/web/manifests/1.0", { method: "DELETE", headers: { Authorization: sessionStorage.getItem("berth.auth") ?? "" } });
+    // the button is absent; a call forced from the page with the viewer's session is refused
+    const token = await page.evaluate(() => sessionStorage.getItem("berth.session"));
+    expect(token).toStartWith("berthui.");
+    const forced = await page.evaluate(async (t) => {
+      const res = await fetch("/v2/apps/web/manifests/1.0", { method: "DELETE", headers: { Authorization: `Bearer ${t}` } });
       return res.status;
-    });
+    }, token);
     expect(forced).toBe(403);
     expect(await tagsOf("apps/web")).toContain("1.0");
     expect(problems.take().filter((p) => !/status of 403/.test(p))).toEqual([]);
 
     await page.click("#logout");
     await page.waitForSelector("#login");
-    expect(await page.evaluate(() => sessionStorage.getItem("berth.auth"))).toBeNull();
+    expect(await page.evaluate(() => sessionStorage.getItem("berth.session"))).toBeNull();
+    // logging out ended the session on the server too
+    expect((await fetch(`${berth.url}/v2/_catalog`, { headers: { Authorization: `Bearer ${token}` } })).status).toBe(401);
     expect(problems.take().filter((p) => !/status of 401/.test(p))).toEqual([]);
     await page.context().close();
   }, 20_000);

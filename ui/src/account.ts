@@ -1,9 +1,9 @@
 /**
- * Login, logout and the user's API keys. Login checks the credential against the registry
- * (`GET /v2/` answers 401 to a bad one) and keeps it for this tab only (api.ts). Creating a
- * key asks the server, which refuses a key minted with a key or a token.
+ * Login, logout and the user's API keys. Login trades the password (or API key) for a UI
+ * session token once (api.ts `login`); the password is not kept. Creating a key asks the
+ * server, which refuses a key minted with a key or a token.
  */
-import { basicOf, call, failure, json, logout, resetRights, server, setLogin, user } from "./api";
+import { call, failure, json, login, logout, resetRights, server, takeExpiredNotice, user } from "./api";
 import { confirmDialog, copyable, h, mount, when } from "./dom";
 
 
@@ -11,30 +11,30 @@ import { confirmDialog, copyable, h, mount, when } from "./dom";
 export function loginPage(main: HTMLElement, done: () => void): void {
   const name = h("input", { id: "username", name: "username", autocomplete: "username", required: true });
   const pass = h("input", { id: "password", name: "password", type: "password", autocomplete: "current-password", required: true });
-  const status = h("p", { id: "status", role: "status" });
+  const notice = takeExpiredNotice();
+  const status = h("p", { id: "status", role: "status", class: notice ? "error" : undefined }, notice ?? "");
   const form = h("form", { class: "login" },
     h("label", { for: "username" }, "User"), name,
     h("label", { for: "password" }, "Password or API key"), pass,
     h("button", { type: "submit" }, "Log in"), status);
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    const credential = basicOf(name.value, pass.value);
-    const res = await call("/v2/", {}, credential);
-    if (res.status === 401 || res.status === 429 || res.status === 503) {
-      status.textContent = `Login refused: ${(await failure(res)).message}`;
+    const refused = await login(name.value, pass.value);
+    pass.value = "";
+    if (refused) {
+      status.textContent = `Login refused: ${refused.message}`;
       status.className = "error";
       return;
     }
-    setLogin(name.value, credential);
     resetRights();
     done();
   });
   mount(main, h("h1", null, "Log in"), server.auth ? null : h("p", { class: "muted" }, "This registry has no [auth]: everyone sees everything it serves."), form);
 }
 
-/** Logs out (forgets the credential of this tab). */
-export function doLogout(): void {
-  logout();
+/** Logs out (the tab forgets the session; the server ends it). */
+export async function doLogout(): Promise<void> {
+  await logout();
   resetRights();
 }
 

@@ -1,13 +1,20 @@
 /**
  * How the UI talks to berth: only its public HTTP APIs (/v2, /api/v1, /auth/token, the
- * health probes). The logged-in user's Basic credential is kept in sessionStorage (this tab
- * only, gone when it closes) and sent as an `Authorization` header by this module alone,
- * with `credentials: "omit"`: no cookie and no browser-cached credential is ever attached,
- * so another site's page cannot make the browser act for the user (no CSRF surface).
+ * health probes). Logging in trades the user's password (or API key) once for a UI session
+ * token (`POST /auth/ui/session`, daemon/auth/uisession.ts); only that token and the user
+ * name are kept, in sessionStorage (this tab only, gone when it closes), never the password.
+ * The token is sent as a Bearer `Authorization` header by this module alone, with
+ * `credentials: "omit"`: no cookie and no browser-cached credential is ever attached, so
+ * another site's page cannot make the browser act for the user (no CSRF surface). Each
+ * request renews the session on the server; once it has expired (idle too long, the
+ * registry restarted, the API key revoked), the first refused request forgets it and the
+ * UI goes back to the login page, saying why.
  */
 
-const KEY = "berth.auth";
+const TOKEN = "berth.session";
 const USER = "berth.user";
+/** Where the UI logs in and out (daemon/auth/authenticator.ts UI_SESSION_PATH). */
+const SESSION_PATH = "/auth/ui/session";
 
 /** An API answer that was not 2xx, with the server's message. */
 export class ApiError extends Error {
@@ -21,29 +28,68 @@ export function user(): string | undefined {
   return sessionStorage.getItem(USER) ?? undefined;
 }
 
-/** The Basic credential of `name`/`password`. */
+/** The Basic credential of `name`/`password` (sent once, to log in; never stored). */
 export function basicOf(name: string, password: string): string {
   const bytes = new TextEncoder().encode(`${name}:${password}`);
   return `Basic ${btoa(String.fromCharCode(...bytes))}`;
 }
 
-/** Remembers the credential for this tab. */
-export function setLogin(name: string, credential: string): void {
-  sessionStorage.setItem(KEY, credential);
-  sessionStorage.setItem(USER, name);
+/**
+ * Trades `name`/`password` for a session token and keeps the token for this tab. Returns
+ * undefined when logged in, else the server's refusal.
+ */
+export async function login(name: string, password: string): Promise<ApiError | undefined> {
+  const res = await call(SESSION_PATH, { method: "POST" }, basicOf(name, password));
+  if (res.status !== 201) return res.status === 404 ? new ApiError(404, "this registry has no [auth]: there is nothing to log in to") : failure(res);
+  const body = (await res.json()) as { token: string; user: string };
+  sessionStorage.setItem(TOKEN, body.token);
+  sessionStorage.setItem(USER, body.user);
+  expiredNotice = undefined;
+  return undefined;
 }
 
-/** Forgets it. */
-export function logout(): void {
-  sessionStorage.removeItem(KEY);
+/** Logs out: the tab forgets the session, and the server ends it (resolves once it answered). */
+export async function logout(): Promise<void> {
+  const token = sessionStorage.getItem(TOKEN);
+  forget();
+  if (token) await call(SESSION_PATH, { method: "DELETE" }, `Bearer ${token}`).catch(() => undefined);
+}
+
+function forget(): void {
+  sessionStorage.removeItem(TOKEN);
   sessionStorage.removeItem(USER);
 }
 
-/** fetch() with the session's credential (or `credential`), never cookies, never cached. */
-export function call(path: string, init: RequestInit = {}, credential = sessionStorage.getItem(KEY)): Promise<Response> {
+let expiredNotice: string | undefined;
+let onExpired: (() => void) | undefined;
+
+/** What the login page says after a session ended by itself (once). */
+export function takeExpiredNotice(): string | undefined {
+  const n = expiredNotice;
+  expiredNotice = undefined;
+  return n;
+}
+
+/** Called when the session turns out to have expired (main.ts shows the login page). */
+export function whenExpired(fn: () => void): void {
+  onExpired = fn;
+}
+
+/** fetch() with the session's token (or `credential`), never cookies, never cached. */
+export async function call(path: string, init: RequestInit = {}, credential?: string): Promise<Response> {
   const headers = new Headers(init.headers);
-  if (credential && !headers.has("Authorization")) headers.set("Authorization", credential);
-  return fetch(path, { ...init, headers, credentials: "omit", cache: "no-store" });
+  const token = credential === undefined ? sessionStorage.getItem(TOKEN) : null;
+  const auth = credential ?? (token ? `Bearer ${token}` : undefined);
+  if (auth && !headers.has("Authorization")) headers.set("Authorization", auth);
+  const res = await fetch(path, { ...init, headers, credentials: "omit", cache: "no-store" });
+  // the session ended on the server (only the session's own requests tell: a login's 401 is a wrong password)
+  if (res.status === 401 && token && sessionStorage.getItem(TOKEN) === token) {
+    forget();
+    resetRights();
+    expiredNotice = "Your session has ended (idle too long, logged out elsewhere, or the registry restarted); log in again.";
+    onExpired?.();
+  }
+  return res;
 }
 
 /** The error message of a failed answer: OCI `{errors:[…]}`, admin `{error}`, or the status. */

@@ -4,7 +4,7 @@
  * through api.ts; nothing is kept between pages but the tab's login.
  */
 import "./style.css";
-import { myRights, server, user } from "./api";
+import { myRights, server, user, whenExpired } from "./api";
 import { doLogout, keysPage, loginPage } from "./account";
 import { healthPage, storagePage, syncPage, tasksPage } from "./appliance";
 import { h, mount } from "./dom";
@@ -25,13 +25,17 @@ function navigation(): void {
     who && server.keys ? link("#/keys", "API keys") : null,
     h("span", { class: "spacer" }),
     who
-      ? [h("span", { class: "who", id: "who" }, who), h("button", { type: "button", class: "small", id: "logout", onclick: () => { doLogout(); location.hash = "#/repos"; route(); } }, "Log out")]
+      ? [h("span", { class: "who", id: "who" }, who), h("button", { type: "button", class: "small", id: "logout", onclick: async () => { await doLogout(); location.hash = "#/repos"; void route(); } }, "Log out")]
       : h("a", { href: "#/login", id: "login" }, "Log in"));
   // the appliance pages are the admin API's: offered to identities it answers
   void myRights().then((r) => nav.querySelector("#admin-links")?.toggleAttribute("hidden", !r.admin));
 }
 
+/** Counts routings: a page that fails after the user (or an expired session) moved on shows nothing. */
+let routing = 0;
+
 async function route(): Promise<void> {
+  const mine = ++routing;
   navigation();
   const hash = decodeURIComponent(location.hash.slice(1)) || "/repos";
   const [path, query] = hash.split("?") as [string, string | undefined];
@@ -48,6 +52,7 @@ async function route(): Promise<void> {
     else if (path === "/login") loginPage(main, () => { location.hash = "#/repos"; });
     else mount(main, h("h1", null, "Not found"), h("p", null, `No page "${path}".`));
   } catch (err) {
+    if (mine !== routing) return;
     const status = (err as { status?: number }).status;
     mount(main, h("h1", null, "Cannot show this page"), h("p", { class: "error", id: "page-error" }, (err as Error).message),
       status === 401 && !user() ? h("p", null, h("a", { href: "#/login" }, "Log in"), " to see more.") : null,
@@ -55,6 +60,11 @@ async function route(): Promise<void> {
   }
 }
 
+// an expired session: back to the login page, which says why (then on to the front page)
+whenExpired(() => {
+  if (location.hash === "#/login") void route();
+  else location.hash = "#/login";
+});
 document.body.append(h("header", null, nav), main);
 addEventListener("hashchange", () => void route());
 void route();

@@ -6,21 +6,10 @@
  */
 import { call, failure, json } from "./api";
 import { bytes, fields, h, when } from "./dom";
+import type { TaskView as Task } from "../../daemon/tasks/wire";
 
-/** A task as GET /api/v1/tasks/<id> shows it (daemon/tasks/tasks.ts TaskView). */
-export interface Task {
-  id: string;
-  kind: string;
-  state: "running" | "succeeded" | "failed";
-  done: number;
-  total: number | null;
-  bytes: number;
-  totalBytes: number | null;
-  started: string;
-  finished: string | null;
-  result: unknown;
-  error: string | null;
-}
+/** A task as GET /api/v1/tasks/<id> shows it (the one declaration: daemon/tasks/wire.ts). */
+export type { TaskView as Task } from "../../daemon/tasks/wire";
 
 /** Polls between reads of a running task (a UI refresh, not a wait for a condition in a test). */
 const POLL_MS = 500;

@@ -1,8 +1,9 @@
 /**
  * The storage lifecycle per root: one {@link Lifecycle} (quota, GC, scrub, retention,
  * eviction, touch marks) for each available root, over that root's own Storage, sharing one
- * set of pull/push statistics in meta.db. Registry hooks and upload admission are routed to
- * the root that serves the repository; the admin API's figures and passes run root by root
+ * set of pull/push statistics in meta.db. Registry hooks ({@link RootMarks}, made before the
+ * registry) and upload admission are routed to the root that serves the repository; the
+ * lifecycles are built in one step once the registry exists. The admin API's figures and passes run root by root
  * and are reported merged, with each root's own report under `roots` when there are several.
  * Scheduled tasks of a subpath root carry its prefix in their name ("gc factory/").
  *
@@ -19,7 +20,7 @@ import type { RegistryHooks } from "../../registry/hooks";
 import type { Registry } from "../../registry/registry";
 import type { Task } from "../../scheduler/task";
 import type { Excluded, GcReport } from "../../lifecycle/gc";
-import { Lifecycle, type LifecycleOptions, type LifecycleStats } from "../../lifecycle/lifecycle";
+import { Lifecycle, LifecycleMarks, type LifecycleOptions, type LifecycleStats } from "../../lifecycle/lifecycle";
 import type { RetentionReport } from "../../lifecycle/retention";
 import type { ScrubProgress, ScrubReport } from "../../lifecycle/scrub";
 import type { OpenedRoot } from "./open";
@@ -40,22 +41,65 @@ export interface RootStatus {
   problem?: string;
 }
 
+/**
+ * Each available root's {@link LifecycleMarks} (its own touch marks, one set of pull/push
+ * statistics for all), and the registry hooks routed to the root serving the repository.
+ * Made before the registry, which takes {@link RootMarks.hooks}; {@link RootLifecycles} is
+ * built over it after.
+ */
+export class RootMarks {
+  private readonly byIndex: (LifecycleMarks | undefined)[];
+
+  /** `graceMs`: `[gc] grace`, the same for every root. */
+  constructor(opened: readonly OpenedRoot[], private readonly router: RootRouter, db: SqlDatabase, graceMs: number) {
+    const usage = new UsageStats(db);
+    this.byIndex = opened.map((r) => (r.store ? new LifecycleMarks(graceMs, usage) : undefined));
+  }
+
+  /** Root `index`'s marks (undefined for a root that is not available). */
+  at(index: number): LifecycleMarks | undefined {
+    return this.byIndex[index];
+  }
+
+  /** Registry hooks routed to the root of the repository. */
+  readonly hooks: RegistryHooks = {
+    pulled: (repo, reference, digest) => this.of(repo)?.hooks.pulled?.(repo, reference, digest),
+    pushed: (repo, digest, tags) => this.of(repo)?.hooks.pushed?.(repo, digest, tags),
+    deleted: (repo, reference, blobs) => this.of(repo)?.hooks.deleted?.(repo, reference, blobs),
+    touched: (repo, digest) => this.of(repo)?.hooks.touched?.(repo, digest),
+  };
+
+  private of(repo: string): LifecycleMarks | undefined {
+    return this.byIndex[this.router.route(repo)];
+  }
+}
+
+/** What {@link RootLifecycles} is built over: the opened roots, and the registry built with `marks.hooks`. */
+export interface RootLifecyclesDeps {
+  opened: readonly OpenedRoot[];
+  router: RootRouter;
+  marks: RootMarks;
+  registry: Registry;
+  meta: Meta;
+  log: Logger;
+  options: LifecycleOptions;
+  counters?: DiskCounters;
+}
+
 /** The lifecycles of every available root. */
 export class RootLifecycles {
   readonly roots: RootLifecycle[] = [];
   private readonly byIndex: (Lifecycle | undefined)[];
+  private readonly opened: readonly OpenedRoot[];
+  private readonly router: RootRouter;
 
-  constructor(
-    private readonly opened: readonly OpenedRoot[],
-    private readonly router: RootRouter,
-    db: SqlDatabase,
-    log: Logger,
-    base: LifecycleOptions,
-    counters?: DiskCounters,
-  ) {
-    const usage = new UsageStats(db);
-    this.byIndex = opened.map((r) => {
-      if (!r.store) return undefined;
+  constructor(deps: RootLifecyclesDeps) {
+    const { opened, marks, registry, meta, log, options: base, counters } = deps;
+    this.opened = opened;
+    this.router = deps.router;
+    this.byIndex = opened.map((r, i) => {
+      const rootMarks = marks.at(i);
+      if (!r.store || !rootMarks) return undefined;
       const sp = r.subpath;
       const options: LifecycleOptions = sp
         ? {
@@ -65,7 +109,7 @@ export class RootLifecycles {
           quota: { ...base.quota, maxBytes: sp.maxBytes, minFree: sp.minFree ?? base.quota.minFree },
         }
         : base;
-      const lc = new Lifecycle(r.store, db, sp ? withFields(log, { rootPrefix: sp.prefix }) : log, options, counters, usage);
+      const lc = new Lifecycle({ store: r.store, registry, meta, marks: rootMarks, log: sp ? withFields(log, { rootPrefix: sp.prefix }) : log, options, ...(counters ? { diskCounters: counters } : {}) });
       this.roots.push({ prefix: r.prefix, dir: r.dir, lc });
       return lc;
     });
@@ -84,18 +128,6 @@ export class RootLifecycles {
   /** Upload admission for root `index`. */
   admit(index: number, repo: string, bytes: number): Promise<void> {
     return this.byIndex[index]?.admit(repo, bytes) ?? Promise.resolve();
-  }
-
-  /** Registry hooks routed to the root of the repository. */
-  readonly hooks: RegistryHooks = {
-    pulled: (repo, reference, digest) => this.of(repo)?.hooks.pulled?.(repo, reference, digest),
-    pushed: (repo, digest, tags) => this.of(repo)?.hooks.pushed?.(repo, digest, tags),
-    deleted: (repo, reference, blobs) => this.of(repo)?.hooks.deleted?.(repo, reference, blobs),
-    touched: (repo, digest) => this.of(repo)?.hooks.touched?.(repo, digest),
-  };
-
-  attach(registry: Registry, meta: Meta): void {
-    for (const r of this.roots) r.lc.attach(registry, meta);
   }
 
   /** Starts each root's tasks; a subpath root's task names carry its prefix. */

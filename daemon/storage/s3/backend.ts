@@ -4,9 +4,11 @@
  * PUT), the blob store (blobs.ts: content-addressed keys, links, streamed multipart uploads,
  * ranged GETs, optional presigned redirects) and the in-memory view of the bucket the
  * synchronous parts of the seam answer from (links.ts). Upload sessions and ingests are the
- * local backend's, spooled in a local cache directory (which also holds meta.db, a cache
- * rebuilt from the bucket), and publish into the bucket when verified; sessions stay with the
- * process that opened them (another process answers BLOB_UPLOAD_UNKNOWN).
+ * shared code (storage/uploads.ts, storage/ingest.ts) written to upload spools (uploads.ts,
+ * spool.ts) that stream into multipart uploads under uploads/ with part buffers from one
+ * byte budget, and publish into the bucket when verified; nothing of an upload is written to
+ * the local cache directory, which holds only meta.db (a cache rebuilt from the bucket).
+ * Sessions stay with the process that opened them (another answers BLOB_UPLOAD_UNKNOWN).
  *
  * GC on S3 uses the same abilities as on disk: unlink deletes a link, the pool sweep deletes
  * a blob no repository links, except one younger than `blobGraceMs` (a blob is uploaded
@@ -17,7 +19,6 @@
  * here, links in blobs.ts). Scrub streams each blob through the hash; a bad one is copied to
  * quarantine/ and removed from every repository and the pool.
  */
-import { statfsSync } from "node:fs";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import type { Algorithm, Digest } from "../../oci/digest";
@@ -37,16 +38,25 @@ import { S3Indexes, type WriteGuard } from "./indexes";
 import { S3Keys } from "./keys";
 import { LinkState } from "./links";
 import { S3Sweep } from "./sweep";
+import { ByteBudget } from "./budget";
+import { SpoolDisk, uploadsPrefix } from "./uploads";
+import type { CopyOptions } from "./multipart";
 
 /** Options of {@link S3Storage}. */
 export interface S3StorageOptions {
   client: S3ClientOptions;
   /** Key prefix inside the bucket ("" for none). */
   prefix: string;
-  /** Local directory for meta.db and spooled uploads. */
+  /** Local directory for meta.db. */
   cacheRoot: string;
   /** Multipart part size in bytes (default 8 MiB). */
   partSize?: number;
+  /** Bytes of part buffers all uploads may hold at once (default 64 MiB; `[storage.s3] upload_memory`). */
+  uploadMemory?: number;
+  /** How long an upload waits for room in that budget before it is refused (default 10 s). */
+  uploadMemoryWaitMs?: number;
+  /** Limits of the server-side copy of a completed upload (tests). */
+  copy?: CopyOptions;
   /** Presigned redirects for blob GETs, valid this many seconds (0: off). */
   redirectSeconds?: number;
   /** The endpoint clients reach the bucket at (signed into redirect URLs); default the endpoint. */
@@ -60,12 +70,17 @@ export interface S3StorageOptions {
   maxBlobBytes: number;
   manifestCacheBytes: number;
   onIngress?: (bytes: number) => void;
+  /** Unused: upload bytes are hashed inline as they pass (a hashing thread would read them from a local file). */
   hashing?: UploadHashing;
   admit?: (repo: string, bytes: number) => Promise<void>;
   uploadLimits?: UploadLimits;
 }
 
 const LAYOUT = { version: 1 };
+/** Parts of one upload in flight at once. */
+const PART_CONCURRENCY = 2;
+/** Free and total bytes the meter reports for a bucket. */
+const UNBOUNDED = Number.MAX_SAFE_INTEGER;
 
 /** Berth's storage in one S3 bucket. */
 export class S3Storage implements Storage {
@@ -77,6 +92,10 @@ export class S3Storage implements Storage {
   readonly indexes: S3Indexes;
   readonly blobs: S3Blobs;
   readonly uploads: Uploads;
+  /** The part buffers of every upload in flight. */
+  readonly budget: ByteBudget;
+  /** The uploads in flight, as the shared upload and ingest code writes them. */
+  readonly spools: SpoolDisk;
   readonly manifests: ManifestCache;
   readonly sweep: BlobSweep;
   readonly meter: UsageMeter;
@@ -106,12 +125,15 @@ export class S3Storage implements Storage {
     this.indexes = new S3Indexes(this.s3, this.keys, log, async (repo, first) => {
       if (!first || !this.state.knows(repo)) await this.state.refresh(repo);
     }, guard);
-    const hashing = options.hashing ?? inlineHashing;
-    const publish = (repo: string, digest: Digest, path: string) => this.blobs.publish(repo, digest, path);
-    const ingestDeps = { disk: realDisk, paths: this.paths, hashing, publish, published: () => "", admit: options.admit };
+    const partSize = options.partSize ?? 8 * 1024 * 1024;
+    this.budget = new ByteBudget(Math.max(options.uploadMemory ?? 64 * 1024 * 1024, partSize), options.uploadMemoryWaitMs, partSize);
+    this.spools = new SpoolDisk(this.s3, this.keys, { partSize, concurrency: PART_CONCURRENCY, budget: this.budget });
+    const hashing = inlineHashing;
+    const publish = (repo: string, digest: Digest, path: string) => this.blobs.publish(repo, digest, this.spools.spool(path));
+    const ingestDeps = { disk: this.spools, paths: this.paths, hashing, publish, published: () => "", admit: options.admit, readBack: (path: string, offset: number, length: number) => this.spools.readBack(path, offset, length) };
     const presigner = options.publicEndpoint ? new S3Client({ ...options.client, endpoint: options.publicEndpoint }) : this.s3;
     this.blobs = new S3Blobs(this.s3, this.keys, this.state, {
-      partSize: options.partSize ?? 8 * 1024 * 1024,
+      copy: options.copy,
       redirectSeconds: options.redirectSeconds ?? 0,
       presigner,
       startIngest: (repo: string, algorithm: Algorithm, o: IngestOptions) => startIngest(ingestDeps, repo, algorithm, o),
@@ -119,7 +141,7 @@ export class S3Storage implements Storage {
       gcLock: this.gcLock,
       graceMs: this.graceMs,
     });
-    this.uploads = new Uploads(this.paths, realDisk, { maxBlobBytes: options.maxBlobBytes, onIngress: options.onIngress, hashing, admit: options.admit, limits: options.uploadLimits, log, publish });
+    this.uploads = new Uploads(this.paths, this.spools, { maxBlobBytes: options.maxBlobBytes, onIngress: options.onIngress, hashing, hashAgain: (path, algorithm) => this.spools.hashAgain(path, algorithm), admit: options.admit, limits: options.uploadLimits, log, publish });
     this.manifests = new ManifestCache(options.manifestCacheBytes);
     this.sweep = new S3Sweep(this.s3, this.keys, this.state, this.gcLock, this.blobs, log);
     this.meter = this.makeMeter();
@@ -137,6 +159,8 @@ export class S3Storage implements Storage {
    */
   async open(): Promise<{ repositories: string[]; uploadsRemoved: number; tempFilesRemoved: number }> {
     await realDisk.mkdirp(this.paths.internal);
+    // files an earlier version spooled locally; uploads now stream to the bucket
+    await realDisk.removeTree(this.paths.uploads);
     const uploadsRemoved = await this.uploads.clearLeftovers();
     try {
       await this.s3.put(this.keys.layout, JSON.stringify(LAYOUT), { ifNoneMatch: "*", contentType: "application/json" });
@@ -156,11 +180,21 @@ export class S3Storage implements Storage {
       const d = object && this.keys.digestOf(object.key);
       if (d) this.bad.push({ digest: d.value, actual: "", size: object!.size, repositories: [], file: object!.key, at: object!.lastModified.getTime() });
     }
-    // multipart uploads a crashed process left (a live one aborts its own on failure): older than a day
+    // multipart uploads a crashed process left (a live one aborts its own on failure), older than
+    // a day: under uploads/ (upload spools) and blobs/ (earlier versions); and completed
+    // temporary objects under uploads/ whose copy to blobs/ a crash interrupted
     let abandoned = 0;
-    for (const u of await this.s3.listMultipartUploads(this.keys.blobs)) {
-      if (u.initiated.getTime() + (this.options.staleUploadMs ?? 86_400_000) > Date.now()) continue;
-      await this.s3.abortMultipart(u.key, u.uploadId);
+    const staleBefore = Date.now() - (this.options.staleUploadMs ?? 86_400_000);
+    for (const prefix of [uploadsPrefix(this.keys), this.keys.blobs]) {
+      for (const u of await this.s3.listMultipartUploads(prefix)) {
+        if (u.initiated.getTime() > staleBefore) continue;
+        await this.s3.abortMultipart(u.key, u.uploadId);
+        abandoned++;
+      }
+    }
+    for await (const { object } of this.s3.listAll({ prefix: uploadsPrefix(this.keys) })) {
+      if (!object || object.lastModified.getTime() > staleBefore) continue;
+      await this.s3.delete(object.key);
       abandoned++;
     }
     if (abandoned > 0) this.log.info("storage: abandoned multipart uploads aborted", { count: abandoned });
@@ -241,11 +275,9 @@ export class S3Storage implements Storage {
         }
         return { total, byPrefix };
       },
-      // the bucket has no fixed size; what can fill up is the local spool of uploads
-      space: () => {
-        const s = statfsSync(this.paths.root);
-        return { free: s.bavail * s.bsize, total: s.blocks * s.bsize };
-      },
+      // the bucket has no fixed size and uploads no longer touch the local disk: nothing for
+      // min_free to guard (quota still applies); reported as unbounded (finite, for JSON)
+      space: () => ({ free: UNBOUNDED, total: UNBOUNDED }),
       figures: (): StorageFigures => {
         const repositories = new Map<string, { bytes: number; blobs: number }>();
         for (const [repo, links] of state.repos) {

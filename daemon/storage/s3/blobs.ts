@@ -3,45 +3,45 @@
  * blobs/<alg>/<hex> (written once, never changed, so deduplication is free) and linked into a
  * repository by an empty object repos/<repo>/_links/<alg>/<hex>.
  *
- * Bytes come in through the one ingest path of the local backend (storage/ingest.ts and the
- * upload sessions of uploads.ts), spooled, admitted and hashed in the local cache directory,
- * and are published here once verified: the blob key is HEADed, and only when it is absent
- * is the file streamed up (a multipart upload of `partSize` parts, memory (2 + 1) × partSize
- * whatever the blob's size, and at most MAX_UPLOADS uploads at once); then the link is written, and the blob is HEADed again so that a
- * GC in another process that removed it meanwhile is noticed and the bytes are sent again.
- * Linking a blob the bucket already has (a mount, an upload of bytes already stored) is a
- * guarded write (gclock.ts), so that no GC deletes what the acknowledgement promises.
- * Reads are ranged GETs streamed to the client, or (opt-in) redirects to presigned URLs.
+ * Bytes come in through the one ingest path (storage/ingest.ts and the upload sessions of
+ * storage/uploads.ts), written to a {@link PartSpool} (uploads.ts, spool.ts): streamed into a
+ * multipart upload under a temporary key with bounded memory, nothing spooled locally. Once
+ * the digest is verified, {@link publish} makes it the blob: when the bucket has the blob
+ * already the upload is dropped (dedupe), else a blob of less than one part is one PUT from
+ * memory and a larger one is completed and copied on the server to its content-addressed key
+ * (CopyObject; UploadPartCopy ranges past 5 GiB). The upload is never completed onto the
+ * blob's key itself: RGW 16's CompleteMultipartUpload ignores If-None-Match, and the temporary
+ * key keeps an upload that fails half-way out of the blob namespace. Then the link is written,
+ * and the blob is HEADed again so that a GC in another process that removed it meanwhile is
+ * noticed and the blob copied again. Linking a blob the bucket already has (a mount, an
+ * upload of bytes already stored) is a guarded write (gclock.ts), so that no GC deletes what
+ * the acknowledgement promises. Reads are ranged GETs streamed to the client, or (opt-in)
+ * redirects to presigned URLs.
  */
-import { createReadStream } from "node:fs";
-import { Readable } from "node:stream";
 import type { Algorithm, Digest } from "../../oci/digest";
 import type { BlobBody, BlobIngest, BlobInfo, BlobStore, ByteRange, IngestOptions } from "../api";
 import type { S3Client } from "./client";
 import type { GcLock } from "./gclock";
 import type { S3Keys } from "./keys";
 import type { KnownBlob, LinkState } from "./links";
-import { uploadStream } from "./multipart";
+import { type CopyOptions, copyObject } from "./multipart";
+import { NotInMemory, type PartSpool } from "./spool";
 
-/** Blob uploads to the bucket at once (each holds up to PART_CONCURRENCY + 1 part buffers). */
-export const MAX_UPLOADS = 4;
 /** With a blob grace below this, the link of freshly uploaded bytes is a guarded write too. */
 const GUARD_FRESH_BELOW_MS = 60_000;
-/** Parts of one upload in flight at once. */
-const PART_CONCURRENCY = 2;
 
 /** How blobs are sent to clients. */
 export interface S3BlobOptions {
-  /** Bytes per multipart part (5 MiB or more). */
-  partSize: number;
   /** Redirect whole-blob GETs to presigned URLs valid this long (0: stream through berth). */
   redirectSeconds: number;
   /** The client that signs redirect URLs (its endpoint is the one clients can reach). */
   presigner?: S3Client;
-  /** Opens the local ingest of a blob; `publish` below makes it a blob of the bucket. */
+  /** Opens an ingest (storage/ingest.ts on the upload spool); its commit ends in {@link S3Blobs.publish}. */
   startIngest(repo: string, algorithm: Algorithm, options: IngestOptions): Promise<BlobIngest>;
   /** Creates the repository's index if needed (before its first link). */
   ensureRepo(repo: string): Promise<void>;
+  /** Limits of the server-side copy (tests). */
+  copy?: CopyOptions;
   /** Guards links of blobs already stored against another process's GC. */
   gcLock: GcLock;
   /** A blob older than half of this is touched when linked anew (backend.ts, blobGraceMs). */
@@ -146,10 +146,16 @@ export class S3Blobs implements BlobStore {
     return true;
   }
 
-  /** A local ingest whose commit publishes to the bucket; reads back from the bucket once committed. */
+  /**
+   * The shared ingest on the upload spool. Bytes still in memory are read back from there;
+   * bytes already sent in parts only from the stored blob: a reader that fell that far
+   * behind a fetch in flight waits for the commit, then reads the blob.
+   */
   async ingest(repo: string, algorithm: Algorithm, options: IngestOptions = {}): Promise<BlobIngest> {
     const inner = await this.options.startIngest(repo, algorithm, options);
     let committed: Digest | undefined;
+    let settle!: (ok: boolean) => void;
+    const settled = new Promise<boolean>((resolve) => (settle = resolve));
     const s3 = this.s3;
     const keys = this.keys;
     return {
@@ -158,64 +164,74 @@ export class S3Blobs implements BlobStore {
       },
       write: (chunks) => inner.write(chunks),
       async readBack(offset, length) {
-        if (!committed) return inner.readBack(offset, length);
+        if (!committed) {
+          try {
+            return await inner.readBack(offset, length);
+          } catch (err) {
+            if (!(err instanceof NotInMemory)) throw err;
+          }
+        }
+        if (!committed && !(await settled)) throw new Error(`The bytes of a blob for "${repo}" were dropped before they were stored`);
         if (length <= 0) return new Uint8Array(0);
-        const got = await s3.get(keys.blob(committed.value), { start: offset, end: offset + length - 1 });
+        const got = await s3.get(keys.blob(committed!.value), { start: offset, end: offset + length - 1 });
         return new Uint8Array(await new Response(got.body).arrayBuffer());
       },
       digest: () => inner.digest(),
       async commit(digest) {
-        await inner.commit(digest);
+        try {
+          await inner.commit(digest);
+        } catch (err) {
+          settle(false);
+          throw err;
+        }
         committed = digest;
+        settle(true);
       },
-      cancel: () => inner.cancel(),
+      async cancel() {
+        await inner.cancel();
+        settle(committed !== undefined);
+      },
     };
   }
 
   /**
-   * Makes the verified file at `path` blob `digest` of `repo`: uploads it unless the bucket
-   * has it, writes the link, and uploads again if the blob vanished in between.
+   * Makes the verified bytes of `spool` blob `digest` of `repo` (see the module comment); the
+   * spool is dropped afterwards whatever happened.
    */
-  async publish(repo: string, digest: Digest, path: string): Promise<void> {
-    await this.options.ensureRepo(repo);
-    const key = this.keys.blob(digest.value);
-    if ((await this.s3.head(key)) && (await this.linkStored(repo, digest))) return;
-    let blob = await this.upload(key, path);
-    // New bytes are young, so no GC decides on them before the link below is written, unless
-    // the grace is too short to cover this moment: then the link is a guarded write too.
-    if (this.options.graceMs < GUARD_FRESH_BELOW_MS) {
-      for (let tries = 1; !(await this.linkStored(repo, digest)); tries++) {
-        if (tries >= 3) throw new Error(`Blob ${digest.value} was removed from the bucket three times while it was being linked into "${repo}"`);
-        await this.upload(key, path);
-      }
-      return;
-    }
-    await this.s3.put(this.keys.link(repo, digest.value), new Uint8Array(0));
-    const after = await this.s3.head(key);
-    if (!after) blob = await this.upload(key, path);
-    this.state.linked(repo, digest.value, blob);
-  }
-
-  /**
-   * Streams the file to `key`. At most {@link MAX_UPLOADS} run at once (the others wait their
-   * turn), so part buffers stay under MAX_UPLOADS × (concurrency + 1) × partSize in all,
-   * however many clients complete pushes at the same moment.
-   */
-  private async upload(key: string, path: string): Promise<KnownBlob> {
-    while (this.uploading >= MAX_UPLOADS) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    this.uploading++;
+  async publish(repo: string, digest: Digest, spool: PartSpool): Promise<void> {
     try {
-      const body = Readable.toWeb(createReadStream(path)) as unknown as ReadableStream<Uint8Array>;
-      const { size } = await uploadStream(this.s3, key, body, { partSize: this.options.partSize, concurrency: PART_CONCURRENCY });
-      return { size, mtimeMs: Date.now() };
+      await this.options.ensureRepo(repo);
+      const key = this.keys.blob(digest.value);
+      if ((await this.s3.head(key)) && (await this.linkStored(repo, digest))) return;
+      let blob = await this.place(key, spool);
+      // New bytes are young, so no GC decides on them before the link below is written, unless
+      // the grace is too short to cover this moment: then the link is a guarded write too.
+      if (this.options.graceMs < GUARD_FRESH_BELOW_MS) {
+        for (let tries = 1; !(await this.linkStored(repo, digest)); tries++) {
+          if (tries >= 3) throw new Error(`Blob ${digest.value} was removed from the bucket three times while it was being linked into "${repo}"`);
+          await this.place(key, spool);
+        }
+        return;
+      }
+      await this.s3.put(this.keys.link(repo, digest.value), new Uint8Array(0));
+      if (!(await this.s3.head(key))) blob = await this.place(key, spool);
+      this.state.linked(repo, digest.value, blob);
     } finally {
-      this.uploading--;
-      this.waiting.shift()?.();
+      await spool.drop();
     }
   }
 
-  private uploading = 0;
-  private readonly waiting: (() => void)[] = [];
+  /** Writes the spool's bytes to `key`: one PUT when small, else completed and copied on the server. */
+  private async place(key: string, spool: PartSpool): Promise<KnownBlob> {
+    if (spool.small) {
+      const bytes = spool.bytes();
+      await this.s3.put(key, bytes);
+      return { size: bytes.byteLength, mtimeMs: Date.now() };
+    }
+    await spool.complete();
+    await copyObject(this.s3, spool.key, key, spool.size, this.options.copy);
+    return { size: spool.size, mtimeMs: Date.now() };
+  }
 }
 
 /** A stream whose GET starts on the first read (so a body that is never read costs no request). */

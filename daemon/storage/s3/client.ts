@@ -239,6 +239,15 @@ export class S3Client {
     return stripQuotes(res.headers.get("etag"));
   }
 
+  /** Copies bytes `range` (inclusive) of object `from` on the server as part `partNumber` of an upload to `key`; answers its ETag. */
+  async uploadPartCopy(key: string, uploadId: string, partNumber: number, from: string, range: { start: number; end: number }): Promise<string> {
+    const headers = new Headers();
+    headers.set("x-amz-copy-source", `/${uriEncode(this.bucket)}/${uriEncode(from, true)}`);
+    headers.set("x-amz-copy-source-range", `bytes=${range.start}-${range.end}`);
+    const xml = await this.xml(await this.send("PUT", key, { query: { partNumber: String(partNumber), uploadId }, headers }));
+    return stripQuotes(text(xml, "ETag"));
+  }
+
   /**
    * Completes a multipart upload from its parts in order. Unconditional on RGW 16 (which
    * ignores If-None-Match here); the answered ETag may be empty. An error inside a 200 answer

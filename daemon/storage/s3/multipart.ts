@@ -112,3 +112,39 @@ export async function uploadStream(client: S3Client, key: string, body: Readable
     throw e;
   }
 }
+
+/** S3's limit for one CopyObject; larger objects are copied in ranges (UploadPartCopy). */
+export const MAX_SINGLE_COPY = 5 * 1024 * 1024 * 1024;
+
+/** Tuning for {@link copyObject} (tests lower the limits to exercise the ranged copy). */
+export interface CopyOptions {
+  /** Largest object copied with one CopyObject (default and most: 5 GiB). */
+  maxSingle?: number;
+  /** Bytes per copied range (default: 1 GiB, or more so that 10,000 ranges cover the object). */
+  rangeSize?: number;
+}
+
+/**
+ * Copies object `from` (of `size` bytes) to `to` on the server: one CopyObject up to
+ * `maxSingle`, else a multipart upload of UploadPartCopy ranges (aborted on failure). No
+ * byte passes through berth either way.
+ */
+export async function copyObject(client: S3Client, from: string, to: string, size: number, options: CopyOptions = {}): Promise<void> {
+  if (size <= (options.maxSingle ?? MAX_SINGLE_COPY)) {
+    await client.copy(from, to);
+    return;
+  }
+  const rangeSize = Math.max(options.rangeSize ?? 1024 * 1024 * 1024, MIN_PART, Math.ceil(size / MAX_PARTS));
+  const uploadId = await client.createMultipart(to);
+  try {
+    const parts: { partNumber: number; etag: string }[] = [];
+    for (let start = 0, partNumber = 1; start < size; start += rangeSize, partNumber++) {
+      const end = Math.min(size, start + rangeSize) - 1;
+      parts.push({ partNumber, etag: await client.uploadPartCopy(to, uploadId, partNumber, from, { start, end }) });
+    }
+    await client.completeMultipart(to, uploadId, parts);
+  } catch (e) {
+    await client.abortMultipart(to, uploadId).catch(() => {});
+    throw e;
+  }
+}

@@ -1,7 +1,7 @@
 /**
  * Opens the S3 backend from the daemon's configuration (`[storage] backend = "s3"` and
- * `[storage.s3]`): the credentials are read from their secret file, the local cache (meta.db,
- * spooled uploads) is `[storage] root`. Loaded by main only when the backend is S3.
+ * `[storage.s3]`): the credentials are read from their secret file, the local cache (meta.db) is
+ * `[storage] root`. Loaded by main only when the backend is S3.
  */
 import { ConfigError } from "../../config/load";
 import { readS3Credentials } from "../../config/s3";
@@ -25,6 +25,7 @@ export async function openS3FromConfig(config: Config, common: Omit<StoreOptions
     prefix: c.prefix,
     cacheRoot: common.root,
     partSize: c.part_size,
+    uploadMemory: c.upload_memory,
     redirectSeconds: c.redirect ? c.redirect_expiry : 0,
     publicEndpoint: c.public_endpoint || undefined,
     blobGraceMs: c.blob_grace * 1000,

@@ -1,0 +1,114 @@
+/**
+ * One byte budget for the part buffers of every S3 upload in the process (`[storage.s3]
+ * upload_memory`). A buffer is taken from it before it is allocated and given back once its
+ * part is sent or dropped, so thousands of upload sessions hold at most the budget in part
+ * buffers between them. A request that finds the budget spent waits, in arrival order, for at
+ * most `waitMs`; after that it is refused with StorageError "too-many-uploads", which the
+ * registry answers 429 TOOMANYREQUESTS with Retry-After (the answer clients already retry
+ * on when the session cap is reached): waiting a little covers the common case (parts of
+ * other pushes finish within a second or two), and refusing after a bound keeps a stuck
+ * bucket from piling up requests that each hold a connection.
+ *
+ * Part-sized buffers given back are kept for reuse (a long push then reuses a few buffers
+ * instead of leaving one per part for the collector), never more than the budget leaves free:
+ * lent and kept buffers together stay within `limit`.
+ */
+import { StorageError } from "../errors";
+
+/** Default of {@link ByteBudget}'s wait for room, in milliseconds. */
+export const BUDGET_WAIT_MS = 10_000;
+
+interface Waiter {
+  bytes: number;
+  resolve: () => void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+/** A shared count of bytes lent out, bounded by `limit`. */
+export class ByteBudget {
+  private used = 0;
+  private peakUsed = 0;
+  private readonly queue: Waiter[] = [];
+  private readonly spare: Uint8Array[] = [];
+
+  constructor(
+    /** Bytes that may be lent out at once. */
+    readonly limit: number,
+    /** How long {@link acquire} waits for room before refusing. */
+    readonly waitMs = BUDGET_WAIT_MS,
+    /** The size of the buffers kept for reuse (the part size). */
+    readonly reuseSize = 0,
+  ) {
+    if (!Number.isSafeInteger(limit) || limit <= 0) throw new RangeError(`Upload memory budget "${limit}" must be a positive whole number of bytes`);
+  }
+
+  /** Bytes lent out now. */
+  get inUse(): number {
+    return this.used;
+  }
+
+  /** The most bytes lent out at once since start (for tests and benchmarks). */
+  get peak(): number {
+    return this.peakUsed;
+  }
+
+  /** Takes `bytes` if they are free now and nobody waits before us; false otherwise. */
+  tryAcquire(bytes: number): boolean {
+    if (bytes > this.limit) throw new RangeError(`A buffer of ${bytes} bytes is larger than the upload memory budget of ${this.limit} bytes`);
+    if (this.queue.length > 0 || this.used + bytes > this.limit) return false;
+    this.take(bytes);
+    return true;
+  }
+
+  /** Takes `bytes`, waiting up to `waitMs` for room; throws too-many-uploads after that. */
+  async acquire(bytes: number): Promise<void> {
+    if (this.tryAcquire(bytes)) return;
+    await new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = {
+        bytes,
+        resolve,
+        timer: setTimeout(() => {
+          this.queue.splice(this.queue.indexOf(waiter), 1);
+          this.wake();
+          reject(new StorageError("too-many-uploads", `the upload memory budget of ${this.limit} bytes is in use by other uploads; retry later`));
+        }, this.waitMs),
+      };
+      this.queue.push(waiter);
+    });
+  }
+
+  /** A buffer of `size` bytes for bytes already acquired: a kept one when `size` is the reuse size. */
+  buffer(size: number): Uint8Array {
+    return (size === this.reuseSize && this.spare.pop()) || new Uint8Array(size);
+  }
+
+  /** Keeps `buffer` (no longer used by its holder, its bytes released) for reuse if it fits. */
+  recycle(buffer: Uint8Array): void {
+    if (buffer.byteLength !== this.reuseSize || this.used + (this.spare.length + 1) * this.reuseSize > this.limit) return;
+    this.spare.push(buffer);
+  }
+
+  /** Gives back `bytes` (never more than were taken) and lets waiters in. */
+  release(bytes: number): void {
+    if (bytes <= 0) return;
+    this.used = Math.max(0, this.used - bytes);
+    this.wake();
+  }
+
+  private take(bytes: number): void {
+    this.used += bytes;
+    // kept buffers make room for lent ones: together they stay within the limit
+    while (this.spare.length > 0 && this.used + this.spare.length * this.reuseSize > this.limit) this.spare.pop();
+    if (this.used > this.peakUsed) this.peakUsed = this.used;
+  }
+
+  /** Serves waiters in order while the first fits. */
+  private wake(): void {
+    while (this.queue.length > 0 && this.used + this.queue[0]!.bytes <= this.limit) {
+      const w = this.queue.shift()!;
+      clearTimeout(w.timer);
+      this.take(w.bytes);
+      w.resolve();
+    }
+  }
+}
