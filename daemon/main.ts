@@ -28,6 +28,7 @@ import { identifyBoard } from "./board/identify";
 import { Scheduler } from "./scheduler/scheduler";
 import { parseWindow, type Window } from "./scheduler/windows";
 import { SyncState } from "./meta/syncstate";
+import { StartupWork } from "./meta/startup";
 import { SyncService } from "./sync/service";
 import { runService } from "./service";
 import type { Storage } from "./storage/api";
@@ -95,7 +96,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   let ready = false;
   const hashing = config.storage.hash_thread ? workerHashing() : inlineHashing;
   let ingressBytes = 0;
-  const governor = memoryGovernor({ softLimitBytes: config.memory.rss_soft_limit, checkInterval: 16 * 1024 * 1024 });
+  const governor = memoryGovernor({ softLimitBytes: config.memory.rss_soft_limit });
   const profile = IO_PROFILES[config.scheduler.io_profile]!;
   const sch = config.scheduler;
   const budget = new IoBudget({
@@ -105,7 +106,8 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     writeOpsPerSecond: sch.write_ops_per_second || profile.writeOpsPerSecond,
   });
   const scheduler = new Scheduler(budget, { concurrency: sch.concurrency, jitterMs: sch.jitter_ms, windows: sch.windows.map((w) => parseWindow(w) as Window) }, log);
-  const counted = countingDisk(realDisk);
+  // whole-file replacements (index.json rewrites) churn memory like request bodies do
+  const counted = countingDisk(realDisk, (bytes) => governor.ingress(bytes));
   // late-binding points (daemon/late.ts), bound once each below where the object is built:
   // storage admits upload bytes through the lifecycles, which are built over the opened roots
   // and the registry (before they are bound, during recovery and reconcile, no upload is
@@ -134,6 +136,8 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     },
     manifestCacheBytes: config.storage.manifest_cache_bytes,
     dedupe: config.storage.dedupe,
+    // the walk of every layout (temp files of a killed run) runs after listening (meta/startup.ts)
+    deferSweep: true,
     admit: (index, repo, bytes) => late.lifecycles.current?.admit(index, repo, bytes) ?? Promise.resolve(),
     // [storage] backend = "s3": the bucket is the main root (loaded only then; root keeps meta.db and spooled uploads)
     ...(config.storage.backend === "s3" ? {
@@ -163,12 +167,13 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     const hooks = withCveHooks(marks.hooks, () => late.cve.current?.hooks);
     // the trust module's hooks, once it is built (it needs meta.db); only with [trust] enabled
     const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes, hooks: config.trust.enabled ? chainHooks(hooks, { pushed: (...a) => late.trust.current?.hooks.pushed?.(...a) }) : hooks }, log);
-    const reindexed = await registry.reconcileAll(recovery.repositories);
     const lcs = new RootLifecycles({ opened: roots.roots, router: store.router, marks, registry, meta, log, options, counters: counted.counters });
-    return { meta, lcs, registry, reindexed };
+    return { meta, lcs, registry };
   });
   const { db } = opened;
-  const { meta, lcs, registry, reindexed } = opened.value;
+  const { meta, lcs, registry } = opened.value;
+  // the temp-file sweep and the reconcile of every repository: after listening (meta/startup.ts)
+  const startup = new StartupWork({ scheduler, sweep: (pace) => roots.sweep(pace), reconcileAll: (repos, pace) => registry.reconcileAll(repos, pace), log });
   late.lifecycles.bind(lcs);
   const lc = lcs.main;
   // offline vulnerability scanning (issue 11): loaded only when [cve] enabled
@@ -229,6 +234,9 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
         maxManifestBytes: config.storage.max_manifest_bytes,
         maxResults: config.search.max_results,
         maxQueryBytes: config.search.max_query_bytes,
+        modelBytes: config.search.model_bytes,
+        // the derived index is complete once the start-up reconcile is done
+        ready: (ms: number) => startup.within(ms),
         log,
       })),
     } : {}),
@@ -271,12 +279,13 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   metrics.provide("scheduler", () => schedulerFamilies(scheduler));
   if (cve) metrics.provide("cve", () => cve.metrics());
   if (sync) metrics.provide("sync", () => syncFamilies(sync));
+  // GC, retention and scrub judge by the derived index: after the start-up reconcile
   const storage = {
     stats: () => lcs.stats(),
     quarantine: () => lcs.quarantine(),
-    gc: (dryRun: boolean) => lcs.gc(dryRun),
-    retention: (dryRun: boolean) => lcs.retention(dryRun),
-    scrub: (progress?: (p: { done: number; total: number; bytes: number; totalBytes: number }) => void) => lcs.scrub(progress),
+    gc: async (dryRun: boolean) => (await startup.done, lcs.gc(dryRun)),
+    retention: async (dryRun: boolean) => (await startup.done, lcs.retention(dryRun)),
+    scrub: async (progress?: (p: { done: number; total: number; bytes: number; totalBytes: number }) => void) => (await startup.done, lcs.scrub(progress)),
   };
   const app = createApp({
     v2,
@@ -309,21 +318,20 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     ...(config.http.tls_cert ? { tls: { certFile: config.http.tls_cert, keyFile: config.http.tls_key, ...(clientCaFile ? { clientCaFile } : {}) } } : {}),
   });
   scheduler.start();
+  startup.start();
   sync?.start();
   audit.start();
   const advertisement = config.mdns.enabled ? await advertiseOnLan(config, server.port, log, auth?.access) : undefined;
   ready = true;
-  lcs.start((intervalMs, make) => scheduler.every(intervalMs, make));
+  // periodic GC, retention and scrub judge by the derived index: each run waits for the start-up reconcile
+  lcs.start((intervalMs, make) => scheduler.every(intervalMs, () => startup.before(make())));
   log.info("berth listening", {
     version: VERSION,
     address: server.hostname,
     port: server.port,
     root: config.storage.root,
     ...(config.storage.subpaths.length > 0 ? { roots: lcs.status().map((r) => `${r.prefix || "(rest)"} ${r.root}${r.available ? "" : " (unavailable)"}`) } : {}),
-    repositories: recovery.repositories.length,
-    reindexed,
     uploadsRemoved: recovery.uploadsRemoved,
-    tempFilesRemoved: recovery.tempFilesRemoved,
     ...(opened.degraded ? { degraded: "derived index in memory: the disk is full" } : {}),
     startMs: Math.round(performance.now() - started),
   });
@@ -349,6 +357,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
     /** Stops accepting, lets requests in flight finish (up to `graceMs`), closes the database. */
     async close(graceMs = 30_000) {
       ready = false;
+      startup.cancel();
       await advertisement?.stop();
       const stopping = server.stop(false);
       const deadline = Date.now() + graceMs;

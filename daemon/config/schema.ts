@@ -276,6 +276,7 @@ export const SCHEMA = {
     enabled: { kind: "boolean", default: true, doc: "Serve zot's GraphQL search API at /v2/_zot/ext/search (loaded on the first search request; nothing is loaded or indexed before)." },
     max_results: { kind: "integer", default: 1000, min: 1, max: 100_000, doc: "Most results one page of a search returns; `limit: 0` (all) and larger limits get this many, with the true TotalCount." },
     max_query_bytes: { kind: "bytes", default: 16 * 1024, min: 1024, max: 1024 * 1024, doc: "Largest search request (GraphQL text or JSON body); a larger one is refused with 413." },
+    model_bytes: { kind: "bytes", default: 16 * 1024 * 1024, min: 64 * 1024, max: 1024 * 1024 * 1024, doc: "Memory for search's per-repository models (least recently used kept; the rest read from meta.db per query): about 1.5 KiB per image." },
   },
   bundle: {
     import_dirs: { kind: "strings", default: [], doc: "Directories on the device (a mounted USB stick) from which the admin API may import air-gap bundles (POST /api/v1/bundle/import?path=…); empty: the endpoint is off and nothing of it is loaded. `berth bundle import` through /v2 needs none." },

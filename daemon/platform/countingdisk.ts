@@ -21,8 +21,13 @@ export interface DiskCounters {
   copies: number;
 }
 
-/** Wraps `inner`, counting into the returned `counters`. */
-export function countingDisk(inner: Disk): { disk: Disk; counters: DiskCounters } {
+/**
+ * Wraps `inner`, counting into the returned `counters`. `onReplace` is told the size of each
+ * atomic replacement (index.json and the like, built whole in memory before the write): the
+ * memory governor counts them as it counts request bodies, since a busy repository's
+ * rewrites of a large index.json churn more memory than the small pushes that cause them.
+ */
+export function countingDisk(inner: Disk, onReplace?: (bytes: number) => void): { disk: Disk; counters: DiskCounters } {
   const c: DiskCounters = { bytesWritten: 0, writes: 0, fileSyncs: 0, dirSyncs: 0, links: 0, renames: 0, unlinks: 0, mkdirs: 0, removeTrees: 0, copies: 0 };
   const disk: Disk = {
     stat: (p) => inner.stat(p),
@@ -60,7 +65,9 @@ export function countingDisk(inner: Disk): { disk: Disk; counters: DiskCounters 
       c.fileSyncs++;
       c.renames++;
       c.dirSyncs++;
-      c.bytesWritten += typeof bytes === "string" ? Buffer.byteLength(bytes) : bytes.byteLength;
+      const size = typeof bytes === "string" ? Buffer.byteLength(bytes) : bytes.byteLength;
+      c.bytesWritten += size;
+      onReplace?.(size);
     },
   };
   return { disk, counters: c };

@@ -61,6 +61,14 @@ export interface Disk {
 /** Prefix of the temp files {@link Disk.writeAtomic} leaves behind if it is interrupted. */
 export const TEMP_PREFIX = ".berth-tmp-";
 
+/**
+ * Prefix of the temp files this process makes: the pid and a per-run token, so a sweep
+ * running beside live writes (the start-up sweep, deferred until after listening) tells its
+ * own in-flight temp files from a killed run's, even when both ran as the same pid (PID 1 in
+ * a container).
+ */
+export const OWN_TEMP_PREFIX = `${TEMP_PREFIX}${process.pid}.${Math.random().toString(36).slice(2, 8)}-`;
+
 let tempCounter = 0;
 
 function errno(err: unknown): string | undefined {
@@ -140,7 +148,7 @@ export const realDisk: Disk = {
     }
   },
   async copy(src, dst) {
-    const tmp = join(dirname(dst), `${TEMP_PREFIX}${process.pid}-${++tempCounter}`);
+    const tmp = join(dirname(dst), `${OWN_TEMP_PREFIX}${++tempCounter}`);
     await fsp.copyFile(src, tmp);
     const handle = await fsp.open(tmp, "r+");
     try {
@@ -181,7 +189,7 @@ export const realDisk: Disk = {
   },
   async writeAtomic(path, bytes) {
     const dir = dirname(path);
-    const tmp = join(dir, `${TEMP_PREFIX}${process.pid}-${++tempCounter}`);
+    const tmp = join(dir, `${OWN_TEMP_PREFIX}${++tempCounter}`);
     const handle = await fsp.open(tmp, "w");
     try {
       await handle.writeFile(bytes);

@@ -19,6 +19,14 @@
 
 type Collect = () => void;
 
+/**
+ * Request-body bytes between two looks at the resident set under traffic. 8 MiB rather than
+ * 16: the body chunks of concurrent large pushes are garbage once written, and a look that
+ * collects sooner leaves fewer of them resident (16 x 64 MiB pushes at concurrency 8: anonymous
+ * peak ~58 -> ~55 MiB, for ~1.3x the collections of a few milliseconds each).
+ */
+export const CHECK_INTERVAL = 8 * 1024 * 1024;
+
 /** Delays of the follow-up looks after traffic stops, while the resident set is above the limit. */
 export const SETTLE_MS = [4000, 15000, 30000];
 
@@ -59,8 +67,8 @@ export interface MemoryGovernor {
 export interface GovernorOptions {
   /** Resident set above which a collection is forced; 0 disables the governor. */
   softLimitBytes: number;
-  /** Request-body bytes between two looks at the resident set. */
-  checkInterval: number;
+  /** Request-body bytes between two looks at the resident set (default {@link CHECK_INTERVAL}). */
+  checkInterval?: number;
   /** Milliseconds between looks while requests arrive. */
   tickMs?: number;
   /** Reads the resident set (injectable for tests); undefined or a throw skips that look. */
@@ -122,7 +130,7 @@ export function memoryGovernor(options: GovernorOptions, collect: Collect | unde
     ingress(bytes) {
       if (!enabled) return;
       sinceCheck += bytes;
-      if (sinceCheck < options.checkInterval) return;
+      if (sinceCheck < (options.checkInterval ?? CHECK_INTERVAL)) return;
       sinceCheck = 0;
       check(false);
     },

@@ -88,12 +88,22 @@ export class Registry {
 
   // ---- start-up ----------------------------------------------------------------------
 
-  /** Brings the derived index in line with the layouts on disk (after recovery). */
-  async reconcileAll(repositories: string[]): Promise<number> {
+  /**
+   * Brings the derived index in line with the layouts on disk (after recovery). `pace` is
+   * awaited before each repository (the daemon runs this after listening, on the scheduler:
+   * the IO budget, and turns of the event loop for requests); until it is done, every
+   * operation that reads or writes a repository's rows reconciles that repository first.
+   */
+  async reconcileAll(repositories: string[], pace?: () => Promise<void>): Promise<number> {
     let rebuilt = 0;
     const present = new Set(repositories);
-    for (const name of this.meta.repositories()) if (!present.has(name)) this.meta.dropRepo(name);
-    for (const name of repositories) if (await this.reconcile(name)) rebuilt++;
+    // a repository the list lacks is dropped only if it is still gone: the list may be older
+    // than a push that created it (the walk is paced, and requests are served meanwhile)
+    for (const name of this.meta.repositories()) if (!present.has(name)) await this.reconcile(name);
+    for (const name of repositories) {
+      await pace?.();
+      if (await this.reconcile(name)) rebuilt++;
+    }
     return rebuilt;
   }
 
@@ -235,6 +245,10 @@ export class Registry {
     if (expected && expected.value !== digest) {
       throw new RegistryError("DIGEST_INVALID", `the manifest's ${algorithm} digest is ${digest}, not ${expected.value}`);
     }
+    // rows first brought up to index.json (a layout changed while berth was stopped and not
+    // reconciled yet, or edited by another tool): the push then records its stamp over rows
+    // that describe every manifest before it (one stat when they are current)
+    await this.reconcile(repo);
     await this.checkReferences(repo, parsed, opts.partialIndex === true);
 
     await this.store.indexes.ensure(repo);
@@ -249,16 +263,17 @@ export class Registry {
     let moved: { tag: string; from: string }[] = [];
     try {
       await this.store.uploads.putSmall(repo, d, bytes);
-      await this.store.indexes.transaction(repo, async (tx) => {
+      // an update: concurrent pushes into the repository share one durable write of index.json
+      await this.store.indexes.update(repo, async (before) => {
         await this.checkReferences(repo, parsed, opts.partialIndex === true);
         if (!this.store.blobs.stat(repo, d)) await this.store.uploads.putSmall(repo, d, bytes, false);
-        const before = (await tx.current()).doc.manifests;
         // tags that pointed at another manifest (the audit trail's tag moves)
         moved = before.flatMap((e) => {
           const tag = tagOf(e);
           return tag !== undefined && e.digest !== digest && tags.includes(tag) ? [{ tag, from: e.digest }] : [];
         });
-        const index = await tx.write(withManifest(before, desc, tags));
+        return withManifest(before, desc, tags);
+      }, (index) => {
         this.meta.addManifest(repo, index.stamp, record);
         this.indexed.set(repo, index.stamp);
       });
@@ -318,6 +333,7 @@ export class Registry {
     const index = await this.store.indexes.index(repo);
     if (!index) throw new RegistryError("NAME_UNKNOWN", `repository ${repo} is not known`);
     if (isTag(reference)) {
+      await this.reconcile(repo); // the rows describe index.json before the stamp moves (see putManifest)
       await this.store.indexes.update(repo, (entries) => {
         const next = withoutTag(entries, reference);
         if (!next) throw new RegistryError("MANIFEST_UNKNOWN", `tag "${reference}" is not in ${repo}`);

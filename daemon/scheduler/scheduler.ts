@@ -79,7 +79,7 @@ export class Scheduler {
   /** Queues a task (after `delayMs` plus jitter). Returns false once the scheduler stopped. */
   add(task: Task, delayMs = 0): boolean {
     if (this.stopped) return false;
-    const jitter = this.options.jitterMs > 0 ? Math.random() * this.options.jitterMs : 0;
+    const jitter = this.options.jitterMs > 0 && !task.prompt ? Math.random() * this.options.jitterMs : 0;
     this.queue.push({ task, seq: this.seq++, notBefore: Date.now() + delayMs + jitter, enqueued: Date.now() });
     this.queue.sort((a, b) => (b.task.priority ?? 0) - (a.task.priority ?? 0) || a.seq - b.seq);
     this.arm(delayMs + jitter);

@@ -35,6 +35,8 @@ export interface Task {
   readonly priority?: number;
   /** A heavy task (GC, scrub, full sync) starts only inside a maintenance window. */
   readonly heavy?: boolean;
+  /** Started without the scheduler's random jitter (start-up work requests may wait on). */
+  readonly prompt?: boolean;
   /** Does the work; a thrown error is logged and the task is not retried by the scheduler. */
   run(ctx: TaskContext): Promise<void>;
 }

@@ -7,9 +7,14 @@
  * whose stamp moved is brought up to date before a query is answered, so no query walks the
  * disk. Everything here can be dropped and rebuilt (the tables carry a version).
  *
- * A light model of every manifest (platform, sizes, times, children) is kept in memory for
- * listing, filtering and sorting; the heavy fields (history, labels, annotations, layer
- * lists) stay in SQLite and are read only for the results a page returns.
+ * A light model of each repository's manifests (platform, sizes, times, children) and tags
+ * serves listing, filtering and sorting; the heavy fields (history, labels, annotations,
+ * layer lists) stay in SQLite and are read only for the results a page returns. The light
+ * models are read from the tables when a query needs them and kept in a least-recently-used
+ * cache bounded by bytes (`[search] model_bytes`): a store larger than the bound costs table
+ * reads per query instead of memory (~1.5 KiB per image once held them all). Nothing else
+ * per repository stays in memory: which repositories are indexed, and at which stamp, is
+ * read from search_repos when the index is brought up to date.
  *
  * Table version 2 (2: search_layers, digest indexes).
  */
@@ -90,38 +95,25 @@ export interface ManifestDetail {
   textSize: number;
 }
 
-interface Row {
-  repo: string;
-  digest: string;
-  media_type: string;
-  kind: string;
-  size: number;
-  config_digest: string | null;
-  artifact_type: string | null;
-  os: string | null;
-  arch: string | null;
-  variant: string | null;
-  created: number | null;
-  first_layer: string | null;
-  children: string | null;
-  layers: string | null;
-  config_size: number | null;
-  annotations: string | null;
-  labels: string | null;
-}
-
 /** Options for {@link Catalog}. */
 export interface CatalogOptions {
   /** Largest manifest read (the registry's `max_manifest_bytes`). */
   maxManifestBytes: number;
   /** Largest config blob read; a larger one is indexed without its config facts. */
   maxConfigBytes: number;
+  /** Bytes of light models kept in memory (estimated); default 16 MiB. */
+  modelBytes?: number;
 }
+
+/** Default of {@link CatalogOptions.modelBytes}. */
+export const DEFAULT_MODEL_BYTES = 16 * 1024 * 1024;
 
 /** Search's index: tables in meta.db and the light model in memory. */
 export class Catalog {
-  private readonly repos = new Map<string, RepoLite>();
-  private readonly stamps = new Map<string, string>();
+  /** Light models recently used, least recent first, with their estimated bytes. */
+  private readonly cache = new Map<string, { repo: RepoLite; bytes: number }>();
+  private cachedBytes = 0;
+  private readonly budget: number;
   private refreshing: Promise<void> | undefined;
   private readonly q: {
     put: Statement<never>;
@@ -138,6 +130,11 @@ export class Catalog {
     putLayer: Statement<never>;
     dropLayers: Statement<never>;
     dropRepoLayers: Statement<never>;
+    names: Statement<{ repo: string }>;
+    stamps: Statement<{ repo: string; stamp: string }>;
+    stampOf: Statement<{ stamp: string }>;
+    tagsOf: Statement<{ tag: string; digest: string }>;
+    rowsOf: Statement<LiteRow>;
   };
 
   constructor(
@@ -179,25 +176,61 @@ export class Catalog {
       putLayer: db.prepare("INSERT OR IGNORE INTO search_layers (layer, repo, manifest) VALUES (?, ?, ?)"),
       dropLayers: db.prepare("DELETE FROM search_layers WHERE repo = ? AND manifest = ?"),
       dropRepoLayers: db.prepare("DELETE FROM search_layers WHERE repo = ?"),
+      names: db.prepare("SELECT repo FROM search_repos ORDER BY repo"),
+      stamps: db.prepare("SELECT repo, stamp FROM search_repos"),
+      stampOf: db.prepare("SELECT stamp FROM search_repos WHERE repo = ?"),
+      tagsOf: db.prepare("SELECT tag, digest FROM search_tags WHERE repo = ?"),
+      // the light fields only, sizes summed and the vendor picked in SQLite: reading a model
+      // back parses no layer list, annotations or labels (a full scan over a store larger
+      // than the bound reads every repository's rows, per query)
+      rowsOf: db.prepare(
+        `SELECT digest, media_type, kind, config_digest, artifact_type, os, arch, variant, created, first_layer, children,
+          size + coalesce(config_size, 0) + coalesce((SELECT sum(json_extract(l.value, '$[1]')) FROM json_each(m.layers) l), 0) AS own_size,
+          coalesce(json_extract(m.annotations, '$."org.opencontainers.image.vendor"'), json_extract(m.labels, '$."org.opencontainers.image.vendor"')) AS vendor
+        FROM search_manifests m WHERE repo = ?`,
+      ),
     };
-    this.load();
+    this.budget = options.modelBytes ?? DEFAULT_MODEL_BYTES;
   }
 
-  /** Every repository in memory (call {@link refresh} first). */
-  repositories(): Iterable<RepoLite> {
-    return this.repos.values();
+  /**
+   * Every indexed repository (call {@link refresh} first), in name order, each model read
+   * from the tables unless cached: iterate once per query and keep no more than needed.
+   */
+  *repositories(): Iterable<RepoLite> {
+    for (const { repo: name } of this.q.names.all()) {
+      const hit = this.cache.get(name);
+      if (hit) {
+        yield hit.repo;
+        continue;
+      }
+      // a scan keeps what is cached: a model read now is kept only while there is room (an
+      // LRU evicting on every miss of an in-order scan would hold nothing the next scan wants)
+      const repo = this.loadRepo(name);
+      this.remember(repo, false);
+      yield repo;
+    }
   }
 
   /** One repository, if indexed. */
   repo(name: string): RepoLite | undefined {
-    return this.repos.get(name);
+    const hit = this.cache.get(name);
+    if (hit) {
+      this.cache.delete(name); // most recent last
+      this.cache.set(name, hit);
+      return hit.repo;
+    }
+    if (!this.q.stampOf.get(name)) return undefined;
+    const repo = this.loadRepo(name);
+    this.remember(repo);
+    return repo;
   }
 
-  /** Number of manifests in memory (figures). */
-  size(): number {
-    let n = 0;
-    for (const r of this.repos.values()) n += r.manifests.size;
-    return n;
+  /** Number of manifests and estimated bytes of the light models in memory (figures, tests). */
+  memory(): { repositories: number; manifests: number; bytes: number; budget: number } {
+    let manifests = 0;
+    for (const { repo } of this.cache.values()) manifests += repo.manifests.size;
+    return { repositories: this.cache.size, manifests, bytes: this.cachedBytes, budget: this.budget };
   }
 
   /** The heavy fields of a manifest (one SQLite read). */
@@ -238,29 +271,46 @@ export class Catalog {
     return (this.refreshing ??= this.doRefresh().finally(() => (this.refreshing = undefined)));
   }
 
-  private async doRefresh(): Promise<void> {
-    const current = this.source.repoStamps();
-    const present = new Set<string>();
-    for (const { name, stamp } of current) {
-      present.add(name);
-      if (this.stamps.get(name) !== stamp) await this.reindex(name, stamp);
+  /**
+   * {@link refresh}, waited for at most `ms`: true when the index is up to date, false when
+   * the refresh goes on after `ms` (it is not stopped: each repository is committed as it is
+   * done, so the next call finds that much done). A refresh that fails rejects.
+   */
+  async refreshWithin(ms: number): Promise<boolean> {
+    const work = this.refresh();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+    try {
+      return await Promise.race([work.then(() => true), late]);
+    } finally {
+      clearTimeout(timer);
     }
-    for (const name of [...this.stamps.keys()]) {
-      if (present.has(name)) continue;
+  }
+
+  private async doRefresh(): Promise<void> {
+    // both lists live only for this refresh: no per-repository state between queries
+    const indexed = new Map<string, string>();
+    for (const r of this.q.stamps.all()) indexed.set(r.repo, r.stamp);
+    for (const { name, stamp } of this.source.repoStamps()) {
+      const had = indexed.get(name);
+      indexed.delete(name);
+      if (had !== stamp) await this.reindex(name, stamp);
+    }
+    for (const name of indexed.keys()) {
       this.db.transaction(() => {
         this.q.dropRepo.run(name);
         this.q.dropRepoLayers.run(name);
         this.q.dropTags.run(name);
         this.q.dropStamp.run(name);
       });
-      this.stamps.delete(name);
-      this.repos.delete(name);
+      this.forget(name);
     }
   }
 
   private async reindex(name: string, stamp: string): Promise<void> {
     const tags = await this.source.tags(name);
-    const known = this.repos.get(name)?.manifests ?? new Map<string, ManifestLite>();
+    // what is indexed already is not parsed again (from the cache, else the tables)
+    const known = this.cache.get(name)?.repo.manifests ?? (this.q.stampOf.get(name) ? this.loadRepo(name).manifests : new Map<string, ManifestLite>());
     const indexed = tags ? this.source.manifestsOf(name) : [];
     const fresh: { lite: ManifestLite; facts: ManifestFacts; subject?: string; size: number }[] = [];
     for (const m of indexed) {
@@ -285,13 +335,29 @@ export class Catalog {
       if (tags) this.q.setStamp.run(name, stamp);
       else this.q.dropStamp.run(name);
     });
-    if (!tags) {
-      this.repos.delete(name);
-      this.stamps.delete(name);
-      return;
+    this.forget(name);
+    if (tags) this.remember({ name, tags, manifests }); // the query that asked for the refresh will want it
+  }
+
+  /** Caches `repo`'s model, evicting the least recently used past the budget (one larger than the budget is not kept). */
+  private remember(repo: RepoLite, evict = true): void {
+    this.forget(repo.name);
+    const bytes = modelBytes(repo);
+    if (bytes > this.budget || (!evict && this.cachedBytes + bytes > this.budget)) return;
+    this.cache.set(repo.name, { repo, bytes });
+    this.cachedBytes += bytes;
+    for (const [name, entry] of this.cache) {
+      if (this.cachedBytes <= this.budget) break;
+      this.cache.delete(name);
+      this.cachedBytes -= entry.bytes;
     }
-    this.repos.set(name, { name, tags, manifests });
-    this.stamps.set(name, stamp);
+  }
+
+  private forget(name: string): void {
+    const entry = this.cache.get(name);
+    if (!entry) return;
+    this.cache.delete(name);
+    this.cachedBytes -= entry.bytes;
   }
 
   /** The facts of one manifest from its bytes and its config's; undefined when unreadable. */
@@ -319,46 +385,64 @@ export class Catalog {
     for (const l of f.layers) this.q.putLayer.run(l.digest, repo, lite.digest);
   }
 
-  /** Fills the model from the tables (once, when search is first used). */
-  private load(): void {
-    for (const r of this.db.prepare<{ repo: string; stamp: string }>("SELECT repo, stamp FROM search_repos").all()) {
-      this.stamps.set(r.repo, r.stamp);
-      this.repos.set(r.repo, { name: r.repo, tags: new Map(), manifests: new Map() });
-    }
-    for (const t of this.db.prepare<{ repo: string; tag: string; digest: string }>("SELECT repo, tag, digest FROM search_tags").all()) {
-      this.repos.get(t.repo)?.tags.set(t.tag, t.digest);
-    }
-    const rows = this.db.prepare<Row>(
-      "SELECT repo, digest, media_type, kind, size, config_digest, artifact_type, os, arch, variant, created, first_layer, children, layers, config_size, annotations, labels FROM search_manifests",
-    ).all();
-    for (const r of rows) {
-      const repo = this.repos.get(r.repo);
-      if (!repo) continue;
-      const layers = r.layers ? (JSON.parse(r.layers) as [string, number][]) : [];
-      const annotations = r.annotations ? (JSON.parse(r.annotations) as Record<string, string>) : {};
-      const labels = r.labels ? (JSON.parse(r.labels) as Record<string, string>) : {};
-      const lite: ManifestLite = {
-        digest: r.digest,
-        mediaType: r.media_type,
-        kind: r.kind === "index" ? "index" : "image",
-        ownSize: r.size + (r.config_size ?? 0) + layers.reduce((a, [, s]) => a + s, 0),
-        totalSize: 0,
-      };
-      lite.totalSize = lite.ownSize;
-      if (r.config_digest) lite.configDigest = r.config_digest;
-      if (r.artifact_type) lite.artifactType = r.artifact_type;
-      if (r.os) lite.os = r.os;
-      if (r.arch) lite.arch = r.arch;
-      if (r.variant) lite.variant = r.variant;
-      if (r.created !== null) lite.created = r.created;
-      if (r.first_layer) lite.firstLayer = r.first_layer;
-      if (r.children) lite.children = JSON.parse(r.children) as string[];
-      const vendor = annotations["org.opencontainers.image.vendor"] ?? labels["org.opencontainers.image.vendor"];
-      if (vendor) lite.vendor = vendor;
-      repo.manifests.set(r.digest, lite);
-    }
-    for (const repo of this.repos.values()) rollUpIndexes(repo.manifests);
+  /** One repository's light model from the tables. */
+  private loadRepo(name: string): RepoLite {
+    const repo: RepoLite = { name, tags: new Map(), manifests: new Map() };
+    for (const t of this.q.tagsOf.all(name)) repo.tags.set(t.tag, t.digest);
+    for (const r of this.q.rowsOf.all(name)) repo.manifests.set(r.digest, liteOfRow(r));
+    rollUpIndexes(repo.manifests);
+    return repo;
   }
+}
+
+/** The light columns of a search_manifests row, as {@link Catalog} reads a model back. */
+interface LiteRow {
+  digest: string;
+  media_type: string;
+  kind: string;
+  config_digest: string | null;
+  artifact_type: string | null;
+  os: string | null;
+  arch: string | null;
+  variant: string | null;
+  created: number | null;
+  first_layer: string | null;
+  children: string | null;
+  own_size: number;
+  vendor: string | null;
+}
+
+/** A light model from its table row. */
+function liteOfRow(r: LiteRow): ManifestLite {
+  const lite: ManifestLite = {
+    digest: r.digest,
+    mediaType: r.media_type,
+    kind: r.kind === "index" ? "index" : "image",
+    ownSize: r.own_size,
+    totalSize: r.own_size,
+  };
+  if (r.config_digest) lite.configDigest = r.config_digest;
+  if (r.artifact_type) lite.artifactType = r.artifact_type;
+  if (r.os) lite.os = r.os;
+  if (r.arch) lite.arch = r.arch;
+  if (r.variant) lite.variant = r.variant;
+  if (r.created !== null) lite.created = r.created;
+  if (r.first_layer) lite.firstLayer = r.first_layer;
+  if (r.children) lite.children = JSON.parse(r.children) as string[];
+  if (typeof r.vendor === "string" && r.vendor) lite.vendor = r.vendor;
+  return lite;
+}
+
+/** Estimated bytes a light model holds (object headers, map entries, strings). */
+export function modelBytes(repo: RepoLite): number {
+  const str = (s: string | undefined) => (s === undefined ? 0 : 24 + s.length);
+  let bytes = 200 + str(repo.name);
+  for (const [tag, digest] of repo.tags) bytes += 64 + str(tag) + str(digest);
+  for (const m of repo.manifests.values()) {
+    bytes += 280 + str(m.digest) + str(m.mediaType) + str(m.configDigest) + str(m.artifactType) + str(m.os) + str(m.arch) + str(m.variant) + str(m.firstLayer) + str(m.vendor);
+    for (const c of m.children ?? []) bytes += 16 + str(c);
+  }
+  return bytes;
 }
 
 function liteOf(m: IndexedManifest, f: ManifestFacts): ManifestLite {

@@ -43,7 +43,14 @@ export interface SearchDeps {
   maxResults: number;
   /** `[search] max_query_bytes`. */
   maxQueryBytes: number;
+  /** `[search] model_bytes`: the in-memory models' bound (search/catalog.ts). */
+  modelBytes?: number;
   limits?: Partial<QueryLimits>;
+  /**
+   * Waits at most `ms` for the derived index to be complete (the start-up reconcile, which
+   * runs after listening); false when it is not. Absent: always complete.
+   */
+  ready?: (ms: number) => Promise<boolean>;
   log: Logger;
 }
 
@@ -58,7 +65,7 @@ const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
 export function createSearchHandler(deps: SearchDeps): SearchHandler & { catalog: Catalog } {
   const schema = buildSchema(SCHEMA_SDL);
   const limits: QueryLimits = { ...DEFAULT_LIMITS, ...deps.limits };
-  const catalog = new Catalog(deps.db, deps.source, { maxManifestBytes: deps.maxManifestBytes, maxConfigBytes: MAX_CONFIG_BYTES });
+  const catalog = new Catalog(deps.db, deps.source, { maxManifestBytes: deps.maxManifestBytes, maxConfigBytes: MAX_CONFIG_BYTES, ...(deps.modelBytes !== undefined ? { modelBytes: deps.modelBytes } : {}) });
   const rootValue: Record<string, unknown> = {};
   for (const [name, fn] of Object.entries(QUERIES)) rootValue[name] = (args: Record<string, unknown>, ctx: SearchContext) => fn(args, ctx);
   const trust = deps.trust ?? UNSIGNED;
@@ -68,7 +75,12 @@ export function createSearchHandler(deps: SearchDeps): SearchHandler & { catalog
     const params = await requestParams(req, deps.maxQueryBytes);
     const prepared = prepare(schema, params, limits);
     if ("errors" in prepared) return graphqlErrors(prepared.errors, 422);
-    await catalog.refresh();
+    // the query's deadline covers bringing the index up to date: the start-up reconcile,
+    // then search's own tables (a first search on a large store builds them for minutes);
+    // past it the answer is a retryable 503 while the work goes on, and a retry finds more done
+    const deadline = performance.now() + limits.timeoutMs;
+    if (deps.ready && !(await deps.ready(limits.timeoutMs))) throw notReady("berth is still reconciling its index with the storage after starting", limits.timeoutMs);
+    if (!(await catalog.refreshWithin(Math.max(0, deadline - performance.now())))) throw notReady("search is still indexing the images", limits.timeoutMs);
     const access = deps.access;
     const ctx: SearchContext = {
       catalog,
@@ -175,6 +187,11 @@ async function boundedText(req: Request, maxBytes: number): Promise<string> {
   } catch (err) {
     throw err instanceof BodyTooLarge ? tooLarge(err.total, maxBytes) : err;
   }
+}
+
+/** 503 UNAVAILABLE with Retry-After: the index is being built; the query may be sent again. */
+function notReady(why: string, ms: number): RegistryError {
+  return new RegistryError("UNAVAILABLE", `${why}; the query was not answered within its ${ms} ms limit, try again in a few seconds`, { retryAfter: Math.max(1, Math.ceil(ms / 1000)) });
 }
 
 function badRequest(detail: string): RegistryError {

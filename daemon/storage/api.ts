@@ -174,6 +174,13 @@ export interface IndexTransaction {
 }
 
 /**
+ * A change to a repository's list of manifests: the new list (a new array; `entries` is left
+ * as it is), or undefined to leave it unchanged; it may throw to refuse the change. It may be
+ * asynchronous (checks under the repository's lock).
+ */
+export type IndexMutation = (entries: Descriptor[]) => Descriptor[] | undefined | Promise<Descriptor[] | undefined>;
+
+/**
  * `update` in terms of `transaction`, for every {@link RepoIndexStore}: the index's manifests
  * replaced by `mutate(current)` (undefined: left as they are), `after` told the new index once
  * it is written, inside the transaction (so a backend that re-runs a transaction that lost a
@@ -182,12 +189,12 @@ export interface IndexTransaction {
 export function updateIndex(
   transaction: RepoIndexStore["transaction"],
   repo: string,
-  mutate: (entries: Descriptor[]) => Descriptor[] | undefined,
+  mutate: IndexMutation,
   after?: (index: RepoIndex) => void,
 ): Promise<RepoIndex> {
   return transaction(repo, async (tx) => {
     const current = await tx.current();
-    const next = mutate(current.doc.manifests);
+    const next = await mutate(current.doc.manifests);
     if (next === undefined) return current;
     const index = await tx.write(next);
     after?.(index);
@@ -218,8 +225,13 @@ export interface RepoIndexStore {
    * index it read, so a writer in another process makes them fail rather than be lost.
    */
   transaction<T>(repo: string, fn: (tx: IndexTransaction) => Promise<T>): Promise<T>;
-  /** `mutate(current)` in one transaction; undefined leaves the index unchanged; `after` runs once durable. */
-  update(repo: string, mutate: (entries: Descriptor[]) => Descriptor[] | undefined, after?: (index: RepoIndex) => void): Promise<RepoIndex>;
+  /**
+   * `mutate(current)` in one transaction; undefined leaves the index unchanged; `after` runs
+   * once durable. A backend may apply several concurrent updates of one repository in one
+   * write (group commit): each `mutate` then sees the list the previous one made, and every
+   * update resolves only once the write holding its change is durable.
+   */
+  update(repo: string, mutate: IndexMutation, after?: (index: RepoIndex) => void): Promise<RepoIndex>;
   /** Runs `fn` excluding the repository's writers (it must not call {@link update}). */
   withLock<T>(repo: string, fn: () => Promise<T>): Promise<T>;
   /** Removes an empty repository (no manifests, no blobs); the caller holds its lock. */

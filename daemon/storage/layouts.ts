@@ -4,7 +4,8 @@
  * only when the file changed on disk (its inode, size or mtime), so a
  * layout that another tool drops into the root or rewrites is picked up on the next request
  * without a restart. index.json is only ever replaced atomically (temp file, fsync, rename,
- * fsync of the directory), and writes to one repository are serialised.
+ * fsync of the directory), and writes to one repository are serialised. Concurrent
+ * {@link Layouts.update}s of one repository share writes (groupcommit.ts).
  */
 import { dirname, join, relative } from "node:path";
 import type { Descriptor } from "../oci/manifest";
@@ -15,27 +16,42 @@ import type { Logger } from "../log";
 import { isNoSpace } from "./errors";
 import { KeyedLock } from "./lock";
 import type { Paths } from "./paths";
-import { type IndexTransaction, type RepoIndex, type RepoIndexStore, updateIndex } from "./api";
+import type { IndexMutation, IndexTransaction, RepoIndex, RepoIndexStore } from "./api";
+import { type GroupFigures, GroupCommit } from "./groupcommit";
 import { IndexCache } from "./indexcache";
 
 export type { IndexTransaction, RepoIndex } from "./api";
 
-/** A {@link RepoIndex} of `doc` at version `stamp` (lookups built once); the S3 backend builds its own with it. */
+/**
+ * A {@link RepoIndex} of `doc` at version `stamp`; the S3 backend builds its own with it. Its
+ * lookups are built on first use, once: every write of index.json makes a new index, and
+ * during a burst of pushes into a large repository most of them are replaced before anything
+ * looks a tag up (two maps of 2,000 entries per write were a good part of the churn).
+ */
 export function buildIndex(stamp: string, doc: IndexDoc): RepoIndex {
-  const tags = new Map<string, Descriptor>();
-  const manifests = new Map<string, Descriptor>();
-  for (const d of doc.manifests) {
-    const tag = tagOf(d);
-    if (tag !== undefined) tags.set(tag, d);
-    if (!manifests.has(d.digest)) manifests.set(d.digest, d);
-  }
+  let maps: { tags: Map<string, Descriptor>; manifests: Map<string, Descriptor> } | undefined;
+  const lookups = () => {
+    if (maps) return maps;
+    const tags = new Map<string, Descriptor>();
+    const manifests = new Map<string, Descriptor>();
+    for (const d of doc.manifests) {
+      const tag = tagOf(d);
+      if (tag !== undefined) tags.set(tag, d);
+      if (!manifests.has(d.digest)) manifests.set(d.digest, d);
+    }
+    return (maps = { tags, manifests });
+  };
   let sorted: string[] | undefined;
   return {
     stamp,
     doc,
-    tags,
-    manifests,
-    sortedTags: () => (sorted ??= [...tags.keys()].sort()),
+    get tags() {
+      return lookups().tags;
+    },
+    get manifests() {
+      return lookups().manifests;
+    },
+    sortedTags: () => (sorted ??= [...lookups().tags.keys()].sort()),
   };
 }
 
@@ -52,6 +68,7 @@ export const INDEX_CACHE_BYTES = 2 * 1024 * 1024;
 export class Layouts implements RepoIndexStore {
   private readonly cache: IndexCache;
   private readonly lock = new KeyedLock();
+  private readonly group: GroupCommit;
 
   constructor(
     private readonly paths: Paths,
@@ -65,6 +82,16 @@ export class Layouts implements RepoIndexStore {
     cacheBytes: number = INDEX_CACHE_BYTES,
   ) {
     this.cache = new IndexCache(cacheBytes);
+    this.group = new GroupCommit(this.lock, {
+      current: (name) => this.index(name),
+      create: async (name) => {
+        await this.create(name);
+        const index = await this.index(name);
+        if (!index) throw new Error(`repository ${name} has no index.json after it was created`);
+        return index;
+      },
+      write: (name, stamp, entries) => this.swap(name, stamp, entries),
+    });
   }
 
   /** The version stamp of `name`'s index.json (one stat, nothing read); undefined when there is no such repository. */
@@ -135,12 +162,16 @@ export class Layouts implements RepoIndexStore {
   async ensure(name: string): Promise<void> {
     if (this.exists(name)) return;
     await this.lock.run(name, async () => {
-      if (this.exists(name)) return;
-      const created = await this.mkdirsDurably(this.paths.blobDir(name, "sha256"));
-      await this.disk.writeAtomic(this.paths.ociLayout(name), `${JSON.stringify({ imageLayoutVersion: OCI_LAYOUT_VERSION })}\n`);
-      await this.disk.writeAtomic(this.paths.index(name), `${JSON.stringify(emptyIndex())}\n`);
-      this.log.info("repository created", { repo: name, dirs: created.map((d) => relative(this.paths.root, d) || ".") });
+      if (!this.exists(name)) await this.create(name);
     });
+  }
+
+  /** Writes a new repository's layout durably; the caller holds its lock. */
+  private async create(name: string): Promise<void> {
+    const created = await this.mkdirsDurably(this.paths.blobDir(name, "sha256"));
+    await this.disk.writeAtomic(this.paths.ociLayout(name), `${JSON.stringify({ imageLayoutVersion: OCI_LAYOUT_VERSION })}\n`);
+    await this.disk.writeAtomic(this.paths.index(name), `${JSON.stringify(emptyIndex())}\n`);
+    this.log.info("repository created", { repo: name, dirs: created.map((d) => relative(this.paths.root, d) || ".") });
   }
 
   /**
@@ -189,16 +220,19 @@ export class Layouts implements RepoIndexStore {
   }
 
   /**
-   * Replaces the repository's list of manifests with `mutate(current)` in one transaction.
+   * Replaces the repository's list of manifests with `mutate(current)` under its lock.
    * `mutate` returns undefined to leave the index unchanged; it may throw to refuse the change.
-   * `after` runs, still under the lock, once the new index is durable.
+   * `after` runs, still under the lock, once the new index is durable. Updates that arrive
+   * while the repository's index.json is being written share the next write (group commit,
+   * groupcommit.ts); each resolves once the write holding its change is durable.
    */
-  async update(
-    name: string,
-    mutate: (entries: Descriptor[]) => Descriptor[] | undefined,
-    after?: (index: RepoIndex) => void,
-  ): Promise<RepoIndex> {
-    return updateIndex((repo, fn) => this.transaction(repo, fn), name, mutate, after);
+  update(name: string, mutate: IndexMutation, after?: (index: RepoIndex) => void): Promise<RepoIndex> {
+    return this.group.update(name, mutate, after);
+  }
+
+  /** Updates applied through {@link update} and the index.json writes they took. */
+  groupStats(): GroupFigures {
+    return this.group.stats();
   }
 
   /**

@@ -8,7 +8,7 @@
 import { statfsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Algorithm, Digest } from "../oci/digest";
-import { type Disk, TEMP_PREFIX, realDisk } from "../platform/disk";
+import { type Disk, OWN_TEMP_PREFIX, TEMP_PREFIX, realDisk } from "../platform/disk";
 import { type UploadHashing, inlineHashing } from "../platform/uploadhash";
 import type { Logger } from "../log";
 import type { BlobEntry, BlobIngest, IngestOptions, Storage, StorageFigures } from "./api";
@@ -118,9 +118,21 @@ export class Store implements Storage {
 
   /**
    * Prepares the root and cleans what an interrupted run left: upload sessions and temp
-   * files of atomic writes. Returns the repositories found.
+   * files of atomic writes. Returns the repositories found. The daemon calls {@link prepare}
+   * before listening and {@link sweepTemps} after; offline commands and tests call this.
    */
   async recover(): Promise<RecoveryReport> {
+    const uploadsRemoved = await this.prepare();
+    const { repositories, tempFilesRemoved } = await this.sweepTemps();
+    return { repositories, uploadsRemoved, tempFilesRemoved };
+  }
+
+  /**
+   * The part of recovery the first request needs: the root's directories, the upload
+   * sessions of the last run removed (their ids are not served again) and the reserve.
+   * Reads no repository. Returns the number of upload sessions removed.
+   */
+  async prepare(): Promise<number> {
     for (const dir of [this.paths.root, this.paths.internal, this.paths.uploads, this.paths.poolDir("sha256"), this.paths.poolDir("sha512")]) {
       // every directory made here has its entry fsynced in its parent: `mkdirp` of
       // pool/sha256 makes pool/ too, whose entry in .berth/ must survive a power cut as well
@@ -132,33 +144,53 @@ export class Store implements Storage {
       for (const d of missing.reverse()) await this.disk.syncDir(dirname(d));
     }
     const uploadsRemoved = await this.uploads.clearLeftovers();
-    let tempFilesRemoved = 0;
-    for (const dir of [this.paths.poolDir("sha256"), this.paths.poolDir("sha512")]) tempFilesRemoved += await this.removeTemps(dir);
-    const layoutDirs: string[] = [];
-    const repositories: string[] = [];
-    this.walk.layouts((name, dir) => {
-      repositories.push(name);
-      layoutDirs.push(dir);
-    });
-    for (const dir of layoutDirs) {
-      tempFilesRemoved += await this.removeTemps(dir);
-      for (const alg of this.disk.readdir(join(dir, "blobs"))) tempFilesRemoved += await this.removeTemps(join(dir, "blobs", alg));
-    }
-    repositories.sort();
     await this.reserve.restore(); // only when there is room; a full disk starts without it
-    return { repositories, uploadsRemoved, tempFilesRemoved };
+    return uploadsRemoved;
+  }
+
+  /**
+   * Removes the temp files an interrupted run left in the pool and in every layout (its
+   * directory and blob directories); returns the repositories found on the way. A temp
+   * file is never served (its name is no digest and no index.json), so the daemon runs this
+   * after listening, beside live writes: this process's own temp files
+   * ({@link OWN_TEMP_PREFIX}) are left alone. `pace` is awaited before each directory
+   * (the IO budget, and a turn of the event loop for requests).
+   */
+  async sweepTemps(pace: (ops: number) => Promise<void> = async () => {}): Promise<{ repositories: string[]; tempFilesRemoved: number }> {
+    let tempFilesRemoved = 0;
+    for (const dir of [this.paths.poolDir("sha256"), this.paths.poolDir("sha512")]) {
+      await pace(1);
+      tempFilesRemoved += await this.removeTemps(dir);
+    }
+    const repositories: string[] = [];
+    await this.walk.layoutsPaced(async (name, dir) => {
+      repositories.push(name);
+      tempFilesRemoved += await this.removeTemps(dir); // read by the walk already
+      for (const alg of this.disk.readdir(join(dir, "blobs"))) {
+        await pace(1);
+        tempFilesRemoved += await this.removeTemps(join(dir, "blobs", alg));
+      }
+    }, pace);
+    repositories.sort();
+    return { repositories, tempFilesRemoved };
   }
 
   private async removeTemps(dir: string): Promise<number> {
     let removed = 0;
     for (const name of this.disk.readdir(dir)) {
-      if (!name.startsWith(TEMP_PREFIX)) continue;
-      await this.disk.unlink(join(dir, name));
+      if (!name.startsWith(TEMP_PREFIX) || name.startsWith(OWN_TEMP_PREFIX)) continue;
+      await this.disk.unlink(join(dir, name)); // a missing file is no error
       removed++;
     }
-    if (removed > 0) await this.disk.syncDir(dir);
+    if (removed > 0) await this.disk.syncDir(dir).catch(goneOr);
     return removed;
   }
+}
+
+/** False for ENOENT (removed meanwhile, e.g. a repository dropped while a sweep ran); rethrows anything else. */
+function goneOr(err: unknown): false {
+  if ((err as NodeJS.ErrnoException)?.code === "ENOENT") return false;
+  throw err;
 }
 
 /** The local backend of `options.root` on the real file system (offline commands). */

@@ -28,8 +28,13 @@ export type { UploadSession } from "./api";
 
 export type { UploadLimits } from "./sessions";
 
-/** Bytes gathered before one write to the file. */
-const WRITE_BATCH = 1 << 20;
+/**
+ * Bytes gathered before one write to the file. Each upload in flight holds up to this much
+ * of the body (plus the chunk that passed it) until the write returns, and the chunks are
+ * garbage only after it: 256 KiB rather than 1 MiB took the anonymous peak of 16 x 64 MiB
+ * pushes at concurrency 8 from ~69 to ~59 MiB, at no cost in throughput that showed.
+ */
+const WRITE_BATCH = 256 * 1024;
 
 interface Session extends UploadSession {
   hasher: UploadHasher | undefined;

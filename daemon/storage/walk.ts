@@ -71,6 +71,31 @@ export class LocalWalk implements StorageWalk {
     walk(this.paths.root);
   }
 
+  /**
+   * {@link layouts}, awaiting `pace` before each directory read (the IO budget, and turns of
+   * the event loop so requests are served during a walk of a large store); `visit` may be
+   * async and is awaited.
+   */
+  async layoutsPaced(visit: (name: string, dir: string) => Promise<void>, pace: (ops: number) => Promise<void>): Promise<void> {
+    const walk = async (dir: string): Promise<void> => {
+      await pace(1);
+      const names = this.disk.readdir(dir);
+      const isLayout = names.includes("index.json") && this.disk.stat(join(dir, "index.json"))?.isFile === true;
+      if (isLayout && dir !== this.paths.root) {
+        const name = relative(this.paths.root, dir);
+        const problem = nameProblem(name);
+        if (problem) this.log.once(`bad-repo-${name}`, "a layout under the root has a name that is not a valid repository name; it is not served", { path: name, problem });
+        else await visit(name, dir);
+      }
+      for (const name of names) {
+        if (name.startsWith(".") || (isLayout && name === "blobs")) continue;
+        const child = join(dir, name);
+        if (this.disk.stat(child)?.isDirectory) await walk(child);
+      }
+    };
+    await walk(this.paths.root);
+  }
+
   /** The blob files `repo` holds (temp files left out; a name that is no digest is yielded as found). */
   *repoBlobs(repo: string): Iterable<BlobEntry> {
     yield* this.blobsIn(join(this.paths.repo(repo), "blobs"));

@@ -13,7 +13,7 @@ import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { startDaemon, tempDir } from "../helpers/daemon";
 import { OCI_MANIFEST } from "../../daemon/oci/mediatypes";
-import { sha256 as sha } from "../helpers/clients";
+import { sha256 as sha, waitFor } from "../helpers/clients";
 
 const ROUNDS = 6;
 const WORKERS = 4;
@@ -84,6 +84,11 @@ async function verify(base: string, acked: Acked[]): Promise<void> {
   }
 }
 
+/** Waits for the start-up sweep, which removes a killed run's temp files after listening (meta/startup.ts). */
+async function swept(daemon: { logs(): string }): Promise<void> {
+  await waitFor("the start-up sweep", () => daemon.logs().includes("start-up sweep finished"));
+}
+
 function checkLayouts(root: string): void {
   for (const repo of ["crash/a", "crash/b", "crash/c", "crash/d"]) {
     let text: string;
@@ -117,6 +122,7 @@ async function crashRounds(random: () => number): Promise<void> {
   for (let round = 0; round < ROUNDS; round++) {
     const daemon = await startDaemon({ root });
     try {
+      await swept(daemon);
       checkLayouts(root);
       await verify(daemon.url, acked);
       let stop = false;
@@ -151,6 +157,7 @@ async function crashRounds(random: () => number): Promise<void> {
   }
   expect(refused).toEqual([]);
   await using final = await startDaemon({ root });
+  await swept(final);
   checkLayouts(root);
   await verify(final.url, acked);
   expect(acked.length).toBeGreaterThan(ROUNDS);

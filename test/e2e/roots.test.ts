@@ -11,7 +11,7 @@ import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { startDaemon, tempDir } from "../helpers/daemon";
-import { Skopeo, buildFixtures, catalog, errorsOf, getManifest, layoutTag, pushBlobTo, sha256 } from "../helpers/clients";
+import { Skopeo, buildFixtures, catalog, errorsOf, getManifest, layoutTag, pushBlobTo, sha256, waitFor } from "../helpers/clients";
 import { OCI_MANIFEST } from "../../daemon/oci/mediatypes";
 
 setDefaultTimeout(60_000);
@@ -153,7 +153,9 @@ test("meta.db lives in state_dir, outside every root, and is rebuilt from both r
   expect(existsSync(join(ssd, ".berth", "meta.db"))).toBe(false);
   rmSync(state, { recursive: true, force: true });
   await using again = await startDaemon({ config: text });
-  expect(again.logs()).toContain(`"reindexed":2`);
+  // re-indexed after listening, by the start-up sweep (meta/startup.ts)
+  await waitFor("the start-up sweep", () => again.logs().includes("start-up sweep finished"));
+  expect(again.logs()).toMatch(/"msg":"start-up sweep finished".*"reindexed":2/);
   expect(await catalog(again.url)).toEqual(["factory/app", "library/app"]);
   expect((await getManifest(again.url, "factory/app", "v1")).status).toBe(200);
 });

@@ -5,20 +5,21 @@
  */
 import type { Layouts } from "../../daemon/storage/layouts";
 
-type LockFn = (name: string, fn: (...args: never[]) => Promise<unknown>) => Promise<unknown>;
+type LockFn = (name: string, ...rest: never[]) => Promise<unknown>;
 
 /** Runs `before` (once) when the next lock of `repo` is asked for by anyone but `before` itself. */
 export function beforeNextLock(layouts: Layouts, repo: string, before: () => Promise<void>): void {
   let armed = true;
-  const target = layouts as unknown as Record<"withLock" | "transaction", LockFn>;
-  for (const name of ["withLock", "transaction"] as const) {
+  // update() takes the lock too (a group commit, storage/groupcommit.ts)
+  const target = layouts as unknown as Record<"withLock" | "transaction" | "update", LockFn>;
+  for (const name of ["withLock", "transaction", "update"] as const) {
     const original = target[name].bind(layouts);
-    target[name] = async (r, fn) => {
+    target[name] = async (r, ...rest) => {
       if (armed && r === repo) {
         armed = false;
         await before();
       }
-      return original(r, fn);
+      return original(r, ...rest);
     };
   }
 }

@@ -1,6 +1,7 @@
 /**
  * The workloads of the power-cut harness (test/helpers/powercut.ts), one per kind of write
- * berth makes: pushes (monolithic, chunked, concurrent, sha512, mounts from the pool),
+ * berth makes: pushes (monolithic, chunked, concurrent, many into one repository at once
+ * (group commit), sha512, mounts from the pool),
  * deletes (by tag, by digest, of blobs), garbage collection, retention, sync fetches
  * (sync/blobfetch.ts writing through the Disk, then the manifest stored as the mirror
  * stores it) and the adoption of a layout dropped into the root (served as it is, mounted
@@ -117,6 +118,21 @@ const races: Workload = {
       };
       await w.run([], () => Promise.all([pushBlob(w, repo, blob), pushBlob(w, repo, blob), mount(), mount()]).then(() => {}));
     }
+  },
+};
+
+/**
+ * Ten manifest pushes into one repository at once: their index.json updates share writes
+ * (storage/groupcommit.ts), and each acknowledged push must be in what survives.
+ */
+const groupPushes: Workload = {
+  name: "push-group",
+  async run(w) {
+    const images = Array.from({ length: 10 }, (_, i) => image(`g${i}`, SHARED));
+    for (const b of new Set(images.flatMap((img) => [img.config, ...img.layers]))) await w.run([], () => pushBlob(w, "one", b));
+    const results = await Promise.allSettled(images.map((img, i) => w.run([[`one:v${i}`, present(img)]], () => putManifest(w, "one", `v${i}`, img))));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) throw failed.reason;
   },
 };
 
@@ -349,4 +365,4 @@ const bundles: Workload = {
 };
 
 /** Every workload, in the order the script reports them. */
-export const WORKLOADS: Workload[] = [pushes, races, deletes, collection, gcRace, retention, syncs, adoptDurable, adoptFresh, adoptForeignOwner, bundles];
+export const WORKLOADS: Workload[] = [pushes, races, groupPushes, deletes, collection, gcRace, retention, syncs, adoptDurable, adoptFresh, adoptForeignOwner, bundles];

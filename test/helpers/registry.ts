@@ -91,7 +91,7 @@ export interface TestRegistryOptions {
   /** Authentication and authorization, as the front and the daemon wire them (auth/setup.ts). */
   auth?: { front: FrontAuth; v2: V2Auth };
   /** Serves the search API (lazily loaded, as main.ts wires it), with pull statistics; providers optional. */
-  search?: { trust?: TrustProvider; vulns?: VulnerabilityProvider; maxResults?: number; limits?: Partial<QueryLimits> };
+  search?: { trust?: TrustProvider; vulns?: VulnerabilityProvider; maxResults?: number; limits?: Partial<QueryLimits>; modelBytes?: number };
 }
 
 /** Builds a registry on a fresh temp root (or `options.root`). */
@@ -133,6 +133,8 @@ export async function createTestRegistry(options: TestRegistryOptions = {}): Pro
     maxResults: s.maxResults ?? 1000,
     maxQueryBytes: 16 * 1024,
     ...(s.limits ? { limits: s.limits } : {}),
+    // BERTH_SEARCH_MODEL_BYTES runs any search test with another bound on the in-memory models
+    ...(s.modelBytes !== undefined || process.env.BERTH_SEARCH_MODEL_BYTES ? { modelBytes: s.modelBytes ?? Number(process.env.BERTH_SEARCH_MODEL_BYTES) } : {}),
     log: silentLogger,
   })) : undefined;
   const v2 = createV2Handler(registry, {

@@ -151,3 +151,26 @@ test("a collection that throws is contained as well", () => {
   expect(() => g.ingress(10)).not.toThrow();
   g.stop();
 });
+
+test("whole-file replacements (index.json rewrites) count toward the governor's looks like request bodies", async () => {
+  // A busy repository's index.json rewrites churn memory while the pushes causing them carry
+  // tiny bodies: the counting disk reports each replacement's size to the governor.
+  const { mkdtempSync, rmSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const { countingDisk } = await import("../../daemon/platform/countingdisk");
+  const { realDisk } = await import("../../daemon/platform/disk");
+  const dir = mkdtempSync(join(tmpdir(), "berth-governor-"));
+  try {
+    let collections = 0;
+    const g = memoryGovernor({ softLimitBytes: 64, checkInterval: 1000, rss: () => 100 }, () => collections++);
+    const { disk, counters } = countingDisk(realDisk, (bytes) => g.ingress(bytes));
+    await disk.writeAtomic(join(dir, "index.json"), "x".repeat(600));
+    expect(collections).toBe(0);
+    await disk.writeAtomic(join(dir, "index.json"), new Uint8Array(600)); // 1,200 bytes replaced: one look, over the limit
+    expect(collections).toBe(1);
+    expect(counters.bytesWritten).toBe(1200);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

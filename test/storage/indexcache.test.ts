@@ -75,3 +75,18 @@ test("garbage collection's parse cache keeps at most its budget, evicting the ol
   expect(cache.get(d(199))?.blobs).toEqual([d(1199), d(2199)]);
   expect(weighParsed(d(1), { blobs: [d(2)], children: [] })).toBeGreaterThan(2 * 2 * 71);
 });
+
+test("the manifest cache charges each entry its overhead, so small manifests cannot hold many times its budget", async () => {
+  const { MANIFEST_ENTRY_OVERHEAD, ManifestCache } = await import("../../daemon/storage/cache");
+  const budget = 64 * 1024;
+  const cache = new ManifestCache(budget);
+  const body = new Uint8Array(400); // a typical image manifest's size
+  for (let i = 0; i < 1000; i++) cache.set(`sha256:${i.toString(16).padStart(64, "0")}`, { bytes: body, mediaType: "m" });
+  const held = Array.from({ length: 1000 }, (_, i) => cache.get(`sha256:${i.toString(16).padStart(64, "0")}`)).filter(Boolean).length;
+  // counting bodies alone kept 163 of them (64 KiB / 400 B): ~1.4 KiB of memory each
+  expect(held).toBe(Math.floor(budget / (400 + MANIFEST_ENTRY_OVERHEAD)));
+  expect(cache.size()).toBe(held * (400 + MANIFEST_ENTRY_OVERHEAD));
+  expect(cache.size()).toBeLessThanOrEqual(budget);
+  cache.delete("sha256:" + (999).toString(16).padStart(64, "0"));
+  expect(cache.size()).toBe((held - 1) * (400 + MANIFEST_ENTRY_OVERHEAD));
+});

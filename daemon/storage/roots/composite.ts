@@ -16,7 +16,7 @@
 import type { Algorithm, Digest } from "../../oci/digest";
 import type { Descriptor } from "../../oci/manifest";
 import type {
-  Awaitable, AuditItem, BlobAudit, BlobBody, DedupeFigures, BlobEntry, BlobInfo, BlobIngest, BlobStore, BlobSweep, ByteRange, SweepBasis, IndexTransaction, IngestOptions,
+  Awaitable, AuditItem, BlobAudit, BlobBody, DedupeFigures, BlobEntry, BlobInfo, BlobIngest, BlobStore, BlobSweep, ByteRange, SweepBasis, IndexMutation, IndexTransaction, IngestOptions,
   QuarantinedBlob, RepoIndex, RepoIndexStore, Storage, StorageFigures, UploadSession, UploadStore, UsageMeter, WriteReserve,
 } from "../api";
 import { ManifestCache } from "../cache";
@@ -187,7 +187,7 @@ class CompositeIndexes implements RepoIndexStore {
   async transaction<T>(repo: string, fn: (tx: IndexTransaction) => Promise<T>): Promise<T> {
     return this.c.of(repo).indexes.transaction(repo, fn);
   }
-  async update(repo: string, mutate: (entries: Descriptor[]) => Descriptor[] | undefined, after?: (index: RepoIndex) => void): Promise<RepoIndex> {
+  async update(repo: string, mutate: IndexMutation, after?: (index: RepoIndex) => void): Promise<RepoIndex> {
     return this.c.of(repo).indexes.update(repo, mutate, after);
   }
   async withLock<T>(repo: string, fn: () => Promise<T>): Promise<T> {

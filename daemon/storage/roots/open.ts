@@ -72,6 +72,13 @@ export interface OpenedRoots {
   recovery: RecoveryReport;
   /** Releases the subpath roots' locks (the main root's lock is the caller's). */
   release(): void;
+  /**
+   * With `deferSweep`: what recovery left for after listening, the temp-file sweep of every
+   * local root and the check for shadowed repositories; `pace` is awaited before each
+   * directory read. Resolves to the temp files removed and every repository served (the
+   * composite's list, found by the same walk). Without it: nothing left to do.
+   */
+  sweep(pace?: (ops: number) => Promise<void>): Promise<{ tempFilesRemoved: number; repositories: string[] }>;
 }
 
 /** Per-root options of {@link openRoots}. */
@@ -82,6 +89,13 @@ export interface RootStoreOptions {
   dedupe: boolean;
   /** Start-up recovery of each root (default true; a dry run reads only). */
   recover?: boolean;
+  /**
+   * Recovers only what the first request needs before returning (directories, upload
+   * leftovers, the reserve) and leaves the walk of every layout (temp files, shadowed
+   * repositories) to {@link OpenedRoots.sweep}; `recovery.repositories` is then empty.
+   * The daemon does this to listen before walking a large store.
+   */
+  deferSweep?: boolean;
   /** Admission for root `index` (0 = main). */
   admit?: (index: number, repo: string, bytes: number) => Promise<void>;
   /**
@@ -125,6 +139,7 @@ export async function openRoots(disk: Disk, mainRoot: string, subpaths: readonly
     }
     let uploadsRemoved = 0;
     let tempFilesRemoved = 0;
+    const local = new Map<number, Store>();
     for (const [i, r] of roots.entries()) {
       if (r.problem) continue;
       if (i === 0 && options.main) {
@@ -145,16 +160,40 @@ export async function openRoots(disk: Disk, mainRoot: string, subpaths: readonly
       }, log);
       r.store = store;
       if (options.recover === false) continue;
+      if (options.deferSweep) {
+        uploadsRemoved += await store.prepare();
+        local.set(i, store);
+        continue;
+      }
       const rec = await store.recover();
       uploadsRemoved += rec.uploadsRemoved;
       tempFilesRemoved += rec.tempFilesRemoved;
     }
     const limits = options.base.uploadLimits;
     const storage = new CompositeStorage(roots.map((r) => ({ prefix: r.prefix, storage: r.store })), options.manifestCacheBytes, limits && { maxSessions: limits.maxSessions, maxPerClient: limits.maxPerClient });
-    for (const s of await storage.shadowed()) {
-      log.warn("repositories in a storage root that another root's prefix now claims are not served (move them, or change [[storage.subpaths]])", { rootPrefix: s.prefix, repositories: s.repositories.slice(0, 20), count: s.repositories.length });
+    const warnShadowed = (prefix: string, repositories: string[]) => {
+      log.warn("repositories in a storage root that another root's prefix now claims are not served (move them, or change [[storage.subpaths]])", { rootPrefix: prefix, repositories: repositories.slice(0, 20), count: repositories.length });
+    };
+    if (options.deferSweep) {
+      // one walk per root, after listening: temp files, the repositories served, the shadowed ones
+      const sweep = async (pace?: (ops: number) => Promise<void>) => {
+        let removed = 0;
+        const served: string[] = [];
+        for (const [i, r] of roots.entries()) {
+          if (!r.store) continue;
+          const own = local.get(i);
+          const found = own ? await own.sweepTemps(pace) : { repositories: await r.store.repositories(), tempFilesRemoved: 0 };
+          removed += found.tempFilesRemoved;
+          const shadowed: string[] = [];
+          for (const name of found.repositories) (storage.router.route(name) === i ? served : shadowed).push(name);
+          if (shadowed.length > 0) warnShadowed(r.prefix, shadowed);
+        }
+        return { tempFilesRemoved: removed, repositories: served.sort() };
+      };
+      return { storage, roots, recovery: { repositories: [], uploadsRemoved, tempFilesRemoved }, release, sweep };
     }
-    return { storage, roots, recovery: { repositories: await storage.repositories(), uploadsRemoved, tempFilesRemoved }, release };
+    for (const s of await storage.shadowed()) warnShadowed(s.prefix, s.repositories);
+    return { storage, roots, recovery: { repositories: await storage.repositories(), uploadsRemoved, tempFilesRemoved }, release, sweep: async () => ({ tempFilesRemoved: 0, repositories: [] }) };
   } catch (err) {
     for (const r of roots) r.store?.uploads.stop();
     release();

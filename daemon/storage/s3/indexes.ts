@@ -22,7 +22,7 @@
 import type { Descriptor } from "../../oci/manifest";
 import { type IndexDoc, emptyIndex, parseIndexDoc } from "../../oci/layoutindex";
 import type { Logger } from "../../log";
-import { type IndexTransaction, type RepoIndex, type RepoIndexStore, updateIndex } from "../api";
+import { type IndexMutation, type IndexTransaction, type RepoIndex, type RepoIndexStore, updateIndex } from "../api";
 import { buildIndex } from "../layouts";
 import { KeyedLock } from "../lock";
 import type { S3Client } from "./client";
@@ -202,7 +202,7 @@ export class S3Indexes implements RepoIndexStore {
   }
 
   /** `mutate(current)` in one transaction (re-applied when another process wrote first). */
-  update(repo: string, mutate: (entries: Descriptor[]) => Descriptor[] | undefined, after?: (index: RepoIndex) => void): Promise<RepoIndex> {
+  update(repo: string, mutate: IndexMutation, after?: (index: RepoIndex) => void): Promise<RepoIndex> {
     return updateIndex((name, fn) => this.transaction(name, fn), repo, mutate, after);
   }
 
