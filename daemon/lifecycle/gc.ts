@@ -163,9 +163,11 @@ export class GarbageCollector {
         if (node) Object.assign(node, { listed: false, tags: [] });
       }
       let drops = await this.manifestDrops(graph, report, state);
+      // the index version the blob decisions are taken on (a shared store confirms it before deleting)
+      let stamp = graph.index.stamp;
       if (drops.length > 0 && !report.dryRun) {
         try {
-          await this.unlist(repo, graph, drops, tx, state);
+          stamp = await this.unlist(repo, graph, drops, tx, state);
         } catch (err) {
           // index.json could not be replaced (a full disk): the manifests stay, the sweep still frees what nothing references.
           this.deps.log.warn("gc: manifests to drop are kept this pass; index.json cannot be written", { repo, manifests: drops.length, error: (err as Error).message });
@@ -173,15 +175,16 @@ export class GarbageCollector {
         }
       }
       for (const digest of drops) report.manifests.push({ repo, digest });
-      await this.sweepRepo(graph, new Set([...(excluded ?? []), ...drops]), report, state, indexBefore, excluded);
+      await this.sweepRepo(graph, new Set([...(excluded ?? []), ...drops]), report, state, indexBefore, excluded, stamp);
     });
   }
 
   /**
    * Removes `drops` from index.json in one write (caller holds the lock), then from the
    * derived index and the usage statistics. Their blobs go with the sweep that follows.
+   * Answers the new index's stamp.
    */
-  private async unlist(repo: string, graph: RepoGraph, drops: string[], tx: IndexTransaction, state: PassState): Promise<void> {
+  private async unlist(repo: string, graph: RepoGraph, drops: string[], tx: IndexTransaction, state: PassState): Promise<string> {
     const gone = new Set(drops);
     const current = await tx.current();
     const after = await tx.write(current.doc.manifests.filter((e) => !gone.has(e.digest)));
@@ -194,6 +197,7 @@ export class GarbageCollector {
     }
     for (const e of current.doc.manifests) if (gone.has(e.digest)) this.deps.usage?.forget(repo, tagOf(e) ?? e.digest);
     for (const d of drops) this.deps.usage?.forget(repo, d);
+    return after.stamp;
   }
 
   /** Listed manifests to unlist under the `untagged` and `orphanReferrers` rules; counts those the grace period holds. */
@@ -233,6 +237,7 @@ export class GarbageCollector {
     state: PassState,
     indexChangedAt: number | undefined,
     excluded: ReadonlySet<string> = new Set(),
+    stamp: string = graph.index.stamp,
   ): Promise<void> {
     const { store } = this.deps;
     const repo = graph.repo;
@@ -264,7 +269,7 @@ export class GarbageCollector {
         if (!shared) report.bytesFreed += info.size;
         state.dropped.set(digest, (state.dropped.get(digest) ?? 0) + 1);
         if (report.dryRun) continue;
-        await store.sweep.unlink(repo, digest);
+        await store.sweep.unlink(repo, digest, { entry: info, stamp });
         // A client that looked at the blob (HEAD) while it was being unlinked was told it
         // exists and will reference it next: put it back from the pool.
         if (this.deps.touches?.blobIsFresh(repo, digest) && (await store.sweep.relink(repo, digest))) {
@@ -292,10 +297,17 @@ export class GarbageCollector {
     if (indexChangedAt === undefined || indexChangedAt + this.options.graceMs > this.now()) return;
     if (this.deps.touches?.repoIsFresh(repo)) return;
     if (store.uploads.list().some((s) => s.repo === repo)) return;
+    if (!report.dryRun) {
+      try {
+        await store.indexes.drop(repo);
+      } catch (err) {
+        // on a bucket shared with another process, a push there may have filled it meanwhile
+        this.deps.log.warn("gc: an empty repository was not dropped", { repo, error: (err as Error).message });
+        return;
+      }
+      this.deps.meta.dropRepo(repo);
+    }
     report.emptyRepositories.push(repo);
-    if (report.dryRun) return;
-    await store.indexes.drop(repo);
-    this.deps.meta.dropRepo(repo);
   }
 
   /** Removes pool entries that no repository links to. */
@@ -319,7 +331,7 @@ export class GarbageCollector {
         report.pool.push({ digest, size: info.size });
         report.bytesFreed += info.size;
         if (report.dryRun) continue;
-        await store.sweep.unlinkStored(digest);
+        await store.sweep.unlinkStored(digest, { entry: info });
       }
     } finally {
       await store.sweep.settle();

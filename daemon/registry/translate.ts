@@ -70,5 +70,7 @@ export function translate(err: unknown, session?: UploadSession): never {
       throw new RegistryError("TOOMANYREQUESTS", err.message, { retryAfter: RETRY_AFTER_SECONDS });
     case "unavailable":
       throw resourceError(err)!;
+    case "busy":
+      throw new RegistryError("UNAVAILABLE", err.message, { retryAfter: RETRY_AFTER_SECONDS });
   }
 }

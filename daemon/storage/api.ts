@@ -52,6 +52,19 @@ export interface BlobInfo {
 /** A blob in a walk: its digest text (`alg:hex`) and what storage knows of it. */
 export interface BlobEntry extends BlobInfo {
   digest: string;
+  /** The backend's GC generation when the walk listed it (S3: the GC lease's epoch), for {@link SweepBasis}. */
+  generation?: number;
+}
+
+/**
+ * What a GC decision to remove a blob was taken on, handed back to {@link BlobSweep}, so that
+ * a store several processes share (S3) can confirm the decision before it deletes.
+ */
+export interface SweepBasis {
+  /** The entry as the walk listed it (repoBlobs for unlink, storedBlobs for unlinkStored). */
+  entry: BlobEntry;
+  /** For unlink: the stamp of the repository index the decision was taken on. */
+  stamp?: string;
 }
 
 /** An inclusive byte range of a blob. */
@@ -279,15 +292,18 @@ export interface StorageWalk {
 
 /** Ability: unlinking blobs in bulk for garbage collection. */
 export interface BlobSweep {
-  /** Unlinks blob `digest` from `repo`; durable only after {@link settle}. */
-  unlink(repo: string, digest: string): Promise<void>;
+  /** Unlinks blob `digest` from `repo`, decided on `basis`; durable only after {@link settle}. */
+  unlink(repo: string, digest: string, basis?: SweepBasis): Promise<void>;
   /** Links `digest` back into `repo` from the stored copy, if there still is one. */
   relink(repo: string, digest: string): Promise<boolean>;
   /** The stored (pooled) copy of `digest`, if any. */
   stored(digest: string): Awaitable<BlobInfo | undefined>;
-  /** Removes the stored copy of `digest`; durable only after {@link settle}. */
-  unlinkStored(digest: string): Promise<void>;
-  /** Makes every unlink so far durable. */
+  /** Removes the stored copy of `digest`, decided on `basis`; durable only after {@link settle}. */
+  unlinkStored(digest: string, basis?: SweepBasis): Promise<void>;
+  /**
+   * Makes every unlink so far durable. A shared store (S3) may first confirm each decision
+   * against later writes of other processes and keep what one of them now relies on.
+   */
   settle(): Promise<void>;
 }
 

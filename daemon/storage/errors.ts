@@ -16,7 +16,9 @@ export type StorageFault =
   | "quota"
   | "too-many-uploads"
   /** The storage root serving the repository was missing or read-only at start-up. */
-  | "unavailable";
+  | "unavailable"
+  /** Held off for a while (S3: another process's GC holds the bucket's lease); nothing was written, retry soon. */
+  | "busy";
 
 /** A storage condition the registry layer translates for the client. */
 export class StorageError extends Error {

@@ -158,6 +158,7 @@ describe("one process", () => {
       const [a] = await pair({ blobGraceMs: graceMs });
       await put(a, "g", "young");
       await a.storage.sweep.unlink("g", digestOf("young").value);
+      await a.storage.sweep.settle();
       const entries: { digest: string; links?: number }[] = [];
       for await (const e of a.storage.storedBlobs()) entries.push(e);
       expect(entries.map((e) => e.links)).toEqual([held ? 2 : 1]);

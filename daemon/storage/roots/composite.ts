@@ -16,7 +16,7 @@
 import type { Algorithm, Digest } from "../../oci/digest";
 import type { Descriptor } from "../../oci/manifest";
 import type {
-  Awaitable, AuditItem, BlobAudit, BlobBody, DedupeFigures, BlobEntry, BlobInfo, BlobIngest, BlobStore, BlobSweep, ByteRange, IndexMutation, IndexTransaction, IngestOptions,
+  Awaitable, AuditItem, BlobAudit, BlobBody, DedupeFigures, BlobEntry, BlobInfo, BlobIngest, BlobStore, BlobSweep, ByteRange, SweepBasis, IndexMutation, IndexTransaction, IngestOptions,
   QuarantinedBlob, RepoIndex, RepoIndexStore, Storage, StorageFigures, UploadSession, UploadStore, UsageMeter, WriteReserve,
 } from "../api";
 import { ManifestCache } from "../cache";
@@ -252,8 +252,8 @@ class CompositeUploads implements UploadStore {
 class CompositeSweep implements BlobSweep {
   constructor(private readonly c: CompositeStorage) {}
 
-  async unlink(repo: string, digest: string): Promise<void> {
-    return this.c.of(repo).sweep.unlink(repo, digest);
+  async unlink(repo: string, digest: string, basis?: SweepBasis): Promise<void> {
+    return this.c.of(repo).sweep.unlink(repo, digest, basis);
   }
   async relink(repo: string, digest: string): Promise<boolean> {
     return this.c.of(repo).sweep.relink(repo, digest);

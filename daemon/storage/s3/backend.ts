@@ -13,7 +13,10 @@
  * GC on S3 uses the same abilities as on disk: unlink deletes a link, the pool sweep deletes
  * a blob no repository links, except one younger than `blobGraceMs` (a blob is uploaded
  * before its first link is written, so a young unlinked blob may be a push in flight in
- * another process). Scrub streams each blob through the hash; a bad one is copied to
+ * another process). Several processes on one bucket are kept safe from each other's GC by
+ * the protocol of gclock.ts: deletions are confirmed and carried out under a GC lease
+ * (sweep.ts), and writes that rely on stored blobs are guarded by intents (index writes
+ * here, links in blobs.ts). Scrub streams each blob through the hash; a bad one is copied to
  * quarantine/ and removed from every repository and the pool.
  */
 import { join } from "node:path";
@@ -22,7 +25,7 @@ import type { Algorithm, Digest } from "../../oci/digest";
 import { realDisk } from "../../platform/disk";
 import { type UploadHashing, inlineHashing } from "../../platform/uploadhash";
 import type { Logger } from "../../log";
-import type { AuditItem, BlobAudit, BlobEntry, BlobInfo, BlobSweep, IngestOptions, QuarantinedBlob, Storage, StorageFigures, UsageMeter, WriteReserve, DedupeFigures } from "../api";
+import type { AuditItem, BlobAudit, BlobEntry, BlobSweep, IngestOptions, QuarantinedBlob, Storage, StorageFigures, UsageMeter, WriteReserve, DedupeFigures } from "../api";
 import { ManifestCache } from "../cache";
 import { startIngest } from "../ingest";
 import { Paths } from "../paths";
@@ -30,9 +33,11 @@ import { type UploadLimits, Uploads } from "../uploads";
 import { S3Blobs } from "./blobs";
 import { S3Client, type S3ClientOptions } from "./client";
 import { isS3Error } from "./errors";
-import { S3Indexes } from "./indexes";
+import { GcLock, type GcLockOptions } from "./gclock";
+import { S3Indexes, type WriteGuard } from "./indexes";
 import { S3Keys } from "./keys";
 import { LinkState } from "./links";
+import { S3Sweep } from "./sweep";
 import { ByteBudget } from "./budget";
 import { SpoolDisk, uploadsPrefix } from "./uploads";
 import type { CopyOptions } from "./multipart";
@@ -60,6 +65,8 @@ export interface S3StorageOptions {
   staleUploadMs?: number;
   /** A stored blob younger than this is never swept (default 1 hour). */
   blobGraceMs?: number;
+  /** Time bounds of the cross-process GC protocol (gclock.ts; defaults there). */
+  gcLock?: GcLockOptions;
   maxBlobBytes: number;
   manifestCacheBytes: number;
   onIngress?: (bytes: number) => void;
@@ -81,6 +88,7 @@ export class S3Storage implements Storage {
   readonly keys: S3Keys;
   readonly paths: Paths;
   readonly state: LinkState;
+  readonly gcLock: GcLock;
   readonly indexes: S3Indexes;
   readonly blobs: S3Blobs;
   readonly uploads: Uploads;
@@ -105,9 +113,18 @@ export class S3Storage implements Storage {
     this.paths = new Paths(options.cacheRoot);
     this.graceMs = options.blobGraceMs ?? 3_600_000;
     this.state = new LinkState(this.s3, this.keys);
+    this.gcLock = new GcLock(this.s3, this.keys, log, options.gcLock);
+    // an index write relies on the links the caller checked: valid at the lease's epoch, or listed again and checked again
+    const guard: WriteGuard = (repo, write) => this.gcLock.guard(`the index of "${repo}"`, async (g) => {
+      if (!this.state.validAt(repo, g.epoch)) {
+        await this.state.revalidate(repo, g.epoch);
+        return undefined;
+      }
+      return write(await g.beforeWrite());
+    });
     this.indexes = new S3Indexes(this.s3, this.keys, log, async (repo, first) => {
       if (!first || !this.state.knows(repo)) await this.state.refresh(repo);
-    });
+    }, guard);
     const partSize = options.partSize ?? 8 * 1024 * 1024;
     this.budget = new ByteBudget(Math.max(options.uploadMemory ?? 64 * 1024 * 1024, partSize), options.uploadMemoryWaitMs, partSize);
     this.spools = new SpoolDisk(this.s3, this.keys, { partSize, concurrency: PART_CONCURRENCY, budget: this.budget });
@@ -121,10 +138,12 @@ export class S3Storage implements Storage {
       presigner,
       startIngest: (repo: string, algorithm: Algorithm, o: IngestOptions) => startIngest(ingestDeps, repo, algorithm, o),
       ensureRepo: (repo) => this.indexes.ensure(repo),
+      gcLock: this.gcLock,
+      graceMs: this.graceMs,
     });
     this.uploads = new Uploads(this.paths, this.spools, { maxBlobBytes: options.maxBlobBytes, onIngress: options.onIngress, hashing, hashAgain: (path, algorithm) => this.spools.hashAgain(path, algorithm), admit: options.admit, limits: options.uploadLimits, log, publish });
     this.manifests = new ManifestCache(options.manifestCacheBytes);
-    this.sweep = this.makeSweep();
+    this.sweep = new S3Sweep(this.s3, this.keys, this.state, this.gcLock, this.blobs, log);
     this.meter = this.makeMeter();
     this.audit = this.makeAudit();
   }
@@ -179,7 +198,8 @@ export class S3Storage implements Storage {
       abandoned++;
     }
     if (abandoned > 0) this.log.info("storage: abandoned multipart uploads aborted", { count: abandoned });
-    await this.state.loadAll();
+    const lease = await this.gcLock.readLease();
+    await this.state.loadAll(lease.doc.held ? undefined : lease.doc.epoch);
     return { repositories: await this.repositories(), uploadsRemoved, tempFilesRemoved: 0 };
   }
 
@@ -208,6 +228,8 @@ export class S3Storage implements Storage {
 
   /** Every stored blob once; `links` counts the pool entry and each repository's link. */
   async *storedBlobs(): AsyncIterable<BlobEntry> {
+    // read before the listings: a writer that links a listed blob anew touches it at this epoch or later
+    const generation = (await this.gcLock.readLease()).doc.epoch;
     const counts = await this.storedCounts();
     const now = Date.now();
     for await (const { object } of this.s3.listAll({ prefix: this.keys.blobs })) {
@@ -216,7 +238,7 @@ export class S3Storage implements Storage {
       const mtimeMs = object!.lastModified.getTime();
       // a young blob may be a push in flight elsewhere whose link is not written yet: held as linked
       const young = mtimeMs + this.graceMs > now ? 1 : 0;
-      yield { digest: d.value, size: object!.size, mtimeMs, links: (counts.get(d.value) ?? 1) + young };
+      yield { digest: d.value, size: object!.size, mtimeMs, links: (counts.get(d.value) ?? 1) + young, generation };
     }
   }
 
@@ -228,28 +250,6 @@ export class S3Storage implements Storage {
       if (parsed && "link" in parsed) counts.set(parsed.link, (counts.get(parsed.link) ?? 1) + 1);
     }
     return counts;
-  }
-
-  private makeSweep(): BlobSweep {
-    return {
-      unlink: async (repo, digest) => {
-        await this.s3.delete(this.keys.link(repo, digest));
-        this.state.unlinked(repo, digest);
-      },
-      relink: async (repo, digest) => {
-        const d = this.keys.digestOf(digest.replace(":", "/"));
-        return d !== undefined && this.blobs.mount(repo, d);
-      },
-      stored: async (digest): Promise<BlobInfo | undefined> => {
-        const info = await this.s3.head(this.keys.blob(digest));
-        return info && { size: info.size, mtimeMs: info.lastModified.getTime() };
-      },
-      unlinkStored: async (digest) => {
-        await this.s3.delete(this.keys.blob(digest));
-        this.state.dropped(digest);
-      },
-      settle: async () => {},
-    };
   }
 
   private makeMeter(): UsageMeter {

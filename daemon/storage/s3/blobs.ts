@@ -13,16 +13,22 @@
  * blob's key itself: RGW 16's CompleteMultipartUpload ignores If-None-Match, and the temporary
  * key keeps an upload that fails half-way out of the blob namespace. Then the link is written,
  * and the blob is HEADed again so that a GC in another process that removed it meanwhile is
- * noticed and the blob copied again. Reads are ranged GETs streamed to the client, or
- * (opt-in) redirects to presigned URLs.
+ * noticed and the blob copied again. Linking a blob the bucket already has (a mount, an
+ * upload of bytes already stored) is a guarded write (gclock.ts), so that no GC deletes what
+ * the acknowledgement promises. Reads are ranged GETs streamed to the client, or (opt-in)
+ * redirects to presigned URLs.
  */
 import type { Algorithm, Digest } from "../../oci/digest";
 import type { BlobBody, BlobIngest, BlobInfo, BlobStore, ByteRange, IngestOptions } from "../api";
 import type { S3Client } from "./client";
+import type { GcLock } from "./gclock";
 import type { S3Keys } from "./keys";
 import type { KnownBlob, LinkState } from "./links";
 import { type CopyOptions, copyObject } from "./multipart";
 import { NotInMemory, type PartSpool } from "./spool";
+
+/** With a blob grace below this, the link of freshly uploaded bytes is a guarded write too. */
+const GUARD_FRESH_BELOW_MS = 60_000;
 
 /** How blobs are sent to clients. */
 export interface S3BlobOptions {
@@ -36,6 +42,10 @@ export interface S3BlobOptions {
   ensureRepo(repo: string): Promise<void>;
   /** Limits of the server-side copy (tests). */
   copy?: CopyOptions;
+  /** Guards links of blobs already stored against another process's GC. */
+  gcLock: GcLock;
+  /** A blob older than half of this is touched when linked anew (backend.ts, blobGraceMs). */
+  graceMs: number;
 }
 
 /** The bucket's blobs and each repository's links. */
@@ -103,16 +113,28 @@ export class S3Blobs implements BlobStore {
   async mount(repo: string, digest: Digest, from?: string): Promise<boolean> {
     if (!(await this.canMount(digest, from))) return false;
     await this.options.ensureRepo(repo);
-    await this.s3.put(this.keys.link(repo, digest.value), new Uint8Array(0));
-    const blob = await this.s3.head(this.keys.blob(digest.value));
-    if (!blob) {
-      await this.s3.delete(this.keys.link(repo, digest.value));
-      this.state.dropped(digest.value);
-      this.state.unlinked(repo, digest.value);
-      return false;
-    }
-    this.state.linked(repo, digest.value, { size: blob.size, mtimeMs: blob.lastModified.getTime() });
-    return true;
+    if (await this.linkStored(repo, digest)) return true;
+    this.state.dropped(digest.value);
+    return false;
+  }
+
+  /**
+   * Links the stored blob into `repo` as a guarded write (gclock.ts): checked under an
+   * intent, touched when old (a GC that decided on it keeps it), linked; undefined (nothing
+   * written) when the bucket does not have it.
+   */
+  private linkStored(repo: string, digest: Digest): Promise<KnownBlob | undefined> {
+    const lock = this.options.gcLock;
+    return lock.guard(`a link of ${digest.value} into "${repo}"`, async (g) => {
+      const info = await this.s3.head(this.keys.blob(digest.value));
+      if (!info) return undefined;
+      const blob = { size: info.size, mtimeMs: info.lastModified.getTime() };
+      const signal = await g.beforeWrite();
+      if (blob.mtimeMs + this.options.graceMs / 2 <= Date.now()) await lock.touch(digest.value, g.epoch, signal);
+      await this.s3.put(this.keys.link(repo, digest.value), new Uint8Array(0), { signal });
+      this.state.linked(repo, digest.value, blob);
+      return blob;
+    });
   }
 
   /** Removes the repository's link (the bytes stay for other repositories, and GC). */
@@ -180,8 +202,17 @@ export class S3Blobs implements BlobStore {
     try {
       await this.options.ensureRepo(repo);
       const key = this.keys.blob(digest.value);
-      let blob = (await this.s3.head(key)) ? await this.blobInfo(digest.value) : undefined;
-      if (!blob) blob = await this.place(key, spool);
+      if ((await this.s3.head(key)) && (await this.linkStored(repo, digest))) return;
+      let blob = await this.place(key, spool);
+      // New bytes are young, so no GC decides on them before the link below is written, unless
+      // the grace is too short to cover this moment: then the link is a guarded write too.
+      if (this.options.graceMs < GUARD_FRESH_BELOW_MS) {
+        for (let tries = 1; !(await this.linkStored(repo, digest)); tries++) {
+          if (tries >= 3) throw new Error(`Blob ${digest.value} was removed from the bucket three times while it was being linked into "${repo}"`);
+          await this.place(key, spool);
+        }
+        return;
+      }
       await this.s3.put(this.keys.link(repo, digest.value), new Uint8Array(0));
       if (!(await this.s3.head(key))) blob = await this.place(key, spool);
       this.state.linked(repo, digest.value, blob);

@@ -172,13 +172,13 @@ export class S3Client {
   }
 
   /** Removes many objects, 1,000 per request; answers the keys that could not be removed. */
-  async deleteMany(keys: string[]): Promise<{ key: string; code: string; message: string }[]> {
+  async deleteMany(keys: string[], signal?: AbortSignal): Promise<{ key: string; code: string; message: string }[]> {
     const failed: { key: string; code: string; message: string }[] = [];
     for (let i = 0; i < keys.length; i += 1000) {
       const batch = keys.slice(i, i + 1000);
       const body = `<?xml version="1.0" encoding="UTF-8"?><Delete><Quiet>true</Quiet>${batch.map((k) => `<Object><Key>${escapeXml(k)}</Key></Object>`).join("")}</Delete>`;
       const headers = new Headers({ "content-type": "application/xml", "content-md5": createHash("md5").update(body).digest("base64") });
-      const xml = await this.xml(await this.send("POST", undefined, { query: { delete: "" }, body, headers }));
+      const xml = await this.xml(await this.send("POST", undefined, { query: { delete: "" }, body, headers, signal }));
       for (const e of elements(xml, "Error")) failed.push({ key: text(e, "Key") ?? "", code: text(e, "Code") ?? "", message: text(e, "Message") ?? "" });
     }
     return failed;

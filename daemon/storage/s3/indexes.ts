@@ -13,6 +13,11 @@
  * repository writes a tombstone (an empty index marked dropped), which reads as "no such
  * repository" and which `ensure` revives by compare-and-swap. Reads revalidate the cached
  * copy with a conditional GET (If-None-Match: the cached ETag, answered 304 with no body).
+ *
+ * A manifest push relies on blobs it checked before its write, which another process's GC
+ * could delete in between: every write of manifests (a transaction's, a compare-and-swap)
+ * runs through the backend's {@link WriteGuard} (gclock.ts), which may ask for the
+ * transaction to be run again on a fresh view of the repository's links.
  */
 import type { Descriptor } from "../../oci/manifest";
 import { type IndexDoc, emptyIndex, parseIndexDoc } from "../../oci/layoutindex";
@@ -41,6 +46,15 @@ interface Cached {
 /** Thrown inside a transaction when another writer changed the index first. */
 class Conflict extends Error {}
 
+/**
+ * Wraps a write of manifests into `repo`'s index (see gclock.ts): runs `write` (given a signal
+ * that bounds it) and answers its result, or undefined when the caller must read again and
+ * re-run its checks (the view of the repository's links was outdated by a GC).
+ */
+export type WriteGuard = <T>(repo: string, write: (signal: AbortSignal) => Promise<T | undefined>) => Promise<T | undefined>;
+
+const unguarded: WriteGuard = (_repo, write) => write(new AbortController().signal);
+
 /** The repositories' indexes in one bucket. */
 export class S3Indexes implements RepoIndexStore {
   private readonly cache = new Map<string, Cached>();
@@ -52,6 +66,7 @@ export class S3Indexes implements RepoIndexStore {
     private readonly log: Logger,
     /** Told when a repository's index was read new (changed by someone else, or read the first time): its links are re-read. */
     private readonly changedElsewhere: (repo: string, firstRead: boolean) => Promise<void>,
+    private readonly guard: WriteGuard = unguarded,
   ) {}
 
   /** Reads the index (revalidating the cached copy); undefined when there is no object. */
@@ -124,10 +139,10 @@ export class S3Indexes implements RepoIndexStore {
   }
 
   /** Writes `doc` if the stored index is still `etag` (undefined: absent); false when it was not. */
-  private async put(repo: string, etag: string | undefined, doc: IndexDoc): Promise<Cached | undefined> {
+  private async put(repo: string, etag: string | undefined, doc: IndexDoc, signal?: AbortSignal): Promise<Cached | undefined> {
     const body = `${JSON.stringify(doc)}\n`;
     try {
-      const res = await this.s3.put(this.keys.index(repo), body, { contentType: "application/vnd.oci.image.index.v1+json", ...(etag === undefined ? { ifNoneMatch: "*" as const } : { ifMatch: etag }) });
+      const res = await this.s3.put(this.keys.index(repo), body, { contentType: "application/vnd.oci.image.index.v1+json", ...(etag === undefined ? { ifNoneMatch: "*" as const } : { ifMatch: etag }), signal });
       return this.remember(repo, res.etag, doc, Date.now());
     } catch (e) {
       // 412: someone else wrote first; 404: an If-Match on an object that is not there (any more)
@@ -145,7 +160,7 @@ export class S3Indexes implements RepoIndexStore {
         if (!fresh || fresh.dropped || fresh.etag !== stamp) return undefined;
       }
       const doc = { ...this.cache.get(repo)!.index.doc, manifests: entries };
-      return (await this.put(repo, stamp, doc))?.index;
+      return (await this.guard(repo, (signal) => this.put(repo, stamp, doc, signal)))?.index;
     });
   }
 
@@ -161,12 +176,14 @@ export class S3Indexes implements RepoIndexStore {
         const tx: IndexTransaction = {
           current: async () => {
             read = await this.load(repo);
-            if (!read || read.dropped) throw new Error(`Repository "${repo}" has no index`);
+            if (!read) throw new Error(`Repository "${repo}" has no index`);
+            // dropped by another process's GC since the caller ensured it: empty, and a write revives it
             return read.index;
           },
           write: async (entries) => {
             const base = read ?? (await tx.current(), read!);
-            const done = await this.put(repo, base.etag, { ...base.index.doc, manifests: entries });
+            const { [DROPPED]: _dropped, ...doc } = base.index.doc;
+            const done = await this.guard(repo, (signal) => this.put(repo, base.etag, { ...doc, manifests: entries }, signal));
             if (!done) throw new Conflict();
             read = done;
             return done.index;

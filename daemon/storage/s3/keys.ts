@@ -6,6 +6,9 @@
  *   p/repos/<repo>/_index.json              the repository's OCI index (tags as annotated descriptors)
  *   p/repos/<repo>/_links/<alg>/<hex>       empty: "the blob is linked into the repository"
  *   p/quarantine/<alg>/<hex>                bytes a scrub found not to match their digest
+ *   p/gc/lease                              the GC lease (gclock.ts)
+ *   p/gc/intents/<id>                       a guarded write in flight (gclock.ts)
+ *   p/gc/touch/<alg>/<hex>                  a stored blob linked anew, with the lease epoch (gclock.ts)
  *
  * The underscore names cannot collide with a repository path component (the distribution
  * grammar starts every component with [a-z0-9]), so `a/_links/...` is never a repository
@@ -37,6 +40,22 @@ export class S3Keys {
 
   get quarantine(): string {
     return `${this.prefix}quarantine/`;
+  }
+
+  get gcLease(): string {
+    return `${this.prefix}gc/lease`;
+  }
+
+  get gcIntents(): string {
+    return `${this.prefix}gc/intents/`;
+  }
+
+  gcIntent(id: string): string {
+    return `${this.gcIntents}${id}`;
+  }
+
+  gcTouch(digest: string): string {
+    return `${this.prefix}gc/touch/${digest.replace(":", "/")}`;
   }
 
   blob(digest: string): string {

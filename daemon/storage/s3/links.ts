@@ -6,6 +6,10 @@
  * by this process's own writes, and a repository's links are listed again whenever its index
  * was changed by another process (a push through another berth on the bucket) or a `stat`
  * missed (at most once a second per repository). Memory: one small entry per blob and link.
+ *
+ * Another process's GC deletes links and blobs without changing any index, so what is kept
+ * here is trusted for a guarded write (gclock.ts) only when it is valid at the GC lease's
+ * epoch: listed after the lease was seen free at that epoch (`validAt`, `revalidate`).
  */
 import type { S3Client } from "./client";
 import type { S3Keys } from "./keys";
@@ -27,16 +31,25 @@ export class LinkState {
   readonly repos = new Map<string, Map<string, number>>();
   private readonly refreshing = new Map<string, Promise<void>>();
   private readonly lastMissRefresh = new Map<string, number>();
+  /** repo -> the GC epoch its links were last listed at (see validAt). */
+  private readonly validated = new Map<string, number>();
+  /** The epoch of the whole listing at start, for repositories not listed since. */
+  private baseEpoch: number | undefined;
 
   constructor(
     private readonly s3: S3Client,
     private readonly keys: S3Keys,
   ) {}
 
-  /** Lists the whole bucket's blobs and links; answers the repositories with an index object. */
-  async loadAll(): Promise<string[]> {
+  /**
+   * Lists the whole bucket's blobs and links; answers the repositories with an index object.
+   * `epoch`: the GC lease was seen free at it before the listing began.
+   */
+  async loadAll(epoch?: number): Promise<string[]> {
     this.pool.clear();
     this.repos.clear();
+    this.validated.clear();
+    this.baseEpoch = epoch;
     for await (const { object } of this.s3.listAll({ prefix: this.keys.blobs })) {
       const d = object && this.keys.digestOf(object.key);
       if (d) this.pool.set(d.value, { size: object.size, mtimeMs: object.lastModified.getTime() });
@@ -96,6 +109,21 @@ export class LinkState {
     this.lastMissRefresh.set(repo, now);
     if (this.lastMissRefresh.size > 10_000) this.lastMissRefresh.clear();
     this.refresh(repo).catch(() => {});
+  }
+
+  /** True when `repo`'s links were listed after the GC lease was seen free at `epoch` (no GC deleted since). */
+  validAt(repo: string, epoch: number): boolean {
+    return (this.validated.get(repo) ?? this.baseEpoch) === epoch;
+  }
+
+  /**
+   * Lists `repo`'s links afresh (after any listing already running, which may have begun
+   * before `epoch` was seen) and records them as valid at `epoch`.
+   */
+  async revalidate(repo: string, epoch: number): Promise<void> {
+    for (let running = this.refreshing.get(repo); running; running = this.refreshing.get(repo)) await running.catch(() => {});
+    await this.refresh(repo);
+    this.validated.set(repo, epoch);
   }
 
   /** True when the repository's links were loaded (at start or since). */
