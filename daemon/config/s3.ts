@@ -6,6 +6,7 @@
  * `aws_secret_access_key` names are accepted too, so an AWS credentials file works).
  */
 import { readSecretFile } from "../auth/secretfile";
+import { parseBytes } from "./units";
 
 /** `[storage.s3]` as checked. */
 export interface S3Config {
@@ -64,14 +65,25 @@ export function checkS3Config(value: unknown, key: string, problems: string[]): 
     }
     return v;
   };
+  /** A byte size: a whole number, or a text such as "8 MiB", within [min, max]. */
+  const bytes = (k: string, fallback: number, min: number, max: number): number => {
+    const v = value[k];
+    if (v === undefined) return fallback;
+    const n = parseBytes(v);
+    if (n === undefined || n < min || n > max) {
+      problems.push(`${key}.${k}: expected a size from ${min} to ${max} bytes (a number or text such as "8 MiB"), got ${JSON.stringify(v)}`);
+      return fallback;
+    }
+    return n;
+  };
   const out: S3Config = {
     endpoint: str("endpoint"),
     bucket: str("bucket"),
     prefix: str("prefix", ""),
     region: str("region", "us-east-1"),
     credentials_file: str("credentials_file"),
-    part_size: int("part_size", 8 * MiB, 5 * MiB, 5 * 1024 * MiB),
-    upload_memory: int("upload_memory", 64 * MiB, 5 * MiB, 64 * 1024 * MiB),
+    part_size: bytes("part_size", 8 * MiB, 5 * MiB, 5 * 1024 * MiB),
+    upload_memory: bytes("upload_memory", 64 * MiB, 5 * MiB, 64 * 1024 * MiB),
     redirect: value.redirect === undefined ? false : value.redirect === true,
     redirect_expiry: int("redirect_expiry", 300, 1, 7 * 86_400),
     public_endpoint: str("public_endpoint", ""),

@@ -28,11 +28,18 @@ describe("[storage.s3]", () => {
     expect(c).toEqual({ endpoint: "http://127.0.0.1:7480", bucket: "berth", prefix: "", region: "us-east-1", credentials_file: "/etc/berth/s3", part_size: 8 * 1024 * 1024, upload_memory: 64 * 1024 * 1024, redirect: false, redirect_expiry: 300, public_endpoint: "", blob_grace: 3600 });
   });
 
+  test("part_size and upload_memory take sizes as text, as the README writes them", () => {
+    const c = parseConfig('[storage]\nbackend = "s3"\n[storage.s3]\nendpoint = "http://127.0.0.1:7480"\nbucket = "berth"\ncredentials_file = "/etc/berth/s3"\npart_size = "16 MiB"\nupload_memory = "128 MiB"\n', "t").storage.s3!;
+    expect(c.part_size).toBe(16 * 1024 * 1024);
+    expect(c.upload_memory).toBe(128 * 1024 * 1024);
+    expect(problems('[storage.s3]\nendpoint = "http://x"\nbucket = "berth"\ncredentials_file = "/c"\nupload_memory = "lots"\n').join("\n")).toContain('storage.s3.upload_memory: expected a size from 5242880 to 68719476736 bytes (a number or text such as "8 MiB"), got "lots"');
+  });
+
   test("bad values are named with their key", () => {
     const p = problems('[storage.s3]\nendpoint = "ftp://x"\nbucket = "UP"\npart_size = 1024\nredirect = true\nsecret_key = "inline"\n');
     expect(p.join("\n")).toContain('storage.s3.endpoint: "ftp://x" must be http(s)://host[:port]');
     expect(p.join("\n")).toContain('storage.s3.bucket: "UP" is not a valid bucket name');
-    expect(p.join("\n")).toContain("storage.s3.part_size: expected a whole number from 5242880");
+    expect(p.join("\n")).toContain("storage.s3.part_size: expected a size from 5242880");
     expect(p.join("\n")).toContain("storage.s3.redirect: needs public_endpoint");
     expect(p.join("\n")).toContain('storage.s3.secret_key: unknown key "secret_key"');
     expect(p.join("\n")).toContain("storage.s3.credentials_file: expected a non-empty string");
