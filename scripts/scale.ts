@@ -30,16 +30,15 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { OCI_MANIFEST, generate, manifestOf, sha } from "./genstore";
 
 const MiB = 1024 * 1024;
-const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 const SRC = resolve(process.env.BERTH_SRC ?? resolve(import.meta.dir, ".."));
 const MAIN = join(SRC, "daemon/main.ts");
 const SMALL = Number(process.env.SCALE_SMALL ?? 500);
 const BIG = Number(process.env.SCALE_BIG ?? 16);
 const IDLE_S = Number(process.env.SCALE_IDLE_S ?? 60);
 
-const sha = (b: Uint8Array | string) => `sha256:${new Bun.CryptoHasher("sha256").update(b).digest("hex")}`;
 /** A line of /proc/PID/status in MiB (0 when the process is gone). */
 const statusMiB = (pid: number, field: string): number => {
   try {
@@ -159,14 +158,6 @@ async function pushBlob(url: string, repo: string, body: Uint8Array, digest = sh
   return digest;
 }
 
-function manifestOf(config: { digest: string; size: number }, layer: { digest: string; size: number }, note: string): string {
-  return JSON.stringify({
-    schemaVersion: 2, mediaType: OCI_MANIFEST,
-    config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config },
-    layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", ...layer }],
-    annotations: { "berth.scale": note },
-  });
-}
 
 async function pushManifest(url: string, repo: string, tag: string, body: string): Promise<void> {
   const r = await fetch(`${url}/v2/${repo}/manifests/${tag}`, { method: "PUT", body, headers: { "Content-Type": OCI_MANIFEST } });
@@ -290,30 +281,6 @@ async function traffic(): Promise<void> {
   rmSync(work, { recursive: true, force: true });
 }
 
-/** Writes `manifests` manifests as OCI layouts directly under `root`, 10 per repository. */
-function generate(root: string, manifests: number): void {
-  const repos = Math.ceil(manifests / 10);
-  for (let r = 0; r < repos; r++) {
-    const name = `gen/g${Math.floor(r / 100)}/r${r}`;
-    const dir = join(root, name);
-    const blobs = join(dir, "blobs", "sha256");
-    mkdirSync(blobs, { recursive: true });
-    const put = (bytes: string) => {
-      const d = sha(bytes);
-      writeFileSync(join(blobs, d.slice(7)), bytes);
-      return { digest: d, size: Buffer.byteLength(bytes) };
-    };
-    const config = put(JSON.stringify({ architecture: "arm64", os: "linux", repo: name }));
-    const layer = put(`layer of ${name}`);
-    const entries = [];
-    for (let t = 0; t < 10 && r * 10 + t < manifests; t++) {
-      const m = put(manifestOf(config, layer, `${name}:${t}`));
-      entries.push({ mediaType: OCI_MANIFEST, ...m, annotations: { "org.opencontainers.image.ref.name": `t${t}` } });
-    }
-    writeFileSync(join(dir, "oci-layout"), `{"imageLayoutVersion":"1.0.0"}\n`);
-    writeFileSync(join(dir, "index.json"), `${JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests: entries })}\n`);
-  }
-}
 
 async function store(sizes: number[]): Promise<void> {
   row("manifests", "repos", "gen s", "first start ms", "restart ms", "idle MiB", "catalog ms/peak", "tags ms/peak", "HEAD x2000 ms/peak", "GC ms/peak", "retention ms/peak", "scrub ms/peak", "idle after MiB");

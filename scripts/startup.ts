@@ -19,50 +19,17 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { OCI_MANIFEST, generate, repoName, sha } from "./genstore";
 
-const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 const SRC = resolve(process.env.BERTH_SRC ?? resolve(import.meta.dir, ".."));
 const MAIN = join(SRC, "daemon/main.ts");
 const DIR = process.env.STARTUP_DIR ?? "/tmp/berth-startup";
 const TEMPS = process.env.STARTUP_TEMPS === "1";
 const CHANGED = Number(process.env.STARTUP_CHANGED ?? 0);
 
-const sha = (b: string) => `sha256:${new Bun.CryptoHasher("sha256").update(b).digest("hex")}`;
 const rssMiB = (pid: number): number => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) / 1024;
-const repoName = (r: number) => `gen/g${Math.floor(r / 100)}/r${r}`;
 
-function manifestOf(config: { digest: string; size: number }, layer: { digest: string; size: number }, note: string): string {
-  return JSON.stringify({
-    schemaVersion: 2, mediaType: OCI_MANIFEST,
-    config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config },
-    layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", ...layer }],
-    annotations: { "berth.scale": note },
-  });
-}
 
-/** Writes `manifests` manifests as OCI layouts under `root`, 10 per repository (scale.ts's shape). */
-function generate(root: string, manifests: number): void {
-  for (let r = 0; r < Math.ceil(manifests / 10); r++) {
-    const name = repoName(r);
-    const dir = join(root, name);
-    const blobs = join(dir, "blobs", "sha256");
-    mkdirSync(blobs, { recursive: true });
-    const put = (bytes: string) => {
-      const d = sha(bytes);
-      writeFileSync(join(blobs, d.slice(7)), bytes);
-      return { digest: d, size: Buffer.byteLength(bytes) };
-    };
-    const config = put(JSON.stringify({ architecture: "arm64", os: "linux", repo: name }));
-    const layer = put(`layer of ${name}`);
-    const entries = [];
-    for (let t = 0; t < 10 && r * 10 + t < manifests; t++) {
-      const m = put(manifestOf(config, layer, `${name}:${t}`));
-      entries.push({ mediaType: OCI_MANIFEST, ...m, annotations: { "org.opencontainers.image.ref.name": `t${t}` } });
-    }
-    writeFileSync(join(dir, "oci-layout"), `{"imageLayoutVersion":"1.0.0"}\n`);
-    writeFileSync(join(dir, "index.json"), `${JSON.stringify({ schemaVersion: 2, mediaType: "application/vnd.oci.image.index.v1+json", manifests: entries })}\n`);
-  }
-}
 
 /** Rewrites `count` repositories' index.json (spread over the store): one more tag each. */
 function change(root: string, repos: number, count: number, round: number): string[] {

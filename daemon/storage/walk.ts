@@ -49,24 +49,38 @@ export class LocalWalk implements StorageWalk {
   }
 
   /**
+   * One directory of the walk: the repository it holds (a layout with a valid name; an invalid
+   * one is logged once and not served) and the subdirectories to enter (hidden ones and a
+   * layout's `blobs/` are not).
+   */
+  private directory(dir: string): { repo: string | undefined; children: string[] } {
+    const names = this.disk.readdir(dir);
+    const isLayout = names.includes("index.json") && this.disk.stat(join(dir, "index.json"))?.isFile === true;
+    let repo: string | undefined;
+    if (isLayout && dir !== this.paths.root) {
+      const name = relative(this.paths.root, dir);
+      const problem = nameProblem(name);
+      if (problem) this.log.once(`bad-repo-${name}`, "a layout under the root has a name that is not a valid repository name; it is not served", { path: name, problem });
+      else repo = name;
+    }
+    const children: string[] = [];
+    for (const name of names) {
+      if (name.startsWith(".") || (isLayout && name === "blobs")) continue;
+      const child = join(dir, name);
+      if (this.disk.stat(child)?.isDirectory) children.push(child);
+    }
+    return { repo, children };
+  }
+
+  /**
    * Calls `visit` for every repository (valid name) found, with its directory; hidden
    * directories and blob directories are not entered.
    */
   layouts(visit: (name: string, dir: string) => void): void {
     const walk = (dir: string): void => {
-      const names = this.disk.readdir(dir);
-      const isLayout = names.includes("index.json") && this.disk.stat(join(dir, "index.json"))?.isFile === true;
-      if (isLayout && dir !== this.paths.root) {
-        const name = relative(this.paths.root, dir);
-        const problem = nameProblem(name);
-        if (problem) this.log.once(`bad-repo-${name}`, "a layout under the root has a name that is not a valid repository name; it is not served", { path: name, problem });
-        else visit(name, dir);
-      }
-      for (const name of names) {
-        if (name.startsWith(".") || (isLayout && name === "blobs")) continue;
-        const child = join(dir, name);
-        if (this.disk.stat(child)?.isDirectory) walk(child);
-      }
+      const { repo, children } = this.directory(dir);
+      if (repo !== undefined) visit(repo, dir);
+      for (const child of children) walk(child);
     };
     walk(this.paths.root);
   }
@@ -79,19 +93,9 @@ export class LocalWalk implements StorageWalk {
   async layoutsPaced(visit: (name: string, dir: string) => Promise<void>, pace: (ops: number) => Promise<void>): Promise<void> {
     const walk = async (dir: string): Promise<void> => {
       await pace(1);
-      const names = this.disk.readdir(dir);
-      const isLayout = names.includes("index.json") && this.disk.stat(join(dir, "index.json"))?.isFile === true;
-      if (isLayout && dir !== this.paths.root) {
-        const name = relative(this.paths.root, dir);
-        const problem = nameProblem(name);
-        if (problem) this.log.once(`bad-repo-${name}`, "a layout under the root has a name that is not a valid repository name; it is not served", { path: name, problem });
-        else await visit(name, dir);
-      }
-      for (const name of names) {
-        if (name.startsWith(".") || (isLayout && name === "blobs")) continue;
-        const child = join(dir, name);
-        if (this.disk.stat(child)?.isDirectory) await walk(child);
-      }
+      const { repo, children } = this.directory(dir);
+      if (repo !== undefined) await visit(repo, dir);
+      for (const child of children) await walk(child);
     };
     await walk(this.paths.root);
   }
