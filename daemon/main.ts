@@ -366,6 +366,8 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
       await server.stop(true);
       await stopping;
       await scheduler.stop();
+      // pull-through work clients started (blobs still being stored, images being completed) ends first
+      if (sync && !(await sync.drain(deadline - Date.now()))) log.warn("stopping with pull-through fetches unfinished; they are fetched again when next asked for");
       sync?.close();
       audit.close();
       await lcs.close();

@@ -214,6 +214,14 @@ export class BlobFetches {
     return [...this.inflight.values()].map((f) => ({ repo: f.repo, digest: f.digest.value, written: f.written, size: f.size ?? null, background: f.background }));
   }
 
+  /**
+   * Resolves once no fetch is in flight: each one ended (stored, or failed and cleaned up).
+   * A clean stop waits for this, so a fetch whose bytes a client already received is stored.
+   */
+  async idle(): Promise<void> {
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight.values()].map((f) => f.done));
+  }
+
   /** The fetch of `digest` into `repo` in flight, if any. */
   get(repo: string, digest: Digest): BlobFetch | undefined {
     return this.inflight.get(`${repo}@${digest.value}`);

@@ -59,6 +59,8 @@ function isMiss(err: unknown): boolean {
 export class PullThrough {
   /** Manifests served but not yet stored (their blobs are still coming), by `repo@digest` and `repo:tag`. */
   private readonly pending = new Map<string, FetchedManifest>();
+  /** Images being completed (their blobs fetched, then the manifest stored). */
+  private readonly completions = new Set<Promise<void>>();
   private readonly manifestFlights = new Map<string, Promise<FetchedManifest>>();
   private readonly rechecks = new Map<string, Promise<ManifestContent | undefined>>();
   /** Upstream HEADs of blobs in flight, shared by identical requests. */
@@ -94,6 +96,11 @@ export class PullThrough {
       blob: (repo, digest, head) => this.blob(repo, digest, head === true),
       manifest: (repo, reference, accept) => this.manifest(repo, reference, accept),
     });
+  }
+
+  /** Resolves once no image is being completed (each stored, or given up); for a clean stop. */
+  async idle(): Promise<void> {
+    while (this.completions.size > 0) await Promise.allSettled([...this.completions]);
   }
 
   /** Takes the pulls recorded since the last call (the warm set is written in batches). */
@@ -215,6 +222,11 @@ export class PullThrough {
         this.pending.set(`${repo}@${m.digest}`, m);
         for (const t of tags) this.pending.set(`${repo}:${t}`, m);
         const completion = this.complete(upstream, name, repo, m, tags, background, signal);
+        this.completions.add(completion);
+        void completion.then(
+          () => this.completions.delete(completion),
+          () => this.completions.delete(completion),
+        );
         if (background) await completion;
         else completion.catch(() => {});
       }

@@ -150,6 +150,27 @@ export class SyncService {
     return this.state.isPinned(repo, tag);
   }
 
+  /**
+   * Lets pull-through work in flight finish (images being completed, blobs being fetched and
+   * stored, their directory fsyncs included), for at most `ms`; true when it all did. A clean
+   * stop calls this once no request is left and background tasks are stopped, so it does not
+   * throw away a blob a client already received, nor cut its publishing short.
+   */
+  async drain(ms: number): Promise<boolean> {
+    const work = (async () => {
+      await this.pullThrough.idle();
+      await this.fetches.idle();
+      return true;
+    })();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, ms))));
+    try {
+      return await Promise.race([work, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** Stops probes and writes what is pending. */
   close(): void {
     for (const u of this.upstreams) u.client.breaker.close();
