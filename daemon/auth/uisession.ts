@@ -10,8 +10,10 @@
  * password would be; a session of a key dies with the key. It expires after `idle` seconds
  * without a request (each request renews it) and after {@link MAX_LIFETIME_S} in any case;
  * then the UI asks for the password again. Sessions live in memory only: a restart ends
- * them. At most {@link MAX_SESSIONS} are kept (the oldest is dropped); only a hash of each
- * token is kept. No timer: expired sessions are swept when a new one is opened.
+ * them. One user holds at most {@link MAX_PER_USER} (a new login drops that user's oldest),
+ * and all users at most {@link MAX_SESSIONS} (a new one drops the oldest session of the user
+ * holding the most), so logging in over and over cannot end anybody else's session. Only a
+ * hash of each token is kept. No timer: expired sessions are swept when a new one is opened.
  *
  * Why not the token service's JWTs: those carry repository scopes (a UI would need one per
  * repository it shows, or a scope-less token any registry client could replay against every
@@ -23,13 +25,17 @@ import { type Identified, UI_SESSION_PREFIX } from "./authenticator";
 export { UI_SESSION_PATH, UI_SESSION_PREFIX } from "./authenticator";
 import type { Principal } from "./identity";
 
-/** Most sessions held; a new one beyond drops the oldest. */
+/** Most sessions held; a new one beyond drops the oldest of the user holding the most. */
 export const MAX_SESSIONS = 1024;
+/** Most sessions of one user (by source and name); a new one beyond drops that user's oldest. */
+export const MAX_PER_USER = 16;
 /** Longest life of one session, seconds, however active (the UI then asks for the password again). */
 export const MAX_LIFETIME_S = 8 * 3600;
 
 interface Session {
   principal: Principal;
+  /** Whose session it is, for the per-user bound (source and name). */
+  owner: string;
   /** Epoch ms after which the session is gone unless used before. */
   idleUntil: number;
   /** Epoch ms after which it is gone in any case. */
@@ -56,13 +62,23 @@ export class UiSessions {
   /** Opens a session for `principal`; returns its token and lifetime in seconds. */
   open(principal: Principal): { token: string; expiresIn: number } {
     const now = this.now();
+    const owner = `${principal.source}\u0000${principal.name}`;
+    // Map order is insertion order: the first session of an owner found is its oldest
+    let own = 0;
+    let ownOldest: string | undefined;
+    for (const [k, s] of this.sessions) {
+      if (s.owner !== owner) continue;
+      if (now > s.idleUntil || now > s.endsAt) this.sessions.delete(k);
+      else if (own++ === 0) ownOldest = k;
+    }
+    if (own >= MAX_PER_USER) this.sessions.delete(ownOldest!);
     if (this.sessions.size >= MAX_SESSIONS) {
       for (const [k, s] of this.sessions) if (now > s.idleUntil || now > s.endsAt) this.sessions.delete(k);
-      // still full: the oldest goes (Map order is insertion order)
-      if (this.sessions.size >= MAX_SESSIONS) this.sessions.delete(this.sessions.keys().next().value!);
+      // still full: the oldest session of whoever holds the most goes, never a light user's
+      if (this.sessions.size >= MAX_SESSIONS) this.sessions.delete(this.heaviestOldest());
     }
     const token = UI_SESSION_PREFIX + randomBytes(32).toString("base64url");
-    this.sessions.set(hash(token), { principal, idleUntil: now + this.idle * 1000, endsAt: now + MAX_LIFETIME_S * 1000 });
+    this.sessions.set(hash(token), { principal, owner, idleUntil: now + this.idle * 1000, endsAt: now + MAX_LIFETIME_S * 1000 });
     return { token, expiresIn: this.idle };
   }
 
@@ -82,6 +98,19 @@ export class UiSessions {
     }
     s.idleUntil = Math.min(now + this.idle * 1000, s.endsAt);
     return { principal: s.principal };
+  }
+
+  /** The key of the oldest session of the owner holding the most sessions. */
+  private heaviestOldest(): string {
+    const counts = new Map<string, { n: number; oldest: string }>();
+    let top: { n: number; oldest: string } | undefined;
+    for (const [k, s] of this.sessions) {
+      let c = counts.get(s.owner);
+      if (!c) counts.set(s.owner, (c = { n: 0, oldest: k }));
+      c.n++;
+      if (!top || c.n > top.n) top = c;
+    }
+    return top!.oldest;
   }
 
   /** Ends the session of `token` (logout); false when there was none. */

@@ -94,7 +94,10 @@ export function checkS3Config(value: unknown, key: string, problems: string[]): 
     if (out[k] && !/^https?:\/\/[^/]+\/?$/.test(out[k])) problems.push(`${key}.${k}: "${out[k]}" must be http(s)://host[:port]`);
   }
   if (out.bucket && !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(out.bucket)) problems.push(`${key}.bucket: "${out.bucket}" is not a valid bucket name`);
-  if (out.upload_memory < out.part_size) problems.push(`${key}.upload_memory: ${out.upload_memory} is less than part_size (${out.part_size}); one part buffer must fit`);
+  // a session's request that fills a part holds the last request's tail (under one part) and
+  // the new part buffer at once: with less, every chunked push's second part waited its bound
+  // and was refused 429 however often the client retried
+  if (out.upload_memory < 2 * out.part_size) problems.push(`${key}.upload_memory: ${out.upload_memory} is less than twice part_size (${out.part_size}); a part buffer and a session's tail must fit`);
   if (out.redirect && !out.public_endpoint) problems.push(`${key}.redirect: needs public_endpoint (the address clients reach the bucket at; it is signed into the URL)`);
   return out;
 }

@@ -54,6 +54,14 @@ CREATE INDEX IF NOT EXISTS trust_signed_parents_by_parent ON trust_signed_parent
 const MAX_CHILDREN = 4096;
 /** Verified parents looked at per decision (each was signed with a trusted key: a push right cannot add any). */
 const MAX_SIGNED_PARENTS = 16;
+/**
+ * Signature blobs read per status beyond the first layer of each signature manifest (those
+ * are always read, so a pile of many-layered fakes crowds out no more signatures than the
+ * bound of 64 referrers did): 64 referrers of 16 layers each were 1,040 reads of up to 1 MiB,
+ * and a pull decides up to 33 statuses (the child, 16 signed and 16 queued parents), so a
+ * push right could make one pull parse and hash tens of gigabytes.
+ */
+const MAX_EXTRA_SIGNATURE_READS = 64;
 /** Queued rows recomputed per batch of the background drain. */
 const DRAIN_BATCH = 32;
 /** Refresh requests held in memory until the drain writes them (then repositories, then everything). */
@@ -315,7 +323,9 @@ export class TrustIndex {
     const trust = this.trust();
     const now = this.now();
     const target = await this.source.manifest(repo, digest);
-    const read = (d: string) => this.source.blob(repo, d, MAX_SIGNATURE_BLOB);
+    let extra = 0;
+    let readsHere = 0;
+    const read = (d: string) => (readsHere++ === 0 || extra++ < MAX_EXTRA_SIGNATURE_READS ? this.source.blob(repo, d, MAX_SIGNATURE_BLOB) : Promise.resolve(undefined));
     const candidates = new Set<string>();
     const tagged = await this.source.manifest(repo, cosignTag(digest));
     if (tagged) candidates.add(tagged.digest);
@@ -326,6 +336,7 @@ export class TrustIndex {
     for (const r of referrers.slice(0, 64)) candidates.add(r.digest);
     const signatures: SignatureInfo[] = [];
     for (const sigDigest of candidates) {
+      readsHere = 0;
       const sig = sigDigest === tagged?.digest ? tagged : await this.source.manifest(repo, sigDigest);
       const doc = sig ? manifestDoc(sig.bytes) : undefined;
       if (!doc || !signatureKind(doc)) continue;

@@ -28,6 +28,12 @@ describe("[storage.s3]", () => {
     expect(c).toEqual({ endpoint: "http://127.0.0.1:7480", bucket: "berth", prefix: "", region: "us-east-1", credentials_file: "/etc/berth/s3", part_size: 8 * 1024 * 1024, upload_memory: 64 * 1024 * 1024, redirect: false, redirect_expiry: 300, public_endpoint: "", blob_grace: 3600 });
   });
 
+  test("upload_memory below twice part_size is refused (a part buffer and a session's tail must fit at once)", () => {
+    const base = '[storage.s3]\nendpoint = "http://x"\nbucket = "berth"\ncredentials_file = "/c"\npart_size = "8 MiB"\n';
+    expect(problems(`${base}upload_memory = "12 MiB"\n`).join("\n")).toContain(`storage.s3.upload_memory: ${12 * 1024 * 1024} is less than twice part_size (${8 * 1024 * 1024})`);
+    expect(problems(`${base}upload_memory = "16 MiB"\n`)).toEqual([]);
+  });
+
   test("part_size and upload_memory take sizes as text, as the README writes them", () => {
     const c = parseConfig('[storage]\nbackend = "s3"\n[storage.s3]\nendpoint = "http://127.0.0.1:7480"\nbucket = "berth"\ncredentials_file = "/etc/berth/s3"\npart_size = "16 MiB"\nupload_memory = "128 MiB"\n', "t").storage.s3!;
     expect(c.part_size).toBe(16 * 1024 * 1024);

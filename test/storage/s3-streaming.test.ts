@@ -212,8 +212,9 @@ describe("client upload sessions on S3", () => {
 
   test("when the upload memory budget is spent, a request waits its bound and is refused 429 TOOMANYREQUESTS with Retry-After; the session stays usable", async () => {
     const { s } = await store({ uploadMemory: 5 * MiB, uploadMemoryWaitMs: 200 });
-    const a = await s.uploads.start("busy", "sha256");
-    await s.uploads.append("busy", a.id, body(bytes(6 * MiB, 1))); // keeps a 1 MiB tail between requests
+    // a part buffer of another upload's request, held while it sends
+    await s.budget.acquire(1 * MiB);
+    const a = { release: () => s.budget.release(1 * MiB) };
     expect(s.budget.inUse).toBe(1 * MiB);
     const blob = bytes(6 * MiB, 2);
     const b = await s.uploads.start("busy", "sha256");
@@ -231,11 +232,44 @@ describe("client upload sessions on S3", () => {
     expect(s.uploads.get("busy", b.id).size).toBe(0);
     expect(s.budget.inUse).toBe(1 * MiB);
     // once the other upload is gone, the retried request goes through
-    await s.uploads.cancel("busy", a.id);
+    a.release();
     await s.uploads.append("busy", b.id, body(blob));
     await s.uploads.complete("busy", b.id, digestOf(blob));
     expect(await stored(s, "busy", digestOf(blob))).toEqual(blob);
     expect(s.budget.inUse).toBe(0);
+  });
+
+  test("idle sessions' tails do not hold the budget from a sending upload: they are spilled to the bucket and read back by their next request", async () => {
+    // (a part and a tail: a session's request that fills a part holds both for a moment)
+    const { s, t, objects, multiparts } = await store({ uploadMemory: 6 * MiB, uploadMemoryWaitMs: 2_000 });
+    // an attacker's sessions, each left with a tail under one part (together the whole budget)
+    const idle: { id: string; data: Uint8Array }[] = [];
+    for (let i = 0; i < 6; i++) {
+      const data = bytes(1 * MiB, 10 + i);
+      const u = await s.uploads.start("busy", "sha256");
+      await s.uploads.append("busy", u.id, body(data));
+      idle.push({ id: u.id, data });
+    }
+    expect(s.budget.inUse).toBe(6 * MiB);
+    // another client's push goes through (it was refused 429 after the wait)
+    const blob = bytes(6 * MiB, 3);
+    const b = await s.uploads.start("busy", "sha256");
+    await s.uploads.append("busy", b.id, body(blob));
+    await s.uploads.complete("busy", b.id, digestOf(blob));
+    expect(await stored(s, "busy", digestOf(blob))).toEqual(blob);
+    expect((await t.storage.s3.list({ prefix: `${t.storage.keys.prefix}uploads/` })).objects.some((o) => o.key.endsWith(".tail"))).toBe(true);
+    // the idle sessions resume: the one with more bytes, the small one published from its spilled tail
+    const more = bytes(5 * MiB, 20);
+    await s.uploads.append("busy", idle[0]!.id, body(more));
+    const whole = new Uint8Array([...idle[0]!.data, ...more]);
+    await s.uploads.complete("busy", idle[0]!.id, digestOf(whole));
+    expect(await stored(s, "busy", digestOf(whole))).toEqual(whole);
+    await s.uploads.complete("busy", idle[1]!.id, digestOf(idle[1]!.data));
+    expect(await stored(s, "busy", digestOf(idle[1]!.data))).toEqual(idle[1]!.data);
+    for (const u of idle.slice(2)) await s.uploads.cancel("busy", u.id);
+    expect(s.budget.inUse).toBe(0);
+    expect(await objects("uploads/")).toBe(0);
+    expect(await multiparts()).toBe(0);
   });
 
   test("a blob the bucket already has is not completed nor copied again: the upload is aborted and the repository linked", async () => {

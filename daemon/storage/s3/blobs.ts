@@ -224,6 +224,7 @@ export class S3Blobs implements BlobStore {
   /** Writes the spool's bytes to `key`: one PUT when small, else completed and copied on the server. */
   private async place(key: string, spool: PartSpool): Promise<KnownBlob> {
     if (spool.small) {
+      await spool.restore();
       const bytes = spool.bytes();
       await this.s3.put(key, bytes);
       return { size: bytes.byteLength, mtimeMs: Date.now() };

@@ -9,6 +9,12 @@
  * other pushes finish within a second or two), and refusing after a bound keeps a stuck
  * bucket from piling up requests that each hold a connection.
  *
+ * Bytes held between requests (an upload session's tail, spool.ts) are parked here with a
+ * way to give them back: a request that finds the budget spent asks the oldest parked holders
+ * to spill their bytes to the bucket first, so idle sessions cannot keep the budget from
+ * the uploads that are sending (a client opening sessions and leaving each with a tail
+ * under one part held all of it until the sessions expired, renewable at will).
+ *
  * Part-sized buffers given back are kept for reuse (a long push then reuses a few buffers
  * instead of leaving one per part for the collector), never more than the budget leaves free:
  * lent and kept buffers together stay within `limit`.
@@ -30,6 +36,8 @@ export class ByteBudget {
   private peakUsed = 0;
   private readonly queue: Waiter[] = [];
   private readonly spare: Uint8Array[] = [];
+  /** Holders of bytes between requests that can give them back, oldest first. */
+  private readonly parked = new Map<object, { bytes: number; spill: () => void }>();
 
   constructor(
     /** Bytes that may be lent out at once. */
@@ -60,9 +68,31 @@ export class ByteBudget {
     return true;
   }
 
+  /**
+   * Marks `bytes` of `holder` as idle: when the budget runs short, `spill` is called (once;
+   * it must release the bytes when it has put them elsewhere). {@link unpark} takes it back.
+   */
+  park(holder: object, bytes: number, spill: () => void): void {
+    if (bytes > 0) this.parked.set(holder, { bytes, spill });
+  }
+
+  /** `holder`'s bytes are in use again (a new request of its session). */
+  unpark(holder: object): void {
+    this.parked.delete(holder);
+  }
+
   /** Takes `bytes`, waiting up to `waitMs` for room; throws too-many-uploads after that. */
   async acquire(bytes: number): Promise<void> {
     if (this.tryAcquire(bytes)) return;
+    // idle holders go first, oldest first, as far as the waiters (this one included) lack room
+    let short = this.used + bytes - this.limit;
+    for (const w of this.queue) short += w.bytes;
+    for (const [holder, p] of this.parked) {
+      if (short <= 0) break;
+      this.parked.delete(holder);
+      short -= p.bytes;
+      p.spill();
+    }
     await new Promise<void>((resolve, reject) => {
       const waiter: Waiter = {
         bytes,

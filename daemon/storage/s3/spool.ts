@@ -6,6 +6,9 @@
  * so the request body is read no faster than S3 takes it). What is left between two requests
  * of a session (less than one part) stays in memory as the tail, because S3 accepts a part
  * under 5 MiB only as the last one. Every buffer is taken from the process's {@link ByteBudget}.
+ * A tail is parked in the budget between requests: when other uploads need the memory, it
+ * is spilled to an object `<key>.tail` in the bucket and read back by the session's next
+ * request (or its completion), so idle sessions hold no memory others are waiting for.
  *
  * A spool is written through {@link AppendFile} handles, the write step every ingest shares
  * (storage/ingest.ts), so admission, hashing and accounting are the local backend's: opening
@@ -72,6 +75,10 @@ export class PartSpool {
   private completed = false;
   private dropped = false;
   private readonly abort = new AbortController();
+  /** Bytes of the tail spilled to {@link tailKey} (the in-memory tail is then empty). */
+  private spilled = 0;
+  /** A spill or read-back running. */
+  private moving: Promise<void> | undefined;
 
   constructor(
     private readonly s3: S3Client,
@@ -88,6 +95,7 @@ export class PartSpool {
   /** Opens a handle for one request; its start is the mark a `truncate` returns to. */
   handle(): AppendFile & { settle(): Promise<void> } {
     if (this.dropped) throw new Error(`the upload to "${this.key}" was dropped`);
+    this.options.budget.unpark(this);
     this.mark = { size: this.size, nextPart: this.nextPart };
     return {
       write: (chunks) => this.write(chunks),
@@ -102,6 +110,7 @@ export class PartSpool {
   private async write(chunks: Uint8Array[]): Promise<void> {
     if (this.dropped || this.completed) throw new Error(`the upload to "${this.key}" is closed`);
     if (this.failure) throw this.failure;
+    await this.restore();
     let left = 0;
     for (const c of chunks) left += c.byteLength;
     for (const chunk of chunks) {
@@ -207,13 +216,60 @@ export class PartSpool {
     this.size = mark.size;
   }
 
-  /** Ends a request: what was not sent becomes the tail (the buffer shrunk to it). */
+  /** The object a tail is spilled to. */
+  get tailKey(): string {
+    return `${this.key}.tail`;
+  }
+
+  /** Puts the idle tail into the bucket and gives its memory back (the budget asks; see budget.ts). */
+  private spill(): void {
+    if (this.moving || this.dropped || this.completed || this.mark || this.tail.byteLength === 0) return;
+    const tail = this.tail;
+    this.moving = this.s3
+      .put(this.tailKey, tail)
+      .then(
+        () => {
+          this.options.budget.unpark(this); // parked again by an empty request meanwhile: nothing left to spill
+          this.tail = new Uint8Array(0);
+          this.spilled = tail.byteLength;
+          this.options.budget.release(tail.byteLength);
+        },
+        () => {
+          // the bucket refused: the tail stays in memory (and parked, for the next shortage)
+          if (!this.mark && !this.dropped) this.options.budget.park(this, tail.byteLength, () => this.spill());
+        },
+      )
+      .finally(() => (this.moving = undefined));
+  }
+
+  /** Brings a spilled tail back into memory (leased again); waits for a spill running. */
+  async restore(): Promise<void> {
+    while (this.moving) await this.moving;
+    if (this.spilled === 0 || this.dropped) return;
+    const bytes = this.spilled;
+    this.moving = (async () => {
+      await this.options.budget.acquire(bytes);
+      try {
+        const got = new Uint8Array(await new Response((await this.s3.get(this.tailKey, { signal: this.abort.signal })).body).arrayBuffer());
+        if (got.byteLength !== bytes) throw new Error(`the spilled tail of the upload to "${this.key}" has ${got.byteLength} bytes, not ${bytes}`);
+        this.tail = got;
+        this.spilled = 0;
+      } catch (err) {
+        this.options.budget.release(bytes);
+        throw err;
+      }
+      await this.s3.delete(this.tailKey).catch(() => {}); // else swept at start with other leftovers under uploads/
+    })().finally(() => (this.moving = undefined));
+    await this.moving;
+  }
+
+  /** Ends a request: what was not sent becomes the tail (the buffer shrunk to it), parked in the budget. */
   private keepTail(): void {
     this.mark = undefined;
     const used = this.tailUsed;
     this.tailUsed = false;
     const buffer = this.buffer;
-    if (!used) return;
+    if (!used) return this.park();
     const budget = this.options.budget;
     budget.release(this.tail.byteLength);
     this.tail = new Uint8Array(0);
@@ -223,6 +279,11 @@ export class PartSpool {
     budget.release(buffer.byteLength - this.filled);
     if (this.tail !== buffer) budget.recycle(buffer);
     this.filled = 0;
+    this.park();
+  }
+
+  private park(): void {
+    if (!this.dropped && !this.completed && this.tail.byteLength > 0) this.options.budget.park(this, this.tail.byteLength, () => this.spill());
   }
 
   private dropBuffer(): void {
@@ -239,6 +300,7 @@ export class PartSpool {
    * throws {@link NotInMemory} when some went up in a part already.
    */
   readMemory(offset: number, length: number): Uint8Array {
+    if (this.spilled > 0) throw new Error(`the tail of the upload to "${this.key}" is spilled; restore() it first`);
     const held = this.buffer ? this.buffer.subarray(0, this.filled) : this.tailUsed ? new Uint8Array(0) : this.tail;
     const start = this.size - held.byteLength;
     if (offset < start) throw new NotInMemory(`bytes from ${offset} of the upload to "${this.key}" are in the bucket's parts`);
@@ -249,6 +311,7 @@ export class PartSpool {
   /** The whole blob, when it is {@link small} (after the last handle closed). */
   bytes(): Uint8Array {
     if (!this.small) throw new Error(`the upload to "${this.key}" is in parts`);
+    if (this.spilled > 0) throw new Error(`the tail of the upload to "${this.key}" is spilled; restore() it first`);
     return this.tail;
   }
 
@@ -260,6 +323,8 @@ export class PartSpool {
     if (this.completed) return;
     if (this.small || this.dropped) throw new Error(`the upload to "${this.key}" has no parts to complete`);
     await this.settle();
+    this.options.budget.unpark(this);
+    await this.restore();
     if (this.tail.byteLength > 0) {
       const etag = await this.s3.uploadPart(this.key, this.uploadId!, this.nextPart, this.tail, this.abort.signal);
       this.parts.push({ partNumber: this.nextPart++, etag, size: this.tail.byteLength });
@@ -279,8 +344,12 @@ export class PartSpool {
   async drop(): Promise<void> {
     if (this.dropped) return;
     this.dropped = true;
+    this.options.budget.unpark(this);
     this.abort.abort(new Error(`the upload to "${this.key}" was dropped`));
     await Promise.allSettled([...this.inFlight]);
+    while (this.moving) await this.moving.catch(() => {});
+    if (this.spilled > 0) await this.s3.delete(this.tailKey).catch(() => {});
+    this.spilled = 0;
     this.dropBuffer();
     this.options.budget.release(this.tail.byteLength);
     this.tail = new Uint8Array(0);

@@ -42,7 +42,9 @@ export class SpoolDisk implements Disk {
 
   /** Bytes of the spool at `path` still in memory (see {@link PartSpool.readMemory}). */
   async readBack(path: string, offset: number, length: number): Promise<Uint8Array> {
-    return this.spool(path).readMemory(offset, length);
+    const spool = this.spool(path);
+    await spool.restore();
+    return spool.readMemory(offset, length);
   }
 
   /**
@@ -53,6 +55,7 @@ export class SpoolDisk implements Disk {
   async hashAgain(path: string, algorithm: Algorithm): Promise<string> {
     const spool = this.spool(path);
     const hash = createHash(algorithm);
+    await spool.restore();
     if (spool.small) return hash.update(spool.bytes()).digest("hex");
     await spool.complete();
     const got = await this.s3.get(spool.key);
