@@ -84,7 +84,6 @@ class LocalAuditItem implements AuditItem {
 
 /** Scrub support; see {@link BlobAudit}. */
 export class LocalAudit implements BlobAudit {
-
   constructor(
     private readonly paths: Paths,
     private readonly disk: Disk,
