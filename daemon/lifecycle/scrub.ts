@@ -26,6 +26,13 @@ export const SCRUB_RSS_SLACK = 4 * 1024 * 1024;
 /** See {@link SCRUB_RSS_SLACK}. */
 export const SCRUB_LOOK_MS = 25;
 
+/** A pacer with the scrub's bound, started from the live size (one collection first). */
+function scrubPacer(): Pacer {
+  const pacer = new Pacer(undefined, new HeapBound(undefined, SCRUB_LOOK_MS, SCRUB_RSS_SLACK));
+  pacer.heap?.start(true);
+  return pacer;
+}
+
 /** One quarantined blob. */
 export interface QuarantineEntry {
   digest: string;
@@ -96,7 +103,7 @@ export class Scrubber {
     let total = 0;
     let totalBytes = 0;
     if (progress) {
-      const pacer = new Pacer();
+      const pacer = scrubPacer();
       for await (const blob of this.store.storedBlobs()) {
         await pacer.tick();
         total++;
@@ -109,8 +116,7 @@ export class Scrubber {
     const report: ScrubReport = { blobsChecked: 0, bytesChecked: 0, quarantined: [], aborted: false };
     // Keeps the garbage of the walk and the hashing bounded (pacer.ts), from the live size:
     // what the previous pass left would otherwise add to this one's peak.
-    const pacer = new Pacer(undefined, new HeapBound(undefined, SCRUB_LOOK_MS, SCRUB_RSS_SLACK));
-    pacer.heap?.start(true);
+    const pacer = scrubPacer();
     for await (const item of this.store.audit.auditItems()) {
       if (signal?.aborted) break;
       await pacer.tick();
