@@ -20,7 +20,7 @@ import { HeapBound, Pacer } from "./pacer";
  * second, and each leaves about a kilobyte of native garbage (the strings and stat records of
  * the walk) that the heap count never sees: with the pacer's defaults the resident set of a
  * scrub of 120,000 blobs ran ~10 MiB past where it began before a collection, with these
- * ~5 MiB, for about ten collections of a few milliseconds.
+ * ~7 MiB, for about ten collections of a few milliseconds.
  */
 export const SCRUB_RSS_SLACK = 4 * 1024 * 1024;
 /** See {@link SCRUB_RSS_SLACK}. */
