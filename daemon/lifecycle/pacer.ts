@@ -67,7 +67,21 @@ export class HeapBound {
   constructor(
     private readonly probe: MemoryProbe = runtimeProbe,
     private readonly lookMs = HEAP_LOOK_MS,
+    /** Growth of the resident set that triggers a collection (a pass whose garbage is mostly native memory takes a smaller one). */
+    private readonly rssSlack = RSS_SLACK,
   ) {}
+
+  /**
+   * Takes the floors now, at the start of a pass: growth in the pass's first step (a walk
+   * that lists every repository before the first tick) then counts against the slack
+   * instead of raising the floors. With `collect`, first collects what earlier work left
+   * (the previous pass's garbage), so the pass starts from the live size.
+   */
+  start(collect = false): void {
+    if (collect && this.probe.collect()) this.collections++;
+    this.heapFloor = this.probe.heapUsed();
+    this.rssFloor = this.probe.resident();
+  }
 
   /** Looks (at most every `lookMs`) and collects when the heap or the resident set grew by more than its slack. */
   check(now = performance.now()): void {
@@ -79,7 +93,7 @@ export class HeapBound {
     if (heap !== undefined && (this.heapFloor === undefined || heap < this.heapFloor)) this.heapFloor = heap;
     if (rss !== undefined && (this.rssFloor === undefined || rss < this.rssFloor)) this.rssFloor = rss;
     const heapGrew = heap !== undefined && heap - this.heapFloor! > HEAP_SLACK * this.factor;
-    const rssGrew = rss !== undefined && rss - this.rssFloor! > RSS_SLACK * this.factor;
+    const rssGrew = rss !== undefined && rss - this.rssFloor! > this.rssSlack * this.factor;
     if (!heapGrew && !rssGrew) return;
     const started = performance.now();
     if (!this.probe.collect()) return;
@@ -91,7 +105,10 @@ export class HeapBound {
     // Growth that a collection does not free is live (one large repository's graph): the
     // slack then doubles, so that collections stay a constant share of the work however
     // large the live set grows, instead of one per slack of growth.
-    this.factor = heap !== undefined && after !== undefined && (heap - after) * 2 < grown ? Math.min(this.factor * 2, 64) : 1;
+    // Only heap growth tells: a collection the resident set asked for (native garbage, such as
+    // the strings of a walk) frees what the heap count never saw, and doubling then let a
+    // scrub's resident set run 16 MiB past its floor.
+    this.factor = heapGrew && after !== undefined && (heap - after) * 2 < grown ? Math.min(this.factor * 2, 64) : 1;
     // What the collection left: freed pages the allocator keeps count in the resident set
     // until reused, so the next collection waits for growth beyond this.
     this.heapFloor = after;

@@ -4,7 +4,7 @@
  * Node.js build possible.
  */
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { closeSync, createReadStream, openSync, readSync } from "node:fs";
 import { open } from "node:fs/promises";
 import type { Algorithm } from "../oci/digest";
 
@@ -70,13 +70,60 @@ const spare: Uint8Array[] = [];
 const MAX_SPARE = 4;
 
 /**
+ * Files of at most this many bytes (by the caller's size hint) are hashed synchronously, in
+ * one read into one shared buffer. Reading a page-cache-sized file blocks for microseconds,
+ * far less than the four trips through the runtime's thread pool (open, read, read to the
+ * end, close) that an asynchronous read costs, each with its promise, request and file
+ * handle: a scrub of 120,000 tiny blobs made that garbage faster than it was collected and
+ * the resident set peaked ~8 MiB higher than the walk alone.
+ */
+export const SYNC_HASH_BYTES = 64 * 1024;
+/** The one buffer of {@link hashSmallFile}: synchronous code never shares it with another call. */
+let syncBuffer: Uint8Array | undefined;
+
+type OneShot = (algorithm: string, data: Uint8Array, encoding: "hex") => string;
+const bunOneShot = (BunHasher as unknown as { hash?: OneShot } | undefined)?.hash?.bind(BunHasher);
+
+/** Hashes bytes at once, without a hasher object under Bun. */
+function hashNow(algorithm: Algorithm, bytes: Uint8Array): string {
+  return bunOneShot ? bunOneShot(algorithm, bytes, "hex") : createHash(algorithm).update(bytes).digest("hex");
+}
+
+/**
+ * Hashes a file of at most {@link SYNC_HASH_BYTES} synchronously; undefined when it holds
+ * more than that (it grew or its size hint was wrong: the caller hashes it the slow way).
+ */
+function hashSmallFile(algorithm: Algorithm, path: string): string | undefined {
+  // one byte more than the limit tells a file at the limit from a longer one
+  const buffer = (syncBuffer ??= new Uint8Array(SYNC_HASH_BYTES + 1));
+  const fd = openSync(path, "r");
+  try {
+    let filled = 0;
+    for (;;) {
+      const n = readSync(fd, buffer, filled, buffer.length - filled, null);
+      if (n === 0) break;
+      filled += n;
+      if (filled > SYNC_HASH_BYTES) return undefined;
+    }
+    return hashNow(algorithm, buffer.subarray(0, filled));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
  * Hashes a file by reading it into one buffer, reused for every read: memory use is that
  * buffer, and a scrub of gigabytes leaves no garbage behind (a read stream allocated a new
  * chunk per read, which the collector reclaimed lazily: a scrub peaked far above the limit).
  * The buffer goes back to a small pool of spares, so hashing many small files does not
- * allocate one per file either.
+ * allocate one per file either. With `sizeHint` (the size the caller saw) of at most
+ * {@link SYNC_HASH_BYTES}, the file is read synchronously instead (see there).
  */
-export async function hashFile(algorithm: Algorithm, path: string): Promise<string> {
+export async function hashFile(algorithm: Algorithm, path: string, sizeHint?: number): Promise<string> {
+  if (sizeHint !== undefined && sizeHint <= SYNC_HASH_BYTES) {
+    const hex = hashSmallFile(algorithm, path);
+    if (hex !== undefined) return hex;
+  }
   const h = createHasher(algorithm);
   const file = await open(path, "r");
   const buffer = spare.pop() ?? new Uint8Array(HASH_READ_BYTES);

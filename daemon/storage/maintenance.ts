@@ -6,7 +6,7 @@
  * directory touched rather than once per blob.
  */
 import { dirname, join } from "node:path";
-import { type Algorithm, isAlgorithm, parseDigest } from "../oci/digest";
+import { type Algorithm, type Digest, isAlgorithm, parseDigest } from "../oci/digest";
 import type { Disk } from "../platform/disk";
 import { hashFile } from "../platform/hash";
 import type { AuditItem, BlobAudit, BlobInfo, BlobSweep, QuarantinedBlob, RepoIndexStore } from "./api";
@@ -65,11 +65,25 @@ export class LocalSweep implements BlobSweep {
 /** Shared files outside the pool a scrub remembers, so as to hash each once (8 bytes or so each). */
 export const AUDIT_SEEN_MAX = 65_536;
 
+/**
+ * A stored file to re-hash, with the path it was found at: one small object per blob and
+ * no closure or side table (a scrub hands out one per blob of the store).
+ */
+class LocalAuditItem implements AuditItem {
+  constructor(
+    readonly digest: Digest,
+    readonly size: number,
+    /** The file whose bytes it hashes. */
+    readonly path: string,
+  ) {}
+
+  hash(): Promise<string | undefined> {
+    return hashOrGone(this.digest.algorithm, this.path, this.size);
+  }
+}
+
 /** Scrub support; see {@link BlobAudit}. */
 export class LocalAudit implements BlobAudit {
-  /** Where each item handed out was found (the file whose bytes it hashes). */
-  private readonly found = new WeakMap<AuditItem, string>();
-
   constructor(
     private readonly paths: Paths,
     private readonly disk: Disk,
@@ -88,10 +102,7 @@ export class LocalAudit implements BlobAudit {
     const seen = new Set<number>();
     const item = (digestText: string, path: string, size: number): AuditItem | undefined => {
       const digest = parseDigest(digestText);
-      if (!digest) return undefined;
-      const it: AuditItem = { digest, size, hash: () => hashOrGone(digest.algorithm, path) };
-      this.found.set(it, path);
-      return it;
+      return digest ? new LocalAuditItem(digest, size, path) : undefined;
     };
     for (const e of this.walk.storedBlobs()) {
       const [alg, hex] = split(e.digest);
@@ -122,7 +133,7 @@ export class LocalAudit implements BlobAudit {
     }
     const pool = this.paths.poolBlob(alg, hex);
     const repos = await this.walk.repositories();
-    const bad = this.found.get(item) ?? pool;
+    const bad = item instanceof LocalAuditItem ? item.path : pool;
     const file = join(dir, `${alg}-${hex}-${Date.now()}`);
     // Keep one copy of the bad bytes for inspection: a new link, so moving it cannot
     // leave the digest's name pointing at nothing half-way.
@@ -162,9 +173,10 @@ export class LocalAudit implements BlobAudit {
   }
 }
 
-async function hashOrGone(algorithm: Algorithm, path: string): Promise<string | undefined> {
+/** Hashes a stored file (synchronously when `size`, the size the walk saw, is small: see hashFile). */
+async function hashOrGone(algorithm: Algorithm, path: string, size: number): Promise<string | undefined> {
   try {
-    return await hashFile(algorithm, path);
+    return await hashFile(algorithm, path, size);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined; // removed meanwhile
     throw err;

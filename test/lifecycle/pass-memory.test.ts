@@ -131,6 +131,42 @@ describe("HeapBound", () => {
     expect(unable.collections).toBe(0);
   });
 
+  test("a collection the resident set asked for (native garbage) keeps the base slack: only heap growth found alive doubles it", () => {
+    const { state, probe } = fakeProbe();
+    const bound = new HeapBound(probe, 0);
+    bound.check(1);
+    // the resident set grew past its slack; the heap grew a little, alive (the walk's list of
+    // names), far within its own slack: nothing says a large live graph is being built
+    state.rss += RSS_SLACK + MiB;
+    state.heap += MiB;
+    state.live += MiB;
+    bound.check(2);
+    expect(state.collections).toBe(1);
+    state.rss += RSS_SLACK + MiB; // would wait for twice the slack had it doubled
+    bound.check(3);
+    expect(state.collections).toBe(2);
+  });
+
+  test("start() takes the floors at the start of a pass, so growth before the first look counts (and collects first when asked)", () => {
+    const { state, probe } = fakeProbe();
+    const bound = new HeapBound(probe, 0);
+    bound.start();
+    expect(state.collections).toBe(0);
+    state.rss += RSS_SLACK + MiB; // a walk that lists every repository before the first tick
+    bound.check(1);
+    expect(state.collections).toBe(1);
+    const rssSlack = 2 * MiB;
+    const other = fakeProbe();
+    other.state.heap += 3 * MiB; // garbage a previous pass left
+    const tight = new HeapBound(other.probe, 0, rssSlack);
+    tight.start(true);
+    expect(other.state.collections).toBe(1);
+    expect(tight.collections).toBe(1);
+    other.state.rss += rssSlack + MiB; // beyond the smaller slack given, within the default one
+    tight.check(1);
+    expect(other.state.collections).toBe(2);
+  });
+
   test("a Pacer consults its bound where it yields", async () => {
     const { state, probe } = fakeProbe();
     const pacer = new Pacer(0, new HeapBound(probe, 0));
