@@ -12,19 +12,14 @@
 import { ClientError, EXIT } from "../client/errors";
 import type { Config } from "../config/schema";
 import type { Logger } from "../log";
-import { Meta } from "../meta/meta";
 import { parseDigest } from "../oci/digest";
 import { RegistryError } from "../oci/errors";
-import { lockRoot } from "../platform/rootlock";
-import { openDatabase } from "../platform/sqlite";
 import { Registry } from "../registry/registry";
 import type { BackgroundIo } from "../scheduler/task";
 import type { Storage } from "../storage/api";
 import { StorageError } from "../storage/errors";
 import { realDisk } from "../platform/disk";
-import { metaDbPath, type OpenedRoots, openRoots } from "../storage/roots/open";
-import { RootLifecycles, RootMarks } from "../storage/roots/lifecycles";
-import { lifecycleOptions } from "../lifecycle/options";
+import { withOfflineRoots } from "../lifecycle/offline";
 import { importBundle, type ImportOptions, type ImportReport, type ImportTarget } from "./import";
 
 /** Bytes handed to one ingest write (a few chunks of the bundle). */
@@ -101,32 +96,6 @@ export function localTarget(registry: Registry, storage: Storage, options: Local
  */
 export async function importOffline(config: Config, file: string, options: ImportOptions, log: Logger): Promise<ImportReport> {
   if (realDisk.stat(config.storage.root)?.isDirectory !== true) throw new ClientError(`${config.storage.root}: no such storage root`, EXIT.error);
-  const rootLock = await lockRoot(config.storage.root);
-  let db: ReturnType<typeof openDatabase> | undefined;
-  let roots: OpenedRoots | undefined;
-  let lifecycles: RootLifecycles | undefined;
-  try {
-    roots = await openRoots(realDisk, config.storage.root, config.storage.subpaths, {
-      base: { maxBlobBytes: config.storage.max_blob_bytes },
-      manifestCacheBytes: config.storage.manifest_cache_bytes,
-      dedupe: config.storage.dedupe,
-      recover: !options.dryRun,
-      admit: (index, repo, bytes) => lifecycles?.admit(index, repo, bytes) ?? Promise.resolve(),
-    }, log);
-    const store = roots.storage;
-    db = openDatabase(options.dryRun ? ":memory:" : metaDbPath(config));
-    const meta = new Meta(db);
-    const lcOptions = lifecycleOptions(config);
-    const marks = new RootMarks(roots.roots, store.router, db, lcOptions.gc.graceMs);
-    const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes, hooks: marks.hooks }, log);
-    await registry.reconcileAll(roots.recovery.repositories);
-    // the store's upload admission reaches the lifecycles from here on (late: they are built over the store)
-    lifecycles = new RootLifecycles({ opened: roots.roots, router: store.router, marks, registry, meta, log, options: lcOptions });
-    return await importBundle(localTarget(registry, store), file, options);
-  } finally {
-    roots?.storage.uploads.stop();
-    db?.close();
-    roots?.release();
-    rootLock.release();
-  }
+  // the lock refuses a root a running daemon holds; a dry run recovers nothing and writes no meta.db
+  return withOfflineRoots(config, options.dryRun === true, log, ({ store, registry }) => importBundle(localTarget(registry, store), file, options));
 }

@@ -16,6 +16,7 @@ import { realDisk } from "../platform/disk";
 import { metaDbPath, type OpenedRoots, openRoots } from "../storage/roots/open";
 import { RootLifecycles, RootMarks } from "../storage/roots/lifecycles";
 import type { Excluded } from "./gc";
+import type { LifecycleOptions } from "./lifecycle";
 import { lifecycleOptions } from "./options";
 
 /** Runs `gc` or `scrub` once over the configured root; prints to `out`; returns the exit code. */
@@ -30,25 +31,7 @@ export async function runOffline(config: Config, command: "gc" | "scrub", dryRun
   }
   // A live daemon holds the root: refuse, even a dry run (it would read a tree being changed).
   // RootInUseError reaches the command line, which prints it and exits 1.
-  const rootLock = await lockRoot(config.storage.root);
-  let db: ReturnType<typeof openDatabase> | undefined;
-  let roots: OpenedRoots | undefined;
-  try {
-    // every root ([[storage.subpaths]] too), each locked; a dry run recovers nothing
-    roots = await openRoots(realDisk, config.storage.root, config.storage.subpaths, {
-      base: { maxBlobBytes: config.storage.max_blob_bytes },
-      manifestCacheBytes: config.storage.manifest_cache_bytes,
-      dedupe: config.storage.dedupe,
-      recover: !dryRun,
-    }, log);
-    const store = roots.storage;
-    db = openDatabase(dryRun ? ":memory:" : metaDbPath(config));
-    const meta = new Meta(db);
-    const options = lifecycleOptions(config);
-    const marks = new RootMarks(roots.roots, store.router, db, options.gc.graceMs);
-    const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes, hooks: marks.hooks }, log);
-    await registry.reconcileAll(roots.recovery.repositories);
-    const lc = new RootLifecycles({ opened: roots.roots, router: store.router, marks, registry, meta, log, options });
+  return withOfflineRoots(config, dryRun, log, async ({ lifecycles: lc, options }) => {
     const verb = dryRun ? "would remove" : "removed";
     if (command === "scrub") {
       const r = await lc.scrub();
@@ -72,6 +55,47 @@ export async function runOffline(config: Config, command: "gc" | "scrub", dryRun
     if (held.manifests + held.blobs + held.pool > 0) out(`held back by the grace period: ${held.manifests} manifests, ${held.blobs} blobs, ${held.pool} pool entries, ${held.bytes} bytes, collectable from ${held.earliest} (all by ${held.latest})`);
     out(`gc${dryRun ? " (dry run)" : ""}: ${gc.repositories} repositories, ${gc.manifests.length + retention.manifests.length} manifests, ${gc.blobs.length} blobs, ${gc.pool.length} pool entries, ${gc.bytesFreed} bytes ${dryRun ? "to free" : "freed"}`);
     return 0;
+  });
+}
+
+/** The configured roots opened while the daemon is stopped (see {@link withOfflineRoots}). */
+export interface OfflineRoots {
+  store: OpenedRoots["storage"];
+  registry: Registry;
+  lifecycles: RootLifecycles;
+  options: LifecycleOptions;
+}
+
+/**
+ * Runs `fn` on every configured root (the main one and each `[[storage.subpaths]]` root)
+ * opened as the daemon opens them, without serving: the main root's lock taken first (a
+ * running daemon's refuses), start-up recovery (none on a dry run, whose derived index is
+ * in memory), the registry reconciled, the lifecycles built; all released afterwards. The
+ * store's upload admission reaches the lifecycles once they are built (late: they are built
+ * over the store), so bytes written through it are admitted as they would be online.
+ */
+export async function withOfflineRoots<T>(config: Config, dryRun: boolean, log: Logger, fn: (roots: OfflineRoots) => Promise<T>): Promise<T> {
+  const rootLock = await lockRoot(config.storage.root);
+  let db: ReturnType<typeof openDatabase> | undefined;
+  let roots: OpenedRoots | undefined;
+  let lifecycles: RootLifecycles | undefined;
+  try {
+    roots = await openRoots(realDisk, config.storage.root, config.storage.subpaths, {
+      base: { maxBlobBytes: config.storage.max_blob_bytes },
+      manifestCacheBytes: config.storage.manifest_cache_bytes,
+      dedupe: config.storage.dedupe,
+      recover: !dryRun,
+      admit: (index, repo, bytes) => lifecycles?.admit(index, repo, bytes) ?? Promise.resolve(),
+    }, log);
+    const store = roots.storage;
+    db = openDatabase(dryRun ? ":memory:" : metaDbPath(config));
+    const meta = new Meta(db);
+    const options = lifecycleOptions(config);
+    const marks = new RootMarks(roots.roots, store.router, db, options.gc.graceMs);
+    const registry = new Registry(store, meta, { maxManifestBytes: config.storage.max_manifest_bytes, hooks: marks.hooks }, log);
+    await registry.reconcileAll(roots.recovery.repositories);
+    lifecycles = new RootLifecycles({ opened: roots.roots, router: store.router, marks, registry, meta, log, options });
+    return await fn({ store, registry, lifecycles, options });
   } finally {
     roots?.storage.uploads.stop();
     db?.close();
