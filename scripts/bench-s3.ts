@@ -13,11 +13,11 @@
  *
  *   bun scripts/bench-s3.ts [--rounds N] [--manifest-gets N] [--before DIR]
  */
-import { chmodSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { createHash, randomBytes } from "node:crypto";
 import { S3Client } from "../daemon/storage/s3/client";
-import { dropBucket, s3Peer } from "../test/helpers/ceph";
+import { dropBucket, s3Peer, s3StorageToml, writeS3Credentials, localBytes } from "../test/helpers/ceph";
 import { makeTemp } from "../test/helpers/clients";
 import { startDaemon } from "../test/helpers/daemon";
 import { startDistributionS3 } from "./distribution-s3";
@@ -37,17 +37,6 @@ function rssOf(pid: number): number {
   return m ? Number(m[1]) * 1024 : 0;
 }
 
-/** Bytes of the files under `dir`, meta.db aside. */
-function rootBytes(dir: string): number {
-  let sum = 0;
-  for (const name of readdirSync(dir, { recursive: true }) as string[]) {
-    if (name.includes("meta.db")) continue;
-    const st = statSync(join(dir, name), { throwIfNoEntry: false });
-    if (st?.isFile()) sum += st.size;
-  }
-  return sum;
-}
-
 /** Samples a daemon's RSS and local bytes while pushes run. */
 function sampler(pid: number, root: string) {
   const base = rssOf(pid);
@@ -55,7 +44,7 @@ function sampler(pid: number, root: string) {
   let disk = 0;
   const timer = setInterval(() => {
     rss = Math.max(rss, rssOf(pid));
-    disk = Math.max(disk, rootBytes(root));
+    disk = Math.max(disk, localBytes(root));
   }, 10);
   return { stop: () => (clearInterval(timer), { base, rss, disk }) };
 }
@@ -140,9 +129,7 @@ async function measure(name: string, url: string, daemon?: { pid: number; root: 
 
 const peer = await s3Peer();
 const work = makeTemp("berth-bench-s3-");
-const creds = join(work, "s3.credentials");
-writeFileSync(creds, `access_key = ${peer.accessKey}\nsecret_key = ${peer.secretKey}\n`);
-chmodSync(creds, 0o600);
+const creds = writeS3Credentials(work, peer);
 const bucket = `berth-bench-${crypto.randomUUID().slice(0, 8)}`;
 const s3 = new S3Client({ ...peer, bucket });
 await s3.createBucket();
@@ -153,11 +140,11 @@ try {
     results.push(await measure("berth, local disk", local.url, { pid: local.proc.pid, root: local.root }));
   }
   {
-    await using onS3 = await startDaemon({ storage: `backend = "s3"\n[storage.s3]\nendpoint = "${peer.endpoint}"\nbucket = "${bucket}"\nregion = "${peer.region}"\ncredentials_file = "${creds}"\n` });
+    await using onS3 = await startDaemon({ storage: s3StorageToml(peer, bucket, "", creds) });
     results.push(await measure("berth, S3 (Ceph RGW)", onS3.url, { pid: onS3.proc.pid, root: onS3.root }));
   }
   if (BEFORE) {
-    await using before = await startDaemon({ command: [process.execPath, join(BEFORE, "daemon/main.ts")], storage: `backend = "s3"\n[storage.s3]\nendpoint = "${peer.endpoint}"\nbucket = "${bucket}"\nprefix = "before"\nregion = "${peer.region}"\ncredentials_file = "${creds}"\n` });
+    await using before = await startDaemon({ command: [process.execPath, join(BEFORE, "daemon/main.ts")], storage: s3StorageToml(peer, bucket, "before", creds) });
     results.push(await measure(`berth, S3, from ${BEFORE}`, before.url, { pid: before.proc.pid, root: before.root }));
   }
   {

@@ -19,7 +19,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { OCI_MANIFEST, generate, repoName, sha } from "./genstore";
+import { OCI_MANIFEST, generate, repoName } from "./genstore";
 
 const SRC = resolve(process.env.BERTH_SRC ?? resolve(import.meta.dir, ".."));
 const MAIN = join(SRC, "daemon/main.ts");

@@ -8,11 +8,10 @@
  * both processes: each manifest and each blob, byte for byte.
  */
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { chmodSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { rmSync } from "node:fs";
 import { OCI_MANIFEST } from "../../daemon/oci/mediatypes";
 import { S3Client } from "../../daemon/storage/s3/client";
-import { type S3Peer, dropBucket, s3Peer } from "../helpers/ceph";
+import { type S3Peer, dropBucket, s3Peer, s3StorageToml, writeS3Credentials } from "../helpers/ceph";
 import { makeTemp, sha256 } from "../helpers/clients";
 import { type Daemon, startDaemon } from "../helpers/daemon";
 import { imageManifest } from "../helpers/registry";
@@ -29,12 +28,10 @@ const bucket = `berth-e2e-gc-${crypto.randomUUID().slice(0, 8)}`;
 beforeAll(async () => {
   peer = await s3Peer();
   work = makeTemp("berth-e2e-s3gc-");
-  const creds = join(work, "s3.credentials");
-  writeFileSync(creds, `[default]\naws_access_key_id = ${peer.accessKey}\naws_secret_access_key = ${peer.secretKey}\n`);
-  chmodSync(creds, 0o600);
+  const creds = writeS3Credentials(work, peer);
   s3 = new S3Client({ ...peer, bucket });
   await s3.createBucket();
-  const storage = `backend = "s3"\n[storage.s3]\nendpoint = "${peer.endpoint}"\nbucket = "${bucket}"\nprefix = "gc"\nregion = "${peer.region}"\ncredentials_file = "${creds}"\nblob_grace = 0\n`;
+  const storage = s3StorageToml(peer, bucket, "gc", creds, "blob_grace = 0\n");
   const extra = "[gc]\ngrace = 0\ninterval = 0\n[scrub]\ninterval = 0\n";
   [a, b] = await Promise.all([startDaemon({ storage, extra }), startDaemon({ storage, extra })]);
 }, 180_000);

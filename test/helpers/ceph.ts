@@ -18,7 +18,7 @@
  * a private one that `await using` tears down completely. A cluster that cannot start throws
  * with the tail of every daemon's log, so the test fails and says why.
  */
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -291,4 +291,31 @@ export async function s3Peer(): Promise<S3Peer> {
     shared = startCephCluster(); // stopped and removed by its janitor when this process exits
   }
   return shared;
+}
+
+/** Writes `peer`'s keys into a 0600 credentials file `dir/s3.credentials` (berth's key names) and returns its path. */
+export function writeS3Credentials(dir: string, peer: S3Peer): string {
+  const path = join(dir, "s3.credentials");
+  writeFileSync(path, `access_key = ${peer.accessKey}\nsecret_key = ${peer.secretKey}\n`, { mode: 0o600 });
+  chmodSync(path, 0o600);
+  return path;
+}
+
+/**
+ * The `[storage]` config text (for test/helpers/daemon.ts `storage`) of a daemon on `peer`'s
+ * `bucket` under `prefix` ("" for none), with `credentials`; `more` adds `[storage.s3]` lines.
+ */
+export function s3StorageToml(peer: S3Peer, bucket: string, prefix: string, credentials: string, more = ""): string {
+  return `backend = "s3"\n[storage.s3]\nendpoint = "${peer.endpoint}"\nbucket = "${bucket}"\n${prefix ? `prefix = "${prefix}"\n` : ""}region = "${peer.region}"\ncredentials_file = "${credentials}"\n${more}`;
+}
+
+/** Bytes of the files under a daemon's local root beside its bucket (meta.db and its journal aside: the derived index, not upload data). */
+export function localBytes(dir: string): number {
+  let sum = 0;
+  for (const name of readdirSync(dir, { recursive: true }) as string[]) {
+    if (name.includes("meta.db")) continue;
+    const st = statSync(join(dir, name), { throwIfNoEntry: false });
+    if (st?.isFile()) sum += st.size;
+  }
+  return sum;
 }

@@ -7,12 +7,12 @@
  * DIGEST_INVALID and leaves no upload behind.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync, readFileSync } from "node:fs";
+import { mkdtempSync, rmSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { S3Client } from "../../daemon/storage/s3/client";
-import { type S3Peer, dropBucket, s3Peer } from "../helpers/ceph";
+import { type S3Peer, dropBucket, s3Peer, s3StorageToml, writeS3Credentials, localBytes } from "../helpers/ceph";
 import { type Daemon, startDaemon } from "../helpers/daemon";
 
 setDefaultTimeout(120_000);
@@ -29,13 +29,11 @@ let daemon: Daemon;
 beforeAll(async () => {
   peer = await s3Peer();
   work = mkdtempSync(join(tmpdir(), "berth-s3-push-"));
-  const creds = join(work, "s3.credentials");
-  writeFileSync(creds, `access_key = ${peer.accessKey}\nsecret_key = ${peer.secretKey}\n`);
-  chmodSync(creds, 0o600);
+  const creds = writeS3Credentials(work, peer);
   s3 = new S3Client({ ...peer, bucket });
   await s3.createBucket();
   daemon = await startDaemon({
-    storage: `backend = "s3"\n[storage.s3]\nendpoint = "${peer.endpoint}"\nbucket = "${bucket}"\nprefix = "${prefix}"\nregion = "${peer.region}"\ncredentials_file = "${creds}"\npart_size = ${5 * MiB}\nupload_memory = ${16 * MiB}\n`,
+    storage: s3StorageToml(peer, bucket, prefix, creds, `part_size = ${5 * MiB}\nupload_memory = ${16 * MiB}\n`),
   });
 }, 180_000);
 
@@ -44,17 +42,6 @@ afterAll(async () => {
   if (s3) await dropBucket(s3);
   if (work) rmSync(work, { recursive: true, force: true });
 }, 60_000);
-
-/** Bytes of the files under `dir` (meta.db and its journal excluded: the derived index, not upload data). */
-function cacheBytes(dir: string): number {
-  let sum = 0;
-  for (const name of readdirSync(dir, { recursive: true }) as string[]) {
-    if (name.includes("meta.db")) continue;
-    const st = statSync(join(dir, name), { throwIfNoEntry: false });
-    if (st?.isFile()) sum += st.size;
-  }
-  return sum;
-}
 
 function rssOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
@@ -101,7 +88,7 @@ describe("a push on the S3 backend streams to the bucket", () => {
     let i = 0;
     const body = new ReadableStream<Uint8Array>({
       async pull(c) {
-        peakCache = Math.max(peakCache, cacheBytes(daemon.root));
+        peakCache = Math.max(peakCache, localBytes(daemon.root));
         peakRss = Math.max(peakRss, rssOf(daemon.proc.pid));
         for (let tries = 0; tries < 500 && i - inBucketMiB > WINDOW; tries++) {
           inBucketMiB = await partsInBucket();

@@ -8,12 +8,12 @@
  * `[quota] max_bytes` is refused and leaves neither a blob nor a multipart upload.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHash, randomBytes } from "node:crypto";
 import { S3Client } from "../../daemon/storage/s3/client";
-import { type S3Peer, dropBucket, s3Peer } from "../helpers/ceph";
+import { type S3Peer, dropBucket, s3Peer, s3StorageToml, writeS3Credentials, localBytes } from "../helpers/ceph";
 import { syncView, waitFor } from "../helpers/clients";
 import { startDaemon } from "../helpers/daemon";
 import { type FakeUpstream, startFakeUpstream } from "../helpers/fakeupstream";
@@ -34,9 +34,7 @@ let creds: string;
 beforeAll(async () => {
   peer = await s3Peer();
   work = mkdtempSync(join(tmpdir(), "berth-s3-sync-"));
-  creds = join(work, "s3.credentials");
-  writeFileSync(creds, `access_key = ${peer.accessKey}\nsecret_key = ${peer.secretKey}\n`);
-  chmodSync(creds, 0o600);
+  creds = writeS3Credentials(work, peer);
   s3 = new S3Client({ ...peer, bucket });
   await s3.createBucket();
   fake = startFakeUpstream((_req, path) => (path === `/v2/lib/big/blobs/${digest}` ? new Response(layer) : undefined));
@@ -51,23 +49,13 @@ afterAll(async () => {
 /** A daemon on the bucket under `prefix`, pulling lib/big through from the fake upstream. */
 function daemonOn(prefix: string, extra = "") {
   return startDaemon({
-    storage: `backend = "s3"\n[storage.s3]\nendpoint = "${peer.endpoint}"\nbucket = "${bucket}"\nprefix = "${prefix}"\nregion = "${peer.region}"\ncredentials_file = "${creds}"\npart_size = ${5 * MiB}\n`,
+    storage: s3StorageToml(peer, bucket, prefix, creds, `part_size = ${5 * MiB}\n`),
     extra: `${extra}[[sync.registries]]\nname = "fake"\nurls = ["${fake.url}"]\nrepos = ["lib/big"]\ntimeout_ms = 10000\nretries = 0\non_demand = true\n`,
   });
 }
 
 async function readAll(res: Response): Promise<Uint8Array> {
   return new Uint8Array(await res.arrayBuffer());
-}
-
-function localBytes(dir: string): number {
-  let sum = 0;
-  for (const name of readdirSync(dir, { recursive: true }) as string[]) {
-    if (name.includes("meta.db")) continue;
-    const st = statSync(join(dir, name), { throwIfNoEntry: false });
-    if (st?.isFile()) sum += st.size;
-  }
-  return sum;
 }
 
 describe("pull-through on the S3 backend", () => {
