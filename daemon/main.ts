@@ -16,6 +16,7 @@ import { lazySearch } from "./search/lazy";
 import { searchSource } from "./search/source";
 import { realDisk } from "./platform/disk";
 import { memoryGovernor, residentBytes } from "./platform/memory";
+import { type JitTiers, reexecTuned, tuningEnv } from "./platform/runtimetune";
 import { inlineHashing, workerHashing } from "./platform/uploadhash";
 import { AddressInUseError, serve } from "./platform/serve";
 import { lockRoot, RootInUseError } from "./platform/rootlock";
@@ -97,7 +98,17 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   let ready = false;
   const hashing = config.storage.hash_thread ? workerHashing() : inlineHashing;
   let ingressBytes = 0;
-  const governor = memoryGovernor({ softLimitBytes: config.memory.rss_soft_limit });
+  // what an idle registry over its memory limit gives back (bound below, once the parts exist)
+  const trims: (() => void)[] = [];
+  const governor = memoryGovernor({ softLimitBytes: config.memory.rss_soft_limit, trim: () => {
+    for (const t of trims) {
+      try {
+        t();
+      } catch (err) {
+        log.warn("dropping a cache for memory failed", { error: (err as Error).message });
+      }
+    }
+  } });
   const profile = IO_PROFILES[config.scheduler.io_profile]!;
   const sch = config.scheduler;
   const budget = new IoBudget({
@@ -173,6 +184,8 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   });
   const { db } = opened;
   const { meta, lcs, registry } = opened.value;
+  // manifest bodies and parsed indexes, the hashing thread when no upload is open, SQLite's page cache
+  trims.push(() => store.trim(), () => hashing.release(), () => db.exec("PRAGMA shrink_memory"));
   // the temp-file sweep and the reconcile of every repository: after listening (meta/startup.ts)
   const startup = new StartupWork({ scheduler, sweep: (pace) => roots.sweep(pace), reconcileAll: (repos, pace) => registry.reconcileAll(repos, pace), log });
   late.lifecycles.bind(lcs);
@@ -567,6 +580,9 @@ export async function main(argv: string[]): Promise<number> {
     return withConfigErrors(async () => {
       const config = loadAndCheck(args.configPath);
       const log = createLogger(config.log.level, config.log.format);
+      // first, before any file, socket or thread is opened: returns only when not re-executed
+      const untuned = await reexecTuned(tuningEnv(config.memory.jit as JitTiers));
+      if (untuned) log.warn(`[memory] jit = "${config.memory.jit}" not applied (${untuned}); running with the runtime's default JIT tiers`);
       for (const w of configWarnings(config)) log.warn(w);
       // the audit trail is written at info level whatever [log] level says; it follows [log] format
       const auditLog = createLogger("info", config.log.format);

@@ -10,7 +10,9 @@
  * next one waits until the set has grown by an eighth of the limit beyond what the last one
  * left. When traffic stops, one last look collects, and while the set stays above the limit
  * a few follow-up looks (SETTLE_MS, under a minute in all) collect again as the allocator
- * returns pages; then an idle registry runs no timer at all.
+ * returns pages; about 20 s into the quiet, a set still above the limit also gives back what
+ * is held on purpose (caches, the idle hashing thread: `trim`); then an idle registry runs no
+ * timer at all.
  *
  * Nothing here may throw: it runs on a timer and inside requests. Reading the resident set
  * can fail (Bun reads /proc, which needs a descriptor: under EMFILE it threw "Failed to get
@@ -29,6 +31,15 @@ export const CHECK_INTERVAL = 8 * 1024 * 1024;
 
 /** Delays of the follow-up looks after traffic stops, while the resident set is above the limit. */
 export const SETTLE_MS = [4000, 15000, 30000];
+
+/**
+ * The follow-up look (an index into the looks: 0 is the one when traffic stops) from which a
+ * resident set still above the limit after a collection also trims: caches are dropped and
+ * idle threads stopped (`trim`), then it collects again. The second follow-up, ~20 s after the
+ * last request: late enough that a pause between bursts of traffic does not empty the caches,
+ * early enough to be back under the limit within a minute of going idle.
+ */
+export const TRIM_AT = 2;
 
 function runtimeCollector(): Collect | undefined {
   const bun = (globalThis as { Bun?: { gc?: (force: boolean) => void } }).Bun;
@@ -71,6 +82,8 @@ export function residentBytes(): number | undefined {
 export interface CollectorStats {
   collections: number;
   totalMs: number;
+  /** Times an idle registry above the limit dropped its caches ({@link GovernorOptions.trim}). */
+  trims: number;
 }
 
 /** Watches traffic and collects when the resident set is over budget. */
@@ -94,12 +107,17 @@ export interface GovernorOptions {
   tickMs?: number;
   /** Reads the resident set (injectable for tests); undefined or a throw skips that look. */
   rss?: () => number | undefined;
+  /**
+   * Gives back memory held on purpose (caches, idle threads) when an idle registry stays above
+   * the limit after a collection: once per idle period, from the look {@link TRIM_AT}. Must not throw.
+   */
+  trim?: () => void;
 }
 
 /** A {@link MemoryGovernor}; inert on a runtime that cannot collect on demand. */
 export function memoryGovernor(options: GovernorOptions, collect: Collect | undefined = runtimeCollector()): MemoryGovernor {
   const rss = options.rss ?? residentBytes;
-  const stats: CollectorStats = { collections: 0, totalMs: 0 };
+  const stats: CollectorStats = { collections: 0, totalMs: 0, trims: 0 };
   const enabled = collect !== undefined && options.softLimitBytes > 0;
   let sinceCheck = 0;
   let requests = 0;
@@ -133,7 +151,17 @@ export function memoryGovernor(options: GovernorOptions, collect: Collect | unde
   };
   const settle = (step: number) => {
     settling = undefined;
-    if (!check(true) || step >= SETTLE_MS.length) return;
+    let over = check(true);
+    if (over && step === TRIM_AT && options.trim) {
+      try {
+        options.trim();
+        stats.trims++;
+      } catch {
+        // a trim that fails leaves the caches as they were; the collection still runs
+      }
+      over = check(true);
+    }
+    if (!over || step >= SETTLE_MS.length) return;
     settling = setTimeout(() => settle(step + 1), SETTLE_MS[step]);
     settling.unref?.();
   };

@@ -33,6 +33,8 @@ export interface UploadHasher {
 /** Creates an {@link UploadHasher} for a file. */
 export interface UploadHashing {
   create(algorithm: Algorithm, path: string): UploadHasher;
+  /** Stops the thread while no upload is open on it (its memory goes back); the next upload starts another. */
+  release(): void;
   /** Stops any threads. */
   shutdown(): Promise<void>;
 }
@@ -56,6 +58,7 @@ export const inlineHashing: UploadHashing = {
       close() {},
     };
   },
+  release() {},
   shutdown: () => Promise.resolve(),
 };
 
@@ -83,7 +86,7 @@ function threadEntry(): string | URL {
  * uploadhash-thread.ts); a digest that cannot read them rejects with the errno `code`
  * (EMFILE …), which the registry answers as a resource error (503), not as a bad digest.
  */
-export function workerHashing(): UploadHashing {
+export function workerHashing(): UploadHashing & { /** True while the thread runs. */ running(): boolean } {
   const pending = new Map<number, { resolve: (hex: string) => void; reject: (err: Error) => void }>();
   let broken: Error | undefined;
   let nextId = 1;
@@ -107,19 +110,26 @@ export function workerHashing(): UploadHashing {
     w.on("exit", (code) => fail(new Error(`the hashing thread exited (${code})`)));
     return w;
   };
+  // hashers open on the thread (created, not yet closed or digested): their state lives there
+  let open = 0;
   return {
     create(algorithm, path) {
       const worker = (started ??= start());
       const id = nextId++;
       worker.postMessage({ op: "open", id, algorithm, path });
+      open++;
       let closed = false;
+      const done = () => {
+        closed = true;
+        open--;
+      };
       return {
         advance: (_chunks, upTo) => worker.postMessage({ op: "advance", id, upTo }),
         checkpoint: () => worker.postMessage({ op: "checkpoint", id }),
         rollback: () => worker.postMessage({ op: "rollback", id }),
         digest() {
           if (broken) return Promise.reject(broken);
-          closed = true;
+          if (!closed) done();
           return new Promise<string>((resolve, reject) => {
             pending.set(id, { resolve, reject });
             worker.postMessage({ op: "digest", id });
@@ -127,10 +137,20 @@ export function workerHashing(): UploadHashing {
         },
         close() {
           if (closed) return;
-          closed = true;
+          done();
           worker.postMessage({ op: "close", id });
         },
       };
+    },
+    running: () => started !== undefined,
+    release() {
+      // a digest still pending would be lost with the thread; an open hasher's state lives there
+      if (!started || open > 0 || pending.size > 0 || broken) return;
+      const w = started;
+      started = undefined;
+      w.removeAllListeners("exit");
+      w.removeAllListeners("error");
+      void w.terminate().catch(() => {});
     },
     async shutdown() {
       if (!started) return;

@@ -393,4 +393,6 @@ export interface Storage extends StorageWalk {
   readonly meter: UsageMeter;
   readonly audit: BlobAudit;
   readonly reserve: WriteReserve;
+  /** Drops the caches held in memory (manifest bodies, parsed indexes); they refill as they are used. */
+  trim(): void;
 }

@@ -34,6 +34,12 @@ export class ManifestCache {
     return hit;
   }
 
+  /** Drops every entry (an idle registry over its memory limit); they come back as manifests are read. */
+  clear(): void {
+    this.entries.clear();
+    this.used = 0;
+  }
+
   set(digest: string, entry: CachedManifest): void {
     const size = weigh(entry);
     if (size > this.capacity / 4 || this.entries.has(digest)) return;

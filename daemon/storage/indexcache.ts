@@ -42,6 +42,12 @@ export class IndexCache {
     }
   }
 
+  /** Forgets every index (an idle registry over its memory limit); each is read again on its next use. */
+  clear(): void {
+    this.entries.clear();
+    this.used = 0;
+  }
+
   /** Forgets `name`. */
   delete(name: string): void {
     const old = this.entries.get(name);

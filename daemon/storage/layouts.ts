@@ -127,6 +127,11 @@ export class Layouts implements RepoIndexStore {
     this.cache.delete(name);
   }
 
+  /** Drops the parsed indexes kept in memory. */
+  trim(): void {
+    this.cache.clear();
+  }
+
   /** True when `<root>/<name>` is an OCI layout. */
   exists(name: string): boolean {
     return this.disk.stat(this.paths.index(name))?.isFile === true;

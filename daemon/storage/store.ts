@@ -86,6 +86,11 @@ export class Store implements Storage {
     this.meter = { usage: (prefixes) => this.walk.usage(prefixes), space, figures: () => this.walk.figures(), dedupe: (maxAgeMs) => this.walk.dedupe(maxAgeMs) };
   }
 
+  trim(): void {
+    this.manifests.clear();
+    this.indexes.trim();
+  }
+
   /** True when the root exists as a directory (offline commands refuse a missing one). */
   rootIsDirectory(): boolean {
     return this.disk.stat(this.paths.root)?.isDirectory === true;

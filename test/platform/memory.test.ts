@@ -1,7 +1,7 @@
 /** The memory governor collects only when over budget, and only while there is traffic. */
 import { expect, jest, test } from "bun:test";
 import { waitFor } from "../helpers/clients";
-import { SETTLE_MS, memoryGovernor } from "../../daemon/platform/memory";
+import { SETTLE_MS, TRIM_AT, memoryGovernor } from "../../daemon/platform/memory";
 
 test("ingress checks every interval and collects only over the soft limit", () => {
   let rss = 50;
@@ -109,6 +109,65 @@ test("the follow-up looks end within a minute even when the set stays above the 
     expect(collections).toBe(2 + SETTLE_MS.length);
     expect(SETTLE_MS.reduce((a, b) => a + b, 0)).toBeLessThan(60_000);
     expect(jest.getTimerCount()).toBe(0);
+    g.stop();
+  } finally {
+    jest.useRealTimers();
+  }
+});
+
+test("an idle registry still above the limit trims once, ~20 s into the quiet, then collects what the trim let go", () => {
+  jest.useFakeTimers();
+  try {
+    const events: string[] = [];
+    let rss = 100;
+    const g = memoryGovernor(
+      { softLimitBytes: 64, checkInterval: 1 << 20, tickMs: 5, rss: () => rss, trim: () => { events.push("trim"); rss = 50; } },
+      () => events.push("collect"),
+    );
+    g.request();
+    jest.advanceTimersByTime(10); // a traffic tick, then the quiet one (look 0)
+    for (let i = 0; i < TRIM_AT - 1; i++) jest.advanceTimersByTime(SETTLE_MS[i]!);
+    expect(events).not.toContain("trim"); // looks before TRIM_AT only collect
+    const before = events.length;
+    jest.advanceTimersByTime(SETTLE_MS[TRIM_AT - 1]!);
+    // the look collects, is still above, trims, and its second look finds the set under the limit
+    expect(events.slice(before)).toEqual(["collect", "trim"]);
+    expect(g.stats().trims).toBe(1);
+    expect(jest.getTimerCount()).toBe(0);
+    expect(SETTLE_MS.slice(0, TRIM_AT).reduce((a, b) => a + b, 0)).toBeLessThan(30_000);
+    g.stop();
+  } finally {
+    jest.useRealTimers();
+  }
+});
+
+test("a pause between bursts shorter than the trim's delay keeps the caches", () => {
+  jest.useFakeTimers();
+  try {
+    let trims = 0;
+    const g = memoryGovernor({ softLimitBytes: 64, checkInterval: 1 << 20, tickMs: 5, rss: () => 100, trim: () => trims++ }, () => {});
+    for (let burst = 0; burst < 5; burst++) {
+      g.request();
+      jest.advanceTimersByTime(10 + SETTLE_MS[0]! + SETTLE_MS[1]! / 2); // quiet, but less than TRIM_AT's delay
+    }
+    expect(trims).toBe(0);
+    jest.advanceTimersByTime(60_000);
+    expect(trims).toBe(1); // the last quiet lasts: one trim
+    g.stop();
+  } finally {
+    jest.useRealTimers();
+  }
+});
+
+test("a trim that throws is contained, and the collection after it still runs", () => {
+  jest.useFakeTimers();
+  try {
+    let collections = 0;
+    const g = memoryGovernor({ softLimitBytes: 64, checkInterval: 1 << 20, tickMs: 5, rss: () => 100, trim: () => { throw new Error("boom"); } }, () => collections++);
+    g.request();
+    jest.advanceTimersByTime(60_000);
+    expect(collections).toBe(3 + SETTLE_MS.length); // one more than without a trim: the look after it
+    expect(g.stats().trims).toBe(0);
     g.stop();
   } finally {
     jest.useRealTimers();

@@ -308,6 +308,25 @@ export function storageContract(name: string, make: ContractFactory, options: Co
         expect(same.stamp).toBe(written.stamp);
       });
 
+      test("trim empties the in-memory caches; indexes and manifests read the same afterwards, and writes still compare-and-swap", async () => {
+        await using b = await make({});
+        const s = b.storage;
+        await s.indexes.ensure("trim");
+        const d = digestOf(bytesOf("m"));
+        const v1 = await s.indexes.update("trim", (e) => [...e, descriptor(d, 1, "v1")]);
+        s.manifests.set(d.value, { bytes: bytesOf("m"), mediaType: "application/vnd.oci.image.manifest.v1+json" });
+        expect(s.manifests.size()).toBeGreaterThan(0);
+        s.trim();
+        expect(s.manifests.size()).toBe(0);
+        expect(s.manifests.get(d.value)).toBeUndefined();
+        const again = (await s.indexes.index("trim"))!;
+        expect(again.stamp).toBe(v1.stamp);
+        expect(again.tags.get("v1")?.digest).toBe(d.value);
+        const d2 = digestOf(bytesOf("m2"));
+        expect(await s.indexes.compareAndSwap("trim", v1.stamp, [descriptor(d2, 2, "v1")])).toBeDefined();
+        expect((await s.indexes.index("trim"))!.tags.get("v1")?.digest).toBe(d2.value);
+      });
+
       test("an empty repository is dropped and no longer listed", async () => {
         await using b = await make({});
         const s = b.storage;

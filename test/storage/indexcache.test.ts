@@ -31,6 +31,10 @@ test("the index cache keeps at most its budget, evicting the least recently used
   expect(cache.size()).toBe(3 * (100 + INDEX_ENTRY_OVERHEAD));
   cache.delete("a");
   expect(cache.size()).toBe(2 * (100 + INDEX_ENTRY_OVERHEAD));
+  cache.clear(); // an idle registry over its memory limit
+  expect([cache.count(), cache.size(), cache.get("c")]).toEqual([0, 0, undefined]);
+  cache.set("e", fake("e"), 100); // and it fills again
+  expect(cache.size()).toBe(100 + INDEX_ENTRY_OVERHEAD);
 });
 
 test("the stamp memo keeps at most its budget, evicting the least recently used", () => {

@@ -33,6 +33,7 @@ test("a DELETE while the completing PUT hashes is refused, and the blob publishe
       const h = inlineHashing.create(algorithm, path);
       return { ...h, digest: async () => ((digestAsked = true), await hashing.wait, h.digest()) };
     },
+    release() {},
     shutdown: () => Promise.resolve(),
   };
   await using r = await createTestRegistry({ hashing: held });

@@ -15,6 +15,40 @@ afterAll(() => worker.shutdown());
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
+test("release stops the thread only while no hasher is open on it; the next upload starts another", async () => {
+  const hashing = workerHashing();
+  try {
+    using dir = tempDir();
+    const path = join(dir.path, "data");
+    writeFileSync(path, "");
+    hashing.release(); // never started: nothing to do
+    expect(hashing.running()).toBe(false);
+    const open = hashing.create("sha256", path);
+    appendFileSync(path, "kept ");
+    open.advance([enc("kept ")], 5);
+    hashing.release(); // an idle session's hash state lives in the thread: kept
+    expect(hashing.running()).toBe(true);
+    appendFileSync(path, "state");
+    open.advance([enc("state")], 10);
+    const digest = open.digest();
+    hashing.release(); // a digest is pending: kept
+    expect(hashing.running()).toBe(true);
+    expect(`sha256:${await digest}`).toBe(sha256("kept state"));
+    hashing.release(); // nothing open: stopped
+    expect(hashing.running()).toBe(false);
+    const again = hashing.create("sha256", path);
+    expect(hashing.running()).toBe(true);
+    again.advance([], 10);
+    expect(`sha256:${await again.digest()}`).toBe(sha256("kept state"));
+    const closed = hashing.create("sha256", path);
+    closed.close();
+    hashing.release();
+    expect(hashing.running()).toBe(false);
+  } finally {
+    await hashing.shutdown();
+  }
+});
+
 describe.each([
   ["inline", inlineHashing],
   ["worker", worker],

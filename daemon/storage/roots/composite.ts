@@ -64,6 +64,11 @@ export class CompositeStorage implements Storage {
     this.reserve = { restore: async () => void (await Promise.all(this.available().map((s) => s.reserve.restore()))) };
   }
 
+  trim(): void {
+    this.manifests.clear();
+    for (const s of this.available()) s.trim();
+  }
+
   /** The Storage serving `repo`; throws StorageError "unavailable" when its root is. */
   of(repo: string): Storage {
     const slot = this.slots[this.router.route(repo)]!;

@@ -148,6 +148,14 @@ export class S3Storage implements Storage {
     this.audit = this.makeAudit();
   }
 
+  /**
+   * Drops the manifest bodies kept in memory. The indexes' ETags stay: they are how a read
+   * tells an index changed by another process from its own (see indexes.ts).
+   */
+  trim(): void {
+    this.manifests.clear();
+  }
+
   /** Where the derived index lives: the local cache directory. */
   get metaDbPath(): string {
     return this.paths.metaDb;

@@ -1,0 +1,100 @@
+/**
+ * Runtime settings that must be in place before the JavaScript engine starts. Bun reads
+ * JavaScriptCore's options only from `BUN_JSC_*` environment variables at start-up; there is
+ * no way to change them from a running program. The one berth needs is the JIT tiers: the
+ * optimizing tiers (DFG and FTL) compile the hot paths of the request handlers a second and
+ * third time and keep the compiler's data and code. On a registry, whose requests wait on the
+ * disk and the network rather than on JavaScript, they bring no measurable speed and cost
+ * memory (docs/BENCHMARKS.md: about 15-20 MiB of peak resident memory under pushes).
+ *
+ * So `berth serve` re-executes itself, once, as its first act: execve(2) of /proc/self/exe
+ * with the same arguments (read back from /proc/self/cmdline) and the environment plus the
+ * settings. execve keeps the process id, so systemd's supervision, sd_notify and a parent's
+ * handle see one process. A variable the operator set stays as they set it. Nothing here may
+ * stop the daemon: where the C library cannot be found or execve fails, berth carries on
+ * untuned and says so.
+ */
+import { readFileSync } from "node:fs";
+import { NODE_BUILD } from "../version";
+
+/** Set in the environment of the re-executed process, so it does not re-execute again. */
+export const TUNED_MARK = "BERTH_RUNTIME_TUNED";
+
+/**
+ * The engine's JIT tiers: "off" interprets (no machine code at all), "baseline" stops before
+ * the optimizing compilers, "optimizing" is the runtime's default.
+ */
+export type JitTiers = "off" | "baseline" | "optimizing";
+
+/** The environment variables that select `jit`; empty for the runtime's default. */
+export function tuningEnv(jit: JitTiers): Record<string, string> {
+  if (jit === "off") return { BUN_JSC_useJIT: "false" };
+  if (jit === "baseline") return { BUN_JSC_useDFGJIT: "false", BUN_JSC_useFTLJIT: "false" };
+  return {};
+}
+
+/** `env` with `extra` added where the key is not already set, and the mark; undefined when nothing would change. */
+export function tunedEnvironment(env: Record<string, string | undefined>, extra: Record<string, string>): Record<string, string> | undefined {
+  if (env[TUNED_MARK] !== undefined) return undefined;
+  const missing = Object.entries(extra).filter(([k]) => env[k] === undefined);
+  if (missing.length === 0) return undefined;
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) out[k] = v;
+  for (const [k, v] of missing) out[k] = v;
+  out[TUNED_MARK] = "1";
+  return out;
+}
+
+/** The arguments this process was started with, exactly (argv[0] included), from /proc/self/cmdline. */
+export function ownArguments(cmdline: string = readFileSync("/proc/self/cmdline", "latin1")): string[] {
+  const parts = cmdline.split("\0");
+  if (parts.at(-1) === "") parts.pop();
+  return parts;
+}
+
+/** The path of the C library mapped into this process (glibc or musl), from /proc/self/maps. */
+export function libcPath(maps: string = readFileSync("/proc/self/maps", "utf8")): string | undefined {
+  for (const line of maps.split("\n")) {
+    const path = line.slice(line.indexOf("/")).trim();
+    if (line.includes("/") && /\/(libc\.so\.6|libc\.musl-[^/]*\.so\.1|ld-musl-[^/]*\.so\.1)$/.test(path)) return path;
+  }
+  return undefined;
+}
+
+/**
+ * Re-executes this process with `extra` in its environment, unless it already runs with it.
+ * Returns only when it did not re-execute: with a reason when it tried and failed (to be
+ * logged), or undefined when there was nothing to do.
+ */
+export async function reexecTuned(extra: Record<string, string>): Promise<string | undefined> {
+  if (NODE_BUILD || (globalThis as { Bun?: unknown }).Bun === undefined) return undefined;
+  const env = tunedEnvironment(process.env, extra);
+  if (!env) return undefined;
+  try {
+    const libc = libcPath();
+    if (!libc) return "no C library found in /proc/self/maps";
+    const { dlopen, FFIType, ptr } = await import("bun:ffi");
+    const lib = dlopen(libc, { execve: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 } });
+    const cstr = (s: string) => Buffer.from(`${s}\0`, "utf8");
+    // every string is kept referenced in `keep` until execve returns (it returns only on failure)
+    const keep: Buffer[] = [];
+    const table = (items: string[]) => {
+      const t = new BigUint64Array(items.length + 1);
+      items.forEach((s, i) => {
+        const b = cstr(s);
+        keep.push(b);
+        t[i] = BigInt(ptr(b));
+      });
+      return t;
+    };
+    const path = cstr("/proc/self/exe");
+    const argv = table(ownArguments());
+    const envp = table(Object.entries(env).map(([k, v]) => `${k}=${v}`));
+    const rc = lib.symbols.execve(ptr(path), ptr(argv), ptr(envp));
+    lib.close();
+    void keep;
+    return `execve returned ${rc}`;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * `[memory] jit`: berth serve re-executes itself once with the engine's options in its
+ * environment (daemon/platform/runtimetune.ts). Unit tests of the pieces, then the real daemon:
+ * the same process id answers, and its environment carries the options.
+ */
+import { expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { TUNED_MARK, libcPath, ownArguments, tunedEnvironment, tuningEnv } from "../../daemon/platform/runtimetune";
+import { startDaemon } from "../helpers/daemon";
+
+test("each JIT setting maps to the engine's options; optimizing sets none", () => {
+  expect(tuningEnv("off")).toEqual({ BUN_JSC_useJIT: "false" });
+  expect(tuningEnv("baseline")).toEqual({ BUN_JSC_useDFGJIT: "false", BUN_JSC_useFTLJIT: "false" });
+  expect(tuningEnv("optimizing")).toEqual({});
+});
+
+test("the tuned environment adds what is missing and the mark; an operator's own value is kept", () => {
+  const env = tunedEnvironment({ PATH: "/bin", BUN_JSC_useFTLJIT: "true", UNSET: undefined }, { BUN_JSC_useDFGJIT: "false", BUN_JSC_useFTLJIT: "false" });
+  expect(env).toEqual({ PATH: "/bin", BUN_JSC_useFTLJIT: "true", BUN_JSC_useDFGJIT: "false", [TUNED_MARK]: "1" });
+});
+
+test("no re-execution when nothing is missing, when there is nothing to set, or once tuned (no loop)", () => {
+  expect(tunedEnvironment({ BUN_JSC_useJIT: "true" }, { BUN_JSC_useJIT: "false" })).toBeUndefined();
+  expect(tunedEnvironment({ PATH: "/bin" }, {})).toBeUndefined();
+  expect(tunedEnvironment({ [TUNED_MARK]: "1" }, { BUN_JSC_useJIT: "false" })).toBeUndefined();
+});
+
+test("the arguments are read back exactly, empty ones and spaces included", () => {
+  expect(ownArguments("bun\0daemon/main.ts\0serve\0--config\0/a b/c.toml\0\0")).toEqual(["bun", "daemon/main.ts", "serve", "--config", "/a b/c.toml", ""]);
+  expect(ownArguments(readFileSync("/proc/self/cmdline", "latin1"))[0]).toBeTruthy();
+});
+
+test("the C library is found in the maps of glibc and musl processes, and in this one", () => {
+  const glibc = "7f00-7f10 r-xp 00026000 fe:00 339380    /usr/lib/x86_64-linux-gnu/libc.so.6\n";
+  const musl = "7f00-7f10 r-xp 00000000 fe:00 12    /lib/ld-musl-aarch64.so.1\n";
+  const other = "7f00-7f10 r-xp 00000000 fe:00 12    /usr/lib/libcrypto.so.3\n7f00-7f10 rw-p 00000000 00:00 0 \n";
+  expect(libcPath(other + glibc)).toBe("/usr/lib/x86_64-linux-gnu/libc.so.6");
+  expect(libcPath(musl)).toBe("/lib/ld-musl-aarch64.so.1");
+  expect(libcPath(other)).toBeUndefined();
+  expect(libcPath()).toMatch(/libc\.so\.6$|musl/);
+});
+
+const environOf = (pid: number): Record<string, string> =>
+  Object.fromEntries(readFileSync(`/proc/${pid}/environ`, "latin1").split("\0").filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
+
+test("the daemon re-executes in place: the process started answers, with the options in its environment", async () => {
+  await using d = await startDaemon({ extra: '[memory]\njit = "baseline"\n' });
+  expect((await fetch(`${d.url}/v2/`)).status).toBe(200);
+  const env = environOf(d.proc.pid);
+  expect(env.BUN_JSC_useDFGJIT).toBe("false");
+  expect(env.BUN_JSC_useFTLJIT).toBe("false");
+  expect(env[TUNED_MARK]).toBe("1");
+  // one start-up, one "listening": the re-executed process is the only one that served
+  expect(d.logs().match(/berth listening/g)?.length).toBe(1);
+  expect(d.logs()).not.toContain("not applied");
+  expect(await d.stop()).toBe(0);
+});
+
+test("jit = optimizing leaves the environment alone; an operator's BUN_JSC_ value wins over the config", async () => {
+  await using plain = await startDaemon({ extra: '[memory]\njit = "optimizing"\n' });
+  expect(Object.keys(environOf(plain.proc.pid)).filter((k) => k.startsWith("BUN_JSC_") || k === TUNED_MARK)).toEqual([]);
+  await using own = await startDaemon({ extra: '[memory]\njit = "off"\n', env: { BUN_JSC_useJIT: "true" } });
+  const env = environOf(own.proc.pid);
+  expect(env.BUN_JSC_useJIT).toBe("true");
+  expect(env[TUNED_MARK]).toBeUndefined();
+  expect((await fetch(`${own.url}/v2/`)).status).toBe(200);
+});
