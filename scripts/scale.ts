@@ -20,7 +20,8 @@
  * default 16), SCALE_IDLE_S (seconds waited after the traffic, default 60), SCALE_DIR (store
  * mode: generate each store once under this directory and reuse it in later runs; GC and
  * retention remove nothing from a generated store, so it stays the same), SCALE_PASSES=1
- * (store mode: only GC, retention and scrub).
+ * (store mode: only GC, retention and scrub), SCALE_JIT (berth's `[memory] jit`: off,
+ * baseline or optimizing; default: the configuration's default).
  * RSS is sampled from /proc/PID/status every 50 ms, with its anonymous part (RssAnon: the
  * heap, the allocator's pages, buffers) beside it: the rest is file-backed, mostly the
  * runtime's own executable text (Bun's is ~37 MiB resident at start, ~46 MiB once the
@@ -38,6 +39,8 @@ const MAIN = join(SRC, "daemon/main.ts");
 const SMALL = Number(process.env.SCALE_SMALL ?? 500);
 const BIG = Number(process.env.SCALE_BIG ?? 16);
 const IDLE_S = Number(process.env.SCALE_IDLE_S ?? 60);
+/** `[memory] jit` of the berth under measurement (default: the config's default). */
+const JIT = process.env.SCALE_JIT;
 
 /** A line of /proc/PID/status in MiB (0 when the process is gone). */
 const statusMiB = (pid: number, field: string): number => {
@@ -96,7 +99,7 @@ async function launch(name: string, cmd: string[], url: string, log: string): Pr
 async function startBerth(root: string, work: string, extra = ""): Promise<Server> {
   const port = await freePort();
   const cfg = join(work, "berth.toml");
-  writeFileSync(cfg, `[http]\naddress = "127.0.0.1"\nport = ${port}\n[storage]\nroot = "${root}"\n${extra}[log]\nlevel = "warn"\n`);
+  writeFileSync(cfg, `[http]\naddress = "127.0.0.1"\nport = ${port}\n[storage]\nroot = "${root}"\n${extra}[log]\nlevel = "warn"\n${JIT ? `[memory]\njit = "${JIT}"\n` : ""}`);
   return launch("berth", [process.execPath, MAIN, "serve", "--config", cfg], `http://127.0.0.1:${port}`, join(work, `berth-${port}.log`));
 }
 

@@ -52,8 +52,9 @@ const PID_WIDTH = 16;
 let ffiFlock: Flock | null | undefined;
 
 /**
- * flock(2) through libc with bun:ffi; where bun:ffi is missing (the Node.js build), through
- * util-linux's flock(1); null where neither works (then no locking).
+ * flock(2) through libc with bun:ffi; where bun:ffi is missing (the Node.js build) or cannot
+ * call (Bun interpreting, without its JIT), through util-linux's flock(1); null where neither
+ * works (then no locking).
  */
 async function libcFlock(): Promise<Flock | null> {
   if (ffiFlock !== undefined) return ffiFlock;
@@ -79,8 +80,11 @@ async function libcFlock(): Promise<Flock | null> {
         if (errno === EWOULDBLOCK) return "busy";
         throw new Error(`flock failed on descriptor ${fd} (errno ${errno})`);
       });
-    } catch {
-      // try the next name
+    } catch (err) {
+      // bun:ffi needs the engine's JIT: interpreted (`[memory] jit = "off"`) it refuses every
+      // library, and flock(1) takes the lock as in the Node.js build
+      if (/requires the JIT/i.test((err as Error).message)) return (ffiFlock = flockCommand());
+      // else try the next name
     }
   }
   return (ffiFlock = null);

@@ -16,9 +16,18 @@
  */
 import { readFileSync } from "node:fs";
 import { NODE_BUILD } from "../version";
+import { AF_UNIX, SOCK_DGRAM, sockaddrUnix } from "./sdnotify";
 
 /** Set in the environment of the re-executed process, so it does not re-execute again. */
 export const TUNED_MARK = "BERTH_RUNTIME_TUNED";
+
+/**
+ * The descriptor of a datagram socket connected to $NOTIFY_SOCKET, made before re-executing
+ * and inherited across execve (sdnotify.ts writes to it). Interpreted (`jit = "off"`), bun:ffi
+ * cannot call libc, and without it neither Bun nor Node.js can send a unix datagram to a path;
+ * a write(2) on a connected socket needs no FFI.
+ */
+export const NOTIFY_FD = "BERTH_NOTIFY_FD";
 
 /**
  * The engine's JIT tiers: "off" interprets (no machine code at all), "baseline" stops before
@@ -74,7 +83,20 @@ export async function reexecTuned(extra: Record<string, string>): Promise<string
     const libc = libcPath();
     if (!libc) return "no C library found in /proc/self/maps";
     const { dlopen, FFIType, ptr } = await import("bun:ffi");
-    const lib = dlopen(libc, { execve: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 } });
+    const lib = dlopen(libc, {
+      execve: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
+      socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+      connect: { args: [FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
+      close: { args: [FFIType.i32], returns: FFIType.i32 },
+    });
+    // the service manager's socket, connected now while FFI works (no SOCK_CLOEXEC: it is inherited)
+    let notifyFd = -1;
+    if (env.NOTIFY_SOCKET && env[NOTIFY_FD] === undefined) {
+      const addr = sockaddrUnix(env.NOTIFY_SOCKET);
+      notifyFd = lib.symbols.socket(AF_UNIX, SOCK_DGRAM, 0);
+      if (notifyFd >= 0 && lib.symbols.connect(notifyFd, ptr(addr), addr.length) === 0) env[NOTIFY_FD] = String(notifyFd);
+      else if (notifyFd >= 0) notifyFd = (lib.symbols.close(notifyFd), -1);
+    }
     const cstr = (s: string) => Buffer.from(`${s}\0`, "utf8");
     // every string is kept referenced in `keep` until execve returns (it returns only on failure)
     const keep: Buffer[] = [];
@@ -91,6 +113,7 @@ export async function reexecTuned(extra: Record<string, string>): Promise<string
     const argv = table(ownArguments());
     const envp = table(Object.entries(env).map(([k, v]) => `${k}=${v}`));
     const rc = lib.symbols.execve(ptr(path), ptr(argv), ptr(envp));
+    if (notifyFd >= 0) lib.symbols.close(notifyFd);
     lib.close();
     void keep;
     return `execve returned ${rc}`;

@@ -10,12 +10,26 @@
  * period is a real cost on a small board. With FFI the message comes from the main PID, so
  * the unit keeps NotifyAccess=main. If libc cannot be loaded, notify() reports false and the
  * daemon logs it once; the service then fails its start-up timeout visibly rather than
- * silently.
+ * silently. After berth re-executes itself (runtimetune.ts), the socket is one it connected
+ * before execve and inherited ($BERTH_NOTIFY_FD): a write(2) on it needs no FFI, which an
+ * interpreted engine (`[memory] jit = "off"`) cannot call.
  */
+import { closeSync, fstatSync, writeSync } from "node:fs";
 import { platform } from "node:os";
 
-const AF_UNIX = 1;
-const SOCK_DGRAM = 2;
+/** The inherited socket's descriptor from $BERTH_NOTIFY_FD, when it names an open socket. */
+function inheritedFd(value: string | undefined): number | undefined {
+  if (value === undefined || !/^\d+$/.test(value)) return undefined;
+  const fd = Number(value);
+  try {
+    return fstatSync(fd).isSocket() ? fd : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export const AF_UNIX = 1;
+export const SOCK_DGRAM = 2;
 const SOCK_CLOEXEC = 0o2000000;
 const MSG_NOSIGNAL = 0x4000;
 const SUN_PATH_MAX = 108;
@@ -85,8 +99,18 @@ export function createNotifier(env: Record<string, string | undefined> = process
   const socketPath = env.NOTIFY_SOCKET;
   let fd = -1;
   let addr: Uint8Array | undefined;
+  // a socket already connected to it, inherited across berth's re-execution (runtimetune.ts)
+  let inherited = socketPath ? inheritedFd(env.BERTH_NOTIFY_FD) : undefined;
   const send = async (state: string): Promise<boolean> => {
     if (!socketPath) return false;
+    if (inherited !== undefined) {
+      try {
+        const buf = new TextEncoder().encode(state);
+        return writeSync(inherited, buf) === buf.length;
+      } catch {
+        return false;
+      }
+    }
     const c = await loadLibc();
     if (!c) return false;
     addr ??= sockaddrUnix(socketPath);
@@ -111,6 +135,14 @@ export function createNotifier(env: Record<string, string | undefined> = process
     close() {
       if (fd >= 0 && libc) libc.close(fd);
       fd = -1;
+      if (inherited !== undefined) {
+        try {
+          closeSync(inherited);
+        } catch {
+          // already closed
+        }
+        inherited = undefined;
+      }
     },
   };
 }

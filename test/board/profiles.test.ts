@@ -44,6 +44,17 @@ test("a profile supplies defaults; the file's keys win", () => {
   expect(none.http.address).toBe("127.0.0.1");
 });
 
+test("the JIT tiers follow the board: interpreted on small boards and by default, optimizing on a server; the file wins", () => {
+  const jit = (text: string) => parseConfig(text, "t").memory.jit;
+  expect(jit("")).toBe("off");
+  expect(jit('[board]\nprofile = "rpi4"')).toBe("off");
+  expect(jit('[board]\nprofile = "arm64-emmc"')).toBe("off");
+  expect(jit('[board]\nprofile = "rpi5"')).toBe("baseline");
+  expect(jit('[board]\nprofile = "x64-server"')).toBe("optimizing");
+  expect(jit('[board]\nprofile = "x64-server"\n[memory]\njit = "baseline"')).toBe("baseline");
+  expect(() => parseConfig('[memory]\njit = "fast"', "t")).toThrow(/memory\.jit/);
+});
+
 test("auto resolves with the identity; unknown names are errors naming the key", () => {
   expect(applyProfile({ board: { profile: "auto" } }, () => ({ model: "Raspberry Pi 5 Model B", arch: "arm64" })).profile).toBe("rpi5");
   expect(applyProfile({ board: { profile: "auto" } }, () => ({ model: "", arch: "riscv64" })).profile).toBe("none");

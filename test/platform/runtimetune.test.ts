@@ -56,6 +56,17 @@ test("the daemon re-executes in place: the process started answers, with the opt
   expect(await d.stop()).toBe(0);
 });
 
+test("by default the daemon runs interpreted, and what needed bun:ffi still works: the root lock (flock(1)) holds", async () => {
+  await using d = await startDaemon();
+  const env = environOf(d.proc.pid);
+  expect(env.BUN_JSC_useJIT).toBe("false");
+  expect(env[TUNED_MARK]).toBe("1");
+  expect(env.BERTH_NOTIFY_FD).toBeUndefined(); // no service manager: no socket made
+  // a second daemon on the same root is refused: the lock is held without FFI
+  await expect(startDaemon({ root: d.root })).rejects.toThrow(/exited before listening[\s\S]*(lock|another|in use)/i);
+  expect((await fetch(`${d.url}/v2/`)).status).toBe(200);
+});
+
 test("jit = optimizing leaves the environment alone; an operator's BUN_JSC_ value wins over the config", async () => {
   await using plain = await startDaemon({ extra: '[memory]\njit = "optimizing"\n' });
   expect(Object.keys(environOf(plain.proc.pid)).filter((k) => k.startsWith("BUN_JSC_") || k === TUNED_MARK)).toEqual([]);
