@@ -54,11 +54,19 @@ export function tunedEnvironment(env: Record<string, string | undefined>, extra:
   return out;
 }
 
-/** The arguments this process was started with, exactly (argv[0] included), from /proc/self/cmdline. */
-export function ownArguments(cmdline: string = readFileSync("/proc/self/cmdline", "latin1")): string[] {
-  const parts = cmdline.split("\0");
-  if (parts.at(-1) === "") parts.pop();
-  return parts;
+/**
+ * The arguments this process was started with, byte for byte (argv[0] included, each with its
+ * terminating NUL), from /proc/self/cmdline: a path that is not UTF-8 is passed on unchanged.
+ */
+export function ownArguments(cmdline: Buffer = readFileSync("/proc/self/cmdline")): Buffer[] {
+  const out: Buffer[] = [];
+  for (let at = 0; at < cmdline.length; ) {
+    const end = cmdline.indexOf(0, at);
+    const stop = end < 0 ? cmdline.length : end;
+    out.push(Buffer.concat([cmdline.subarray(at, stop), Buffer.from([0])]));
+    at = stop + 1;
+  }
+  return out;
 }
 
 /** The path of the C library mapped into this process (glibc or musl), from /proc/self/maps. */
@@ -100,10 +108,9 @@ export async function reexecTuned(extra: Record<string, string>): Promise<string
     const cstr = (s: string) => Buffer.from(`${s}\0`, "utf8");
     // every string is kept referenced in `keep` until execve returns (it returns only on failure)
     const keep: Buffer[] = [];
-    const table = (items: string[]) => {
+    const table = (items: Buffer[]) => {
       const t = new BigUint64Array(items.length + 1);
-      items.forEach((s, i) => {
-        const b = cstr(s);
+      items.forEach((b, i) => {
         keep.push(b);
         t[i] = BigInt(ptr(b));
       });
@@ -111,7 +118,7 @@ export async function reexecTuned(extra: Record<string, string>): Promise<string
     };
     const path = cstr("/proc/self/exe");
     const argv = table(ownArguments());
-    const envp = table(Object.entries(env).map(([k, v]) => `${k}=${v}`));
+    const envp = table(Object.entries(env).map(([k, v]) => cstr(`${k}=${v}`)));
     const rc = lib.symbols.execve(ptr(path), ptr(argv), ptr(envp));
     if (notifyFd >= 0) lib.symbols.close(notifyFd);
     lib.close();
