@@ -55,6 +55,12 @@ export async function runService(deps: ServiceDeps): Promise<void> {
   const { log } = deps;
   const notifier = deps.notifier ?? createNotifier();
   let current = deps.config;
+  // the stop signals are handled before READY=1: a SIGTERM right after it must drain, not kill
+  let stopWith: ((signal: string) => void) | undefined;
+  let early: string | undefined;
+  const onSignal = (signal: string) => (stopWith ? stopWith(signal) : (early ??= signal));
+  process.once("SIGTERM", () => onSignal("SIGTERM"));
+  process.once("SIGINT", () => onSignal("SIGINT"));
   if (notifier.enabled) {
     if (!(await notifier.notify(`READY=1\nSTATUS=serving\nMAINPID=${process.pid}`))) {
       log.error("could not notify the service manager (NOTIFY_SOCKET)", { socket: process.env.NOTIFY_SOCKET });
@@ -94,8 +100,8 @@ export async function runService(deps: ServiceDeps): Promise<void> {
       stopWatchdog();
       void notifier.notify("STOPPING=1\nSTATUS=draining").finally(() => deps.close().then(resolve, resolve));
     };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
+    stopWith = stop;
+    if (early !== undefined) stop(early);
   });
   notifier.close();
 }

@@ -86,3 +86,33 @@ test("without NOTIFY_SOCKET the daemon sends nothing and runs as before", async 
   expect(daemon.logs()).not.toContain("could not notify");
   expect(await daemon.stop()).toBe(0);
 });
+
+test("a SIGTERM that arrives the moment READY=1 is sent drains and exits 0: the stop signals are handled before READY", async () => {
+  using dir = tempDir("berth-notify-early-");
+  const script = join(dir.path, "early.ts");
+  const service = resolve(import.meta.dir, "../../daemon/service.ts");
+  const load = resolve(import.meta.dir, "../../daemon/config/load.ts");
+  const logm = resolve(import.meta.dir, "../../daemon/log.ts");
+  writeFileSync(script, `
+import { runService } from ${JSON.stringify(service)};
+import { parseConfig } from ${JSON.stringify(load)};
+import { createLogger } from ${JSON.stringify(logm)};
+await runService({
+  config: parseConfig("", "t"),
+  configPath: undefined,
+  log: createLogger("error", "json"),
+  close: async () => console.log("drained"),
+  notifier: {
+    enabled: true,
+    // systemd's answer to READY=1 can be an immediate stop: the signal lands as READY leaves
+    notify: async (state) => (state.startsWith("READY=1") && process.kill(process.pid, "SIGTERM"), true),
+    startWatchdog: () => () => {},
+    close() {},
+  },
+});
+console.log("stopped");
+`);
+  const proc = Bun.spawn([process.execPath, script], { stdout: "pipe", stderr: "pipe" });
+  const [out, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+  expect({ code, signal: proc.signalCode, out }).toEqual({ code: 0, signal: null, out: "drained\nstopped\n" });
+});
