@@ -16,7 +16,7 @@ import { lazySearch } from "./search/lazy";
 import { searchSource } from "./search/source";
 import { realDisk } from "./platform/disk";
 import { memoryGovernor, residentBytes } from "./platform/memory";
-import { type JitTiers, reexecTuned, tuningEnv } from "./platform/runtimetune";
+import { type JitTiers, reexecTuned, serviceProblem, tuningEnv } from "./platform/runtimetune";
 import { inlineHashing, workerHashing } from "./platform/uploadhash";
 import { AddressInUseError, serve } from "./platform/serve";
 import { lockRoot, RootInUseError } from "./platform/rootlock";
@@ -583,6 +583,11 @@ export async function main(argv: string[]): Promise<number> {
       // first, before any file, socket or thread is opened: returns only when not re-executed
       const untuned = await reexecTuned(tuningEnv(config.memory.jit as JitTiers));
       if (untuned) log.warn(`[memory] jit = "${config.memory.jit}" not applied (${untuned}); running with the runtime's default JIT tiers`);
+      const unserviceable = serviceProblem(process.env);
+      if (unserviceable) {
+        log.error(unserviceable);
+        return 1;
+      }
       for (const w of configWarnings(config)) log.warn(w);
       // the audit trail is written at info level whatever [log] level says; it follows [log] format
       const auditLog = createLogger("info", config.log.format);

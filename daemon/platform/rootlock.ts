@@ -83,12 +83,18 @@ async function libcFlock(): Promise<Flock | null> {
     } catch (err) {
       // bun:ffi needs the engine's JIT: interpreted (`[memory] jit = "off"`) it refuses every
       // library, and flock(1) takes the lock as in the Node.js build
-      if (/requires the JIT/i.test((err as Error).message)) return (ffiFlock = flockCommand());
+      // (and without flock(1) there is no lock to take: refuse, never run unlocked)
+      if (/requires the JIT/i.test((err as Error).message)) return (ffiFlock = flockCommand() ?? noLockWithoutJit);
       // else try the next name
     }
   }
   return (ffiFlock = null);
 }
+
+/** The lock of an interpreted Bun on a system without util-linux's flock(1): none to take, so it refuses. */
+const noLockWithoutJit: Flock = () => {
+  throw new Error('cannot lock the storage root: the interpreted engine ([memory] jit = "off") has no FFI for flock(2) and util-linux\'s flock(1) is not installed; install util-linux, or set [memory] jit = "baseline"');
+};
 
 /**
  * flock(2) through the flock(1) command: the child is handed our descriptor as its fd 3 and

@@ -42,31 +42,57 @@ export function tuningEnv(jit: JitTiers): Record<string, string> {
   return {};
 }
 
-/** `env` with `extra` added where the key is not already set, and the mark; undefined when nothing would change. */
+/** What to add to `env`: the keys of `extra` it does not set, and the mark; undefined when nothing would change. */
 export function tunedEnvironment(env: Record<string, string | undefined>, extra: Record<string, string>): Record<string, string> | undefined {
   if (env[TUNED_MARK] !== undefined) return undefined;
   const missing = Object.entries(extra).filter(([k]) => env[k] === undefined);
   if (missing.length === 0) return undefined;
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(env)) if (v !== undefined) out[k] = v;
-  for (const [k, v] of missing) out[k] = v;
-  out[TUNED_MARK] = "1";
+  return { ...Object.fromEntries(missing), [TUNED_MARK]: "1" };
+}
+
+/**
+ * Why this process cannot run as a service, if it cannot: interpreted because the operator
+ * set BUN_JSC_useJIT=false themselves (so berth did not re-execute and hand itself a
+ * notification socket), under a service manager that waits for READY=1, which then needs FFI.
+ */
+export function serviceProblem(env: Record<string, string | undefined>): string | undefined {
+  if (!env.NOTIFY_SOCKET || env.BUN_JSC_useJIT !== "false" || env[TUNED_MARK] !== undefined) return undefined;
+  return 'BUN_JSC_useJIT=false is set in the environment, so berth cannot notify the service manager ($NOTIFY_SOCKET needs FFI, which the interpreter refuses); remove it: [memory] jit = "off" (the default) runs interpreted and keeps the notification';
+}
+
+/** Splits a NUL-separated block (/proc/self/cmdline, /proc/self/environ) into its strings, each with its NUL, byte for byte. */
+export function nulStrings(block: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  for (let at = 0; at < block.length; ) {
+    const end = block.indexOf(0, at);
+    const stop = end < 0 ? block.length : end;
+    out.push(Buffer.concat([block.subarray(at, stop), Buffer.from([0])]));
+    at = stop + 1;
+  }
   return out;
 }
 
 /**
- * The arguments this process was started with, byte for byte (argv[0] included, each with its
- * terminating NUL), from /proc/self/cmdline: a path that is not UTF-8 is passed on unchanged.
+ * The arguments this process was started with, byte for byte (argv[0] included), from
+ * /proc/self/cmdline: a path that is not UTF-8 is passed on unchanged.
  */
 export function ownArguments(cmdline: Buffer = readFileSync("/proc/self/cmdline")): Buffer[] {
-  const out: Buffer[] = [];
-  for (let at = 0; at < cmdline.length; ) {
-    const end = cmdline.indexOf(0, at);
-    const stop = end < 0 ? cmdline.length : end;
-    out.push(Buffer.concat([cmdline.subarray(at, stop), Buffer.from([0])]));
-    at = stop + 1;
+  return nulStrings(cmdline);
+}
+
+/**
+ * The environment this process was started with, byte for byte, from /proc/self/environ:
+ * not process.env, which also holds what Bun loaded from a .env file (that would then be
+ * exported to every child) and decodes values that are not UTF-8.
+ */
+export function ownEnvironment(environ: Buffer = readFileSync("/proc/self/environ")): { raw: Buffer[]; vars: Record<string, string> } {
+  const raw = nulStrings(environ);
+  const vars: Record<string, string> = {};
+  for (const b of raw) {
+    const eq = b.indexOf(61); // "="
+    if (eq > 0) vars[b.subarray(0, eq).toString("latin1")] = b.subarray(eq + 1, b.length - 1).toString("utf8");
   }
-  return out;
+  return { raw, vars };
 }
 
 /** The path of the C library mapped into this process (glibc or musl), from /proc/self/maps. */
@@ -85,28 +111,41 @@ export function libcPath(maps: string = readFileSync("/proc/self/maps", "utf8"))
  */
 export async function reexecTuned(extra: Record<string, string>): Promise<string | undefined> {
   if (NODE_BUILD || (globalThis as { Bun?: unknown }).Bun === undefined) return undefined;
-  const env = tunedEnvironment(process.env, extra);
-  if (!env) return undefined;
+  let own: ReturnType<typeof ownEnvironment>;
+  try {
+    own = ownEnvironment();
+  } catch (err) {
+    return (err as Error).message;
+  }
+  const added = tunedEnvironment(own.vars, extra);
+  if (!added) return undefined;
+  let lib: { closeFd(fd: number): void; close(): void } | undefined;
+  let notifyFd = -1;
   try {
     const libc = libcPath();
     if (!libc) return "no C library found in /proc/self/maps";
     const { dlopen, FFIType, ptr } = await import("bun:ffi");
-    const lib = dlopen(libc, {
+    const l = dlopen(libc, {
       execve: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
       socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
       connect: { args: [FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
       close: { args: [FFIType.i32], returns: FFIType.i32 },
     });
-    // the service manager's socket, connected now while FFI works (no SOCK_CLOEXEC: it is inherited)
-    let notifyFd = -1;
-    if (env.NOTIFY_SOCKET && env[NOTIFY_FD] === undefined) {
-      const addr = sockaddrUnix(env.NOTIFY_SOCKET);
-      notifyFd = lib.symbols.socket(AF_UNIX, SOCK_DGRAM, 0);
-      if (notifyFd >= 0 && lib.symbols.connect(notifyFd, ptr(addr), addr.length) === 0) env[NOTIFY_FD] = String(notifyFd);
-      else if (notifyFd >= 0) notifyFd = (lib.symbols.close(notifyFd), -1);
+    lib = { closeFd: (fd) => void l.symbols.close(fd), close: () => l.close() };
+    // the service manager's socket, connected now while FFI works (no SOCK_CLOEXEC: it is
+    // inherited); when it cannot be made, the daemon reports READY=1 as undeliverable
+    const notifySocket = own.vars.NOTIFY_SOCKET;
+    if (notifySocket) {
+      try {
+        const addr = sockaddrUnix(notifySocket);
+        notifyFd = l.symbols.socket(AF_UNIX, SOCK_DGRAM, 0);
+        if (notifyFd >= 0 && l.symbols.connect(notifyFd, ptr(addr), addr.length) !== 0) notifyFd = (l.symbols.close(notifyFd), -1);
+      } catch {
+        notifyFd = -1;
+      }
+      if (notifyFd >= 0) added[NOTIFY_FD] = String(notifyFd);
     }
-    const cstr = (s: string) => Buffer.from(`${s}\0`, "utf8");
-    // every string is kept referenced in `keep` until execve returns (it returns only on failure)
+    // every string stays referenced in `keep` until execve returns (it returns only on failure)
     const keep: Buffer[] = [];
     const table = (items: Buffer[]) => {
       const t = new BigUint64Array(items.length + 1);
@@ -116,15 +155,21 @@ export async function reexecTuned(extra: Record<string, string>): Promise<string
       });
       return t;
     };
-    const path = cstr("/proc/self/exe");
+    const path = Buffer.from("/proc/self/exe\0");
     const argv = table(ownArguments());
-    const envp = table(Object.entries(env).map(([k, v]) => cstr(`${k}=${v}`)));
-    const rc = lib.symbols.execve(ptr(path), ptr(argv), ptr(envp));
-    if (notifyFd >= 0) lib.symbols.close(notifyFd);
-    lib.close();
+    const inherited = own.raw.filter((b) => {
+      const eq = b.indexOf(61);
+      return eq <= 0 || added[b.subarray(0, eq).toString("latin1")] === undefined;
+    });
+    const envp = table([...inherited, ...Object.entries(added).map(([k, v]) => Buffer.from(`${k}=${v}\0`, "utf8"))]);
+    const rc = l.symbols.execve(ptr(path), ptr(argv), ptr(envp));
     void keep;
     return `execve returned ${rc}`;
   } catch (err) {
     return (err as Error).message;
+  } finally {
+    // reached only when execve did not replace the process
+    if (notifyFd >= 0) lib?.closeFd(notifyFd);
+    lib?.close();
   }
 }

@@ -100,7 +100,8 @@ export function createNotifier(env: Record<string, string | undefined> = process
   let fd = -1;
   let addr: Uint8Array | undefined;
   // a socket already connected to it, inherited across berth's re-execution (runtimetune.ts)
-  let inherited = socketPath ? inheritedFd(env.BERTH_NOTIFY_FD) : undefined;
+  // (only together with the mark of that re-execution: a stray variable names no socket of ours)
+  let inherited = socketPath && env.BERTH_RUNTIME_TUNED !== undefined ? inheritedFd(env.BERTH_NOTIFY_FD) : undefined;
   const send = async (state: string): Promise<boolean> => {
     if (!socketPath) return false;
     if (inherited !== undefined) {

@@ -129,7 +129,9 @@ export function workerHashing(): UploadHashing & { /** True while the thread run
         rollback: () => worker.postMessage({ op: "rollback", id }),
         digest() {
           if (broken) return Promise.reject(broken);
-          if (!closed) done();
+          // the thread forgets a hasher once it answers or closes it: a second ask would never be answered
+          if (closed) return Promise.reject(new Error("this upload's hash was already taken or closed"));
+          done();
           return new Promise<string>((resolve, reject) => {
             pending.set(id, { resolve, reject });
             worker.postMessage({ op: "digest", id });
@@ -145,9 +147,11 @@ export function workerHashing(): UploadHashing & { /** True while the thread run
     running: () => started !== undefined,
     release() {
       // a digest still pending would be lost with the thread; an open hasher's state lives there
-      if (!started || open > 0 || pending.size > 0 || broken) return;
+      if (!started || open > 0 || pending.size > 0) return;
       const w = started;
       started = undefined;
+      // a thread that failed is replaced too: the next upload starts a working one
+      broken = undefined;
       w.removeAllListeners("exit");
       w.removeAllListeners("error");
       void w.terminate().catch(() => {});

@@ -5,7 +5,7 @@
  */
 import { expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { TUNED_MARK, libcPath, ownArguments, tunedEnvironment, tuningEnv } from "../../daemon/platform/runtimetune";
+import { TUNED_MARK, libcPath, ownArguments, ownEnvironment, serviceProblem, tunedEnvironment, tuningEnv } from "../../daemon/platform/runtimetune";
 import { startDaemon } from "../helpers/daemon";
 
 test("each JIT setting maps to the engine's options; optimizing sets none", () => {
@@ -15,8 +15,24 @@ test("each JIT setting maps to the engine's options; optimizing sets none", () =
 });
 
 test("the tuned environment adds what is missing and the mark; an operator's own value is kept", () => {
-  const env = tunedEnvironment({ PATH: "/bin", BUN_JSC_useFTLJIT: "true", UNSET: undefined }, { BUN_JSC_useDFGJIT: "false", BUN_JSC_useFTLJIT: "false" });
-  expect(env).toEqual({ PATH: "/bin", BUN_JSC_useFTLJIT: "true", BUN_JSC_useDFGJIT: "false", [TUNED_MARK]: "1" });
+  const added = tunedEnvironment({ PATH: "/bin", BUN_JSC_useFTLJIT: "true", UNSET: undefined }, { BUN_JSC_useDFGJIT: "false", BUN_JSC_useFTLJIT: "false" });
+  expect(added).toEqual({ BUN_JSC_useDFGJIT: "false", [TUNED_MARK]: "1" });
+});
+
+test("the environment is read back byte for byte, and what Bun loaded from .env is not part of it", () => {
+  const raw = Buffer.concat([Buffer.from("A=1\0RAW="), Buffer.from([0xe9, 0xff]), Buffer.from("\0EMPTY=\0")]);
+  const own = ownEnvironment(raw);
+  expect(Buffer.concat(own.raw).equals(raw)).toBe(true);
+  expect(own.vars.A).toBe("1");
+  expect(own.vars.EMPTY).toBe("");
+  expect(Object.keys(own.vars)).toEqual(["A", "RAW", "EMPTY"]);
+});
+
+test("an operator's BUN_JSC_useJIT=false under a service manager is refused with the remedy; the config's off is not", () => {
+  expect(serviceProblem({ NOTIFY_SOCKET: "/run/x", BUN_JSC_useJIT: "false" })).toMatch(/remove it: \[memory\] jit = "off"/);
+  expect(serviceProblem({ NOTIFY_SOCKET: "/run/x", BUN_JSC_useJIT: "false", [TUNED_MARK]: "1" })).toBeUndefined();
+  expect(serviceProblem({ BUN_JSC_useJIT: "false" })).toBeUndefined();
+  expect(serviceProblem({ NOTIFY_SOCKET: "/run/x" })).toBeUndefined();
 });
 
 test("no re-execution when nothing is missing, when there is nothing to set, or once tuned (no loop)", () => {
@@ -79,4 +95,8 @@ test("jit = optimizing leaves the environment alone; an operator's BUN_JSC_ valu
   expect(env.BUN_JSC_useJIT).toBe("true");
   expect(env[TUNED_MARK]).toBeUndefined();
   expect((await fetch(`${own.url}/v2/`)).status).toBe(200);
+});
+
+test("interpreted, without flock(1) on the PATH, the daemon refuses to start rather than run with no lock on its root", async () => {
+  await expect(startDaemon({ env: { PATH: "/nonexistent" } })).rejects.toThrow(/cannot lock the storage root[\s\S]*util-linux/);
 });

@@ -40,6 +40,7 @@ test("release stops the thread only while no hasher is open on it; the next uplo
     expect(hashing.running()).toBe(true);
     again.advance([], 10);
     expect(`sha256:${await again.digest()}`).toBe(sha256("kept state"));
+    await expect(again.digest()).rejects.toThrow(/already taken/); // asked twice: refused, not left pending
     const closed = hashing.create("sha256", path);
     closed.close();
     hashing.release();
