@@ -184,7 +184,7 @@ export async function startDaemon(config: Config, log: Logger, auditLog: Logger 
   });
   const { db } = opened;
   const { meta, lcs, registry } = opened.value;
-  // manifest bodies and parsed indexes, the hashing thread when no upload is open, SQLite's page cache
+  // manifest bodies and parsed indexes, the hashing thread when no upload is open, meta.db's SQLite page cache
   trims.push(() => store.trim(), () => hashing.release(), () => db.exec("PRAGMA shrink_memory"));
   // the temp-file sweep and the reconcile of every repository: after listening (meta/startup.ts)
   const startup = new StartupWork({ scheduler, sweep: (pace) => roots.sweep(pace), reconcileAll: (repos, pace) => registry.reconcileAll(repos, pace), log });

@@ -225,7 +225,7 @@ export const SCHEMA = {
   },
   memory: {
     rss_soft_limit: { kind: "bytes", default: 64 * MiB, min: 0, max: 64 * 1024 * MiB, doc: "Resident memory above which traffic triggers a garbage collection; 0 leaves it to the runtime." },
-    jit: { kind: "enum", default: "off", values: ["off", "baseline", "optimizing"], doc: 'JavaScript JIT tiers of the Bun build: "off" interprets (peak memory under pushes ~25-30 MiB lower than with any JIT, small pushes ~25% slower on loopback), "baseline" leaves out the optimizing compilers (DFG, FTL), "optimizing" is the runtime\'s default (fastest manifest GETs). Applied by re-executing at start-up (same process id); the Node.js build ignores it.' },
+    jit: { kind: "enum", default: "off", values: ["off", "baseline", "optimizing"], doc: 'JavaScript JIT tiers of the Bun build: "off" interprets (peak memory 10-30 MiB lower than with any JIT, small pushes ~25% slower and GC passes 2.5x longer on loopback), "baseline" leaves out the optimizing compilers (DFG, FTL), "optimizing" is the runtime\'s default (fastest manifest GETs). Applied by re-executing at start-up (same process id); the Node.js build ignores it.' },
   },
   scheduler: {
     concurrency: { kind: "integer", default: 2, min: 1, max: 64, doc: "Background tasks running at once." },

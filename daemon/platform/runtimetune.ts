@@ -1,18 +1,17 @@
 /**
  * Runtime settings that must be in place before the JavaScript engine starts. Bun reads
  * JavaScriptCore's options only from `BUN_JSC_*` environment variables at start-up; there is
- * no way to change them from a running program. The one berth needs is the JIT tiers: the
- * optimizing tiers (DFG and FTL) compile the hot paths of the request handlers a second and
- * third time and keep the compiler's data and code. On a registry, whose requests wait on the
- * disk and the network rather than on JavaScript, they bring no measurable speed and cost
- * memory (docs/BENCHMARKS.md: about 15-20 MiB of peak resident memory under pushes).
+ * no way to change them from a running program. The one berth needs is the JIT tiers: any JIT
+ * at all costs 10-30 MiB of peak resident memory under pushes against the interpreter, for
+ * speed a registry's requests, which wait on the disk and the network, seldom need
+ * (docs/BENCHMARKS.md). `[memory] jit` chooses; "off" (the default) interprets.
  *
  * So `berth serve` re-executes itself, once, as its first act: execve(2) of /proc/self/exe
- * with the same arguments (read back from /proc/self/cmdline) and the environment plus the
- * settings. execve keeps the process id, so systemd's supervision, sd_notify and a parent's
- * handle see one process. A variable the operator set stays as they set it. Nothing here may
- * stop the daemon: where the C library cannot be found or execve fails, berth carries on
- * untuned and says so.
+ * with the same arguments (/proc/self/cmdline) and the environment it was started with
+ * (/proc/self/environ), both byte for byte, plus the settings. execve keeps the process id, so
+ * systemd's supervision, sd_notify and a parent's handle see one process. A variable the
+ * operator set stays as they set it. Nothing here may stop the daemon: where the C library
+ * cannot be found or execve fails, berth carries on untuned and says so.
  */
 import { readFileSync } from "node:fs";
 import { NODE_BUILD } from "../version";
