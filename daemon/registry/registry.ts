@@ -423,16 +423,13 @@ export class Registry {
    * A page of the repository names in lexical order; with `visible`, only the names it
    * accepts (the caller's pull right), filtered before paging so `n` and `last` stay exact.
    * The root is rescanned on every call (directory reads only; blob directories are not
-   * entered), so a layout dropped into the root is listed at once. The first page brings the
-   * derived index up to date for every repository (written only for what changed); a later
-   * page (`last` given) only for the names it returns, so a listing of N repositories in
-   * pages of n costs one pass over them plus a rescan per page, not N/n passes.
+   * entered), so a layout dropped into the root is listed at once; the derived index is
+   * written only for what changed.
    */
   async catalog(n: number | undefined, last: string | undefined, visible?: (repo: string) => boolean): Promise<Page> {
     const repositories = await this.store.repositories();
-    const page = paginate(visible ? repositories.filter(visible) : repositories, n, last);
-    await this.reconcileAll(last === undefined ? repositories : page.items);
-    return page;
+    await this.reconcileAll(repositories);
+    return paginate(visible ? repositories.filter(visible) : repositories, n, last);
   }
 
   /** Manifests of `repo` whose subject is `digest`, optionally only those of `artifactType`. */

@@ -308,25 +308,20 @@ test("an IO error linking a pushed blob into its repository fails the push at on
   expect((await r.call("POST", `/v2/app/blobs/uploads/?digest=${sha256("io error")}`, { body: "io error" })).status).toBe(201);
 });
 
-test("a paged catalog reconciles every repository on its first page only; later pages reconcile what they list, and a layout dropped in meanwhile is listed and served", async () => {
+test("a layout dropped into the root between two pages of the catalog is listed on the next page and served", async () => {
   await using r = await createTestRegistry();
   const img = await pushImage(r, "r00", "v1", "paged");
   const fs = require("node:fs") as typeof import("node:fs");
   for (let i = 1; i < 6; i++) fs.cpSync(join(r.root, "r00"), join(r.root, `r0${i}`), { recursive: true });
-  const seen: number[] = [];
-  const reconcileAll = r.registry.reconcileAll.bind(r.registry);
-  r.registry.reconcileAll = (repos, ...rest) => (seen.push(repos.length), reconcileAll(repos, ...rest));
   const page = async (path: string) => {
     const res = await r.call("GET", path);
     return { repositories: ((await res.json()) as { repositories: string[] }).repositories, link: res.headers.get("link") };
   };
   const first = await page("/v2/_catalog?n=2");
   expect(first.repositories).toEqual(["r00", "r01"]);
-  expect(seen).toEqual([6]); // the first page: all six
   fs.cpSync(join(r.root, "r00"), join(r.root, "r02a"), { recursive: true }); // dropped in between pages
   const second = await page(/<([^>]+)>/.exec(first.link!)![1]!);
   expect(second.repositories).toEqual(["r02", "r02a"]);
-  expect(seen).toEqual([6, 2]); // a later page: only what it lists
   expect(await (await r.call("GET", "/v2/r02a/manifests/v1")).text()).toBe(img.manifest);
   expect(await (await r.call("GET", "/v2/r02a/tags/list")).json()).toEqual({ name: "r02a", tags: ["v1"] });
 });
