@@ -2,7 +2,7 @@
  * Opens berth's S3 storage (daemon/storage/s3/backend.ts) on a test S3 peer: a bucket
  * (created if needed), a key prefix, and a fresh local cache directory the caller removes.
  */
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "../../daemon/log";
@@ -13,6 +13,8 @@ import type { S3Peer } from "./ceph";
 export interface TestS3Storage {
   storage: S3Storage;
   cacheRoot: string;
+  /** Stops the store's upload timers and removes its cache directory (the bucket stays). */
+  close(): void;
 }
 
 /** Opens the store on `peer` in `bucket` under `prefix` (extra options as given). */
@@ -33,5 +35,12 @@ export async function openTestS3Storage(
   }, log);
   await storage.s3.createBucket();
   await storage.open();
-  return { storage, cacheRoot };
+  return {
+    storage,
+    cacheRoot,
+    close() {
+      storage.uploads.stop();
+      rmSync(cacheRoot, { recursive: true, force: true });
+    },
+  };
 }

@@ -6,7 +6,6 @@
  * of this file's, so the prefix handling is exercised too; the bucket is dropped at the end.
  */
 import { afterAll, beforeAll, setDefaultTimeout } from "bun:test";
-import { rmSync } from "node:fs";
 import { silentLogger } from "../../daemon/log";
 import { S3Client } from "../../daemon/storage/s3/client";
 import { dropBucket, s3Peer } from "../helpers/ceph";
@@ -36,8 +35,7 @@ storageContract("S3 on Ceph", async ({ admit }) => {
       await t.storage.s3.put(t.storage.keys.blob(digest.value), bytes);
     },
     async [Symbol.asyncDispose]() {
-      t.storage.uploads.stop();
-      rmSync(t.cacheRoot, { recursive: true, force: true });
+      t.close();
     },
   };
 }, { readableBodies: true, powerCut: false });

@@ -8,7 +8,6 @@
  * layout version is refused; young unlinked blobs are held from the pool sweep.
  */
 import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
-import { rmSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { silentLogger } from "../../daemon/log";
 import { requireDigest } from "../../daemon/oci/digest";
@@ -30,10 +29,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  for (const t of opened) {
-    t.storage.uploads.stop();
-    rmSync(t.cacheRoot, { recursive: true, force: true });
-  }
+  for (const t of opened) t.close();
   if (peer) await dropBucket(new S3Client({ ...peer, bucket }));
 }, 60_000);
 

@@ -11,7 +11,6 @@
  * with Retry-After while a collector keeps the lease.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { rmSync } from "node:fs";
 import { createV2Handler } from "../../daemon/http/v2";
 import { GarbageCollector } from "../../daemon/lifecycle/gc";
 import { silentLogger } from "../../daemon/log";
@@ -57,9 +56,8 @@ async function proc(prefix: string, gcLock: GcLockOptions = {}, emptyRepositorie
   opened.push({
     t,
     close: () => {
-      t.storage.uploads.stop();
       db.close();
-      rmSync(t.cacheRoot, { recursive: true, force: true });
+      t.close();
     },
   });
   return { storage: t.storage, gc, call };

@@ -8,7 +8,7 @@
  * the local cache directory.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { readdirSync, rmSync, statSync } from "node:fs";
+import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { silentLogger } from "../../daemon/log";
@@ -32,10 +32,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  for (const t of opened) {
-    t.storage.uploads.stop();
-    rmSync(t.cacheRoot, { recursive: true, force: true });
-  }
+  for (const t of opened) t.close();
   if (peer) await dropBucket(new S3Client({ ...peer, bucket }));
 }, 60_000);
 
