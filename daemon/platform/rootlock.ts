@@ -17,6 +17,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import { platform } from "node:os";
 import { join } from "node:path";
+import { openLibc } from "./libc";
 
 /** Tries an exclusive, non-blocking lock on `fd`: "locked", "busy" (held elsewhere), or throws. */
 export type Flock = (fd: number) => "locked" | "busy";
@@ -70,23 +71,20 @@ async function libcFlock(): Promise<Flock | null> {
     flock: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
     __errno_location: { args: [], returns: FFIType.ptr },
   } as const;
-  for (const name of ["libc.so.6", "libc.so", "/lib/ld-musl-aarch64.so.1", "/lib/ld-musl-x86_64.so.1"]) {
-    try {
-      const s = dlopen(name, symbols).symbols;
-      return (ffiFlock = (fd) => {
-        if (s.flock(fd, LOCK_EX | LOCK_NB) === 0) return "locked";
-        const where = s.__errno_location();
-        const errno = where ? read.i32(where, 0) : 0;
-        if (errno === EWOULDBLOCK) return "busy";
-        throw new Error(`flock failed on descriptor ${fd} (errno ${errno})`);
-      });
-    } catch (err) {
-      // bun:ffi needs the engine's JIT: interpreted (`[memory] jit = "off"`) it refuses every
-      // library, and flock(1) takes the lock as in the Node.js build
-      // (and without flock(1) there is no lock to take: refuse, never run unlocked)
-      if (/requires the JIT/i.test((err as Error).message)) return (ffiFlock = flockCommand() ?? noLockWithoutJit);
-      // else try the next name
-    }
+  try {
+    const s = openLibc((name) => dlopen(name, symbols)).symbols;
+    return (ffiFlock = (fd) => {
+      if (s.flock(fd, LOCK_EX | LOCK_NB) === 0) return "locked";
+      const where = s.__errno_location();
+      const errno = where ? read.i32(where, 0) : 0;
+      if (errno === EWOULDBLOCK) return "busy";
+      throw new Error(`flock failed on descriptor ${fd} (errno ${errno})`);
+    });
+  } catch (err) {
+    // bun:ffi needs the engine's JIT: interpreted (`[memory] jit = "off"`) it refuses every
+    // library, and flock(1) takes the lock as in the Node.js build
+    // (and without flock(1) there is no lock to take: refuse, never run unlocked)
+    if (/requires the JIT/i.test((err as Error).message)) return (ffiFlock = flockCommand() ?? noLockWithoutJit);
   }
   return (ffiFlock = null);
 }

@@ -15,6 +15,7 @@
  */
 import { readFileSync } from "node:fs";
 import { NODE_BUILD } from "../version";
+import { openLibc } from "./libc";
 import { AF_UNIX, SOCK_DGRAM, sockaddrUnix } from "./sdnotify";
 
 /** Set in the environment of the re-executed process, so it does not re-execute again. */
@@ -94,15 +95,6 @@ export function ownEnvironment(environ: Buffer = readFileSync("/proc/self/enviro
   return { raw, vars };
 }
 
-/** The path of the C library mapped into this process (glibc or musl), from /proc/self/maps. */
-export function libcPath(maps: string = readFileSync("/proc/self/maps", "utf8")): string | undefined {
-  for (const line of maps.split("\n")) {
-    const path = line.slice(line.indexOf("/")).trim();
-    if (line.includes("/") && /\/(libc\.so\.6|libc\.musl-[^/]*\.so\.1|ld-musl-[^/]*\.so\.1)$/.test(path)) return path;
-  }
-  return undefined;
-}
-
 /**
  * Re-executes this process with `extra` in its environment, unless it already runs with it.
  * Returns only when it did not re-execute: with a reason when it tried and failed (to be
@@ -121,15 +113,13 @@ export async function reexecTuned(extra: Record<string, string>): Promise<string
   let lib: { closeFd(fd: number): void; close(): void } | undefined;
   let notifyFd = -1;
   try {
-    const libc = libcPath();
-    if (!libc) return "no C library found in /proc/self/maps";
     const { dlopen, FFIType, ptr } = await import("bun:ffi");
-    const l = dlopen(libc, {
+    const l = openLibc((libc) => dlopen(libc, {
       execve: { args: [FFIType.ptr, FFIType.ptr, FFIType.ptr], returns: FFIType.i32 },
       socket: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
       connect: { args: [FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
       close: { args: [FFIType.i32], returns: FFIType.i32 },
-    });
+    }));
     lib = { closeFd: (fd) => void l.symbols.close(fd), close: () => l.close() };
     // the service manager's socket, connected now while FFI works (no SOCK_CLOEXEC: it is
     // inherited); when it cannot be made, the daemon reports READY=1 as undeliverable

@@ -16,6 +16,7 @@
  */
 import { closeSync, fstatSync, writeSync } from "node:fs";
 import { platform } from "node:os";
+import { openLibc } from "./libc";
 
 /** The inherited socket's descriptor from $BERTH_NOTIFY_FD, when it names an open socket. */
 function inheritedFd(value: string | undefined): number | undefined {
@@ -51,19 +52,15 @@ async function loadLibc(): Promise<Libc | null> {
     sendto: { args: [FFIType.i32, FFIType.ptr, FFIType.u64, FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i64 },
     close: { args: [FFIType.i32], returns: FFIType.i32 },
   } as const;
-  // glibc names its shared object libc.so.6; musl's is libc.so (also reachable as the loader).
-  for (const name of ["libc.so.6", "libc.so", "/lib/ld-musl-aarch64.so.1", "/lib/ld-musl-x86_64.so.1"]) {
-    try {
-      const lib = dlopen(name, symbols);
-      const s = lib.symbols;
-      return (libc = {
-        socket: (d, t, p) => s.socket(d, t, p),
-        sendto: (fd, buf, len, flags, addr, addrlen) => Number(s.sendto(fd, buf, len, flags, addr, addrlen)),
-        close: (fd) => s.close(fd),
-      });
-    } catch {
-      // try the next name
-    }
+  try {
+    const s = openLibc((name) => dlopen(name, symbols)).symbols;
+    return (libc = {
+      socket: (d, t, p) => s.socket(d, t, p),
+      sendto: (fd, buf, len, flags, addr, addrlen) => Number(s.sendto(fd, buf, len, flags, addr, addrlen)),
+      close: (fd) => s.close(fd),
+    });
+  } catch {
+    // no C library, or bun:ffi refuses (interpreted): notify() reports false
   }
   return (libc = null);
 }

@@ -5,7 +5,8 @@
  */
 import { expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { TUNED_MARK, libcPath, ownArguments, ownEnvironment, serviceProblem, tunedEnvironment, tuningEnv } from "../../daemon/platform/runtimetune";
+import { libcPath } from "../../daemon/platform/libc";
+import { TUNED_MARK, ownArguments, ownEnvironment, serviceProblem, tunedEnvironment, tuningEnv } from "../../daemon/platform/runtimetune";
 import { startDaemon } from "../helpers/daemon";
 
 test("each JIT setting maps to the engine's options; optimizing sets none", () => {
